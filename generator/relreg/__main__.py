@@ -1,0 +1,3 @@
+from relreg.cli import main
+
+main()

@@ -1,0 +1,171 @@
+"""The build: read, validate, date from git, plan, write. Each step is one call.
+
+Git and disk live here and in the modules it calls at the edges; the plan in
+the middle is pure.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from relreg import history
+from relreg.diagnostics import Diagnostic
+from relreg.plan import ReleaseDates, SiteInputs, plan_site
+from relreg.resources import schema_dir
+from relreg.schemas import INPUT_SCHEMAS
+from relreg.source import RegistryFiles, RegistryNotFound, read_git_tree, read_worktree
+from relreg.validate import ValidationResult, validate_files
+from relreg.write import WriteStats, write_site
+
+
+class InvalidRegistry(click.ClickException):
+    """The registry has errors; nothing was written."""
+
+    def __init__(self, result: ValidationResult) -> None:
+        super().__init__(f"{len(result.errors)} errors in the registry; nothing was written")
+        self.result = result
+
+
+class DeviceCountsError(click.ClickException):
+    """The --device-counts file cannot be read."""
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    registry_dir: Path
+    out: Path
+    ref: str | None = None
+    device_counts: Path | None = None
+    base_url: str | None = None
+
+
+@dataclass
+class BuildReport:
+    releases: int
+    stats: WriteStats
+    seconds: float
+    commit: str | None
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (f"built {self.releases} releases: {self.stats.written} files written, "
+                f"{self.stats.unchanged} unchanged, {self.stats.removed} removed "
+                f"in {self.seconds:.2f}s")
+
+
+def read_device_counts(path: Path) -> dict[str, int]:
+    """A fleet snapshot: JSON {"1.2.3": 120, ...} or CSV rows `version,count` (a header row is allowed)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise DeviceCountsError(f"--device-counts {path}: {error.strerror}") from None
+    counts: dict[str, int] = {}
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except ValueError as error:
+            raise DeviceCountsError(f"{path}: not valid JSON ({error})") from None
+        if not isinstance(data, dict):
+            raise DeviceCountsError(f"{path}: expected an object mapping version to device count")
+        items = data.items()
+        where = lambda index: path.name  # noqa: E731
+    else:
+        rows = [row for row in csv.reader(io.StringIO(text)) if row]
+        if rows and rows[0][0].strip().lower() == "version":
+            rows = rows[1:]  # header row
+        items = [(row[0], row[1] if len(row) > 1 else "") for row in rows]
+        where = lambda index: f"{path.name} row {index}"  # noqa: E731
+    for index, (version, count) in enumerate(items, start=1):
+        try:
+            number = int(count)
+        except (TypeError, ValueError):
+            number = -1
+        if number < 0:
+            raise DeviceCountsError(f"{where(index)}: count for {version!r} must be a whole number >= 0")
+        counts[str(version).strip()] = number
+    return counts
+
+
+def _read_files(options: BuildOptions, repo, prefix: str | None) -> RegistryFiles:
+    if options.ref is None:
+        return read_worktree(options.registry_dir)
+    commit = repo.commit(history.resolve_commit(repo, options.ref))
+    return read_git_tree(commit.tree, prefix or "")
+
+
+def _dates(result: ValidationResult, git_history: history.History | None, uncommitted: set[str],
+           registry_root: str, now: int, warnings: list[str]) -> tuple[dict[str, ReleaseDates], dict[str, ReleaseDates]]:
+    registry = result.registry
+    assert registry is not None
+    strip = f"{registry_root}/" if registry_root not in ("", ".") else ""
+
+    def dates_of(source_path: str) -> ReleaseDates:
+        relative = source_path[len(strip):] if source_path.startswith(strip) else source_path
+        known = git_history.dates.get(relative) if git_history else None
+        if known is None:
+            warnings.append(f"{source_path} is not committed: dated {history.format_date(now)}")
+            return ReleaseDates(now, now)
+        if relative in uncommitted:
+            warnings.append(f"{source_path} has uncommitted changes: updated_date is the build time")
+            return ReleaseDates(known.created, now)
+        return ReleaseDates(known.created, known.updated)
+
+    releases = {r.version: dates_of(r.source_path) for r in registry.releases}
+    cohorts = {c.slug: dates_of(c.source_path) for c in registry.cohorts}
+    return releases, cohorts
+
+
+def build_site(options: BuildOptions) -> BuildReport:
+    started = time.perf_counter()
+    warnings: list[str] = []
+    repo = history.open_repository(options.registry_dir)
+    if repo is None and options.ref:
+        raise history.HistoryError(f"--ref {options.ref}: {options.registry_dir} is not inside a git repository")
+    prefix = history.registry_prefix(repo, options.registry_dir) if repo is not None else None
+
+    try:
+        files = _read_files(options, repo, prefix)
+    except RegistryNotFound as error:
+        raise click.UsageError(str(error)) from None
+    result = validate_files(files)
+    if not result.ok:
+        raise InvalidRegistry(result)
+    counts = read_device_counts(options.device_counts) if options.device_counts else {}
+
+    git_history = None
+    uncommitted: set[str] = set()
+    commit = None
+    if repo is not None:
+        history.ensure_full_history(repo)
+        commit = history.resolve_commit(repo, options.ref or "HEAD") if options.ref or repo.head.is_valid() else None
+        if commit is not None:
+            git_history = history.read_history(repo, commit, prefix or "")
+        if options.ref is None:
+            uncommitted = history.uncommitted_paths(repo, prefix or "")
+    else:
+        warnings.append(f"{options.registry_dir} is not in a git repository: every file is dated by the build time")
+    release_dates, cohort_dates = _dates(result, git_history, uncommitted, files.root, history.build_time(), warnings)
+
+    schemas_folder = schema_dir()
+    inputs = SiteInputs(
+        registry=result.registry,  # type: ignore[arg-type]
+        release_dates=release_dates,
+        cohort_dates=cohort_dates,
+        device_counts=counts,
+        commit=commit,
+        dirty=bool(uncommitted),
+        base_url=options.base_url,
+        input_schemas={name: (schemas_folder / name).read_bytes() for name in INPUT_SCHEMAS.values()},
+    )
+    planned = plan_site(inputs)
+    stats = write_site(planned, options.out)
+    return BuildReport(releases=len(release_dates), stats=stats, seconds=time.perf_counter() - started,
+                       commit=commit, warnings=warnings + [d.message for d in result.diagnostics
+                                                           if not d.is_error and isinstance(d, Diagnostic)])

@@ -1,0 +1,276 @@
+"""The plan: a pure function from the model to the site's files.
+
+`plan_site` takes everything that varies (dates, device counts, the commit,
+the base URL) as input and returns {output path: bytes}. No clock, no disk,
+no git: the same inputs always give byte-identical output.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+from relreg import __version__
+from relreg.history import format_date
+from relreg.model import Artifact, Cohort, HardwareVersion, Registry, Release
+from relreg.notes import render_notes
+
+API = "api/v1"
+PER_PAGE = 100
+
+
+@dataclass(frozen=True)
+class ReleaseDates:
+    created: int  # unix seconds
+    updated: int
+
+
+@dataclass(frozen=True)
+class SiteInputs:
+    registry: Registry
+    release_dates: Mapping[str, ReleaseDates]  # by version
+    cohort_dates: Mapping[str, ReleaseDates] = field(default_factory=dict)  # by slug
+    device_counts: Mapping[str, int] = field(default_factory=dict)  # by version
+    commit: str | None = None
+    dirty: bool = False  # built from a work tree with uncommitted registry changes
+    base_url: str | None = None  # overrides registry.yaml's site_url
+    input_schemas: Mapping[str, bytes] = field(default_factory=dict)  # file name -> bytes
+
+    @property
+    def site_url(self) -> str:
+        return self.base_url or self.registry.config.site_url
+
+
+def encode_json(document: Any) -> bytes:
+    """Compact, UTF-8, newline-terminated. Key order is the order the dict was built in."""
+    return (json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n").encode()
+
+
+def _sorted_json(value: Any) -> Any:
+    """Author-provided JSON (extra_info) with keys sorted, so output does not depend on key order in YAML."""
+    if isinstance(value, dict):
+        return {key: _sorted_json(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_json(item) for item in value]
+    return value
+
+
+@dataclass(frozen=True)
+class ReleaseView:
+    """A release with everything the outputs need, computed once per build."""
+
+    id: int
+    release: Release
+    dates: ReleaseDates
+    notes_html: str
+    count_devices: int
+
+    @property
+    def version(self) -> str:
+        return self.release.version
+
+
+def release_views(inputs: SiteInputs, render: Callable[[str, str], str] = render_notes) -> list[ReleaseView]:
+    """Every release with its stable id, newest first (created date, then version, descending).
+
+    Ids number releases in order of creation, ties broken by version, so adding
+    a later release never changes an earlier id.
+    """
+    releases = inputs.registry.releases
+    dated = [(inputs.release_dates[r.version], r) for r in releases]
+    by_creation = sorted(dated, key=lambda item: (item[0].created, item[1].parsed_version.key))
+    views = [ReleaseView(
+        id=index,
+        release=release,
+        dates=dates,
+        notes_html=render(release.notes, release.notes_format),
+        count_devices=int(inputs.device_counts.get(release.version, 0)),
+    ) for index, (dates, release) in enumerate(by_creation, start=1)]
+    views.reverse()
+    return views
+
+
+def artifact_document(artifact: Artifact, artifact_base_url: str) -> dict[str, Any]:
+    return {
+        "hardware_version": artifact.hardware_version,
+        "software_type": artifact.software_type,
+        "type": artifact.type,
+        "delta_from": artifact.delta_from,
+        "build_id": artifact.build_id,
+        "filename": artifact.filename,
+        "url": artifact.absolute_url(artifact_base_url),
+        "size": artifact.size,
+        "sha256": artifact.sha256,
+    }
+
+
+def release_document(view: ReleaseView, artifact_base_url: str) -> dict[str, Any]:
+    """The seed's Release, field for field and in its order, plus artifacts and yanked."""
+    release = view.release
+    return {
+        "id": view.id,
+        "created_date": format_date(view.dates.created),
+        "updated_date": format_date(view.dates.updated),
+        "version": release.version,
+        "min_version": release.min_version or "",
+        "revision": release.revision or "",
+        "notes": view.notes_html,
+        "extra_info": _sorted_json(release.extra_info),
+        "count_devices": view.count_devices,
+        "artifacts": [artifact_document(a, artifact_base_url) for a in release.artifacts],
+        "yanked": release.yanked,
+    }
+
+
+def release_path(version: str) -> str:
+    return f"{API}/releases/{version}.json"
+
+
+def index_path(dimension: str, key: str, page: int = 1) -> str:
+    return f"{API}/releases/{dimension}/{key}.json" if page == 1 else \
+        f"{API}/releases/{dimension}/{key}/page/{page}.json"
+
+
+def all_releases_path(page: int = 1) -> str:
+    return f"{API}/releases.json" if page == 1 else f"{API}/releases/page/{page}.json"
+
+
+def paged(items: list[Any], path_of: Callable[[int], str], site_url: str) -> dict[str, bytes]:
+    """The seed's list envelope, split into pages of PER_PAGE that link to each other."""
+    total = len(items)
+    page_count = max(1, -(-total // PER_PAGE))
+    files: dict[str, bytes] = {}
+    for page in range(1, page_count + 1):
+        chunk = items[(page - 1) * PER_PAGE: page * PER_PAGE]
+        links = {
+            "self": site_url + path_of(page),
+            "first": site_url + path_of(1),
+            "last": site_url + path_of(page_count),
+            "prev": site_url + path_of(page - 1) if page > 1 else None,
+            "next": site_url + path_of(page + 1) if page < page_count else None,
+        }
+        files[path_of(page)] = encode_json({
+            "data": chunk,
+            "paging": {"page": page, "per_page": PER_PAGE, "page_count": page_count,
+                       "item_count": len(chunk), "total_count": total},
+            "links": links,
+        })
+    return files
+
+
+def _index_keys(release: Release) -> dict[str, set[str]]:
+    return {
+        "version": {release.version},
+        "revision": {release.revision} if release.revision else set(),
+        "hardware_version": {a.hardware_version for a in release.artifacts},
+        "build_id": {a.build_id for a in release.artifacts},
+    }
+
+
+DIMENSIONS = ("version", "revision", "hardware_version", "build_id")
+
+
+def api_documents(inputs: SiteInputs, views: list[ReleaseView]) -> dict[str, bytes]:
+    registry = inputs.registry
+    site_url = inputs.site_url
+    base = registry.config.artifact_base_url
+    documents = {view.version: release_document(view, base) for view in views}  # newest first
+    files: dict[str, bytes] = {}
+    for version, document in documents.items():
+        files[release_path(version)] = encode_json({"data": document})
+    files.update(paged(list(documents.values()), all_releases_path, site_url))
+
+    members: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for view in views:
+        for dimension, keys in _index_keys(view.release).items():
+            for key in sorted(keys):
+                members.setdefault((dimension, key), []).append(documents[view.version])
+    for (dimension, key), items in sorted(members.items()):
+        files.update(paged(items, lambda page, d=dimension, k=key: index_path(d, k, page), site_url))
+
+    files[f"{API}/hardware_versions.json"] = encode_json(
+        {"data": [hardware_document(h, views, site_url) for h in registry.hardware],
+         "paging": _single_page(len(registry.hardware))})
+    cohorts = cohort_documents(inputs)
+    files[f"{API}/cohorts.json"] = encode_json({"data": cohorts, "paging": _single_page(len(cohorts))})
+    files[f"{API}/index.json"] = encode_json({"data": entry_point(inputs, len(views))})
+    return files
+
+
+def _single_page(count: int) -> dict[str, int]:
+    return {"page": 1, "per_page": max(count, 1), "page_count": 1, "item_count": count, "total_count": count}
+
+
+def latest_release(views: Iterable[ReleaseView], hardware: str, *, prereleases: bool = False) -> Release | None:
+    candidates = [v.release for v in views
+                  if not v.release.is_yanked and hardware in v.release.hardware_versions
+                  and (prereleases or not v.release.parsed_version.is_prerelease)]
+    return max(candidates, key=lambda r: r.parsed_version.key, default=None)
+
+
+def hardware_document(hardware: HardwareVersion, views: list[ReleaseView], site_url: str) -> dict[str, Any]:
+    latest = latest_release(views, hardware.name)
+    return {
+        "name": hardware.name,
+        "description": hardware.description,
+        "latest_version": latest.version if latest else None,
+        "count_releases": sum(1 for v in views if hardware.name in v.release.hardware_versions),
+        "releases_url": site_url + index_path("hardware_version", hardware.name),
+    }
+
+
+def cohort_documents(inputs: SiteInputs) -> list[dict[str, Any]]:
+    """Cohorts with stable ids in order of creation (ties by slug), listed by slug."""
+    cohorts = inputs.registry.cohorts
+    fallback = ReleaseDates(0, 0)
+    by_creation = sorted(cohorts, key=lambda c: (inputs.cohort_dates.get(c.slug, fallback).created, c.slug))
+    ids = {cohort.slug: index for index, cohort in enumerate(by_creation, start=1)}
+    return [cohort_document(c, ids[c.slug], inputs.cohort_dates.get(c.slug, fallback)) for c in cohorts]
+
+
+def cohort_document(cohort: Cohort, cohort_id: int, dates: ReleaseDates) -> dict[str, Any]:
+    return {
+        "id": cohort_id,
+        "slug": cohort.slug,
+        "name": cohort.name,
+        "description": cohort.description,
+        "created_date": format_date(dates.created),
+        "updated_date": format_date(dates.updated),
+        "hardware_versions": list(cohort.hardware_versions),
+        "releases": [{"version": a.version, "rollout_percent": a.rollout_percent} for a in cohort.releases],
+    }
+
+
+def entry_point(inputs: SiteInputs, release_count: int) -> dict[str, Any]:
+    site_url = inputs.site_url
+    config = inputs.registry.config
+    return {
+        "api_version": "v1",
+        "name": config.name,
+        "description": config.description,
+        "site_url": site_url,
+        "commit": inputs.commit,
+        "dirty": inputs.dirty,
+        "generator": f"relreg {__version__}",
+        "version_scheme": config.version_scheme,
+        "counts": {"releases": release_count, "hardware_versions": len(inputs.registry.hardware),
+                   "cohorts": len(inputs.registry.cohorts)},
+        "urls": {
+            "releases": site_url + all_releases_path(),
+            "release": site_url + f"{API}/releases/{{version}}.json",
+            **{f"releases_by_{d}": site_url + f"{API}/releases/{d}/{{{d}}}.json" for d in DIMENSIONS},
+            "hardware_versions": site_url + f"{API}/hardware_versions.json",
+            "cohorts": site_url + f"{API}/cohorts.json",
+            "schemas": site_url + "schemas/",
+        },
+    }
+
+
+def plan_site(inputs: SiteInputs) -> dict[str, bytes]:
+    """Every file of the site, by path relative to the output folder."""
+    views = release_views(inputs)
+    files = api_documents(inputs, views)
+    for name, content in inputs.input_schemas.items():
+        files[f"schemas/{name}"] = content
+    return dict(sorted(files.items()))

@@ -24,6 +24,7 @@ class RuleContext:
     # Versions whose release file exists but failed to load; rules that look a
     # release up skip these, since the file's own errors already say what is wrong.
     unloaded_versions: frozenset[str] = frozenset()
+    unloaded_hardware: frozenset[str] = frozenset()
 
     def at(self, source_path: str, path: JsonPath, message: str, rule: str, *, key: bool = False,
            severity: Severity = Severity.ERROR) -> Diagnostic:
@@ -164,16 +165,17 @@ def _delta_source(ctx: RuleContext, release: Release, index: int) -> Iterator[Di
 
 def hardware_exists(ctx: RuleContext) -> Iterator[Diagnostic]:
     known = {hardware.name for hardware in ctx.registry.hardware}
+    exists = known | ctx.unloaded_hardware
     hint = f"known: {', '.join(sorted(known))}" if known else "hardware/ is empty"
     for release in ctx.registry.releases:
         for index, artifact in enumerate(release.artifacts):
-            if artifact.hardware_version not in known:
+            if artifact.hardware_version not in exists:
                 yield ctx.at(release.source_path, ("artifacts", index, "hardware_version"),
                              f"hardware_version '{artifact.hardware_version}' has no file "
                              f"hardware/{artifact.hardware_version}.yaml ({hint})", "hardware-exists")
     for cohort in ctx.registry.cohorts:
         for index, name in enumerate(cohort.hardware_versions):
-            if name not in known:
+            if name not in exists:
                 yield ctx.at(cohort.source_path, ("hardware_versions", index),
                              f"hardware_version '{name}' has no file hardware/{name}.yaml ({hint})",
                              "hardware-exists")

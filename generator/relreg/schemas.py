@@ -97,6 +97,8 @@ def _diagnostics_for(error: ValidationError, doc: SourceDocument) -> list[Diagno
         if typed is not None and "string" in (expected if isinstance(expected, list) else [expected]):
             message = (f"{name}: {typed} is read as {_describe(value)}, not text; "
                        f"quote it: {path[-1] if path else name}: \"{typed}\"")
+        elif expected == "boolean" and isinstance(value, str):
+            message = f"{name} must be true or false, not the text '{value}' (YAML 1.2 reads yes/no/on/off as text)"
         else:
             message = f"{name} must be {' or '.join(expected) if isinstance(expected, list) else expected}, " \
                       f"not {_describe(value)}"

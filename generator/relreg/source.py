@@ -38,9 +38,15 @@ class RegistryFiles:
     root: str  # display path of the registry folder
     files: tuple[RawFile, ...]
     problems: tuple[Diagnostic, ...]  # files that could not be read as registry files
+    refused: tuple[tuple[str, str], ...] = ()  # (kind, name) of files refused before parsing
 
     def of_kind(self, kind: str) -> list[RawFile]:
         return [file for file in self.files if file.kind == kind]
+
+    def names_not_loaded(self, kind: str, loaded_paths: set[str]) -> frozenset[str]:
+        """Names of `kind` files that exist but did not load (their own errors say why)."""
+        return frozenset({file.stem for file in self.of_kind(kind) if file.path not in loaded_paths}
+                         | {name for refused_kind, name in self.refused if refused_kind == kind})
 
 
 class RegistryNotFound(Exception):
@@ -92,6 +98,7 @@ def read_worktree(registry_dir: Path, display_base: Path | None = None) -> Regis
     root = display_path(registry_dir, base)
     files: list[RawFile] = []
     problems: list[Diagnostic] = []
+    refused: list[tuple[str, str]] = []
     candidates = [registry_dir / CONFIG_FILE]
     for folder in KIND_FOLDERS:
         top = registry_dir / folder
@@ -108,17 +115,19 @@ def read_worktree(registry_dir: Path, display_base: Path | None = None) -> Regis
         if kind is None:
             continue
         if file.is_symlink():
+            refused.append((kind, file.name.removesuffix(".yaml")))
             problems.append(_problem(shown, "file is a symbolic link: registry files must be regular files",
                                      "file-symlink"))
             continue
         size = file.stat().st_size
         if size > MAX_FILE_BYTES:
+            refused.append((kind, file.name.removesuffix(".yaml")))
             problems.append(_problem(shown, f"file is {size} bytes, over the limit of {MAX_FILE_BYTES} (1 MiB)",
                                      "file-too-large"))
             continue
         content = file.read_bytes()
         files.append(RawFile(kind, shown, registry_path, content, git_blob_id(content)))
-    return RegistryFiles(root=root, files=tuple(files), problems=tuple(problems))
+    return RegistryFiles(root=root, files=tuple(files), problems=tuple(problems), refused=tuple(refused))
 
 
 def read_git_tree(tree: "object", registry_prefix: str) -> RegistryFiles:
@@ -133,6 +142,7 @@ def read_git_tree(tree: "object", registry_prefix: str) -> RegistryFiles:
         raise RegistryNotFound(f"no {prefix + '/' if prefix else ''}{CONFIG_FILE} in that commit") from None
     files: list[RawFile] = []
     problems: list[Diagnostic] = []
+    refused: list[tuple[str, str]] = []
     for item in registry_tree.traverse():  # type: ignore[attr-defined]
         if item.type != "blob":
             continue
@@ -144,13 +154,15 @@ def read_git_tree(tree: "object", registry_prefix: str) -> RegistryFiles:
         if kind is None:
             continue
         if item.mode == git.objects.blob.Blob.link_mode:
+            refused.append((kind, item.name.removesuffix(".yaml")))
             problems.append(_problem(shown, "file is a symbolic link: registry files must be regular files",
                                      "file-symlink"))
             continue
         if item.size > MAX_FILE_BYTES:
+            refused.append((kind, item.name.removesuffix(".yaml")))
             problems.append(_problem(shown, f"file is {item.size} bytes, over the limit of {MAX_FILE_BYTES} (1 MiB)",
                                      "file-too-large"))
             continue
         files.append(RawFile(kind, shown, registry_path, item.data_stream.read(), item.hexsha))
     files.sort(key=lambda file: file.path)
-    return RegistryFiles(root=prefix, files=tuple(files), problems=tuple(problems))
+    return RegistryFiles(root=prefix, files=tuple(files), problems=tuple(problems), refused=tuple(refused))

@@ -80,9 +80,11 @@ def validate_files(files: RegistryFiles, schemas: SchemaSet | None = None,
     if valid["registry"]:
         registry = _build_model(valid, diagnostics)
         if registry is not None:
-            loaded = {release.source_path for release in registry.releases}
-            unloaded = frozenset(file.stem for file in files.of_kind("release") if file.path not in loaded)
-            diagnostics.extend(check_rules(RuleContext(registry, documents, unloaded)))
+            loaded = {item.source_path for item in (*registry.releases, *registry.hardware)}
+            diagnostics.extend(check_rules(RuleContext(
+                registry, documents,
+                unloaded_versions=files.names_not_loaded("release", loaded),
+                unloaded_hardware=files.names_not_loaded("hardware", loaded))))
     ordered = sorted_diagnostics(diagnostics)
     ok = registry is not None and not any(d.is_error for d in ordered)
     return ValidationResult(registry if ok else None, ordered, len(files.files), documents)

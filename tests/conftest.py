@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from relreg.cli import cli
+
+FIXTURES = Path(__file__).parent / "fixtures"
+BASE_REGISTRY = FIXTURES / "base"
+EXAMPLE_REGISTRY = Path(__file__).parent.parent / "registry"
+
+
+def run_relreg(*args: str | Path) -> Result:
+    """Run the real `relreg` command line in-process and return its exit code and output."""
+    return CliRunner().invoke(cli, [str(arg) for arg in args], prog_name="relreg", catch_exceptions=False)
+
+
+@pytest.fixture
+def base_registry(tmp_path: Path) -> Path:
+    """A small valid registry copied into a temporary folder, free to modify."""
+    target = tmp_path / "registry"
+    shutil.copytree(BASE_REGISTRY, target)
+    return target

@@ -1,0 +1,44 @@
+"""The strict YAML loader: JSON-compatible values, positions, and traps refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from relreg.yamlload import Position, YamlLoadError, parse_yaml
+
+
+def test_values_resolve_as_yaml_1_2_core_schema() -> None:
+    doc = parse_yaml(b"a: on\nb: no\nc: 2024-01-02\nd: 1.10\ne: true\nf: ~\ng: '007'\nh: 0x1F\n", "f.yaml")
+    assert doc.data == {"a": "on", "b": "no", "c": "2024-01-02", "d": 1.1, "e": True, "f": None,
+                        "g": "007", "h": 31}
+    assert doc.plain_text[("d",)] == "1.10"  # kept so that a type error can quote what was typed
+
+
+def test_every_value_and_key_keeps_its_position() -> None:
+    doc = parse_yaml(b"top:\n  list:\n    - x: 1\n      y: [2, 3]\n", "f.yaml")
+    assert doc.position(("top", "list", 0, "y", 1)) == Position(4, 14)
+    assert doc.key_position(("top", "list", 0, "y")) == Position(4, 7)
+    assert doc.position(("top", "missing")) == Position(2, 3)  # nearest known ancestor
+
+
+@pytest.mark.parametrize("source, rule, position", [
+    (b"a: 1\nb:\n  c: 2\n  c: 3\n", "yaml-duplicate-key", Position(4, 3)),
+    (b"a: &x [1]\n", "yaml-anchor", Position(1, 4)),
+    (b"a: .nan\n", "yaml-number", Position(1, 4)),
+    (b"? [a]\n: 1\n", "yaml-key", Position(1, 3)),
+    (b"\n\n", "yaml-empty", Position(1, 1)),
+    (b"just text\n", "yaml-not-mapping", Position(1, 1)),
+    (b"a: 'x'\nb:\t\n  \tc: 1\n", "yaml-tab", Position(3, 3)),
+])
+def test_traps_are_refused_with_their_position(source: bytes, rule: str, position: Position) -> None:
+    with pytest.raises(YamlLoadError) as caught:
+        parse_yaml(source, "f.yaml")
+    assert caught.value.rule == rule
+    assert caught.value.position == position
+
+
+def test_billion_laughs_is_refused_before_expansion() -> None:
+    bomb = b"a: &a [x, x]\nb: &b [*a, *a]\nc: &c [*b, *b]\n"
+    with pytest.raises(YamlLoadError) as caught:
+        parse_yaml(bomb, "f.yaml")
+    assert caught.value.rule == "yaml-anchor"

@@ -1,0 +1,131 @@
+"""`relreg validate`: every loader trap and every rule, with exit code, file, line and column."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLE_REGISTRY, FIXTURES, run_relreg
+
+INVALID_CASES = sorted(path.name for path in (FIXTURES / "invalid").iterdir())
+
+
+def _reported(output: str) -> list[str]:
+    report = json.loads(output)
+    return [f"{d['path']}:{d['line']}:{d['column']} {d['rule']}" for d in report["diagnostics"]]
+
+
+@pytest.mark.parametrize("case", INVALID_CASES)
+def test_invalid_registry_is_reported_at_the_offending_line(case: str, base_registry: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    case_dir = FIXTURES / "invalid" / case
+    shutil.copytree(case_dir, base_registry, dirs_exist_ok=True)
+    (base_registry / "expected.txt").unlink()
+    expected = (case_dir / "expected.txt").read_text().split()
+    expected = [f"{expected[i]} {expected[i + 1]}" for i in range(0, len(expected), 2)]
+    monkeypatch.chdir(base_registry)  # paths are reported relative to the current folder
+
+    result = run_relreg("validate", "--registry", ".", "--format", "json")
+
+    assert result.exit_code == 1, result.output
+    assert _reported(result.output) == expected
+
+
+def test_every_invalid_case_has_an_expectation() -> None:
+    for case in INVALID_CASES:
+        lines = (FIXTURES / "invalid" / case / "expected.txt").read_text().splitlines()
+        assert lines and all(line.count(" ") == 1 for line in lines), case
+
+
+def test_valid_registry_exits_zero_with_one_line_summary(base_registry: Path) -> None:
+    result = run_relreg("validate", "--registry", base_registry)
+    assert result.exit_code == 0
+    assert result.output.strip() == "registry is valid: 2 releases, 2 hardware versions, 1 cohorts (6 files)"
+
+
+def test_example_registry_is_valid() -> None:
+    result = run_relreg("validate", "--registry", EXAMPLE_REGISTRY)
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("registry is valid: ")
+
+
+def test_all_problems_are_reported_in_one_run(base_registry: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    release = base_registry / "releases" / "1.1.0.yaml"
+    release.write_text(release.read_text().replace("notes_format: html", "notes_format: rst\nmin_verison: x"))
+    (base_registry / "hardware" / "dvt1.yaml").write_text("name: dvt1\nname: dvt2\n")
+    monkeypatch.chdir(base_registry.parent)
+    result = run_relreg("validate", "--registry", "registry")
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert lines[-1] == "3 errors, 0 warnings in 6 files"
+    assert "registry/hardware/dvt1.yaml:2:1: error: duplicate key 'name'" in lines[0]
+    assert lines[1].startswith("registry/releases/1.1.0.yaml:5:15: error: notes_format \"rst\"")
+    assert lines[2].startswith("registry/releases/1.1.0.yaml:6:1: error: unknown field 'min_verison'; "
+                               "did you mean 'min_version'?")
+
+
+def test_github_format_annotates_the_line(base_registry: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (base_registry / "hardware" / "dvt1.yaml").write_text("name: dvt1\ndescription: [unclosed\n")
+    monkeypatch.chdir(base_registry.parent)
+    result = run_relreg("validate", "--registry", "registry", "--format", "github")
+    assert result.exit_code == 1
+    first = result.output.splitlines()[0]
+    assert first.startswith("::error file=registry/hardware/dvt1.yaml,line=3,col=1,title=relreg yaml-syntax::")
+
+
+def test_symlinked_file_is_refused(base_registry: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (base_registry / "hardware" / "evt9.yaml").symlink_to(base_registry / "hardware" / "evt1.yaml")
+    monkeypatch.chdir(base_registry)
+    result = run_relreg("validate", "--registry", ".", "--format", "json")
+    assert result.exit_code == 1
+    assert _reported(result.output) == ["hardware/evt9.yaml:1:1 file-symlink"]
+
+
+def test_file_over_one_mebibyte_is_refused(base_registry: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    big = base_registry / "releases" / "1.1.0.yaml"
+    big.write_text(big.read_text() + "# " + "x" * (1024 * 1024) + "\n")
+    monkeypatch.chdir(base_registry)
+    result = run_relreg("validate", "--registry", ".", "--format", "json")
+    assert result.exit_code == 1
+    assert _reported(result.output) == ["releases/1.1.0.yaml:1:1 file-too-large"]
+
+
+def test_missing_registry_is_a_usage_error(tmp_path: Path) -> None:
+    result = run_relreg("validate", "--registry", tmp_path / "nowhere")
+    assert result.exit_code == 2
+    assert "no registry.yaml in that folder" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_registry_is_found_from_the_current_folder(base_registry: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(base_registry / "releases")  # registry/ is a parent's child: found by walking up
+    assert run_relreg("validate").exit_code == 0
+
+
+def test_natural_version_scheme_accepts_four_part_versions(base_registry: Path) -> None:
+    config = base_registry / "registry.yaml"
+    config.write_text(config.read_text() + "version_scheme: natural\n")
+    release = (base_registry / "releases" / "1.1.0.yaml").read_text()
+    (base_registry / "releases" / "1.1.0.yaml").unlink()
+    stable = base_registry / "cohorts" / "stable.yaml"
+    stable.write_text(stable.read_text().replace('"1.1.0"', '"11.0.0.6"'))
+    (base_registry / "releases" / "11.0.0.6.yaml").write_text(release.replace('"1.1.0"', '"11.0.0.6"'))
+    assert run_relreg("validate", "--registry", base_registry).exit_code == 0
+
+
+@pytest.mark.parametrize("command", [[], ["validate"], ["build"]])
+def test_help_reads_as_a_guide(command: list[str]) -> None:
+    result = run_relreg(*command, "--help")
+    assert result.exit_code == 0
+    assert "Usage: relreg" in result.output
+    assert len(result.output.splitlines()) > 10
+
+
+def test_python_dash_m_runs_the_cli() -> None:
+    import subprocess
+    import sys
+    completed = subprocess.run([sys.executable, "-m", "relreg", "--version"], capture_output=True, text=True)
+    assert completed.returncode == 0
+    assert completed.stdout.startswith("relreg, version ")

@@ -4,7 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: site test bench validate clean
+.PHONY: site test bench validate clean system-deps
+
+# System programs the tests drive for real: Debian's Chromium (through
+# Playwright, with its executable path) and nginx as the HTTP origin.
+SYSTEM_DEPS := /usr/bin/chromium /usr/sbin/nginx
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +24,16 @@ site: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/relreg validate
 
-test: $(STAMP)
+system-deps:
+	@missing=""; \
+	for program in $(SYSTEM_DEPS); do [ -x $$program ] || missing="$$missing $$program"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing chromium and nginx (missing:$$missing)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium nginx-light >/dev/null; \
+	fi
+
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP)

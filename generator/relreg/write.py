@@ -37,11 +37,13 @@ class WriteStats:
     removed: int
 
 
-def _read_manifest(out: Path) -> dict[str, list]:
+def _read_manifest(out: Path) -> tuple[dict[str, str], int]:
+    """The previous build's {path: sha256} and the time it was written (0 when unknown)."""
     try:
-        return json.loads((out / MANIFEST).read_text(encoding="utf-8"))["files"]
+        manifest = out / MANIFEST
+        return json.loads(manifest.read_text(encoding="utf-8"))["files"], manifest.stat().st_mtime_ns
     except (OSError, ValueError, KeyError, TypeError):
-        return {}
+        return {}, 0
 
 
 def _check_replaceable(out: Path) -> None:
@@ -76,10 +78,10 @@ def write_site(files: dict[str, bytes], out: Path) -> WriteStats:
     out = out.absolute()
     _check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    previous = _read_manifest(out) if out.is_dir() else {}
+    previous, written_at = _read_manifest(out) if out.is_dir() else ({}, 0)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
     written = unchanged = 0
-    manifest: dict[str, list] = {}
+    manifest: dict[str, str] = {}
     made_dirs: set[Path] = {staging}
     try:
         for relative, content in files.items():
@@ -88,16 +90,14 @@ def write_site(files: dict[str, bytes], out: Path) -> WriteStats:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 made_dirs.update(target.parents)
             digest = hashlib.sha256(content).hexdigest()
-            old = previous.get(relative)
             source = out / relative
-            if old and old[0] == digest and _same_stat(source, old):
+            if previous.get(relative) == digest and _untouched_since(source, written_at):
                 os.link(source, target)
                 unchanged += 1
             else:
                 target.write_bytes(content)
                 written += 1
-            stat = target.stat()
-            manifest[relative] = [digest, stat.st_size, stat.st_mtime_ns]
+            manifest[relative] = digest
         (staging / MANIFEST).write_text(json.dumps({"files": manifest}, sort_keys=True), encoding="utf-8")
         _exchange(staging, out)
     finally:
@@ -106,10 +106,9 @@ def write_site(files: dict[str, bytes], out: Path) -> WriteStats:
     return WriteStats(written=written, unchanged=unchanged, removed=removed)
 
 
-def _same_stat(path: Path, recorded: list) -> bool:
-    """The file still is what the manifest says (nobody edited the output by hand)."""
+def _untouched_since(path: Path, written_at: int) -> bool:
+    """Nobody changed the file after the manifest was written (a hand edit is rewritten, not reused)."""
     try:
-        stat = path.stat()
+        return path.stat().st_mtime_ns <= written_at
     except OSError:
         return False
-    return stat.st_size == recorded[1] and stat.st_mtime_ns == recorded[2]

@@ -1,0 +1,299 @@
+"""`relreg build`: the static JSON API, dated from git, deterministic, atomic and incremental."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from api_schemas import api_schema_errors
+from conftest import BASE_REGISTRY, EXAMPLE_REGISTRY, run_relreg
+from git_helpers import commit_all, git, init_repo
+
+RELEASE_120 = """version: "1.2.0"
+revision: 0a1b2c3d4e5f60718293a4b5c6d7e8f901234567
+notes: "**Bold** move <script>alert(1)</script>"
+artifacts:
+  - hardware_version: evt1
+    build_id: e555555555555555555555555555555555555555
+    url: https://cdn.example.test/fw/1.2.0/evt1.bin
+    size: 1200
+    sha256: e555555555555555555555555555555555555555555555555555555555555555
+"""
+
+
+def _json(site: Path, relative: str) -> dict:
+    return json.loads((site / relative).read_bytes())
+
+
+def _versions(document: dict) -> list[str]:
+    return [release["version"] for release in document["data"]]
+
+
+@pytest.fixture
+def history_repo(tmp_path: Path) -> Path:
+    """The base registry committed over a known history, with a merged branch and a rename."""
+    repo = init_repo(tmp_path / "repo")
+    registry = repo / "registry"
+    registry.mkdir()
+    shutil.copy(BASE_REGISTRY / "registry.yaml", registry)
+    shutil.copytree(BASE_REGISTRY / "hardware", registry / "hardware")
+    (registry / "releases").mkdir()
+    shutil.copy(BASE_REGISTRY / "releases" / "1.0.0.yaml", registry / "releases")
+    commit_all(repo, "1.0.0", "2024-01-01T10:00:00+00:00")
+    shutil.copy(BASE_REGISTRY / "releases" / "1.1.0.yaml", registry / "releases")
+    shutil.copytree(BASE_REGISTRY / "cohorts", registry / "cohorts")
+    commit_all(repo, "1.1.0", "2024-02-01T10:00:00+02:00")  # a non-UTC zone: output is UTC
+    notes = registry / "releases" / "1.0.0.yaml"
+    notes.write_text(notes.read_text().replace("First release.", "First release, notes corrected."))
+    commit_all(repo, "fix 1.0.0 notes", "2024-03-01T10:00:00+00:00")
+    git(repo, "checkout", "-q", "-b", "release-1.2.0")
+    (registry / "releases" / "1.2.0.yaml").write_text(RELEASE_120)
+    commit_all(repo, "1.2.0 on a branch", "2024-03-05T10:00:00+00:00")
+    git(repo, "checkout", "-q", "main")
+    git(repo, "merge", "-q", "--no-ff", "-m", "merge 1.2.0", "release-1.2.0", date="2024-03-10T10:00:00+00:00")
+    (registry / "releases" / "1.1").mkdir()
+    git(repo, "mv", "registry/releases/1.1.0.yaml", "registry/releases/1.1/1.1.0.yaml")
+    commit_all(repo, "group 1.1 releases", "2024-04-01T10:00:00+00:00")
+    return repo
+
+
+def test_dates_ids_and_orderings_come_from_first_parent_history(history_repo: Path) -> None:
+    out = history_repo / "public"
+    result = run_relreg("build", "--registry", history_repo / "registry", "--out", out)
+    assert result.exit_code == 0, result.output
+
+    releases = _json(out, "api/v1/releases.json")
+    assert _versions(releases) == ["1.2.0", "1.1.0", "1.0.0"]
+    assert releases["paging"] == {"page": 1, "per_page": 100, "page_count": 1, "item_count": 3, "total_count": 3}
+    by_version = {r["version"]: r for r in releases["data"]}
+    assert by_version["1.0.0"]["id"] == 1
+    assert by_version["1.0.0"]["created_date"] == "2024-01-01T10:00:00.000000+00:00"
+    assert by_version["1.0.0"]["updated_date"] == "2024-03-01T10:00:00.000000+00:00"
+    assert by_version["1.1.0"]["id"] == 2
+    assert by_version["1.1.0"]["created_date"] == "2024-02-01T08:00:00.000000+00:00"  # rename followed
+    assert by_version["1.1.0"]["updated_date"] == "2024-04-01T10:00:00.000000+00:00"
+    assert by_version["1.2.0"]["id"] == 3
+    assert by_version["1.2.0"]["created_date"] == "2024-03-10T10:00:00.000000+00:00"  # merge, not branch commit
+    head = git(history_repo, "rev-parse", "HEAD")
+    assert _json(out, "api/v1/index.json")["data"]["commit"] == head
+    assert _json(out, "api/v1/index.json")["data"]["dirty"] is False
+
+
+def test_every_index_lists_exactly_its_members_newest_first(history_repo: Path) -> None:
+    out = history_repo / "public"
+    assert run_relreg("build", "--registry", history_repo / "registry", "--out", out).exit_code == 0
+    assert _versions(_json(out, "api/v1/releases/hardware_version/evt1.json")) == ["1.2.0", "1.1.0", "1.0.0"]
+    assert _versions(_json(out, "api/v1/releases/hardware_version/dvt1.json")) == ["1.0.0"]
+    assert _versions(_json(out, "api/v1/releases/version/1.1.0.json")) == ["1.1.0"]
+    assert _versions(_json(out, "api/v1/releases/build_id/d444444444444444444444444444444444444444.json")) == ["1.1.0"]
+    # 1.0.0 and 1.2.0 were built from the same revision
+    assert _versions(_json(out, "api/v1/releases/revision/0a1b2c3d4e5f60718293a4b5c6d7e8f901234567.json")) \
+        == ["1.2.0", "1.0.0"]
+    index_files = sorted(p.relative_to(out / "api/v1/releases").as_posix()
+                         for p in (out / "api/v1/releases").glob("*/*.json"))
+    assert len([p for p in index_files if p.startswith("build_id/")]) == 5
+    assert len([p for p in index_files if p.startswith("hardware_version/")]) == 2
+
+
+def test_release_document_has_the_seed_fields_in_order(history_repo: Path) -> None:
+    out = history_repo / "public"
+    assert run_relreg("build", "--registry", history_repo / "registry", "--out", out).exit_code == 0
+    release = _json(out, "api/v1/releases/1.1.0.json")["data"]
+    assert list(release) == ["id", "created_date", "updated_date", "version", "min_version", "revision", "notes",
+                             "extra_info", "count_devices", "artifacts", "yanked"]
+    assert release["min_version"] == "1.0.0" and release["yanked"] is None and release["count_devices"] == 0
+    delta = release["artifacts"][1]
+    assert list(delta) == ["hardware_version", "software_type", "type", "delta_from", "build_id", "filename",
+                           "url", "size", "sha256"]
+    assert delta["url"] == "https://dl.example.test/fw/1.1.0/evt1-from-1.0.0.delta"
+    assert delta["filename"] == "evt1-from-1.0.0.delta" and delta["delta_from"] == "1.0.0"
+    first = _json(out, "api/v1/releases/1.2.0.json")["data"]
+    assert first["notes"] == "<p><strong>Bold</strong> move </p>"  # rendered, script removed
+    assert first["min_version"] == "" and first["artifacts"][0]["url"].startswith("https://cdn.example.test/")
+
+
+def test_every_document_validates_against_its_output_schema(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "repo")
+    shutil.copytree(EXAMPLE_REGISTRY, repo / "registry")
+    commit_all(repo, "example", "2025-06-01T12:00:00+00:00")
+    out = tmp_path / "public"
+    assert run_relreg("build", "--registry", repo / "registry", "--out", out).exit_code == 0
+    assert (out / "api/v1/releases.json").is_file()
+    assert api_schema_errors(out) == []
+
+
+def test_two_builds_of_one_commit_are_byte_identical(history_repo: Path, tmp_path: Path) -> None:
+    first, second = tmp_path / "one", tmp_path / "two"
+    assert run_relreg("build", "--registry", history_repo / "registry", "--out", first).exit_code == 0
+    git(history_repo, "update-ref", "-d", "refs/heads/release-1.2.0")  # unrelated repository change
+    assert run_relreg("build", "--registry", history_repo / "registry", "--out", second).exit_code == 0
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    assert len(files) > 20
+    for relative in files:
+        assert (first / relative).read_bytes() == (second / relative).read_bytes(), relative
+
+
+def test_ref_builds_what_the_commit_holds_not_the_work_tree(history_repo: Path) -> None:
+    release = history_repo / "registry" / "releases" / "1.0.0.yaml"
+    release.write_text(release.read_text().replace("notes corrected", "EDITED IN WORK TREE"))
+    (history_repo / "registry" / "hardware" / "broken.yaml").write_text("name: [\n")
+    out = history_repo / "public"
+    result = run_relreg("build", "--registry", history_repo / "registry", "--ref", "HEAD~1", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert _versions(_json(out, "api/v1/releases.json")) == ["1.2.0", "1.1.0", "1.0.0"]
+    assert "notes corrected" in _json(out, "api/v1/releases/1.0.0.json")["data"]["notes"]
+    assert _json(out, "api/v1/index.json")["data"]["commit"] == git(history_repo, "rev-parse", "HEAD~1")
+    # at HEAD~1, 1.1.0 was not yet renamed; its dates are those of that commit's history
+    assert _json(out, "api/v1/releases/1.1.0.json")["data"]["updated_date"] == "2024-02-01T08:00:00.000000+00:00"
+
+
+def test_uncommitted_release_is_dated_by_source_date_epoch_with_a_warning(
+        history_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (history_repo / "registry" / "releases" / "1.3.0.yaml").write_text(
+        RELEASE_120.replace('"1.2.0"', '"1.3.0"').replace("e555", "f555"))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1750000000")
+    out = history_repo / "public"
+    result = run_relreg("build", "--registry", history_repo / "registry", "--out", out)
+    assert result.exit_code == 0
+    assert "registry/releases/1.3.0.yaml is not committed" in result.output
+    release = _json(out, "api/v1/releases/1.3.0.json")["data"]
+    assert release["created_date"] == "2025-06-15T15:06:40.000000+00:00" and release["id"] == 4
+    assert _json(out, "api/v1/index.json")["data"]["dirty"] is True
+
+
+def test_shallow_clone_is_refused_with_how_to_fix(history_repo: Path, tmp_path: Path) -> None:
+    clone = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{history_repo}", str(clone))
+    result = run_relreg("build", "--registry", clone / "registry", "--out", tmp_path / "out")
+    assert result.exit_code == 1
+    assert "shallow clone" in result.output and "git fetch --unshallow" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_invalid_registry_leaves_the_previous_output_untouched(history_repo: Path) -> None:
+    out = history_repo / "public"
+    assert run_relreg("build", "--registry", history_repo / "registry", "--out", out).exit_code == 0
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()}
+    (history_repo / "registry" / "releases" / "1.2.0.yaml").write_text(RELEASE_120 + "notes: twice\n")
+    result = run_relreg("build", "--registry", history_repo / "registry", "--out", out)
+    assert result.exit_code == 1
+    assert "releases/1.2.0.yaml:10:1: error: duplicate key 'notes'" in result.output
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.rglob("*") if p.is_file()} == before
+    assert [p.name for p in out.parent.iterdir() if ".staging-" in p.name] == []
+
+
+def test_failure_while_writing_leaves_the_previous_output_untouched(
+        history_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = history_repo / "public"
+    assert run_relreg("build", "--registry", history_repo / "registry", "--out", out).exit_code == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    (history_repo / "registry" / "releases" / "1.3.0.yaml").write_text(
+        RELEASE_120.replace('"1.2.0"', '"1.3.0"').replace("e555", "f555"))
+    writes = {"count": 0}
+    original = Path.write_bytes
+
+    def disk_full_after_five_files(self: Path, data: bytes) -> int:
+        writes["count"] += 1
+        if writes["count"] > 5:
+            raise OSError(28, "No space left on device")
+        return original(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", disk_full_after_five_files)
+    with pytest.raises(OSError):
+        run_relreg("build", "--registry", history_repo / "registry", "--out", out)
+    monkeypatch.undo()
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert [p.name for p in out.parent.iterdir() if ".staging-" in p.name] == []
+
+
+def test_rebuild_rewrites_only_changed_files(history_repo: Path) -> None:
+    out = history_repo / "public"
+    registry = history_repo / "registry"
+    assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.json") if not p.name.startswith(".")}
+    again = run_relreg("build", "--registry", registry, "--out", out)
+    assert "0 files written" in again.output
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.json") if not p.name.startswith(".")} == mtimes
+
+    (registry / "releases" / "1.3.0.yaml").write_text(
+        RELEASE_120.replace('"1.2.0"', '"1.3.0"').replace("e555", "f555"))
+    commit_all(history_repo, "1.3.0", "2024-05-01T10:00:00+00:00")
+    assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
+    changed = {p.relative_to(out).as_posix() for p, mtime in mtimes.items() if p.stat().st_mtime_ns != mtime}
+    assert "api/v1/releases.json" in changed and "api/v1/releases/hardware_version/evt1.json" in changed
+    assert "api/v1/releases/1.0.0.json" not in changed and "api/v1/releases/version/1.1.0.json" not in changed
+
+
+def test_a_hand_edited_output_file_is_rewritten(history_repo: Path) -> None:
+    out = history_repo / "public"
+    assert run_relreg("build", "--registry", history_repo / "registry", "--out", out).exit_code == 0
+    document = out / "api/v1/releases/1.0.0.json"
+    pristine = document.read_bytes()
+    document.write_bytes(pristine.replace(b"1.0.0", b"6.6.6"))
+    assert run_relreg("build", "--registry", history_repo / "registry", "--out", out).exit_code == 0
+    assert document.read_bytes() == pristine
+
+
+def test_output_folder_not_made_by_relreg_is_never_replaced(history_repo: Path, tmp_path: Path) -> None:
+    mine = tmp_path / "my-notes"
+    mine.mkdir()
+    (mine / "todo.txt").write_text("precious")
+    result = run_relreg("build", "--registry", history_repo / "registry", "--out", mine)
+    assert result.exit_code == 1
+    assert "was not written by relreg" in result.output
+    assert (mine / "todo.txt").read_text() == "precious"
+
+
+@pytest.mark.parametrize("name, content", [
+    ("counts.json", '{"1.0.0": 1200, "1.1.0": 34}'),
+    ("counts.csv", "version,count\n1.0.0,1200\n1.1.0,34\n"),
+])
+def test_device_counts_snapshot_fills_count_devices(history_repo: Path, name: str, content: str) -> None:
+    snapshot = history_repo / name
+    snapshot.write_text(content)
+    out = history_repo / "public"
+    result = run_relreg("build", "--registry", history_repo / "registry", "--out", out, "--device-counts", snapshot)
+    assert result.exit_code == 0, result.output
+    counts = {r["version"]: r["count_devices"] for r in _json(out, "api/v1/releases.json")["data"]}
+    assert counts == {"1.0.0": 1200, "1.1.0": 34, "1.2.0": 0}
+
+
+def test_bad_device_counts_is_a_clear_error(history_repo: Path) -> None:
+    snapshot = history_repo / "counts.csv"
+    snapshot.write_text("1.0.0,many\n")
+    result = run_relreg("build", "--registry", history_repo / "registry", "--out", history_repo / "public",
+                        "--device-counts", snapshot)
+    assert result.exit_code == 1
+    assert "counts.csv row 1: count for '1.0.0' must be a whole number" in result.output
+
+
+def test_long_lists_continue_on_linked_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = init_repo(tmp_path / "repo")
+    registry = repo / "registry"
+    shutil.copytree(BASE_REGISTRY, registry)
+    shutil.rmtree(registry / "cohorts")
+    template = (BASE_REGISTRY / "releases" / "1.0.0.yaml").read_text()
+    for index in range(205):
+        version = f"3.{index}.0"
+        (registry / "releases" / f"{version}.yaml").write_text(
+            template.replace('"1.0.0"', f'"{version}"').replace("a111111", f"a{index:06x}")
+            .replace("b222222", f"b{index:06x}"))
+    commit_all(repo, "many releases", "2025-01-01T00:00:00+00:00")
+    out = tmp_path / "public"
+    assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
+    first = _json(out, "api/v1/releases.json")
+    assert first["paging"] == {"page": 1, "per_page": 100, "page_count": 3, "item_count": 100, "total_count": 207}
+    assert first["links"]["next"] == "https://fw.example.test/api/v1/releases/page/2.json"
+    last = _json(out, "api/v1/releases/page/3.json")
+    assert last["paging"]["item_count"] == 7 and last["links"]["next"] is None
+    assert last["links"]["prev"] == "https://fw.example.test/api/v1/releases/page/2.json"
+    every = _versions(first) + _versions(_json(out, "api/v1/releases/page/2.json")) + _versions(last)
+    assert len(every) == len(set(every)) == 207
+    assert every[0] == "3.204.0" and every[-1] == "1.0.0"  # same commit: ties broken by version
+    assert _json(out, "api/v1/releases/hardware_version/evt1.json")["links"]["last"].endswith(
+        "/releases/hardware_version/evt1/page/3.json")
+    assert api_schema_errors(out) == []

@@ -228,14 +228,16 @@ def test_rebuild_rewrites_only_changed_files(history_repo: Path) -> None:
     assert "api/v1/releases/1.0.0.json" not in changed and "api/v1/releases/version/1.1.0.json" not in changed
 
 
-def test_a_hand_edited_output_file_is_rewritten(history_repo: Path) -> None:
+def test_force_rewrites_a_hand_edited_output_file(history_repo: Path) -> None:
     out = history_repo / "public"
     assert run_relreg("build", "--registry", history_repo / "registry", "--out", out).exit_code == 0
     document = out / "api/v1/releases/1.0.0.json"
     pristine = document.read_bytes()
     document.write_bytes(pristine.replace(b"1.0.0", b"6.6.6"))
-    assert run_relreg("build", "--registry", history_repo / "registry", "--out", out).exit_code == 0
+    result = run_relreg("build", "--registry", history_repo / "registry", "--out", out, "--force")
+    assert result.exit_code == 0
     assert document.read_bytes() == pristine
+    assert "1 files written" in result.output
 
 
 def test_output_folder_not_made_by_relreg_is_never_replaced(history_repo: Path, tmp_path: Path) -> None:

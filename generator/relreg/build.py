@@ -7,8 +7,10 @@ the middle is pure.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,13 +18,15 @@ from pathlib import Path
 import click
 
 from relreg import history
+from relreg.cache import work_cache_for
 from relreg.diagnostics import Diagnostic
+from relreg.notes import render_all
 from relreg.plan import ReleaseDates, SiteInputs, plan_site
-from relreg.resources import schema_dir
+from relreg.resources import schema_dir, site_dir
 from relreg.schemas import INPUT_SCHEMAS
 from relreg.source import RegistryFiles, RegistryNotFound, read_git_tree, read_worktree
 from relreg.validate import ValidationResult, validate_files
-from relreg.write import WriteStats, write_site
+from relreg.write import WriteStats, previous_fingerprint, write_site
 
 
 class InvalidRegistry(click.ClickException):
@@ -44,6 +48,7 @@ class BuildOptions:
     ref: str | None = None
     device_counts: Path | None = None
     base_url: str | None = None
+    force: bool = False  # rebuild even when the inputs match the previous build
 
 
 @dataclass
@@ -122,6 +127,27 @@ def _dates(result: ValidationResult, git_history: history.History | None, uncomm
     return releases, cohorts
 
 
+def _fingerprint(files: RegistryFiles, release_dates: dict[str, ReleaseDates],
+                 cohort_dates: dict[str, ReleaseDates], counts: dict[str, int], commit: str | None,
+                 options: BuildOptions) -> str:
+    """Everything the output depends on: if it matches the previous build, the output is already right."""
+    digest = hashlib.sha256()
+    package = Path(__file__).parent
+    for path in sorted([*package.glob("*.py"), *site_dir().rglob("*"), *schema_dir().rglob("*.json")]):
+        if path.is_file():
+            digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for file in files.files:
+        digest.update(f"{file.path}\0{file.blob_id}\n".encode())
+    digest.update(json.dumps([sorted((k, v.created, v.updated) for k, v in release_dates.items()),
+                              sorted((k, v.created, v.updated) for k, v in cohort_dates.items()),
+                              sorted(counts.items()), commit, options.base_url]).encode())
+    return digest.hexdigest()
+
+
+def _count_files(out: Path) -> int:
+    return sum(len(names) for _, _, names in os.walk(out)) - 1  # less the manifest
+
+
 def build_site(options: BuildOptions) -> BuildReport:
     started = time.perf_counter()
     warnings: list[str] = []
@@ -134,8 +160,10 @@ def build_site(options: BuildOptions) -> BuildReport:
         files = _read_files(options, repo, prefix)
     except RegistryNotFound as error:
         raise click.UsageError(str(error)) from None
-    result = validate_files(files)
+    cache = work_cache_for(options.registry_dir)
+    result = validate_files(files, cache)
     if not result.ok:
+        cache.save()
         raise InvalidRegistry(result)
     counts = read_device_counts(options.device_counts) if options.device_counts else {}
 
@@ -153,6 +181,17 @@ def build_site(options: BuildOptions) -> BuildReport:
         warnings.append(f"{options.registry_dir} is not in a git repository: every file is dated by the build time")
     release_dates, cohort_dates = _dates(result, git_history, uncommitted, files.root, history.build_time(), warnings)
 
+    registry = result.registry
+    assert registry is not None
+    fingerprint = _fingerprint(files, release_dates, cohort_dates, counts, commit, options)
+    if not options.force and previous_fingerprint(options.out) == fingerprint:
+        cache.save()
+        unchanged = WriteStats(written=0, unchanged=_count_files(options.out), removed=0)
+        return BuildReport(releases=len(release_dates), stats=unchanged, seconds=time.perf_counter() - started,
+                           commit=commit, warnings=warnings)
+    notes = render_all([(r.notes, r.notes_format) for r in registry.releases], cache)
+    cache.save()
+
     schemas_folder = schema_dir()
     inputs = SiteInputs(
         registry=result.registry,  # type: ignore[arg-type]
@@ -163,9 +202,10 @@ def build_site(options: BuildOptions) -> BuildReport:
         dirty=bool(uncommitted),
         base_url=options.base_url,
         input_schemas={name: (schemas_folder / name).read_bytes() for name in INPUT_SCHEMAS.values()},
+        notes_html={release.version: html for release, html in zip(registry.releases, notes)},
     )
     planned = plan_site(inputs)
-    stats = write_site(planned, options.out)
+    stats = write_site(planned, options.out, fingerprint)
     return BuildReport(releases=len(release_dates), stats=stats, seconds=time.perf_counter() - started,
                        commit=commit, warnings=warnings + [d.message for d in result.diagnostics
                                                            if not d.is_error and isinstance(d, Diagnostic)])

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from relreg import __version__
+from relreg.cache import work_cache_for
 from relreg.report import FORMATS, REPORTERS
 from relreg.source import CONFIG_FILE, RegistryNotFound, read_worktree
 from relreg.validate import summary, validate_files
@@ -87,7 +88,9 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
         files = read_worktree(registry_path)
     except RegistryNotFound as error:
         raise RegistryUsageError(str(error)) from None
-    result = validate_files(files)
+    cache = work_cache_for(registry_path)
+    result = validate_files(files, cache)
+    cache.save()
     click.echo(REPORTERS[output_format](result.diagnostics, summary(result)))
     sys.exit(0 if result.ok else 1)
 
@@ -106,9 +109,11 @@ def main() -> None:
               help="Fleet snapshot giving count_devices: JSON {\"1.2.3\": 120} or CSV rows version,count.")
 @click.option("--base-url", metavar="URL",
               help="Absolute URL the site is served from, overriding site_url in registry.yaml (e.g. for previews).")
+@click.option("--force", is_flag=True,
+              help="Rebuild every file even when the inputs match the previous build's.")
 @format_option
 def build(registry_dir: Path | None, out: Path, ref: str | None, device_counts: Path | None,
-          base_url: str | None, output_format: str) -> None:
+          base_url: str | None, force: bool, output_format: str) -> None:
     """Build the registry into a folder of static JSON and HTML.
 
     \b
@@ -136,7 +141,7 @@ def build(registry_dir: Path | None, out: Path, ref: str | None, device_counts: 
         base_url += "/"
     try:
         report = build_site(BuildOptions(registry_dir=registry_path, out=out, ref=ref,
-                                         device_counts=device_counts, base_url=base_url))
+                                         device_counts=device_counts, base_url=base_url, force=force))
     except InvalidRegistry as error:
         click.echo(REPORTERS[output_format](error.result.diagnostics, validation_summary(error.result)))
         click.echo("build stopped: the registry has errors; the previous output is untouched", err=True)

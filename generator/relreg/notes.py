@@ -9,10 +9,19 @@ forms or styles.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import nh3
 from markdown_it import MarkdownIt
+
+if TYPE_CHECKING:
+    from relreg.cache import WorkCache
+
+# Below this many notes to render, starting worker processes costs more than it saves.
+PARALLEL_THRESHOLD = 400
 
 ALLOWED_TAGS = {
     "a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "details", "dl", "dt", "em",
@@ -63,3 +72,22 @@ def render_notes(text: str, notes_format: str) -> str:
         return ""
     html = _markdown().render(text) if notes_format == "markdown" else text
     return sanitize_html(html)
+
+
+def render_all(notes: list[tuple[str, str]], cache: "WorkCache") -> list[str]:
+    """Safe HTML for many (text, format) pairs, reusing the cache and spreading misses over the cores."""
+    keys = [cache.notes_key(text, notes_format) for text, notes_format in notes]
+    missing = sorted({key: pair for key, pair in zip(keys, notes) if cache.rendered_notes(key) is None}.items())
+    if missing:
+        texts = [pair[0] for _, pair in missing]
+        formats = [pair[1] for _, pair in missing]
+        workers = min(os.cpu_count() or 1, 8)
+        if len(missing) >= PARALLEL_THRESHOLD and workers > 1:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                rendered = list(pool.map(render_notes, texts, formats,
+                                         chunksize=max(1, len(missing) // (workers * 8))))
+        else:
+            rendered = [render_notes(text, notes_format) for text, notes_format in zip(texts, formats)]
+        for (key, _), html in zip(missing, rendered):
+            cache.store_notes(key, html)
+    return [cache.notes[key] for key in keys]

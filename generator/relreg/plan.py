@@ -36,6 +36,8 @@ class SiteInputs:
     dirty: bool = False  # built from a work tree with uncommitted registry changes
     base_url: str | None = None  # overrides registry.yaml's site_url
     input_schemas: Mapping[str, bytes] = field(default_factory=dict)  # file name -> bytes
+    # Notes already rendered and sanitized (by version), e.g. from a cache; others are rendered here.
+    notes_html: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def site_url(self) -> str:
@@ -44,7 +46,11 @@ class SiteInputs:
 
 def encode_json(document: Any) -> bytes:
     """Compact, UTF-8, newline-terminated. Key order is the order the dict was built in."""
-    return (json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n").encode()
+    return _encode(document) + b"\n"
+
+
+def _encode(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _sorted_json(value: Any) -> Any:
@@ -84,7 +90,8 @@ def release_views(inputs: SiteInputs, render: Callable[[str, str], str] = render
         id=index,
         release=release,
         dates=dates,
-        notes_html=render(release.notes, release.notes_format),
+        notes_html=inputs.notes_html[release.version] if release.version in inputs.notes_html
+        else render(release.notes, release.notes_format),
         count_devices=int(inputs.device_counts.get(release.version, 0)),
     ) for index, (dates, release) in enumerate(by_creation, start=1)]
     views.reverse()
@@ -136,8 +143,11 @@ def all_releases_path(page: int = 1) -> str:
     return f"{API}/releases.json" if page == 1 else f"{API}/releases/page/{page}.json"
 
 
-def paged(items: list[Any], path_of: Callable[[int], str], site_url: str) -> dict[str, bytes]:
-    """The seed's list envelope, split into pages of PER_PAGE that link to each other."""
+def paged(items: list[bytes], path_of: Callable[[int], str], site_url: str) -> dict[str, bytes]:
+    """The seed's list envelope, split into pages of PER_PAGE that link to each other.
+
+    Items come encoded already: a release appears in many lists and is encoded once.
+    """
     total = len(items)
     page_count = max(1, -(-total // PER_PAGE))
     files: dict[str, bytes] = {}
@@ -150,12 +160,10 @@ def paged(items: list[Any], path_of: Callable[[int], str], site_url: str) -> dic
             "prev": site_url + path_of(page - 1) if page > 1 else None,
             "next": site_url + path_of(page + 1) if page < page_count else None,
         }
-        files[path_of(page)] = encode_json({
-            "data": chunk,
-            "paging": {"page": page, "per_page": PER_PAGE, "page_count": page_count,
-                       "item_count": len(chunk), "total_count": total},
-            "links": links,
-        })
+        paging = {"page": page, "per_page": PER_PAGE, "page_count": page_count,
+                  "item_count": len(chunk), "total_count": total}
+        files[path_of(page)] = b"".join((b'{"data":[', b",".join(chunk), b'],"paging":', _encode(paging),
+                                         b',"links":', _encode(links), b"}\n"))
     return files
 
 
@@ -175,17 +183,17 @@ def api_documents(inputs: SiteInputs, views: list[ReleaseView]) -> dict[str, byt
     registry = inputs.registry
     site_url = inputs.site_url
     base = registry.config.artifact_base_url
-    documents = {view.version: release_document(view, base) for view in views}  # newest first
+    encoded = {view.version: _encode(release_document(view, base)) for view in views}  # newest first
     files: dict[str, bytes] = {}
-    for version, document in documents.items():
-        files[release_path(version)] = encode_json({"data": document})
-    files.update(paged(list(documents.values()), all_releases_path, site_url))
+    for version, document in encoded.items():
+        files[release_path(version)] = b'{"data":' + document + b"}\n"
+    files.update(paged(list(encoded.values()), all_releases_path, site_url))
 
-    members: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    members: dict[tuple[str, str], list[bytes]] = {}
     for view in views:
         for dimension, keys in _index_keys(view.release).items():
             for key in sorted(keys):
-                members.setdefault((dimension, key), []).append(documents[view.version])
+                members.setdefault((dimension, key), []).append(encoded[view.version])
     for (dimension, key), items in sorted(members.items()):
         files.update(paged(items, lambda page, d=dimension, k=key: index_path(d, k, page), site_url))
 

@@ -8,6 +8,7 @@ the author wrote it, at the line and column of the offending key or value.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -49,13 +50,14 @@ class SchemaSet:
     def __init__(self, directory: Path | None = None) -> None:
         directory = directory or schema_dir()
         self.validators: dict[str, Draft202012Validator] = {}
-        self.fingerprint = ""
+        digest = hashlib.sha256()
         for kind, filename in INPUT_SCHEMAS.items():
             text = (directory / filename).read_text(encoding="utf-8")
             schema = json.loads(text)
             Draft202012Validator.check_schema(schema)
             self.validators[kind] = Draft202012Validator(schema)
-            self.fingerprint += text
+            digest.update(text.encode())
+        self.fingerprint = digest.hexdigest()
 
     def check(self, kind: str, doc: SourceDocument) -> list[Diagnostic]:
         validator = self.validators[kind]

@@ -4,20 +4,31 @@ Every file is parsed strictly and checked against its schema; files that pass
 become model objects; then the cross-file rules run over the whole model.
 Problems are collected, never raised one at a time, so a single run reports
 everything that is wrong.
+
+Checking a file depends only on its bytes, so results are cached by git blob
+id (see cache.py) and, for large registries, spread over the machine's cores.
+Source positions are only needed to report a problem, so documents are parsed
+with positions again, lazily, when a rule asks for one.
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
-
+from relreg.cache import WorkCache
 from relreg.diagnostics import Diagnostic, sorted_diagnostics
 from relreg.model import Cohort, HardwareVersion, Registry, RegistryConfig, Release
 from relreg.rules import RuleContext, check_rules
-from relreg.schemas import SchemaSet, default_schemas
+from relreg.schemas import default_schemas
 from relreg.source import RawFile, RegistryFiles
 from relreg.versions import VersionError, scheme_named
 from relreg.yamlload import SourceDocument, YamlLoadError, parse_yaml
+
+# Below this many files to check, starting worker processes costs more than it saves.
+PARALLEL_THRESHOLD = 400
 
 
 @dataclass
@@ -36,49 +47,58 @@ class ValidationResult:
         return not self.errors
 
 
-@dataclass
-class DocumentCache:
-    """Parsed, schema-checked documents keyed by git blob id, reused across runs."""
+class SourceDocuments(dict):
+    """Documents with positions by display path, parsed on first use."""
 
-    entries: dict[tuple[str, str], tuple[SourceDocument | None, list[Diagnostic]]] = field(default_factory=dict)
+    def __init__(self, files: RegistryFiles) -> None:
+        super().__init__()
+        self._files = {file.path: file for file in files.files}
+
+    def __missing__(self, path: str) -> SourceDocument:
+        document = parse_yaml(self._files[path].content, path)
+        self[path] = document
+        return document
 
 
-def _load(file: RawFile, schemas: SchemaSet, cache: DocumentCache | None
-          ) -> tuple[SourceDocument | None, list[Diagnostic]]:
-    key = (file.kind, file.blob_id)
-    if cache is not None and key in cache.entries:
-        doc, diagnostics = cache.entries[key]
-        if doc is None or doc.path == file.path:
-            return doc, diagnostics
+def check_file(kind: str, path: str, content: bytes) -> tuple[Any | None, list[Diagnostic]]:
+    """Strict YAML and schema check of one file: (data, problems). Runs in worker processes too."""
     try:
-        doc = parse_yaml(file.content, file.path)
+        document = parse_yaml(content, path)
     except YamlLoadError as error:
-        result: tuple[SourceDocument | None, list[Diagnostic]] = (None, [Diagnostic(
-            file.path, error.position.line, error.position.column, error.message, error.rule)])
-    else:
-        result = (doc, schemas.check(file.kind, doc))
-    if cache is not None and result[0] is not None:
-        cache.entries[key] = result
-    return result
+        return None, [Diagnostic(path, error.position.line, error.position.column, error.message, error.rule)]
+    return document.data, default_schemas().check(kind, document)
 
 
-def validate_files(files: RegistryFiles, schemas: SchemaSet | None = None,
-                   cache: DocumentCache | None = None) -> ValidationResult:
-    schemas = schemas or default_schemas()
+def _check_all(files: list[RawFile]) -> list[tuple[Any | None, list[Diagnostic]]]:
+    workers = min(os.cpu_count() or 1, 8)
+    if len(files) < PARALLEL_THRESHOLD or workers < 2:
+        return [check_file(f.kind, f.path, f.content) for f in files]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(check_file, [f.kind for f in files], [f.path for f in files],
+                             [f.content for f in files], chunksize=max(1, len(files) // (workers * 8))))
+
+
+def validate_files(files: RegistryFiles, cache: WorkCache | None = None) -> ValidationResult:
+    cache = cache or WorkCache()
     diagnostics: list[Diagnostic] = list(files.problems)
-    documents: dict[str, SourceDocument] = {}
-    valid: dict[str, list[SourceDocument]] = {"registry": [], "release": [], "hardware": [], "cohort": []}
+    valid: dict[str, list[tuple[RawFile, Any]]] = {"registry": [], "release": [], "hardware": [], "cohort": []}
+    to_check = []
     for file in files.files:
-        doc, problems = _load(file, schemas, cache)
+        data = cache.document(file.kind, file.blob_id)
+        if data is not None:
+            valid[file.kind].append((file, data))
+        else:
+            to_check.append(file)
+    for file, (data, problems) in zip(to_check, _check_all(to_check)):
         diagnostics.extend(problems)
-        if doc is not None:
-            documents[file.path] = doc
-            if not problems:
-                valid[file.kind].append(doc)
+        if data is not None and not problems:
+            valid[file.kind].append((file, data))
+            cache.store_document(file.kind, file.blob_id, data)
 
+    documents = SourceDocuments(files)
     registry = None
     if valid["registry"]:
-        registry = _build_model(valid, diagnostics)
+        registry = _build_model(valid, diagnostics, documents)
         if registry is not None:
             loaded = {item.source_path for item in (*registry.releases, *registry.hardware)}
             diagnostics.extend(check_rules(RuleContext(
@@ -90,24 +110,25 @@ def validate_files(files: RegistryFiles, schemas: SchemaSet | None = None,
     return ValidationResult(registry if ok else None, ordered, len(files.files), documents)
 
 
-def _build_model(valid: dict[str, list[SourceDocument]], diagnostics: list[Diagnostic]) -> Registry | None:
-    config_doc = valid["registry"][0]
-    config = RegistryConfig.from_dict(config_doc.data)
+def _build_model(valid: dict[str, list[tuple[RawFile, Any]]], diagnostics: list[Diagnostic],
+                 documents: SourceDocuments) -> Registry | None:
+    config_file, config_data = valid["registry"][0]
+    config = RegistryConfig.from_dict(config_data)
     try:
         scheme = scheme_named(config.version_scheme)
     except VersionError as error:
-        position = config_doc.position(("version_scheme",))
-        diagnostics.append(Diagnostic(config_doc.path, position.line, position.column, str(error), "version-scheme"))
+        position = documents[config_file.path].position(("version_scheme",))
+        diagnostics.append(Diagnostic(config_file.path, position.line, position.column, str(error), "version-scheme"))
         return None
     releases: list[Release] = []
-    for doc in valid["release"]:
+    for file, data in valid["release"]:
         try:
-            releases.append(Release.from_dict(doc.data, scheme, doc.path))
+            releases.append(Release.from_dict(data, scheme, file.path))
         except VersionError as error:
-            position = doc.position(("version",))
-            diagnostics.append(Diagnostic(doc.path, position.line, position.column, str(error), "version-scheme"))
-    hardware = [HardwareVersion.from_dict(doc.data, doc.path) for doc in valid["hardware"]]
-    cohorts = [Cohort.from_dict(doc.data, doc.path) for doc in valid["cohort"]]
+            position = documents[file.path].position(("version",))
+            diagnostics.append(Diagnostic(file.path, position.line, position.column, str(error), "version-scheme"))
+    hardware = [HardwareVersion.from_dict(data, file.path) for file, data in valid["hardware"]]
+    cohorts = [Cohort.from_dict(data, file.path) for file, data in valid["cohort"]]
     return Registry(
         config=config,
         scheme=scheme,
@@ -128,5 +149,3 @@ def summary(result: ValidationResult) -> str:
     return (f"registry is valid: {len(registry.releases)} releases, {len(registry.hardware)} hardware versions, "
             f"{len(registry.cohorts)} cohorts ({result.files_checked} files"
             + (f", {warnings} warnings)" if warnings else ")"))
-
-

@@ -73,7 +73,15 @@ def _exchange(staging: Path, out: Path) -> None:
     os.rename(previous, staging)
 
 
-def write_site(files: dict[str, bytes], out: Path) -> WriteStats:
+def previous_fingerprint(out: Path) -> str | None:
+    """The fingerprint of the inputs the current output was built from, if relreg wrote it."""
+    try:
+        return json.loads((out / MANIFEST).read_text(encoding="utf-8")).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def write_site(files: dict[str, bytes], out: Path, fingerprint: str = "") -> WriteStats:
     """Replace the folder `out` with exactly `files`, reusing unchanged files."""
     out = out.absolute()
     _check_replaceable(out)
@@ -98,7 +106,7 @@ def write_site(files: dict[str, bytes], out: Path) -> WriteStats:
                 target.write_bytes(content)
                 written += 1
             manifest[relative] = digest
-        (staging / MANIFEST).write_text(json.dumps({"files": manifest}, sort_keys=True), encoding="utf-8")
+        (staging / MANIFEST).write_text(json.dumps({"fingerprint": fingerprint, "files": manifest}, sort_keys=True), encoding="utf-8")
         _exchange(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -37,6 +37,8 @@ test: $(STAMP) system-deps
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: $(STAMP)
+	@command -v hugo >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -qq hugo >/dev/null || echo "hugo not installed: no side-by-side figure"; }
 	$(BIN)/python benchmarks/bench.py
 
 clean:

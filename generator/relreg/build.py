@@ -205,7 +205,7 @@ def build_site(options: BuildOptions) -> BuildReport:
         notes_html={release.version: html for release, html in zip(registry.releases, notes)},
     )
     planned = plan_site(inputs)
-    stats = write_site(planned, options.out, fingerprint)
+    stats = write_site(planned, options.out, fingerprint, reuse=not options.force)
     return BuildReport(releases=len(release_dates), stats=stats, seconds=time.perf_counter() - started,
                        commit=commit, warnings=warnings + [d.message for d in result.diagnostics
                                                            if not d.is_error and isinstance(d, Diagnostic)])

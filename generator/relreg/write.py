@@ -37,13 +37,12 @@ class WriteStats:
     removed: int
 
 
-def _read_manifest(out: Path) -> tuple[dict[str, str], int]:
-    """The previous build's {path: sha256} and the time it was written (0 when unknown)."""
+def _read_manifest(out: Path) -> dict[str, str]:
+    """The previous build's {path: sha256}; empty when there is none."""
     try:
-        manifest = out / MANIFEST
-        return json.loads(manifest.read_text(encoding="utf-8"))["files"], manifest.stat().st_mtime_ns
+        return json.loads((out / MANIFEST).read_text(encoding="utf-8"))["files"]
     except (OSError, ValueError, KeyError, TypeError):
-        return {}, 0
+        return {}
 
 
 def _check_replaceable(out: Path) -> None:
@@ -81,42 +80,48 @@ def previous_fingerprint(out: Path) -> str | None:
         return None
 
 
-def write_site(files: dict[str, bytes], out: Path, fingerprint: str = "") -> WriteStats:
-    """Replace the folder `out` with exactly `files`, reusing unchanged files."""
+def write_site(files: dict[str, bytes], out: Path, fingerprint: str = "", *, reuse: bool = True) -> WriteStats:
+    """Replace the folder `out` with exactly `files`, reusing unchanged files.
+
+    A file is reused when the previous build's manifest gives it the same
+    sha256; a file edited by hand in the output is not noticed unless `reuse`
+    is off (`build --force`), which rewrites every file.
+    """
     out = out.absolute()
     _check_replaceable(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    previous, written_at = _read_manifest(out) if out.is_dir() else ({}, 0)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    previous = _read_manifest(out) if out.is_dir() else {}
+    staging = tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent)
+    old_root = str(out)
     written = unchanged = 0
     manifest: dict[str, str] = {}
-    made_dirs: set[Path] = {staging}
+    made_dirs: set[str] = {""}
     try:
         for relative, content in files.items():
-            target = staging / relative
-            if target.parent not in made_dirs:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                made_dirs.update(target.parents)
+            folder = relative.rpartition("/")[0]
+            if folder not in made_dirs:
+                os.makedirs(os.path.join(staging, folder), exist_ok=True)
+                while folder and folder not in made_dirs:
+                    made_dirs.add(folder)
+                    folder = folder.rpartition("/")[0]
             digest = hashlib.sha256(content).hexdigest()
-            source = out / relative
-            if previous.get(relative) == digest and _untouched_since(source, written_at):
-                os.link(source, target)
-                unchanged += 1
-            else:
-                target.write_bytes(content)
-                written += 1
+            target = os.path.join(staging, relative)
+            if reuse and previous.get(relative) == digest:
+                try:
+                    os.link(os.path.join(old_root, relative), target)
+                    unchanged += 1
+                    manifest[relative] = digest
+                    continue
+                except OSError:
+                    pass  # gone, or another file system: write it instead
+            with open(target, "wb") as stream:
+                stream.write(content)
+            written += 1
             manifest[relative] = digest
-        (staging / MANIFEST).write_text(json.dumps({"fingerprint": fingerprint, "files": manifest}, sort_keys=True), encoding="utf-8")
-        _exchange(staging, out)
+        with open(os.path.join(staging, MANIFEST), "w", encoding="utf-8") as stream:
+            json.dump({"fingerprint": fingerprint, "files": manifest}, stream, sort_keys=True)
+        _exchange(Path(staging), out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     removed = len(set(previous) - set(files))
     return WriteStats(written=written, unchanged=unchanged, removed=removed)
-
-
-def _untouched_since(path: Path, written_at: int) -> bool:
-    """Nobody changed the file after the manifest was written (a hand edit is rewritten, not reused)."""
-    try:
-        return path.stat().st_mtime_ns <= written_at
-    except OSError:
-        return False

@@ -203,7 +203,7 @@ def cohorts_name_live_releases(ctx: RuleContext) -> Iterator[Diagnostic]:
                              "cohort-release-unique")
             listed.setdefault(activation.version, index)
             percent = activation.rollout_percent
-            if round(percent * 100) != percent * 100 and abs(round(percent, 2) - percent) > 1e-9:
+            if abs(round(percent, 2) - percent) > 1e-9:
                 yield ctx.at(cohort.source_path, ("releases", index, "rollout_percent"),
                              f"rollout_percent {percent} has more than two decimals; devices are bucketed "
                              "in steps of 0.01%", "rollout-precision")

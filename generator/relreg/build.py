@@ -13,6 +13,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 from pathlib import Path
 
 import click
@@ -49,6 +50,7 @@ class BuildOptions:
     device_counts: Path | None = None
     base_url: str | None = None
     force: bool = False  # rebuild even when the inputs match the previous build
+    progress: Callable[[str], None] | None = None  # told each step of a long build, e.g. for a terminal
 
 
 @dataclass
@@ -161,6 +163,8 @@ def build_site(options: BuildOptions) -> BuildReport:
     except RegistryNotFound as error:
         raise click.UsageError(str(error)) from None
     cache = work_cache_for(options.registry_dir)
+    step = options.progress or (lambda message: None)
+    step(f"validating {len(files.files)} files")
     result = validate_files(files, cache)
     if not result.ok:
         cache.save()
@@ -174,6 +178,7 @@ def build_site(options: BuildOptions) -> BuildReport:
         history.ensure_full_history(repo)
         commit = history.resolve_commit(repo, options.ref or "HEAD") if options.ref or repo.head.is_valid() else None
         if commit is not None:
+            step("reading git history")
             git_history = history.read_history(repo, commit, prefix or "")
         if options.ref is None:
             uncommitted = history.uncommitted_paths(repo, prefix or "")
@@ -189,6 +194,7 @@ def build_site(options: BuildOptions) -> BuildReport:
         unchanged = WriteStats(written=0, unchanged=_count_files(options.out), removed=0)
         return BuildReport(releases=len(release_dates), stats=unchanged, seconds=time.perf_counter() - started,
                            commit=commit, warnings=warnings)
+    step("rendering release notes")
     notes = render_all([(r.notes, r.notes_format) for r in registry.releases], cache)
     cache.save()
 
@@ -204,7 +210,9 @@ def build_site(options: BuildOptions) -> BuildReport:
         input_schemas={name: (schemas_folder / name).read_bytes() for name in INPUT_SCHEMAS.values()},
         notes_html={release.version: html for release, html in zip(registry.releases, notes)},
     )
+    step(f"planning the site of {len(registry.releases)} releases")
     planned = plan_site(inputs)
+    step(f"writing {len(planned)} files")
     stats = write_site(planned, options.out, fingerprint, reuse=not options.force)
     return BuildReport(releases=len(release_dates), stats=stats, seconds=time.perf_counter() - started,
                        commit=commit, warnings=warnings + [d.message for d in result.diagnostics

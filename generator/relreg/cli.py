@@ -139,13 +139,20 @@ def build(registry_dir: Path | None, out: Path, ref: str | None, device_counts: 
         else find_registry(Path.cwd())
     if base_url is not None and not base_url.endswith("/"):
         base_url += "/"
+    def progress(message: str) -> None:
+        click.echo(f"relreg: {message}...", err=True)
+
     try:
         report = build_site(BuildOptions(registry_dir=registry_path, out=out, ref=ref,
-                                         device_counts=device_counts, base_url=base_url, force=force))
+                                         device_counts=device_counts, base_url=base_url, force=force,
+                                         progress=progress if sys.stderr.isatty() else None))
     except InvalidRegistry as error:
         click.echo(REPORTERS[output_format](error.result.diagnostics, validation_summary(error.result)))
         click.echo("build stopped: the registry has errors; the previous output is untouched", err=True)
         sys.exit(1)
-    for warning in report.warnings:
+    shown = report.warnings if len(report.warnings) <= 10 else report.warnings[:8]
+    for warning in shown:
         click.echo(f"warning: {warning}", err=True)
+    if len(shown) < len(report.warnings):
+        click.echo(f"warning: ... and {len(report.warnings) - len(shown)} more like these", err=True)
     click.echo(report.summary())

@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 # System programs the tests drive for real: Debian's Chromium (through
 # Playwright, with its executable path) and nginx as the HTTP origin.
-SYSTEM_DEPS := /usr/bin/chromium /usr/sbin/nginx
+SYSTEM_DEPS := /usr/bin/chromium /usr/sbin/nginx /usr/bin/gcc /usr/bin/readelf
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,9 +28,9 @@ system-deps:
 	@missing=""; \
 	for program in $(SYSTEM_DEPS); do [ -x $$program ] || missing="$$missing $$program"; done; \
 	if [ -n "$$missing" ]; then \
-	  echo "installing chromium and nginx (missing:$$missing)"; \
+	  echo "installing system test dependencies (missing:$$missing)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium nginx-light >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium nginx-light gcc binutils >/dev/null; \
 	fi
 
 test: $(STAMP) system-deps

@@ -95,6 +95,17 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
     sys.exit(0 if result.ok else 1)
 
 
+def _register_commands() -> None:
+    """Commands that live in modules of their own, one per job."""
+    from relreg.cli_release import check, init, new_release
+
+    for command in (check, new_release, init):
+        cli.add_command(command)
+
+
+_register_commands()
+
+
 def main() -> None:
     cli(prog_name="relreg")
 

@@ -1,0 +1,294 @@
+"""`relreg check --base`: the pull-request policy, in real git repositories.
+
+Table-driven cases live in fixtures/policy/<case>/: `base/` is laid over the
+base registry before the base commit, `head/` over the work tree of the pull
+request branch (committed there), `remove.txt` lists files the pull request
+deletes, and `expected.txt` lists `path:line:col rule` (paths relative to the
+registry folder). Cases named ok-* must pass (exit 0, warnings allowed); the
+others must fail with exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from conftest import BASE_REGISTRY, FIXTURES, run_relreg
+from git_helpers import commit_all, git, init_repo
+
+POLICY = FIXTURES / "policy"
+CASES = sorted(path.name for path in POLICY.iterdir())
+
+RELEASE_130 = """version: "1.3.0"
+artifacts:
+  - hardware_version: evt1
+    build_id: f130f130f130f130f130f130f130f130f130f130
+    url: 1.3.0/evt1.bin
+    size: 1300
+    sha256: f130000000000000000000000000000000000000000000000000000000000000
+"""
+
+
+def relreg(*args: str | Path) -> Result:
+    """Run a relreg command; the release commands directly until cli.py registers them."""
+    from relreg.cli import cli
+    from relreg.cli_release import check, init, new_release
+
+    if args[0] in cli.commands:
+        return run_relreg(*args)
+    command = {"check": check, "new-release": new_release, "init": init}[str(args[0])]
+    return CliRunner().invoke(command, [str(arg) for arg in args[1:]], prog_name=f"relreg {args[0]}",
+                              catch_exceptions=False)
+
+
+def release(version: str, build_id_digit: str) -> str:
+    return RELEASE_130.replace("1.3.0", version).replace("f130", build_id_digit * 4)
+
+
+def _reported(result: Result) -> list[str]:
+    report = json.loads(result.stdout)
+    return [f"{d['path']}:{d['line']}:{d['column']} {d['rule']}" for d in report["diagnostics"]]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A registry repository: the base registry committed on main, and a pull request branch `pr` checked out."""
+    repo = init_repo(tmp_path / "repo")
+    shutil.copytree(BASE_REGISTRY, repo / "registry")
+    commit_all(repo, "base registry", "2024-01-01T10:00:00+00:00")
+    git(repo, "checkout", "-q", "-b", "pr")
+    return repo
+
+
+def _overlay(source: Path, registry: Path) -> None:
+    if source.is_dir():
+        shutil.copytree(source, registry, dirs_exist_ok=True)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_policy_case(case: str, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    case_dir = POLICY / case
+    registry = repo / "registry"
+    if (case_dir / "base").is_dir():
+        git(repo, "checkout", "-q", "main")
+        _overlay(case_dir / "base", registry)
+        commit_all(repo, "published", "2024-01-02T10:00:00+00:00")
+        git(repo, "checkout", "-q", "pr")
+        git(repo, "merge", "-q", "--ff-only", "main")
+    _overlay(case_dir / "head", registry)
+    removals = case_dir / "remove.txt"
+    for name in removals.read_text().split() if removals.is_file() else []:
+        (registry / name).unlink()
+    commit_all(repo, f"pull request: {case}", "2024-01-03T10:00:00+00:00")
+    expected = (case_dir / "expected.txt").read_text().split()
+    expected = [f"{expected[i]} {expected[i + 1]}" for i in range(0, len(expected), 2)]
+    monkeypatch.chdir(registry)  # paths are reported relative to the current folder
+
+    result = relreg("check", "--registry", ".", "--base", "main", "--format", "json")
+
+    assert _reported(result) == expected, result.stdout
+    assert result.exit_code == (0 if case.startswith("ok-") else 1), result.output
+
+
+def test_every_policy_case_has_an_expectation() -> None:
+    for case in CASES:
+        lines = (POLICY / case / "expected.txt").read_text().splitlines()
+        assert all(line.count(" ") == 1 for line in lines), case
+        assert lines or case.startswith("ok-"), case
+
+
+def test_problem_is_explained_with_rule_and_fix_in_text_and_github_formats(
+        repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    published = repo / "registry" / "releases" / "1.0.0.yaml"
+    published.write_text(published.read_text().replace("size: 1000\n", "size: 1024\n", 1))
+    commit_all(repo, "resize", "2024-01-03T10:00:00+00:00")
+    monkeypatch.chdir(repo)
+
+    text = relreg("check", "--base", "main")
+    github = relreg("check", "--base", "main", "--format", "github")
+
+    assert text.exit_code == 1 and github.exit_code == 1
+    first = text.stdout.splitlines()[0]
+    assert first.startswith("registry/releases/1.0.0.yaml:9:11: error: artifacts[0].size (hardware_version 'evt1') "
+                            "of published release 1.0.0 changed from 1000 to 1024: a published artifact is immutable")
+    assert "to withdraw 1.0.0, set `yanked: <reason>`" in first and first.endswith("[release-immutable]")
+    assert text.stdout.splitlines()[-1].startswith("1 error, 0 warnings in 6 files; against main (")
+    assert github.stdout.startswith(
+        "::error file=registry/releases/1.0.0.yaml,line=9,col=11,title=relreg release-immutable::artifacts[0].size")
+
+
+def test_deleted_release_suggests_yanking(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    git(repo, "checkout", "-q", "main")
+    (repo / "registry" / "releases" / "1.3.0.yaml").write_text(RELEASE_130)
+    commit_all(repo, "1.3.0", "2024-01-02T10:00:00+00:00")
+    git(repo, "checkout", "-q", "-b", "drop-1.3.0")
+    git(repo, "rm", "-q", "registry/releases/1.3.0.yaml")
+    commit_all(repo, "drop 1.3.0", "2024-01-03T10:00:00+00:00")
+    monkeypatch.chdir(repo)
+
+    result = relreg("check", "--base", "main")
+
+    assert result.exit_code == 1
+    assert result.stdout.splitlines()[0] == (
+        "registry/releases/1.3.0.yaml:1:1: error: published release '1.3.0' was deleted (releases/1.3.0.yaml): "
+        "a published release stays in the registry for good, since devices, caches, links and crash reports may "
+        "refer to its version and build ids. Restore releases/1.3.0.yaml; to withdraw 1.3.0, set "
+        "`yanked: <reason>` in it instead. [release-deleted]")
+
+
+def test_uncommitted_work_tree_is_what_is_checked(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (repo / "registry" / "releases" / "1.3.0.yaml").write_text(RELEASE_130)
+    monkeypatch.chdir(repo)
+    result = relreg("check", "--base", "main")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().endswith("against main (" + git(repo, "rev-parse", "main")[:12]
+                                          + "): releases: 1 added")
+
+
+def test_pull_request_checkout_where_base_is_a_remote_branch(repo: Path, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """As actions/checkout leaves it: a clone at the PR's merge commit, the base only as origin/main."""
+    (repo / "registry" / "releases" / "1.3.0.yaml").write_text(RELEASE_130)
+    commit_all(repo, "add 1.3.0", "2024-01-03T10:00:00+00:00")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(repo), str(clone))
+    git(clone, "checkout", "-q", "--detach", "origin/main")
+    git(clone, "merge", "-q", "--no-ff", "-m", "Merge pr into main", "origin/pr", date="2024-01-04T10:00:00+00:00")
+    for branch in git(clone, "for-each-ref", "--format=%(refname:short)", "refs/heads").split():
+        git(clone, "branch", "-q", "-D", branch)
+    assert git(clone, "branch", "--list", "main") == ""
+    monkeypatch.chdir(clone)
+
+    for base in ("origin/main", "main"):  # a bare branch name is looked up as origin/<name>
+        result = relreg("check", "--base", base)
+        assert result.exit_code == 0, result.output
+        assert "against origin/main (" in result.stdout and "releases: 1 added" in result.stdout
+    sha = git(clone, "rev-parse", "origin/main")
+    by_sha = relreg("check", "--base", sha)
+    assert by_sha.exit_code == 0, by_sha.output
+    assert f"against {sha[:12]}: releases: 1 added" in by_sha.stdout
+
+    monkeypatch.setenv("GITHUB_BASE_REF", "main")  # the default inside a GitHub pull request
+    assert relreg("check").exit_code == 0
+
+
+def test_branch_behind_its_base_with_a_merge_commit(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Releases published on main after the branch merged main are not "deleted" by the branch."""
+    registry = repo / "registry" / "releases"
+    (registry / "1.3.0.yaml").write_text(RELEASE_130)
+    commit_all(repo, "pr: 1.3.0", "2024-01-02T10:00:00+00:00")
+    git(repo, "checkout", "-q", "main")
+    (registry / "1.2.0.yaml").write_text(release("1.2.0", "e"))
+    commit_all(repo, "main: 1.2.0", "2024-01-03T10:00:00+00:00")
+    git(repo, "checkout", "-q", "pr")
+    git(repo, "merge", "-q", "--no-edit", "main", date="2024-01-04T10:00:00+00:00")
+    merged_main = git(repo, "rev-parse", "main")
+    git(repo, "checkout", "-q", "main")
+    (registry / "1.4.0.yaml").write_text(release("1.4.0", "c"))
+    commit_all(repo, "main: 1.4.0", "2024-01-05T10:00:00+00:00")
+    git(repo, "checkout", "-q", "pr")
+    monkeypatch.chdir(repo)
+
+    result = relreg("check", "--base", "main")
+
+    assert result.exit_code == 0, result.output
+    assert f"against merge-base of main and HEAD ({merged_main[:12]}): releases: 1 added" in result.stdout
+
+    # The same branch after a rebase onto main: compared with main itself.
+    git(repo, "rebase", "-q", "main")
+    rebased = relreg("check", "--base", "main")
+    assert rebased.exit_code == 0, rebased.output
+    assert f"against main ({git(repo, 'rev-parse', 'main')[:12]}): releases: 1 added" in rebased.stdout
+
+
+def test_merge_commit_that_changes_a_published_release_fails(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    notes = repo / "registry" / "releases" / "1.1.0.yaml"
+    notes.write_text(notes.read_text().replace("size: 1100", "size: 1101"))
+    commit_all(repo, "pr: resize", "2024-01-02T10:00:00+00:00")
+    git(repo, "checkout", "-q", "--detach", "main")
+    git(repo, "merge", "-q", "--no-ff", "-m", "merge", "pr", date="2024-01-03T10:00:00+00:00")
+    monkeypatch.chdir(repo / "registry")
+    result = relreg("check", "--registry", ".", "--base", "main", "--format", "json")
+    assert result.exit_code == 1
+    assert _reported(result) == ["releases/1.1.0.yaml:11:11 release-immutable"]
+
+
+def test_registry_at_the_top_of_the_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = init_repo(tmp_path / "repo")
+    shutil.copytree(BASE_REGISTRY, repo, dirs_exist_ok=True)
+    (repo / "README.md").write_text("not a registry file\n")
+    commit_all(repo, "registry", "2024-01-01T10:00:00+00:00")
+    git(repo, "checkout", "-q", "-b", "pr")
+    git(repo, "rm", "-q", "hardware/dvt1.yaml")
+    (repo / "hardware" / "dvt2.yaml").write_text("name: dvt2\ndescription: Design validation board\n")
+    monkeypatch.chdir(repo)
+    result = relreg("check", "--base", "main", "--format", "json")
+    assert result.exit_code == 1
+    assert "hardware/dvt2.yaml:1:7 hardware-renamed" in _reported(result)
+
+
+def test_first_pull_request_without_a_registry_at_the_base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = init_repo(tmp_path / "repo")
+    (repo / "README.md").write_text("firmware registry\n")
+    commit_all(repo, "empty", "2024-01-01T10:00:00+00:00")
+    git(repo, "checkout", "-q", "-b", "pr")
+    shutil.copytree(BASE_REGISTRY, repo / "registry")
+    commit_all(repo, "registry", "2024-01-02T10:00:00+00:00")
+    monkeypatch.chdir(repo)
+    result = relreg("check", "--base", "main")
+    assert result.exit_code == 0, result.output
+    assert "has no registry yet" in result.stdout
+
+
+def test_invalid_head_is_reported_like_validate(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (repo / "registry" / "hardware" / "dvt1.yaml").write_text("name: dvt1\nname: dvt2\n")
+    monkeypatch.chdir(repo / "registry")
+    result = relreg("check", "--registry", ".", "--base", "main", "--format", "json")
+    assert result.exit_code == 1
+    # The file exists but does not load: its own error, not "hardware deleted".
+    assert _reported(result) == ["hardware/dvt1.yaml:2:1 yaml-duplicate-key"]
+
+
+def test_usage_errors_exit_2(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(repo)
+    monkeypatch.delenv("GITHUB_BASE_REF", raising=False)
+    unknown = relreg("check", "--base", "no-such-branch")
+    assert unknown.exit_code == 2
+    assert "--base no-such-branch: not a commit in this repository (tried no-such-branch, origin/no-such-branch)" \
+        in unknown.output
+    assert relreg("check").exit_code == 2  # no --base and not in a GitHub pull request
+
+    outside = tmp_path / "outside"
+    shutil.copytree(BASE_REGISTRY, outside / "registry")
+    monkeypatch.chdir(outside)
+    not_git = relreg("check", "--base", "main")
+    assert not_git.exit_code == 2
+    assert "not inside a git repository" in not_git.output
+
+
+def test_shallow_clone_is_refused_with_a_hint(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (repo / "registry" / "releases" / "1.3.0.yaml").write_text(RELEASE_130)
+    commit_all(repo, "add 1.3.0", "2024-01-03T10:00:00+00:00")
+    clone = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "1", "--branch", "pr", f"file://{repo}", str(clone))
+    monkeypatch.chdir(clone)
+    result = relreg("check", "--base", "main")
+    assert result.exit_code == 2
+    assert "shallow clone" in result.output and "fetch-depth: 0" in result.output
+
+
+def test_options_match_validate() -> None:
+    """--registry and --format are declared as validate declares them."""
+    from relreg.cli import validate
+    from relreg.cli_release import check, new_release
+
+    def described(command, name):  # noqa: ANN001, ANN202
+        return next(p for p in command.params if p.name == name).to_info_dict()
+
+    for command in (check, new_release):
+        for name in ("registry_dir", "output_format"):
+            assert described(command, name) == described(validate, name)

@@ -1,0 +1,227 @@
+"""`relreg init`, the workflows it writes and this repository's own, and the pre-commit hooks."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from conftest import FIXTURES, run_relreg
+from git_helpers import commit_all, git
+from relreg.schemas import INPUT_SCHEMAS
+from relreg.yamlload import parse_yaml
+
+REPOSITORY = Path(__file__).parent.parent
+FIRMWARE_SOURCE = FIXTURES / "elf" / "firmware.c"
+
+
+def relreg(*args: str | Path) -> Result:
+    """Run a relreg command; the release commands directly until cli.py registers them."""
+    from relreg.cli import cli
+    from relreg.cli_release import check, init, new_release
+
+    if args[0] in cli.commands:
+        return run_relreg(*args)
+    command = {"check": check, "new-release": new_release, "init": init}[str(args[0])]
+    return CliRunner().invoke(command, [str(arg) for arg in args[1:]], prog_name=f"relreg {args[0]}",
+                              catch_exceptions=False)
+
+
+def check_jsonschema() -> str:
+    """check-jsonschema of the environment running the tests (a test dependency)."""
+    program = Path(sys.executable).parent / "check-jsonschema"
+    if not program.exists():
+        pytest.fail("check-jsonschema is not installed: pip install check-jsonschema (relreg's test extra)")
+    return str(program)
+
+
+@pytest.fixture
+def scaffold(tmp_path: Path) -> Path:
+    directory = tmp_path / "widget-firmware"
+    result = relreg("init", directory, "--name", "Widget: firmware", "--hardware", "evt1", "--hardware", "dvt1",
+                    "--site-url", "https://fw.widget.example/", "--artifact-base-url", "https://dl.widget.example/",
+                    "--repository-url", "https://git.widget.example/fw/commit/{revision}")
+    assert result.exit_code == 0, result.output
+    return directory
+
+
+def test_init_new_release_validate_check_and_build_in_an_empty_folder(
+        scaffold: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert (scaffold / ".git").is_dir()  # init made it a repository, branch main
+    assert git(scaffold, "symbolic-ref", "--short", "HEAD") == "main"
+    monkeypatch.chdir(scaffold)
+    validated = run_relreg("validate")
+    assert validated.exit_code == 0, validated.output
+    assert validated.output.strip() == "registry is valid: 0 releases, 2 hardware versions, 0 cohorts (3 files)"
+    commit_all(scaffold, "relreg init", "2024-01-01T10:00:00+00:00")
+
+    elf = tmp_path / "app.elf"
+    subprocess.run(["gcc", "-Wl,--build-id=sha1", "-o", str(elf), str(FIRMWARE_SOURCE)], check=True,
+                   capture_output=True)
+    git(scaffold, "checkout", "-q", "-b", "release-1.0.0")
+    created = relreg("new-release", "1.0.0", "--artifact", f"evt1={elf}", "--revision", "0123abcd")
+    assert created.exit_code == 0, created.output
+    release = scaffold / "registry" / "releases" / "1.0.0.yaml"
+    first_line = release.read_text().splitlines()[0]
+    assert first_line == "# yaml-language-server: $schema=../../schemas/release.schema.json"
+    assert (release.parent / first_line.split("=", 1)[1]).resolve().is_file()
+
+    validated = run_relreg("validate")
+    assert validated.exit_code == 0, validated.output
+    assert validated.output.startswith("registry is valid: 1 releases")
+    commit_all(scaffold, "release 1.0.0", "2024-01-02T10:00:00+00:00")
+    checked = relreg("check", "--base", "main")
+    assert checked.exit_code == 0, checked.output
+    built = run_relreg("build", "--out", tmp_path / "public")
+    assert built.exit_code == 0, built.output
+    index = json.loads((tmp_path / "public" / "api" / "v1" / "releases" / "1.0.0.json").read_text())
+    assert index["data"]["version"] == "1.0.0"
+
+
+def test_scaffold_contents(scaffold: Path) -> None:
+    files = sorted(path.relative_to(scaffold).as_posix() for path in scaffold.rglob("*")
+                   if path.is_file() and path.relative_to(scaffold).parts[0] != ".git")
+    assert files == [
+        ".github/workflows/check.yml", ".github/workflows/publish.yml", ".gitignore",
+        ".vscode/extensions.json", ".vscode/settings.json", "README.md",
+        "registry/cohorts/README.md", "registry/hardware/README.md", "registry/hardware/dvt1.yaml",
+        "registry/hardware/evt1.yaml", "registry/registry.yaml", "registry/releases/README.md",
+        *sorted(f"schemas/{name}" for name in INPUT_SCHEMAS.values()),
+    ]
+    for path in files:
+        assert "@@" not in (scaffold / path).read_text(), path
+    config = parse_yaml((scaffold / "registry" / "registry.yaml").read_bytes(), "registry.yaml").data
+    assert config == {"name": "Widget: firmware", "site_url": "https://fw.widget.example/",
+                      "artifact_base_url": "https://dl.widget.example/",
+                      "repository_url": "https://git.widget.example/fw/commit/{revision}",
+                      "version_scheme": "semver"}
+    assert (scaffold / "registry" / "registry.yaml").read_text().count("\n# ") >= 8  # every setting explained
+    assert "relreg new-release" in (scaffold / "README.md").read_text()
+
+
+def test_folder_readme_examples_are_valid_registry_files(scaffold: Path) -> None:
+    """The example in each folder's README is a valid file of that kind (with hardware evt1 and 1.1.0)."""
+    from relreg.schemas import default_schemas
+
+    for folder, kind in (("releases", "release"), ("hardware", "hardware"), ("cohorts", "cohort")):
+        readme = (scaffold / "registry" / folder / "README.md").read_text()
+        example = re.search(r"```yaml\n(.*?)```", readme, re.S)
+        assert example, folder
+        document = parse_yaml(example.group(1).encode(), f"{folder}/README.md")
+        assert default_schemas().check(kind, document) == [], folder
+
+
+def test_editor_settings_map_every_schema_to_existing_files(scaffold: Path) -> None:
+    settings = json.loads((scaffold / ".vscode" / "settings.json").read_text())
+    mapping = settings["yaml.schemas"]
+    assert {"cohort.schema.json", "hardware.schema.json", "registry.schema.json", "release.schema.json"} <= {
+        Path(schema).name for schema in mapping}
+    for schema, globs in mapping.items():
+        assert (scaffold / schema).is_file()
+        assert globs and all(glob.startswith("registry/") for glob in globs)
+    assert list((scaffold).glob(mapping["./schemas/hardware.schema.json"][0]))  # matches hardware/evt1.yaml
+    recommended = json.loads((scaffold / ".vscode" / "extensions.json").read_text())["recommendations"]
+    assert recommended == ["redhat.vscode-yaml"]
+
+
+def test_workflows_are_valid_github_workflows(scaffold: Path) -> None:
+    """Both what init writes and this repository's own, against check-jsonschema's built-in schema (offline)."""
+    workflows = sorted((scaffold / ".github" / "workflows").glob("*.yml"))
+    workflows += sorted((REPOSITORY / ".github" / "workflows").glob("*.yml"))
+    assert len(workflows) >= 4
+    completed = subprocess.run([check_jsonschema(), "--builtin-schema", "vendor.github-workflows",
+                                *map(str, workflows)], capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "ok -- validation done" in completed.stdout
+
+    check = yaml.safe_load((scaffold / ".github" / "workflows" / "check.yml").read_text())
+    steps = check["jobs"]["check"]["steps"]
+    assert steps[0]["with"]["fetch-depth"] == 0
+    runs = [step.get("run", "") for step in steps]
+    assert 'relreg check --base "origin/$BASE_REF" --format github' in runs
+    assert "relreg build --out public --format github" in runs
+    assert any(step.get("uses", "").startswith("actions/upload-artifact@") for step in steps)
+    assert f"python -m pip install relreg=={__import__('relreg').__version__}" in runs
+
+    publish = yaml.safe_load((scaffold / ".github" / "workflows" / "publish.yml").read_text())
+    assert publish[True]["push"]["branches"] == ["main"]  # PyYAML 1.1 reads the key `on` as True
+    build_steps = publish["jobs"]["build"]["steps"]
+    assert build_steps[0]["with"]["fetch-depth"] == 0
+    assert "relreg build --out public --format github" in [step.get("run") for step in build_steps]
+    assert publish["jobs"]["deploy"]["steps"][0]["uses"].startswith("actions/deploy-pages@")
+
+
+def test_this_repositorys_workflows_run_the_tests_and_build_the_example() -> None:
+    test = yaml.safe_load((REPOSITORY / ".github" / "workflows" / "test.yml").read_text())
+    assert set(test[True]) >= {"push", "pull_request"}
+    assert [step.get("run") for step in test["jobs"]["test"]["steps"]][-1] == "make test"
+    site = yaml.safe_load((REPOSITORY / ".github" / "workflows" / "site.yml").read_text())
+    runs = [step.get("run", "") for step in site["jobs"]["site"]["steps"]]
+    assert 'relreg check --base "origin/$BASE_REF" --format github' in runs
+    assert "relreg build --out public --format github" in runs
+
+
+def test_pre_commit_hooks() -> None:
+    hooks = yaml.safe_load((REPOSITORY / ".pre-commit-hooks.yaml").read_text())
+    by_id = {hook["id"]: hook for hook in hooks}
+    assert set(by_id) == {"relreg-validate", "relreg-check"}
+    for hook in hooks:
+        assert {"id", "name", "entry", "language"} <= set(hook) and hook["language"] == "python"
+        assert hook["pass_filenames"] is False
+        pattern = re.compile(hook["files"])
+        for path in ("registry/registry.yaml", "registry/releases/1.2.0.yaml", "registry/releases/1.2/1.2.0.yaml",
+                     "hardware/evt1.yaml", "cohorts/beta.yaml", "registry.yaml"):
+            assert pattern.search(path), path
+        for path in ("README.md", "registry/releases/README.md", "src/registry.py", ".github/workflows/a.yml"):
+            assert not pattern.search(path), path
+    assert by_id["relreg-validate"]["entry"] == "relreg validate"
+    assert by_id["relreg-check"]["stages"] == ["pre-push"]
+
+
+def test_init_never_overwrites(scaffold: Path, tmp_path: Path) -> None:
+    readme = scaffold / "README.md"
+    readme.write_text("my own readme\n")
+    again = relreg("init", scaffold)
+    assert again.exit_code == 1
+    assert "already holds .github/workflows/check.yml" in again.output and "never overwrites" in again.output
+    assert readme.read_text() == "my own readme\n"
+
+    clone = tmp_path / "fresh-clone"  # a new repository that came with a README and a .gitignore
+    git(tmp_path, "init", "-q", str(clone))
+    (clone / "README.md").write_text("# firmware registry\n")
+    (clone / ".gitignore").write_text("*.bak\n")
+    result = relreg("init", clone)
+    assert result.exit_code == 0, result.output
+    assert f"kept {clone.as_posix()}/README.md, which exists" in result.output
+    assert (clone / "README.md").read_text() == "# firmware registry\n"
+    assert (clone / ".gitignore").read_text() == "*.bak\n"
+    assert (clone / "registry" / "registry.yaml").is_file()
+
+
+def test_invalid_settings_write_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "new"
+    result = relreg("init", target, "--site-url", "ftp://nope", "--no-git")
+    assert result.exit_code == 1
+    assert "registry/registry.yaml:" in result.output and "[schema-pattern]" in result.output
+    assert "nothing written" in result.output
+    assert not target.exists()
+
+    bad_name = relreg("init", target, "--hardware", "../escape")
+    assert bad_name.exit_code == 2
+    assert "--hardware '../escape'" in bad_name.output
+    assert not target.exists()
+
+
+def test_init_inside_an_existing_repository_does_not_nest_one(tmp_path: Path) -> None:
+    outer = tmp_path / "outer"
+    git(tmp_path, "init", "-q", str(outer))
+    result = relreg("init", outer / "firmware-registry")
+    assert result.exit_code == 0, result.output
+    assert not (outer / "firmware-registry" / ".git").exists()
+    assert "initialized a git repository" not in result.output

@@ -97,9 +97,10 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
 
 def _register_commands() -> None:
     """Commands that live in modules of their own, one per job."""
+    from relreg.cli_device import device, latest
     from relreg.cli_release import check, init, new_release
 
-    for command in (check, new_release, init):
+    for command in (check, new_release, init, device, latest):
         cli.add_command(command)
 
 

@@ -188,6 +188,10 @@ def path_values_distinct(ctx: RuleContext) -> Iterator[Diagnostic]:
     revisions = ((r.source_path, ("revision",), r.revision)
                  for r in sorted(ctx.registry.releases, key=lambda r: r.source_path) if r.revision)
     yield from _collisions(ctx, revisions, "revision", "path-collision")  # type: ignore[arg-type]
+    software_types = ((r.source_path, ("artifacts", index, "software_type"), a.software_type)
+                      for r in sorted(ctx.registry.releases, key=lambda r: r.source_path)
+                      for index, a in enumerate(r.artifacts) if a.software_type)
+    yield from _collisions(ctx, software_types, "software_type", "path-collision")  # type: ignore[arg-type]
 
 
 def cohorts_name_live_releases(ctx: RuleContext) -> Iterator[Diagnostic]:

@@ -342,12 +342,17 @@ class Nginx:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-def nginx_config(workdir: Path, port: int, locations: dict[str, Path]) -> str:
-    """A self-contained nginx.conf: foreground, everything under workdir, JSON served as UTF-8 JSON."""
+def nginx_config(workdir: Path, port: int, locations: dict[str, Path], server_body: str | None = None) -> str:
+    """A self-contained nginx.conf: foreground, everything under workdir, JSON served as UTF-8 JSON.
+
+    `server_body` replaces the per-prefix locations, e.g. with `root SITE; include SITE/nginx.conf;`.
+    """
     user = "user root;\n" if os.geteuid() == 0 else ""  # workers must read files under a 0700 tmp folder
     blocks = []
     for prefix, folder in sorted(locations.items(), key=lambda item: -len(item[0])):
         blocks.append(f"    location {prefix} {{\n      alias {folder}/;\n      try_files $uri =404;\n    }}\n")
+    if server_body is not None:
+        blocks = [server_body]
     temp = workdir / "temp"
     return (f"{user}daemon off;\nworker_processes 2;\npid {workdir}/nginx.pid;\nerror_log {workdir}/error.log warn;\n"
             "events { worker_connections 1024; }\n"
@@ -361,16 +366,16 @@ def nginx_config(workdir: Path, port: int, locations: dict[str, Path]) -> str:
             f"  fastcgi_temp_path {temp}/fastcgi;\n  uwsgi_temp_path {temp}/uwsgi;\n  scgi_temp_path {temp}/scgi;\n"
             f"  server {{\n    listen 127.0.0.1:{port};\n    server_name localhost;\n"
             + "".join(blocks) +
-            "    location / { return 404; }\n  }\n}\n")
+            ("" if server_body is not None else "    location / { return 404; }\n") + "  }\n}\n")
 
 
-def start_nginx(workdir: Path, locations: dict[str, Path], port: int) -> Nginx:
+def start_nginx(workdir: Path, locations: dict[str, Path], port: int, server_body: str | None = None) -> Nginx:
     """nginx in the foreground on 127.0.0.1:port, serving each URL prefix from its folder."""
     binary = nginx_or_skip()
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "temp").mkdir(exist_ok=True)
     config = workdir / "nginx.conf"
-    config.write_text(nginx_config(workdir, port, locations))
+    config.write_text(nginx_config(workdir, port, locations, server_body))
     process = subprocess.Popen([binary, "-p", str(workdir), "-c", str(config), "-e", str(workdir / "error.log")],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     server = Nginx(port, process, workdir, locations)

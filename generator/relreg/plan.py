@@ -278,12 +278,14 @@ def entry_point(inputs: SiteInputs, release_count: int) -> dict[str, Any]:
 def plan_site(inputs: SiteInputs) -> dict[str, bytes]:
     """Every file of the site, by path relative to the output folder."""
     from relreg.devices import device_documents
+    from relreg.serving import serving_files
     from relreg.site import site_pages
 
     views = release_views(inputs)
     files = api_documents(inputs, views)
     files.update(device_documents(inputs, views))
     files.update(site_pages(inputs, views))
+    files.update(serving_files())
     for name, content in inputs.input_schemas.items():
         files[f"schemas/{name}"] = content
     return dict(sorted(files.items()))

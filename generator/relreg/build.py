@@ -51,6 +51,9 @@ class BuildOptions:
     base_url: str | None = None
     force: bool = False  # rebuild even when the inputs match the previous build
     progress: Callable[[str], None] | None = None  # told each step of a long build, e.g. for a terminal
+    # --- signing (relreg.tufrepo) ---
+    signing_key: Path | None = None  # Ed25519 private key(s), PEM; None: RELREG_SIGNING_KEY, else unsigned
+    # --- end signing ---
 
 
 @dataclass
@@ -189,6 +192,12 @@ def build_site(options: BuildOptions) -> BuildReport:
     registry = result.registry
     assert registry is not None
     fingerprint = _fingerprint(files, release_dates, cohort_dates, counts, commit, options)
+    # --- signing (relreg.tufrepo): keys, roots and versions from git; None when no key is given ---
+    from relreg.tufrepo import SiteSigning
+    signing = SiteSigning.configure(options, repo, prefix, commit, bool(uncommitted), warnings)
+    if signing is not None:
+        fingerprint = signing.fingerprint(fingerprint)
+    # --- end signing ---
     if not options.force and previous_fingerprint(options.out) == fingerprint:
         cache.save()
         unchanged = WriteStats(written=0, unchanged=_count_files(options.out), removed=0)
@@ -212,6 +221,10 @@ def build_site(options: BuildOptions) -> BuildReport:
     )
     step(f"planning the site of {len(registry.releases)} releases")
     planned = plan_site(inputs)
+    # --- signing: detached signatures, api/v1/keys.json and the TUF repository under tuf/ ---
+    if signing is not None:
+        planned = signing.sign(planned, inputs.site_url)
+    # --- end signing ---
     step(f"writing {len(planned)} files")
     stats = write_site(planned, options.out, fingerprint, reuse=not options.force)
     return BuildReport(releases=len(release_dates), stats=stats, seconds=time.perf_counter() - started,

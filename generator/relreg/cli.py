@@ -98,9 +98,10 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
 def _register_commands() -> None:
     """Commands that live in modules of their own, one per job."""
     from relreg.cli_device import device, latest
+    from relreg.cli_keys import keys, sign
     from relreg.cli_release import check, init, new_release
 
-    for command in (check, new_release, init, device, latest):
+    for command in (check, new_release, init, device, latest, keys, sign):
         cli.add_command(command)
 
 
@@ -121,11 +122,14 @@ def main() -> None:
               help="Fleet snapshot giving count_devices: JSON {\"1.2.3\": 120} or CSV rows version,count.")
 @click.option("--base-url", metavar="URL",
               help="Absolute URL the site is served from, overriding site_url in registry.yaml (e.g. for previews).")
+@click.option("--signing-key", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Ed25519 private key(s), PEM, to sign device documents and write a TUF repository "
+                   "(default: $RELREG_SIGNING_KEY; unsigned without either). See docs/security.md.")
 @click.option("--force", is_flag=True,
               help="Rebuild every file even when the inputs match the previous build's.")
 @format_option
 def build(registry_dir: Path | None, out: Path, ref: str | None, device_counts: Path | None,
-          base_url: str | None, force: bool, output_format: str) -> None:
+          base_url: str | None, signing_key: Path | None, force: bool, output_format: str) -> None:
     """Build the registry into a folder of static JSON and HTML.
 
     \b
@@ -157,6 +161,7 @@ def build(registry_dir: Path | None, out: Path, ref: str | None, device_counts: 
     try:
         report = build_site(BuildOptions(registry_dir=registry_path, out=out, ref=ref,
                                          device_counts=device_counts, base_url=base_url, force=force,
+                                         signing_key=signing_key,
                                          progress=progress if sys.stderr.isatty() else None))
     except InvalidRegistry as error:
         click.echo(REPORTERS[output_format](error.result.diagnostics, validation_summary(error.result)))

@@ -26,12 +26,14 @@ import json
 import os
 import re
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
-from urllib.parse import quote
+from typing import Any, Callable, Mapping, Protocol
+from urllib.parse import quote, unquote
 
 from relreg.devices import answer_path, candidates_path
+from relreg.signing import SIG_SUFFIX, DocumentRefused, content_addressed_path, verify_signature
 from relreg.update import (Channel, DeviceIdentity, Payload, choose_index, plan_update, up_to_date_document)
 from relreg.versions import VersionError, scheme_named
 
@@ -52,6 +54,14 @@ class UnknownChannel(ClientError):
 
 class VerificationError(ClientError):
     """A downloaded image does not match the size or sha256 the registry published."""
+
+
+class SignatureRefused(ClientError):
+    """A document's detached signature is missing or does not verify; `reason` is the stable code."""
+
+    def __init__(self, url: str, reason: str, detail: str) -> None:
+        super().__init__(f"{url}: refused ({reason}): {detail}")
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -187,7 +197,12 @@ class DeviceClient:
     timeout: float = 30.0
     site_url: str | None = None  # for a folder: the URL the site was built for (default: from its index)
     transport: Transport | None = None
-    _cache: dict[str, tuple[str, Any]] = field(default_factory=dict, repr=False)
+    # Pinned {keyid: Ed25519 public key hex} of the registry's `documents` keys (api/v1/keys.json lists
+    # them; pin them out of band). When set, every document is verified against its .sig before use.
+    trusted_keys: Mapping[str, str] | None = None
+    min_version: int = 0  # highest signed version accepted so far: persist it and pass it back next run
+    clock: Callable[[], float] = time.time
+    _cache: dict[str, tuple[str, Any, bytes]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.transport is not None:
@@ -227,16 +242,42 @@ class DeviceClient:
         if fetched.status == 304:
             if cached is None:
                 raise ClientError(f"GET {url}: 304 Not Modified to a request without If-None-Match")
+            if self.trusted_keys is not None:
+                self._verified(path, cached[2])  # the signature may have expired since, or been rolled back
             return cached[1], True
+        body = self._verified(path, fetched.body) if self.trusted_keys is not None else fetched.body
         try:
-            document = json.loads(fetched.body)
+            document = json.loads(body)
         except ValueError as error:
             raise ClientError(f"GET {url}: not JSON ({error})") from None
         if not isinstance(document, dict) or not isinstance(document.get("data"), dict):
             raise ClientError(f"GET {url}: not a relreg document (no data object)")
         if fetched.etag:
-            self._cache[url] = (fetched.etag, document)
+            self._cache[url] = (fetched.etag, document, body)
         return document, False
+
+    def _verified(self, path: str, body: bytes) -> bytes:
+        """The signed bytes of the document at `path` (its immutable copy when `body` is not them)."""
+        assert self.transport is not None and self.trusted_keys is not None
+        url = self._base + path
+        signed_path = unquote(path)  # signatures name the site path, not its URL-quoted form
+        sig = self.transport.get(url + SIG_SUFFIX, None)
+        if sig.status != 200:
+            raise SignatureRefused(url, "missing-signature", f"GET {url}{SIG_SUFFIX}: HTTP {sig.status}")
+        try:
+            verified = verify_signature(sig.body, self.trusted_keys, self.clock(), self.min_version,
+                                        path=signed_path)
+            try:
+                verified.check(body)
+            except DocumentRefused:  # a CDN edge between two builds: fetch the copy named by its hash
+                copy = self.transport.get(self._base + quote(content_addressed_path(signed_path, verified.sha256)),
+                                          None)
+                body = copy.body if copy.status == 200 else b""
+                verified.check(body)
+        except DocumentRefused as error:
+            raise SignatureRefused(url, error.reason, error.detail) from None
+        self.min_version = max(self.min_version, verified.version)
+        return body
 
     def check(self, device: DeviceIdentity) -> CheckResult:
         requests = not_modified = 0

@@ -306,3 +306,30 @@ def test_build_with_the_key_in_the_environment(builds: dict[str, Path], tmp_path
     report = build(builds["repo"], tmp_path / "unsigned", None)
     assert not (tmp_path / "unsigned/tuf").exists()
     assert any("the site is NOT signed" in warning for warning in report.warnings)
+
+
+def test_device_cli_verifies_pinned_signatures(builds: dict[str, Path], tmp_path: Path) -> None:
+    from conftest import run_relreg
+
+    answer = next(p for p in device_documents(builds["b"]) if "/from/" in p and "/_/" in p)
+    _, _, _, cohort, hardware, _, _, version = answer.removesuffix(".json").split("/")
+    pin = f"{CI.keyid}={CI.public}"
+    arguments = ["latest", "--cohort", cohort, "--hardware-version", hardware, "--current-version", version,
+                 "--serial", "SN-1", "--trust", pin]
+    trusted = run_relreg(*arguments, "--site", builds["b"])
+    assert trusted.exit_code in (0, 10), trusted.output
+
+    tampered = tmp_path / "site"
+    shutil.copytree(builds["b"], tampered)
+    document = tampered / answer
+    document.write_bytes(document.read_bytes().replace(b'"', b"'", 1))
+    recovered = run_relreg(*arguments, "--site", tampered)  # the signature names an intact copy: used instead
+    assert (recovered.exit_code, recovered.output) == (trusted.exit_code, trusted.output)
+
+    shutil.rmtree(tampered / "tuf")  # no intact copy left anywhere: the device must refuse
+    refused = run_relreg(*arguments, "--site", tampered)
+    assert refused.exit_code == 1
+    assert "signature" in refused.output or "digest" in refused.output, refused.output
+
+    unpinned = run_relreg(*arguments[:-2], "--site", tampered)  # without a pin nothing is checked
+    assert unpinned.exit_code != 1 or "digest-mismatch" not in unpinned.output

@@ -36,8 +36,14 @@ def device() -> None:
               help=f"Exit {EXIT_UPDATE_AVAILABLE} when an update is available, {EXIT_UP_TO_DATE} when up to date "
                    "(errors: 1). Without it, both exit 0.")
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds per HTTP request.")
+@click.option("--trust", "trusted", multiple=True, metavar="KEYID=PUBLIC",
+              help="Pin a signing key (its id and 64-hex Ed25519 public key, from keys.yaml); repeatable. "
+                   "With at least one, every document must carry a valid signature or the check fails.")
+@click.option("--min-signed-version", type=int, default=0, show_default=True,
+              help="Refuse signed documents older than this version (a device persists the highest it saw).")
 def check(site: str, cohort: str, hardware_version: str, software_type: str | None, current_version: str,
-          serial: str, download_dir: Path | None, exit_code: bool, timeout: float) -> None:
+          serial: str, download_dir: Path | None, exit_code: bool, timeout: float,
+          trusted: tuple[str, ...] = (), min_signed_version: int = 0) -> None:
     """Print what the device should install next, as JSON.
 
     With an update: the seed's device response (the release with the one image
@@ -55,10 +61,17 @@ def check(site: str, cohort: str, hardware_version: str, software_type: str | No
     from relreg.client import ClientError, DeviceClient
     from relreg.update import DeviceIdentity
 
+    trusted_keys = {}
+    for pin in trusted:
+        keyid, separator, public = pin.partition("=")
+        if not separator or not keyid or len(public) != 64:
+            raise click.UsageError(f"--trust {pin!r}: expected KEYID=PUBLIC with a 64-hex public key")
+        trusted_keys[keyid] = public
     identity = DeviceIdentity(cohort=cohort, hardware_version=hardware_version, current_version=current_version,
                               serial=serial, software_type=software_type)
     try:
-        with DeviceClient(site, timeout=timeout) as client:
+        with DeviceClient(site, timeout=timeout, trusted_keys=trusted_keys or None,
+                          min_version=min_signed_version) as client:
             result = client.check(identity)
             click.echo(json.dumps(result.document, indent=2, ensure_ascii=False))
             if result.payload is not None and download_dir is not None:

@@ -100,8 +100,9 @@ def _register_commands() -> None:
     from relreg.cli_device import device, latest
     from relreg.cli_keys import keys, sign
     from relreg.cli_release import check, init, new_release
+    from relreg.cli_site import publish, query, serve
 
-    for command in (check, new_release, init, device, latest, keys, sign):
+    for command in (check, new_release, init, device, latest, keys, sign, publish, serve, query):
         cli.add_command(command)
 
 

@@ -285,7 +285,7 @@ def plan_site(inputs: SiteInputs) -> dict[str, bytes]:
     files = api_documents(inputs, views)
     files.update(device_documents(inputs, views))
     files.update(site_pages(inputs, views))
-    files.update(serving_files())
+    files.update(serving_files(list(files)))
     for name, content in inputs.input_schemas.items():
         files[f"schemas/{name}"] = content
     return dict(sorted(files.items()))

@@ -1,121 +1,172 @@
-"""How the site must be served: one policy for headers, rendered for each kind of origin.
+"""How the site must be served: one header policy, rendered for each kind of origin.
 
-`headers_for(path)` is the single source of Content-Type, Cache-Control and
-CORS. The build renders it as `_headers` (Netlify, Cloudflare Pages) and as an
-nginx server snippet (`nginx.conf`, to include in a server block whose root is
-the site); `relreg publish` sets the same headers on every object it uploads.
+`object_headers(path)` is the single source of Content-Type and Cache-Control
+(first matching rule wins). `relreg publish` sets them on every object it
+uploads and `relreg serve` sends them; the build renders the same rules as
+`_headers` (Netlify, Cloudflare Pages) and as an nginx snippet (`nginx.conf`,
+to include in a server block whose root is the site). Everything is public and
+read-only, so CORS allows GET from any origin on every file.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-from dataclasses import dataclass
+from typing import Iterable, NamedTuple
 
-# Documents that can change between builds: short cache, revalidate with the ETag.
-SHORT = "public, max-age=60, must-revalidate"
-# Pages: a little longer, they change less often than device documents matter.
-PAGES = "public, max-age=300, must-revalidate"
-# Assets whose names carry a hash of their bytes never change under a name.
-IMMUTABLE = "public, max-age=31536000, immutable"
+from relreg.write import MANIFEST
+
 NO_CACHE = "no-cache"
 
-_HASHED_ASSET = re.compile(r"^static/.+\.[0-9a-f]{8,}\.[a-z0-9]+$")
-_TYPES = {
-    "json": "application/json; charset=utf-8",
-    "html": "text/html; charset=utf-8",
-    "css": "text/css; charset=utf-8",
-    "js": "text/javascript; charset=utf-8",
-    "svg": "image/svg+xml",
-    "xml": "application/xml; charset=utf-8",
-    "txt": "text/plain; charset=utf-8",
-    "sig": "application/json; charset=utf-8",
+IMMUTABLE = "public, max-age=31536000, immutable"
+DOCUMENT = "public, max-age=300"
+LIST = "public, max-age=60"
+ENTRY = "public, no-cache"
+SCHEMA = "public, max-age=3600"
+
+# First match wins. Patterns match the path relative to the site root.
+CACHE_RULES: tuple[tuple[str, str, str], ...] = (
+    ("hashed asset", r"^static/.+\.[0-9a-f]{10}\.[A-Za-z0-9]+$", IMMUTABLE),
+    ("TUF versioned metadata and targets", r"^tuf/(?:\d+\.(?:root|targets|snapshot)\.json$|targets/)", IMMUTABLE),
+    ("entry point", r"^(?:api/v1/index\.json|index\.html|tuf/root\.json|tuf/timestamp\.json)$", ENTRY),
+    ("input schema", r"^schemas/", SCHEMA),
+    ("release document", r"^api/v1/releases/[^/]+\.json$", DOCUMENT),
+    ("release page", r"^releases/[^/]+/index\.html$", DOCUMENT),
+    ("device document", r"^api/v1/devices/", LIST),
+    ("anything else", r"", LIST),
+)
+
+CONTENT_TYPES: dict[str, str] = {
+    ".json": "application/json; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".xml": "application/xml; charset=utf-8",
+    ".txt": "text/plain; charset=utf-8",
+    ".md": "text/markdown; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".ico": "image/vnd.microsoft.icon",
+    ".woff2": "font/woff2",
+    ".woff": "font/woff",
+    ".pdf": "application/pdf",
+    ".gz": "application/gzip",
+    ".zip": "application/zip",
+    ".bin": "application/octet-stream",
 }
-CORS_PREFIXES = ("api/", "schemas/", "tuf/")
+# Exact file names first: Atom feeds are XML of their own type.
+CONTENT_TYPES_BY_NAME: dict[str, str] = {
+    "feed.xml": "application/atom+xml; charset=utf-8",
+    "_headers": "text/plain; charset=utf-8",
+    "_redirects": "text/plain; charset=utf-8",
+}
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+_COMPILED_RULES = tuple((name, re.compile(pattern), value) for name, pattern, value in CACHE_RULES)
+POLICY_VERSION = 1  # raise when content_type() or cache_control() change in a way the tables do not show
+# Stored with every object; a published site whose entry point carries another id gets every object re-uploaded.
+POLICY_ID = hashlib.sha256(json.dumps([POLICY_VERSION, CACHE_RULES, CONTENT_TYPES, CONTENT_TYPES_BY_NAME,
+                                       DEFAULT_CONTENT_TYPE]).encode()).hexdigest()[:16]
 
 
-@dataclass(frozen=True)
-class Headers:
+class Headers(NamedTuple):
     content_type: str
     cache_control: str
-    cors: bool
 
-    def as_dict(self) -> dict[str, str]:
-        headers = {"Content-Type": self.content_type, "Cache-Control": self.cache_control}
-        if self.cors:
-            headers["Access-Control-Allow-Origin"] = "*"
-        return headers
+    @property
+    def cors(self) -> bool:  # not part of the tuple: publish sets only the two headers above
+        return False
+
+
+SIGNATURE_SUFFIX = ".sig"  # a detached signature beside its document (signing.py): one line of JSON
 
 
 def content_type(path: str) -> str:
-    if path.endswith("feed.xml"):
-        return "application/atom+xml; charset=utf-8"
-    return _TYPES.get(path.rsplit(".", 1)[-1].lower(), "application/octet-stream")
+    name = path.rpartition("/")[2]
+    if name.endswith(SIGNATURE_SUFFIX):
+        return CONTENT_TYPES[".json"]
+    if name in CONTENT_TYPES_BY_NAME:
+        return CONTENT_TYPES_BY_NAME[name]
+    dot = name.rfind(".")
+    return CONTENT_TYPES.get(name[dot:].lower(), DEFAULT_CONTENT_TYPE) if dot > 0 else DEFAULT_CONTENT_TYPE
 
 
-def headers_for(path: str) -> Headers:
-    """The headers of the file at `path` (relative to the site root, forward slashes)."""
-    if _HASHED_ASSET.match(path):
-        cache = IMMUTABLE
-    elif path == "404.html":
-        cache = NO_CACHE
-    elif path.endswith(".html") or path.endswith(".xml"):
-        cache = PAGES
-    else:
-        cache = SHORT
-    return Headers(content_type(path), cache, path.startswith(CORS_PREFIXES))
+def cache_control(path: str) -> str:
+    if path.endswith(SIGNATURE_SUFFIX):
+        path = path[:-len(SIGNATURE_SUFFIX)]  # as fresh as the document it signs
+    for _name, pattern, value in _COMPILED_RULES:
+        if pattern.search(path):
+            return value
+    return LIST
 
 
-def headers_file() -> bytes:
-    """`_headers` for Netlify and Cloudflare Pages (rules by path pattern, later rules add to earlier)."""
-    cors = "  Access-Control-Allow-Origin: *\n  Access-Control-Allow-Methods: GET, HEAD, OPTIONS\n"
-    rules = [
-        ("/*", f"  Cache-Control: {PAGES}\n  X-Content-Type-Options: nosniff\n"),
-        ("/api/*", f"  Content-Type: {_TYPES['json']}\n  Cache-Control: {SHORT}\n{cors}"),
-        ("/schemas/*", f"  Content-Type: {_TYPES['json']}\n  Cache-Control: {SHORT}\n{cors}"),
-        ("/tuf/*", f"  Cache-Control: {SHORT}\n{cors}"),
-        ("/static/*", f"  Cache-Control: {IMMUTABLE}\n"),
-        ("/404.html", f"  Cache-Control: {NO_CACHE}\n"),
-    ]
-    return "".join(f"{pattern}\n{lines}" for pattern, lines in rules).encode()
+def object_headers(path: str) -> Headers:
+    """Content-Type and Cache-Control of the site file at `path` (relative to the site root, '/'-separated).
+
+    Hashed assets never change under their name: cached for a year. Entry
+    points are revalidated on every use (cheap with ETags) so a new publish
+    shows at once. Release documents change rarely (notes corrected, a yank):
+    5 minutes. Indexes and lists: 1 minute, shorter than the documents they
+    name, so a CDN holding an older index still finds its documents cached
+    or at the origin. (A CDN may serve an index up to a minute old: with
+    `--delete`, objects the new site dropped go at once, so run the deleting
+    publish a minute after the one that replaced the indexes, or purge.)
+    """
+    return Headers(content_type(path), cache_control(path))
+
+
+def headers_file(paths: Iterable[str]) -> bytes:
+    """A `_headers` file (Netlify, Cloudflare Pages) giving each path its headers from `object_headers`.
+
+    One block per path, since those hosts apply every matching pattern (not
+    the first), which cannot express a first-match policy with wildcards.
+    """
+    blocks = []
+    for path in sorted(paths):
+        if path in ("_headers", MANIFEST):
+            continue
+        headers = object_headers(path)
+        blocks.append(f"/{path}\n  Content-Type: {headers.content_type}\n  Cache-Control: {headers.cache_control}\n")
+    return "".join(blocks).encode()
+
+
+_CORS = ('    add_header Access-Control-Allow-Origin "*" always;\n'
+         '    add_header Access-Control-Allow-Methods "GET, HEAD, OPTIONS" always;\n')
+
+
+def _nginx_location(match: str, cache: str) -> str:
+    # add_header in a location replaces the server's, so each location says all of its headers.
+    return (f"location {match} {{\n" f'    add_header Cache-Control "{cache}" always;\n' + _CORS +
+            '    add_header X-Content-Type-Options "nosniff" always;\n}\n')
 
 
 def nginx_snippet() -> bytes:
-    """Directives for an nginx `server` block whose `root` is the built site."""
-    cors = ('    add_header Access-Control-Allow-Origin "*" always;\n'
-            '    add_header Access-Control-Allow-Methods "GET, HEAD, OPTIONS" always;\n'
-            '    if ($request_method = OPTIONS) { return 204; }\n')
-    json_location = ("    types { application/json json sig; }\n"
-                     "    default_type application/json;\n"
-                     f'    add_header Cache-Control "{SHORT}" always;\n' + cors +
-                     "    try_files $uri =404;\n")
-    return (
-        "# relreg serving configuration: include it in a server block whose root is this folder.\n"
-        "#   server { listen 80; root /srv/firmware/public; include /srv/firmware/public/nginx.conf; }\n"
-        "etag on;\n"
-        "charset utf-8;\n"
-        "charset_types application/json application/xml application/atom+xml text/css text/javascript;\n"
-        "index index.html;\n"
-        "error_page 404 /404.html;\n"
-        "location = /404.html {\n"
-        f'    add_header Cache-Control "{NO_CACHE}" always;\n'
-        "}\n"
-        "location ^~ /api/ {\n" + json_location + "}\n"
-        "location ^~ /schemas/ {\n" + json_location + "}\n"
-        "location ^~ /tuf/ {\n" + json_location + "}\n"
-        "location ^~ /static/ {\n"
-        f'    add_header Cache-Control "{IMMUTABLE}" always;\n'
-        "}\n"
-        "location = /feed.xml {\n"
-        "    types { application/atom+xml xml; }\n"
-        f'    add_header Cache-Control "{PAGES}" always;\n'
-        "}\n"
-        "location / {\n"
-        f'    add_header Cache-Control "{PAGES}" always;\n'
-        '    add_header X-Content-Type-Options "nosniff" always;\n'
-        "    try_files $uri $uri/ =404;\n"
-        "}\n"
-    ).encode()
+    """Directives for an nginx `server` block whose `root` is the built site: the policy as regex locations."""
+    types = "".join(f"    {value.split(';')[0]} {ext.lstrip('.')};\n" for ext, value in CONTENT_TYPES.items())
+    parts = [
+        "# relreg serving configuration: include it in a server block whose root is this folder.\n",
+        "#   server { listen 80; root /srv/firmware/public; include /srv/firmware/public/nginx.conf; }\n",
+        "types {\n" + types + "    application/json sig;\n}\n",
+        "default_type application/octet-stream;\n",
+        "etag on;\ncharset utf-8;\n",
+        "charset_types application/json application/xml application/atom+xml text/css text/javascript text/plain;\n",
+        "index index.html;\nerror_page 404 /404.html;\n",
+        _CORS.replace("    ", "") + "if ($request_method = OPTIONS) { return 204; }\n",
+        _nginx_location("= /404.html", NO_CACHE),
+    ]
+    # Regex locations are tried in order, the first match wins: the policy's own semantics.
+    for name, pattern, cache in CACHE_RULES:
+        match = f'~ "^/{pattern.lstrip("^")}"' if pattern else "/"
+        parts.append(f"# {name}\n" + _nginx_location(match, cache))
+    return "".join(parts).encode()
 
 
-def serving_files() -> dict[str, bytes]:
-    return {"_headers": headers_file(), "nginx.conf": nginx_snippet()}
+def serving_files(paths: Iterable[str]) -> dict[str, bytes]:
+    """The origin configuration files for a site holding `paths`."""
+    return {"_headers": headers_file(paths), "nginx.conf": nginx_snippet()}

@@ -20,6 +20,7 @@ import click
 
 from relreg import history
 from relreg.cache import work_cache_for
+from relreg.deployments import read_cohort_history
 from relreg.diagnostics import Diagnostic
 from relreg.notes import render_all
 from relreg.plan import ReleaseDates, SiteInputs, plan_site
@@ -207,6 +208,9 @@ def build_site(options: BuildOptions) -> BuildReport:
     notes = render_all([(r.notes, r.notes_format) for r in registry.releases], cache)
     cache.save()
 
+    step("reading the deployment history of cohorts")
+    cohort_history = read_cohort_history(repo, commit, prefix or "") if repo is not None and commit else {}
+
     schemas_folder = schema_dir()
     inputs = SiteInputs(
         registry=result.registry,  # type: ignore[arg-type]
@@ -218,6 +222,7 @@ def build_site(options: BuildOptions) -> BuildReport:
         base_url=options.base_url,
         input_schemas={name: (schemas_folder / name).read_bytes() for name in INPUT_SCHEMAS.values()},
         notes_html={release.version: html for release, html in zip(registry.releases, notes)},
+        cohort_history=cohort_history,
     )
     step(f"planning the site of {len(registry.releases)} releases")
     planned = plan_site(inputs)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from relreg import __version__
+from relreg.deployments import CohortChange
 from relreg.history import format_date
 from relreg.model import Artifact, Cohort, HardwareVersion, Registry, Release
 from relreg.notes import render_notes
@@ -38,6 +39,7 @@ class SiteInputs:
     input_schemas: Mapping[str, bytes] = field(default_factory=dict)  # file name -> bytes
     # Notes already rendered and sanitized (by version), e.g. from a cache; others are rendered here.
     notes_html: Mapping[str, str] = field(default_factory=dict)
+    cohort_history: Mapping[str, Sequence["CohortChange"]] = field(default_factory=dict)  # by slug, oldest first
 
     @property
     def site_url(self) -> str:

@@ -1,0 +1,363 @@
+"""The built site in a real browser: Debian's Chromium, headless, driven by Playwright, against a loopback
+HTTP server that serves the site under a sub-path (so relative links are proven to work from any base).
+
+One browser and one pair of builds per module; each test opens its own context.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from site_helpers import (ARTIFACTS, BROWSER_AUDIT, CHROMIUM, TRAP_SCRIPT, browser_audit_arguments,
+                          build_example_site, build_hostile_site, html_pages, launch_chromium, serve)
+
+pytestmark = pytest.mark.slow
+
+if not CHROMIUM.exists():  # `make test` installs it; outside CI a missing browser skips instead of failing
+    if os.environ.get("CI"):
+        raise RuntimeError(f"{CHROMIUM} is missing: run `make system-deps`")
+    pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+RELEASE_WITH_EVERYTHING = "2.0.1"  # deltas, cohorts, min_version, extra_info
+SCREENSHOTS = ARTIFACTS / "screenshots"
+
+
+class Site:
+    def __init__(self, root: Path, out: Path, url: str) -> None:
+        self.root = root
+        self.out = out
+        self.url = url  # ends in /
+
+    def pages(self) -> list[str]:
+        return html_pages(self.out)
+
+
+@pytest.fixture(scope="module")
+def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Site, Site, dict[str, Path]]]:
+    root = tmp_path_factory.mktemp("served")
+    example = build_example_site(root / "deploy" / "example")
+    hostile, by_version = build_hostile_site(root / "deploy" / "hostile")
+    with serve(root) as base:
+        yield (Site(root, example, f"{base}deploy/example/public/"),
+               Site(root, hostile, f"{base}deploy/hostile/public/"), by_version)
+
+
+@pytest.fixture(scope="module")
+def example(sites: tuple[Site, Site, dict[str, Path]]) -> Site:
+    return sites[0]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+PNG_1X1 = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000" "1f15c4890000000d49444154789c63"
+                        "f8ffff3f0005fe02fea7d6a4830000000049454e44ae426082")
+
+
+class Watch:
+    """Console errors, page errors, failed requests, HTTP errors and requests that leave loopback.
+
+    With `note_images`, images over https (which notes may show) are answered here with a blank image
+    and listed in `images`; nothing ever leaves the machine.
+    """
+
+    def __init__(self, context: object, page: object, note_images: bool = False) -> None:
+        self.problems: list[str] = []
+        self.images: list[str] = []
+        self.note_images = note_images
+        context.route("**/*", self._route)
+        page.on("console", lambda m: self.problems.append(f"console {m.type}: {m.text}")
+                if m.type in ("error", "warning") else None)
+        page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        page.on("requestfailed", self._failed)
+        page.on("response", lambda r: self.problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+
+    def _failed(self, request: object) -> None:
+        if request.failure == "net::ERR_ABORTED" and "/static/favicon." in request.url:
+            return  # the icon loads at low priority; moving on to the next page cancels it
+        self.problems.append(f"failed: {request.url} {request.failure}")
+
+    def _route(self, route: object) -> None:
+        url = route.request.url
+        if url.startswith(("http://127.0.0.1:", "file://", "data:")):
+            route.continue_()
+        elif self.note_images and url.startswith("https://") and route.request.resource_type == "image":
+            self.images.append(url)
+            route.fulfill(status=200, content_type="image/png", body=PNG_1X1)
+        else:  # nothing may leave the machine, and nothing should even try
+            self.problems.append(f"request to another origin: {url}")
+            route.abort()
+
+
+def _open(browser: object, note_images: bool = False, **options: object) -> tuple[object, object, Watch]:
+    context = browser.new_context(**options)
+    page = context.new_page()
+    return context, page, Watch(context, page, note_images)
+
+
+def test_every_page_loads_cleanly_and_every_link_answers(browser: object, example: Site) -> None:
+    """No console error, failed request or request elsewhere on any page; every same-origin link target the
+    browser resolves (not what a parser guesses) answers 200."""
+    context, page, watch = _open(browser)
+    targets: set[str] = set()
+    try:
+        for path in example.pages():
+            page.goto(example.url + path, wait_until="load")
+            assert page.evaluate("getComputedStyle(document.body).fontFamily").startswith("system-ui"), path
+            assert page.locator("h1").count() == 1, path
+            if path != "404.html":
+                targets |= set(page.eval_on_selector_all("a[href]", "els => els.map(a => a.href.split('#')[0])"))
+        page.goto(example.url + f"releases/{RELEASE_WITH_EVERYTHING}/index.html")
+        assert page.locator("button.copy").first.is_visible()  # the script ran and showed the copy buttons
+        internal = sorted(t for t in targets if t.startswith(example.url))
+        assert len(internal) > 50
+        for url in internal:
+            assert context.request.get(url).status == 200, url
+    finally:
+        context.close()
+    assert watch.problems == []
+
+
+def _visible_versions(page: object) -> list[str]:
+    return page.eval_on_selector_all(
+        "#release-table tbody tr", "rows => rows.filter(r => r.offsetParent !== null)"
+                                   ".map(r => r.querySelector('a.version').textContent)")
+
+
+def test_hardware_filter_and_search_work_with_javascript(browser: object, example: Site) -> None:
+    releases = json.loads((example.out / "api/v1/releases.json").read_bytes())["data"]
+    everything = [r["version"] for r in releases]
+    context, page, watch = _open(browser)
+    try:
+        page.goto(example.url + "releases/index.html")
+        assert _visible_versions(page) == everything
+        page.select_option("#hardware", "evt2")
+        assert _visible_versions(page) == ["1.2.0", "1.1.1", "1.1.0", "1.0.1", "1.0.0"]
+        assert page.text_content("#count") == f"Showing 5 of {len(everything)} releases."
+        assert page.url.endswith("?hardware=evt2")
+
+        page.select_option("#hardware", "")
+        search = page.get_by_label("Version, revision or build id")
+        search.fill("2.0.0")
+        assert _visible_versions(page) == ["2.0.0-rc.2", "2.0.0-rc.1", "2.0.0"] or \
+            sorted(_visible_versions(page)) == ["2.0.0", "2.0.0-rc.1", "2.0.0-rc.2"]
+        by_version = {r["version"]: r for r in releases}
+        search.fill(by_version["1.3.1"]["revision"][:8].upper())  # revision prefix, any case
+        assert _visible_versions(page) == ["1.3.1"]
+        delta = next(a for a in by_version["2.0.1"]["artifacts"] if a["type"] == "delta")
+        search.fill(delta["build_id"])  # a full build id
+        assert _visible_versions(page) == ["2.0.1"]
+        search.fill(delta["build_id"][10:20])  # any part of it
+        assert _visible_versions(page) == ["2.0.1"]
+        search.fill("no-such-release")
+        assert _visible_versions(page) == [] and page.is_visible("#empty")
+        search.fill("")
+        assert _visible_versions(page) == everything and not page.is_visible("#empty")
+
+        page.goto(example.url + "releases/index.html?hardware=pvt-b&q=2.1")  # shareable filter links
+        assert _visible_versions(page) == ["2.1.1", "2.1.0"]
+        assert page.input_value("#hardware") == "pvt-b" and page.input_value("#q") == "2.1"
+    finally:
+        context.close()
+    assert watch.problems == []
+
+
+def test_hardware_filter_works_without_javascript(browser: object, example: Site) -> None:
+    context, page, watch = _open(browser, java_script_enabled=False)
+    try:
+        page.goto(example.url + "releases/index.html")
+        rows = page.locator("#release-table tbody tr")
+        total = rows.count()
+        page.select_option("#hardware", "evt2")
+        visible = [rows.nth(i).locator("a.version").text_content() for i in range(total) if rows.nth(i).is_visible()]
+        assert visible == ["1.2.0", "1.1.1", "1.1.0", "1.0.1", "1.0.0"]
+        page.select_option("#hardware", "")
+        assert sum(rows.nth(i).is_visible() for i in range(total)) == total
+        assert not page.is_visible("#q")  # the text search needs the script; find in page does the job
+        assert "find in page" in page.inner_html("#releases noscript")
+    finally:
+        context.close()
+    assert watch.problems == []
+
+
+def test_copy_button_copies_the_sha256(browser: object, example: Site) -> None:
+    context, page, watch = _open(browser, permissions=["clipboard-read", "clipboard-write"])
+    try:
+        page.goto(example.url + f"releases/{RELEASE_WITH_EVERYTHING}/index.html")
+        document = json.loads((example.out / f"api/v1/releases/{RELEASE_WITH_EVERYTHING}.json").read_bytes())
+        artifact = document["data"]["artifacts"][1]
+        button = page.get_by_role("button", name=f"Copy SHA-256 of {artifact['filename']}")
+        button.click()
+        assert page.evaluate("navigator.clipboard.readText()") == artifact["sha256"]
+        assert button.text_content() == "Copied"
+        assert page.text_content("#copy-status") == "SHA-256 copied to the clipboard."
+    finally:
+        context.close()
+    assert watch.problems == []
+
+
+def test_keyboard_focus_is_visible_and_the_skip_link_leads_to_the_content(browser: object, example: Site) -> None:
+    context, page, watch = _open(browser)
+    try:
+        page.goto(example.url + f"releases/{RELEASE_WITH_EVERYTHING}/index.html")
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.className") == "skip"
+        box = page.locator("a.skip").bounding_box()
+        assert box and box["y"] >= 0  # on screen once focused
+        page.keyboard.press("Enter")
+        assert page.evaluate("document.activeElement.id") == "main"
+        for _ in range(6):
+            page.keyboard.press("Tab")
+            style = page.evaluate("(() => { const s = getComputedStyle(document.activeElement);"
+                                  " return [s.outlineStyle, parseFloat(s.outlineWidth)]; })()")
+            assert style[0] != "none" and style[1] >= 2, style
+    finally:
+        context.close()
+    assert watch.problems == []
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_pages_fit_the_screen_without_sideways_scrolling(browser: object, example: Site, width: int) -> None:
+    context, page, watch = _open(browser, viewport={"width": width, "height": 800})
+    try:
+        for path in ["index.html", "releases/index.html", f"releases/{RELEASE_WITH_EVERYTHING}/index.html",
+                     "releases/1.3.0/index.html", "hardware/pvt/index.html", "cohorts/beta/index.html", "404.html"]:
+            page.goto(example.url + path)
+            assert page.evaluate("document.documentElement.scrollWidth") <= width, (path, width)
+    finally:
+        context.close()
+    assert watch.problems == []
+
+
+AXE_PAGES = ["index.html", "releases/index.html", f"releases/{RELEASE_WITH_EVERYTHING}/index.html",
+             "releases/1.3.0/index.html", "releases/2.0.0/index.html", "hardware/pvt/index.html",
+             "cohorts/beta/index.html", "404.html"]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_axe_finds_no_accessibility_problem_in_light_and_dark_mode(browser: object, example: Site,
+                                                                   scheme: str) -> None:
+    """axe-core (WCAG 2.1 A/AA and best practices, including colour contrast) on representative pages."""
+    axe = pytest.importorskip("axe_playwright_python.base")
+    context, page, watch = _open(browser, color_scheme=scheme, bypass_csp=True)  # bypass: to inject axe
+    try:
+        violations = {}
+        for path in AXE_PAGES:
+            page.goto(example.url + path)
+            page.evaluate(axe.AXE_SCRIPT)
+            result = page.evaluate("axe.run(document, {runOnly: {type: 'tag', values: "
+                                   "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']},"
+                                   " resultTypes: ['violations']})")
+            found = [f"{v['id']}: {[n['target'] for n in v['nodes']][:3]}" for v in result["violations"]]
+            if found:
+                violations[path] = found
+    finally:
+        context.close()
+    assert violations == {}
+    assert watch.problems == []
+
+
+def test_site_also_works_from_file_urls(browser: object, example: Site) -> None:
+    context, page, watch = _open(browser)
+    try:
+        page.goto((example.out / "index.html").as_uri())
+        assert page.evaluate("getComputedStyle(document.body).fontFamily").startswith("system-ui")
+        page.get_by_role("navigation", name="Site").get_by_role("link", name="Releases").click()
+        assert page.url == (example.out / "releases" / "index.html").as_uri()
+        page.select_option("#hardware", "evt2")
+        assert len(_visible_versions(page)) == 5
+        page.get_by_role("link", name="1.2.0", exact=True).click()
+        assert page.url == (example.out / "releases" / "1.2.0" / "index.html").as_uri()
+        assert page.locator("h1").text_content() == "1.2.0"
+    finally:
+        context.close()
+    assert watch.problems == []
+
+
+FIRE_EVENTS = """() => {
+  for (const element of document.querySelectorAll('.notes *')) {
+    for (const type of ['mouseover', 'mouseenter', 'pointerover', 'pointerenter', 'focus', 'focusin', 'toggle',
+                        'animationstart', 'load', 'error', 'begin']) {
+      element.dispatchEvent(new Event(type));
+    }
+    if (!['a', 'summary'].includes(element.localName)) element.dispatchEvent(new MouseEvent('click', {bubbles: true}));
+  }
+}"""
+
+
+def test_hostile_notes_run_nothing_in_the_browser(browser: object,
+                                                   sites: tuple[Site, Site, dict[str, Path]]) -> None:
+    """The sanitizer alone must hold: the page's Content-Security-Policy is bypassed for this test."""
+    _, hostile, by_version = sites
+    context, page, watch = _open(browser, note_images=True, bypass_csp=True)
+    context.add_init_script(TRAP_SCRIPT)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    try:
+        for version, source in by_version.items():
+            page.goto(hostile.url + f"releases/{version}/index.html")
+            page.evaluate(FIRE_EVENTS)  # any handler that survived would run now
+            page.wait_for_timeout(50)
+            assert page.evaluate(BROWSER_AUDIT, browser_audit_arguments()) == [], source.name
+            assert page.evaluate("window.__pwned") == 0, source.name
+            assert page.title().startswith(f"{version} "), source.name
+
+        # The JSON notes, put into a page as an API client would (innerHTML), run nothing either.
+        page.goto(hostile.url + "404.html")
+        for version, source in by_version.items():
+            notes = json.loads((hostile.out / f"api/v1/releases/{version}.json").read_bytes())["data"]["notes"]
+            page.evaluate("html => { document.querySelector('main').innerHTML = '<div class=notes></div>';"
+                          " document.querySelector('.notes').innerHTML = html; }", notes)
+            page.wait_for_timeout(50)
+            assert page.evaluate(BROWSER_AUDIT, browser_audit_arguments()) == [], source.name
+            assert page.evaluate("window.__pwned") == 0, source.name
+    finally:
+        context.close()
+    assert dialogs == []
+    assert watch.problems == []
+    # Only images over https load from elsewhere (notes may show them, by design); nothing else even tries.
+    assert watch.images and all(re.match(r"https://images\.example/", url) for url in watch.images), watch.images
+
+
+def test_hostile_site_raises_no_content_security_policy_violation(browser: object,
+                                                                   sites: tuple[Site, Site, dict[str, Path]]) -> None:
+    """With the policy on, nothing even tries to run: a violation would mean something slipped through."""
+    _, hostile, by_version = sites
+    context, page, watch = _open(browser, note_images=True)
+    try:
+        for version in by_version:
+            page.goto(hostile.url + f"releases/{version}/index.html")
+    finally:
+        context.close()
+    assert watch.problems == []
+
+
+def test_screenshots_of_home_and_release_pages_in_light_and_dark_mode(browser: object, example: Site) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    taken = []
+    for scheme in ("light", "dark"):
+        for width, suffix in ((1280, ""), (390, "-phone")):
+            context = browser.new_context(color_scheme=scheme, viewport={"width": width, "height": 900})
+            page = context.new_page()
+            for name, path in (("home", "index.html"),
+                               ("release", f"releases/{RELEASE_WITH_EVERYTHING}/index.html")):
+                page.goto(example.url + path)
+                target = SCREENSHOTS / f"{name}-{scheme}{suffix}.png"
+                page.screenshot(path=str(target), full_page=True)
+                taken.append(target)
+            context.close()
+    for target in taken:
+        assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and target.stat().st_size > 10_000, target

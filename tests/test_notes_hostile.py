@@ -1,0 +1,121 @@
+"""Hostile release notes (tests/fixtures/notes) are rendered harmless, on the text of every output:
+the sanitizer's result, the HTML pages, the JSON `notes` and the Atom feeds. The browser side is in
+test_browser.py."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from site_helpers import (audit_notes_html, audit_page, build_hostile_site, corpus_files, html_pages,
+                          parse_page)
+
+from relreg.notes import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, render_notes
+from relreg.site import nest_headings
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+
+def _render(path: Path) -> str:
+    return render_notes(path.read_text(encoding="utf-8"), "markdown" if path.suffix == ".md" else "html")
+
+
+@pytest.mark.parametrize("path", corpus_files(), ids=lambda p: p.name)
+def test_sanitized_notes_keep_nothing_executable(path: Path) -> None:
+    rendered = _render(path)
+    assert audit_notes_html(rendered) == []
+    assert _tag_names(rendered) <= ALLOWED_TAGS, path.name
+    assert html.unescape(re.sub(r"<[^>]*>", "", rendered)).strip()  # some readable text is left
+
+
+def _tag_names(rendered: str) -> set[str]:
+    return {name.lower() for name in re.findall(r"<[/]?([A-Za-z][^\s/>]*)", rendered)}
+
+
+@pytest.mark.parametrize("path", corpus_files(), ids=lambda p: p.name)
+def test_sanitized_notes_pass_a_spec_html_parser_audit(path: Path) -> None:
+    """The same audit on the tree of html5lib, which parses like a browser (mutation XSS shows up here)."""
+    html5lib = pytest.importorskip("html5lib")
+    fragment = html5lib.parseFragment(_render(path), namespaceHTMLElements=False)
+    for element in fragment.iter():
+        if not isinstance(element.tag, str):
+            continue  # comments
+        assert element.tag in ALLOWED_TAGS or element.tag == "DOCUMENT_FRAGMENT", (path.name, element.tag)
+        for name, value in element.attrib.items():
+            assert name in ALLOWED_ATTRIBUTES.get(element.tag, set()) | {"rel"}, (path.name, element.tag, name)
+            if name in ("href", "src"):
+                scheme = urlsplit(value.strip()).scheme.lower()
+                assert scheme in ({"https"} if element.tag == "img" else {"", "http", "https", "mailto"}), \
+                    (path.name, value)
+
+
+def test_benign_notes_keep_what_release_notes_need() -> None:
+    markdown = _render(Path(__file__).parent / "fixtures" / "notes" / "benign-markdown.md")
+    for fragment in ("<h1>Aurora 3.0</h1>", "<strong>Bold</strong>", "<em>emphasis</em>", "<s>strike</s>",
+                     '<a href="https://example.com/changelog" title="Changelog" rel="noopener noreferrer nofollow">',
+                     '<a href="mailto:support@example.com"', "<blockquote>", "<table>", "<th>Mode</th>",
+                     '<code class="language-c">', '<img src="https://images.example/board.png" alt="Board photo">',
+                     "<ol>", "<hr>"):
+        assert fragment in markdown, fragment
+    html_notes = _render(Path(__file__).parent / "fixtures" / "notes" / "benign-html.html")
+    for fragment in ("<kbd>Reset</kbd>", '<ol start="3">', '<abbr title="Over the air">', "<details><summary>",
+                     '<td colspan="2">', '<th align="right">', "<sub>2</sub>", '<code class="language-sh">',
+                     'width="320" height="200"', "<dl><dt>Term</dt>"):
+        assert fragment in html_notes, fragment
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
+    return build_hostile_site(tmp_path_factory.mktemp("hostile"))
+
+
+def test_no_page_of_the_hostile_site_carries_executable_content(hostile: tuple[Path, dict[str, Path]]) -> None:
+    out, by_version = hostile
+    problems = [problem for page in html_pages(out) for problem in audit_page(out, page)]
+    assert problems == []
+    for version in by_version:
+        assert f"releases/{version}/index.html" in html_pages(out)
+
+
+def test_hostile_notes_cannot_break_the_page_around_them(hostile: tuple[Path, dict[str, Path]]) -> None:
+    """Stray end tags, unclosed elements and headings in notes stay inside the notes."""
+    out, by_version = hostile
+    for version, source in by_version.items():
+        page = parse_page(out / f"releases/{version}/index.html")
+        tags = [e.tag for e in page.elements]
+        assert page.problems == [], (source.name, page.problems)
+        assert tags.count("h1") == 1 and tags.count("main") == 1 and tags.count("footer") == 1, source.name
+        after_notes = tags[max(i for i, e in enumerate(page.elements) if e.in_notes) + 1:]
+        assert "table" in after_notes and "footer" in after_notes, source.name  # artifacts and footer follow
+    html5lib = pytest.importorskip("html5lib")
+    for version in by_version:
+        parser = html5lib.HTMLParser(strict=True, namespaceHTMLElements=False)
+        parser.parse((out / f"releases/{version}/index.html").read_text(encoding="utf-8"))
+
+
+def test_json_notes_are_the_sanitized_notes_and_the_page_shows_the_same(
+        hostile: tuple[Path, dict[str, Path]]) -> None:
+    out, by_version = hostile
+    for version, path in by_version.items():
+        notes = json.loads((out / f"api/v1/releases/{version}.json").read_bytes())["data"]["notes"]
+        assert notes == _render(path), path.name
+        assert audit_notes_html(notes) == [], path.name
+        page = (out / f"releases/{version}/index.html").read_text(encoding="utf-8")
+        assert nest_headings(notes) in page, path.name
+    listing = json.loads((out / "api/v1/releases.json").read_bytes())["data"]
+    assert all(audit_notes_html(release["notes"]) == [] for release in listing)
+
+
+def test_feed_content_is_the_sanitized_notes_escaped_once(hostile: tuple[Path, dict[str, Path]]) -> None:
+    out, by_version = hostile
+    feed = ET.parse(out / "feed.xml").getroot()  # well-formed XML whatever the notes held
+    contents = {e.findtext(f"{ATOM}title"): e.findtext(f"{ATOM}content") for e in feed.iter(f"{ATOM}entry")}
+    for version, path in by_version.items():
+        assert contents[version] == _render(path), path.name
+        assert audit_notes_html(contents[version]) == []

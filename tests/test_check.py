@@ -65,8 +65,10 @@ def repo(tmp_path: Path) -> Path:
 
 
 def _overlay(source: Path, registry: Path) -> None:
+    # copyfile, not copy2: a fixture's checkout mtime copied over a file of the same size would
+    # let git's stat cache take the changed file for unchanged.
     if source.is_dir():
-        shutil.copytree(source, registry, dirs_exist_ok=True)
+        shutil.copytree(source, registry, dirs_exist_ok=True, copy_function=shutil.copyfile)
 
 
 @pytest.mark.parametrize("case", CASES)

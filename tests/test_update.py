@@ -6,6 +6,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from device_helpers import SEMVER, Spec, channel, oracle, oracle_bucket, random_channel
 from relreg.update import (FULL_ROLLOUT, bucket, choose_index, decide, in_rollout, plan_update, rollout_threshold)
@@ -284,3 +286,25 @@ def test_repeated_updating_terminates_at_the_highest_reachable_release(seed: int
                 step = found[0]
                 walk.append(step)
             assert walk == path
+
+
+# --------------------------------------------------------------------------------------------
+# The same property, driven by hypothesis: random registries (channels) and random devices
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rng=st.randoms(use_true_random=False),
+       serial=st.text(alphabet="ABCDEFGHJKLMNPQRSTUVWXYZ0123456789-", min_size=1, max_size=16),
+       start=st.integers(min_value=0, max_value=64))
+def test_hypothesis_updating_always_ends_at_the_highest_reachable_release_without_breaking_a_gate(
+        rng: random.Random, serial: str, start: int) -> None:
+    ch, line = random_channel(rng)
+    starts = line + ["0.0.1", "0.0.0-dev.1"]
+    current = starts[start % len(starts)]
+    path = [current]
+    while (offer := decide(ch, SEMVER.parse(current), serial)) is not None:
+        assert _gates_hold(ch, current, offer.candidate.version), (path, offer.candidate.version)
+        current = offer.candidate.version
+        path.append(current)
+        assert len(path) <= len(line) + 2, path  # terminates: every hop goes up the line
+    assert oracle(ch, current, serial) is None  # nothing reachable is left: the highest reachable release

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from conftest import BASE_REGISTRY, EXAMPLE_REGISTRY, FIXTURES, run_relreg
 from git_helpers import commit_all, git, init_repo
@@ -19,16 +19,7 @@ from relreg.yamlload import parse_yaml
 FIRMWARE_SOURCE = FIXTURES / "elf" / "firmware.c"
 
 
-def relreg(*args: str | Path) -> Result:
-    """Run a relreg command; the release commands directly until cli.py registers them."""
-    from relreg.cli import cli
-    from relreg.cli_release import check, init, new_release
-
-    if args[0] in cli.commands:
-        return run_relreg(*args)
-    command = {"check": check, "new-release": new_release, "init": init}[str(args[0])]
-    return CliRunner().invoke(command, [str(arg) for arg in args[1:]], prog_name=f"relreg {args[0]}",
-                              catch_exceptions=False)
+relreg = run_relreg  # the real `relreg` command line, in-process
 
 
 def readelf_build_id(elf: Path) -> str:

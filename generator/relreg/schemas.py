@@ -3,6 +3,14 @@
 Validators are built once per schema (Draft 2020-12) and reused for every
 file. jsonschema's errors are turned into diagnostics that name the field as
 the author wrote it, at the line and column of the offending key or value.
+
+Most files are valid, and proving that is the hot path of a cold validate of
+a large registry: jsonschema-rs (a compiled Draft 2020-12 validator, ~30x
+faster) answers "valid?" first, and only a file it rejects goes through
+jsonschema, whose errors carry what the messages need. A file is valid only
+when both agree: Python's `$` also matches before a final line break, so
+jsonschema alone would let `sha256: |` (a block scalar ending in a newline)
+through, where JSON Schema's ECMA-262 patterns do not.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
@@ -50,20 +59,45 @@ class SchemaSet:
     def __init__(self, directory: Path | None = None) -> None:
         directory = directory or schema_dir()
         self.validators: dict[str, Draft202012Validator] = {}
+        self.fast_validators: dict[str, Any] = {}
         digest = hashlib.sha256()
         for kind, filename in INPUT_SCHEMAS.items():
             text = (directory / filename).read_text(encoding="utf-8")
             schema = json.loads(text)
             Draft202012Validator.check_schema(schema)
             self.validators[kind] = Draft202012Validator(schema)
+            self.fast_validators[kind] = jsonschema_rs.Draft202012Validator(schema)
             digest.update(text.encode())
         self.fingerprint = digest.hexdigest()
 
     def check(self, kind: str, doc: SourceDocument) -> list[Diagnostic]:
-        validator = self.validators[kind]
-        return [diagnostic
-                for error in validator.iter_errors(doc.data)
-                for diagnostic in _diagnostics_for(error, doc)]
+        fast = self.fast_validators[kind]
+        if fast.is_valid(doc.data):
+            return []
+        found = [diagnostic
+                 for error in self.validators[kind].iter_errors(doc.data)
+                 for diagnostic in _diagnostics_for(error, doc)]
+        return found or [self._strict_diagnostic(kind, error, doc) for error in fast.iter_errors(doc.data)]
+
+    def _strict_diagnostic(self, kind: str, error: Any, doc: SourceDocument) -> Diagnostic:
+        """A problem only the ECMA-262 reading of the schema finds (in practice: a trailing line break)."""
+        path: JsonPath = tuple(error.instance_path)
+        keyword = error.schema_path[-1] if error.schema_path else "schema"
+        schema: Any = self.validators[kind].schema
+        for part in error.schema_path[:-1]:
+            schema = schema[part]
+        hint = schema.get("x-hint") if isinstance(schema, dict) else None
+        value = error.instance
+        if keyword == "pattern" and isinstance(value, str):
+            ending = " (it ends with a line break: use a plain or quoted value, not a '|' block)" \
+                if value.endswith("\n") else ""
+            message = f"{field_name(path)} {json.dumps(value)} is not valid{ending}: " \
+                      f"expected {hint or 'text matching ' + str(schema.get('pattern'))}"
+        else:
+            message = f"{field_name(path)}: {error.message}"
+        position = doc.position(path)
+        return Diagnostic(path=doc.path, line=position.line, column=position.column, message=message,
+                          rule=f"schema-{keyword}")
 
 
 def _diagnostic(doc: SourceDocument, position: Any, message: str, rule: str) -> Diagnostic:

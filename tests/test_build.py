@@ -229,6 +229,71 @@ def test_rebuild_rewrites_only_changed_files(history_repo: Path) -> None:
     assert "api/v1/releases/1.0.0.json" not in changed and "api/v1/releases/version/1.1.0.json" not in changed
 
 
+def _edit_notes(repo: Path) -> None:
+    release = repo / "registry" / "releases" / "1.2.0.yaml"
+    release.write_text(release.read_text().replace("**Bold** move", "**Bold** moves"))
+
+
+def _untracked_release(repo: Path) -> None:
+    (repo / "registry" / "releases" / "1.3.0.yaml").write_text(
+        RELEASE_120.replace('"1.2.0"', '"1.3.0"').replace("e555", "f555"))
+
+
+def _ignored_release(repo: Path) -> None:
+    (repo / ".git" / "info" / "exclude").write_text("wip/\n")  # ignored without a commit
+    (repo / "registry" / "releases" / "wip").mkdir()
+    (repo / "registry" / "releases" / "wip" / "1.3.0.yaml").write_text(
+        RELEASE_120.replace('"1.2.0"', '"1.3.0"').replace("e555", "f555"))
+
+
+def _new_commit(repo: Path) -> None:
+    _edit_notes(repo)
+    commit_all(repo, "notes", "2024-05-01T10:00:00+00:00")
+
+
+def _commit_outside_registry(repo: Path) -> None:
+    (repo / "README.md").write_text("firmware\n")
+    commit_all(repo, "readme", "2024-05-01T10:00:00+00:00")
+
+
+# After a build from a clean commit, an unchanged rebuild answers from the
+# commit id alone, without reading the registry; anything that could change
+# the output must still rebuild it.
+SHORTCUT_CASES = {
+    "nothing changed": (lambda repo: None, [], False),
+    "another --base-url": (lambda repo: None, ["--base-url", "https://mirror.example.test/"], True),
+    "uncommitted edit": (_edit_notes, [], True),
+    "untracked release": (_untracked_release, [], True),
+    "ignored file in the registry": (_ignored_release, [], True),
+    "new commit": (_new_commit, [], True),
+    "commit outside the registry": (_commit_outside_registry, [], True),
+}
+
+
+@pytest.mark.parametrize("case", SHORTCUT_CASES)
+def test_unchanged_rebuild_of_a_clean_commit_skips_reading_the_registry(
+        case: str, history_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import relreg.build
+
+    change, options, reads_registry = SHORTCUT_CASES[case]
+    out = history_repo / "public"
+    registry = history_repo / "registry"
+    assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
+    change(history_repo)
+    validated = []
+    real_validate = relreg.build.validate_files
+    monkeypatch.setattr(relreg.build, "validate_files", lambda *args: validated.append(1) or real_validate(*args))
+
+    result = run_relreg("build", "--registry", registry, "--out", out, *options)
+
+    assert result.exit_code == 0, result.output
+    assert bool(validated) == reads_registry
+    if not reads_registry:
+        assert "0 files written" in result.output and "0 removed" in result.output
+    entry = _json(out, "api/v1/index.json")["data"]
+    assert entry["commit"] == git(history_repo, "rev-parse", "HEAD")
+
+
 def test_force_rewrites_a_hand_edited_output_file(history_repo: Path) -> None:
     out = history_repo / "public"
     assert run_relreg("build", "--registry", history_repo / "registry", "--out", out).exit_code == 0

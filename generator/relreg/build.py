@@ -13,8 +13,9 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import click
 
@@ -28,7 +29,8 @@ from relreg.resources import schema_dir, site_dir
 from relreg.schemas import INPUT_SCHEMAS
 from relreg.source import RegistryFiles, RegistryNotFound, read_git_tree, read_worktree
 from relreg.validate import ValidationResult, validate_files
-from relreg.write import WriteStats, previous_fingerprint, write_site
+from relreg.keys import ENV_VAR, KEYS_FILE
+from relreg.write import PreviousBuild, WriteStats, previous_build, write_site
 
 
 class InvalidRegistry(click.ClickException):
@@ -133,15 +135,22 @@ def _dates(result: ValidationResult, git_history: history.History | None, uncomm
     return releases, cohorts
 
 
-def _fingerprint(files: RegistryFiles, release_dates: dict[str, ReleaseDates],
-                 cohort_dates: dict[str, ReleaseDates], counts: dict[str, int], commit: str | None,
-                 options: BuildOptions) -> str:
-    """Everything the output depends on: if it matches the previous build, the output is already right."""
+@lru_cache(maxsize=1)
+def _code_digest() -> bytes:
+    """The generator's code, templates, assets and schemas: the output depends on them as much as on the registry."""
     digest = hashlib.sha256()
     package = Path(__file__).parent
     for path in sorted([*package.glob("*.py"), *site_dir().rglob("*"), *schema_dir().rglob("*.json")]):
         if path.is_file():
             digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.digest()
+
+
+def _fingerprint(files: RegistryFiles, release_dates: dict[str, ReleaseDates],
+                 cohort_dates: dict[str, ReleaseDates], counts: dict[str, int], commit: str | None,
+                 options: BuildOptions) -> str:
+    """Everything the output depends on: if it matches the previous build, the output is already right."""
+    digest = hashlib.sha256(_code_digest())
     for file in files.files:
         digest.update(f"{file.path}\0{file.blob_id}\n".encode())
     digest.update(json.dumps([sorted((k, v.created, v.updated) for k, v in release_dates.items()),
@@ -150,8 +159,34 @@ def _fingerprint(files: RegistryFiles, release_dates: dict[str, ReleaseDates],
     return digest.hexdigest()
 
 
-def _count_files(out: Path) -> int:
-    return sum(len(names) for _, _, names in os.walk(out)) - 1  # less the manifest
+def _signing_wanted(options: BuildOptions) -> bool:
+    return bool(options.signing_key or os.environ.get(ENV_VAR) or (options.registry_dir / KEYS_FILE).exists())
+
+
+def _source_key(options: BuildOptions, repo, prefix: str, commit: str | None) -> str | None:
+    """What the output depends on when the registry is exactly a commit: the commit, the options, the code.
+
+    Computing it costs two git calls, where the fingerprint needs every file
+    read, validated and dated, so an unchanged rebuild of a large registry
+    stops here. None when it does not apply (no commit, uncommitted registry
+    changes, signing, whose documents expire).
+    """
+    if repo is None or commit is None or _signing_wanted(options):
+        return None
+    if options.ref is None and not history.registry_is_clean(repo, prefix):
+        return None
+    try:
+        counts = options.device_counts.read_bytes() if options.device_counts else b""
+    except OSError:
+        return None  # the full build reports it
+    digest = hashlib.sha256(_code_digest())
+    digest.update(json.dumps([commit, prefix, options.base_url, hashlib.sha256(counts).hexdigest()]).encode())
+    return digest.hexdigest()
+
+
+def _unchanged(previous: PreviousBuild, started: float, commit: str | None, warnings: list[str]) -> BuildReport:
+    return BuildReport(releases=previous.releases, stats=WriteStats(written=0, unchanged=previous.file_count, removed=0),
+                       seconds=time.perf_counter() - started, commit=commit, warnings=warnings)
 
 
 def build_site(options: BuildOptions) -> BuildReport:
@@ -161,6 +196,15 @@ def build_site(options: BuildOptions) -> BuildReport:
     if repo is None and options.ref:
         raise history.HistoryError(f"--ref {options.ref}: {options.registry_dir} is not inside a git repository")
     prefix = history.registry_prefix(repo, options.registry_dir) if repo is not None else None
+
+    commit = None
+    if repo is not None:
+        history.ensure_full_history(repo)
+        commit = history.resolve_commit(repo, options.ref or "HEAD") if options.ref or repo.head.is_valid() else None
+    source = _source_key(options, repo, prefix or "", commit)
+    previous = previous_build(options.out)
+    if source is not None and previous is not None and previous.source == source and not options.force:
+        return _unchanged(previous, started, commit, warnings)
 
     try:
         files = _read_files(options, repo, prefix)
@@ -177,10 +221,7 @@ def build_site(options: BuildOptions) -> BuildReport:
 
     git_history = None
     uncommitted: set[str] = set()
-    commit = None
     if repo is not None:
-        history.ensure_full_history(repo)
-        commit = history.resolve_commit(repo, options.ref or "HEAD") if options.ref or repo.head.is_valid() else None
         if commit is not None:
             step("reading git history")
             git_history = history.read_history(repo, commit, prefix or "")
@@ -194,16 +235,16 @@ def build_site(options: BuildOptions) -> BuildReport:
     assert registry is not None
     fingerprint = _fingerprint(files, release_dates, cohort_dates, counts, commit, options)
     # --- signing (relreg.tufrepo): keys, roots and versions from git; None when no key is given ---
-    from relreg.tufrepo import SiteSigning
-    signing = SiteSigning.configure(options, repo, prefix, commit, bool(uncommitted), warnings)
+    signing = None
+    if _signing_wanted(options):
+        from relreg.tufrepo import SiteSigning
+        signing = SiteSigning.configure(options, repo, prefix, commit, bool(uncommitted), warnings)
     if signing is not None:
         fingerprint = signing.fingerprint(fingerprint)
     # --- end signing ---
-    if not options.force and previous_fingerprint(options.out) == fingerprint:
-        cache.save()
-        unchanged = WriteStats(written=0, unchanged=_count_files(options.out), removed=0)
-        return BuildReport(releases=len(release_dates), stats=unchanged, seconds=time.perf_counter() - started,
-                           commit=commit, warnings=warnings)
+    if not options.force and previous is not None and previous.fingerprint == fingerprint:
+        cache.save(prune=False)
+        return _unchanged(previous, started, commit, warnings)
     step("rendering release notes")
     notes = render_all([(r.notes, r.notes_format) for r in registry.releases], cache)
     cache.save()
@@ -231,7 +272,8 @@ def build_site(options: BuildOptions) -> BuildReport:
         planned = signing.sign(planned, inputs.site_url)
     # --- end signing ---
     step(f"writing {len(planned)} files")
-    stats = write_site(planned, options.out, fingerprint, reuse=not options.force)
+    stats = write_site(planned, options.out, fingerprint, reuse=not options.force, source=source,
+                       releases=len(release_dates))
     return BuildReport(releases=len(release_dates), stats=stats, seconds=time.perf_counter() - started,
                        commit=commit, warnings=warnings + [d.message for d in result.diagnostics
                                                            if not d.is_error and isinstance(d, Diagnostic)])

@@ -73,7 +73,12 @@ class WorkCache:
         self._used_notes.add(key)
         self._changed = True
 
-    def save(self) -> None:
+    def save(self, *, prune: bool = True) -> None:
+        """Write the cache; with `prune`, drop what this run did not use (a build that skips
+        rendering passes prune=False, or it would throw the rendered notes away)."""
+        if not prune:
+            self._used_documents.update(self.documents)
+            self._used_notes.update(self.notes)
         stale = len(self.documents) != len(self._used_documents) or len(self.notes) != len(self._used_notes)
         if self.path is None or not (self._changed or stale):
             return

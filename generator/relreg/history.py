@@ -179,6 +179,12 @@ def read_history(repo: git.Repo, commit: str, prefix: str, *, use_cache: bool = 
     return History(commit, dates, walked)
 
 
+def registry_is_clean(repo: git.Repo, prefix: str) -> bool:
+    """True when the registry folder holds exactly what HEAD holds: no change, no untracked or ignored file."""
+    return not repo.git.status("--porcelain=v1", "--untracked-files=all", "--ignored=matching",
+                               "--", prefix or ".").strip()
+
+
 def uncommitted_paths(repo: git.Repo, prefix: str) -> set[str]:
     """Registry files (relative to the registry folder) that differ from HEAD or are untracked."""
     output = repo.git.status("--porcelain=v1", "-z", "--untracked-files=all", "--", prefix or ".")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Protocol
 
 import semver
@@ -66,6 +67,8 @@ def _identifier_key(identifier: str) -> KeyPart:
 class SemVerScheme:
     name = "semver"
 
+    # Versions are immutable and a registry names each one many times (delta_from, min_version, cohorts).
+    @lru_cache(maxsize=1 << 16)
     def parse(self, text: str) -> Version:
         try:
             parsed = semver.Version.parse(text)
@@ -87,6 +90,7 @@ _SUFFIX_PART = re.compile(r"[0-9]+|[A-Za-z]+")
 class NaturalScheme:
     name = "natural"
 
+    @lru_cache(maxsize=1 << 16)
     def parse(self, text: str) -> Version:
         match = _NATURAL.match(text)
         if not match:

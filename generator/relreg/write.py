@@ -72,15 +72,28 @@ def _exchange(staging: Path, out: Path) -> None:
     os.rename(previous, staging)
 
 
-def previous_fingerprint(out: Path) -> str | None:
-    """The fingerprint of the inputs the current output was built from, if relreg wrote it."""
+@dataclass(frozen=True)
+class PreviousBuild:
+    """What the manifest of the current output says about the build that wrote it."""
+
+    fingerprint: str | None  # of every input, read and dated
+    source: str | None  # of the commit and options, when built from a clean tree; see build.py
+    releases: int
+    file_count: int
+
+
+def previous_build(out: Path) -> PreviousBuild | None:
+    """The previous build of `out`, if relreg wrote it."""
     try:
-        return json.loads((out / MANIFEST).read_text(encoding="utf-8")).get("fingerprint")
-    except (OSError, ValueError, AttributeError):
+        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        return PreviousBuild(manifest.get("fingerprint"), manifest.get("source"), int(manifest.get("releases", 0)),
+                             len(manifest["files"]))
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return None
 
 
-def write_site(files: dict[str, bytes], out: Path, fingerprint: str = "", *, reuse: bool = True) -> WriteStats:
+def write_site(files: dict[str, bytes], out: Path, fingerprint: str = "", *, reuse: bool = True,
+               source: str | None = None, releases: int = 0) -> WriteStats:
     """Replace the folder `out` with exactly `files`, reusing unchanged files.
 
     A file is reused when the previous build's manifest gives it the same
@@ -119,7 +132,8 @@ def write_site(files: dict[str, bytes], out: Path, fingerprint: str = "", *, reu
             written += 1
             manifest[relative] = digest
         with open(os.path.join(staging, MANIFEST), "w", encoding="utf-8") as stream:
-            json.dump({"fingerprint": fingerprint, "files": manifest}, stream, sort_keys=True)
+            json.dump({"fingerprint": fingerprint, "source": source, "releases": releases, "files": manifest},
+                      stream, sort_keys=True)
         _exchange(Path(staging), out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

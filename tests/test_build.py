@@ -137,6 +137,25 @@ def test_two_builds_of_one_commit_are_byte_identical(history_repo: Path, tmp_pat
         assert (first / relative).read_bytes() == (second / relative).read_bytes(), relative
 
 
+def test_site_written_by_worker_processes_is_byte_identical_to_one_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import relreg.build
+    import relreg.plan
+
+    monkeypatch.setattr(relreg.plan, "JOB_SIZE", 3)  # many small jobs, shared out between the processes
+    monkeypatch.setattr(relreg.build, "PARALLEL_RELEASES", 10**9)
+    serial = run_relreg("build", "--registry", EXAMPLE_REGISTRY, "--out", tmp_path / "serial", "--force")
+    monkeypatch.setattr(relreg.build, "PARALLEL_RELEASES", 1)
+    monkeypatch.setattr(relreg.build.os, "cpu_count", lambda: 3)
+    parallel = run_relreg("build", "--registry", EXAMPLE_REGISTRY, "--out", tmp_path / "parallel", "--force")
+
+    assert serial.exit_code == 0 and parallel.exit_code == 0, serial.output + parallel.output
+    one = {p.relative_to(tmp_path / "serial"): p.read_bytes() for p in (tmp_path / "serial").rglob("*") if p.is_file()}
+    three = {p.relative_to(tmp_path / "parallel"): p.read_bytes()
+             for p in (tmp_path / "parallel").rglob("*") if p.is_file()}
+    assert len(one) > 100 and one == three
+
+
 def test_ref_builds_what_the_commit_holds_not_the_work_tree(history_repo: Path) -> None:
     release = history_repo / "registry" / "releases" / "1.0.0.yaml"
     release.write_text(release.read_text().replace("notes corrected", "EDITED IN WORK TREE"))
@@ -197,13 +216,15 @@ def test_failure_while_writing_leaves_the_previous_output_untouched(
 
     writes = {"count": 0}
 
-    def disk_full_after_five_files(path: str, mode: str = "r", **kwargs: object):  # type: ignore[no-untyped-def]
+    real_write = relreg.write._write_new_file
+
+    def disk_full_after_five_files(target: str, content: bytes) -> None:
         writes["count"] += 1
         if writes["count"] > 5:
             raise OSError(28, "No space left on device")
-        return open(path, mode, **kwargs)  # noqa: SIM115
+        real_write(target, content)
 
-    monkeypatch.setattr(relreg.write, "open", disk_full_after_five_files, raising=False)
+    monkeypatch.setattr(relreg.write, "_write_new_file", disk_full_after_five_files)
     with pytest.raises(OSError):
         run_relreg("build", "--registry", history_repo / "registry", "--out", out)
     monkeypatch.undo()

@@ -24,13 +24,18 @@ from relreg.cache import work_cache_for
 from relreg.deployments import read_cohort_history
 from relreg.diagnostics import Diagnostic
 from relreg.notes import render_all
-from relreg.plan import ReleaseDates, SiteInputs, plan_site
+from relreg.plan import ReleaseDates, SiteInputs, plan_jobs, plan_site
+from relreg.serving import serving_files
 from relreg.resources import schema_dir, site_dir
 from relreg.schemas import INPUT_SCHEMAS
 from relreg.source import RegistryFiles, RegistryNotFound, read_git_tree, read_worktree
 from relreg.validate import ValidationResult, validate_files
 from relreg.keys import ENV_VAR, KEYS_FILE
-from relreg.write import PreviousBuild, WriteStats, previous_build, write_site
+from relreg.write import PreviousBuild, WriteStats, previous_build, write_jobs, write_site
+
+
+# From this many releases, the site is rendered and written by one process per core.
+PARALLEL_RELEASES = 300
 
 
 class InvalidRegistry(click.ClickException):
@@ -248,6 +253,10 @@ def build_site(options: BuildOptions) -> BuildReport:
     step("rendering release notes")
     notes = render_all([(r.notes, r.notes_format) for r in registry.releases], cache)
     cache.save()
+    # The site is rendered by forked workers that inherit this process's memory:
+    # let go of the raw files, the parsed documents and the cache first.
+    del files, cache
+    result.documents.clear()
 
     step("reading the deployment history of cohorts")
     cohort_history = read_cohort_history(repo, commit, prefix or "") if repo is not None and commit else {}
@@ -265,15 +274,19 @@ def build_site(options: BuildOptions) -> BuildReport:
         notes_html={release.version: html for release, html in zip(registry.releases, notes)},
         cohort_history=cohort_history,
     )
-    step(f"planning the site of {len(registry.releases)} releases")
-    planned = plan_site(inputs)
-    # --- signing: detached signatures, api/v1/keys.json and the TUF repository under tuf/ ---
     if signing is not None:
-        planned = signing.sign(planned, inputs.site_url)
-    # --- end signing ---
-    step(f"writing {len(planned)} files")
-    stats = write_site(planned, options.out, fingerprint, reuse=not options.force, source=source,
-                       releases=len(release_dates))
+        # Signing needs every document at once: the TUF targets list hashes them all.
+        step(f"planning the site of {len(registry.releases)} releases")
+        planned = signing.sign(plan_site(inputs), inputs.site_url)
+        step(f"writing {len(planned)} files")
+        stats = write_site(planned, options.out, fingerprint, reuse=not options.force, source=None,
+                           releases=len(release_dates))
+    else:
+        workers = min(os.cpu_count() or 1, 8) if len(registry.releases) >= PARALLEL_RELEASES else 1
+        step(f"rendering and writing the site of {len(registry.releases)} releases"
+             + (f" in {workers} processes" if workers > 1 else ""))
+        stats = write_jobs(plan_jobs(inputs), serving_files, options.out, fingerprint, reuse=not options.force,
+                           source=source, releases=len(release_dates), workers=workers)
     return BuildReport(releases=len(release_dates), stats=stats, seconds=time.perf_counter() - started,
                        commit=commit, warnings=warnings + [d.message for d in result.diagnostics
                                                            if not d.is_error and isinstance(d, Diagnostic)])

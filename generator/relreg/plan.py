@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from functools import partial
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from relreg import __version__
 from relreg.deployments import CohortChange
@@ -51,8 +52,11 @@ def encode_json(document: Any) -> bytes:
     return _encode(document) + b"\n"
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def _encode(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    return _ENCODER.encode(value).encode()
 
 
 def _sorted_json(value: Any) -> Any:
@@ -149,23 +153,21 @@ def paged(items: list[bytes], path_of: Callable[[int], str], site_url: str) -> d
     """The seed's list envelope, split into pages of PER_PAGE that link to each other.
 
     Items come encoded already: a release appears in many lists and is encoded once.
+    The envelope is assembled from bytes too, since a large registry has a
+    hundred thousand single-release lists (one per build id).
     """
     total = len(items)
     page_count = max(1, -(-total // PER_PAGE))
+    url = [b"null"] + [_encode(site_url + path_of(page)) for page in range(1, page_count + 1)] + [b"null"]
     files: dict[str, bytes] = {}
     for page in range(1, page_count + 1):
         chunk = items[(page - 1) * PER_PAGE: page * PER_PAGE]
-        links = {
-            "self": site_url + path_of(page),
-            "first": site_url + path_of(1),
-            "last": site_url + path_of(page_count),
-            "prev": site_url + path_of(page - 1) if page > 1 else None,
-            "next": site_url + path_of(page + 1) if page < page_count else None,
-        }
-        paging = {"page": page, "per_page": PER_PAGE, "page_count": page_count,
-                  "item_count": len(chunk), "total_count": total}
-        files[path_of(page)] = b"".join((b'{"data":[', b",".join(chunk), b'],"paging":', _encode(paging),
-                                         b',"links":', _encode(links), b"}\n"))
+        files[path_of(page)] = b"".join((
+            b'{"data":[', b",".join(chunk),
+            b'],"paging":{"page":%d,"per_page":%d,"page_count":%d,"item_count":%d,"total_count":%d}'
+            % (page, PER_PAGE, page_count, len(chunk), total),
+            b',"links":{"self":', url[page], b',"first":', url[1], b',"last":', url[page_count],
+            b',"prev":', url[page - 1], b',"next":', url[page + 1], b"}}\n"))
     return files
 
 
@@ -181,31 +183,71 @@ def _index_keys(release: Release) -> dict[str, set[str]]:
 DIMENSIONS = ("version", "revision", "hardware_version", "build_id")
 
 
-def api_documents(inputs: SiteInputs, views: list[ReleaseView]) -> dict[str, bytes]:
+# A piece of the plan: a call that returns some of the site's files. Jobs are
+# independent, so a large site can be planned and written by several
+# processes, each taking every n-th job (see write.py).
+# A job gives its files as a mapping or, where they are large together, one by one.
+PlanJob = Callable[[], "Mapping[str, bytes] | Iterable[tuple[str, bytes]]"]
+JOB_SIZE = 500  # releases (or index keys) per job: small enough to balance, large enough to amortize
+
+
+def job_files(part: Mapping[str, bytes] | Iterable[tuple[str, bytes]]) -> Iterable[tuple[str, bytes]]:
+    return part.items() if isinstance(part, Mapping) else part
+
+
+def merge_jobs(jobs: Iterable[PlanJob]) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for job in jobs:
+        for path, content in job_files(job()):
+            if path in files:
+                raise AssertionError(f"two plan jobs give {path}")
+            files[path] = content
+    return files
+
+
+def _chunks(items: Sequence[Any], size: int = JOB_SIZE) -> list[Sequence[Any]]:
+    return [items[start:start + size] for start in range(0, len(items), size)]
+
+
+def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
+    """The JSON API. Each release is encoded once, here, and shared by every list that holds it."""
     registry = inputs.registry
     site_url = inputs.site_url
     base = registry.config.artifact_base_url
     encoded = {view.version: _encode(release_document(view, base)) for view in views}  # newest first
-    files: dict[str, bytes] = {}
-    for version, document in encoded.items():
-        files[release_path(version)] = b'{"data":' + document + b"}\n"
-    files.update(paged(list(encoded.values()), all_releases_path, site_url))
+
+    def release_files(versions: Sequence[str]) -> dict[str, bytes]:
+        return {release_path(version): b'{"data":' + encoded[version] + b"}\n" for version in versions}
 
     members: dict[tuple[str, str], list[bytes]] = {}
     for view in views:
         for dimension, keys in _index_keys(view.release).items():
             for key in sorted(keys):
                 members.setdefault((dimension, key), []).append(encoded[view.version])
-    for (dimension, key), items in sorted(members.items()):
-        files.update(paged(items, lambda page, d=dimension, k=key: index_path(d, k, page), site_url))
 
-    files[f"{API}/hardware_versions.json"] = encode_json(
-        {"data": [hardware_document(h, views, site_url) for h in registry.hardware],
-         "paging": _single_page(len(registry.hardware))})
-    cohorts = cohort_documents(inputs)
-    files[f"{API}/cohorts.json"] = encode_json({"data": cohorts, "paging": _single_page(len(cohorts))})
-    files[f"{API}/index.json"] = encode_json({"data": entry_point(inputs, len(views))})
-    return files
+    def index_files(keys: Sequence[tuple[str, str]]) -> Iterator[tuple[str, bytes]]:
+        # One list at a time: a hardware version's list holds every release (50 MB at 10,000 releases).
+        for dimension, key in keys:
+            yield from paged(members[(dimension, key)],
+                             lambda page, d=dimension, k=key: index_path(d, k, page), site_url).items()
+
+    def lists_and_entry_point() -> dict[str, bytes]:
+        files = paged(list(encoded.values()), all_releases_path, site_url)
+        files[f"{API}/hardware_versions.json"] = encode_json(
+            {"data": [hardware_document(h, views, site_url) for h in registry.hardware],
+             "paging": _single_page(len(registry.hardware))})
+        cohorts = cohort_documents(inputs)
+        files[f"{API}/cohorts.json"] = encode_json({"data": cohorts, "paging": _single_page(len(cohorts))})
+        files[f"{API}/index.json"] = encode_json({"data": entry_point(inputs, len(views))})
+        return files
+
+    return [lists_and_entry_point,
+            *[partial(release_files, chunk) for chunk in _chunks(list(encoded))],
+            *[partial(index_files, chunk) for chunk in _chunks(sorted(members))]]
+
+
+def api_documents(inputs: SiteInputs, views: list[ReleaseView]) -> dict[str, bytes]:
+    return merge_jobs(api_jobs(inputs, views))
 
 
 def _single_page(count: int) -> dict[str, int]:
@@ -277,17 +319,21 @@ def entry_point(inputs: SiteInputs, release_count: int) -> dict[str, Any]:
     }
 
 
-def plan_site(inputs: SiteInputs) -> dict[str, bytes]:
-    """Every file of the site, by path relative to the output folder."""
+def plan_jobs(inputs: SiteInputs) -> list[PlanJob]:
+    """The whole site but its serving configuration (which needs every path: see serving_files)."""
     from relreg.devices import device_documents
-    from relreg.serving import serving_files
-    from relreg.site import site_pages
+    from relreg.site import site_jobs
 
     views = release_views(inputs)
-    files = api_documents(inputs, views)
-    files.update(device_documents(inputs, views))
-    files.update(site_pages(inputs, views))
+    schemas = {f"schemas/{name}": content for name, content in inputs.input_schemas.items()}
+    return [*api_jobs(inputs, views), partial(device_documents, inputs, views), *site_jobs(inputs, views),
+            lambda: dict(schemas)]
+
+
+def plan_site(inputs: SiteInputs) -> dict[str, bytes]:
+    """Every file of the site, by path relative to the output folder."""
+    from relreg.serving import serving_files
+
+    files = merge_jobs(plan_jobs(inputs))
     files.update(serving_files(list(files)))
-    for name, content in inputs.input_schemas.items():
-        files[f"schemas/{name}"] = content
     return dict(sorted(files.items()))

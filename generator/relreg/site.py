@@ -22,8 +22,8 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from functools import lru_cache, partial
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -35,7 +35,7 @@ from relreg.resources import site_dir
 if TYPE_CHECKING:
     from relreg.deployments import CohortChange
     from relreg.model import Activation, Artifact, Cohort, HardwareVersion, RegistryConfig
-    from relreg.plan import ReleaseView, SiteInputs
+    from relreg.plan import PlanJob, ReleaseView, SiteInputs
 
 FEED_ENTRIES = 50  # newest releases in each Atom feed
 HARDWARE_PAGE_RELEASES = 100  # newest releases listed on a hardware page; the releases list filters them all
@@ -354,51 +354,75 @@ class _Renderer:
 
 def site_pages(inputs: "SiteInputs", views: list["ReleaseView"]) -> dict[str, bytes]:
     """Every HTML page, feed, sitemap and static asset of the site, by output path."""
+    from relreg.plan import merge_jobs
+
+    return merge_jobs(site_jobs(inputs, views))
+
+
+def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob"]:
+    """The HTML side as independent jobs (see plan.PlanJob): what spans the registry is computed once, here."""
+    from relreg.plan import JOB_SIZE
+
     data = site_data(inputs, views)
-    render = _Renderer(data)
-    files = render.files
-    files.update(data.assets.files)
+    positions = {view.version: index for index, view in enumerate(views)}
 
-    render.page("index.html", "home.html", canonical=data.site_url, newest=views[:NEWEST_ON_HOME])
-    render.page("releases/index.html", "releases.html", canonical=data.site_url + "releases/")
+    def release_pages(chunk: Sequence["ReleaseView"]) -> dict[str, bytes]:
+        template = environment().get_template("release.html")
+        files: dict[str, bytes] = {}
+        for view in chunk:
+            index = positions[view.version]
+            path = f"releases/{view.version}/index.html"
+            files[path] = template.render(
+                site=data, root="../../", path=path, view=view, release=view.release,
+                canonical=data.release_url(view.version),
+                newer=views[index - 1] if index > 0 else None,
+                older=views[index + 1] if index + 1 < len(views) else None,
+                cohorts=data.cohorts_of_release.get(view.version, ()),
+                notes=Markup(nest_headings(view.notes_html)),
+                has_software_type=any(a.software_type for a in view.release.artifacts),
+            ).encode()
+        return files
 
-    release_template = environment().get_template("release.html")
-    for index, view in enumerate(views):
-        path = f"releases/{view.version}/index.html"
-        files[path] = release_template.render(
-            site=data, root="../../", path=path, view=view, release=view.release,
-            canonical=data.release_url(view.version),
-            newer=views[index - 1] if index > 0 else None,
-            older=views[index + 1] if index + 1 < len(views) else None,
-            cohorts=data.cohorts_of_release.get(view.version, ()),
-            notes=Markup(nest_headings(view.notes_html)),
-            has_software_type=any(a.software_type for a in view.release.artifacts),
-        ).encode()
+    def hardware_pages() -> dict[str, bytes]:
+        render = _Renderer(data)
+        for hw in data.hardware:
+            name = hw.hardware.name
+            render.page(f"hardware/{name}/index.html", "hardware.html", hw=hw,
+                        canonical=f"{data.site_url}hardware/{name}/",
+                        has_software_type=any(a.software_type
+                                              for _, artifacts in hw.releases[:HARDWARE_PAGE_RELEASES]
+                                              for a in artifacts))
+            render.files[f"hardware/{name}/feed.xml"] = _feed(
+                data, f"hardware/{name}/feed.xml", f"{data.config.name}: {name}",
+                f"{data.site_url}hardware/{name}/", [view for view, _ in hw.releases])
+        return render.files
 
-    for hw in data.hardware:
-        name = hw.hardware.name
-        render.page(f"hardware/{name}/index.html", "hardware.html", hw=hw,
-                    canonical=f"{data.site_url}hardware/{name}/",
-                    has_software_type=any(a.software_type for _, artifacts in hw.releases[:HARDWARE_PAGE_RELEASES]
-                                          for a in artifacts))
-        files[f"hardware/{name}/feed.xml"] = _feed(
-            data, f"hardware/{name}/feed.xml", f"{data.config.name}: {name}",
-            f"{data.site_url}hardware/{name}/", [view for view, _ in hw.releases])
+    def cohort_pages() -> dict[str, bytes]:
+        render = _Renderer(data)
+        deployments: Mapping[str, Sequence["CohortChange"]] = getattr(inputs, "cohort_history", None) or {}
+        for cohort in inputs.registry.cohorts:
+            dates = inputs.cohort_dates.get(cohort.slug)
+            render.page(f"cohorts/{cohort.slug}/index.html", "cohort.html", cohort=cohort,
+                        rows=data.cohort_rows[cohort.slug], dates=dates,
+                        history=_history_rows(deployments.get(cohort.slug, ())),
+                        history_known=cohort.slug in deployments,
+                        canonical=f"{data.site_url}cohorts/{cohort.slug}/")
+        return render.files
 
-    deployments: Mapping[str, Sequence["CohortChange"]] = getattr(inputs, "cohort_history", None) or {}
-    for cohort in inputs.registry.cohorts:
-        dates = inputs.cohort_dates.get(cohort.slug)
-        render.page(f"cohorts/{cohort.slug}/index.html", "cohort.html", cohort=cohort,
-                    rows=data.cohort_rows[cohort.slug], dates=dates,
-                    history=_history_rows(deployments.get(cohort.slug, ())),
-                    history_known=cohort.slug in deployments,
-                    canonical=f"{data.site_url}cohorts/{cohort.slug}/")
+    def home_lists_and_feeds() -> dict[str, bytes]:
+        render = _Renderer(data)
+        files = render.files
+        files.update(data.assets.files)
+        render.page("index.html", "home.html", canonical=data.site_url, newest=views[:NEWEST_ON_HOME])
+        render.page("releases/index.html", "releases.html", canonical=data.site_url + "releases/")
+        files["feed.xml"] = _feed(data, "feed.xml", data.config.name, data.site_url, views)
+        files["404.html"] = _not_found_page(data)
+        files.update(_sitemaps(data, inputs))
+        files["robots.txt"] = f"User-agent: *\nAllow: /\nSitemap: {data.site_url}sitemap.xml\n".encode()
+        return files
 
-    files["feed.xml"] = _feed(data, "feed.xml", data.config.name, data.site_url, views)
-    files["404.html"] = _not_found_page(data)
-    files.update(_sitemaps(data, inputs))
-    files["robots.txt"] = f"User-agent: *\nAllow: /\nSitemap: {data.site_url}sitemap.xml\n".encode()
-    return files
+    return [home_lists_and_feeds, hardware_pages, cohort_pages,
+            *[partial(release_pages, views[start:start + JOB_SIZE]) for start in range(0, len(views), JOB_SIZE)]]
 
 
 def _not_found_page(data: SiteData) -> bytes:

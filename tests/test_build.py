@@ -236,10 +236,10 @@ def test_rebuild_rewrites_only_changed_files(history_repo: Path) -> None:
     out = history_repo / "public"
     registry = history_repo / "registry"
     assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
-    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.json") if not p.name.startswith(".")}
+    mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")}
     again = run_relreg("build", "--registry", registry, "--out", out)
     assert "0 files written" in again.output
-    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.json") if not p.name.startswith(".")} == mtimes
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")} == mtimes
 
     (registry / "releases" / "1.3.0.yaml").write_text(
         RELEASE_120.replace('"1.2.0"', '"1.3.0"').replace("e555", "f555"))
@@ -248,6 +248,9 @@ def test_rebuild_rewrites_only_changed_files(history_repo: Path) -> None:
     changed = {p.relative_to(out).as_posix() for p, mtime in mtimes.items() if p.stat().st_mtime_ns != mtime}
     assert "api/v1/releases.json" in changed and "api/v1/releases/hardware_version/evt1.json" in changed
     assert "api/v1/releases/1.0.0.json" not in changed and "api/v1/releases/version/1.1.0.json" not in changed
+    # Pages of releases that did not change stay as they are (the commit is named on the home page only).
+    assert "index.html" in changed and "releases/1.2.0/index.html" in changed  # newest, now links to 1.3.0
+    assert "releases/1.0.0/index.html" not in changed and "releases/1.1.0/index.html" not in changed
 
 
 def _edit_notes(repo: Path) -> None:

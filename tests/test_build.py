@@ -156,6 +156,47 @@ def test_site_written_by_worker_processes_is_byte_identical_to_one_process(
     assert len(one) > 100 and one == three
 
 
+def _replace_in(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, (path, old)
+    path.write_text(text.replace(old, new))
+
+
+# Changes made one after another to one registry; after each, the incremental build
+# (which skips rendering pages whose inputs it has seen) must equal a fresh build.
+INCREMENTAL_STEPS = [
+    ("add a release", lambda r: (r / "releases" / "1.3.0.yaml").write_text(
+        RELEASE_120.replace('"1.2.0"', '"1.3.0"').replace("e555", "f555"))),
+    ("correct notes", lambda r: _replace_in(r / "releases" / "1.0.0.yaml", "notes corrected", "notes fixed")),
+    ("yank a release", lambda r: (r / "releases" / "1.2.0.yaml").write_text(
+        (r / "releases" / "1.2.0.yaml").read_text() + "yanked: bricks dvt1 boards\n")),
+    ("raise a rollout", lambda r: _replace_in(r / "cohorts" / "stable.yaml", "rollout_percent: 50",
+                                              "rollout_percent: 75")),
+    ("rename the cohort", lambda r: _replace_in(r / "cohorts" / "stable.yaml", "name: Stable", "name: Everyone")),
+    ("rename the registry", lambda r: _replace_in(r / "registry.yaml", "name: Test Widget", "name: Widget Pro")),
+    ("describe a board", lambda r: (r / "hardware" / "evt1.yaml").write_text(
+        (r / "hardware" / "evt1.yaml").read_text().rstrip("\n").split("\ndescription:")[0]
+        + "\ndescription: Engineering board, rev B\n")),
+    ("remove the newest release", lambda r: (r / "releases" / "1.3.0.yaml").unlink()),
+]
+
+
+def test_incremental_builds_equal_fresh_builds(history_repo: Path, tmp_path: Path) -> None:
+    registry = history_repo / "registry"
+    incremental = tmp_path / "incremental"
+    assert run_relreg("build", "--registry", registry, "--out", incremental).exit_code == 0
+    for number, (step, change) in enumerate(INCREMENTAL_STEPS):
+        change(registry)
+        commit_all(history_repo, step, f"2024-06-{number + 1:02d}T10:00:00+00:00")
+        fresh = tmp_path / f"fresh-{number}"
+        assert run_relreg("build", "--registry", registry, "--out", incremental).exit_code == 0, step
+        assert run_relreg("build", "--registry", registry, "--out", fresh).exit_code == 0, step
+        built = {p.relative_to(incremental): p.read_bytes() for p in incremental.rglob("*") if p.is_file()}
+        expected = {p.relative_to(fresh): p.read_bytes() for p in fresh.rglob("*") if p.is_file()}
+        assert built.keys() == expected.keys(), step
+        assert [path for path in expected if built[path] != expected[path]] == [], step
+
+
 def test_ref_builds_what_the_commit_holds_not_the_work_tree(history_repo: Path) -> None:
     release = history_repo / "registry" / "releases" / "1.0.0.yaml"
     release.write_text(release.read_text().replace("notes corrected", "EDITED IN WORK TREE"))

@@ -13,7 +13,6 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
@@ -21,12 +20,12 @@ import click
 
 from relreg import history
 from relreg.cache import work_cache_for
-from relreg.deployments import read_cohort_history
+from relreg.deployments import cohort_history
 from relreg.diagnostics import Diagnostic
 from relreg.notes import render_all
 from relreg.plan import ReleaseDates, SiteInputs, plan_jobs, plan_site
 from relreg.serving import serving_files
-from relreg.resources import schema_dir, site_dir
+from relreg.resources import code_digest, schema_dir
 from relreg.schemas import INPUT_SCHEMAS
 from relreg.source import RegistryFiles, RegistryNotFound, read_git_tree, read_worktree
 from relreg.validate import ValidationResult, validate_files
@@ -140,22 +139,11 @@ def _dates(result: ValidationResult, git_history: history.History | None, uncomm
     return releases, cohorts
 
 
-@lru_cache(maxsize=1)
-def _code_digest() -> bytes:
-    """The generator's code, templates, assets and schemas: the output depends on them as much as on the registry."""
-    digest = hashlib.sha256()
-    package = Path(__file__).parent
-    for path in sorted([*package.glob("*.py"), *site_dir().rglob("*"), *schema_dir().rglob("*.json")]):
-        if path.is_file():
-            digest.update(path.name.encode() + b"\0" + path.read_bytes())
-    return digest.digest()
-
-
 def _fingerprint(files: RegistryFiles, release_dates: dict[str, ReleaseDates],
                  cohort_dates: dict[str, ReleaseDates], counts: dict[str, int], commit: str | None,
                  options: BuildOptions) -> str:
     """Everything the output depends on: if it matches the previous build, the output is already right."""
-    digest = hashlib.sha256(_code_digest())
+    digest = hashlib.sha256(code_digest())
     for file in files.files:
         digest.update(f"{file.path}\0{file.blob_id}\n".encode())
     digest.update(json.dumps([sorted((k, v.created, v.updated) for k, v in release_dates.items()),
@@ -184,7 +172,7 @@ def _source_key(options: BuildOptions, repo, prefix: str, commit: str | None) ->
         counts = options.device_counts.read_bytes() if options.device_counts else b""
     except OSError:
         return None  # the full build reports it
-    digest = hashlib.sha256(_code_digest())
+    digest = hashlib.sha256(code_digest())
     digest.update(json.dumps([commit, prefix, options.base_url, hashlib.sha256(counts).hexdigest()]).encode())
     return digest.hexdigest()
 
@@ -259,7 +247,7 @@ def build_site(options: BuildOptions) -> BuildReport:
     result.documents.clear()
 
     step("reading the deployment history of cohorts")
-    cohort_history = read_cohort_history(repo, commit, prefix or "") if repo is not None and commit else {}
+    deployments = cohort_history(repo, git_history) if repo is not None and git_history is not None else {}
 
     schemas_folder = schema_dir()
     inputs = SiteInputs(
@@ -272,7 +260,7 @@ def build_site(options: BuildOptions) -> BuildReport:
         base_url=options.base_url,
         input_schemas={name: (schemas_folder / name).read_bytes() for name in INPUT_SCHEMAS.values()},
         notes_html={release.version: html for release, html in zip(registry.releases, notes)},
-        cohort_history=cohort_history,
+        cohort_history=deployments,
     )
     if signing is not None:
         # Signing needs every document at once: the TUF targets list hashes them all.

@@ -1,10 +1,10 @@
 """Deployment history: every commit that changed a cohort file, and what the cohort ran after it.
 
 A cohort file names the releases active for a group of devices; its git
-history is the deployment log. `read_cohort_history` reads it in one
-`git log` pass over the built branch's first-parent history (so a merged
-pull request counts from its merge, like the release dates) and one batch
-read of the file versions, and returns plain data for the pure plan
+history is the deployment log. The one `git log` pass of history.py records
+every change to a cohort file (first-parent, so a merged pull request counts
+from its merge, like the release dates); this module reads the file versions
+it names and returns plain data for the pure plan
 (`SiteInputs.cohort_history`), oldest change first.
 """
 
@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from relreg.history import NULL_BLOB, History, read_history
 from relreg.model import Activation
 
 if TYPE_CHECKING:
     import git
 
-_NULL_BLOB = "0" * 40
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -48,33 +48,26 @@ def _activations(text: bytes) -> tuple[Activation, ...] | None:
         return None
 
 
+def cohort_history(repo: "git.Repo", history: "History") -> dict[str, list[CohortChange]]:
+    """{slug: [CohortChange, ...] oldest first}, from the changes to cohort files the history pass recorded."""
+    result: dict[str, list[CohortChange]] = {}
+    paths_of: dict[str, int] = {}
+    for path, changes in history.cohort_changes.items():
+        if not path.endswith(".yaml"):
+            continue
+        slug = PurePosixPath(path).stem
+        paths_of[slug] = paths_of.get(slug, 0) + 1
+        for change in changes:
+            releases = () if change.blob == NULL_BLOB else \
+                _activations(repo.odb.stream(bytes.fromhex(change.blob)).read())
+            result.setdefault(slug, []).append(
+                CohortChange(change.commit, change.date, change.author, change.subject, releases))
+    for slug, count in paths_of.items():
+        if count > 1:  # a cohort file that moved between folders: one log, by date
+            result[slug].sort(key=lambda change: change.date)
+    return dict(sorted(result.items()))
+
+
 def read_cohort_history(repo: "git.Repo", commit: str, prefix: str) -> dict[str, list[CohortChange]]:
     """{slug: [CohortChange, ...] oldest first} for the cohort files under `prefix`/cohorts as of `commit`."""
-    folder = f"{prefix}/cohorts" if prefix else "cohorts"
-    output = repo.git.log("--first-parent", "--diff-merges=first-parent", "--reverse", "--raw", "--no-abbrev",
-                          "--no-renames", "--no-color", "--format=%x1e%H%x1f%ct%x1f%an%x1f%s",
-                          commit, "--", folder)
-    pending: list[tuple[str, str, str, int, str, str]] = []  # slug, blob, commit, date, author, subject
-    for record in output.split("\x1e"):
-        if not record.strip():
-            continue
-        header, _, body = record.partition("\n")
-        sha, seconds, author, subject = header.split("\x1f", 3)
-        for line in body.splitlines():
-            if not line.startswith(":"):
-                continue
-            meta, _, path = line.partition("\t")
-            path_obj = PurePosixPath(path)
-            if path_obj.suffix != ".yaml":
-                continue
-            blob = meta.split()[3]
-            pending.append((path_obj.stem, blob, sha, int(seconds), author, subject.strip()))
-
-    history: dict[str, list[CohortChange]] = {}
-    for slug, blob, sha, seconds, author, subject in pending:
-        if blob == _NULL_BLOB:
-            releases: tuple[Activation, ...] | None = ()
-        else:
-            releases = _activations(repo.odb.stream(bytes.fromhex(blob)).read())
-        history.setdefault(slug, []).append(CohortChange(sha, seconds, author, subject, releases))
-    return dict(sorted(history.items()))
+    return cohort_history(repo, read_history(repo, commit, prefix))

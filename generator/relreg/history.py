@@ -2,23 +2,26 @@
 
 One `git log` pass over the built branch's first-parent history (so a merged
 pull request counts from its merge), with renames followed, gives every
-file's created and updated commit. The result is cached by commit inside the
-repository's git folder, so a rebuild walks only the commits since the last
-build. Paths are relative to the registry folder.
+file's created and updated commit, and every change to a cohort file (the
+deployment log, see deployments.py). The result is cached by commit inside
+the repository's git folder, so a rebuild walks only the commits since the
+last build. Paths are relative to the registry folder.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 import click
 import git
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+COHORTS = "cohorts/"  # changes to files under it are kept one by one: the deployment log
+NULL_BLOB = "0" * 40
 
 
 class HistoryError(click.ClickException):
@@ -34,10 +37,22 @@ class FileDates:
 
 
 @dataclass(frozen=True)
+class FileChange:
+    """One commit that changed a cohort file."""
+
+    commit: str
+    date: int  # unix seconds, UTC (committer date)
+    author: str  # name only: e-mail addresses are not published
+    subject: str
+    blob: str  # the file's content after the commit; NULL_BLOB when the commit deleted it
+
+
+@dataclass(frozen=True)
 class History:
     commit: str | None  # the commit the registry was read at (None outside git)
     dates: dict[str, FileDates]  # by path relative to the registry folder
     commits_walked: int = 0
+    cohort_changes: dict[str, list[FileChange]] = field(default_factory=dict)  # by path, oldest first
 
 
 def format_date(seconds: int) -> str:
@@ -85,21 +100,27 @@ def resolve_commit(repo: git.Repo, ref: str) -> str:
         raise HistoryError(f"'{ref}' is not a commit in this repository") from None
 
 
-def _apply_log(output: str, dates: dict[str, FileDates]) -> int:
-    """Fold `git log --reverse --name-status` output (oldest first, registry-relative paths) into `dates`."""
+def _apply_log(output: str, dates: dict[str, FileDates], changes: dict[str, list[FileChange]]) -> int:
+    """Fold `git log --reverse --raw` output (oldest first, registry-relative paths) into `dates` and `changes`."""
     commits = 0
     for record in output.split("\x1e"):
         if not record.strip():
             continue
         header, _, body = record.partition("\n")
-        commit, _, seconds_text = header.strip().partition(" ")
+        commit, seconds_text, author, subject = header.strip("\n").split("\x1f", 3)
         seconds = int(seconds_text)
         commits += 1
         for line in body.splitlines():
-            if not line:
+            if not line.startswith(":"):
                 continue
-            status, *paths = line.split("\t")
+            meta, *paths = line.split("\t")
+            _, _, _, blob, status = meta.split(" ")
             letter = status[0]
+            for path in paths:
+                if path.startswith(COHORTS):
+                    gone = letter == "D" or (letter == "R" and path == paths[0])
+                    changes.setdefault(path, []).append(
+                        FileChange(commit, seconds, author, subject.strip(), NULL_BLOB if gone else blob))
             if letter == "D":
                 continue  # dates of a deleted file stay, in case it comes back
             if letter == "R" and len(paths) == 2:
@@ -124,11 +145,12 @@ def _git_log(repo: git.Repo, revisions: str, prefix: str) -> str:
     `--relative` rather than a pathspec: with `-- registry`, git matches every
     entry of each changed tree against the pathspec (twice, to simplify history
     too), which costs more than the whole log on a flat folder of 10,000 files.
+    `--raw` names each file's new blob, which the deployment log reads.
     """
     relative = [f"--relative={prefix}/"] if prefix else []
     return repo.git.log(
-        "--first-parent", "--diff-merges=first-parent", "--reverse", "-M", "--name-status",
-        "--no-color", "--format=%x1e%H %ct", *relative, revisions)
+        "--first-parent", "--diff-merges=first-parent", "--reverse", "-M", "--raw", "--no-abbrev",
+        "--no-color", "--format=%x1e%H%x1f%ct%x1f%an%x1f%s", *relative, revisions)
 
 
 def _cache_file(repo: git.Repo, prefix: str) -> Path:
@@ -136,20 +158,24 @@ def _cache_file(repo: git.Repo, prefix: str) -> Path:
     return Path(repo.git_dir) / "relreg" / name
 
 
-def _read_cache(path: Path) -> tuple[str, dict[str, FileDates]] | None:
+def _read_cache(path: Path) -> History | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("version") != CACHE_VERSION:
             return None
-        return data["commit"], {name: FileDates(*values) for name, values in data["dates"].items()}
+        return History(data["commit"], {name: FileDates(*values) for name, values in data["dates"].items()}, 0,
+                       {name: [FileChange(*change) for change in changes]
+                        for name, changes in data["cohort_changes"].items()})
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def _write_cache(path: Path, commit: str, dates: dict[str, FileDates]) -> None:
-    payload = {"version": CACHE_VERSION, "commit": commit,
+def _write_cache(path: Path, history: History) -> None:
+    payload = {"version": CACHE_VERSION, "commit": history.commit,
                "dates": {name: [d.created, d.updated, d.created_commit, d.updated_commit]
-                         for name, d in sorted(dates.items())}}
+                         for name, d in sorted(history.dates.items())},
+               "cohort_changes": {name: [[c.commit, c.date, c.author, c.subject, c.blob] for c in changes]
+                                  for name, changes in sorted(history.cohort_changes.items())}}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(".tmp")
@@ -160,23 +186,22 @@ def _write_cache(path: Path, commit: str, dates: dict[str, FileDates]) -> None:
 
 
 def read_history(repo: git.Repo, commit: str, prefix: str, *, use_cache: bool = True) -> History:
-    """Created/updated dates of every file under `prefix` as of `commit`."""
+    """Created/updated dates of every file under `prefix`, and the changes to its cohort files, as of `commit`."""
     cache_path = _cache_file(repo, prefix)
     cached = _read_cache(cache_path) if use_cache else None
-    if cached is not None and cached[0] == commit:
-        return History(commit, cached[1], 0)
-    if cached is not None:
-        first_parent_chain = repo.git.rev_list("--first-parent", commit).split()
-        if cached[0] in first_parent_chain:
-            dates = dict(cached[1])
-            walked = _apply_log(_git_log(repo, f"{cached[0]}..{commit}", prefix), dates)
-            _write_cache(cache_path, commit, dates)
-            return History(commit, dates, walked)
+    if cached is not None and cached.commit == commit:
+        return cached
     dates: dict[str, FileDates] = {}
-    walked = _apply_log(_git_log(repo, commit, prefix), dates)
+    changes: dict[str, list[FileChange]] = {}
+    revisions = commit
+    if cached is not None and cached.commit in repo.git.rev_list("--first-parent", commit).split():
+        dates, changes = dict(cached.dates), {path: list(items) for path, items in cached.cohort_changes.items()}
+        revisions = f"{cached.commit}..{commit}"  # only the commits since the cached one
+    walked = _apply_log(_git_log(repo, revisions, prefix), dates, changes)
+    history = History(commit, dates, walked, changes)
     if use_cache:
-        _write_cache(cache_path, commit, dates)
-    return History(commit, dates, walked)
+        _write_cache(cache_path, history)
+    return history
 
 
 def registry_is_clean(repo: git.Repo, prefix: str) -> bool:

@@ -171,13 +171,15 @@ def paged(items: list[bytes], path_of: Callable[[int], str], site_url: str) -> d
     return files
 
 
-def _index_keys(release: Release) -> dict[str, set[str]]:
-    return {
-        "version": {release.version},
-        "revision": {release.revision} if release.revision else set(),
-        "hardware_version": {a.hardware_version for a in release.artifacts},
-        "build_id": {a.build_id for a in release.artifacts},
-    }
+def _index_keys(release: Release) -> set[tuple[str, str]]:
+    """The (query dimension, value) lists a release belongs to."""
+    keys = {("version", release.version)}
+    if release.revision:
+        keys.add(("revision", release.revision))
+    for artifact in release.artifacts:
+        keys.add(("hardware_version", artifact.hardware_version))
+        keys.add(("build_id", artifact.build_id))
+    return keys
 
 
 DIMENSIONS = ("version", "revision", "hardware_version", "build_id")
@@ -186,6 +188,19 @@ DIMENSIONS = ("version", "revision", "hardware_version", "build_id")
 # A piece of the plan: a call that returns some of the site's files. Jobs are
 # independent, so a large site can be planned and written by several
 # processes, each taking every n-th job (see write.py).
+@dataclass(frozen=True)
+class Keyed:
+    """A file known by a key of everything its bytes depend on, rendered only when needed.
+
+    When the previous build wrote the same path with the same key, the writer
+    links that file and never calls `render`: a rebuild after one new release
+    does not render the ten thousand pages that did not change.
+    """
+
+    key: str
+    render: Callable[[], bytes]
+
+
 # A job gives its files as a mapping or, where they are large together, one by one.
 PlanJob = Callable[[], "Mapping[str, bytes] | Iterable[tuple[str, bytes]]"]
 JOB_SIZE = 500  # releases (or index keys) per job: small enough to balance, large enough to amortize
@@ -201,7 +216,7 @@ def merge_jobs(jobs: Iterable[PlanJob]) -> dict[str, bytes]:
         for path, content in job_files(job()):
             if path in files:
                 raise AssertionError(f"two plan jobs give {path}")
-            files[path] = content
+            files[path] = content.render() if isinstance(content, Keyed) else content
     return files
 
 
@@ -219,11 +234,11 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
     def release_files(versions: Sequence[str]) -> dict[str, bytes]:
         return {release_path(version): b'{"data":' + encoded[version] + b"}\n" for version in versions}
 
-    members: dict[tuple[str, str], list[bytes]] = {}
+    members: dict[tuple[str, str], list[bytes]] = {}  # (dimension, key) -> its releases, newest first
     for view in views:
-        for dimension, keys in _index_keys(view.release).items():
-            for key in sorted(keys):
-                members.setdefault((dimension, key), []).append(encoded[view.version])
+        document = encoded[view.version]
+        for dimension_key in _index_keys(view.release):
+            members.setdefault(dimension_key, []).append(document)
 
     def index_files(keys: Sequence[tuple[str, str]]) -> Iterator[tuple[str, bytes]]:
         # One list at a time: a hardware version's list holds every release (50 MB at 10,000 releases).

@@ -25,6 +25,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import click
 
+from relreg.plan import Keyed
+
 MANIFEST = ".relreg-manifest.json"
 _RENAME_EXCHANGE = 2
 
@@ -40,12 +42,13 @@ class WriteStats:
     removed: int
 
 
-def _read_manifest(out: Path) -> dict[str, str]:
-    """The previous build's {path: sha256}; empty when there is none."""
+def _read_manifest(out: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """The previous build's {path: sha256} and {path: input key} (see plan.Keyed); empty when there is none."""
     try:
-        return json.loads((out / MANIFEST).read_text(encoding="utf-8"))["files"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
+        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        return manifest["files"], manifest.get("keys") or {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}, {}
 
 
 def _check_replaceable(out: Path) -> None:
@@ -106,69 +109,114 @@ def _write_new_file(target: str, content: bytes) -> None:
 
 
 class _Staging:
-    """The folder the new site is assembled in, beside the output folder."""
+    """The folder the new site is assembled in, beside the output folder, and what was placed in it."""
 
     def __init__(self, out: Path, reuse: bool) -> None:
         self.out = out.absolute()
         _check_replaceable(self.out)
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.previous = _read_manifest(self.out) if self.out.is_dir() else {}
+        self.previous, self.previous_keys = _read_manifest(self.out) if self.out.is_dir() else ({}, {})
         self.reuse = reuse
         self.folder = tempfile.mkdtemp(prefix=f".{self.out.name}.staging-", dir=self.out.parent)
         self._made_dirs: set[str] = {""}
+        self.placed: dict[str, str] = {}  # path -> sha256
+        self.keys: dict[str, str] = {}  # path -> input key, for files given as Keyed
+        self.written = 0
 
-    def put(self, relative: str, content: bytes) -> tuple[str, bool]:
-        """Place one file: hard-linked from the previous output when its bytes are the same. (digest, written)"""
+    def _link_previous(self, relative: str, target: str) -> bool:
+        try:
+            os.link(f"{self.out}/{relative}", target)
+            return True
+        except OSError:
+            return False  # gone, or another file system: write it instead
+
+    def put(self, relative: str, content: bytes | Keyed) -> None:
+        """Place one file, hard-linked from the previous output when it is the same.
+
+        Same means: the same input key (then the file is not even rendered),
+        or the same sha256 of the bytes.
+        """
+        if relative in self.placed:
+            raise AssertionError(f"two plan jobs give {relative}")
         folder = relative.rpartition("/")[0]
         if folder not in self._made_dirs:
-            os.makedirs(os.path.join(self.folder, folder), exist_ok=True)  # another worker may make it too
+            os.makedirs(f"{self.folder}/{folder}", exist_ok=True)  # another worker may make it too
             while folder and folder not in self._made_dirs:
                 self._made_dirs.add(folder)
                 folder = folder.rpartition("/")[0]
+        target = f"{self.folder}/{relative}"  # paths are '/'-separated and relative, by construction
+        if isinstance(content, Keyed):
+            self.keys[relative] = content.key
+            if self.reuse and self.previous_keys.get(relative) == content.key and relative in self.previous \
+                    and self._link_previous(relative, target):
+                self.placed[relative] = self.previous[relative]
+                return
+            content = content.render()
         digest = hashlib.sha256(content).hexdigest()
-        target = os.path.join(self.folder, relative)
-        if self.reuse and self.previous.get(relative) == digest:
-            try:
-                os.link(os.path.join(self.out, relative), target)
-                return digest, False
-            except OSError:
-                pass  # gone, or another file system: write it instead
+        self.placed[relative] = digest
+        if self.reuse and self.previous.get(relative) == digest and self._link_previous(relative, target):
+            return
         _write_new_file(target, content)
-        return digest, True
+        self.written += 1
 
-    def put_all(self, files: Mapping[str, bytes] | Iterable[tuple[str, bytes]]) -> tuple[dict[str, str], int]:
-        """Place many files: ({path: sha256}, files written)."""
-        manifest: dict[str, str] = {}
-        written = 0
+    def put_all(self, files: Mapping[str, bytes | Keyed] | Iterable[tuple[str, bytes | Keyed]]) -> None:
         for relative, content in (files.items() if isinstance(files, Mapping) else files):
-            manifest[relative], was_written = self.put(relative, content)
-            written += was_written
-        return manifest, written
+            self.put(relative, content)
 
-    def swap_in(self, manifest: dict[str, str], stamp: dict[str, object]) -> None:
+    def swap_in(self, stamp: dict[str, object]) -> WriteStats:
         with open(os.path.join(self.folder, MANIFEST), "w", encoding="utf-8") as stream:
-            json.dump({**stamp, "files": manifest}, stream, sort_keys=True)
+            # json.dumps, not json.dump: one call into the C encoder instead of a Python loop.
+            stream.write(json.dumps({**stamp, "files": self.placed, "keys": self.keys}, sort_keys=True))
         _exchange(Path(self.folder), self.out)
+        self.swapped = True
+        return WriteStats(written=self.written, unchanged=len(self.placed) - self.written,
+                          removed=len(self.previous.keys() - self.placed.keys()))
 
     def discard(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        """Remove the staging folder: the new site if the build failed, else the previous site."""
+        if getattr(self, "swapped", False) and len(self.previous) >= BACKGROUND_REMOVAL_FILES:
+            _remove_in_background(self.folder)
+        else:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def write_site(files: dict[str, bytes], out: Path, fingerprint: str = "", *, reuse: bool = True,
+# Removing the previous site costs as much as linking it (an unlink per file), and
+# nothing waits for it once the new site is in place: large trees go in the background.
+BACKGROUND_REMOVAL_FILES = 20_000
+
+
+def _remove_in_background(folder: str) -> None:
+    """Delete `folder` in a detached process (a double fork, so no zombie is left); in place where fork is not."""
+    if not hasattr(os, "fork"):
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    doomed = f"{folder}.old"
+    os.rename(folder, doomed)  # out of the way of the next build's staging folder at once
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the forked child
+        try:
+            if os.fork() == 0:
+                os.setsid()
+                shutil.rmtree(doomed, ignore_errors=True)
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+
+
+def write_site(files: Mapping[str, bytes | Keyed], out: Path, fingerprint: str = "", *, reuse: bool = True,
                source: str | None = None, releases: int = 0) -> WriteStats:
     """Replace the folder `out` with exactly `files`, reusing unchanged files.
 
     A file is reused when the previous build's manifest gives it the same
-    sha256; a file edited by hand in the output is not noticed unless `reuse`
-    is off (`build --force`), which rewrites every file.
+    sha256 (or input key); a file edited by hand in the output is not noticed
+    unless `reuse` is off (`build --force`), which rewrites every file.
     """
     staging = _Staging(out, reuse)
     try:
-        manifest, written = staging.put_all(files)
-        staging.swap_in(manifest, {"fingerprint": fingerprint, "source": source, "releases": releases})
+        staging.put_all(files)
+        return staging.swap_in({"fingerprint": fingerprint, "source": source, "releases": releases})
     finally:
         staging.discard()
-    return WriteStats(written=written, unchanged=len(manifest) - written, removed=len(staging.previous.keys() - files.keys()))
 
 
 # What the worker processes of write_jobs share: set just before they are forked, so they
@@ -176,28 +224,29 @@ def write_site(files: dict[str, bytes], out: Path, fingerprint: str = "", *, reu
 _SHARED: tuple[_Staging, Sequence[Callable[[], Any]]] | None = None
 
 
-def _write_share(index: int, count: int) -> tuple[dict[str, str], int]:
-    """Run every `count`-th job from `index` and place its files: ({path: sha256}, files written)."""
+def _write_share(index: int, count: int) -> tuple[dict[str, str], dict[str, str], int]:
+    """Run every `count`-th job from `index` and place its files: (paths placed, input keys, files written)."""
     assert _SHARED is not None
     staging, jobs = _SHARED
-    manifest: dict[str, str] = {}
-    written = 0
     for job in jobs[index::count]:
-        part, part_written = staging.put_all(job())
-        manifest.update(part)
-        written += part_written
-    return manifest, written
+        staging.put_all(job())
+    return staging.placed, staging.keys, staging.written
 
 
-def _run_shares(staging: _Staging, jobs: Sequence[Callable[[], Any]],
-                workers: int) -> list[tuple[dict[str, str], int]]:
+def _run_shares(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int) -> None:
     global _SHARED
     _SHARED = (staging, jobs)
     try:
         if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-            return [_write_share(0, 1)]
+            _write_share(0, 1)
+            return
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            return list(pool.map(_write_share, range(workers), [workers] * workers))
+            for placed, keys, written in pool.map(_write_share, range(workers), [workers] * workers):
+                if not staging.placed.keys().isdisjoint(placed):
+                    raise AssertionError(f"two plan jobs give {sorted(staging.placed.keys() & placed.keys())[:3]}")
+                staging.placed.update(placed)
+                staging.keys.update(keys)
+                staging.written += written
     finally:
         _SHARED = None
 
@@ -214,19 +263,8 @@ def write_jobs(jobs: Sequence[Callable[[], Any]], finish: Callable[[list[str]], 
     """
     staging = _Staging(out, reuse)
     try:
-        manifest: dict[str, str] = {}
-        written = 0
-        for part, part_written in _run_shares(staging, jobs, workers):
-            if not manifest.keys().isdisjoint(part):
-                raise AssertionError(f"two plan jobs give {sorted(manifest.keys() & part.keys())[:3]}")
-            manifest.update(part)
-            written += part_written
-        last, last_written = staging.put_all(finish(sorted(manifest)))
-        manifest.update(last)
-        written += last_written
-        staging.swap_in(dict(sorted(manifest.items())),
-                        {"fingerprint": fingerprint, "source": source, "releases": releases})
+        _run_shares(staging, jobs, workers)
+        staging.put_all(finish(sorted(staging.placed)))
+        return staging.swap_in({"fingerprint": fingerprint, "source": source, "releases": releases})
     finally:
         staging.discard()
-    return WriteStats(written=written, unchanged=len(manifest) - written,
-                      removed=len(staging.previous.keys() - manifest.keys()))

@@ -187,7 +187,7 @@ DIMENSIONS = ("version", "revision", "hardware_version", "build_id")
 
 # A piece of the plan: a call that returns some of the site's files. Jobs are
 # independent, so a large site can be planned and written by several
-# processes, each taking every n-th job (see write.py).
+# processes, each taking the next job when it is free (see write.py).
 @dataclass(frozen=True)
 class Keyed:
     """A file known by a key of everything its bytes depend on, rendered only when needed.
@@ -341,8 +341,9 @@ def plan_jobs(inputs: SiteInputs) -> list[PlanJob]:
 
     views = release_views(inputs)
     schemas = {f"schemas/{name}": content for name, content in inputs.input_schemas.items()}
-    return [*api_jobs(inputs, views), partial(device_documents, inputs, views), *site_jobs(inputs, views),
-            lambda: dict(schemas)]
+    api, site = api_jobs(inputs, views), site_jobs(inputs, views)
+    # The two jobs over every release first, so that workers never wait on them at the end.
+    return [api[0], site[0], *api[1:], partial(device_documents, inputs, views), *site[1:], lambda: dict(schemas)]
 
 
 def plan_site(inputs: SiteInputs) -> dict[str, bytes]:

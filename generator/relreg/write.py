@@ -224,24 +224,26 @@ def write_site(files: Mapping[str, bytes | Keyed], out: Path, fingerprint: str =
 _SHARED: tuple[_Staging, Sequence[Callable[[], Any]]] | None = None
 
 
-def _write_share(index: int, count: int) -> tuple[dict[str, str], dict[str, str], int]:
-    """Run every `count`-th job from `index` and place its files: (paths placed, input keys, files written)."""
+def _write_job(index: int) -> tuple[dict[str, str], dict[str, str], int]:
+    """In a worker: run one job and place its files: (paths placed, input keys, files written)."""
     assert _SHARED is not None
     staging, jobs = _SHARED
-    for job in jobs[index::count]:
-        staging.put_all(job())
+    staging.placed, staging.keys, staging.written = {}, {}, 0  # this worker's own copy, per job
+    staging.put_all(jobs[index]())
     return staging.placed, staging.keys, staging.written
 
 
-def _run_shares(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int) -> None:
+def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int) -> None:
     global _SHARED
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        for job in jobs:
+            staging.put_all(job())
+        return
     _SHARED = (staging, jobs)
     try:
-        if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-            _write_share(0, 1)
-            return
+        # Jobs are handed out one at a time as workers free up, so a long job does not hold up the rest.
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            for placed, keys, written in pool.map(_write_share, range(workers), [workers] * workers):
+            for placed, keys, written in pool.map(_write_job, range(len(jobs))):
                 if not staging.placed.keys().isdisjoint(placed):
                     raise AssertionError(f"two plan jobs give {sorted(staging.placed.keys() & placed.keys())[:3]}")
                 staging.placed.update(placed)
@@ -256,14 +258,15 @@ def write_jobs(jobs: Sequence[Callable[[], Any]], finish: Callable[[list[str]], 
                releases: int = 0, workers: int = 1) -> WriteStats:
     """Like write_site, for a site given as plan jobs (plan.PlanJob), run by `workers` processes.
 
-    Each process runs every n-th job and places the files itself, so the
-    site is rendered on every core and never held in memory as a whole.
+    Each process takes the next job as it frees up and places the files
+    itself, so the site is rendered on every core and never held in memory as
+    a whole.
     `finish` gives the files that depend on every path (the serving
     configuration); the swap is the same single rename as write_site's.
     """
     staging = _Staging(out, reuse)
     try:
-        _run_shares(staging, jobs, workers)
+        _run_jobs(staging, jobs, workers)
         staging.put_all(finish(sorted(staging.placed)))
         return staging.swap_in({"fingerprint": fingerprint, "source": source, "releases": releases})
     finally:

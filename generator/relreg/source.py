@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -59,7 +60,7 @@ def git_blob_id(content: bytes) -> str:
 
 def _kind_of(registry_path: str) -> tuple[str | None, str | None]:
     """(kind, problem) for a path relative to the registry folder."""
-    parts = PurePosixPath(registry_path).parts
+    parts = registry_path.split("/")
     if registry_path == CONFIG_FILE:
         return "registry", None
     if len(parts) < 2 or parts[0] not in KIND_FOLDERS:
@@ -99,33 +100,37 @@ def read_worktree(registry_dir: Path, display_base: Path | None = None) -> Regis
     files: list[RawFile] = []
     problems: list[Diagnostic] = []
     refused: list[tuple[str, str]] = []
-    candidates = [registry_dir / CONFIG_FILE]
+    # Plain strings and one lstat per file: pathlib costs more than the reading on 10,000 files.
+    top = os.fspath(registry_dir)
+    candidates = [CONFIG_FILE]
     for folder in KIND_FOLDERS:
-        top = registry_dir / folder
-        if top.is_dir():
-            for dirpath, dirnames, filenames in os.walk(top):
+        if os.path.isdir(os.path.join(top, folder)):
+            for dirpath, dirnames, filenames in os.walk(os.path.join(top, folder)):
                 dirnames.sort()
-                candidates.extend(Path(dirpath) / name for name in sorted(filenames))
-    for file in candidates:
-        registry_path = file.relative_to(registry_dir).as_posix()
+                relative_dir = os.path.relpath(dirpath, top).replace(os.sep, "/")
+                candidates.extend(f"{relative_dir}/{name}" for name in sorted(filenames))
+    for registry_path in candidates:
         shown = f"{root}/{registry_path}" if root not in ("", ".") else registry_path
         kind, problem = _kind_of(registry_path)
         if problem:
             problems.append(_problem(shown, problem, "file-name"))
         if kind is None:
             continue
-        if file.is_symlink():
-            refused.append((kind, file.name.removesuffix(".yaml")))
+        name = registry_path.rpartition("/")[2].removesuffix(".yaml")
+        file = os.path.join(top, registry_path)
+        status = os.lstat(file)
+        if stat.S_ISLNK(status.st_mode):
+            refused.append((kind, name))
             problems.append(_problem(shown, "file is a symbolic link: registry files must be regular files",
                                      "file-symlink"))
             continue
-        size = file.stat().st_size
-        if size > MAX_FILE_BYTES:
-            refused.append((kind, file.name.removesuffix(".yaml")))
-            problems.append(_problem(shown, f"file is {size} bytes, over the limit of {MAX_FILE_BYTES} (1 MiB)",
-                                     "file-too-large"))
+        if status.st_size > MAX_FILE_BYTES:
+            refused.append((kind, name))
+            problems.append(_problem(shown, f"file is {status.st_size} bytes, over the limit of {MAX_FILE_BYTES} "
+                                            "(1 MiB)", "file-too-large"))
             continue
-        content = file.read_bytes()
+        with open(file, "rb") as stream:
+            content = stream.read()
         files.append(RawFile(kind, shown, registry_path, content, git_blob_id(content)))
     return RegistryFiles(root=root, files=tuple(files), problems=tuple(problems), refused=tuple(refused))
 

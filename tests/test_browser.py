@@ -7,7 +7,6 @@ One browser and one pair of builds per module; each test opens its own context.
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Iterator

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import Result
 
 from conftest import FIXTURES, run_relreg
 from git_helpers import commit_all, git

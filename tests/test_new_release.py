@@ -10,7 +10,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import Result
 
 from conftest import BASE_REGISTRY, EXAMPLE_REGISTRY, FIXTURES, run_relreg
 from git_helpers import commit_all, git, init_repo

@@ -35,9 +35,10 @@ from relreg.build import BuildOptions, build_site
 from relreg.cli_site import publish as publish_command
 from relreg.plan import release_path
 from relreg.publish import (
-    STAGES, LocalFile, PublishError, PublishHooks, RemoteObject, Target, headers_file, object_headers, parse_target,
-    plan_publish, publish_site, read_site, upload_rank,
+    STAGES, LocalFile, PublishError, PublishHooks, RemoteObject, Target, parse_target, plan_publish, publish_site,
+    read_site, upload_rank,
 )
+from relreg.serving import headers_file, object_headers
 from relreg.write import MANIFEST
 
 BUCKET = "relreg-site"

@@ -22,14 +22,14 @@ from relreg import history
 from relreg.cache import work_cache_for
 from relreg.deployments import cohort_history
 from relreg.diagnostics import Diagnostic
+from relreg.keys import ENV_VAR, KEYS_FILE
 from relreg.notes import render_all
 from relreg.plan import ReleaseDates, SiteInputs, plan_jobs, plan_site
-from relreg.serving import serving_files
 from relreg.resources import code_digest, schema_dir
 from relreg.schemas import INPUT_SCHEMAS
+from relreg.serving import serving_files
 from relreg.source import RegistryFiles, RegistryNotFound, read_git_tree, read_worktree
 from relreg.validate import ValidationResult, validate_files
-from relreg.keys import ENV_VAR, KEYS_FILE
 from relreg.write import PreviousBuild, WriteStats, previous_build, write_jobs, write_site
 
 
@@ -178,7 +178,7 @@ def _source_key(options: BuildOptions, repo, prefix: str, commit: str | None) ->
 
 
 def _unchanged(previous: PreviousBuild, started: float, commit: str | None, warnings: list[str]) -> BuildReport:
-    return BuildReport(releases=previous.releases, stats=WriteStats(written=0, unchanged=previous.file_count, removed=0),
+    return BuildReport(releases=previous.releases, stats=WriteStats(written=0, unchanged=len(previous.files), removed=0),
                        seconds=time.perf_counter() - started, commit=commit, warnings=warnings)
 
 
@@ -268,13 +268,13 @@ def build_site(options: BuildOptions) -> BuildReport:
         planned = signing.sign(plan_site(inputs), inputs.site_url)
         step(f"writing {len(planned)} files")
         stats = write_site(planned, options.out, fingerprint, reuse=not options.force, source=None,
-                           releases=len(release_dates))
+                           releases=len(release_dates), previous=previous)
     else:
         workers = min(os.cpu_count() or 1, 8) if len(registry.releases) >= PARALLEL_RELEASES else 1
         step(f"rendering and writing the site of {len(registry.releases)} releases"
              + (f" in {workers} processes" if workers > 1 else ""))
         stats = write_jobs(plan_jobs(inputs), serving_files, options.out, fingerprint, reuse=not options.force,
-                           source=source, releases=len(release_dates), workers=workers)
+                           source=source, releases=len(release_dates), workers=workers, previous=previous)
     return BuildReport(releases=len(release_dates), stats=stats, seconds=time.perf_counter() - started,
                        commit=commit, warnings=warnings + [d.message for d in result.diagnostics
                                                            if not d.is_error and isinstance(d, Diagnostic)])

@@ -50,7 +50,7 @@ import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 from relreg.write import MANIFEST
 
@@ -59,9 +59,7 @@ from relreg.write import MANIFEST
 # --------------------------------------------------------------------------------------------
 
 # The header policy lives in serving.py, shared with the build's _headers and nginx.conf.
-from relreg.serving import (  # noqa: E402
-    POLICY_ID, SIGNATURE_SUFFIX, Headers, cache_control, content_type, headers_file, object_headers,
-)
+from relreg.serving import POLICY_ID, SIGNATURE_SUFFIX, object_headers  # noqa: E402
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ The model is already schema-valid when these run.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 

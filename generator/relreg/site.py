@@ -35,7 +35,7 @@ from relreg.resources import code_digest, site_dir
 if TYPE_CHECKING:
     from relreg.deployments import CohortChange
     from relreg.model import Activation, Artifact, Cohort, HardwareVersion, RegistryConfig
-    from relreg.plan import Keyed, PlanJob, ReleaseView, SiteInputs
+    from relreg.plan import PlanJob, ReleaseView, SiteInputs
 
 FEED_ENTRIES = 50  # newest releases in each Atom feed
 HARDWARE_PAGE_RELEASES = 100  # newest releases listed on a hardware page; the releases list filters them all

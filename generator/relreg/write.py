@@ -42,15 +42,6 @@ class WriteStats:
     removed: int
 
 
-def _read_manifest(out: Path) -> tuple[dict[str, str], dict[str, str]]:
-    """The previous build's {path: sha256} and {path: input key} (see plan.Keyed); empty when there is none."""
-    try:
-        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-        return manifest["files"], manifest.get("keys") or {}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return {}, {}
-
-
 def _check_replaceable(out: Path) -> None:
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise OutputFolderError(f"--out {out} exists and is not a folder; refusing to replace it")
@@ -85,7 +76,8 @@ class PreviousBuild:
     fingerprint: str | None  # of every input, read and dated
     source: str | None  # of the commit and options, when built from a clean tree; see build.py
     releases: int
-    file_count: int
+    files: dict[str, str]  # path -> sha256
+    keys: dict[str, str]  # path -> input key, for files planned as plan.Keyed
 
 
 def previous_build(out: Path) -> PreviousBuild | None:
@@ -93,7 +85,7 @@ def previous_build(out: Path) -> PreviousBuild | None:
     try:
         manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
         return PreviousBuild(manifest.get("fingerprint"), manifest.get("source"), int(manifest.get("releases", 0)),
-                             len(manifest["files"]))
+                             dict(manifest["files"]), dict(manifest.get("keys") or {}))
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return None
 
@@ -111,17 +103,19 @@ def _write_new_file(target: str, content: bytes) -> None:
 class _Staging:
     """The folder the new site is assembled in, beside the output folder, and what was placed in it."""
 
-    def __init__(self, out: Path, reuse: bool) -> None:
+    def __init__(self, out: Path, reuse: bool, previous: PreviousBuild | None) -> None:
         self.out = out.absolute()
         _check_replaceable(self.out)
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.previous, self.previous_keys = _read_manifest(self.out) if self.out.is_dir() else ({}, {})
+        self.previous = previous.files if previous else {}
+        self.previous_keys = previous.keys if previous else {}
         self.reuse = reuse
         self.folder = tempfile.mkdtemp(prefix=f".{self.out.name}.staging-", dir=self.out.parent)
         self._made_dirs: set[str] = {""}
         self.placed: dict[str, str] = {}  # path -> sha256
         self.keys: dict[str, str] = {}  # path -> input key, for files given as Keyed
         self.written = 0
+        self.swapped = False  # once swapped in, the staging folder holds the previous site
 
     def _link_previous(self, relative: str, target: str) -> bool:
         try:
@@ -174,7 +168,7 @@ class _Staging:
 
     def discard(self) -> None:
         """Remove the staging folder: the new site if the build failed, else the previous site."""
-        if getattr(self, "swapped", False) and len(self.previous) >= BACKGROUND_REMOVAL_FILES:
+        if self.swapped and len(self.previous) >= BACKGROUND_REMOVAL_FILES:
             _remove_in_background(self.folder)
         else:
             shutil.rmtree(self.folder, ignore_errors=True)
@@ -204,14 +198,14 @@ def _remove_in_background(folder: str) -> None:
 
 
 def write_site(files: Mapping[str, bytes | Keyed], out: Path, fingerprint: str = "", *, reuse: bool = True,
-               source: str | None = None, releases: int = 0) -> WriteStats:
+               source: str | None = None, releases: int = 0, previous: PreviousBuild | None = None) -> WriteStats:
     """Replace the folder `out` with exactly `files`, reusing unchanged files.
 
     A file is reused when the previous build's manifest gives it the same
     sha256 (or input key); a file edited by hand in the output is not noticed
     unless `reuse` is off (`build --force`), which rewrites every file.
     """
-    staging = _Staging(out, reuse)
+    staging = _Staging(out, reuse, previous or previous_build(out))
     try:
         staging.put_all(files)
         return staging.swap_in({"fingerprint": fingerprint, "source": source, "releases": releases})
@@ -255,7 +249,7 @@ def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int
 
 def write_jobs(jobs: Sequence[Callable[[], Any]], finish: Callable[[list[str]], dict[str, bytes]],
                out: Path, fingerprint: str = "", *, reuse: bool = True, source: str | None = None,
-               releases: int = 0, workers: int = 1) -> WriteStats:
+               releases: int = 0, workers: int = 1, previous: PreviousBuild | None = None) -> WriteStats:
     """Like write_site, for a site given as plan jobs (plan.PlanJob), run by `workers` processes.
 
     Each process takes the next job as it frees up and places the files
@@ -264,7 +258,7 @@ def write_jobs(jobs: Sequence[Callable[[], Any]], finish: Callable[[list[str]], 
     `finish` gives the files that depend on every path (the serving
     configuration); the swap is the same single rename as write_site's.
     """
-    staging = _Staging(out, reuse)
+    staging = _Staging(out, reuse, previous or previous_build(out))
     try:
         _run_jobs(staging, jobs, workers)
         staging.put_all(finish(sorted(staging.placed)))

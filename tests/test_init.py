@@ -133,6 +133,8 @@ def test_workflows_are_valid_github_workflows(scaffold: Path) -> None:
     check = yaml.safe_load((scaffold / ".github" / "workflows" / "check.yml").read_text())
     steps = check["jobs"]["check"]["steps"]
     assert steps[0]["with"]["fetch-depth"] == 0
+    caches = [step for step in steps if str(step.get("uses", "")).startswith("actions/cache@")]
+    assert [step["with"]["path"] for step in caches] == [".git/relreg"]  # validation runs warm on CI too
     runs = [step.get("run", "") for step in steps]
     assert 'relreg check --base "origin/$BASE_REF" --format github' in runs
     assert "relreg build --out public --format github" in runs

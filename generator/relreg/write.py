@@ -18,6 +18,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,7 +182,7 @@ BACKGROUND_REMOVAL_FILES = 20_000
 
 def _remove_in_background(folder: str) -> None:
     """Delete `folder` in a detached process (a double fork, so no zombie is left); in place where fork is not."""
-    if not hasattr(os, "fork"):
+    if not hasattr(os, "fork") or threading.active_count() > 1:
         shutil.rmtree(folder, ignore_errors=True)
         return
     doomed = f"{folder}.old"
@@ -229,7 +230,9 @@ def _write_job(index: int) -> tuple[dict[str, str], dict[str, str], int]:
 
 def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int) -> None:
     global _SHARED
-    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    # fork copies one thread of a threaded process (relreg serve), with any lock another
+    # thread held: there, and where fork does not exist, the jobs run in this process.
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
         for job in jobs:
             staging.put_all(job())
         return

@@ -185,9 +185,6 @@ def _index_keys(release: Release) -> set[tuple[str, str]]:
 DIMENSIONS = ("version", "revision", "hardware_version", "build_id")
 
 
-# A piece of the plan: a call that returns some of the site's files. Jobs are
-# independent, so a large site can be planned and written by several
-# processes, each taking the next job when it is free (see write.py).
 @dataclass(frozen=True)
 class Keyed:
     """A file known by a key of everything its bytes depend on, rendered only when needed.
@@ -201,12 +198,17 @@ class Keyed:
     render: Callable[[], bytes]
 
 
-# A job gives its files as a mapping or, where they are large together, one by one.
-PlanJob = Callable[[], "Mapping[str, bytes] | Iterable[tuple[str, bytes]]"]
+# A piece of the plan: a call that returns some of the site's files, as a mapping or,
+# where they are large together, one by one. Jobs are independent, so a large site can
+# be planned and written by several processes, each taking the next job when it is
+# free (see write.py).
+PlanJob = Callable[[], "Mapping[str, bytes | Keyed] | Iterable[tuple[str, bytes | Keyed]]"]
 JOB_SIZE = 500  # releases (or index keys) per job: small enough to balance, large enough to amortize
 
 
-def job_files(part: Mapping[str, bytes] | Iterable[tuple[str, bytes]]) -> Iterable[tuple[str, bytes]]:
+def job_files(part: Mapping[str, bytes | Keyed] | Iterable[tuple[str, bytes | Keyed]]
+              ) -> Iterable[tuple[str, bytes | Keyed]]:
+    """What one job gives, as (path, content) pairs."""
     return part.items() if isinstance(part, Mapping) else part
 
 

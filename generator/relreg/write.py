@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import click
 
-from relreg.plan import Keyed
+from relreg.plan import Keyed, job_files
 
 MANIFEST = ".relreg-manifest.json"
 _RENAME_EXCHANGE = 2
@@ -155,7 +155,7 @@ class _Staging:
         self.written += 1
 
     def put_all(self, files: Mapping[str, bytes | Keyed] | Iterable[tuple[str, bytes | Keyed]]) -> None:
-        for relative, content in (files.items() if isinstance(files, Mapping) else files):
+        for relative, content in job_files(files):
             self.put(relative, content)
 
     def swap_in(self, stamp: dict[str, object]) -> WriteStats:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from relreg.cli import cli
+from relreg.cli.main import cli
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BASE_REGISTRY = FIXTURES / "base"

@@ -21,16 +21,16 @@ import pytest
 
 from conftest import EXAMPLE_REGISTRY, run_relreg
 from git_helpers import commit_all, init_repo
-from relreg.plan import ReleaseDates, SiteInputs, release_views
-from relreg.source import read_worktree
-from relreg.update import Candidate, Channel, Payload, barriers_of
-from relreg.validate import validate_files
-from relreg.versions import VersionScheme, scheme_named
+from relreg.site.jobs import ReleaseDates, SiteInputs, release_views
+from relreg.registry.source import read_worktree
+from relreg.devices.update import Candidate, Channel, Payload, barriers_of
+from relreg.registry.validate import validate_files
+from relreg.registry.versions import VersionScheme, scheme_named
 
 SEMVER = scheme_named("semver")
 
 # --------------------------------------------------------------------------------------------
-# Channels from short specs (pure tests of relreg.update)
+# Channels from short specs (pure tests of relreg.devices.update)
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def channel(*specs: Spec | str, barriers: Sequence[str] = (), scheme: VersionSch
 
 # --------------------------------------------------------------------------------------------
 # An oracle: the rules of the issue written the obvious way (membership first, then the target),
-# without the offer-list shortcut relreg.update takes. Tests compare the two.
+# without the offer-list shortcut relreg.devices.update takes. Tests compare the two.
 
 
 def oracle_bucket(serial: str, cohort: str, version: str) -> int:
@@ -152,7 +152,7 @@ def site_inputs(registry_dir: Path, site_url: str | None = None) -> SiteInputs:
 
 
 def planned_devices(registry_dir: Path, site_url: str | None = None) -> dict[str, bytes]:
-    from relreg.devices import device_documents
+    from relreg.site.device_documents import device_documents
 
     inputs = site_inputs(registry_dir, site_url)
     return device_documents(inputs, release_views(inputs))
@@ -445,7 +445,7 @@ def synthetic_inputs(releases: int, cohorts: int = 3, deployed: int = 6) -> Site
     """`releases` releases with a full and a delta image for 5 hardware versions, a min_version gate
     every 100 releases and a must-pass-through release every 1,000; each cohort deploys `deployed`
     recent releases, the newest at 25 %."""
-    from relreg.model import Activation, Artifact, Cohort, HardwareVersion, Registry, RegistryConfig, Release
+    from relreg.registry.model import Activation, Artifact, Cohort, HardwareVersion, Registry, RegistryConfig, Release
 
     def digest(*parts: object) -> str:
         return hashlib.sha256("/".join(map(str, parts)).encode()).hexdigest()

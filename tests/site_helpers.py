@@ -19,7 +19,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 from conftest import BASE_REGISTRY, EXAMPLE_REGISTRY, run_relreg
 from git_helpers import commit_all, init_repo
 
-from relreg.notes import ALLOWED_ATTRIBUTES, ALLOWED_TAGS
+from relreg.site.notes import ALLOWED_ATTRIBUTES, ALLOWED_TAGS
 
 NOTES_CORPUS = Path(__file__).parent / "fixtures" / "notes"
 CHROMIUM = Path("/usr/bin/chromium")

@@ -140,9 +140,9 @@ def test_two_builds_of_one_commit_are_byte_identical(history_repo: Path, tmp_pat
 def test_site_written_by_worker_processes_is_byte_identical_to_one_process(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import relreg.build
-    import relreg.plan
+    import relreg.site.jobs
 
-    monkeypatch.setattr(relreg.plan, "JOB_SIZE", 3)  # many small jobs, shared out between the processes
+    monkeypatch.setattr(relreg.site.jobs, "JOB_SIZE", 3)  # many small jobs, shared out between the processes
     monkeypatch.setattr(relreg.build, "PARALLEL_RELEASES", 10**9)
     serial = run_relreg("build", "--registry", EXAMPLE_REGISTRY, "--out", tmp_path / "serial", "--force")
     monkeypatch.setattr(relreg.build, "PARALLEL_RELEASES", 1)
@@ -253,11 +253,11 @@ def test_failure_while_writing_leaves_the_previous_output_untouched(
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     (history_repo / "registry" / "releases" / "1.3.0.yaml").write_text(
         RELEASE_120.replace('"1.2.0"', '"1.3.0"').replace("e555", "f555"))
-    import relreg.write
+    import relreg.site.write
 
     writes = {"count": 0}
 
-    real_write = relreg.write._write_new_file
+    real_write = relreg.site.write._write_new_file
 
     def disk_full_after_five_files(target: str, content: bytes) -> None:
         writes["count"] += 1
@@ -265,7 +265,7 @@ def test_failure_while_writing_leaves_the_previous_output_untouched(
             raise OSError(28, "No space left on device")
         real_write(target, content)
 
-    monkeypatch.setattr(relreg.write, "_write_new_file", disk_full_after_five_files)
+    monkeypatch.setattr(relreg.site.write, "_write_new_file", disk_full_after_five_files)
     with pytest.raises(OSError):
         run_relreg("build", "--registry", history_repo / "registry", "--out", out)
     monkeypatch.undo()

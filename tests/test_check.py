@@ -276,8 +276,8 @@ def test_shallow_clone_is_refused_with_a_hint(repo: Path, tmp_path: Path, monkey
 
 def test_options_match_validate() -> None:
     """--registry and --format are declared as validate declares them."""
-    from relreg.cli import validate
-    from relreg.cli_release import check, new_release
+    from relreg.cli.build import validate
+    from relreg.cli.release import check, new_release
 
     def described(command, name):  # noqa: ANN001, ANN202
         return next(p for p in command.params if p.name == name).to_info_dict()

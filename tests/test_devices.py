@@ -1,4 +1,4 @@
-"""The static device documents (relreg.devices): paths, shapes, sizes, speed, and that every
+"""The static device documents (relreg.site.device_documents): paths, shapes, sizes, speed, and that every
 precomputed answer equals what the reference client decides locally from the candidates."""
 
 from __future__ import annotations
@@ -14,11 +14,13 @@ import pytest
 from api_schemas import api_schema_errors, schema_names_for
 from conftest import EXAMPLE_REGISTRY
 from device_helpers import (SEMVER, oracle, planned_devices, site_inputs, synthetic_inputs, write_files)
-from relreg.client import DeviceClient
-from relreg.devices import NO_SOFTWARE_TYPE, answer_path, candidates_path, device_documents, index_path
-from relreg.plan import encode_json, plan_site, release_views
-from relreg.update import Channel, DeviceIdentity
-from relreg.versions import scheme_named
+from relreg.devices.client import DeviceClient
+from relreg.devices.paths import NO_SOFTWARE_TYPE, answer_path, candidates_path, index_path
+from relreg.site.device_documents import device_documents
+from relreg.site.jobs import encode_json, release_views
+from relreg.site.plan import plan_site
+from relreg.devices.update import Channel, DeviceIdentity
+from relreg.registry.versions import scheme_named
 
 SERIALS = [f"AT100-{n:06d}" for n in range(120)]
 
@@ -150,8 +152,8 @@ def test_documents_are_deterministic_and_compact_json(example_files: dict[str, b
 
 
 def test_answer_files_hold_the_answer_document(example_files: dict[str, bytes]) -> None:
-    from relreg.devices import answer_document
-    from relreg.update import plan_update
+    from relreg.site.device_documents import answer_document
+    from relreg.devices.update import plan_update
 
     document = data(example_files, candidates_path("beta", "pvt", "main"))
     channel = Channel.from_document(document, SEMVER)
@@ -292,7 +294,7 @@ def test_a_1000_release_registry_answers_match_the_local_decision() -> None:
         answer = json.loads(files[path])["data"]
         channel = Channel.from_document(
             data(files, candidates_path(answer["cohort"], answer["hardware_version"], answer["software_type"])), scheme)
-        from relreg.update import answer as local_answer, choose_index
+        from relreg.devices.update import answer as local_answer, choose_index
         for serial in rng.sample(SERIALS, 10):
             index = choose_index([(o["release"]["version"], o["rollout_threshold"]) for o in answer["offers"]],
                                  serial, answer["cohort"])

@@ -22,10 +22,10 @@ from api_schemas import API_SCHEMA_DIR
 from device_helpers import (FLEET_COHORTS, FLEET_RELEASES, SEMVER, HostedSite, Spec, artifact_bytes, channel,
                             host_registry, nginx_or_skip, oracle, oracle_bucket, rehost_example_registry,
                             write_fleet_registry)
-from relreg.cli_device import EXIT_UP_TO_DATE, EXIT_UPDATE_AVAILABLE, device
-from relreg.client import ClientError, DeviceClient, HttpTransport, UnknownChannel, VerificationError
-from relreg.devices import answer_path, candidates_path
-from relreg.update import DeviceIdentity
+from relreg.cli.device import EXIT_UP_TO_DATE, EXIT_UPDATE_AVAILABLE, device
+from relreg.devices.client import ClientError, DeviceClient, HttpTransport, UnknownChannel, VerificationError
+from relreg.devices.paths import answer_path, candidates_path
+from relreg.devices.update import DeviceIdentity
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +193,7 @@ COHORT_WEIGHTS = {"stable": 40, "beta": 30, "frozen": 15, "paused": 15}
 
 
 def expected_channel(cohort: str, hardware: str):
-    """The channel as the rules define it, from the fleet's spec (independent of relreg.devices)."""
+    """The channel as the rules define it, from the fleet's spec (independent of relreg.site.device_documents)."""
     specs = []
     for version, percent in FLEET_COHORTS[cohort]:
         release = FLEET[version]

@@ -13,8 +13,8 @@ import yaml
 
 from conftest import FIXTURES, run_relreg
 from git_helpers import commit_all, git
-from relreg.schemas import INPUT_SCHEMAS
-from relreg.yamlload import parse_yaml
+from relreg.registry.schemas import INPUT_SCHEMAS
+from relreg.registry.yamlload import parse_yaml
 
 REPOSITORY = Path(__file__).parent.parent
 FIRMWARE_SOURCE = FIXTURES / "elf" / "firmware.c"
@@ -97,7 +97,7 @@ def test_scaffold_contents(scaffold: Path) -> None:
 
 def test_folder_readme_examples_are_valid_registry_files(scaffold: Path) -> None:
     """The example in each folder's README is a valid file of that kind (with hardware evt1 and 1.1.0)."""
-    from relreg.schemas import default_schemas
+    from relreg.registry.schemas import default_schemas
 
     for folder, kind in (("releases", "release"), ("hardware", "hardware"), ("cohorts", "cohort")):
         readme = (scaffold / "registry" / folder / "README.md").read_text()

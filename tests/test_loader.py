@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relreg.yamlload import Position, YamlLoadError, parse_yaml
+from relreg.registry.yamlload import Position, YamlLoadError, parse_yaml
 
 
 def test_values_resolve_as_yaml_1_2_core_schema() -> None:

@@ -7,7 +7,7 @@ from urllib.parse import urljoin
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relreg.model import Artifact
+from relreg.registry.model import Artifact
 
 BASE = "https://dl.example.test/fw/"
 URL_PARTS = st.lists(st.sampled_from(["a", "b", ".", "..", "/", "?", "#", "%", ";", "-", "~", "_", "1.0.0"]),

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import BASE_REGISTRY, EXAMPLE_REGISTRY, FIXTURES, run_relreg
 from git_helpers import commit_all, git, init_repo
-from relreg.yamlload import parse_yaml
+from relreg.registry.yamlload import parse_yaml
 
 FIRMWARE_SOURCE = FIXTURES / "elf" / "firmware.c"
 

@@ -16,8 +16,8 @@ import pytest
 from site_helpers import (audit_notes_html, audit_page, build_hostile_site, corpus_files, html_pages,
                           parse_page)
 
-from relreg.notes import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, render_notes
-from relreg.site import nest_headings
+from relreg.site.notes import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, render_notes
+from relreg.site.pages import nest_headings
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 

@@ -30,16 +30,16 @@ from botocore.exceptions import ClientError
 
 from conftest import BASE_REGISTRY
 from git_helpers import commit_all, init_repo
-from relreg import publish as publish_module
+from relreg.service import publish as publish_module
 from relreg.build import BuildOptions, build_site
-from relreg.cli_site import publish as publish_command
-from relreg.plan import release_path
-from relreg.publish import (
+from relreg.cli.service import publish as publish_command
+from relreg.site.paths import release_path
+from relreg.service.publish import (
     STAGES, LocalFile, PublishError, PublishHooks, RemoteObject, Target, parse_target, plan_publish, publish_site,
     read_site, upload_rank,
 )
-from relreg.serving import headers_file, object_headers
-from relreg.write import MANIFEST
+from relreg.site.serving import headers_file, object_headers
+from relreg.site.write import MANIFEST
 
 BUCKET = "relreg-site"
 SITE_URL = "https://fw.example.test/"  # site_url of the base registry

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relreg.query import MAX_PER_PAGE, Query, QueryError, answer, matches, parse_query, parse_query_string
+from relreg.service.query import MAX_PER_PAGE, Query, QueryError, answer, matches, parse_query, parse_query_string
 
 
 def release(id_: int, version: str, created: str, artifacts: list[tuple[str, str]], revision: str = "") -> dict:

@@ -26,11 +26,11 @@ from click.testing import CliRunner
 from conftest import BASE_REGISTRY, EXAMPLE_REGISTRY
 from git_helpers import commit_all, init_repo
 from relreg.build import BuildOptions, build_site
-from relreg.cli_site import query as query_command
-from relreg.plan import encode_json
-from relreg.query import answer, parse_query_string
-from relreg.query_client import FolderSource, all_releases
-from relreg.serve import PreviewServer
+from relreg.cli.service import query as query_command
+from relreg.site.jobs import encode_json
+from relreg.service.query import answer, parse_query_string
+from relreg.service.query_client import FolderSource, all_releases
+from relreg.service.serve import PreviewServer
 
 # The example registry committed in batches: releases in one batch share their created_date.
 BATCHES = [
@@ -259,7 +259,7 @@ def test_table_format(site: dict) -> None:
 
 def test_the_client_reads_only_the_smallest_index(site: dict) -> None:
     """hardware_version=pvt (13 releases) and version=1.0.0: only version/1.0.0.json is read."""
-    from relreg.query_client import answer_from_site
+    from relreg.service.query_client import answer_from_site
 
     class Recording(FolderSource):
         def __init__(self, root: Path) -> None:

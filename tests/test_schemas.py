@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLE_REGISTRY, FIXTURES
-from relreg.schemas import default_schemas
-from relreg.yamlload import YamlLoadError, parse_yaml
+from relreg.registry.schemas import default_schemas
+from relreg.registry.yamlload import YamlLoadError, parse_yaml
 
 KIND_BY_FOLDER = {"releases": "release", "hardware": "hardware", "cohorts": "cohort"}
 ROOT = Path(__file__).parent.parent

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import BASE_REGISTRY
 from git_helpers import commit_all, init_repo
-from relreg.serve import PreviewServer
+from relreg.service.serve import PreviewServer
 
 RELEASE_120 = """version: "1.2.0"
 revision: 0c1b2c3d4e5f60718293a4b5c6d7e8f901234567
@@ -178,7 +178,7 @@ def test_the_serve_command_runs_until_terminated(registry: Path) -> None:
     generator = Path(__file__).parent.parent / "generator"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(generator), os.environ.get("PYTHONPATH")]))}
     process = subprocess.Popen(
-        [sys.executable, "-c", "from relreg.cli_site import serve; serve()", "--registry", str(registry),
+        [sys.executable, "-c", "from relreg.cli.service import serve; serve()", "--registry", str(registry),
          "--port", "0", "--interval", "0.1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:

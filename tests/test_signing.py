@@ -1,6 +1,6 @@
 """Keys and detached document signatures: the small-device path, and every attack staged against it.
 
-The device side is `relreg.signing.verify_document`, the reference the device client calls: one
+The device side is `relreg.trust.signing.verify_document`, the reference the device client calls: one
 Ed25519 verification with a pinned key over the exact served bytes' digest, version and expiry.
 """
 
@@ -21,12 +21,12 @@ from api_schemas import _schemas, api_schema_errors, schema_names_for
 from test_signing_support import (ALL_ROLES, build, device_documents, key_bundle, key_file, keys_yaml, load_key,
                                   next_commit, signed_repo)
 
-from relreg import signing
-from relreg.cli_keys import keys as keys_group, sign as sign_command
-from relreg.keys import ENV_VAR, SigningKeyError, keyid_of, load_private_keys, parse_keys_file
-from relreg.signing import (BadSignature, DigestMismatch, Expired, MalformedSignature, Rollback, ThresholdNotMet,
+from relreg.trust import signing
+from relreg.cli.keys import keys as keys_group, sign as sign_command
+from relreg.trust.keys import ENV_VAR, SigningKeyError, keyid_of, load_private_keys, parse_keys_file
+from relreg.trust.signing import (BadSignature, DigestMismatch, Expired, MalformedSignature, Rollback, ThresholdNotMet,
                             UnknownKey, WrongPath, WrongType, verify_document)
-from relreg.tufrepo import SigningError
+from relreg.trust.tufrepo import SigningError
 
 CI = load_key("ci")
 SECOND = load_key("second")

@@ -23,7 +23,7 @@ from conftest import EXAMPLE_REGISTRY
 from git_helpers import commit_all, init_repo
 
 from relreg.build import BuildOptions, BuildReport, build_site
-from relreg.keys import PrivateKey, parse_private_keys
+from relreg.trust.keys import PrivateKey, parse_private_keys
 
 ALL_ROLES = ("root", "targets", "snapshot", "timestamp", "documents")
 # ci: the registry's key; second: thresholds and rotation; attacker: trusted by no registry

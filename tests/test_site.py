@@ -18,12 +18,12 @@ from conftest import EXAMPLE_REGISTRY, run_relreg
 from git_helpers import commit_all, git, init_repo
 from site_helpers import (build_example_site, check_links, html_pages, parse_page, site_url_to_file)
 
-from relreg import site
-from relreg.deployments import CohortChange, read_cohort_history
-from relreg.model import Activation
-from relreg.plan import ReleaseDates, SiteInputs, release_views
-from relreg.source import read_worktree
-from relreg.validate import validate_files
+from relreg.site import pages as site
+from relreg.history.deployments import CohortChange, read_cohort_history
+from relreg.registry.model import Activation
+from relreg.site.jobs import ReleaseDates, SiteInputs, release_views
+from relreg.registry.source import read_worktree
+from relreg.registry.validate import validate_files
 
 SITE_URL = "https://firmware.aurora.example/"
 ATOM = "{http://www.w3.org/2005/Atom}"
@@ -63,7 +63,7 @@ def test_static_assets_are_named_by_the_hash_of_their_bytes(out: Path) -> None:
     for path in (out / "static").iterdir():
         digest = path.name.split(".")[-2]
         assert digest == hashlib.sha256(path.read_bytes()).hexdigest()[:10], path.name
-    source = (Path(site.__file__).resolve().parents[2] / "site" / "static" / "site.css").read_bytes()
+    source = (Path(site.__file__).resolve().parent / "theme" / "static" / "site.css").read_bytes()
     assert (out / site.hashed_path("site.css", source)).read_bytes() == source
 
 
@@ -324,7 +324,7 @@ def test_extra_info_values_are_escaped_and_only_http_urls_become_links() -> None
                                  "http://plain.example/y", "a b.bin", "_x.bin"])
 @pytest.mark.parametrize("base", ["https://dl.example/fw/", "https://dl.example/"])
 def test_download_url_is_urljoin(url: str, base: str) -> None:
-    from relreg.model import Artifact
+    from relreg.registry.model import Artifact
     artifact = Artifact(hardware_version="pvt", build_id="b" * 40, url=url, size=1, sha256="c" * 64)
     assert site.download_url(artifact, base) == artifact.absolute_url(base)
 

@@ -25,8 +25,8 @@ from tuf.ngclient import Updater
 from test_signing_support import (ALL_ROLES, SiteServer, build, device_documents, key_bundle, key_file, keys_yaml,
                                   load_key, next_commit, signed_repo)
 
-from relreg.cli_keys import keys as keys_group, sign as sign_command
-from relreg.tufrepo import TIMESTAMP_STEP, SigningError, _sign, _tuf_signer, refresh, target_copy_path
+from relreg.cli.keys import keys as keys_group, sign as sign_command
+from relreg.trust.tufrepo import TIMESTAMP_STEP, SigningError, _sign, _tuf_signer, refresh, target_copy_path
 
 CI = load_key("ci")
 SECOND = load_key("second")

@@ -1,4 +1,4 @@
-"""The update decision (relreg.update): one table row per rule and interaction, and property tests
+"""The update decision (relreg.devices.update): one table row per rule and interaction, and property tests
 against an independent oracle over thousands of random channels and devices."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from device_helpers import SEMVER, Spec, channel, oracle, oracle_bucket, random_channel
-from relreg.update import (FULL_ROLLOUT, bucket, choose_index, decide, in_rollout, plan_update, rollout_threshold)
-from relreg.versions import VersionError, scheme_named
+from relreg.devices.update import (FULL_ROLLOUT, bucket, choose_index, decide, in_rollout, plan_update, rollout_threshold)
+from relreg.registry.versions import VersionError, scheme_named
 
 NATURAL = scheme_named("natural")
 SERIALS = [f"SN-{n:05d}" for n in range(4000)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from relreg.versions import VersionError, scheme_named
+from relreg.registry.versions import VersionError, scheme_named
 
 SEMVER_ASCENDING = ["1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2",
                     "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "1.0.1", "1.2.0", "1.10.0", "2.0.0"]

@@ -1,3 +1,3 @@
-from relreg.cli import main
+from relreg.cli.main import main
 
 main()

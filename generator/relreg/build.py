@@ -18,19 +18,20 @@ from typing import Callable
 
 import click
 
-from relreg import history
-from relreg.cache import work_cache_for
-from relreg.deployments import cohort_history
-from relreg.diagnostics import Diagnostic
-from relreg.keys import ENV_VAR, KEYS_FILE
-from relreg.notes import render_all
-from relreg.plan import ReleaseDates, SiteInputs, plan_jobs, plan_site
+from relreg.history import gitlog
+from relreg.history.cache import work_cache_for
+from relreg.history.deployments import cohort_history
+from relreg.registry.diagnostics import Diagnostic
+from relreg.trust.keys import ENV_VAR, KEYS_FILE
+from relreg.site.notes import render_all
+from relreg.site.jobs import ReleaseDates, SiteInputs
+from relreg.site.plan import plan_jobs, plan_site
 from relreg.resources import code_digest, schema_dir
-from relreg.schemas import INPUT_SCHEMAS
-from relreg.serving import serving_files
-from relreg.source import RegistryFiles, RegistryNotFound, read_git_tree, read_worktree
-from relreg.validate import ValidationResult, validate_files
-from relreg.write import PreviousBuild, WriteStats, previous_build, write_jobs, write_site
+from relreg.registry.schemas import INPUT_SCHEMAS
+from relreg.site.serving import serving_files
+from relreg.registry.source import RegistryFiles, RegistryNotFound, read_git_tree, read_worktree
+from relreg.registry.validate import ValidationResult, validate_files
+from relreg.site.write import PreviousBuild, WriteStats, previous_build, write_jobs, write_site
 
 
 # From this many releases, the site is rendered and written by one process per core.
@@ -58,9 +59,7 @@ class BuildOptions:
     base_url: str | None = None
     force: bool = False  # rebuild even when the inputs match the previous build
     progress: Callable[[str], None] | None = None  # told each step of a long build, e.g. for a terminal
-    # --- signing (relreg.tufrepo) ---
     signing_key: Path | None = None  # Ed25519 private key(s), PEM; None: RELREG_SIGNING_KEY, else unsigned
-    # --- end signing ---
 
 
 @dataclass
@@ -113,11 +112,11 @@ def read_device_counts(path: Path) -> dict[str, int]:
 def _read_files(options: BuildOptions, repo, prefix: str | None) -> RegistryFiles:
     if options.ref is None:
         return read_worktree(options.registry_dir)
-    commit = repo.commit(history.resolve_commit(repo, options.ref))
+    commit = repo.commit(gitlog.resolve_commit(repo, options.ref))
     return read_git_tree(commit.tree, prefix or "")
 
 
-def _dates(result: ValidationResult, git_history: history.History | None, uncommitted: set[str],
+def _dates(result: ValidationResult, git_history: gitlog.History | None, uncommitted: set[str],
            registry_root: str, now: int, warnings: list[str]) -> tuple[dict[str, ReleaseDates], dict[str, ReleaseDates]]:
     registry = result.registry
     assert registry is not None
@@ -127,7 +126,7 @@ def _dates(result: ValidationResult, git_history: history.History | None, uncomm
         relative = source_path[len(strip):] if source_path.startswith(strip) else source_path
         known = git_history.dates.get(relative) if git_history else None
         if known is None:
-            warnings.append(f"{source_path} is not committed: dated {history.format_date(now)}")
+            warnings.append(f"{source_path} is not committed: dated {gitlog.format_date(now)}")
             return ReleaseDates(now, now)
         if relative in uncommitted:
             warnings.append(f"{source_path} has uncommitted changes: updated_date is the build time")
@@ -166,7 +165,7 @@ def _source_key(options: BuildOptions, repo, prefix: str, commit: str | None) ->
     """
     if repo is None or commit is None or _signing_wanted(options):
         return None
-    if options.ref is None and not history.registry_is_clean(repo, prefix):
+    if options.ref is None and not gitlog.registry_is_clean(repo, prefix):
         return None
     try:
         counts = options.device_counts.read_bytes() if options.device_counts else b""
@@ -185,15 +184,15 @@ def _unchanged(previous: PreviousBuild, started: float, commit: str | None, warn
 def build_site(options: BuildOptions) -> BuildReport:
     started = time.perf_counter()
     warnings: list[str] = []
-    repo = history.open_repository(options.registry_dir)
+    repo = gitlog.open_repository(options.registry_dir)
     if repo is None and options.ref:
-        raise history.HistoryError(f"--ref {options.ref}: {options.registry_dir} is not inside a git repository")
-    prefix = history.registry_prefix(repo, options.registry_dir) if repo is not None else None
+        raise gitlog.HistoryError(f"--ref {options.ref}: {options.registry_dir} is not inside a git repository")
+    prefix = gitlog.registry_prefix(repo, options.registry_dir) if repo is not None else None
 
     commit = None
     if repo is not None:
-        history.ensure_full_history(repo)
-        commit = history.resolve_commit(repo, options.ref or "HEAD") if options.ref or repo.head.is_valid() else None
+        gitlog.ensure_full_history(repo)
+        commit = gitlog.resolve_commit(repo, options.ref or "HEAD") if options.ref or repo.head.is_valid() else None
     source = _source_key(options, repo, prefix or "", commit)
     previous = previous_build(options.out)
     if source is not None and previous is not None and previous.source == source and not options.force:
@@ -217,24 +216,23 @@ def build_site(options: BuildOptions) -> BuildReport:
     if repo is not None:
         if commit is not None:
             step("reading git history")
-            git_history = history.read_history(repo, commit, prefix or "")
+            git_history = gitlog.read_history(repo, commit, prefix or "")
         if options.ref is None:
-            uncommitted = history.uncommitted_paths(repo, prefix or "")
+            uncommitted = gitlog.uncommitted_paths(repo, prefix or "")
     else:
         warnings.append(f"{options.registry_dir} is not in a git repository: every file is dated by the build time")
-    release_dates, cohort_dates = _dates(result, git_history, uncommitted, files.root, history.build_time(), warnings)
+    release_dates, cohort_dates = _dates(result, git_history, uncommitted, files.root, gitlog.build_time(), warnings)
 
     registry = result.registry
     assert registry is not None
     fingerprint = _fingerprint(files, release_dates, cohort_dates, counts, commit, options)
-    # --- signing (relreg.tufrepo): keys, roots and versions from git; None when no key is given ---
+    # --- signing (relreg.trust.tufrepo): keys, roots and versions from git; None when no key is given ---
     signing = None
     if _signing_wanted(options):
-        from relreg.tufrepo import SiteSigning
+        from relreg.trust.tufrepo import SiteSigning
         signing = SiteSigning.configure(options, repo, prefix, commit, bool(uncommitted), warnings)
     if signing is not None:
         fingerprint = signing.fingerprint(fingerprint)
-    # --- end signing ---
     if not options.force and previous is not None and previous.fingerprint == fingerprint:
         cache.save(prune=False)
         return _unchanged(previous, started, commit, warnings)

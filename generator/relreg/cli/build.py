@@ -1,0 +1,106 @@
+"""`relreg validate` and `relreg build`: from the registry's files to a checked model and a site."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from relreg.cli.common import RegistryUsageError, find_registry, format_option, registry_option, resolve_registry
+from relreg.history.cache import work_cache_for
+from relreg.registry.report import REPORTERS
+from relreg.registry.source import RegistryNotFound, read_worktree
+from relreg.registry.validate import summary, validate_files
+
+
+@click.command()
+@registry_option
+@format_option
+def validate(registry_dir: Path | None, output_format: str) -> None:
+    """Check every registry file and report every problem in one run.
+
+    Each file is read as strict YAML (no duplicate keys, anchors, tags or
+    ambiguous values), checked against its JSON Schema, and then the whole
+    registry is checked against the rules a schema cannot say: file names
+    match versions, versions and build ids are unique, deltas start from an
+    existing lower release, hardware versions exist, cohorts name releases
+    that exist and are not yanked.
+
+    \b
+    Each problem is printed as  path:line:col: error: message [rule].
+    Exit status: 0 valid, 1 problems found, 2 usage error.
+    """
+    registry_path = resolve_registry(registry_dir)
+    try:
+        files = read_worktree(registry_path)
+    except RegistryNotFound as error:
+        raise RegistryUsageError(str(error)) from None
+    cache = work_cache_for(registry_path)
+    result = validate_files(files, cache)
+    cache.save()
+    click.echo(REPORTERS[output_format](result.diagnostics, summary(result)))
+    sys.exit(0 if result.ok else 1)
+
+
+@click.command()
+@registry_option
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("public"), show_default=True,
+              help="Output folder. It is replaced as a whole, atomically; unchanged files keep their timestamps.")
+@click.option("--ref", metavar="REF",
+              help="Build exactly what this commit (branch, tag, sha) holds, read from git objects, not the work tree.")
+@click.option("--device-counts", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Fleet snapshot giving count_devices: JSON {\"1.2.3\": 120} or CSV rows version,count.")
+@click.option("--base-url", metavar="URL",
+              help="Absolute URL the site is served from, overriding site_url in registry.yaml (e.g. for previews).")
+@click.option("--signing-key", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Ed25519 private key(s), PEM, to sign device documents and write a TUF repository "
+                   "(default: $RELREG_SIGNING_KEY; unsigned without either). See docs/security.md.")
+@click.option("--force", is_flag=True,
+              help="Rebuild every file even when the inputs match the previous build's.")
+@format_option
+def build(registry_dir: Path | None, out: Path, ref: str | None, device_counts: Path | None,
+          base_url: str | None, signing_key: Path | None, force: bool, output_format: str) -> None:
+    """Build the registry into a folder of static JSON and HTML.
+
+    \b
+    The output (default public/) holds:
+      api/v1/index.json                       entry point: commit, URL templates
+      api/v1/releases.json                    every release, newest first, paged
+      api/v1/releases/<version>.json          one release, as Memfault's API returns it
+      api/v1/releases/<dimension>/<key>.json  releases by version, revision,
+                                              hardware_version or build_id
+      api/v1/hardware_versions.json, api/v1/cohorts.json
+      schemas/                                the input schemas, for editors
+
+    created_date and updated_date come from git history (first-parent, renames
+    followed) in one pass, cached by commit. A file that is not committed yet is
+    dated by the build time (SOURCE_DATE_EPOCH when set) with a warning. The
+    same commit always gives byte-identical files. An invalid registry writes
+    nothing and leaves the previous output untouched.
+    """
+    from relreg.build import BuildOptions, InvalidRegistry, build_site
+    from relreg.registry.validate import summary as validation_summary
+
+    registry_path = resolve_registry(registry_dir) if ref is None or registry_dir is not None \
+        else find_registry(Path.cwd())
+    if base_url is not None and not base_url.endswith("/"):
+        base_url += "/"
+    def progress(message: str) -> None:
+        click.echo(f"relreg: {message}...", err=True)
+
+    try:
+        report = build_site(BuildOptions(registry_dir=registry_path, out=out, ref=ref,
+                                         device_counts=device_counts, base_url=base_url, force=force,
+                                         signing_key=signing_key,
+                                         progress=progress if sys.stderr.isatty() else None))
+    except InvalidRegistry as error:
+        click.echo(REPORTERS[output_format](error.result.diagnostics, validation_summary(error.result)))
+        click.echo("build stopped: the registry has errors; the previous output is untouched", err=True)
+        sys.exit(1)
+    shown = report.warnings if len(report.warnings) <= 10 else report.warnings[:8]
+    for warning in shown:
+        click.echo(f"warning: {warning}", err=True)
+    if len(shown) < len(report.warnings):
+        click.echo(f"warning: ... and {len(report.warnings) - len(shown)} more like these", err=True)
+    click.echo(report.summary())

@@ -1,0 +1,2 @@
+"""Reading and checking a registry: source files, strict YAML, schemas, rules, diagnostics,
+the typed model and version schemes. Pure but for reading the files; imports nothing else of relreg."""

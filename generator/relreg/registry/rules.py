@@ -1,0 +1,243 @@
+"""Rules a schema cannot say, checked across the whole registry.
+
+Each rule is a function from the registry (plus source positions) to
+diagnostics; `ALL_RULES` lists them in the order their findings read best.
+The model is already schema-valid when these run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+from relreg.registry.diagnostics import Diagnostic, Severity
+from relreg.registry.model import Cohort, HardwareVersion, Registry, Release
+from relreg.registry.versions import Version, VersionError
+from relreg.registry.yamlload import JsonPath, SourceDocument
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    registry: Registry
+    documents: dict[str, SourceDocument]  # by display path
+    # Versions whose release file exists but failed to load; rules that look a
+    # release up skip these, since the file's own errors already say what is wrong.
+    unloaded_versions: frozenset[str] = frozenset()
+    unloaded_hardware: frozenset[str] = frozenset()
+
+    def at(self, source_path: str, path: JsonPath, message: str, rule: str, *, key: bool = False,
+           severity: Severity = Severity.ERROR) -> Diagnostic:
+        doc = self.documents[source_path]
+        position = doc.key_position(path) if key else doc.position(path)
+        return Diagnostic(source_path, position.line, position.column, message, rule, severity)
+
+    def parse(self, text: str) -> Version | None:
+        try:
+            return self.registry.scheme.parse(text)
+        except VersionError:
+            return None
+
+
+Rule = Callable[[RuleContext], Iterable[Diagnostic]]
+
+
+def _stem(source_path: str) -> str:
+    return source_path.rsplit("/", 1)[-1].removesuffix(".yaml")
+
+
+def file_names_match(ctx: RuleContext) -> Iterator[Diagnostic]:
+    items: list[tuple[str, str, str]] = [(r.source_path, "version", r.version) for r in ctx.registry.releases]
+    items += [(h.source_path, "name", h.name) for h in ctx.registry.hardware]
+    items += [(c.source_path, "slug", c.slug) for c in ctx.registry.cohorts]
+    for source_path, field_name, value in items:
+        if _stem(source_path) != value:
+            yield ctx.at(source_path, (field_name,),
+                         f"{field_name} '{value}' does not match the file name '{_stem(source_path)}.yaml': "
+                         f"rename the file to {value}.yaml or fix the {field_name}", "file-name-mismatch")
+
+
+def versions_parse(ctx: RuleContext) -> Iterator[Diagnostic]:
+    scheme = ctx.registry.scheme
+    for release in ctx.registry.releases:
+        if release.min_version is not None:
+            try:
+                scheme.parse(release.min_version)
+            except VersionError as error:
+                yield ctx.at(release.source_path, ("min_version",), f"min_version: {error}", "version-scheme")
+        for index, artifact in enumerate(release.artifacts):
+            if artifact.delta_from is not None and ctx.parse(artifact.delta_from) is None:
+                yield ctx.at(release.source_path, ("artifacts", index, "delta_from"),
+                             f"delta_from: '{artifact.delta_from}' is not a {scheme.name} version", "version-scheme")
+    for cohort in ctx.registry.cohorts:
+        for index, activation in enumerate(cohort.releases):
+            if ctx.parse(activation.version) is None:
+                yield ctx.at(cohort.source_path, ("releases", index, "version"),
+                             f"'{activation.version}' is not a {scheme.name} version", "version-scheme")
+
+
+def _collisions(ctx: RuleContext, items: Iterable[tuple[str, JsonPath, str]], what: str,
+                rule: str) -> Iterator[Diagnostic]:
+    """Values that differ but would land on the same file on a case-insensitive file system."""
+    first_seen: dict[str, tuple[str, str]] = {}
+    for source_path, path, value in items:
+        folded = value.casefold()
+        if folded in first_seen and first_seen[folded][0] != value:
+            other_value, other_path = first_seen[folded]
+            yield ctx.at(source_path, path,
+                         f"{what} '{value}' differs from '{other_value}' ({other_path}) only in letter case; "
+                         "both would map to the same file on case-insensitive file systems", rule)
+        first_seen.setdefault(folded, (value, source_path))
+
+
+def versions_unique(ctx: RuleContext) -> Iterator[Diagnostic]:
+    seen: dict[tuple, Release] = {}
+    for release in sorted(ctx.registry.releases, key=lambda r: r.source_path):
+        other = seen.setdefault(release.parsed_version.key, release)
+        if other is not release:
+            yield ctx.at(release.source_path, ("version",),
+                         f"version '{release.version}' is the same version as '{other.version}' "
+                         f"({other.source_path}); each version may be released once", "version-unique")
+    yield from _collisions(ctx, ((r.source_path, ("version",), r.version)
+                                 for r in sorted(ctx.registry.releases, key=lambda r: r.source_path)),
+                           "version", "path-collision")
+
+
+def min_version_not_above_version(ctx: RuleContext) -> Iterator[Diagnostic]:
+    for release in ctx.registry.releases:
+        minimum = ctx.parse(release.min_version) if release.min_version else None
+        if minimum is not None and minimum > release.parsed_version:
+            yield ctx.at(release.source_path, ("min_version",),
+                         f"min_version '{release.min_version}' is above the release's own version "
+                         f"'{release.version}': no device could ever install it", "min-version")
+
+
+def build_ids_unique(ctx: RuleContext) -> Iterator[Diagnostic]:
+    seen: dict[str, str] = {}
+    for release in sorted(ctx.registry.releases, key=lambda r: r.source_path):
+        for index, artifact in enumerate(release.artifacts):
+            where = f"{release.source_path} artifacts[{index}]"
+            first = seen.setdefault(artifact.build_id, where)
+            if first != where:
+                yield ctx.at(release.source_path, ("artifacts", index, "build_id"),
+                             f"build_id '{artifact.build_id}' is already used by {first}; "
+                             "a build id identifies exactly one binary", "build-id-unique")
+
+
+def artifacts_well_formed(ctx: RuleContext) -> Iterator[Diagnostic]:
+    """One full artifact per (hardware, software type); one delta per source; deltas are sound."""
+    for release in ctx.registry.releases:
+        seen: dict[tuple, int] = {}
+        for index, artifact in enumerate(release.artifacts):
+            slot = (artifact.hardware_version, artifact.software_type, artifact.type, artifact.delta_from)
+            if slot in seen:
+                software = f", software_type '{artifact.software_type}'" if artifact.software_type else ""
+                kind = f"delta from '{artifact.delta_from}'" if artifact.is_delta else "full"
+                yield ctx.at(release.source_path, ("artifacts", index),
+                             f"a second {kind} artifact for hardware_version '{artifact.hardware_version}'"
+                             f"{software} (the first is artifacts[{seen[slot]}]); a device must get one answer",
+                             "artifact-unique")
+            seen.setdefault(slot, index)
+            if artifact.is_delta and artifact.delta_from is not None:
+                yield from _delta_source(ctx, release, index)
+
+
+def _delta_source(ctx: RuleContext, release: Release, index: int) -> Iterator[Diagnostic]:
+    artifact = release.artifacts[index]
+    path = ("artifacts", index, "delta_from")
+    source = ctx.registry.release(artifact.delta_from)  # type: ignore[arg-type]
+    if source is None and artifact.delta_from in ctx.unloaded_versions:
+        return
+    if source is None:
+        yield ctx.at(release.source_path, path,
+                     f"delta_from '{artifact.delta_from}' is not a release in this registry", "delta-from")
+        return
+    if not source.parsed_version < release.parsed_version:
+        yield ctx.at(release.source_path, path,
+                     f"delta_from '{artifact.delta_from}' is not lower than {release.version}: "
+                     "a delta upgrades from an older release", "delta-from")
+    if not any(a.hardware_version == artifact.hardware_version and a.software_type == artifact.software_type
+               for a in source.artifacts):
+        yield ctx.at(release.source_path, path,
+                     f"release {source.version} has no artifact for hardware_version "
+                     f"'{artifact.hardware_version}', so no device can apply a delta from it", "delta-from")
+
+
+def hardware_exists(ctx: RuleContext) -> Iterator[Diagnostic]:
+    known = {hardware.name for hardware in ctx.registry.hardware}
+    exists = known | ctx.unloaded_hardware
+    hint = f"known: {', '.join(sorted(known))}" if known else "hardware/ is empty"
+    for release in ctx.registry.releases:
+        for index, artifact in enumerate(release.artifacts):
+            if artifact.hardware_version not in exists:
+                yield ctx.at(release.source_path, ("artifacts", index, "hardware_version"),
+                             f"hardware_version '{artifact.hardware_version}' has no file "
+                             f"hardware/{artifact.hardware_version}.yaml ({hint})", "hardware-exists")
+    for cohort in ctx.registry.cohorts:
+        for index, name in enumerate(cohort.hardware_versions):
+            if name not in exists:
+                yield ctx.at(cohort.source_path, ("hardware_versions", index),
+                             f"hardware_version '{name}' has no file hardware/{name}.yaml ({hint})",
+                             "hardware-exists")
+
+
+def path_values_distinct(ctx: RuleContext) -> Iterator[Diagnostic]:
+    hardware: list[HardwareVersion] = sorted(ctx.registry.hardware, key=lambda h: h.source_path)
+    yield from _collisions(ctx, ((h.source_path, ("name",), h.name) for h in hardware),
+                           "hardware version", "path-collision")
+    revisions = ((r.source_path, ("revision",), r.revision)
+                 for r in sorted(ctx.registry.releases, key=lambda r: r.source_path) if r.revision)
+    yield from _collisions(ctx, revisions, "revision", "path-collision")  # type: ignore[arg-type]
+    software_types = ((r.source_path, ("artifacts", index, "software_type"), a.software_type)
+                      for r in sorted(ctx.registry.releases, key=lambda r: r.source_path)
+                      for index, a in enumerate(r.artifacts) if a.software_type)
+    yield from _collisions(ctx, software_types, "software_type", "path-collision")  # type: ignore[arg-type]
+
+
+def cohorts_name_live_releases(ctx: RuleContext) -> Iterator[Diagnostic]:
+    cohort: Cohort
+    for cohort in ctx.registry.cohorts:
+        listed: dict[str, int] = {}
+        for index, activation in enumerate(cohort.releases):
+            path = ("releases", index, "version")
+            release = ctx.registry.release(activation.version)
+            if activation.version in listed:
+                yield ctx.at(cohort.source_path, path,
+                             f"release {activation.version} is listed twice (first at releases[{listed[activation.version]}])",
+                             "cohort-release-unique")
+            listed.setdefault(activation.version, index)
+            percent = activation.rollout_percent
+            if abs(round(percent, 2) - percent) > 1e-9:
+                yield ctx.at(cohort.source_path, ("releases", index, "rollout_percent"),
+                             f"rollout_percent {percent} has more than two decimals; devices are bucketed "
+                             "in steps of 0.01%", "rollout-precision")
+            if release is None and activation.version in ctx.unloaded_versions:
+                continue
+            if release is None:
+                yield ctx.at(cohort.source_path, path,
+                             f"release '{activation.version}' does not exist (no releases/{activation.version}.yaml)",
+                             "cohort-release-exists")
+            elif release.is_yanked:
+                yield ctx.at(cohort.source_path, path,
+                             f"release {activation.version} is yanked ({release.yanked}); "
+                             "remove it from the cohort or activate another release", "cohort-release-yanked")
+            elif cohort.hardware_versions and not set(cohort.hardware_versions) & set(release.hardware_versions):
+                yield ctx.at(cohort.source_path, path,
+                             f"release {activation.version} has no artifact for any hardware of cohort "
+                             f"'{cohort.slug}' ({', '.join(cohort.hardware_versions)})", "cohort-release-hardware")
+
+
+ALL_RULES: tuple[Rule, ...] = (
+    file_names_match,
+    versions_parse,
+    versions_unique,
+    min_version_not_above_version,
+    build_ids_unique,
+    artifacts_well_formed,
+    hardware_exists,
+    path_values_distinct,
+    cohorts_name_live_releases,
+)
+
+
+def check_rules(ctx: RuleContext) -> list[Diagnostic]:
+    return [diagnostic for rule in ALL_RULES for diagnostic in rule(ctx)]

@@ -1,0 +1,151 @@
+"""The validate stage: raw files -> (model, diagnostics).
+
+Every file is parsed strictly and checked against its schema; files that pass
+become model objects; then the cross-file rules run over the whole model.
+Problems are collected, never raised one at a time, so a single run reports
+everything that is wrong.
+
+Checking a file depends only on its bytes, so results are cached by git blob
+id (see cache.py) and, for large registries, spread over the machine's cores.
+Source positions are only needed to report a problem, so documents are parsed
+with positions again, lazily, when a rule asks for one.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from relreg.history.cache import WorkCache
+from relreg.registry.diagnostics import Diagnostic, sorted_diagnostics
+from relreg.registry.model import Cohort, HardwareVersion, Registry, RegistryConfig, Release
+from relreg.registry.rules import RuleContext, check_rules
+from relreg.registry.schemas import default_schemas
+from relreg.registry.source import RawFile, RegistryFiles
+from relreg.registry.versions import VersionError, scheme_named
+from relreg.registry.yamlload import SourceDocument, YamlLoadError, parse_yaml
+
+# Below this many files to check, starting worker processes costs more than it saves.
+PARALLEL_THRESHOLD = 400
+
+
+@dataclass
+class ValidationResult:
+    registry: Registry | None  # None when the registry is not valid
+    diagnostics: list[Diagnostic]
+    files_checked: int
+    documents: dict[str, SourceDocument] = field(default_factory=dict, repr=False)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [diagnostic for diagnostic in self.diagnostics if diagnostic.is_error]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+class SourceDocuments(dict):
+    """Documents with positions by display path, parsed on first use."""
+
+    def __init__(self, files: RegistryFiles) -> None:
+        super().__init__()
+        self._files = {file.path: file for file in files.files}
+
+    def __missing__(self, path: str) -> SourceDocument:
+        document = parse_yaml(self._files[path].content, path)
+        self[path] = document
+        return document
+
+
+def check_file(kind: str, path: str, content: bytes) -> tuple[Any | None, list[Diagnostic]]:
+    """Strict YAML and schema check of one file: (data, problems). Runs in worker processes too."""
+    try:
+        document = parse_yaml(content, path)
+    except YamlLoadError as error:
+        return None, [Diagnostic(path, error.position.line, error.position.column, error.message, error.rule)]
+    return document.data, default_schemas().check(kind, document)
+
+
+def _check_all(files: list[RawFile]) -> list[tuple[Any | None, list[Diagnostic]]]:
+    workers = min(os.cpu_count() or 1, 8)
+    if len(files) < PARALLEL_THRESHOLD or workers < 2:
+        return [check_file(f.kind, f.path, f.content) for f in files]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(check_file, [f.kind for f in files], [f.path for f in files],
+                             [f.content for f in files], chunksize=max(1, len(files) // (workers * 8))))
+
+
+def validate_files(files: RegistryFiles, cache: WorkCache | None = None) -> ValidationResult:
+    cache = cache or WorkCache()
+    diagnostics: list[Diagnostic] = list(files.problems)
+    valid: dict[str, list[tuple[RawFile, Any]]] = {"registry": [], "release": [], "hardware": [], "cohort": []}
+    to_check = []
+    for file in files.files:
+        data = cache.document(file.kind, file.blob_id)
+        if data is not None:
+            valid[file.kind].append((file, data))
+        else:
+            to_check.append(file)
+    for file, (data, problems) in zip(to_check, _check_all(to_check)):
+        diagnostics.extend(problems)
+        if data is not None and not problems:
+            valid[file.kind].append((file, data))
+            cache.store_document(file.kind, file.blob_id, data)
+
+    documents = SourceDocuments(files)
+    registry = None
+    if valid["registry"]:
+        registry = _build_model(valid, diagnostics, documents)
+        if registry is not None:
+            loaded = {item.source_path for item in (*registry.releases, *registry.hardware)}
+            diagnostics.extend(check_rules(RuleContext(
+                registry, documents,
+                unloaded_versions=files.names_not_loaded("release", loaded),
+                unloaded_hardware=files.names_not_loaded("hardware", loaded))))
+    ordered = sorted_diagnostics(diagnostics)
+    ok = registry is not None and not any(d.is_error for d in ordered)
+    return ValidationResult(registry if ok else None, ordered, len(files.files), documents)
+
+
+def _build_model(valid: dict[str, list[tuple[RawFile, Any]]], diagnostics: list[Diagnostic],
+                 documents: SourceDocuments) -> Registry | None:
+    config_file, config_data = valid["registry"][0]
+    config = RegistryConfig.from_dict(config_data)
+    try:
+        scheme = scheme_named(config.version_scheme)
+    except VersionError as error:
+        position = documents[config_file.path].position(("version_scheme",))
+        diagnostics.append(Diagnostic(config_file.path, position.line, position.column, str(error), "version-scheme"))
+        return None
+    releases: list[Release] = []
+    for file, data in valid["release"]:
+        try:
+            releases.append(Release.from_dict(data, scheme, file.path))
+        except VersionError as error:
+            position = documents[file.path].position(("version",))
+            diagnostics.append(Diagnostic(file.path, position.line, position.column, str(error), "version-scheme"))
+    hardware = [HardwareVersion.from_dict(data, file.path) for file, data in valid["hardware"]]
+    cohorts = [Cohort.from_dict(data, file.path) for file, data in valid["cohort"]]
+    return Registry(
+        config=config,
+        scheme=scheme,
+        releases=tuple(sorted(releases, key=lambda r: (r.parsed_version.key, r.source_path))),
+        hardware=tuple(sorted(hardware, key=lambda h: (h.name, h.source_path))),
+        cohorts=tuple(sorted(cohorts, key=lambda c: (c.slug, c.source_path))),
+    )
+
+
+def summary(result: ValidationResult) -> str:
+    errors = len(result.errors)
+    warnings = len(result.diagnostics) - errors
+    if errors:
+        return f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''} " \
+               f"in {result.files_checked} files"
+    registry = result.registry
+    assert registry is not None
+    return (f"registry is valid: {len(registry.releases)} releases, {len(registry.hardware)} hardware versions, "
+            f"{len(registry.cohorts)} cohorts ({result.files_checked} files"
+            + (f", {warnings} warnings)" if warnings else ")"))

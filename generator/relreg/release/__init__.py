@@ -1,0 +1,1 @@
+"""The pull-request process: `check` and its policy for published releases, `new-release`, `init`."""

@@ -1,0 +1,353 @@
+"""Pull-request policy: what a change may do to a registry that is already published.
+
+`check_policy(base, head)` is a pure function from two snapshots of a registry
+(the published base and the proposed head: models, raw files and source
+positions) to diagnostics. It reads no disk and no git; `check.py` gathers the
+snapshots. The rules (from the registry's point of view, git history is the
+audit log, and devices, caches and links may already hold what was published):
+
+- A published release is immutable: its version, revision, min_version,
+  must_pass_through and artifacts may not change. Notes (and notes_format) and
+  extra_info may be corrected, and a release may be yanked or un-yanked.
+- A published release, hardware version or cohort may not be deleted or
+  renamed; a release is withdrawn with `yanked:`.
+- Changing registry.yaml's version_scheme or artifact_base_url changes what
+  published releases mean; both are reported as warnings.
+- A release newly deployed to a cohort that has no full artifact for some of
+  the cohort's hardware is reported as a warning (those devices get nothing).
+
+Cohorts naming missing or yanked releases, or releases without artifacts for
+any of the cohort's hardware, are errors of `relreg validate` already
+(cohort-release-*), which `relreg check` runs on the head too; they are not
+reported twice.
+
+Releases are matched by version, hardware by name, cohorts by slug, not by
+path, so moving a release file into a subfolder (releases/1.4/1.4.2.yaml) is
+not a change. A file that exists at the head but does not load is never
+reported as deleted: its own errors say what is wrong.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
+
+from relreg.registry.diagnostics import Diagnostic, Severity
+from relreg.registry.model import Artifact, Cohort, HardwareVersion, RegistryConfig, Release
+from relreg.registry.source import RawFile
+from relreg.registry.yamlload import JsonPath, SourceDocument
+
+# How alike (difflib ratio over lines) a removed and an added file must be to
+# count as one file renamed, as git's rename detection does at 50%.
+RENAME_SIMILARITY = 0.5
+
+KINDS = ("release", "hardware", "cohort")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One side of the comparison: what loaded, and every file that exists."""
+
+    root: str  # display path of the registry folder ("" or "." when it is the current folder)
+    config: RegistryConfig | None
+    releases: Mapping[str, Release]  # by version
+    hardware: Mapping[str, HardwareVersion]  # by name
+    cohorts: Mapping[str, Cohort]  # by slug
+    files: Mapping[str, RawFile] = field(default_factory=dict)  # by path relative to the registry folder
+    documents: Mapping[str, SourceDocument] = field(default_factory=dict)  # by display path (head only)
+
+    @classmethod
+    def of(cls, root: str, config: RegistryConfig | None, releases: list[Release],
+           hardware: list[HardwareVersion], cohorts: list[Cohort], files: list[RawFile],
+           documents: Mapping[str, SourceDocument] | None = None) -> "Snapshot":
+        by_version: dict[str, Release] = {}
+        for release in sorted(releases, key=lambda r: r.source_path):
+            by_version.setdefault(release.version, release)
+        by_name: dict[str, HardwareVersion] = {}
+        for item in sorted(hardware, key=lambda h: h.source_path):
+            by_name.setdefault(item.name, item)
+        by_slug: dict[str, Cohort] = {}
+        for cohort in sorted(cohorts, key=lambda c: c.source_path):
+            by_slug.setdefault(cohort.slug, cohort)
+        return cls(root, config, by_version, by_name, by_slug,
+                   {file.registry_path: file for file in files}, documents if documents is not None else {})
+
+    def items(self, kind: str) -> Mapping[str, Any]:
+        return {"release": self.releases, "hardware": self.hardware, "cohort": self.cohorts}[kind]
+
+    def display(self, registry_path: str) -> str:
+        return f"{self.root}/{registry_path}" if self.root not in ("", ".") else registry_path
+
+    def registry_path(self, display_path: str) -> str:
+        prefix = f"{self.root}/" if self.root not in ("", ".") else ""
+        return display_path[len(prefix):] if prefix and display_path.startswith(prefix) else display_path
+
+    def unloaded_names(self, kind: str) -> frozenset[str]:
+        """Stems of `kind` files that exist here but did not load."""
+        loaded = {item.source_path for item in self.items(kind).values()}
+        return frozenset(file.stem for file in self.files.values() if file.kind == kind and file.path not in loaded)
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What the head changes against the base, for the summary line."""
+
+    added: dict[str, list[str]]
+    changed: dict[str, list[str]]
+    removed: dict[str, list[str]]
+
+    def describe(self) -> str:
+        parts = []
+        for kind, plural in (("release", "releases"), ("hardware", "hardware versions"), ("cohort", "cohorts")):
+            counts = [(len(self.added[kind]), "added"), (len(self.changed[kind]), "changed"),
+                      (len(self.removed[kind]), "removed")]
+            said = [f"{count} {what}" for count, what in counts if count]
+            if said:
+                parts.append(f"{plural}: {', '.join(said)}")
+        return "; ".join(parts) if parts else "no registry changes"
+
+
+class _Context:
+    def __init__(self, base: Snapshot, head: Snapshot) -> None:
+        self.base = base
+        self.head = head
+
+    def at(self, source_path: str, path: JsonPath, message: str, rule: str, *, key: bool = False,
+           severity: Severity = Severity.ERROR) -> Diagnostic:
+        if self.head.registry_path(source_path) not in self.head.files:  # a deleted file
+            return Diagnostic(source_path, 1, 1, message, rule, severity)
+        document = self.head.documents[source_path]  # parsed with positions on first use
+        position = document.key_position(path) if key else document.position(path)
+        return Diagnostic(source_path, position.line, position.column, message, rule, severity)
+
+
+def check_policy(base: Snapshot, head: Snapshot) -> list[Diagnostic]:
+    """Every policy problem of `head` judged against the published `base`."""
+    ctx = _Context(base, head)
+    diagnostics: list[Diagnostic] = []
+    diagnostics += _removed_or_renamed(ctx)
+    for version, published in sorted(base.releases.items()):
+        proposed = head.releases.get(version)
+        if proposed is not None:
+            diagnostics += _release_immutable(ctx, published, proposed)
+    diagnostics += _registry_settings(ctx)
+    diagnostics += _cohort_coverage(ctx)
+    return diagnostics
+
+
+def changes(base: Snapshot, head: Snapshot) -> Changes:
+    added: dict[str, list[str]] = {}
+    changed: dict[str, list[str]] = {}
+    removed: dict[str, list[str]] = {}
+    for kind in KINDS:
+        before, after = base.items(kind), head.items(kind)
+        added[kind] = sorted(set(after) - set(before))
+        removed[kind] = sorted(set(before) - set(after) - head.unloaded_names(kind))
+        changed[kind] = sorted(name for name in set(before) & set(after)
+                               if _content(base, before[name]) != _content(head, after[name]))
+    return Changes(added, changed, removed)
+
+
+# --- deleted and renamed files ---------------------------------------------------------------
+
+_IDENTITY_FIELD = {"release": "version", "hardware": "name", "cohort": "slug"}
+_WHAT = {"release": "release", "hardware": "hardware version", "cohort": "cohort"}
+
+
+def _content(snapshot: Snapshot, item: Any) -> bytes:
+    file = snapshot.files.get(snapshot.registry_path(item.source_path))
+    return file.content if file is not None else b""
+
+
+def _similarity(left: bytes, right: bytes) -> float:
+    return difflib.SequenceMatcher(None, left.splitlines(), right.splitlines(), autojunk=False).ratio()
+
+
+def _rename_target(ctx: _Context, kind: str, name: str, old: Any, added: list[str]) -> str | None:
+    """The added item that the removed `name` most likely became, if any."""
+    if kind == "release":
+        fingerprints = {a.build_id for a in old.artifacts} | {a.sha256 for a in old.artifacts}
+        for candidate in added:
+            new = ctx.head.releases[candidate]
+            if fingerprints & ({a.build_id for a in new.artifacts} | {a.sha256 for a in new.artifacts}):
+                return candidate
+    old_content = _content(ctx.base, old)
+    scored = [(_similarity(old_content, _content(ctx.head, ctx.head.items(kind)[candidate])), candidate)
+              for candidate in added]
+    scored = [item for item in scored if item[0] >= RENAME_SIMILARITY]
+    return max(scored)[1] if scored else None
+
+
+def _removed_or_renamed(ctx: _Context) -> Iterator[Diagnostic]:
+    for kind in KINDS:
+        before, after = ctx.base.items(kind), ctx.head.items(kind)
+        unloaded = ctx.head.unloaded_names(kind)
+        added = sorted(set(after) - set(before))
+        what, field_name = _WHAT[kind], _IDENTITY_FIELD[kind]
+        for name in sorted(set(before) - set(after) - unloaded):
+            old = before[name]
+            old_path = ctx.base.registry_path(old.source_path)
+            target = _rename_target(ctx, kind, name, old, added)
+            if target is not None:
+                added.remove(target)
+                new = after[target]
+                new_path = ctx.head.registry_path(new.source_path)
+                yield ctx.at(new.source_path, (field_name,),
+                             f"published {what} '{name}' ({old_path}) was renamed to '{target}' ({new_path}): "
+                             f"{_keep_reason(kind)} {_rename_fix(kind, name, old_path)}", f"{kind}-renamed")
+            else:
+                yield ctx.at(ctx.head.display(old_path), (),
+                             f"published {what} '{name}' was deleted ({old_path}): {_keep_reason(kind)} "
+                             f"{_delete_fix(kind, name, old_path)}", f"{kind}-deleted")
+
+
+def _keep_reason(kind: str) -> str:
+    return {
+        "release": "a published release stays in the registry for good, since devices, caches, links and "
+                   "crash reports may refer to its version and build ids.",
+        "hardware": "devices of a published hardware version stay in the field, and published releases "
+                    "and their URLs refer to it.",
+        "cohort": "devices are assigned to a published cohort by its slug and fetch its documents by URL.",
+    }[kind]
+
+
+def _delete_fix(kind: str, name: str, old_path: str) -> str:
+    if kind == "release":
+        return f"Restore {old_path}; to withdraw {name}, set `yanked: <reason>` in it instead."
+    if kind == "hardware":
+        return f"Restore {old_path}; a retired board can say so in its description."
+    return f"Restore {old_path}; to stop a deployment, remove its entries from `releases:` (an empty list is fine)."
+
+
+def _rename_fix(kind: str, name: str, old_path: str) -> str:
+    if kind == "release":
+        return (f"Restore {old_path} unchanged; to withdraw {name}, set `yanked: <reason>` in it, and publish "
+                "the new version as a new release with its own artifacts (relreg new-release).")
+    if kind == "hardware":
+        return f"Restore {old_path}; add the new hardware version as a file of its own."
+    return f"Restore {old_path}; add the new cohort as a file of its own."
+
+
+# --- immutable releases ----------------------------------------------------------------------
+
+_FIXED_FIELDS = ("revision", "min_version", "must_pass_through")
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "(absent)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"'{value}'" if isinstance(value, str) else str(value)
+
+
+def _withdraw_hint(release: Release) -> str:
+    hint = "restore the published value. To ship something else, publish a new release (relreg new-release)"
+    if not release.is_yanked:
+        hint += f", and to withdraw {release.version}, set `yanked: <reason>`"
+    return hint + "."
+
+
+def _slot(artifact: Artifact) -> tuple[str, str | None, str, str | None]:
+    return (artifact.hardware_version, artifact.software_type, artifact.type, artifact.delta_from)
+
+
+def _describe_slot(artifact: Artifact) -> str:
+    text = f"hardware_version '{artifact.hardware_version}'"
+    if artifact.software_type:
+        text += f", software_type '{artifact.software_type}'"
+    if artifact.is_delta:
+        text += f", delta from {artifact.delta_from}"
+    return text
+
+
+_ARTIFACT_FIELDS = ("build_id", "url", "size", "sha256")
+
+
+def _release_immutable(ctx: _Context, published: Release, proposed: Release) -> Iterator[Diagnostic]:
+    where = proposed.source_path
+    version = published.version
+    for name in _FIXED_FIELDS:
+        before, after = getattr(published, name), getattr(proposed, name)
+        if name == "must_pass_through":
+            before, after = bool(before), bool(after)
+        if before != after:
+            yield ctx.at(where, (name,),
+                         f"{name} of published release {version} changed from {_shown(before)} to {_shown(after)}: "
+                         f"a published release is immutable apart from notes, extra_info and yanked; "
+                         f"{_withdraw_hint(proposed)}", "release-immutable")
+    old_slots = {_slot(a): (index, a) for index, a in enumerate(published.artifacts)}
+    new_slots = {_slot(a): (index, a) for index, a in enumerate(proposed.artifacts)}
+    for slot, (old_index, old) in old_slots.items():
+        if slot not in new_slots:
+            yield ctx.at(where, ("artifacts",),
+                         f"the artifact for {_describe_slot(old)} (published as artifacts[{old_index}], "
+                         f"url {old.url}) was removed from published release {version}: devices may already be "
+                         f"downloading it; {_withdraw_hint(proposed)}", "release-immutable")
+            continue
+        new_index, new = new_slots[slot]
+        for name in _ARTIFACT_FIELDS:
+            before, after = getattr(old, name), getattr(new, name)
+            if before != after:
+                yield ctx.at(where, ("artifacts", new_index, name),
+                             f"artifacts[{new_index}].{name} ({_describe_slot(new)}) of published release {version} "
+                             f"changed from {_shown(before)} to {_shown(after)}: a published artifact is immutable, "
+                             f"since devices, caches and crash reports may already hold the old file; "
+                             f"{_withdraw_hint(proposed)}", "release-immutable")
+    for slot, (new_index, new) in sorted(new_slots.items(), key=lambda item: item[1][0]):
+        if slot not in old_slots:
+            yield ctx.at(where, ("artifacts", new_index),
+                         f"artifacts[{new_index}] ({_describe_slot(new)}) was added to published release {version}: "
+                         f"the artifacts of a published release are fixed. Remove it and publish it in a new "
+                         f"release (relreg new-release).", "release-immutable")
+
+
+# --- registry settings -----------------------------------------------------------------------
+
+def _registry_settings(ctx: _Context) -> Iterator[Diagnostic]:
+    before, after = ctx.base.config, ctx.head.config
+    if before is None or after is None:
+        return
+    source = ctx.head.display("registry.yaml")
+    published = len(ctx.base.releases)
+    if before.version_scheme != after.version_scheme:
+        yield ctx.at(source, ("version_scheme",),
+                     f"version_scheme changed from '{before.version_scheme}' to '{after.version_scheme}': the "
+                     f"order of the {published} published releases, and so which update devices are offered, "
+                     "may change. Keep the scheme of a published registry unless every version reads the same "
+                     "under both.", "registry-version-scheme", severity=Severity.WARNING)
+    if before.artifact_base_url != after.artifact_base_url:
+        relative = sum(1 for release in ctx.base.releases.values() for a in release.artifacts
+                       if not a.url.startswith("https://"))
+        if relative:
+            yield ctx.at(source, ("artifact_base_url",),
+                         f"artifact_base_url changed from '{before.artifact_base_url}' to "
+                         f"'{after.artifact_base_url}': the download URL of {relative} published artifacts with "
+                         "relative urls changes with it. Make sure every file is served at the new location "
+                         "before this is published.", "registry-artifact-base-url", severity=Severity.WARNING)
+
+
+# --- deployments -----------------------------------------------------------------------------
+
+def _cohort_coverage(ctx: _Context) -> Iterator[Diagnostic]:
+    """Warn when a newly deployed release leaves some of the cohort's hardware without a full image."""
+    for slug, cohort in sorted(ctx.head.cohorts.items()):
+        if not cohort.hardware_versions:
+            continue
+        published = ctx.base.cohorts.get(slug)
+        before = {a.version for a in published.releases} if published else set()
+        for index, activation in enumerate(cohort.releases):
+            release = ctx.head.releases.get(activation.version)
+            if activation.version in before or release is None or release.is_yanked:
+                continue  # unchanged, or an error that validate reports
+            covered = {a.hardware_version for a in release.artifacts if not a.is_delta}
+            if not covered & set(cohort.hardware_versions):
+                continue  # cohort-release-hardware, an error of validate
+            missing = [name for name in cohort.hardware_versions if name not in covered]
+            if missing:
+                yield ctx.at(cohort.source_path, ("releases", index, "version"),
+                             f"release {activation.version} has no full artifact for {', '.join(missing)} of "
+                             f"cohort '{slug}': those devices are not offered it. Add the artifacts in a new "
+                             "release, or accept that they stay on their current release.",
+                             "cohort-release-coverage", severity=Severity.WARNING)

@@ -1,0 +1,198 @@
+"""The JSON API: the seed's Release documents, the list indexes per query dimension, hardware
+versions, cohorts and the entry point. Each release is encoded once and shared by every list.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+from relreg import __version__
+from relreg.history.gitlog import format_date
+from relreg.registry.model import Artifact, Cohort, HardwareVersion, Release
+from relreg.site.jobs import PlanJob, ReleaseDates, ReleaseView, SiteInputs, chunks, encode, encode_json, merge_jobs
+from relreg.site.paths import API, DIMENSIONS, PER_PAGE, all_releases_path, index_path, release_path
+
+
+def _sorted_json(value: Any) -> Any:
+    """Author-provided JSON (extra_info) with keys sorted, so output does not depend on key order in YAML."""
+    if isinstance(value, dict):
+        return {key: _sorted_json(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_json(item) for item in value]
+    return value
+
+
+def artifact_document(artifact: Artifact, artifact_base_url: str) -> dict[str, Any]:
+    return {
+        "hardware_version": artifact.hardware_version,
+        "software_type": artifact.software_type,
+        "type": artifact.type,
+        "delta_from": artifact.delta_from,
+        "build_id": artifact.build_id,
+        "filename": artifact.filename,
+        "url": artifact.absolute_url(artifact_base_url),
+        "size": artifact.size,
+        "sha256": artifact.sha256,
+    }
+
+
+def release_document(view: ReleaseView, artifact_base_url: str) -> dict[str, Any]:
+    """The seed's Release, field for field and in its order, plus artifacts and yanked."""
+    release = view.release
+    return {
+        "id": view.id,
+        "created_date": format_date(view.dates.created),
+        "updated_date": format_date(view.dates.updated),
+        "version": release.version,
+        "min_version": release.min_version or "",
+        "revision": release.revision or "",
+        "notes": view.notes_html,
+        "extra_info": _sorted_json(release.extra_info),
+        "count_devices": view.count_devices,
+        "artifacts": [artifact_document(a, artifact_base_url) for a in release.artifacts],
+        "yanked": release.yanked,
+    }
+
+
+def paged(items: list[bytes], path_of: Callable[[int], str], site_url: str) -> dict[str, bytes]:
+    """The seed's list envelope, split into pages of PER_PAGE that link to each other.
+
+    Items come encoded already: a release appears in many lists and is encoded once.
+    The envelope is assembled from bytes too, since a large registry has a
+    hundred thousand single-release lists (one per build id).
+    """
+    total = len(items)
+    page_count = max(1, -(-total // PER_PAGE))
+    url = [b"null"] + [encode(site_url + path_of(page)) for page in range(1, page_count + 1)] + [b"null"]
+    files: dict[str, bytes] = {}
+    for page in range(1, page_count + 1):
+        chunk = items[(page - 1) * PER_PAGE: page * PER_PAGE]
+        files[path_of(page)] = b"".join((
+            b'{"data":[', b",".join(chunk),
+            b'],"paging":{"page":%d,"per_page":%d,"page_count":%d,"item_count":%d,"total_count":%d}'
+            % (page, PER_PAGE, page_count, len(chunk), total),
+            b',"links":{"self":', url[page], b',"first":', url[1], b',"last":', url[page_count],
+            b',"prev":', url[page - 1], b',"next":', url[page + 1], b"}}\n"))
+    return files
+
+
+def _index_keys(release: Release) -> set[tuple[str, str]]:
+    """The (query dimension, value) lists a release belongs to."""
+    keys = {("version", release.version)}
+    if release.revision:
+        keys.add(("revision", release.revision))
+    for artifact in release.artifacts:
+        keys.add(("hardware_version", artifact.hardware_version))
+        keys.add(("build_id", artifact.build_id))
+    return keys
+
+
+def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
+    """The JSON API. Each release is encoded once, here, and shared by every list that holds it."""
+    registry = inputs.registry
+    site_url = inputs.site_url
+    base = registry.config.artifact_base_url
+    encoded = {view.version: encode(release_document(view, base)) for view in views}  # newest first
+
+    def release_files(versions: Sequence[str]) -> dict[str, bytes]:
+        return {release_path(version): b'{"data":' + encoded[version] + b"}\n" for version in versions}
+
+    members: dict[tuple[str, str], list[bytes]] = {}  # (dimension, key) -> its releases, newest first
+    for view in views:
+        document = encoded[view.version]
+        for dimension_key in _index_keys(view.release):
+            members.setdefault(dimension_key, []).append(document)
+
+    def index_files(keys: Sequence[tuple[str, str]]) -> Iterator[tuple[str, bytes]]:
+        # One list at a time: a hardware version's list holds every release (50 MB at 10,000 releases).
+        for dimension, key in keys:
+            yield from paged(members[(dimension, key)],
+                             lambda page, d=dimension, k=key: index_path(d, k, page), site_url).items()
+
+    def lists_and_entry_point() -> dict[str, bytes]:
+        files = paged(list(encoded.values()), all_releases_path, site_url)
+        files[f"{API}/hardware_versions.json"] = encode_json(
+            {"data": [hardware_document(h, views, site_url) for h in registry.hardware],
+             "paging": _single_page(len(registry.hardware))})
+        cohorts = cohort_documents(inputs)
+        files[f"{API}/cohorts.json"] = encode_json({"data": cohorts, "paging": _single_page(len(cohorts))})
+        files[f"{API}/index.json"] = encode_json({"data": entry_point(inputs, len(views))})
+        return files
+
+    return [lists_and_entry_point,
+            *[partial(release_files, chunk) for chunk in chunks(list(encoded))],
+            *[partial(index_files, chunk) for chunk in chunks(sorted(members))]]
+
+
+def api_documents(inputs: SiteInputs, views: list[ReleaseView]) -> dict[str, bytes]:
+    return merge_jobs(api_jobs(inputs, views))
+
+
+def _single_page(count: int) -> dict[str, int]:
+    return {"page": 1, "per_page": max(count, 1), "page_count": 1, "item_count": count, "total_count": count}
+
+
+def latest_release(views: Iterable[ReleaseView], hardware: str, *, prereleases: bool = False) -> Release | None:
+    candidates = [v.release for v in views
+                  if not v.release.is_yanked and hardware in v.release.hardware_versions
+                  and (prereleases or not v.release.parsed_version.is_prerelease)]
+    return max(candidates, key=lambda r: r.parsed_version.key, default=None)
+
+
+def hardware_document(hardware: HardwareVersion, views: list[ReleaseView], site_url: str) -> dict[str, Any]:
+    latest = latest_release(views, hardware.name)
+    return {
+        "name": hardware.name,
+        "description": hardware.description,
+        "latest_version": latest.version if latest else None,
+        "count_releases": sum(1 for v in views if hardware.name in v.release.hardware_versions),
+        "releases_url": site_url + index_path("hardware_version", hardware.name),
+    }
+
+
+def cohort_documents(inputs: SiteInputs) -> list[dict[str, Any]]:
+    """Cohorts with stable ids in order of creation (ties by slug), listed by slug."""
+    cohorts = inputs.registry.cohorts
+    fallback = ReleaseDates(0, 0)
+    by_creation = sorted(cohorts, key=lambda c: (inputs.cohort_dates.get(c.slug, fallback).created, c.slug))
+    ids = {cohort.slug: index for index, cohort in enumerate(by_creation, start=1)}
+    return [cohort_document(c, ids[c.slug], inputs.cohort_dates.get(c.slug, fallback)) for c in cohorts]
+
+
+def cohort_document(cohort: Cohort, cohort_id: int, dates: ReleaseDates) -> dict[str, Any]:
+    return {
+        "id": cohort_id,
+        "slug": cohort.slug,
+        "name": cohort.name,
+        "description": cohort.description,
+        "created_date": format_date(dates.created),
+        "updated_date": format_date(dates.updated),
+        "hardware_versions": list(cohort.hardware_versions),
+        "releases": [{"version": a.version, "rollout_percent": a.rollout_percent} for a in cohort.releases],
+    }
+
+
+def entry_point(inputs: SiteInputs, release_count: int) -> dict[str, Any]:
+    site_url = inputs.site_url
+    config = inputs.registry.config
+    return {
+        "api_version": "v1",
+        "name": config.name,
+        "description": config.description,
+        "site_url": site_url,
+        "commit": inputs.commit,
+        "dirty": inputs.dirty,
+        "generator": f"relreg {__version__}",
+        "version_scheme": config.version_scheme,
+        "counts": {"releases": release_count, "hardware_versions": len(inputs.registry.hardware),
+                   "cohorts": len(inputs.registry.cohorts)},
+        "urls": {
+            "releases": site_url + all_releases_path(),
+            "release": site_url + f"{API}/releases/{{version}}.json",
+            **{f"releases_by_{d}": site_url + f"{API}/releases/{d}/{{{d}}}.json" for d in DIMENSIONS},
+            "hardware_versions": site_url + f"{API}/hardware_versions.json",
+            "cohorts": site_url + f"{API}/cohorts.json",
+            "schemas": site_url + "schemas/",
+        },
+    }

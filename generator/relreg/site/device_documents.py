@@ -1,0 +1,241 @@
+"""Device-facing update documents: the static update channel (see docs/devices.md).
+
+For every cohort, hardware version and software type (a *channel*):
+
+    api/v1/devices/<cohort>/<hardware>/<software_type or _>/candidates.json
+        every candidate release with what the rules need, so a client decides
+        locally for any current version, even one the registry never saw
+    api/v1/devices/<cohort>/<hardware>/<software_type or _>/from/<version>.json
+        the precomputed answer for a device on a known version (every release
+        with an image for that hardware and software type, yanked ones too)
+    api/v1/devices/index.json
+        the URL templates, the rollout hash and the list of channels
+
+Every answer comes from `relreg.devices.update`, the same code the reference client
+runs. Work is linear: a channel's candidates are gathered once, and each
+per-version answer costs O(candidates of the cohort), not O(releases).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from relreg.history.gitlog import format_date
+from relreg.registry.model import Release
+from relreg.devices.paths import DEVICES, NO_SOFTWARE_TYPE, candidates_path, channel_folder, index_path
+from relreg.devices.update import (BUCKETS, Candidate, Channel, Payload, UpdatePlan, barriers_of, plan_update,
+                           rollout_threshold)
+
+from relreg.site.jobs import ReleaseView, SiteInputs
+from relreg.site.paths import release_path
+Slot = tuple[str, "str | None"]  # (hardware version, software type)
+
+
+def _number(value: float) -> int | float:
+    """100.0 -> 100, 10.5 -> 10.5: percents as people write them."""
+    return int(value) if float(value).is_integer() else value
+
+
+def _encode(value: Any) -> bytes:
+    """Compact UTF-8 JSON, as relreg.site.plan encodes every document."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+class _ReleaseImages:
+    """Which releases have images for which (hardware, software type), from one pass over the artifacts.
+
+    Payloads (with their absolute URLs) are made only for releases that become candidates.
+    """
+
+    def __init__(self, releases: tuple[Release, ...], artifact_base_url: str) -> None:
+        self._base = artifact_base_url
+        self.known: dict[Slot, list[Release]] = {}  # releases with an image for the slot, ascending
+        self.software_types: dict[str, set[str | None]] = {}
+        for release in releases:  # ascending by version
+            slots: set[Slot] = set()
+            for artifact in release.artifacts:
+                slot = (artifact.hardware_version, artifact.software_type)
+                if slot not in slots:
+                    slots.add(slot)
+                    self.known.setdefault(slot, []).append(release)
+                self.software_types.setdefault(artifact.hardware_version, set()).add(artifact.software_type)
+        self._payloads: dict[tuple[str, Slot], tuple[Payload | None, tuple[Payload, ...]]] = {}
+
+    def slots_of(self, hardware_version: str) -> list[Slot]:
+        types = self.software_types.get(hardware_version) or {None}
+        return [(hardware_version, t) for t in sorted(types, key=lambda t: (t is not None, t or ""))]
+
+    def payloads(self, release: Release, slot: Slot) -> tuple[Payload | None, tuple[Payload, ...]]:
+        """(full image, delta images) of a release for a slot."""
+        cached = self._payloads.get((release.version, slot))
+        if cached is not None:
+            return cached
+        full = None
+        deltas = []
+        for artifact in release.artifacts:
+            if (artifact.hardware_version, artifact.software_type) != slot:
+                continue
+            payload = Payload(
+                hardware_version=artifact.hardware_version,
+                software_type=artifact.software_type,
+                filename=artifact.filename,
+                size=artifact.size,
+                build_id=artifact.build_id,
+                sha256=artifact.sha256,
+                url=artifact.absolute_url(self._base),
+                delta_from=artifact.delta_from if artifact.is_delta else None,
+            )
+            if payload.is_delta:
+                deltas.append(payload)
+            else:
+                full = payload
+        deltas.sort(key=lambda p: (p.delta_from or "", p.build_id))
+        result = (full, tuple(deltas))
+        self._payloads[(release.version, slot)] = result
+        return result
+
+
+def _offers_bytes(plan: UpdatePlan, cache: dict[tuple[str, str, str], bytes]) -> bytes:
+    parts = []
+    for offer in plan.offers:
+        key = (offer.candidate.version, offer.payload.build_id, offer.reason)
+        encoded = cache.get(key)
+        if encoded is None:
+            encoded = b"".join((b'{"rollout_percent":', _encode(_number(offer.candidate.rollout_percent)),
+                                b',"rollout_threshold":', str(offer.threshold).encode(),
+                                b',"release":', _encode(offer.response()), b"}"))
+            cache[key] = encoded
+        parts.append(encoded)
+    return b"[" + b",".join(parts) + b"]"
+
+
+class _AnswerEncoder:
+    """Encodes a channel's per-version answers: the constant parts once, each answer by concatenation.
+
+    The bytes are exactly `encode_json({"data": ...})` of the answer (a test holds it to that).
+    """
+
+    def __init__(self, channel: Channel) -> None:
+        head = _encode({"cohort": channel.cohort, "hardware_version": channel.hardware_version,
+                        "software_type": channel.software_type})
+        self._head = b'{"data":' + head[:-1] + b',"current_version":'
+        self._offers: dict[tuple[str, str, str], bytes] = {}
+        self._reasons: dict[str, bytes] = {}
+
+    def encode(self, plan: UpdatePlan) -> bytes:
+        version = _encode(plan.current_version)
+        reason = plan.up_to_date_reason
+        if reason is None:
+            up_to_date = b"null"
+        else:
+            encoded_reason = self._reasons.get(reason)
+            if encoded_reason is None:
+                encoded_reason = self._reasons[reason] = _encode(reason)
+            up_to_date = b'{"up_to_date":true,"current_version":' + version + b',"reason":' + encoded_reason + b"}"
+        return b"".join((self._head, version, b',"offers":', _offers_bytes(plan, self._offers),
+                         b',"up_to_date":', up_to_date, b"}}\n"))
+
+
+def answer_document(channel: Channel, plan: UpdatePlan) -> dict[str, Any]:
+    """The precomputed answer for one known current version (what the encoded file holds)."""
+    return {"data": {
+        "cohort": channel.cohort, "hardware_version": channel.hardware_version,
+        "software_type": channel.software_type, "current_version": plan.current_version,
+        "offers": [{"rollout_percent": _number(o.candidate.rollout_percent), "rollout_threshold": o.threshold,
+                    "release": o.response()} for o in plan.offers],
+        "up_to_date": plan.up_to_date(),
+    }}
+
+
+def device_documents(inputs: "SiteInputs", views: list["ReleaseView"]) -> dict[str, bytes]:
+    registry = inputs.registry
+    site_url = inputs.site_url
+    scheme_name = registry.config.version_scheme
+    images = _ReleaseImages(registry.releases, registry.config.artifact_base_url)
+    views_by_version = {view.version: view for view in views}
+    all_hardware = [hardware.name for hardware in registry.hardware]
+
+    barriers: dict[Slot, tuple[tuple[str, ...], tuple[tuple, ...]]] = {
+        slot: barriers_of((r.version, r.parsed_version.key) for r in releases
+                          if r.must_pass_through and not r.is_yanked)
+        for slot, releases in images.known.items()}
+
+    files: dict[str, bytes] = {}
+    channels: list[dict[str, Any]] = []
+    for cohort in registry.cohorts:
+        deployed = []
+        for activation in cohort.releases:
+            release = registry.release(activation.version)
+            if release is not None and not release.is_yanked:
+                deployed.append((release, activation.rollout_percent))
+        deployed.sort(key=lambda item: item[0].parsed_version.key)
+        for hardware in cohort.hardware_versions or all_hardware:
+            for slot in images.slots_of(hardware):
+                candidates = []
+                for release, percent in deployed:
+                    full, deltas = images.payloads(release, slot)
+                    if full is None and not deltas:
+                        continue
+                    view = views_by_version[release.version]
+                    minimum = registry.scheme.parse(release.min_version) if release.min_version else None
+                    candidates.append(Candidate(
+                        version=release.version,
+                        key=release.parsed_version.key,
+                        id=view.id,
+                        revision=release.revision or "",
+                        min_version=release.min_version,
+                        min_key=minimum.key if minimum else None,
+                        must_pass_through=release.must_pass_through,
+                        created_date=format_date(view.dates.created),
+                        release_url=site_url + release_path(release.version),
+                        rollout_percent=_number(percent),
+                        full=full,
+                        deltas=deltas,
+                    ))
+                barrier_versions, barrier_keys = barriers.get(slot, ((), ()))
+                channel = Channel(cohort=cohort.slug, hardware_version=hardware, software_type=slot[1],
+                                  candidates=tuple(candidates), barriers=barrier_versions, barrier_keys=barrier_keys)
+                files[candidates_path(*_channel_key(channel))] = _encode(
+                    {"data": channel.document(scheme_name)}) + b"\n"
+                encoder = _AnswerEncoder(channel)
+                known = images.known.get(slot, [])
+                folder = channel_folder(*_channel_key(channel)) + "/from/"
+                for release in known:
+                    files[f"{folder}{release.version}.json"] = encoder.encode(
+                        plan_update(channel, release.parsed_version))
+                channels.append({
+                    "cohort": cohort.slug,
+                    "hardware_version": hardware,
+                    "software_type": slot[1],
+                    "candidates": [c.version for c in candidates],
+                    "known_versions": len(known),
+                    "candidates_url": site_url + candidates_path(*_channel_key(channel)),
+                })
+    files[index_path()] = _encode({"data": _index(site_url, scheme_name, channels)}) + b"\n"
+    return files
+
+
+def _channel_key(channel: Channel) -> tuple[str, str, str | None]:
+    return channel.cohort, channel.hardware_version, channel.software_type
+
+
+def _index(site_url: str, scheme_name: str, channels: list[dict[str, Any]]) -> dict[str, Any]:
+    template = site_url + f"{DEVICES}/{{cohort}}/{{hardware_version}}/{{software_type}}"
+    return {
+        "version_scheme": scheme_name,
+        "no_software_type": NO_SOFTWARE_TYPE,
+        "urls": {
+            "candidates": template + "/candidates.json",
+            "answer": template + "/from/{current_version}.json",
+        },
+        "rollout": {
+            "hash": "sha256",
+            "input": "{serial}\u0000{cohort}\u0000{version}",
+            "bucket": f"first 8 bytes of the digest as a big-endian unsigned integer, mod {BUCKETS}",
+            "in_rollout": "bucket < rollout_threshold (rollout_threshold = rollout_percent x 100)",
+            "buckets": BUCKETS,
+            "full_rollout_threshold": rollout_threshold(100),
+        },
+        "channels": channels,
+    }

@@ -1,0 +1,132 @@
+"""The site stage's inputs and units of work: what the plan reads, and the jobs it returns.
+
+A job is a call that returns some of the site's files. Jobs are independent, so a large site can
+be planned and written by several processes, each taking the next job when it is free (see
+write.py). Everything here is pure.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+
+from relreg.registry.model import Registry, Release
+from relreg.site.notes import render_notes
+
+if TYPE_CHECKING:
+    from relreg.history.deployments import CohortChange
+
+
+@dataclass(frozen=True)
+class ReleaseDates:
+    created: int  # unix seconds
+    updated: int
+
+
+@dataclass(frozen=True)
+class SiteInputs:
+    registry: Registry
+    release_dates: Mapping[str, ReleaseDates]  # by version
+    cohort_dates: Mapping[str, ReleaseDates] = field(default_factory=dict)  # by slug
+    device_counts: Mapping[str, int] = field(default_factory=dict)  # by version
+    commit: str | None = None
+    dirty: bool = False  # built from a work tree with uncommitted registry changes
+    base_url: str | None = None  # overrides registry.yaml's site_url
+    input_schemas: Mapping[str, bytes] = field(default_factory=dict)  # file name -> bytes
+    # Notes already rendered and sanitized (by version), e.g. from a cache; others are rendered here.
+    notes_html: Mapping[str, str] = field(default_factory=dict)
+    cohort_history: Mapping[str, Sequence["CohortChange"]] = field(default_factory=dict)  # by slug, oldest first
+
+    @property
+    def site_url(self) -> str:
+        return self.base_url or self.registry.config.site_url
+
+
+def encode_json(document: Any) -> bytes:
+    """Compact, UTF-8, newline-terminated. Key order is the order the dict was built in."""
+    return encode(document) + b"\n"
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def encode(value: Any) -> bytes:
+    return _ENCODER.encode(value).encode()
+
+
+@dataclass(frozen=True)
+class ReleaseView:
+    """A release with everything the outputs need, computed once per build."""
+
+    id: int
+    release: Release
+    dates: ReleaseDates
+    notes_html: str
+    count_devices: int
+
+    @property
+    def version(self) -> str:
+        return self.release.version
+
+
+def release_views(inputs: SiteInputs, render: Callable[[str, str], str] = render_notes) -> list[ReleaseView]:
+    """Every release with its stable id, newest first (created date, then version, descending).
+
+    Ids number releases in order of creation, ties broken by version, so adding
+    a later release never changes an earlier id.
+    """
+    releases = inputs.registry.releases
+    dated = [(inputs.release_dates[r.version], r) for r in releases]
+    by_creation = sorted(dated, key=lambda item: (item[0].created, item[1].parsed_version.key))
+    views = [ReleaseView(
+        id=index,
+        release=release,
+        dates=dates,
+        notes_html=inputs.notes_html[release.version] if release.version in inputs.notes_html
+        else render(release.notes, release.notes_format),
+        count_devices=int(inputs.device_counts.get(release.version, 0)),
+    ) for index, (dates, release) in enumerate(by_creation, start=1)]
+    views.reverse()
+    return views
+
+
+@dataclass(frozen=True)
+class Keyed:
+    """A file known by a key of everything its bytes depend on, rendered only when needed.
+
+    When the previous build wrote the same path with the same key, the writer
+    links that file and never calls `render`: a rebuild after one new release
+    does not render the ten thousand pages that did not change.
+    """
+
+    key: str
+    render: Callable[[], bytes]
+
+
+# A piece of the plan: a call that returns some of the site's files, as a mapping or,
+# where they are large together, one by one. Jobs are independent, so a large site can
+# be planned and written by several processes, each taking the next job when it is
+# free (see write.py).
+PlanJob = Callable[[], "Mapping[str, bytes | Keyed] | Iterable[tuple[str, bytes | Keyed]]"]
+JOB_SIZE = 500  # releases (or index keys) per job: small enough to balance, large enough to amortize
+
+
+def job_files(part: Mapping[str, bytes | Keyed] | Iterable[tuple[str, bytes | Keyed]]
+              ) -> Iterable[tuple[str, bytes | Keyed]]:
+    """What one job gives, as (path, content) pairs."""
+    return part.items() if isinstance(part, Mapping) else part
+
+
+def merge_jobs(jobs: Iterable[PlanJob]) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for job in jobs:
+        for path, content in job_files(job()):
+            if path in files:
+                raise AssertionError(f"two plan jobs give {path}")
+            files[path] = content.render() if isinstance(content, Keyed) else content
+    return files
+
+
+def chunks(items: Sequence[Any], size: int = JOB_SIZE) -> list[Sequence[Any]]:
+    return [items[start:start + size] for start in range(0, len(items), size)]

@@ -1,0 +1,496 @@
+"""The HTML side of the site, rendered from Jinja2 templates in site/.
+
+`site_pages` is part of the pure plan: it turns the model into the pages,
+feeds, sitemap and hashed static assets, with no clock, disk or git access
+(the templates and assets are read from the package, like code). Everything
+that spans the whole registry (latest release per hardware version, which
+cohorts run which release, the hardware filter rules, ...) is computed once
+per build in `SiteData`; each page then renders from a small context, so ten
+thousand release pages cost a few seconds.
+
+Links between pages are relative (`../../releases/1.2.0/index.html`), so the
+site works from any base path, from a local http.server and from file://.
+Only the sitemap, the feeds and `<link rel=canonical>` use absolute URLs,
+built from the registry's site URL, because their consumers need them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache, partial
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
+from urllib.parse import quote
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from relreg import __version__
+from relreg.resources import code_digest, site_dir
+
+from relreg.site import jobs
+from relreg.site.jobs import Keyed, PlanJob, ReleaseView, SiteInputs, merge_jobs
+
+if TYPE_CHECKING:
+    from relreg.history.deployments import CohortChange
+    from relreg.registry.model import Activation, Artifact, Cohort, HardwareVersion, RegistryConfig
+
+FEED_ENTRIES = 50  # newest releases in each Atom feed
+HARDWARE_PAGE_RELEASES = 100  # newest releases listed on a hardware page; the releases list filters them all
+NEWEST_ON_HOME = 10
+SITEMAP_LIMIT = 50_000  # URLs per sitemap file (the sitemaps.org limit)
+STATIC_SOURCES = ("site.css", "site.js", "favicon.svg")  # in site/static, published with content hashes
+
+# Everything a page may load comes from its own origin; note images may come over https.
+# Inline script and style never run, so a sanitizer bug alone cannot inject behaviour.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https:; "
+       "base-uri 'none'; form-action 'self'")
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    """Templates compiled once per process and reused for every page."""
+    env = Environment(loader=FileSystemLoader(site_dir() / "templates"), autoescape=select_autoescape(),
+                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, auto_reload=False)
+    env.filters.update(size=human_size, day=format_day, when=format_when, iso=format_iso,
+                       percent=format_percent, short=short_id, extra=extra_value, xml_text=xml_text)
+    env.globals.update(csp=Markup(CSP), summary=feed_summary, content=feed_content, download_url=download_url,
+                       hardware_page_releases=HARDWARE_PAGE_RELEASES)
+    return env
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting helpers (also used as template filters)
+
+
+def human_size(size: int) -> str:
+    """Bytes in binary units, as firmware engineers count flash: 415977 -> '406.2 KiB'."""
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            return f"{value:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+# time.gmtime, not datetime.fromtimestamp(tz=utc): the same text at a twentieth of the cost,
+# and the release list formats a date for every release.
+def format_day(seconds: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(seconds))
+
+
+def format_when(seconds: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(seconds))
+
+
+def format_iso(seconds: int) -> str:
+    """RFC 3339 in UTC, for <time datetime>, Atom and the sitemap."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def format_percent(value: float) -> str:
+    return f"{value:g}\u00a0%"
+
+
+def short_id(value: str, length: int = 12) -> str:
+    return value[:length]
+
+
+_URL = re.compile(r"https?://[^\s<>\"']+\Z")
+
+
+def extra_value(value: Any) -> Markup:
+    """One extra_info value for people: http(s) URLs as links, text as text, the rest as JSON."""
+    if isinstance(value, str):
+        if _URL.match(value):
+            escaped = Markup.escape(value)
+            return Markup(f'<a href="{escaped}" rel="nofollow noopener noreferrer">{escaped}</a>')
+        return Markup.escape(value)
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
+    return Markup("<code>") + Markup.escape(text) + Markup("</code>")
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def xml_text(value: Any) -> str:
+    """Plain text without the characters XML 1.0 forbids (autoescaping does the rest)."""
+    return _NOT_XML.sub("", str(value))
+
+
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._~+%-]*(?:/[A-Za-z0-9_][A-Za-z0-9._~+%-]*)*\Z")
+
+
+def download_url(artifact: "Artifact", artifact_base_url: str) -> str:
+    """artifact.absolute_url, without urljoin's cost for the usual plain relative path (same result)."""
+    url = artifact.url
+    if artifact_base_url.endswith("/") and _PLAIN_PATH.match(url) and ".." not in url:
+        return artifact_base_url + url
+    return artifact.absolute_url(artifact_base_url)
+
+
+_HEADING = re.compile(r"<(/?)h([1-6])>")
+
+
+def nest_headings(notes_html: str, below: int = 2) -> str:
+    """Notes headings pushed below the page's own (h1 version, h2 'Release notes'), capped at h6.
+
+    The sanitized notes carry no attributes on headings, so the tags are exactly
+    <hN> and </hN>; the JSON keeps the author's levels.
+    """
+    if "<h" not in notes_html:
+        return notes_html
+    return _HEADING.sub(lambda m: f"<{m[1]}h{min(int(m[2]) + below, 6)}>", notes_html)
+
+
+# ---------------------------------------------------------------------------------------------
+# Static assets
+
+
+@dataclass(frozen=True)
+class Assets:
+    files: dict[str, bytes]  # output path -> bytes
+    css: str  # output paths, relative to the site root
+    js: str
+    icon: str
+    filters_css: str  # the releases list's hardware filter (generated from the registry)
+
+
+def hashed_path(name: str, content: bytes) -> str:
+    """static/site.3f2a9c1b07.css: the name carries the content's hash, so it can be cached forever."""
+    stem, _, extension = name.rpartition(".")
+    return f"static/{stem}.{hashlib.sha256(content).hexdigest()[:10]}.{extension}"
+
+
+def filter_css(hardware_names: Iterable[str]) -> bytes:
+    """The releases list's hardware filter without JavaScript: the selected <option> hides the other rows.
+
+    Hardware names are limited by the schema to [A-Za-z0-9._-], so they are safe inside quotes.
+    """
+    rules = ["/* relreg: hardware filter of the releases list, generated from the registry */"]
+    for name in hardware_names:
+        rules.append(f'#releases:has(#hardware option[value="{name}"]:checked) '
+                     f'tbody tr:not([data-hw~="{name}"]){{display:none}}')
+    return ("\n".join(rules) + "\n").encode()
+
+
+def build_assets(hardware_names: Sequence[str]) -> Assets:
+    static = site_dir() / "static"
+    files: dict[str, bytes] = {}
+    paths: dict[str, str] = {}
+    for name in STATIC_SOURCES:
+        content = (static / name).read_bytes()
+        paths[name] = hashed_path(name, content)
+        files[paths[name]] = content
+    filters = filter_css(hardware_names)
+    paths["filters.css"] = hashed_path("filters.css", filters)
+    files[paths["filters.css"]] = filters
+    return Assets(files=files, css=paths["site.css"], js=paths["site.js"], icon=paths["favicon.svg"],
+                  filters_css=paths["filters.css"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Whole-registry data, computed once per build
+
+
+@dataclass(frozen=True)
+class CohortRow:
+    """An active release of a cohort, for the home, cohort and release pages."""
+
+    cohort: "Cohort"
+    activation: "Activation"
+    view: "ReleaseView | None"
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One commit of a cohort file, with what it changed in words."""
+
+    change: "CohortChange"
+    changes: tuple[str, ...]
+
+
+@dataclass
+class HardwareData:
+    hardware: "HardwareVersion"
+    releases: list[tuple["ReleaseView", tuple["Artifact", ...]]] = field(default_factory=list)  # newest first
+    latest: "ReleaseView | None" = None  # newest stable version, not yanked
+    latest_prerelease: "ReleaseView | None" = None  # only when above `latest`
+    cohorts: list["Cohort"] = field(default_factory=list)
+
+    @property
+    def updated(self) -> int:
+        return max((view.dates.updated for view, _ in self.releases), default=0)
+
+
+@dataclass(frozen=True)
+class SiteData:
+    """What every page may need, computed in one pass over the registry."""
+
+    config: "RegistryConfig"
+    site_url: str  # ends in /
+    commit: str | None
+    dirty: bool
+    generator: str
+    assets: Assets
+    views: list["ReleaseView"]  # newest first
+    by_version: dict[str, "ReleaseView"]
+    hardware: list[HardwareData]  # by name
+    cohorts: list["Cohort"]  # by slug
+    cohorts_of_release: dict[str, list[CohortRow]]  # version -> cohorts running it
+    cohort_rows: dict[str, list[CohortRow]]  # slug -> active releases
+    schema_files: list[str]
+    updated: int  # the newest change to any release
+    has_device_counts: bool  # a fleet snapshot was given (else every count is 0 and not shown)
+
+    def release_url(self, version: str) -> str:
+        return f"{self.site_url}releases/{version}/"
+
+
+def _history_rows(changes: Sequence["CohortChange"]) -> list[HistoryRow]:
+    """Newest first, each with the difference to the state before it."""
+    rows: list[HistoryRow] = []
+    before: dict[str, float] = {}
+    for change in changes:  # oldest first
+        if change.releases is None:
+            rows.append(HistoryRow(change, ("file could not be read at this commit",)))
+            continue
+        after = {a.version: a.rollout_percent for a in change.releases}
+        words = []
+        for version in sorted(set(before) | set(after)):
+            if version not in after:
+                words.append(f"removed {version}")
+            elif version not in before:
+                words.append(f"added {version} at {format_percent(after[version])}")
+            elif before[version] != after[version]:
+                words.append(f"{version}: {format_percent(before[version])} \u2192 {format_percent(after[version])}")
+        rows.append(HistoryRow(change, tuple(words) or ("no change to the active releases",)))
+        before = after
+    rows.reverse()
+    return rows
+
+
+def site_data(inputs: "SiteInputs", views: list["ReleaseView"]) -> SiteData:
+    registry = inputs.registry
+    site_url = inputs.site_url if inputs.site_url.endswith("/") else inputs.site_url + "/"
+    by_version = {view.version: view for view in views}
+
+    hardware = {h.name: HardwareData(h) for h in registry.hardware}
+    for view in views:  # newest first
+        release = view.release
+        for name in release.hardware_versions:
+            data = hardware.get(name)
+            if data is None:
+                continue
+            data.releases.append((view, tuple(a for a in release.artifacts if a.hardware_version == name)))
+            if release.is_yanked:
+                continue
+            key = release.parsed_version.key
+            if release.parsed_version.is_prerelease:
+                if data.latest_prerelease is None or key > data.latest_prerelease.release.parsed_version.key:
+                    data.latest_prerelease = view
+            elif data.latest is None or key > data.latest.release.parsed_version.key:
+                data.latest = view
+    for data in hardware.values():
+        if data.latest and data.latest_prerelease and \
+                data.latest_prerelease.release.parsed_version.key < data.latest.release.parsed_version.key:
+            data.latest_prerelease = None
+
+    cohorts_of_release: dict[str, list[CohortRow]] = {}
+    cohort_rows: dict[str, list[CohortRow]] = {}
+    for cohort in registry.cohorts:  # by slug
+        rows = [CohortRow(cohort, a, by_version.get(a.version)) for a in cohort.releases]
+        cohort_rows[cohort.slug] = rows
+        for row in rows:
+            cohorts_of_release.setdefault(row.activation.version, []).append(row)
+        for name in cohort.hardware_versions or hardware:  # no hardware versions named: any of them
+            if name in hardware:
+                hardware[name].cohorts.append(cohort)
+
+    return SiteData(
+        config=registry.config,
+        site_url=site_url,
+        commit=inputs.commit,
+        dirty=inputs.dirty,
+        generator=f"relreg {__version__}",
+        assets=build_assets([h.name for h in registry.hardware]),
+        views=views,
+        by_version=by_version,
+        hardware=list(hardware.values()),
+        cohorts=list(registry.cohorts),
+        cohorts_of_release=cohorts_of_release,
+        cohort_rows=cohort_rows,
+        schema_files=sorted(inputs.input_schemas),
+        updated=max((view.dates.updated for view in views), default=0),
+        has_device_counts=bool(inputs.device_counts),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Pages
+
+
+def _root(path: str) -> str:
+    """The relative way back to the site root from the folder of `path`."""
+    return "../" * path.count("/")
+
+
+class _Renderer:
+    def __init__(self, data: SiteData) -> None:
+        self.env = environment()
+        self.data = data
+        self.files: dict[str, bytes] = {}
+
+    def page(self, path: str, template: str, **context: Any) -> None:
+        self.files[path] = self.env.get_template(template).render(
+            site=self.data, root=_root(path), path=path, **context).encode()
+
+
+def site_pages(inputs: "SiteInputs", views: list["ReleaseView"]) -> dict[str, bytes]:
+    """Every HTML page, feed, sitemap and static asset of the site, by output path."""
+    return merge_jobs(site_jobs(inputs, views))
+
+
+def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob"]:
+    """The HTML side as independent jobs (see jobs.PlanJob): what spans the registry is computed once, here."""
+    data = site_data(inputs, views)
+    positions = {view.version: index for index, view in enumerate(views)}
+
+    # What every release page shows of the whole site, hashed once: a release page is
+    # re-rendered only when this or its own inputs (release_page_key) change.
+    site_key = hashlib.sha256(code_digest() + repr((
+        data.config, data.site_url, data.dirty, data.generator, data.assets.css, data.assets.js, data.assets.icon,
+        data.has_device_counts)).encode()).digest()
+
+    def release_page(view: "ReleaseView", newer: "ReleaseView | None", older: "ReleaseView | None") -> bytes:
+        path = f"releases/{view.version}/index.html"
+        return environment().get_template("release.html").render(
+            site=data, root="../../", path=path, view=view, release=view.release,
+            canonical=data.release_url(view.version), newer=newer, older=older,
+            cohorts=data.cohorts_of_release.get(view.version, ()),
+            notes=Markup(nest_headings(view.notes_html)),
+            has_software_type=any(a.software_type for a in view.release.artifacts),
+        ).encode()
+
+    def release_page_key(view: "ReleaseView", newer: "ReleaseView | None", older: "ReleaseView | None") -> str:
+        release = view.release
+        linked = tuple(version in data.by_version
+                       for version in (release.min_version, *(a.delta_from for a in release.artifacts)))
+        rows = tuple((row.cohort.slug, row.cohort.name, row.activation.rollout_percent)
+                     for row in data.cohorts_of_release.get(view.version, ()))
+        inputs = (view.id, view.dates, view.notes_html, view.count_devices, release,
+                  newer.version if newer else None, older.version if older else None, rows, linked)
+        return hashlib.sha256(site_key + repr(inputs).encode()).hexdigest()
+
+    def release_pages(chunk: Sequence["ReleaseView"]) -> Iterator[tuple[str, Keyed]]:
+        for view in chunk:
+            index = positions[view.version]
+            newer = views[index - 1] if index > 0 else None
+            older = views[index + 1] if index + 1 < len(views) else None
+            yield f"releases/{view.version}/index.html", Keyed(release_page_key(view, newer, older),
+                                                               partial(release_page, view, newer, older))
+
+    def hardware_pages() -> dict[str, bytes]:
+        render = _Renderer(data)
+        for hw in data.hardware:
+            name = hw.hardware.name
+            render.page(f"hardware/{name}/index.html", "hardware.html", hw=hw,
+                        canonical=f"{data.site_url}hardware/{name}/",
+                        has_software_type=any(a.software_type
+                                              for _, artifacts in hw.releases[:HARDWARE_PAGE_RELEASES]
+                                              for a in artifacts))
+            render.files[f"hardware/{name}/feed.xml"] = _feed(
+                data, f"hardware/{name}/feed.xml", f"{data.config.name}: {name}",
+                f"{data.site_url}hardware/{name}/", [view for view, _ in hw.releases])
+        return render.files
+
+    def cohort_pages() -> dict[str, bytes]:
+        render = _Renderer(data)
+        deployments: Mapping[str, Sequence["CohortChange"]] = getattr(inputs, "cohort_history", None) or {}
+        for cohort in inputs.registry.cohorts:
+            dates = inputs.cohort_dates.get(cohort.slug)
+            render.page(f"cohorts/{cohort.slug}/index.html", "cohort.html", cohort=cohort,
+                        rows=data.cohort_rows[cohort.slug], dates=dates,
+                        history=_history_rows(deployments.get(cohort.slug, ())),
+                        history_known=cohort.slug in deployments,
+                        canonical=f"{data.site_url}cohorts/{cohort.slug}/")
+        return render.files
+
+    def home_lists_and_feeds() -> dict[str, bytes]:
+        render = _Renderer(data)
+        files = render.files
+        files.update(data.assets.files)
+        render.page("index.html", "home.html", canonical=data.site_url, newest=views[:NEWEST_ON_HOME])
+        render.page("releases/index.html", "releases.html", canonical=data.site_url + "releases/")
+        files["feed.xml"] = _feed(data, "feed.xml", data.config.name, data.site_url, views)
+        files["404.html"] = _not_found_page(data)
+        files.update(_sitemaps(data, inputs))
+        files["robots.txt"] = f"User-agent: *\nAllow: /\nSitemap: {data.site_url}sitemap.xml\n".encode()
+        return files
+
+    return [home_lists_and_feeds, hardware_pages, cohort_pages,
+            *[partial(release_pages, views[start:start + jobs.JOB_SIZE]) for start in range(0, len(views), jobs.JOB_SIZE)]]
+
+
+def _not_found_page(data: SiteData) -> bytes:
+    """The 404 page is served at any depth, where relative links break: it carries its CSS and icon
+    inline (allowed by the hash in its own policy) and links to the site by absolute URL."""
+    css = data.assets.files[data.assets.css].decode()
+    digest = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
+    icon = (site_dir() / "static" / "favicon.svg").read_bytes().decode()
+    return environment().get_template("404.html").render(
+        site=data, inline_css=Markup(css), icon_data_url="data:image/svg+xml," + quote(icon.strip()),
+        csp_404=Markup(f"default-src 'none'; style-src 'sha256-{digest}'; img-src data:; base-uri 'none'"),
+    ).encode()
+
+
+def feed_summary(view: "ReleaseView") -> str:
+    release = view.release
+    text = f"{release.version} for {', '.join(release.hardware_versions)}."
+    if release.is_yanked:
+        text += f" Yanked: {release.yanked}"
+    return text
+
+
+def feed_content(view: "ReleaseView") -> str:
+    """The entry's HTML (escaped once more by the XML template)."""
+    parts = []
+    if view.release.is_yanked:
+        parts.append(f"<p><strong>Yanked:</strong> {Markup.escape(view.release.yanked)}</p>")
+    parts.append(view.notes_html)
+    return "\n".join(parts)
+
+
+def _feed(data: SiteData, path: str, title: str, alternate: str, views: Sequence["ReleaseView"]) -> bytes:
+    entries = list(views[:FEED_ENTRIES])
+    return environment().get_template("feed.xml").render(
+        site=data, title=title, self_url=data.site_url + path, alternate=alternate, entries=entries,
+        updated=max((view.dates.updated for view in entries), default=0),
+    ).encode()
+
+
+def _sitemaps(data: SiteData, inputs: "SiteInputs") -> dict[str, bytes]:
+    """sitemap.xml with every page's absolute URL; a sitemap index above SITEMAP_LIMIT URLs."""
+    urls: list[tuple[str, int]] = [(data.site_url, data.updated), (data.site_url + "releases/", data.updated)]
+    urls += [(data.release_url(view.version), view.dates.updated) for view in data.views]
+    urls += [(f"{data.site_url}hardware/{hw.hardware.name}/", hw.updated) for hw in data.hardware]
+    for cohort in inputs.registry.cohorts:
+        dates = inputs.cohort_dates.get(cohort.slug)
+        urls.append((f"{data.site_url}cohorts/{cohort.slug}/", dates.updated if dates else 0))
+    template = environment().get_template("sitemap.xml")
+    if len(urls) <= SITEMAP_LIMIT:
+        return {"sitemap.xml": template.render(urls=urls).encode()}
+    files: dict[str, bytes] = {}
+    parts = []
+    for number, start in enumerate(range(0, len(urls), SITEMAP_LIMIT), start=1):
+        chunk = urls[start:start + SITEMAP_LIMIT]
+        files[f"sitemaps/{number}.xml"] = template.render(urls=chunk).encode()
+        parts.append((f"{data.site_url}sitemaps/{number}.xml", max(seconds for _, seconds in chunk)))
+    files["sitemap.xml"] = environment().get_template("sitemap-index.xml").render(parts=parts).encode()
+    return files

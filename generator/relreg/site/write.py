@@ -1,0 +1,270 @@
+"""Writing the planned site: atomic, incremental, deterministic.
+
+The new site is assembled in a staging folder beside the output folder and
+swapped in with one rename, so a build that fails or is killed leaves the
+previous output untouched. Files whose bytes did not change are hard-linked
+from the previous output instead of rewritten, so their modification times
+stay and rsync or an object-store sync uploads only what changed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import click
+
+from relreg.site.jobs import Keyed, job_files
+
+MANIFEST = ".relreg-manifest.json"
+_RENAME_EXCHANGE = 2
+
+
+class OutputFolderError(click.ClickException):
+    """The output folder cannot safely be replaced."""
+
+
+@dataclass(frozen=True)
+class WriteStats:
+    written: int
+    unchanged: int
+    removed: int
+
+
+def _check_replaceable(out: Path) -> None:
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise OutputFolderError(f"--out {out} exists and is not a folder; refusing to replace it")
+    if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise OutputFolderError(
+            f"--out {out} is not empty and was not written by relreg (no {MANIFEST}); "
+            "refusing to replace files you may have written. Choose another folder or empty it.")
+
+
+def _exchange(staging: Path, out: Path) -> None:
+    """Swap two folders atomically where the OS allows it (Linux renameat2), else rename twice."""
+    if not out.exists():
+        os.rename(staging, out)
+        return
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = getattr(libc, "renameat2", None)
+        if renameat2 is not None:
+            at_fdcwd = -100
+            if renameat2(at_fdcwd, os.fsencode(staging), at_fdcwd, os.fsencode(out), _RENAME_EXCHANGE) == 0:
+                return  # staging now holds the old site; the caller removes it
+    previous = staging.with_name(staging.name + ".old")
+    os.rename(out, previous)
+    os.rename(staging, out)
+    os.rename(previous, staging)
+
+
+@dataclass(frozen=True)
+class PreviousBuild:
+    """What the manifest of the current output says about the build that wrote it."""
+
+    fingerprint: str | None  # of every input, read and dated
+    source: str | None  # of the commit and options, when built from a clean tree; see build.py
+    releases: int
+    files: dict[str, str]  # path -> sha256
+    keys: dict[str, str]  # path -> input key, for files planned as plan.Keyed
+
+
+def previous_build(out: Path) -> PreviousBuild | None:
+    """The previous build of `out`, if relreg wrote it."""
+    try:
+        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        return PreviousBuild(manifest.get("fingerprint"), manifest.get("source"), int(manifest.get("releases", 0)),
+                             dict(manifest["files"]), dict(manifest.get("keys") or {}))
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        return None
+
+
+def _write_new_file(target: str, content: bytes) -> None:
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # a third cheaper than open()
+    try:
+        remaining = memoryview(content)
+        while remaining:
+            remaining = remaining[os.write(descriptor, remaining):]
+    finally:
+        os.close(descriptor)
+
+
+class _Staging:
+    """The folder the new site is assembled in, beside the output folder, and what was placed in it."""
+
+    def __init__(self, out: Path, reuse: bool, previous: PreviousBuild | None) -> None:
+        self.out = out.absolute()
+        _check_replaceable(self.out)
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.previous = previous.files if previous else {}
+        self.previous_keys = previous.keys if previous else {}
+        self.reuse = reuse
+        self.folder = tempfile.mkdtemp(prefix=f".{self.out.name}.staging-", dir=self.out.parent)
+        self._made_dirs: set[str] = {""}
+        self.placed: dict[str, str] = {}  # path -> sha256
+        self.keys: dict[str, str] = {}  # path -> input key, for files given as Keyed
+        self.written = 0
+        self.swapped = False  # once swapped in, the staging folder holds the previous site
+
+    def _link_previous(self, relative: str, target: str) -> bool:
+        try:
+            os.link(f"{self.out}/{relative}", target)
+            return True
+        except OSError:
+            return False  # gone, or another file system: write it instead
+
+    def put(self, relative: str, content: bytes | Keyed) -> None:
+        """Place one file, hard-linked from the previous output when it is the same.
+
+        Same means: the same input key (then the file is not even rendered),
+        or the same sha256 of the bytes.
+        """
+        if relative in self.placed:
+            raise AssertionError(f"two plan jobs give {relative}")
+        folder = relative.rpartition("/")[0]
+        if folder not in self._made_dirs:
+            os.makedirs(f"{self.folder}/{folder}", exist_ok=True)  # another worker may make it too
+            while folder and folder not in self._made_dirs:
+                self._made_dirs.add(folder)
+                folder = folder.rpartition("/")[0]
+        target = f"{self.folder}/{relative}"  # paths are '/'-separated and relative, by construction
+        if isinstance(content, Keyed):
+            self.keys[relative] = content.key
+            if self.reuse and self.previous_keys.get(relative) == content.key and relative in self.previous \
+                    and self._link_previous(relative, target):
+                self.placed[relative] = self.previous[relative]
+                return
+            content = content.render()
+        digest = hashlib.sha256(content).hexdigest()
+        self.placed[relative] = digest
+        if self.reuse and self.previous.get(relative) == digest and self._link_previous(relative, target):
+            return
+        _write_new_file(target, content)
+        self.written += 1
+
+    def put_all(self, files: Mapping[str, bytes | Keyed] | Iterable[tuple[str, bytes | Keyed]]) -> None:
+        for relative, content in job_files(files):
+            self.put(relative, content)
+
+    def swap_in(self, stamp: dict[str, object]) -> WriteStats:
+        with open(os.path.join(self.folder, MANIFEST), "w", encoding="utf-8") as stream:
+            # json.dumps, not json.dump: one call into the C encoder instead of a Python loop.
+            stream.write(json.dumps({**stamp, "files": self.placed, "keys": self.keys}, sort_keys=True))
+        _exchange(Path(self.folder), self.out)
+        self.swapped = True
+        return WriteStats(written=self.written, unchanged=len(self.placed) - self.written,
+                          removed=len(self.previous.keys() - self.placed.keys()))
+
+    def discard(self) -> None:
+        """Remove the staging folder: the new site if the build failed, else the previous site."""
+        if self.swapped and len(self.previous) >= BACKGROUND_REMOVAL_FILES:
+            _remove_in_background(self.folder)
+        else:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+# Removing the previous site costs as much as linking it (an unlink per file), and
+# nothing waits for it once the new site is in place: large trees go in the background.
+BACKGROUND_REMOVAL_FILES = 20_000
+
+
+def _remove_in_background(folder: str) -> None:
+    """Delete `folder` in a detached process (a double fork, so no zombie is left); in place where fork is not."""
+    if not hasattr(os, "fork") or threading.active_count() > 1:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    doomed = f"{folder}.old"
+    os.rename(folder, doomed)  # out of the way of the next build's staging folder at once
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the forked child
+        try:
+            if os.fork() == 0:
+                os.setsid()
+                shutil.rmtree(doomed, ignore_errors=True)
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+
+
+def write_site(files: Mapping[str, bytes | Keyed], out: Path, fingerprint: str = "", *, reuse: bool = True,
+               source: str | None = None, releases: int = 0, previous: PreviousBuild | None = None) -> WriteStats:
+    """Replace the folder `out` with exactly `files`, reusing unchanged files.
+
+    A file is reused when the previous build's manifest gives it the same
+    sha256 (or input key); a file edited by hand in the output is not noticed
+    unless `reuse` is off (`build --force`), which rewrites every file.
+    """
+    staging = _Staging(out, reuse, previous or previous_build(out))
+    try:
+        staging.put_all(files)
+        return staging.swap_in({"fingerprint": fingerprint, "source": source, "releases": releases})
+    finally:
+        staging.discard()
+
+
+# What the worker processes of write_jobs share: set just before they are forked, so they
+# inherit it (model, encoded releases, compiled templates) instead of receiving a copy.
+_SHARED: tuple[_Staging, Sequence[Callable[[], Any]]] | None = None
+
+
+def _write_job(index: int) -> tuple[dict[str, str], dict[str, str], int]:
+    """In a worker: run one job and place its files: (paths placed, input keys, files written)."""
+    assert _SHARED is not None
+    staging, jobs = _SHARED
+    staging.placed, staging.keys, staging.written = {}, {}, 0  # this worker's own copy, per job
+    staging.put_all(jobs[index]())
+    return staging.placed, staging.keys, staging.written
+
+
+def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int) -> None:
+    global _SHARED
+    # fork copies one thread of a threaded process (relreg serve), with any lock another
+    # thread held: there, and where fork does not exist, the jobs run in this process.
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+        for job in jobs:
+            staging.put_all(job())
+        return
+    _SHARED = (staging, jobs)
+    try:
+        # Jobs are handed out one at a time as workers free up, so a long job does not hold up the rest.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            for placed, keys, written in pool.map(_write_job, range(len(jobs))):
+                if not staging.placed.keys().isdisjoint(placed):
+                    raise AssertionError(f"two plan jobs give {sorted(staging.placed.keys() & placed.keys())[:3]}")
+                staging.placed.update(placed)
+                staging.keys.update(keys)
+                staging.written += written
+    finally:
+        _SHARED = None
+
+
+def write_jobs(jobs: Sequence[Callable[[], Any]], finish: Callable[[list[str]], dict[str, bytes]],
+               out: Path, fingerprint: str = "", *, reuse: bool = True, source: str | None = None,
+               releases: int = 0, workers: int = 1, previous: PreviousBuild | None = None) -> WriteStats:
+    """Like write_site, for a site given as plan jobs (plan.PlanJob), run by `workers` processes.
+
+    Each process takes the next job as it frees up and places the files
+    itself, so the site is rendered on every core and never held in memory as
+    a whole.
+    `finish` gives the files that depend on every path (the serving
+    configuration); the swap is the same single rename as write_site's.
+    """
+    staging = _Staging(out, reuse, previous or previous_build(out))
+    try:
+        _run_jobs(staging, jobs, workers)
+        staging.put_all(finish(sorted(staging.placed)))
+        return staging.swap_in({"fingerprint": fingerprint, "source": source, "releases": releases})
+    finally:
+        staging.discard()

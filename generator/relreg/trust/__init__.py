@@ -1,0 +1,1 @@
+"""Keys, detached signatures on device documents, and the TUF repository."""

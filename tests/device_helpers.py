@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import pytest
-
 from conftest import EXAMPLE_REGISTRY, run_relreg
 from git_helpers import commit_all, init_repo
-from relreg.site.jobs import ReleaseDates, SiteInputs, release_views
-from relreg.registry.source import read_worktree
+
 from relreg.devices.update import Candidate, Channel, Payload, barriers_of
+from relreg.registry.source import read_worktree
 from relreg.registry.validate import validate_files
 from relreg.registry.versions import VersionScheme, scheme_named
+from relreg.site.jobs import ReleaseDates, SiteInputs, release_views
 
 SEMVER = scheme_named("semver")
 

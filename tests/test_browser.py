@@ -12,9 +12,18 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-
-from site_helpers import (ARTIFACTS, BROWSER_AUDIT, CHROMIUM, TRAP_SCRIPT, browser_audit_arguments,
-                          build_example_site, build_hostile_site, html_pages, launch_chromium, serve)
+from site_helpers import (
+    ARTIFACTS,
+    BROWSER_AUDIT,
+    CHROMIUM,
+    TRAP_SCRIPT,
+    browser_audit_arguments,
+    build_example_site,
+    build_hostile_site,
+    html_pages,
+    launch_chromium,
+    serve,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from api_schemas import api_schema_errors
 from conftest import BASE_REGISTRY, EXAMPLE_REGISTRY, run_relreg
 from git_helpers import commit_all, git, init_repo

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
-
 from conftest import BASE_REGISTRY, FIXTURES, run_relreg
 from git_helpers import commit_all, git, init_repo
 

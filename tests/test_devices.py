@@ -10,17 +10,17 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from api_schemas import api_schema_errors, schema_names_for
 from conftest import EXAMPLE_REGISTRY
-from device_helpers import (SEMVER, oracle, planned_devices, site_inputs, synthetic_inputs, write_files)
+from device_helpers import SEMVER, oracle, planned_devices, site_inputs, synthetic_inputs, write_files
+
 from relreg.devices.client import DeviceClient
 from relreg.devices.paths import NO_SOFTWARE_TYPE, answer_path, candidates_path, index_path
+from relreg.devices.update import Channel, DeviceIdentity
+from relreg.registry.versions import scheme_named
 from relreg.site.device_documents import device_documents
 from relreg.site.jobs import encode_json, release_views
 from relreg.site.plan import plan_site
-from relreg.devices.update import Channel, DeviceIdentity
-from relreg.registry.versions import scheme_named
 
 SERIALS = [f"AT100-{n:06d}" for n in range(120)]
 
@@ -152,8 +152,8 @@ def test_documents_are_deterministic_and_compact_json(example_files: dict[str, b
 
 
 def test_answer_files_hold_the_answer_document(example_files: dict[str, bytes]) -> None:
-    from relreg.site.device_documents import answer_document
     from relreg.devices.update import plan_update
+    from relreg.site.device_documents import answer_document
 
     document = data(example_files, candidates_path("beta", "pvt", "main"))
     channel = Channel.from_document(document, SEMVER)
@@ -294,7 +294,8 @@ def test_a_1000_release_registry_answers_match_the_local_decision() -> None:
         answer = json.loads(files[path])["data"]
         channel = Channel.from_document(
             data(files, candidates_path(answer["cohort"], answer["hardware_version"], answer["software_type"])), scheme)
-        from relreg.devices.update import answer as local_answer, choose_index
+        from relreg.devices.update import answer as local_answer
+        from relreg.devices.update import choose_index
         for serial in rng.sample(SERIALS, 10):
             index = choose_index([(o["release"]["version"], o["rollout_threshold"]) for o in answer["offers"]],
                                  serial, answer["cohort"])

@@ -14,14 +14,26 @@ from pathlib import Path
 
 import httpx
 import pytest
+from api_schemas import API_SCHEMA_DIR
 from click.testing import CliRunner
+from device_helpers import (
+    FLEET_COHORTS,
+    FLEET_RELEASES,
+    SEMVER,
+    HostedSite,
+    Spec,
+    artifact_bytes,
+    channel,
+    host_registry,
+    nginx_or_skip,
+    oracle,
+    oracle_bucket,
+    rehost_example_registry,
+    write_fleet_registry,
+)
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from api_schemas import API_SCHEMA_DIR
-from device_helpers import (FLEET_COHORTS, FLEET_RELEASES, SEMVER, HostedSite, Spec, artifact_bytes, channel,
-                            host_registry, nginx_or_skip, oracle, oracle_bucket, rehost_example_registry,
-                            write_fleet_registry)
 from relreg.cli.device import EXIT_UP_TO_DATE, EXIT_UPDATE_AVAILABLE, device
 from relreg.devices.client import ClientError, DeviceClient, HttpTransport, UnknownChannel, VerificationError
 from relreg.devices.paths import answer_path, candidates_path

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import FIXTURES, run_relreg
 from git_helpers import commit_all, git
+
 from relreg.registry.schemas import INPUT_SCHEMAS
 from relreg.registry.yamlload import parse_yaml
 

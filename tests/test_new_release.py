@@ -10,9 +10,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import BASE_REGISTRY, EXAMPLE_REGISTRY, FIXTURES, run_relreg
 from git_helpers import commit_all, git, init_repo
+
 from relreg.registry.yamlload import parse_yaml
 
 FIRMWARE_SOURCE = FIXTURES / "elf" / "firmware.c"

@@ -12,9 +12,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-
-from site_helpers import (audit_notes_html, audit_page, build_hostile_site, corpus_files, html_pages,
-                          parse_page)
+from site_helpers import audit_notes_html, audit_page, build_hostile_site, corpus_files, html_pages, parse_page
 
 from relreg.site.notes import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, render_notes
 from relreg.site.pages import nest_headings

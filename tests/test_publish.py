@@ -19,27 +19,34 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Iterator
 
-import pytest
-from click.testing import CliRunner
-
 # Not skipped when missing: boto3 and moto[server] are test dependencies, and a skip would hide that.
 import boto3
 import moto.server as moto_server
+import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-
+from click.testing import CliRunner
 from conftest import BASE_REGISTRY
 from git_helpers import commit_all, init_repo
-from relreg.service import publish as publish_module
+
 from relreg.build import BuildOptions, build_site
 from relreg.cli.service import publish as publish_command
-from relreg.site.paths import release_path
+from relreg.service import publish as publish_module
 from relreg.service.publish import (
-    STAGES, LocalFile, PublishError, PublishHooks, RemoteObject, Target, parse_target, plan_publish, publish_site,
-    read_site, upload_rank,
+    STAGES,
+    LocalFile,
+    PublishError,
+    PublishHooks,
+    RemoteObject,
+    Target,
+    parse_target,
+    plan_publish,
+    publish_site,
+    read_site,
+    upload_rank,
 )
+from relreg.site.paths import MANIFEST, release_path
 from relreg.site.serving import headers_file, object_headers
-from relreg.site.write import MANIFEST
 
 BUCKET = "relreg-site"
 SITE_URL = "https://fw.example.test/"  # site_url of the base registry

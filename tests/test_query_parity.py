@@ -22,15 +22,15 @@ from typing import Iterator
 import httpx
 import pytest
 from click.testing import CliRunner
-
 from conftest import BASE_REGISTRY, EXAMPLE_REGISTRY
 from git_helpers import commit_all, init_repo
+
 from relreg.build import BuildOptions, build_site
 from relreg.cli.service import query as query_command
-from relreg.site.jobs import encode_json
 from relreg.service.query import answer, parse_query_string
 from relreg.service.query_client import FolderSource, all_releases
 from relreg.service.serve import PreviewServer
+from relreg.site.jobs import encode_json
 
 # The example registry committed in batches: releases in one batch share their created_date.
 BATCHES = [

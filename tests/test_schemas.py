@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLE_REGISTRY, FIXTURES
+
 from relreg.registry.schemas import default_schemas
 from relreg.registry.yamlload import YamlLoadError, parse_yaml
 

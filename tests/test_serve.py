@@ -13,9 +13,9 @@ from typing import Iterator
 
 import httpx
 import pytest
-
 from conftest import BASE_REGISTRY
 from git_helpers import commit_all, init_repo
+
 from relreg.service.serve import PreviewServer
 
 RELEASE_120 = """version: "1.2.0"

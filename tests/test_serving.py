@@ -6,10 +6,10 @@ import shutil
 
 import httpx
 import pytest
-
 from conftest import EXAMPLE_REGISTRY, run_relreg
 from device_helpers import free_port, start_nginx
 from git_helpers import commit_all, init_repo
+
 from relreg.site.serving import ENTRY, IMMUTABLE, LIST, NO_CACHE, SCHEMA, object_headers
 
 

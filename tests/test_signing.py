@@ -15,17 +15,36 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-
 from api_schemas import _schemas, api_schema_errors, schema_names_for
-from test_signing_support import (ALL_ROLES, build, device_documents, key_bundle, key_file, keys_yaml, load_key,
-                                  next_commit, signed_repo)
+from click.testing import CliRunner
+from test_signing_support import (
+    ALL_ROLES,
+    build,
+    device_documents,
+    key_bundle,
+    key_file,
+    keys_yaml,
+    load_key,
+    next_commit,
+    signed_repo,
+)
 
+from relreg.cli.keys import keys as keys_group
+from relreg.cli.keys import sign as sign_command
 from relreg.trust import signing
-from relreg.cli.keys import keys as keys_group, sign as sign_command
 from relreg.trust.keys import ENV_VAR, SigningKeyError, keyid_of, load_private_keys, parse_keys_file
-from relreg.trust.signing import (BadSignature, DigestMismatch, Expired, MalformedSignature, Rollback, ThresholdNotMet,
-                            UnknownKey, WrongPath, WrongType, verify_document)
+from relreg.trust.signing import (
+    BadSignature,
+    DigestMismatch,
+    Expired,
+    MalformedSignature,
+    Rollback,
+    ThresholdNotMet,
+    UnknownKey,
+    WrongPath,
+    WrongType,
+    verify_document,
+)
 from relreg.trust.tufrepo import SigningError
 
 CI = load_key("ci")

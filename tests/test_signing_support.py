@@ -16,10 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
+from conftest import EXAMPLE_REGISTRY
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from conftest import EXAMPLE_REGISTRY
 from git_helpers import commit_all, init_repo
 
 from relreg.build import BuildOptions, BuildReport, build_site

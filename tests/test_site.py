@@ -13,17 +13,16 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import pytest
-
 from conftest import EXAMPLE_REGISTRY, run_relreg
 from git_helpers import commit_all, git, init_repo
-from site_helpers import (build_example_site, check_links, html_pages, parse_page, site_url_to_file)
+from site_helpers import build_example_site, check_links, html_pages, parse_page, site_url_to_file
 
-from relreg.site import pages as site
 from relreg.history.deployments import CohortChange, read_cohort_history
 from relreg.registry.model import Activation
-from relreg.site.jobs import ReleaseDates, SiteInputs, release_views
 from relreg.registry.source import read_worktree
 from relreg.registry.validate import validate_files
+from relreg.site import pages as site
+from relreg.site.jobs import ReleaseDates, SiteInputs, release_views
 
 SITE_URL = "https://firmware.aurora.example/"
 ATOM = "{http://www.w3.org/2005/Atom}"

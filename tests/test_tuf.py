@@ -18,14 +18,24 @@ from typing import Iterator
 
 import pytest
 from click.testing import CliRunner
+from test_signing_support import (
+    ALL_ROLES,
+    SiteServer,
+    build,
+    device_documents,
+    key_bundle,
+    key_file,
+    keys_yaml,
+    load_key,
+    next_commit,
+    signed_repo,
+)
 from tuf.api import exceptions
 from tuf.api.metadata import Metadata, Targets, Timestamp
 from tuf.ngclient import Updater
 
-from test_signing_support import (ALL_ROLES, SiteServer, build, device_documents, key_bundle, key_file, keys_yaml,
-                                  load_key, next_commit, signed_repo)
-
-from relreg.cli.keys import keys as keys_group, sign as sign_command
+from relreg.cli.keys import keys as keys_group
+from relreg.cli.keys import sign as sign_command
 from relreg.trust.tufrepo import TIMESTAMP_STEP, SigningError, _sign, _tuf_signer, refresh, target_copy_path
 
 CI = load_key("ci")

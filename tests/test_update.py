@@ -6,11 +6,11 @@ from __future__ import annotations
 import random
 
 import pytest
+from device_helpers import SEMVER, Spec, channel, oracle, oracle_bucket, random_channel
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from device_helpers import SEMVER, Spec, channel, oracle, oracle_bucket, random_channel
-from relreg.devices.update import (FULL_ROLLOUT, bucket, choose_index, decide, in_rollout, plan_update, rollout_threshold)
+from relreg.devices.update import FULL_ROLLOUT, bucket, choose_index, decide, in_rollout, plan_update, rollout_threshold
 from relreg.registry.versions import VersionError, scheme_named
 
 NATURAL = scheme_named("natural")

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLE_REGISTRY, FIXTURES, run_relreg
 
 INVALID_CASES = sorted(path.name for path in (FIXTURES / "invalid").iterdir())

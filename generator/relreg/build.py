@@ -6,33 +6,34 @@ the middle is pure.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import click
 
 from relreg.history import gitlog
 from relreg.history.cache import work_cache_for
 from relreg.history.deployments import cohort_history
+from relreg.registry.device_counts import read_device_counts
 from relreg.registry.diagnostics import Diagnostic
-from relreg.trust.keys import ENV_VAR, KEYS_FILE
-from relreg.site.notes import render_all
-from relreg.site.jobs import ReleaseDates, SiteInputs
-from relreg.site.plan import plan_jobs, plan_site
-from relreg.resources import code_digest, schema_dir
 from relreg.registry.schemas import INPUT_SCHEMAS
-from relreg.site.serving import serving_files
 from relreg.registry.source import RegistryFiles, RegistryNotFound, read_git_tree, read_worktree
 from relreg.registry.validate import ValidationResult, validate_files
+from relreg.resources import code_digest, schema_dir
+from relreg.site.jobs import ReleaseDates, SiteInputs, format_date
+from relreg.site.notes import render_all
+from relreg.site.plan import plan_jobs, plan_site
+from relreg.site.serving import serving_files
 from relreg.site.write import PreviousBuild, WriteStats, previous_build, write_jobs, write_site
+from relreg.trust.keys import ENV_VAR, KEYS_FILE
 
+if TYPE_CHECKING:
+    from relreg.trust.tufrepo import SiteSigning
 
 # From this many releases, the site is rendered and written by one process per core.
 PARALLEL_RELEASES = 300
@@ -44,10 +45,6 @@ class InvalidRegistry(click.ClickException):
     def __init__(self, result: ValidationResult) -> None:
         super().__init__(f"{len(result.errors)} errors in the registry; nothing was written")
         self.result = result
-
-
-class DeviceCountsError(click.ClickException):
-    """The --device-counts file cannot be read."""
 
 
 @dataclass(frozen=True)
@@ -76,39 +73,6 @@ class BuildReport:
                 f"in {self.seconds:.2f}s")
 
 
-def read_device_counts(path: Path) -> dict[str, int]:
-    """A fleet snapshot: JSON {"1.2.3": 120, ...} or CSV rows `version,count` (a header row is allowed)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise DeviceCountsError(f"--device-counts {path}: {error.strerror}") from None
-    counts: dict[str, int] = {}
-    if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except ValueError as error:
-            raise DeviceCountsError(f"{path}: not valid JSON ({error})") from None
-        if not isinstance(data, dict):
-            raise DeviceCountsError(f"{path}: expected an object mapping version to device count")
-        items = data.items()
-        where = lambda index: path.name  # noqa: E731
-    else:
-        rows = [row for row in csv.reader(io.StringIO(text)) if row]
-        if rows and rows[0][0].strip().lower() == "version":
-            rows = rows[1:]  # header row
-        items = [(row[0], row[1] if len(row) > 1 else "") for row in rows]
-        where = lambda index: f"{path.name} row {index}"  # noqa: E731
-    for index, (version, count) in enumerate(items, start=1):
-        try:
-            number = int(count)
-        except (TypeError, ValueError):
-            number = -1
-        if number < 0:
-            raise DeviceCountsError(f"{where(index)}: count for {version!r} must be a whole number >= 0")
-        counts[str(version).strip()] = number
-    return counts
-
-
 def _read_files(options: BuildOptions, repo, prefix: str | None) -> RegistryFiles:
     if options.ref is None:
         return read_worktree(options.registry_dir)
@@ -126,7 +90,7 @@ def _dates(result: ValidationResult, git_history: gitlog.History | None, uncommi
         relative = source_path[len(strip):] if source_path.startswith(strip) else source_path
         known = git_history.dates.get(relative) if git_history else None
         if known is None:
-            warnings.append(f"{source_path} is not committed: dated {gitlog.format_date(now)}")
+            warnings.append(f"{source_path} is not committed: dated {format_date(now)}")
             return ReleaseDates(now, now)
         if relative in uncommitted:
             warnings.append(f"{source_path} has uncommitted changes: updated_date is the build time")
@@ -153,6 +117,16 @@ def _fingerprint(files: RegistryFiles, release_dates: dict[str, ReleaseDates],
 
 def _signing_wanted(options: BuildOptions) -> bool:
     return bool(options.signing_key or os.environ.get(ENV_VAR) or (options.registry_dir / KEYS_FILE).exists())
+
+
+def _signing(options: BuildOptions, repo, prefix: str | None, commit: str | None, dirty: bool,
+             warnings: list[str]) -> "SiteSigning | None":
+    """Keys, TUF roots and metadata versions from git; None when no key is given (an unsigned site)."""
+    if not _signing_wanted(options):
+        return None
+    from relreg.trust.tufrepo import SiteSigning  # cryptography and TUF load only for signed builds
+
+    return SiteSigning.configure(options, repo, prefix, commit, dirty, warnings)
 
 
 def _source_key(options: BuildOptions, repo, prefix: str, commit: str | None) -> str | None:
@@ -226,11 +200,7 @@ def build_site(options: BuildOptions) -> BuildReport:
     registry = result.registry
     assert registry is not None
     fingerprint = _fingerprint(files, release_dates, cohort_dates, counts, commit, options)
-    # --- signing (relreg.trust.tufrepo): keys, roots and versions from git; None when no key is given ---
-    signing = None
-    if _signing_wanted(options):
-        from relreg.trust.tufrepo import SiteSigning
-        signing = SiteSigning.configure(options, repo, prefix, commit, bool(uncommitted), warnings)
+    signing = _signing(options, repo, prefix, commit, bool(uncommitted), warnings)
     if signing is not None:
         fingerprint = signing.fingerprint(fingerprint)
     if not options.force and previous is not None and previous.fingerprint == fingerprint:

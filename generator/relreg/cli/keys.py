@@ -7,8 +7,17 @@ from pathlib import Path
 
 import click
 
-from relreg.trust.keys import (ENV_VAR, KEYS_FILE, ROLES, ROOTS_FOLDER, generate, key_entry_yaml, load_private_keys,
-                         new_keys_file, write_private_key)
+from relreg.trust.keys import (
+    ENV_VAR,
+    KEYS_FILE,
+    ROLES,
+    ROOTS_FOLDER,
+    generate,
+    key_entry_yaml,
+    load_private_keys,
+    new_keys_file,
+    write_private_key,
+)
 
 signing_key_option = click.option(
     "--signing-key", "signing_key", type=click.Path(path_type=Path, dir_okay=False, exists=True),

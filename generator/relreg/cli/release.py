@@ -109,8 +109,9 @@ def new_release(version: str, registry_dir: Path | None, artifacts: tuple[str, .
     valid; an existing release is never overwritten. Exit status: 0 written,
     1 refused (invalid result, or the release exists), 2 usage error.
     """
-    from relreg.release.newrelease import NewReleaseError, NewReleaseOptions, new_release as run_new_release
     from relreg.registry.validate import summary
+    from relreg.release.newrelease import NewReleaseError, NewReleaseOptions
+    from relreg.release.newrelease import new_release as run_new_release
 
     registry_path = resolve_registry(registry_dir)
     options = NewReleaseOptions(
@@ -178,8 +179,8 @@ def init(directory: Path, name: str, site_url: str, artifact_base_url: str, repo
     The registry is validated before anything is written, and no existing
     file is overwritten. Exit status: 0 created, 1 refused, 2 usage error.
     """
-    from relreg.release.init import InitError, InitOptions, init_registry
     from relreg.registry.validate import summary
+    from relreg.release.init import InitError, InitOptions, init_registry
 
     options = InitOptions(directory=directory, name=name, site_url=site_url, artifact_base_url=artifact_base_url,
                           repository_url=repository_url, version_scheme=version_scheme, hardware=list(hardware),

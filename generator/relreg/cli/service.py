@@ -74,9 +74,9 @@ def query(query_string: str | None, site: str | None, folder: Path | None, versi
     checked on its releases. Exit status: 0 answered (also with no match),
     1 the site cannot be read, 2 usage error (unknown parameter, bad value).
     """
-    from relreg.site.jobs import encode_json
     from relreg.service.query import QueryError, parse_query
     from relreg.service.query_client import SiteError, answer_from_site, open_source
+    from relreg.site.jobs import encode_json
 
     pairs: list[tuple[str, str]] = []
     try:

@@ -33,9 +33,9 @@ from typing import Any, Callable, Mapping, Protocol
 from urllib.parse import quote, unquote
 
 from relreg.devices.paths import answer_path, candidates_path
-from relreg.trust.signing import SIG_SUFFIX, DocumentRefused, content_addressed_path, verify_signature
-from relreg.devices.update import (Channel, DeviceIdentity, Payload, choose_index, plan_update, up_to_date_document)
+from relreg.devices.update import Channel, DeviceIdentity, Payload, choose_index, plan_update, up_to_date_document
 from relreg.registry.versions import VersionError, scheme_named
+from relreg.trust.signing import SIG_SUFFIX, DocumentRefused, content_addressed_path, verify_signature
 
 USER_AGENT = "relreg-device-client/1"
 # A version that may be part of a path: what the registry schema allows for versions.

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -54,13 +53,6 @@ class History:
     dates: dict[str, FileDates]  # by path relative to the registry folder
     commits_walked: int = 0
     cohort_changes: dict[str, list[FileChange]] = field(default_factory=dict)  # by path, oldest first
-
-
-def format_date(seconds: int) -> str:
-    """The seed's date form: 2019-01-19T05:01:13.000000+00:00 (git dates are whole seconds)."""
-    # time.gmtime rather than datetime.fromtimestamp(tz=utc): the same text at a twentieth of the
-    # cost, and every release document carries two dates.
-    return time.strftime("%Y-%m-%dT%H:%M:%S.000000+00:00", time.gmtime(seconds))
 
 
 def build_time() -> int:

@@ -15,7 +15,6 @@ from urllib.parse import urljoin
 
 from relreg.registry.versions import Version, VersionScheme
 
-
 # Segments of characters that urljoin copies as they are; no '.', '..' or empty segment.
 _PLAIN_PATH = re.compile(r"(?!\.\.?(?:/|$))[A-Za-z0-9._~%+-]+(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._~%+-]+)*\Z")
 

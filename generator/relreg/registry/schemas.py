@@ -27,8 +27,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from relreg.registry.diagnostics import Diagnostic
-from relreg.resources import schema_dir
 from relreg.registry.yamlload import JsonPath, SourceDocument
+from relreg.resources import schema_dir
 
 INPUT_SCHEMAS = {
     "registry": "registry.schema.json",

@@ -6,7 +6,7 @@ Problems are collected, never raised one at a time, so a single run reports
 everything that is wrong.
 
 Checking a file depends only on its bytes, so results are cached by git blob
-id (see cache.py) and, for large registries, spread over the machine's cores.
+id (see relreg/history/cache.py) and, for large registries, spread over the machine's cores.
 Source positions are only needed to report a problem, so documents are parsed
 with positions again, lazily, when a rule asks for one.
 """
@@ -16,9 +16,8 @@ from __future__ import annotations
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from relreg.history.cache import WorkCache
 from relreg.registry.diagnostics import Diagnostic, sorted_diagnostics
 from relreg.registry.model import Cohort, HardwareVersion, Registry, RegistryConfig, Release
 from relreg.registry.rules import RuleContext, check_rules
@@ -78,8 +77,24 @@ def _check_all(files: list[RawFile]) -> list[tuple[Any | None, list[Diagnostic]]
                              [f.content for f in files], chunksize=max(1, len(files) // (workers * 8))))
 
 
-def validate_files(files: RegistryFiles, cache: WorkCache | None = None) -> ValidationResult:
-    cache = cache or WorkCache()
+class DocumentCache(Protocol):
+    """Parsed, schema-valid documents by (kind, git blob id): relreg.history.cache.WorkCache, or none."""
+
+    def document(self, kind: str, blob_id: str) -> Any | None: ...
+
+    def store_document(self, kind: str, blob_id: str, data: Any) -> None: ...
+
+
+class _NoCache:
+    def document(self, kind: str, blob_id: str) -> Any | None:
+        return None
+
+    def store_document(self, kind: str, blob_id: str, data: Any) -> None:
+        pass
+
+
+def validate_files(files: RegistryFiles, cache: DocumentCache | None = None) -> ValidationResult:
+    cache = cache if cache is not None else _NoCache()
     diagnostics: list[Diagnostic] = list(files.problems)
     valid: dict[str, list[tuple[RawFile, Any]]] = {"registry": [], "release": [], "hardware": [], "cohort": []}
     to_check = []

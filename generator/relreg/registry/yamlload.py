@@ -19,8 +19,15 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import yaml
-from yaml.events import (AliasEvent, MappingEndEvent, MappingStartEvent, ScalarEvent, SequenceEndEvent,
-                         SequenceStartEvent, StreamEndEvent)
+from yaml.events import (
+    AliasEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+)
 
 try:  # the C parser is ~9x faster than the pure-Python one
     from yaml import CSafeLoader as _Loader

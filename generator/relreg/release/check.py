@@ -23,10 +23,10 @@ from relreg.history import gitlog
 from relreg.history.cache import WorkCache, work_cache_for
 from relreg.registry.diagnostics import Diagnostic, sorted_diagnostics
 from relreg.registry.model import Cohort, HardwareVersion, RegistryConfig, Release
-from relreg.release.policy import Snapshot, changes, check_policy
 from relreg.registry.source import RegistryFiles, RegistryNotFound, read_git_tree, read_worktree
 from relreg.registry.validate import SourceDocuments, check_file, validate_files
 from relreg.registry.versions import VersionError, scheme_named
+from relreg.release.policy import Snapshot, changes, check_policy
 
 
 class CheckUsageError(Exception):

@@ -17,10 +17,10 @@ from pathlib import Path, PurePosixPath
 
 from relreg import __version__
 from relreg.history.cache import WorkCache
-from relreg.resources import schema_dir
 from relreg.registry.schemas import INPUT_SCHEMAS
 from relreg.registry.source import RawFile, RegistryFiles, git_blob_id
 from relreg.registry.validate import ValidationResult, validate_files
+from relreg.resources import schema_dir
 
 TEMPLATES = Path(__file__).resolve().parent / "templates_init"
 DOT_NAMES = {"github": ".github", "vscode": ".vscode", "gitignore": ".gitignore"}

@@ -52,15 +52,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple
 
-from relreg.site.write import MANIFEST
+from relreg.site.paths import MANIFEST
 
 # --------------------------------------------------------------------------------------------
 # The header policy (pure)
 # --------------------------------------------------------------------------------------------
-
 # The header policy lives in serving.py, shared with the build's _headers and nginx.conf.
 from relreg.site.serving import POLICY_ID, SIGNATURE_SUFFIX, object_headers  # noqa: E402
-
 
 # --------------------------------------------------------------------------------------------
 # Upload order (pure)

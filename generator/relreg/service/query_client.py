@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 from urllib.parse import quote
 
-from relreg.site.paths import DIMENSIONS, all_releases_path, index_path
 from relreg.service.query import Query, answer
+from relreg.site.paths import DIMENSIONS, all_releases_path, index_path
 
 # A key that can name a file: what the input schemas allow for versions, revisions,
 # hardware versions and build ids. Other values cannot have an index: they match nothing.

@@ -38,10 +38,10 @@ from urllib.parse import urlsplit
 
 import click
 
-from relreg.site.jobs import encode_json
-from relreg.site.serving import content_type
 from relreg.service.query import QueryError, answer, parse_query_string
 from relreg.service.query_client import FolderSource, all_releases
+from relreg.site.jobs import encode_json
+from relreg.site.serving import content_type
 
 STATUS_PATH = "/__relreg/status"
 QUERY_PATH = "/api/v1/releases"

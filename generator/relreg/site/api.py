@@ -8,9 +8,18 @@ from functools import partial
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from relreg import __version__
-from relreg.history.gitlog import format_date
 from relreg.registry.model import Artifact, Cohort, HardwareVersion, Release
-from relreg.site.jobs import PlanJob, ReleaseDates, ReleaseView, SiteInputs, chunks, encode, encode_json, merge_jobs
+from relreg.site.jobs import (
+    PlanJob,
+    ReleaseDates,
+    ReleaseView,
+    SiteInputs,
+    chunks,
+    encode,
+    encode_json,
+    format_date,
+    merge_jobs,
+)
 from relreg.site.paths import API, DIMENSIONS, PER_PAGE, all_releases_path, index_path, release_path
 
 

@@ -21,14 +21,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from relreg.history.gitlog import format_date
-from relreg.registry.model import Release
 from relreg.devices.paths import DEVICES, NO_SOFTWARE_TYPE, candidates_path, channel_folder, index_path
-from relreg.devices.update import (BUCKETS, Candidate, Channel, Payload, UpdatePlan, barriers_of, plan_update,
-                           rollout_threshold)
-
-from relreg.site.jobs import ReleaseView, SiteInputs
+from relreg.devices.update import (
+    BUCKETS,
+    Candidate,
+    Channel,
+    Payload,
+    UpdatePlan,
+    barriers_of,
+    plan_update,
+    rollout_threshold,
+)
+from relreg.registry.model import Release
+from relreg.site.jobs import ReleaseView, SiteInputs, format_date
 from relreg.site.paths import release_path
+
 Slot = tuple[str, "str | None"]  # (hardware version, software type)
 
 

@@ -8,6 +8,7 @@ write.py). Everything here is pure.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
@@ -41,6 +42,13 @@ class SiteInputs:
     @property
     def site_url(self) -> str:
         return self.base_url or self.registry.config.site_url
+
+
+def format_date(seconds: int) -> str:
+    """The seed's date form: 2019-01-19T05:01:13.000000+00:00 (git dates are whole seconds)."""
+    # time.gmtime rather than datetime.fromtimestamp(tz=utc): the same text at a twentieth of the
+    # cost, and every release document carries two dates.
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000000+00:00", time.gmtime(seconds))
 
 
 def encode_json(document: Any) -> bytes:

@@ -31,7 +31,6 @@ from markupsafe import Markup
 
 from relreg import __version__
 from relreg.resources import code_digest, site_dir
-
 from relreg.site import jobs
 from relreg.site.jobs import Keyed, PlanJob, ReleaseView, SiteInputs, merge_jobs
 

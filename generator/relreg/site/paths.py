@@ -8,6 +8,7 @@ from __future__ import annotations
 
 API = "api/v1"
 PER_PAGE = 100
+MANIFEST = ".relreg-manifest.json"  # what the last build wrote, with keys and digests; never served
 DIMENSIONS = ("version", "revision", "hardware_version", "build_id")  # the seed's query dimensions
 
 

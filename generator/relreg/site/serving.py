@@ -15,7 +15,7 @@ import json
 import re
 from typing import Iterable, NamedTuple
 
-from relreg.site.write import MANIFEST
+from relreg.site.paths import MANIFEST
 
 NO_CACHE = "no-cache"
 

@@ -27,8 +27,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import click
 
 from relreg.site.jobs import Keyed, job_files
+from relreg.site.paths import MANIFEST
 
-MANIFEST = ".relreg-manifest.json"
 _RENAME_EXCHANGE = 2
 
 

@@ -46,13 +46,22 @@ from typing import Any, Iterable, Mapping
 
 import click
 
-from relreg.trust.keys import (ENV_VAR, KEYS_FILE, ROOTS_FOLDER, TUF_ROLES, KeysConfig, PrivateKey, load_private_keys,
-                         parse_keys_file, require_crypto)
+from relreg.trust.keys import (
+    ENV_VAR,
+    KEYS_FILE,
+    ROOTS_FOLDER,
+    TUF_ROLES,
+    KeysConfig,
+    PrivateKey,
+    load_private_keys,
+    parse_keys_file,
+    require_crypto,
+)
 
 try:  # signing is optional: an unsigned build imports this module but needs none of these
     from securesystemslib.signer import CryptoSigner, SSlibKey
     from tuf.api.exceptions import UnsignedMetadataError
-    from tuf.api.metadata import MetaFile, Metadata, Role, Root, Snapshot, TargetFile, Targets, Timestamp
+    from tuf.api.metadata import Metadata, MetaFile, Role, Root, Snapshot, TargetFile, Targets, Timestamp
     from tuf.api.serialization.json import JSONSerializer
 
     from relreg.trust import signing

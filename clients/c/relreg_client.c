@@ -1230,10 +1230,9 @@ rr_status rr_image_finish(rr_image *image)
         return RR_ERR_IMAGE_TOO_LARGE;
     if (image->received != image->expected_size)
         return RR_ERR_SIZE_MISMATCH;
-    uint8_t digest[32];
-    image->crypto->sha256_final(&image->sha, digest);
+    image->crypto->sha256_final(&image->sha, image->digest);
     unsigned diff = 0;
     for (int i = 0; i < 32; i++)
-        diff |= (unsigned)(digest[i] ^ image->expected_sha256[i]);
+        diff |= (unsigned)(image->digest[i] ^ image->expected_sha256[i]);
     return diff ? RR_ERR_IMAGE_DIGEST_MISMATCH : RR_OK;
 }

@@ -215,6 +215,7 @@ typedef struct {
     uint64_t expected_size;
     uint64_t received;
     uint8_t expected_sha256[32];
+    uint8_t digest[32]; /* after rr_image_finish with the right size: the sha256 received */
     int failed;
 } rr_image;
 

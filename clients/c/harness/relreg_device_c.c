@@ -1060,8 +1060,41 @@ static int batch(site *s)
     return 0;
 }
 
+/* --compare-versions SCHEME: "a<TAB>b" per line on stdin; prints -1, 0, 1 or "invalid" per line. */
+static int compare_versions(const char *name)
+{
+    rr_scheme scheme;
+    if (!strcmp(name, "semver"))
+        scheme = RR_SCHEME_SEMVER;
+    else if (!strcmp(name, "natural"))
+        scheme = RR_SCHEME_NATURAL;
+    else
+        usage("--compare-versions: semver or natural");
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, stdin) > 0) {
+        trim_newline(line);
+        char *tab = strchr(line, '\t');
+        if (!tab) {
+            fprintf(stderr, "--compare-versions: expected two tab-separated versions: %s\n", line);
+            free(line);
+            return 2;
+        }
+        *tab = 0;
+        int order;
+        if (rr_version_compare(scheme, line, strlen(line), tab + 1, strlen(tab + 1), &order) == RR_OK)
+            printf("%d\n", order);
+        else
+            puts("invalid");
+    }
+    free(line);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[1], "--compare-versions"))
+        return compare_versions(argv[2]);
     const char *where = NULL, *download_dir = NULL;
     rr_identity device = {NULL, NULL, NULL, NULL, NULL};
     int exit_code = 0, batch_mode = 0;

@@ -238,7 +238,7 @@ VERSION_TEXT = st.one_of(
 )
 
 
-@settings(max_examples=40, deadline=None, database=None)
+@settings(max_examples=25, deadline=None, database=None)
 @given(pairs=st.lists(st.tuples(VERSION_TEXT, VERSION_TEXT), min_size=20, max_size=60))
 def test_version_order_is_the_python_order(pairs: list[tuple[str, str]]) -> None:
     """`--compare-versions`: the C order, or "invalid", for each pair, against relreg's schemes."""

@@ -1,14 +1,21 @@
 # The two commands of a fresh clone: `make site` and `make test`.
 PYTHON ?= python3
+FUZZ_LONG ?= 120
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: site test bench validate clean system-deps
+.PHONY: site test bench bench-device fuzz c-client validate clean system-deps
 
 # System programs the tests drive for real: Debian's Chromium (through
-# Playwright, with its executable path) and nginx as the HTTP origin.
-SYSTEM_DEPS := /usr/bin/chromium /usr/sbin/nginx /usr/bin/gcc /usr/bin/readelf
+# Playwright, with its executable path) and nginx as the HTTP origin; for the
+# C device client (clients/c/): gcc, jsmn, libsodium, libcurl, clang's
+# libFuzzer and the Cortex-M toolchain with newlib (its budgets).
+SYSTEM_DEPS := /usr/bin/chromium /usr/sbin/nginx /usr/bin/gcc /usr/bin/readelf /usr/bin/make \
+	/usr/include/jsmn.h /usr/include/sodium.h /usr/bin/curl-config /usr/bin/clang \
+	/usr/bin/arm-none-eabi-gcc /usr/lib/arm-none-eabi/include/string.h
+SYSTEM_PACKAGES := chromium nginx-light gcc binutils make libjsmn-dev libsodium-dev libcurl4-openssl-dev \
+	clang gcc-arm-none-eabi libnewlib-arm-none-eabi
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,15 +33,30 @@ validate: $(STAMP)
 
 system-deps:
 	@missing=""; \
-	for program in $(SYSTEM_DEPS); do [ -x $$program ] || missing="$$missing $$program"; done; \
+	for program in $(SYSTEM_DEPS); do [ -e $$program ] || missing="$$missing $$program"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system test dependencies (missing:$$missing)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium nginx-light gcc binutils >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 	fi
 
-test: $(STAMP) system-deps
+# The C device client: harness, ASan+UBSan builds, unit tests (the tests also build it on demand).
+c-client: system-deps
+	$(MAKE) -s -C clients/c
+
+test: $(STAMP) system-deps c-client
+	rm -rf clients/c/build/report
 	$(BIN)/python -m pytest -n 2 -q
+	@cat clients/c/build/report/*.txt 2>/dev/null || true
+
+# Every fuzz target of the C client for FUZZ_LONG seconds (make test runs them briefly).
+fuzz: system-deps
+	$(MAKE) -C clients/c fuzz FUZZ_LONG=$(FUZZ_LONG)
+
+# Device budgets: ARM code size, stack per entry point, document sizes against a 4 KiB buffer.
+bench-device: $(STAMP) system-deps
+	$(MAKE) -s -C clients/c budgets
+	$(BIN)/python clients/c/bench_device.py
 
 bench: $(STAMP)
 	@command -v hugo >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -42,4 +64,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
 
 clean:
-	rm -rf $(VENV) public .bench
+	rm -rf $(VENV) public .bench clients/c/build

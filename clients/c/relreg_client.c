@@ -405,8 +405,8 @@ static int get_int(const rr_doc *doc, int token, int64_t *out)
         if (!is_digit(raw.ptr[i]))
             return 0;
         unsigned d = (unsigned)(raw.ptr[i] - '0');
-        if (value > (UINT64_C(0x7fffffffffffffff) - d) / 10)
-            return 0;
+        if (value > UINT64_C(922337203685477580) || (value == UINT64_C(922337203685477580) && d > 7))
+            return 0; /* beyond INT64_MAX */
         value = value * 10 + d;
     }
     *out = negative ? -(int64_t)value : (int64_t)value;
@@ -768,10 +768,11 @@ unsigned rr_bucket(const rr_crypto *crypto, const char *serial, const char *coho
     crypto->sha256_update(&ctx, &zero, 1);
     crypto->sha256_update(&ctx, (const uint8_t *)version, version_len);
     crypto->sha256_final(&ctx, digest);
-    uint64_t value = 0;
+    /* the first 8 bytes as a big-endian number, mod 10000, byte by byte (no 64-bit division) */
+    uint32_t remainder = 0;
     for (int i = 0; i < 8; i++)
-        value = (value << 8) | digest[i];
-    return (unsigned)(value % RR_BUCKETS);
+        remainder = ((remainder << 8) | digest[i]) % RR_BUCKETS;
+    return (unsigned)remainder;
 }
 
 static int in_rollout(const rr_crypto *crypto, int64_t threshold, const rr_identity *device, rr_str version)

@@ -1091,10 +1091,38 @@ static int compare_versions(const char *name)
     return 0;
 }
 
+/* --measure: a file path per line on stdin; prints "<bytes> <jsmn tokens> <rr_parse status>" per file. */
+static int measure(void)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, stdin) > 0) {
+        trim_newline(line);
+        buffer body = {0};
+        int missing;
+        if (read_file(line, &body, &missing) != 0) {
+            fprintf(stderr, "%s: %s\n", line, strerror(errno));
+            free(line);
+            return 1;
+        }
+        unsigned count = (unsigned)(body.len / 2 + 8);
+        jsmntok_t *tokens = malloc(count * sizeof *tokens);
+        rr_doc doc;
+        rr_status status = rr_parse(&doc, body.data, body.len, tokens, count);
+        printf("%zu %d %s\n", body.len, doc.count, rr_status_name(status));
+        free(tokens);
+        buf_free(&body);
+    }
+    free(line);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && !strcmp(argv[1], "--compare-versions"))
         return compare_versions(argv[2]);
+    if (argc == 2 && !strcmp(argv[1], "--measure"))
+        return measure();
     const char *where = NULL, *download_dir = NULL;
     rr_identity device = {NULL, NULL, NULL, NULL, NULL};
     int exit_code = 0, batch_mode = 0;
@@ -1167,9 +1195,8 @@ int main(int argc, char **argv)
     int status = 1;
     if (open_site(&s, where, &e) != 0) {
         fprintf(stderr, "Error: %s\n", e.message.data);
-        return 1;
-    }
-    if (batch_mode) {
+        status = 1;
+    } else if (batch_mode) {
         status = batch(&s);
     } else {
         outcome o;

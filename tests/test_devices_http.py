@@ -318,6 +318,53 @@ def test_a_fleet_of_1200_devices_updates_to_what_the_rules_predict(fleet_site: H
     assert "[error]" not in fleet_site.nginx.error_log()
 
 
+def test_devices_running_the_c_client_update_over_http_like_the_rules_predict(fleet_site: HostedSite,
+                                                                             tmp_path: Path) -> None:
+    """Part of the fleet runs the C client (relreg-device-c, ASan+UBSan, libcurl) against the same nginx:
+    every check prints what the Python client prints, every image is downloaded and verified, and every
+    device walks the path the rules predict."""
+    from c_client_helpers import run_c
+
+    fleet = make_fleet(60, seed=23)
+    python = DeviceClient(fleet_site.url)
+
+    def run(identity: DeviceIdentity) -> tuple[list[str], int]:
+        folder = tmp_path / identity.serial
+        current, path, deltas = identity.current_version, [identity.current_version], 0
+        while True:
+            result = run_c("--site", fleet_site.url, "--cohort", identity.cohort, "--hardware-version",
+                           identity.hardware_version, "--current-version", current, "--serial", identity.serial,
+                           "--download", folder, "--exit-code")
+            assert result.returncode in (EXIT_UP_TO_DATE, EXIT_UPDATE_AVAILABLE), result.stderr
+            reference = python.check(DeviceIdentity(identity.cohort, identity.hardware_version, current,
+                                                    identity.serial))
+            assert result.stdout == json.dumps(reference.document, indent=2, ensure_ascii=False) + "\n"
+            document = json.loads(result.stdout)
+            if result.returncode == EXIT_UP_TO_DATE:
+                assert document["up_to_date"] is True and not (folder.exists() and any(folder.iterdir()))
+                return path, deltas
+            artifact = document["artifacts"][0]
+            image = folder / artifact["filename"]
+            assert image.read_bytes() == artifact_bytes(artifact["url"].removeprefix(fleet_site.artifact_base_url))
+            assert f"downloaded {image} ({artifact['file_size']} bytes, sha256 verified)" in result.stderr
+            image.unlink()  # "installed"
+            assert artifact["delta_from"] in (None, current)
+            deltas += artifact["delta_from"] is not None
+            current = document["version"]
+            path.append(current)
+            assert len(path) < 12, path
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(run, fleet))
+    python.close()
+    for identity, (path, _) in zip(fleet, outcomes):
+        assert path == expected_path(identity.cohort, identity.hardware_version, identity.current_version,
+                                     identity.serial), identity
+    assert max(len(path) for path, _ in outcomes) >= 4, "long paths through gates and barriers were walked"
+    assert sum(deltas for _, deltas in outcomes), "some C devices took a delta"
+    assert "[error]" not in fleet_site.nginx.error_log()
+
+
 def test_fleet_site_documents_match_the_expected_channels(fleet_site: HostedSite) -> None:
     for cohort in FLEET_COHORTS:
         for hardware in ("h1", "h2"):

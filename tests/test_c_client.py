@@ -132,3 +132,29 @@ def test_usage_errors_exit_2_like_click() -> None:
     assert run_c("--cohort", "beta").returncode == 2
     assert run_c("--site", ".", "--trust", "nokey", "--cohort", "c", "--hardware-version", "h",
                  "--current-version", "1.0.0", "--serial", "s").returncode == 2
+
+
+# --- documents that outgrow a small device -----------------------------------------------------------
+
+def test_the_build_warns_when_device_documents_outgrow_a_small_device(tmp_path: Path) -> None:
+    """A cohort that keeps every release deployed makes candidates.json grow past 4 KiB and 256 tokens:
+    the build says so, and its count of tokens is the C parser's."""
+    repo = init_repo(tmp_path / "repo")
+    shutil.copytree(EXAMPLE_REGISTRY, repo / "registry")
+    commit_all(repo, "registry", "2025-06-01T12:00:00+00:00")
+    example = run_relreg("build", "--registry", repo / "registry", "--out", tmp_path / "example")
+    assert example.exit_code == 0 and "small device" not in example.output  # the example fits
+
+    live = sorted(p.stem for p in (repo / "registry" / "releases").glob("*.yaml") if "yanked:" not in p.read_text())
+    (repo / "registry" / "cohorts" / "everything.yaml").write_text(
+        "slug: everything\nname: Everything\nhardware_versions: [pvt]\nreleases:\n"
+        + "".join(f'  - version: "{v}"\n    rollout_percent: 100\n' for v in live))
+    commit_all(repo, "a cohort that keeps every release", "2025-06-02T12:00:00+00:00")
+    result = run_relreg("build", "--registry", repo / "registry", "--out", tmp_path / "site")
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if "exceed what a small device reads" in line]
+    assert len(warnings) == 1 and "device candidates documents" in warnings[0], result.output
+    largest = re.search(r"the largest is (\S+) \((\d+) bytes, (\d+) tokens\)", warnings[0])
+    assert largest and largest[1].startswith("api/v1/devices/everything/pvt/"), warnings[0]
+    measured = run_c("--measure", stdin=str(tmp_path / "site" / largest[1]) + "\n").stdout.split()
+    assert measured == [largest[2], largest[3], "ok"] and int(measured[1]) > 256

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable
 
 import click
 
+from relreg.devices.budget import DeviceBudget
 from relreg.history import gitlog
 from relreg.history.cache import work_cache_for
 from relreg.history.deployments import cohort_history
@@ -150,6 +151,18 @@ def _source_key(options: BuildOptions, repo, prefix: str, commit: str | None) ->
     return digest.hexdigest()
 
 
+def _device_budget_warnings(out: Path) -> list[str]:
+    """Device documents (answers, candidates) a C device with 4 KiB and 256 JSON tokens cannot read."""
+    root = out / "api" / "v1" / "devices"
+    budget = DeviceBudget()
+    for folder, _, names in os.walk(root):
+        for name in names:
+            if name.endswith(".json") and not (name == "index.json" and folder == str(root)):
+                path = Path(folder) / name
+                budget.add(path.relative_to(out).as_posix(), path.read_bytes())
+    return budget.warnings()
+
+
 def _unchanged(previous: PreviousBuild, started: float, commit: str | None, warnings: list[str]) -> BuildReport:
     return BuildReport(releases=previous.releases, stats=WriteStats(written=0, unchanged=len(previous.files), removed=0),
                        seconds=time.perf_counter() - started, commit=commit, warnings=warnings)
@@ -243,6 +256,8 @@ def build_site(options: BuildOptions) -> BuildReport:
              + (f" in {workers} processes" if workers > 1 else ""))
         stats = write_jobs(plan_jobs(inputs), serving_files, options.out, fingerprint, reuse=not options.force,
                            source=source, releases=len(release_dates), workers=workers, previous=previous)
+    step("checking device documents against a small device's buffer")
+    warnings += _device_budget_warnings(options.out)
     return BuildReport(releases=len(release_dates), stats=stats, seconds=time.perf_counter() - started,
                        commit=commit, warnings=warnings + [d.message for d in result.diagnostics
                                                            if not d.is_error and isinstance(d, Diagnostic)])

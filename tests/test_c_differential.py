@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from c_client_helpers import (c_answers, channels_of, known_versions, python_answers, report, run_c)
+from c_client_helpers import (c_answers, channels_of, known_versions, python_answers, report, run_c, run_python)
 from conftest import run_relreg
 from git_helpers import commit_all, init_repo
 
@@ -227,6 +227,23 @@ def test_c_and_python_clients_agree_on_generated_registries(tmp_path_factory: py
     print(line)
     assert totals["comparisons"] >= MIN_COMPARISONS, line
     assert totals["updates"] > 1500 and totals["errors"] > 100, line  # both kinds of answer were exercised
+
+
+def test_a_version_with_a_trailing_newline_is_refused_by_both_clients(tmp_path: Path) -> None:
+    """Found by comparing the clients: Python's natural scheme matched with `$`, which also matches before
+    a final newline, so `relreg device check --current-version $'1.2\\n'` decided for "1.2" where the C
+    client refuses the version. Both refuse it now, in the same words."""
+    spec = GenRegistry("natural", [GenRelease("1.0", {"h1": [None]}), GenRelease("1.2", {"h1": [None]})],
+                       {"alpha": (None, [("1.0", 100), ("1.2", 100)])}, [], 0)
+    site = build(spec, tmp_path)
+    for version in ("1.2\n", "1.1\n", "1.2"):
+        arguments = ["--site", site, "--cohort", "alpha", "--hardware-version", "h1", "--current-version", version,
+                     "--serial", "SN-1"]
+        python, c = run_python(*arguments), run_c(*arguments)
+        assert (c.returncode, c.stdout, c.stderr) == (python.returncode, python.stdout, python.stderr), version
+        assert python.returncode == (0 if version == "1.2" else 1), python.stderr
+        if version != "1.2":
+            assert "is not a natural version" in python.stderr
 
 
 # --- version ordering ------------------------------------------------------------------------------

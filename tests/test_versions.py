@@ -30,7 +30,8 @@ def test_natural_trailing_zeros_are_the_same_version() -> None:
 
 
 @pytest.mark.parametrize("name, text", [("semver", "1.2"), ("semver", "v1.2.3"), ("semver", "01.2.3"),
-                                        ("natural", "release-1"), ("natural", "1..2")])
+                                        ("natural", "release-1"), ("natural", "1..2"),
+                                        ("natural", "1.2\n"), ("semver", "1.2.3\n")])
 def test_invalid_versions_are_refused(name: str, text: str) -> None:
     with pytest.raises(VersionError):
         scheme_named(name).parse(text)

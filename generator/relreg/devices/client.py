@@ -39,7 +39,7 @@ from relreg.trust.signing import SIG_SUFFIX, DocumentRefused, content_addressed_
 
 USER_AGENT = "relreg-device-client/1"
 # A version that may be part of a path: what the registry schema allows for versions.
-_PATH_SAFE_VERSION = re.compile(r"^(?!.*\.\.)[0-9][0-9A-Za-z.+-]{0,63}$")
+_PATH_SAFE_VERSION = re.compile(r"^(?!.*\.\.)[0-9][0-9A-Za-z.+-]{0,63}\Z")
 _SAFE_FILENAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,254}$")
 _CHUNK = 64 * 1024
 

@@ -83,7 +83,8 @@ class SemVerScheme:
         return Version(text=text, key=key, is_prerelease=bool(prerelease))
 
 
-_NATURAL = re.compile(r"^(?P<numbers>[0-9]+(?:\.[0-9]+)*)(?:[-.+~_]?(?P<suffix>[A-Za-z][0-9A-Za-z.+-]*))?$")
+# \Z, not $: "$" also matches before a final newline, and "1.2\n" is no version (the C client agrees).
+_NATURAL = re.compile(r"^(?P<numbers>[0-9]+(?:\.[0-9]+)*)(?:[-.+~_]?(?P<suffix>[A-Za-z][0-9A-Za-z.+-]*))?\Z")
 _SUFFIX_PART = re.compile(r"[0-9]+|[A-Za-z]+")
 
 

@@ -420,10 +420,10 @@ static int verified(site *s, const char *path, fetched *document, error *e)
     buf_str(&sig_url, url.data);
     buf_str(&sig_url, ".sig");
     unquote(&signed_path, path);
-    fetched sig;
+    fetched sig = {0};
     int result = -1;
     if (get(s, sig_url.data, &sig, e) != 0)
-        goto done;
+        goto done_sig;
     if (sig.status != 200) {
         fail(e, "%s: refused (missing-signature): GET %s: HTTP %ld", url.data, sig_url.data, sig.status);
         goto done_sig;
@@ -447,7 +447,7 @@ static int verified(site *s, const char *path, fetched *document, error *e)
             buf_str(&copy_path, name ? name + 1 : signed_path.data);
             buf_str(&copy_url, s->base);
             quote(&copy_url, copy_path.data, "/");
-            fetched copy;
+            fetched copy = {0};
             if (get(s, copy_url.data, &copy, e) == 0) {
                 if (copy.status != 200)
                     copy.body.len = 0;
@@ -459,6 +459,7 @@ static int verified(site *s, const char *path, fetched *document, error *e)
                 }
                 buf_free(&copy.body);
             } else {
+                buf_free(&copy.body);
                 status = RR_ERR_DIGEST_MISMATCH;
             }
             buf_free(&copy_path);
@@ -477,7 +478,6 @@ static int verified(site *s, const char *path, fetched *document, error *e)
     result = 0;
 done_sig:
     buf_free(&sig.body);
-done:
     buf_free(&url);
     buf_free(&sig_url);
     buf_free(&signed_path);

@@ -1,0 +1,228 @@
+"""Deployments as fleets run them, replayed commit by commit in a real git repository.
+
+A registry goes through holds per hardware, the release of a hold, a gate added
+to a published release, a move of one release into a group folder, a commit
+that changes only a file's mode, and a move of the whole registry folder. After
+every commit the site is built, and every device decision (from the built
+answer documents), every release and cohort date and the deployment history
+are asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import run_relreg
+from git_helpers import commit_all, git, init_repo
+
+from relreg.devices.paths import answer_path
+
+REGISTRY_YAML = """name: Replay
+site_url: https://fw.example.test/
+artifact_base_url: https://dl.example.test/fw/
+"""
+
+
+def release(version: str, digit: str, *, gate: str = "") -> str:
+    images = "".join(
+        f"""  - hardware_version: {board}
+    build_id: "{digit * 39}{index}"
+    url: {version}/{board}.bin
+    size: 1000
+    sha256: "{digit * 63}{index}"
+""" for index, board in enumerate(("a", "b")))
+    return f'version: "{version}"\n{gate}artifacts:\n{images}'
+
+
+def cohort(*activations: str) -> str:
+    return "slug: prod\nname: Production\nhardware_versions: [a, b]\nreleases:\n" + "".join(activations)
+
+
+def activation(version: str, hardware: str | None = None) -> str:
+    text = f'  - version: "{version}"\n'
+    return text + (f"    hardware_versions: [{hardware}]\n" if hardware else "")
+
+
+def offered(site: Path, board: str, current: str) -> str | None:
+    """What every device of board `board` on `current` is offered (the answers here have no staged rollouts)."""
+    answer = json.loads((site / answer_path("prod", board, None, current)).read_text())["data"]
+    if not answer["offers"]:
+        return None
+    [offer] = answer["offers"]
+    assert offer["rollout_threshold"] == 10000
+    return f"{offer['release']['version']} ({offer['release']['reason']})"
+
+
+def dates(site: Path) -> dict[str, tuple[str, str]]:
+    data = json.loads((site / "api/v1/releases.json").read_text())["data"]
+    result = {r["version"]: (r["created_date"][:10], r["updated_date"][:10]) for r in data}
+    [prod] = json.loads((site / "api/v1/cohorts.json").read_text())["data"]
+    result["cohort prod"] = (prod["created_date"][:10], prod["updated_date"][:10])
+    return result
+
+
+def history(site: Path) -> list[str]:
+    """The change column of the cohort page's deployment history, newest first."""
+    page = (site / "cohorts/prod/index.html").read_text()
+    table = page.split('id="history"', 1)[1]
+    return [cell.split("</ul>")[0].replace("</li><li>", "; ").removeprefix("<li>").removesuffix("</li>")
+            for cell in table.split('<ul class="plain">')[1:]]
+
+
+def build(repo: Path, folder: str, out: Path) -> Path:
+    result = run_relreg("build", "--registry", repo / folder, "--out", out)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+# Each step: what the commit does, and then what devices are offered
+# {(board, current version): offer}, the dates {version: (created, updated)} and
+# the newest entry of the deployment history.
+STEPS = [
+    ("2024-01-01", "first release", {("a", "1.0.0"): None, ("b", "1.0.0"): None},
+     {"1.0.0": ("2024-01-01", "2024-01-01"), "cohort prod": ("2024-01-01", "2024-01-01")},
+     "added 1.0.0 at 100\u00a0%"),
+    ("2024-02-01", "1.1.0 to a only: held back on b",
+     {("a", "1.0.0"): "1.1.0 (latest)", ("b", "1.0.0"): None, ("a", "1.1.0"): None,
+      ("b", "1.1.0"): None},  # a b device already on 1.1.0 stays there: never a downgrade
+     {"1.0.0": ("2024-01-01", "2024-01-01"), "1.1.0": ("2024-02-01", "2024-02-01"),
+      "cohort prod": ("2024-01-01", "2024-02-01")},
+     "added 1.1.0 at 100\u00a0%; 1.1.0 held back on b"),
+    ("2024-03-01", "1.1.0 released to b, 1.2.0 held back on b",
+     {("a", "1.0.0"): "1.2.0 (latest)", ("b", "1.0.0"): "1.1.0 (latest)", ("a", "1.1.0"): "1.2.0 (latest)",
+      ("b", "1.1.0"): None, ("b", "1.2.0"): None},
+     {"1.1.0": ("2024-02-01", "2024-02-01"), "1.2.0": ("2024-03-01", "2024-03-01"),
+      "cohort prod": ("2024-01-01", "2024-03-01")},
+     "1.1.0 released to b; added 1.2.0 at 100\u00a0%; 1.2.0 held back on b"),
+    ("2024-04-01", "a late gate: 1.1.0 becomes must-pass-through",
+     {("a", "1.0.0"): "1.1.0 (must_pass_through)", ("b", "1.0.0"): "1.1.0 (latest)",
+      ("a", "1.1.0"): "1.2.0 (latest)", ("b", "1.1.0"): None},
+     {"1.1.0": ("2024-02-01", "2024-04-01"), "1.2.0": ("2024-03-01", "2024-03-01"),
+      "cohort prod": ("2024-01-01", "2024-03-01")},
+     "1.1.0 released to b; added 1.2.0 at 100\u00a0%; 1.2.0 held back on b"),
+    ("2024-05-01", "1.1.0 moved into releases/1.1/ and 1.0.0's mode changed: no content changes",
+     {("a", "1.0.0"): "1.1.0 (must_pass_through)", ("b", "1.0.0"): "1.1.0 (latest)"},
+     {"1.0.0": ("2024-01-01", "2024-01-01"), "1.1.0": ("2024-02-01", "2024-04-01"),
+      "1.2.0": ("2024-03-01", "2024-03-01"), "cohort prod": ("2024-01-01", "2024-03-01")},
+     "1.1.0 released to b; added 1.2.0 at 100\u00a0%; 1.2.0 held back on b"),
+    ("2024-06-01", "git mv registry fw/registry",
+     {("a", "1.0.0"): "1.1.0 (must_pass_through)", ("b", "1.0.0"): "1.1.0 (latest)", ("b", "1.1.0"): None},
+     {"1.0.0": ("2024-01-01", "2024-01-01"), "1.1.0": ("2024-02-01", "2024-04-01"),
+      "1.2.0": ("2024-03-01", "2024-03-01"), "cohort prod": ("2024-01-01", "2024-03-01")},
+     "1.1.0 released to b; added 1.2.0 at 100\u00a0%; 1.2.0 held back on b"),
+    ("2024-07-01", "1.2.0 released to b",
+     {("a", "1.0.0"): "1.1.0 (must_pass_through)", ("b", "1.0.0"): "1.1.0 (must_pass_through)",
+      ("b", "1.1.0"): "1.2.0 (latest)", ("b", "1.2.0"): None},
+     {"1.2.0": ("2024-03-01", "2024-03-01"), "cohort prod": ("2024-01-01", "2024-07-01")},
+     "1.2.0 released to b"),
+]
+
+
+def _apply(repo: Path, step: int) -> str:
+    """Make the files of step `step`; returns the registry folder relative to the repository."""
+    registry = repo / ("fw/registry" if step >= 5 else "registry")
+    releases = registry / "releases"
+    if step == 0:
+        for folder in ("releases", "hardware", "cohorts"):
+            (registry / folder).mkdir(parents=True)
+        (registry / "registry.yaml").write_text(REGISTRY_YAML)
+        for board in ("a", "b"):
+            (registry / "hardware" / f"{board}.yaml").write_text(f"name: {board}\n")
+        (releases / "1.0.0.yaml").write_text(release("1.0.0", "1"))
+        (registry / "cohorts/prod.yaml").write_text(cohort(activation("1.0.0")))
+    elif step == 1:
+        (releases / "1.1.0.yaml").write_text(release("1.1.0", "2"))
+        (registry / "cohorts/prod.yaml").write_text(cohort(activation("1.0.0"), activation("1.1.0", "a")))
+    elif step == 2:
+        (releases / "1.2.0.yaml").write_text(release("1.2.0", "3"))
+        (registry / "cohorts/prod.yaml").write_text(
+            cohort(activation("1.0.0"), activation("1.1.0"), activation("1.2.0", "a")))
+    elif step == 3:
+        (releases / "1.1.0.yaml").write_text(release("1.1.0", "2", gate="must_pass_through: true\n"))
+    elif step == 4:
+        (releases / "1.1").mkdir()
+        git(repo, "mv", "registry/releases/1.1.0.yaml", "registry/releases/1.1/1.1.0.yaml")
+        os.chmod(releases / "1.0.0.yaml", 0o755)
+    elif step == 5:
+        (repo / "fw").mkdir()
+        git(repo, "mv", "registry", "fw/registry")
+    elif step == 6:
+        (registry / "cohorts/prod.yaml").write_text(
+            cohort(activation("1.0.0"), activation("1.1.0"), activation("1.2.0")))
+    return registry.relative_to(repo).as_posix()
+
+
+def test_replay_of_holds_gates_and_moves(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "repo")
+    git(repo, "config", "core.fileMode", "true")
+    out = tmp_path / "public"  # one output folder and the repository's cache, as on a CI runner
+    previous_dates: dict[str, tuple[str, str]] = {}
+    for step, (day, message, decisions, expected_dates, newest_history) in enumerate(STEPS):
+        folder = _apply(repo, step)
+        commit_all(repo, message, f"{day}T12:00:00+00:00")
+        site = build(repo, folder, out)
+        for (board, current), answer in decisions.items():
+            assert offered(site, board, current) == answer, (step, message, board, current)
+        got = dates(site)
+        for version, pair in expected_dates.items():
+            assert got[version] == pair, (step, message, version)
+        if step in (4, 5):  # a move or a mode change: nothing is re-dated
+            assert got == previous_dates, message
+        previous_dates = got
+        assert history(site)[0] == newest_history, (step, message)
+        # A fresh build (no cache, new output) of the same commit gives the same site.
+        shutil.rmtree(repo / ".git" / "relreg", ignore_errors=True)
+        fresh = build(repo, folder, tmp_path / f"fresh-{step}")
+        assert dates(fresh) == got and history(fresh) == history(site)
+
+    assert history(site) == [
+        "1.2.0 released to b",
+        "1.1.0 released to b; added 1.2.0 at 100\u00a0%; 1.2.0 held back on b",
+        "added 1.1.0 at 100\u00a0%; 1.1.0 held back on b",
+        "added 1.0.0 at 100\u00a0%",
+    ]  # the gate, the group move, the mode change and the folder move changed no cohort content
+
+
+def test_cohorts_json_release_and_cohort_pages_show_holds(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "repo")
+    for step in range(3):
+        folder = _apply(repo, step)
+        commit_all(repo, f"step {step}", f"2024-0{step + 1}-01T12:00:00+00:00")
+    site = build(repo, folder, tmp_path / "public")
+    [prod] = json.loads((site / "api/v1/cohorts.json").read_text())["data"]
+    assert prod["releases"] == [
+        {"version": "1.0.0", "rollout_percent": 100.0, "hardware_versions": None},
+        {"version": "1.1.0", "rollout_percent": 100.0, "hardware_versions": None},
+        {"version": "1.2.0", "rollout_percent": 100.0, "hardware_versions": ["a"]},
+    ]
+    assert "(100\u00a0%; held back on b in prod)" in (site / "releases/1.2.0/index.html").read_text()
+    assert "held back" not in (site / "releases/1.1.0/index.html").read_text()
+    page = (site / "cohorts/prod/index.html").read_text()
+    assert '<td>a <span class="muted">(held back on b)</span></td>' in page
+    assert "<td>a, b</td>" in page
+
+
+@pytest.mark.parametrize("move", ["whole registry", "one release into a group folder"])
+def test_moves_change_no_date_and_no_history(tmp_path: Path, move: str) -> None:
+    repo = init_repo(tmp_path / "repo")
+    for step in range(4):
+        _apply(repo, step)
+        commit_all(repo, f"step {step}", f"2024-0{step + 1}-01T12:00:00+00:00")
+    before = build(repo, "registry", tmp_path / "before")
+    folder = "registry"
+    if move == "whole registry":
+        (repo / "fw").mkdir()
+        git(repo, "mv", "registry", "fw/registry")
+        folder = "fw/registry"
+    else:
+        (repo / "registry/releases/1.2").mkdir()
+        git(repo, "mv", "registry/releases/1.2.0.yaml", "registry/releases/1.2/1.2.0.yaml")
+    commit_all(repo, f"move {move}", "2024-06-01T12:00:00+00:00")
+    after = build(repo, folder, tmp_path / "after")
+    assert dates(after) == dates(before)
+    assert history(after) == history(before)
+    assert "2024-06-01" not in (after / "feed.xml").read_text()

@@ -152,9 +152,10 @@ def locate_base_registry(repo: git.Repo, base: BaseCommit, prefix: str, head_fil
     the base (registry_locations); the same folder as now; else, for a move
     not committed yet, the one registry of the base that shares the most
     files with the work tree (same path in the registry and same content,
-    or the same release, hardware or cohort name). A base that has
-    registries with releases, none of which can be told to be this one, is
-    an error: "nothing is published" there would let any change through.
+    or the same release, hardware or cohort name); else the one registry of
+    the base that the work tree no longer has (replaced by this one). A base
+    that has registries with releases, none of which can be told to be this
+    one, is an error: "nothing is published" would let any change through.
     """
     tree = repo.commit(base.merge_base).tree
     config = f"{prefix}/{CONFIG_FILE}" if prefix else CONFIG_FILE
@@ -181,7 +182,7 @@ def locate_base_registry(repo: git.Repo, base: BaseCommit, prefix: str, head_fil
     if not folders:
         return None
     head_blobs = {(file.registry_path, file.blob_id) for file in head_files.files}
-    head_names = {(file.kind, file.stem) for file in head_files.files}
+    head_names = {(file.kind, file.stem) for file in head_files.files if file.kind != "registry"}
     scores = []
     for folder in folders:
         files = read_git_tree(tree, folder).files
@@ -191,6 +192,10 @@ def locate_base_registry(repo: git.Repo, base: BaseCommit, prefix: str, head_fil
     scores.sort(reverse=True)
     if scores[0][0] > 0 and (len(scores) == 1 or scores[1][0] < scores[0][0]):
         return scores[0][1]
+    top = Path(repo.working_tree_dir or ".")
+    gone = [folder for _, folder in scores if not (top / folder / CONFIG_FILE).is_file()]
+    if scores[0][0] == 0 and len(gone) == 1:
+        return gone[0]  # the base's registry was replaced by this one: compared, its items count as deleted
     listed = ", ".join(f"{folder or '.'}/" for _, folder in scores)
     raise CheckUsageError(
         f"--base {base.ref}: {base.describe()} has no registry at {prefix or '.'}/, and relreg cannot tell which of "

@@ -226,3 +226,48 @@ def test_moves_change_no_date_and_no_history(tmp_path: Path, move: str) -> None:
     assert dates(after) == dates(before)
     assert history(after) == history(before)
     assert "2024-06-01" not in (after / "feed.xml").read_text()
+
+
+CONTROLS = bytes(code for code in range(1, 0x20) if code != 0x0A) + b"\x7f"  # every C0 but NUL and LF, and DEL
+
+
+@pytest.mark.parametrize("field", ["subject", "body", "author", "email"])
+def test_no_byte_of_a_commit_breaks_the_history(tmp_path: Path, field: str) -> None:
+    """Commits made byte by byte (git hash-object --literally): controls, 0x1E/0x1F, invalid UTF-8, 10 KiB."""
+    repo = init_repo(tmp_path / "repo")
+    for step in range(2):
+        _apply(repo, step)
+        commit_all(repo, f"step {step}", f"2024-0{step + 1}-01T12:00:00+00:00")
+    site = build(repo, "registry", tmp_path / "warm")  # a cached history, then the hostile commits on top
+    hostile = b"<b>" + CONTROLS + b"\xff\xfe\xc3(" + b"&" + b"x" * 10240
+    for number, content in enumerate((activation("1.0.0"), activation("1.0.0") + activation("1.1.0"))):
+        (repo / "registry/cohorts/prod.yaml").write_text(cohort(content))
+        git(repo, "add", "-A")
+        tree = git(repo, "write-tree")
+        parent = git(repo, "rev-parse", "HEAD")
+        name = hostile.replace(b"<", b"").replace(b">", b"") if field == "author" else b"Release Bot"
+        email = hostile.replace(b"<", b"").replace(b">", b"") if field == "email" else b"bot@example.test"
+        subject = hostile if field == "subject" else f"change {number}".encode()
+        body = b"\n\n" + hostile + b"\n" if field == "body" else b"\n"
+        stamp = f"{1717243200 + number * 86400} +0000".encode()
+        raw = (b"tree " + tree.encode() + b"\nparent " + parent.encode() + b"\nauthor " + name + b" <" + email
+               + b"> " + stamp + b"\ncommitter Release Bot <bot@example.test> " + stamp + b"\n\n" + subject + body)
+        (tmp_path / "commit").write_bytes(raw)
+        commit = git(repo, "hash-object", "-t", "commit", "-w", "--literally", str(tmp_path / "commit"))
+        git(repo, "update-ref", "HEAD", commit)
+    git(repo, "reset", "-q", "--hard")
+
+    for out in (tmp_path / "warm", tmp_path / "cold"):
+        site = build(repo, "registry", out)
+        page = (site / "cohorts/prod/index.html").read_text()
+        assert all(chr(code) not in page for code in CONTROLS if code not in b"\t\r")
+        rows = history(site)
+        assert rows[:2] == ["added 1.1.0 at 100\u00a0%", "removed 1.1.0"]
+        if field == "subject":
+            assert "&lt;b&gt;\\x01\\x02" in page and "\\x1e\\x1f" in page and "\ufffd\ufffd\ufffd(&amp;xxx" in page
+        elif field == "author":
+            assert "b\\x01\\x02" in page and "\\x1e\\x1f\\x7f\ufffd" in page
+        else:  # a body or an e-mail address is never published
+            assert "\\x1e" not in page and "change 1" in page
+        assert ">Release Bot<" in page or field == "author"
+        shutil.rmtree(repo / ".git" / "relreg")

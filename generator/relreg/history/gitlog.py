@@ -135,9 +135,18 @@ class _State:
     present: set[str]  # identities that exist after the last commit folded
 
 
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
+
+
 def _decode(raw: bytes) -> str:
-    """Text of a commit's metadata: git stores bytes, which need not be UTF-8; never fails."""
-    return raw.decode("utf-8", errors="replace")
+    """Text of a commit's metadata for publishing: never fails, never carries a control character.
+
+    Git stores names and messages as bytes, which need not be UTF-8 (invalid
+    sequences become U+FFFD) and may hold any control character but NUL;
+    those are shown as `\\xNN`, since HTML, XML and terminals cannot carry
+    them as they are.
+    """
+    return raw.decode("utf-8", errors="replace").translate(_CONTROLS)
 
 
 def _parse_log(output: bytes) -> Iterator[tuple[str, int, str, str, list[tuple[str, str, list[str]]]]]:

@@ -343,3 +343,39 @@ def test_base_registry_that_cannot_be_told_apart_fails_clearly(repo: Path, monke
     replaced = relreg("check", "--base", "main", "--registry", "other", "--format", "json")
     assert replaced.exit_code == 1
     assert "release-deleted" in {d["rule"] for d in json.loads(replaced.stdout)["diagnostics"]}
+
+
+@pytest.mark.parametrize(("before", "after", "severity", "words"), [
+    ("", "must_pass_through: true\n", "warning",
+     "must_pass_through of published release 1.0.0 turned on: devices below 1.0.0 will now stop at 1.0.0 before "
+     "1.1.0 and later."),
+    ("must_pass_through: true\n", "must_pass_through: false\n", "error",
+     "must_pass_through of published release 1.0.0 was turned off: devices below 1.0.0 could then skip it, and the "
+     "migration it carries"),
+    ("", 'min_version: "0.9.0"\n', "warning",
+     "min_version of published release 1.0.0 raised to 0.9.0: devices below 0.9.0 will now install a release of at "
+     "least 0.9.0 before 1.0.0"),
+    ('min_version: "0.9.0"\n', 'min_version: "0.5.0"\n', "error",
+     "min_version of published release 1.0.0 was lowered from '0.9.0' to '0.5.0': devices from 0.5.0 up to below "
+     "0.9.0 could then install 1.0.0 directly"),
+    ('min_version: "0.9.0"\n', "", "error", "min_version '0.9.0' was removed from published release 1.0.0"),
+], ids=["pass-through on", "pass-through off", "min added", "min lowered", "min removed"])
+def test_gate_changes_say_what_changes_for_devices(repo: Path, monkeypatch: pytest.MonkeyPatch, before: str,
+                                                   after: str, severity: str, words: str) -> None:
+    published = repo / "registry" / "releases" / "1.0.0.yaml"
+    original = published.read_text()
+    if before:
+        git(repo, "checkout", "-q", "main")
+        published.write_text(original.replace('version: "1.0.0"\n', f'version: "1.0.0"\n{before}'))
+        commit_all(repo, "published with a gate", "2024-01-02T10:00:00+00:00")
+        git(repo, "checkout", "-q", "pr")
+        git(repo, "merge", "-q", "--ff-only", "main")
+    published.write_text(original.replace('version: "1.0.0"\n', f'version: "1.0.0"\n{after}'))
+    commit_all(repo, "change the gate", "2024-01-03T10:00:00+00:00")
+    monkeypatch.chdir(repo)
+
+    result = relreg("check", "--base", "main", "--format", "json")
+
+    [diagnostic] = json.loads(result.stdout)["diagnostics"]
+    assert diagnostic["severity"] == severity and words in diagnostic["message"], diagnostic
+    assert result.exit_code == (0 if severity == "warning" else 1)

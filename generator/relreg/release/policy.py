@@ -17,8 +17,12 @@ audit log, and devices, caches and links may already hold what was published):
   renamed; a release is withdrawn with `yanked:`.
 - Changing registry.yaml's version_scheme or artifact_base_url changes what
   published releases mean; both are reported as warnings.
-- A release newly deployed to a cohort that has no full artifact for some of
-  the cohort's hardware is reported as a warning (those devices get nothing).
+- A release newly deployed to a cohort (or to more of its hardware, when a hold
+  per board is released) that has no full artifact for some of that hardware
+  is reported as a warning (those devices get nothing). Holding back or
+  releasing hardware is otherwise an ordinary cohort change.
+- A published board's `default_software_type` set or changed is a warning:
+  what devices without a software type are offered changes.
 
 Cohorts naming missing or yanked releases, or releases without artifacts for
 any of the cohort's hardware, are errors of `relreg validate` already
@@ -138,6 +142,7 @@ def check_policy(base: Snapshot, head: Snapshot) -> list[Diagnostic]:
             diagnostics += _release_immutable(ctx, published, proposed)
     diagnostics += _registry_settings(ctx)
     diagnostics += _cohort_coverage(ctx)
+    diagnostics += _default_software_types(ctx)
     return diagnostics
 
 
@@ -439,3 +444,24 @@ def _cohort_coverage(ctx: _Context) -> Iterator[Diagnostic]:
                              f"cohort '{slug}': those devices are not offered it. Add the artifacts in a new "
                              "release, or accept that they stay on their current release.",
                              "cohort-release-coverage", severity=Severity.WARNING)
+
+
+def _default_software_types(ctx: _Context) -> Iterator[Diagnostic]:
+    """Warn when a published board's `default_software_type` changes: what devices without one take changes."""
+    for name, hardware in sorted(ctx.head.hardware.items()):
+        published = ctx.base.hardware.get(name)
+        if published is None or published.default_software_type == hardware.default_software_type:
+            continue
+        before, after = published.default_software_type, hardware.default_software_type
+        if before is None:
+            effect = (f"devices of {name} that report no software type will now be offered the '{after}' images of "
+                      "releases that have no image without a software type")
+        elif after is None:
+            effect = (f"devices of {name} that report no software type will no longer be offered the '{before}' "
+                      "images: those on a release without a software type may be stranded (relreg validate warns)")
+        else:
+            effect = (f"devices of {name} that report no software type will be offered the '{after}' images "
+                      f"instead of the '{before}' images: make sure a '{after}' image installs over a '{before}' one")
+        yield ctx.at(hardware.source_path, ("default_software_type",) if after else ("name",),
+                     f"default_software_type of published hardware version {name} changed from {_shown(before)} to "
+                     f"{_shown(after)}: {effect}.", "hardware-default-software-type", severity=Severity.WARNING)

@@ -271,3 +271,61 @@ def test_no_byte_of_a_commit_breaks_the_history(tmp_path: Path, field: str) -> N
             assert "\\x1e" not in page and "change 1" in page
         assert ">Release Bot<" in page or field == "author"
         shutil.rmtree(repo / ".git" / "relreg")
+
+
+# --- a property: dates follow each release through any series of edits and moves -----------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from relreg.history import gitlog  # noqa: E402
+
+OPERATIONS = st.lists(st.tuples(st.sampled_from(["edit", "group", "ungroup", "move registry", "chmod", "empty"]),
+                                st.sampled_from(["1.0.0", "1.1.0"])), min_size=1, max_size=7)
+FOLDERS = ["registry", "fw/registry", "firmware/relreg"]
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(OPERATIONS)
+def test_dates_follow_releases_through_any_edits_and_moves(tmp_path_factory: pytest.TempPathFactory,
+                                                           operations: list[tuple[str, str]]) -> None:
+    """Cached (incremental) and fresh history reads both equal the obvious oracle after every commit."""
+    repo = init_repo(tmp_path_factory.mktemp("history") / "repo")
+    for step in range(2):
+        _apply(repo, step)
+        commit_all(repo, f"step {step}", f"2024-0{step + 1}-01T12:00:00+00:00")
+    folder, grouped = "registry", set()
+    created = {"1.0.0": 1704110400, "1.1.0": 1706788800}
+    updated = dict(created)
+    for day, (operation, version) in enumerate(operations, start=1):
+        seconds = 1717243200 + day * 86400
+        path = repo / folder / "releases" / (f"{version[:3]}/" if version in grouped else "") / f"{version}.yaml"
+        if operation == "edit":
+            path.write_text(path.read_text() + f"notes: edit {day}\n" if "notes" not in path.read_text()
+                            else path.read_text().replace("notes: edit", f"notes: edit {day} after"))
+            updated[version] = seconds
+        elif operation == "group" and version not in grouped:
+            (path.parent / version[:3]).mkdir(exist_ok=True)
+            git(repo, "mv", str(path), str(path.parent / version[:3] / path.name))
+            grouped.add(version)
+        elif operation == "ungroup" and version in grouped:
+            git(repo, "mv", str(path), str(path.parent.parent / path.name))
+            grouped.discard(version)
+        elif operation == "move registry":
+            target = FOLDERS[(FOLDERS.index(folder) + 1) % len(FOLDERS)]
+            (repo / target).parent.mkdir(parents=True, exist_ok=True)
+            git(repo, "mv", folder, target)
+            folder = target
+        elif operation == "chmod":
+            os.chmod(path, 0o755 if not os.access(path, os.X_OK) else 0o644)
+        git(repo, "add", "-A")
+        git(repo, "commit", "-q", "--allow-empty", "-m", f"{operation} {version}",
+            date=f"@{seconds} +0000")
+        head = git(repo, "rev-parse", "HEAD")
+        with_cache = gitlog.read_history(gitlog.open_repository(repo), head, folder)
+        fresh = gitlog.read_history(gitlog.open_repository(repo), head, folder, use_cache=False)
+        for history in (with_cache, fresh):
+            got = {v: (history.dates_of(f"releases/{v}.yaml").created, history.dates_of(f"releases/{v}.yaml").updated)
+                   for v in created}
+            assert got == {v: (created[v], updated[v]) for v in created}, (operations[:day], history is fresh)
+            assert [c.subject for c in history.cohort_changes["cohorts/prod.yaml"]] == ["step 0", "step 1"]

@@ -18,8 +18,11 @@ from pathlib import Path
 import pytest
 from conftest import run_relreg
 from git_helpers import commit_all, git, init_repo
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from relreg.devices.paths import answer_path
+from relreg.history import gitlog
 
 REGISTRY_YAML = """name: Replay
 site_url: https://fw.example.test/
@@ -275,10 +278,6 @@ def test_no_byte_of_a_commit_breaks_the_history(tmp_path: Path, field: str) -> N
 
 # --- a property: dates follow each release through any series of edits and moves -----------------
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from relreg.history import gitlog  # noqa: E402
 
 OPERATIONS = st.lists(st.tuples(st.sampled_from(["edit", "group", "ungroup", "move registry", "chmod", "empty"]),
                                 st.sampled_from(["1.0.0", "1.1.0"])), min_size=1, max_size=7)

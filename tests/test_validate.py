@@ -8,6 +8,11 @@ from pathlib import Path
 
 import pytest
 from conftest import EXAMPLE_REGISTRY, FIXTURES, run_relreg
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relreg.registry.source import RawFile, RegistryFiles, git_blob_id, read_worktree
+from relreg.registry.validate import validate_files
 
 INVALID_CASES = sorted(path.name for path in (FIXTURES / "invalid").iterdir())
 
@@ -132,11 +137,6 @@ def test_python_dash_m_runs_the_cli() -> None:
 
 # --- holds per hardware: an activation's hardware_versions ----------------------------------------
 
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from relreg.registry.source import RawFile, RegistryFiles, git_blob_id, read_worktree  # noqa: E402
-from relreg.registry.validate import validate_files  # noqa: E402
 
 _BASE_FILES = read_worktree(FIXTURES / "base")
 IMAGES = {"1.0.0": {"evt1", "dvt1"}, "1.1.0": {"evt1"}}  # what the base registry's releases have images for

@@ -73,7 +73,7 @@ def test_dates_ids_and_orderings_come_from_first_parent_history(history_repo: Pa
     assert by_version["1.0.0"]["updated_date"] == "2024-03-01T10:00:00.000000+00:00"
     assert by_version["1.1.0"]["id"] == 2
     assert by_version["1.1.0"]["created_date"] == "2024-02-01T08:00:00.000000+00:00"  # rename followed
-    assert by_version["1.1.0"]["updated_date"] == "2024-04-01T10:00:00.000000+00:00"
+    assert by_version["1.1.0"]["updated_date"] == "2024-02-01T08:00:00.000000+00:00"  # a move changes nothing
     assert by_version["1.2.0"]["id"] == 3
     assert by_version["1.2.0"]["created_date"] == "2024-03-10T10:00:00.000000+00:00"  # merge, not branch commit
     head = git(history_repo, "rev-parse", "HEAD")

@@ -284,3 +284,98 @@ def test_options_match_validate() -> None:
     for command in (check, new_release):
         for name in ("registry_dir", "output_format"):
             assert described(command, name) == described(validate, name)
+
+
+@pytest.mark.parametrize("committed", [True, False], ids=["move committed", "move only staged"])
+def test_moving_the_registry_does_not_bypass_the_policy(repo: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        committed: bool) -> None:
+    (repo / "fw").mkdir()
+    git(repo, "mv", "registry", "fw/registry")
+    published = repo / "fw" / "registry" / "releases" / "1.0.0.yaml"
+    published.write_text(published.read_text().replace("sha256: a111", "sha256: e111", 1))  # a published image
+    if committed:
+        commit_all(repo, "move the registry and change 1.0.0", "2024-01-03T10:00:00+00:00")
+    monkeypatch.chdir(repo)
+
+    result = relreg("check", "--base", "main", "--registry", "fw/registry", "--format", "json")
+
+    assert result.exit_code == 1, result.output
+    assert _reported(result) == ["fw/registry/releases/1.0.0.yaml:10:13 release-immutable"]
+    assert "registry/ at the base, fw/registry/ now" in json.loads(result.stdout)["summary"]
+
+
+def test_moved_registry_with_only_allowed_changes_passes(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (repo / "fw").mkdir()
+    git(repo, "mv", "registry", "fw/registry")
+    commit_all(repo, "move the registry", "2024-01-03T10:00:00+00:00")
+    monkeypatch.chdir(repo)
+    result = relreg("check", "--base", "main", "--registry", "fw/registry")
+    assert result.exit_code == 0, result.output
+    assert "nothing is published" not in result.stdout
+    assert "(the registry moved: registry/ at the base, fw/registry/ now): no registry changes" in result.stdout
+
+
+def test_base_registry_that_cannot_be_told_apart_fails_clearly(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A new registry that shares nothing with the published one, in a repository that already publishes
+    # one elsewhere: relreg must not say "nothing is published" and let it through.
+    other = repo / "other"
+    shutil.copytree(repo / "registry", other)
+    for path in other.rglob("*.yaml"):
+        path.write_text(path.read_text().replace("evt1", "zz9").replace("dvt1", "zz8").replace("1.0.0", "7.0.0")
+                        .replace("1.1.0", "7.1.0").replace("stable", "other").replace("Stable", "Other")
+                        .replace("a111", "f111").replace("b222", "f222").replace("c333", "f333")
+                        .replace("d444", "f444").replace("Test Widget", "Other Widget"))
+    for path in sorted(other.rglob("*.yaml")):
+        renamed = path.with_name(path.name.replace("evt1", "zz9").replace("dvt1", "zz8").replace("1.0.0", "7.0.0")
+                                 .replace("1.1.0", "7.1.0").replace("stable", "other"))
+        path.rename(renamed)
+    monkeypatch.chdir(repo)
+    assert relreg("validate", "--registry", "other").exit_code == 0
+
+    result = relreg("check", "--base", "main", "--registry", "other")
+
+    assert result.exit_code == 2, result.output
+    assert "has no registry at other/, and relreg cannot tell which of its registries (registry/) this one was" \
+        in result.output
+
+    # With the published registry deleted, the new one is compared with it: every published item is missing.
+    git(repo, "rm", "-q", "-r", "registry")
+    replaced = relreg("check", "--base", "main", "--registry", "other", "--format", "json")
+    assert replaced.exit_code == 1
+    assert "release-deleted" in {d["rule"] for d in json.loads(replaced.stdout)["diagnostics"]}
+
+
+@pytest.mark.parametrize(("before", "after", "severity", "words"), [
+    ("", "must_pass_through: true\n", "warning",
+     "must_pass_through of published release 1.0.0 turned on: devices below 1.0.0 will now stop at 1.0.0 before "
+     "1.1.0 and later."),
+    ("must_pass_through: true\n", "must_pass_through: false\n", "error",
+     "must_pass_through of published release 1.0.0 was turned off: devices below 1.0.0 could then skip it, and the "
+     "migration it carries"),
+    ("", 'min_version: "0.9.0"\n', "warning",
+     "min_version of published release 1.0.0 raised to 0.9.0: devices below 0.9.0 will now install a release of at "
+     "least 0.9.0 before 1.0.0"),
+    ('min_version: "0.9.0"\n', 'min_version: "0.5.0"\n', "error",
+     "min_version of published release 1.0.0 was lowered from '0.9.0' to '0.5.0': devices from 0.5.0 up to below "
+     "0.9.0 could then install 1.0.0 directly"),
+    ('min_version: "0.9.0"\n', "", "error", "min_version '0.9.0' was removed from published release 1.0.0"),
+], ids=["pass-through on", "pass-through off", "min added", "min lowered", "min removed"])
+def test_gate_changes_say_what_changes_for_devices(repo: Path, monkeypatch: pytest.MonkeyPatch, before: str,
+                                                   after: str, severity: str, words: str) -> None:
+    published = repo / "registry" / "releases" / "1.0.0.yaml"
+    original = published.read_text()
+    if before:
+        git(repo, "checkout", "-q", "main")
+        published.write_text(original.replace('version: "1.0.0"\n', f'version: "1.0.0"\n{before}'))
+        commit_all(repo, "published with a gate", "2024-01-02T10:00:00+00:00")
+        git(repo, "checkout", "-q", "pr")
+        git(repo, "merge", "-q", "--ff-only", "main")
+    published.write_text(original.replace('version: "1.0.0"\n', f'version: "1.0.0"\n{after}'))
+    commit_all(repo, "change the gate", "2024-01-03T10:00:00+00:00")
+    monkeypatch.chdir(repo)
+
+    result = relreg("check", "--base", "main", "--format", "json")
+
+    [diagnostic] = json.loads(result.stdout)["diagnostics"]
+    assert diagnostic["severity"] == severity and words in diagnostic["message"], diagnostic
+    assert result.exit_code == (0 if severity == "warning" else 1)

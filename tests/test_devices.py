@@ -79,10 +79,13 @@ def test_known_versions_are_every_release_with_an_image_for_the_channel(example_
         return sorted((p[len(prefix):-5] for p in example_files if p.startswith(prefix)),
                       key=lambda v: SEMVER.parse(v).key)
 
+    # pvt declares default_software_type main: devices reporting none also run main's 2.1.x images
     assert known("production", "pvt", None) == ["1.0.0", "1.0.1", "1.1.0", "1.1.1", "1.2.0", "1.3.0", "1.3.1",
-                                                "1.4.0", "2.0.0-rc.1", "2.0.0-rc.2", "2.0.0", "2.0.1"]
+                                                "1.4.0", "2.0.0-rc.1", "2.0.0-rc.2", "2.0.0", "2.0.1",
+                                                "2.1.0", "2.1.1"]
     assert "1.3.0" in known("canary", "dvt1", None)  # yanked, but devices may still run it
-    assert known("production", "pvt-b", None) == ["2.0.0-rc.1", "2.0.0-rc.2", "2.0.0", "2.0.1"]
+    assert known("production", "pvt-b", None) == ["2.0.0-rc.1", "2.0.0-rc.2", "2.0.0", "2.0.1", "2.1.0", "2.1.1"]
+    assert known("production", "evt2", None) == []  # not production hardware: no channel
     assert known("beta", "pvt", "main") == ["2.1.0", "2.1.1"]
     assert known("beta", "pvt", "bootloader") == ["2.1.0"]
 
@@ -91,7 +94,10 @@ def test_candidates_list_deployed_releases_with_gates_and_images(example_files: 
     production = data(example_files, candidates_path("production", "pvt", None))
     assert production["version_scheme"] == "semver"
     assert production["must_pass_through"] == ["1.4.0"]
-    [release] = production["candidates"]  # 2.1.0 has only typed images: not for devices without a type
+    # 2.1.0 has only typed images: devices without a type take main's (default_software_type)
+    release, typed = production["candidates"]
+    assert (typed["version"], typed["rollout_percent"]) == ("2.1.0", 10.5)
+    assert [(a["software_type"], a["filename"]) for a in typed["artifacts"]] == [("main", "aurora-pvt-2.1.0.bin")]
     assert release["version"] == "2.0.1" and release["min_version"] == "1.4.0"
     assert release["rollout_percent"] == 100 and release["rollout_threshold"] == 10000
     assert [(a["delta_from"], a["filename"]) for a in release["artifacts"]] == [
@@ -116,15 +122,17 @@ def test_candidates_list_deployed_releases_with_gates_and_images(example_files: 
 def test_answers_of_the_example_registry(example_files: dict[str, bytes]) -> None:
     delta = data(example_files, answer_path("production", "pvt", None, "2.0.0"))
     assert delta["up_to_date"] is None
-    [offer] = delta["offers"]
+    staged_main, offer = delta["offers"]  # 2.1.0 (main, 10.5 %) first, then 2.0.1 for everybody
+    assert (staged_main["release"]["version"], staged_main["rollout_threshold"]) == ("2.1.0", 1050)
+    assert staged_main["release"]["artifacts"][0]["filename"] == "aurora-pvt-2.1.0.bin"
     assert offer["rollout_threshold"] == 10000
     release = offer["release"]
     assert list(release) == ["id", "version", "revision", "min_version", "is_delta", "must_pass_through", "reason",
                              "created_date", "release_url", "artifacts"]
-    assert (release["version"], release["is_delta"], release["reason"]) == ("2.0.1", True, "latest")
+    assert (release["version"], release["is_delta"], release["reason"]) == ("2.0.1", True, "outside_rollout")
     assert release["artifacts"][0]["delta_from"] == "2.0.0" and release["artifacts"][0]["file_size"] == 116091
 
-    full = data(example_files, answer_path("production", "pvt", None, "1.4.0"))["offers"][0]["release"]
+    full = data(example_files, answer_path("production", "pvt", None, "1.4.0"))["offers"][-1]["release"]
     assert (full["version"], full["is_delta"]) == ("2.0.1", False)
 
     # production does not deploy 1.4.0, which every device must pass through: devices below it wait

@@ -8,6 +8,11 @@ from pathlib import Path
 
 import pytest
 from conftest import EXAMPLE_REGISTRY, FIXTURES, run_relreg
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relreg.registry.source import RawFile, RegistryFiles, git_blob_id, read_worktree
+from relreg.registry.validate import validate_files
 
 INVALID_CASES = sorted(path.name for path in (FIXTURES / "invalid").iterdir())
 
@@ -128,3 +133,64 @@ def test_python_dash_m_runs_the_cli() -> None:
     completed = subprocess.run([sys.executable, "-m", "relreg", "--version"], capture_output=True, text=True)
     assert completed.returncode == 0
     assert completed.stdout.startswith("relreg, version ")
+
+
+# --- holds per hardware: an activation's hardware_versions ----------------------------------------
+
+
+_BASE_FILES = read_worktree(FIXTURES / "base")
+IMAGES = {"1.0.0": {"evt1", "dvt1"}, "1.1.0": {"evt1"}}  # what the base registry's releases have images for
+COHORT_HARDWARE = ("evt1", "dvt1")
+
+
+def _with_cohort(text: str) -> RegistryFiles:
+    content = text.encode()
+    files = tuple(RawFile(f.kind, f.path, f.registry_path, content, git_blob_id(content))
+                  if f.registry_path == "cohorts/stable.yaml" else f for f in _BASE_FILES.files)
+    return RegistryFiles(root=_BASE_FILES.root, files=files, problems=())
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(sorted(IMAGES)), st.lists(st.sampled_from(["evt1", "dvt1", "pvt", "rev-c"]), min_size=1,
+                                                 max_size=4))
+def test_activation_hardware_rules_hold_for_any_list(version: str, names: list[str]) -> None:
+    """Each name: an error iff it repeats, is not the cohort's hardware, or the release has no image for it."""
+    other = "1.1.0" if version == "1.0.0" else "1.0.0"
+    text = (f"slug: stable\nname: Stable\nhardware_versions: [evt1, dvt1]\nreleases:\n  - version: \"{other}\"\n"
+            f"  - version: \"{version}\"\n    hardware_versions: [{', '.join(names)}]\n")
+    result = validate_files(_with_cohort(text))
+    expected = []
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            expected.append("activation-hardware-unique")
+        elif name not in COHORT_HARDWARE:
+            expected.append("activation-hardware")
+        elif name not in IMAGES[version]:
+            expected.append("activation-hardware-image")
+    assert [d.rule for d in result.diagnostics if d.is_error] == expected
+    assert all(d.path.endswith("cohorts/stable.yaml") and d.line == 7 for d in result.diagnostics if d.is_error)
+    assert result.ok == (not expected)
+    if result.ok:
+        assert result.registry is not None
+        [_, held] = result.registry.cohorts[0].releases
+        assert held.held_back(COHORT_HARDWARE) == tuple(h for h in COHORT_HARDWARE if h not in names)
+
+
+def test_validate_warns_about_devices_stranded_by_a_software_type(base_registry: Path) -> None:
+    (base_registry / "releases" / "1.2.0.yaml").write_text(
+        'version: "1.2.0"\nartifacts:\n  - hardware_version: evt1\n    software_type: main\n'
+        '    build_id: e555555555555555555555555555555555555555\n    url: 1.2.0/evt1.bin\n    size: 1200\n'
+        '    sha256: e555555555555555555555555555555555555555555555555555555555555555\n')
+    cohort = base_registry / "cohorts" / "stable.yaml"
+    cohort.write_text(cohort.read_text() + '  - version: "1.2.0"\n')
+    result = run_relreg("validate", "--registry", base_registry)
+    assert result.exit_code == 0, result.output
+    assert ("warning: devices on 1.1.0 without a software type are never offered 1.2.0 (main) in cohort 'stable' "
+            "(evt1): they are told they are up to date for good. Set `default_software_type` in hardware/evt1.yaml "
+            "to the software type they take") in result.output
+    assert "[untyped-stranded]" in result.output
+
+    hardware = base_registry / "hardware" / "evt1.yaml"
+    hardware.write_text(hardware.read_text() + "default_software_type: main\n")
+    fixed = run_relreg("validate", "--registry", base_registry)
+    assert fixed.exit_code == 0 and "warning" not in fixed.output, fixed.output

@@ -89,7 +89,7 @@ def _dates(result: ValidationResult, git_history: gitlog.History | None, uncommi
 
     def dates_of(source_path: str) -> ReleaseDates:
         relative = source_path[len(strip):] if source_path.startswith(strip) else source_path
-        known = git_history.dates.get(relative) if git_history else None
+        known = git_history.dates_of(relative) if git_history else None
         if known is None:
             warnings.append(f"{source_path} is not committed: dated {format_date(now)}")
             return ReleaseDates(now, now)

@@ -8,9 +8,16 @@ never disagree.
 
 A *channel* is what one kind of device sees: a cohort, a hardware version and
 an optional software type. Its *candidates* are the releases active in the
-cohort, not yanked, with an image for that hardware version and software type
-(an artifact matches only when its software type equals the device's, both
-absent counting as equal: a device is never handed another component's image).
+cohort *for that hardware version* (an activation that names
+`hardware_versions` holds the others back), not yanked, with an image for
+that hardware version and software type (an artifact matches only when its
+software type equals the device's, both absent counting as equal: a device is
+never handed another component's image; the one exception is declared, not
+guessed: a device without a software type takes the images of its
+hardware's `default_software_type` from releases that have no image without
+one). The channel is built by the generator (site/device_documents.py); the
+rules below see only its candidates, so a device whose hardware is held back
+is offered the best of what is deployed to it, and never a downgrade.
 
 For a device on version V with serial N (versions compared by the registry's
 scheme):

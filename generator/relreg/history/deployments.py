@@ -27,7 +27,7 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 @dataclass(frozen=True)
 class CohortChange:
-    """One commit that changed a cohort file."""
+    """One commit that changed a cohort's content (a commit that only moved its file is not one)."""
 
     commit: str
     date: int  # unix seconds, UTC (committer date, like the release dates)
@@ -35,36 +35,42 @@ class CohortChange:
     subject: str  # first line of the commit message
     releases: tuple[Activation, ...] | None  # active releases after the commit; () when the file was
     # deleted, None when this version of the file could not be read
+    hardware_versions: tuple[str, ...] = ()  # the cohort's hardware versions after the commit (() : any)
 
 
-def _activations(text: bytes) -> tuple[Activation, ...] | None:
+def _read(text: bytes) -> tuple[tuple[Activation, ...], tuple[str, ...]] | None:
+    """(activations, cohort hardware versions) of one version of a cohort file; None when it does not read."""
     try:
         data: Any = yaml.load(text, Loader=_Loader)  # noqa: S506 (a safe loader)
         releases = data.get("releases") or []
-        return tuple(Activation(version=str(item["version"]),
-                                rollout_percent=float(item.get("rollout_percent", 100)))
-                     for item in releases)
+        activations = []
+        for item in releases:
+            names = item.get("hardware_versions")
+            activations.append(Activation(
+                version=str(item["version"]), rollout_percent=float(item.get("rollout_percent", 100)),
+                hardware_versions=tuple(str(name) for name in names) if isinstance(names, list) else None))
+        hardware = data.get("hardware_versions") or []
+        return tuple(activations), tuple(str(name) for name in hardware) if isinstance(hardware, list) else ()
     except (yaml.YAMLError, AttributeError, KeyError, TypeError, ValueError):
         return None
 
 
 def cohort_history(repo: "git.Repo", history: "History") -> dict[str, list[CohortChange]]:
-    """{slug: [CohortChange, ...] oldest first}, from the changes to cohort files the history pass recorded."""
+    """{slug: [CohortChange, ...] oldest first}, from the changes to cohorts the history pass recorded.
+
+    The history pass keys cohorts by slug (their file name), wherever the file
+    lived, so a cohort's log survives moves of its file or of the registry.
+    """
     result: dict[str, list[CohortChange]] = {}
-    paths_of: dict[str, int] = {}
     for path, changes in history.cohort_changes.items():
         if not path.endswith(".yaml"):
             continue
         slug = PurePosixPath(path).stem
-        paths_of[slug] = paths_of.get(slug, 0) + 1
         for change in changes:
-            releases = () if change.blob == NULL_BLOB else \
-                _activations(repo.odb.stream(bytes.fromhex(change.blob)).read())
+            read = ((), ()) if change.blob == NULL_BLOB else _read(repo.odb.stream(bytes.fromhex(change.blob)).read())
             result.setdefault(slug, []).append(
-                CohortChange(change.commit, change.date, change.author, change.subject, releases))
-    for slug, count in paths_of.items():
-        if count > 1:  # a cohort file that moved between folders: one log, by date
-            result[slug].sort(key=lambda change: change.date)
+                CohortChange(change.commit, change.date, change.author, change.subject,
+                             read[0] if read is not None else None, read[1] if read is not None else ()))
     return dict(sorted(result.items()))
 
 

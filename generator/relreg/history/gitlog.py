@@ -16,10 +16,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
+from typing import Iterator
+
 import click
 import git
 
-CACHE_VERSION = 2
+from relreg.registry.source import CONFIG_FILE
+
+CACHE_VERSION = 3
 COHORTS = "cohorts/"  # changes to files under it are kept one by one: the deployment log
 NULL_BLOB = "0" * 40
 
@@ -49,10 +53,18 @@ class FileChange:
 
 @dataclass(frozen=True)
 class History:
+    """Dates and cohort changes of a registry as of one commit, by item identity (see `identity`)."""
+
     commit: str | None  # the commit the registry was read at (None outside git)
-    dates: dict[str, FileDates]  # by path relative to the registry folder
+    dates: dict[str, FileDates]  # by identity: the path relative to the registry folder in a flat layout
     commits_walked: int = 0
-    cohort_changes: dict[str, list[FileChange]] = field(default_factory=dict)  # by path, oldest first
+    cohort_changes: dict[str, list[FileChange]] = field(default_factory=dict)  # by identity, oldest first
+    blobs: dict[str, str] = field(default_factory=dict)  # identity -> last content (for the next fold)
+    present: frozenset[str] = frozenset()  # identities that exist at `commit`
+
+    def dates_of(self, registry_path: str) -> FileDates | None:
+        """The dates of the item in this file (relative to the registry folder), wherever it lived before."""
+        return self.dates.get(identity(registry_path))
 
 
 def build_time() -> int:
@@ -95,57 +107,205 @@ def resolve_commit(repo: git.Repo, ref: str) -> str:
         raise HistoryError(f"'{ref}' is not a commit in this repository") from None
 
 
-def _apply_log(output: str, dates: dict[str, FileDates], changes: dict[str, list[FileChange]]) -> int:
-    """Fold `git log --reverse --raw` output (oldest first, registry-relative paths) into `dates` and `changes`."""
-    commits = 0
-    for record in output.split("\x1e"):
-        if not record.strip():
+KINDS = ("releases/", "hardware/", "cohorts/")
+
+
+def identity(path: str) -> str:
+    """The registry item a file holds, by its path relative to the registry folder.
+
+    A release is known by its version, a hardware version by its name and a
+    cohort by its slug, all equal to the file's name (validate checks it), not
+    by the folder it sits in: `releases/2.1/2.1.1.yaml` and
+    `releases/2.1.1.yaml` are the same release. Any other file is known by
+    its path. The identity of a flat layout's file is its path.
+    """
+    for kind in KINDS:
+        if path.startswith(kind) and path.endswith(".yaml"):
+            return kind + path.rpartition("/")[2]
+    return path
+
+
+@dataclass
+class _State:
+    """What the fold carries from commit to commit: each item's last content, and whether it exists."""
+
+    dates: dict[str, FileDates]
+    changes: dict[str, list[FileChange]]
+    blobs: dict[str, str]  # identity -> the last content it had (kept after a deletion)
+    present: set[str]  # identities that exist after the last commit folded
+
+
+_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
+
+
+def _decode(raw: bytes) -> str:
+    """Text of a commit's metadata for publishing: never fails, never carries a control character.
+
+    Git stores names and messages as bytes, which need not be UTF-8 (invalid
+    sequences become U+FFFD) and may hold any control character but NUL;
+    those are shown as `\\xNN`, since HTML, XML and terminals cannot carry
+    them as they are.
+    """
+    return raw.decode("utf-8", errors="replace").translate(_CONTROLS)
+
+
+def _parse_log(output: bytes) -> Iterator[tuple[str, int, str, str, list[tuple[str, str, list[str]]]]]:
+    """(commit, seconds, author, subject, [(status letter, new blob, paths)]) from `git log -z --raw`.
+
+    Every field is NUL-terminated (`-z`, and the format puts NULs between the
+    fields), and git metadata cannot hold a NUL, so no byte of a subject or
+    author (0x1E, 0x1F, newlines, invalid UTF-8...) can shift a field. The
+    fields are read by position: after a commit's four fields come its raw
+    entries (`:modes blobs status`, then one path, two for a rename or copy),
+    then the next commit's id.
+    """
+    tokens = output.split(b"\0")
+    index = 0
+    total = len(tokens)
+    while index < total:
+        token = tokens[index]
+        index += 1
+        if not token.strip(b"\n"):
             continue
-        header, _, body = record.partition("\n")
-        commit, seconds_text, author, subject = header.strip("\n").split("\x1f", 3)
-        seconds = int(seconds_text)
+        if index + 2 >= total:
+            break  # a truncated record: nothing git writes
+        commit = token.strip(b"\n").decode("ascii")
+        seconds = int(tokens[index])
+        author = _decode(tokens[index + 1])
+        subject = _decode(tokens[index + 2])
+        index += 3
+        entries: list[tuple[str, str, list[str]]] = []
+        while index < total and tokens[index].lstrip(b"\n").startswith(b":"):
+            meta = tokens[index].lstrip(b"\n").decode("ascii").split(" ")
+            blob, status = meta[3], meta[4]
+            count = 2 if status[0] in "RC" else 1
+            paths = [raw.decode("utf-8", errors="surrogateescape") for raw in tokens[index + 1:index + 1 + count]]
+            entries.append((status[0], blob, paths))
+            index += 1 + count
+        yield commit, seconds, author, subject, entries
+
+
+def _apply_log(output: bytes, state: _State) -> int:
+    """Fold `git log --reverse --raw -z` output (oldest first, registry-relative paths) into `state`.
+
+    Items are followed by identity (see `identity`), so renames and moves,
+    detected or not, keep an item's dates and history; and a commit counts
+    as a change of an item only when its content (blob) differs from the
+    last content it had, so a commit that only moves files changes no date.
+    """
+    commits = 0
+    for commit, seconds, author, subject, entries in _parse_log(output):
         commits += 1
-        for line in body.splitlines():
-            if not line.startswith(":"):
-                continue
-            meta, *paths = line.split("\t")
-            _, _, _, blob, status = meta.split(" ")
-            letter = status[0]
-            for path in paths:
-                if path.startswith(COHORTS):
-                    gone = letter == "D" or (letter == "R" and path == paths[0])
-                    changes.setdefault(path, []).append(
-                        FileChange(commit, seconds, author, subject.strip(), NULL_BLOB if gone else blob))
+        after: dict[str, str | None] = {}  # identity -> its new blob; None: deleted by this commit
+        for letter, blob, paths in entries:
+            if letter == "R":
+                after.setdefault(identity(paths[0]), None)
             if letter == "D":
-                continue  # dates of a deleted file stay, in case it comes back
-            if letter == "R" and len(paths) == 2:
-                old, new = paths
-                previous = dates.pop(old, None)
-                created = previous.created if previous else seconds
-                created_commit = previous.created_commit if previous else commit
-                dates[new] = FileDates(created, seconds, created_commit, commit)
-                continue
-            path = paths[-1]
-            previous = dates.get(path)
-            if previous is None:
-                dates[path] = FileDates(seconds, seconds, commit, commit)
+                after.setdefault(identity(paths[-1]), None)
             else:
-                dates[path] = FileDates(previous.created, seconds, previous.created_commit, commit)
+                after[identity(paths[-1])] = blob
+        for name, blob in after.items():
+            existed = name in state.present
+            if blob is None:
+                if not existed:
+                    continue
+                state.present.discard(name)  # dates of a deleted item stay, in case it comes back
+                if name.startswith(COHORTS):
+                    state.changes.setdefault(name, []).append(
+                        FileChange(commit, seconds, author, subject.strip(), NULL_BLOB))
+                continue
+            state.present.add(name)
+            if state.blobs.get(name) == blob:
+                if not existed and name.startswith(COHORTS):  # back after a deletion: a deployment change
+                    state.changes.setdefault(name, []).append(FileChange(commit, seconds, author, subject.strip(), blob))
+                continue  # same content: moved, or restored as it was
+            state.blobs[name] = blob
+            previous = state.dates.get(name)
+            state.dates[name] = FileDates(seconds, seconds, commit, commit) if previous is None \
+                else FileDates(previous.created, seconds, previous.created_commit, commit)
+            if name.startswith(COHORTS):
+                state.changes.setdefault(name, []).append(FileChange(commit, seconds, author, subject.strip(), blob))
     return commits
 
 
-def _git_log(repo: git.Repo, revisions: str, prefix: str) -> str:
+def _git_log(repo: git.Repo, revisions: str, prefix: str) -> bytes:
     """Every first-parent commit with the registry files it touched, paths relative to the registry.
 
     `--relative` rather than a pathspec: with `-- registry`, git matches every
     entry of each changed tree against the pathspec (twice, to simplify history
     too), which costs more than the whole log on a flat folder of 10,000 files.
-    `--raw` names each file's new blob, which the deployment log reads.
+    `--raw` names each file's new blob, which the deployment log reads and
+    which tells a content change from a move. `-z`: see `_parse_log`.
     """
     relative = [f"--relative={prefix}/"] if prefix else []
     return repo.git.log(
-        "--first-parent", "--diff-merges=first-parent", "--reverse", "-M", "--raw", "--no-abbrev",
-        "--no-color", "--format=%x1e%H%x1f%ct%x1f%an%x1f%s", *relative, revisions)
+        "--first-parent", "--diff-merges=first-parent", "--reverse", "-M", "--raw", "--no-abbrev", "-z",
+        "--no-color", "--format=%H%x00%ct%x00%an%x00%s", *relative, revisions, stdout_as_string=False)
+
+
+def _config_path(prefix: str) -> str:
+    return f"{prefix}/{CONFIG_FILE}" if prefix else CONFIG_FILE
+
+
+def moved_from(repo: git.Repo, commit: str, prefix: str) -> str | None:
+    """The registry folder before `commit`, when `commit` moved the registry (its registry.yaml) to `prefix`.
+
+    The commit is compared with its first parent: a registry.yaml renamed to
+    `prefix`/registry.yaml, or, when git does not pair them (the file also
+    changed a lot), the one registry.yaml the commit deleted. None: the
+    registry was created at `prefix` by this commit.
+    """
+    output = repo.git.diff_tree("-r", "-M", "--raw", "--no-abbrev", "-z", "--no-commit-id", f"{commit}^1", commit,
+                                "--", f":(glob)**/{CONFIG_FILE}", stdout_as_string=False)
+    target = _config_path(prefix)
+    deleted: list[str] = []
+    tokens = output.split(b"\0")
+    index = 0
+    while index < len(tokens):
+        token = tokens[index].lstrip(b"\n")
+        index += 1
+        if not token.startswith(b":"):
+            continue
+        status = token.decode("ascii").split(" ")[4]
+        count = 2 if status[0] in "RC" else 1
+        paths = [raw.decode("utf-8", errors="surrogateescape") for raw in tokens[index:index + count]]
+        index += count
+        if status[0] == "R" and paths[1] == target:
+            return paths[0].rpartition("/")[0]
+        if status[0] == "D":
+            deleted.append(paths[0])
+    if len(deleted) == 1:
+        return deleted[0].rpartition("/")[0]
+    return None
+
+
+def registry_locations(repo: git.Repo, commit: str, prefix: str, since: str | None = None) -> list[tuple[str, str | None]]:
+    """Where the registry lived along the first-parent history of `commit`: [(prefix, after commit)], oldest first.
+
+    Each entry says the registry was at `prefix` in the commits after `after`
+    (None: from the start, or from `since`) up to the next entry's `after`
+    (the last entry: up to `commit`). Moves of the whole folder (`git mv
+    registry fw/registry`) are followed back through its registry.yaml, one
+    literal-path `git log` per move, so a registry that never moved costs one
+    call. With `since`, only the commits after `since` are looked at.
+    """
+    locations: list[tuple[str, str | None]] = []
+    tip = commit
+    for _ in range(1000):  # a bound on moves, against a cycle in odd histories
+        revisions = f"{since}..{tip}" if since else tip
+        found = repo.git.log("--first-parent", "--diff-merges=first-parent", "--diff-filter=A", "-1", "-s",
+                             "--format=%H %P", revisions, "--", _config_path(prefix)).split()
+        if len(found) < 2:  # not added in range, or added by the root commit
+            break
+        added, first_parent = found[0], found[1]
+        previous = moved_from(repo, added, prefix)
+        if previous is None:
+            break  # created here; anything older at this path is the same registry's past
+        locations.append((prefix, first_parent))
+        prefix, tip = previous, first_parent
+    locations.append((prefix, since))
+    locations.reverse()
+    return locations
 
 
 def _cache_file(repo: git.Repo, prefix: str) -> Path:
@@ -160,7 +320,8 @@ def _read_cache(path: Path) -> History | None:
             return None
         return History(data["commit"], {name: FileDates(*values) for name, values in data["dates"].items()}, 0,
                        {name: [FileChange(*change) for change in changes]
-                        for name, changes in data["cohort_changes"].items()})
+                        for name, changes in data["cohort_changes"].items()},
+                       dict(data["blobs"]), frozenset(data["present"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -170,7 +331,8 @@ def _write_cache(path: Path, history: History) -> None:
                "dates": {name: [d.created, d.updated, d.created_commit, d.updated_commit]
                          for name, d in sorted(history.dates.items())},
                "cohort_changes": {name: [[c.commit, c.date, c.author, c.subject, c.blob] for c in changes]
-                                  for name, changes in sorted(history.cohort_changes.items())}}
+                                  for name, changes in sorted(history.cohort_changes.items())},
+               "blobs": dict(sorted(history.blobs.items())), "present": sorted(history.present)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(".tmp")
@@ -181,19 +343,32 @@ def _write_cache(path: Path, history: History) -> None:
 
 
 def read_history(repo: git.Repo, commit: str, prefix: str, *, use_cache: bool = True) -> History:
-    """Created/updated dates of every file under `prefix`, and the changes to its cohort files, as of `commit`."""
+    """Created/updated dates of every item under `prefix`, and the changes to its cohorts, as of `commit`.
+
+    The walk follows the registry through moves of its folder (see
+    `registry_locations`): each stretch of history is read with the folder it
+    had then, and items are matched by identity, so dates and deployment
+    history survive `git mv registry fw/registry` and regrouping releases.
+    """
     cache_path = _cache_file(repo, prefix)
     cached = _read_cache(cache_path) if use_cache else None
     if cached is not None and cached.commit == commit:
         return cached
-    dates: dict[str, FileDates] = {}
-    changes: dict[str, list[FileChange]] = {}
-    revisions = commit
+    state = _State({}, {}, {}, set())
+    since = None
     if cached is not None and cached.commit in repo.git.rev_list("--first-parent", commit).split():
-        dates, changes = dict(cached.dates), {path: list(items) for path, items in cached.cohort_changes.items()}
-        revisions = f"{cached.commit}..{commit}"  # only the commits since the cached one
-    walked = _apply_log(_git_log(repo, revisions, prefix), dates, changes)
-    history = History(commit, dates, walked, changes)
+        if len(registry_locations(repo, commit, prefix, since=cached.commit)) == 1:
+            # The registry did not move since the cached commit: fold only the commits after it.
+            state = _State(dict(cached.dates), {path: list(items) for path, items in cached.cohort_changes.items()},
+                           dict(cached.blobs), set(cached.present))
+            since = cached.commit
+    locations = [(prefix, since)] if since else registry_locations(repo, commit, prefix)
+    walked = 0
+    for index, (folder, after) in enumerate(locations):
+        until = locations[index + 1][1] if index + 1 < len(locations) else commit
+        assert until is not None
+        walked += _apply_log(_git_log(repo, f"{after}..{until}" if after else until, folder), state)
+    history = History(commit, state.dates, walked, state.changes, state.blobs, frozenset(state.present))
     if use_cache:
         _write_cache(cache_path, history)
     return history

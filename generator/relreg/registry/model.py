@@ -124,28 +124,79 @@ class Release:
     def hardware_versions(self) -> tuple[str, ...]:
         return tuple(sorted({artifact.hardware_version for artifact in self.artifacts}))
 
+    @cached_property
+    def _slots(self) -> frozenset[tuple[str, str | None]]:
+        return frozenset((a.hardware_version, a.software_type) for a in self.artifacts)
+
+    def has_image(self, hardware_version: str, software_type: str | None) -> bool:
+        """Whether an artifact (full or delta) exists for exactly this hardware version and software type."""
+        return (hardware_version, software_type) in self._slots
+
+    def image_software_type(self, hardware_version: str, software_type: str | None,
+                            default_software_type: str | None = None) -> str | None:
+        """The software type of the images a device reporting `software_type` takes from this release.
+
+        A device that reports one takes exactly that type. A device that
+        reports none takes the images without a software type; when the
+        release has none for its hardware, it takes those of the hardware's
+        `default_software_type` (if the release has them). The caller checks
+        `has_image` on the result: a release may have nothing for the device.
+        """
+        if software_type is not None or default_software_type is None:
+            return software_type
+        if self.has_image(hardware_version, None):
+            return None
+        return default_software_type if self.has_image(hardware_version, default_software_type) else None
+
 
 @dataclass(frozen=True)
 class HardwareVersion:
+    """One hardware version (board revision).
+
+    `default_software_type`: the software type whose image a device of this
+    hardware that reports none is offered, for releases without an image
+    that has no software type (see docs/devices.md, "Devices without a
+    software type"). None: such devices see only images without a software type.
+    """
+
     name: str
     source_path: str = field(compare=False)
     description: str = ""
+    default_software_type: str | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source_path: str) -> "HardwareVersion":
-        return cls(name=data["name"], source_path=source_path, description=data.get("description", ""))
+        return cls(name=data["name"], source_path=source_path, description=data.get("description", ""),
+                   default_software_type=data.get("default_software_type"))
 
 
 @dataclass(frozen=True)
 class Activation:
-    """A release active in a cohort, for a share of its devices."""
+    """A release active in a cohort, for a share of its devices.
+
+    `hardware_versions`: the hardware versions it is deployed to, as written;
+    None (the field left out) means all of the cohort's hardware. The
+    cohort's other hardware versions are *held back*: their devices keep
+    seeing only the other releases deployed to them.
+    """
 
     version: str
     rollout_percent: float = 100.0
+    hardware_versions: tuple[str, ...] | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Activation":
-        return cls(version=data["version"], rollout_percent=float(data.get("rollout_percent", 100)))
+        names = data.get("hardware_versions")
+        return cls(version=data["version"], rollout_percent=float(data.get("rollout_percent", 100)),
+                   hardware_versions=tuple(names) if names is not None else None)
+
+    def deploys_to(self, hardware_version: str) -> bool:
+        """Whether devices of this hardware version are offered the release (when the cohort has them)."""
+        return self.hardware_versions is None or hardware_version in self.hardware_versions
+
+    def held_back(self, cohort_hardware: "tuple[str, ...] | list[str]") -> tuple[str, ...]:
+        """The hardware versions of `cohort_hardware` this activation does not deploy to, in that order."""
+        return tuple(name for name in cohort_hardware if not self.deploys_to(name))
 
 
 @dataclass(frozen=True)
@@ -167,6 +218,10 @@ class Cohort:
             hardware_versions=tuple(data.get("hardware_versions", ())),
             releases=tuple(Activation.from_dict(item) for item in data.get("releases", ())),
         )
+
+    def deployed_to(self, hardware_version: str) -> tuple[Activation, ...]:
+        """The activations whose release is deployed to devices of this hardware version."""
+        return tuple(a for a in self.releases if a.deploys_to(hardware_version))
 
 
 @dataclass(frozen=True)

@@ -226,6 +226,90 @@ def cohorts_name_live_releases(ctx: RuleContext) -> Iterator[Diagnostic]:
                              f"'{cohort.slug}' ({', '.join(cohort.hardware_versions)})", "cohort-release-hardware")
 
 
+def activation_hardware(ctx: RuleContext) -> Iterator[Diagnostic]:
+    """A hold per board: an activation's `hardware_versions` names hardware of the cohort, once, with images.
+
+    Each name must be a hardware version of the cohort (any file in hardware/
+    when the cohort lists none), appear once, and have an image (full or
+    delta) in the release, or devices of that board would be "deployed"
+    something they can never install.
+    """
+    known = {hardware.name for hardware in ctx.registry.hardware} | ctx.unloaded_hardware
+    for cohort in ctx.registry.cohorts:
+        allowed = set(cohort.hardware_versions) if cohort.hardware_versions else known
+        for index, activation in enumerate(cohort.releases):
+            if activation.hardware_versions is None:
+                continue
+            release = ctx.registry.release(activation.version)
+            seen: dict[str, int] = {}
+            for position, name in enumerate(activation.hardware_versions):
+                path = ("releases", index, "hardware_versions", position)
+                if name in seen:
+                    yield ctx.at(cohort.source_path, path,
+                                 f"hardware_version '{name}' is listed twice for release {activation.version} "
+                                 f"(first at hardware_versions[{seen[name]}])", "activation-hardware-unique")
+                    continue
+                seen[name] = position
+                if name not in allowed:
+                    if cohort.hardware_versions:
+                        yield ctx.at(cohort.source_path, path,
+                                     f"hardware_version '{name}' is not a hardware version of cohort "
+                                     f"'{cohort.slug}' ({', '.join(cohort.hardware_versions)}): a release can only "
+                                     "be deployed to, or held back on, the cohort's own hardware",
+                                     "activation-hardware")
+                    else:
+                        yield ctx.at(cohort.source_path, path,
+                                     f"hardware_version '{name}' has no file hardware/{name}.yaml", "activation-hardware")
+                    continue
+                if release is not None and not release.is_yanked and name not in release.hardware_versions:
+                    yield ctx.at(cohort.source_path, path,
+                                 f"release {activation.version} has no image for hardware_version '{name}' "
+                                 f"(it has images for {', '.join(release.hardware_versions)}): devices of {name} "
+                                 "could never install it", "activation-hardware-image")
+
+
+def untyped_devices_stranded(ctx: RuleContext) -> Iterator[Diagnostic]:
+    """Warn when devices that report no software type are never offered the newer releases of their cohort.
+
+    For each cohort and hardware version H: U is the newest release (not
+    yanked) with an image for H without a software type, the last one such a
+    device can be running. A release deployed to H above U that has images
+    for H only under software types, none of which the device takes (see
+    `Release.image_software_type` and hardware's `default_software_type`),
+    is one that device is never offered: it is "up to date" for good.
+    """
+    hardware = {h.name: h for h in ctx.registry.hardware}
+    for cohort in ctx.registry.cohorts:
+        stranded: dict[tuple[int, str], list[str]] = {}  # (activation index, U) -> hardware versions
+        for name in cohort.hardware_versions or sorted(hardware):
+            untyped = [r for r in ctx.registry.releases if not r.is_yanked and r.has_image(name, None)]
+            if not untyped:
+                continue
+            newest = untyped[-1]  # releases are sorted by version
+            default = hardware[name].default_software_type if name in hardware else None
+            for index, activation in enumerate(cohort.releases):
+                release = ctx.registry.release(activation.version)
+                if release is None or release.is_yanked or not activation.deploys_to(name) \
+                        or not release.parsed_version > newest.parsed_version \
+                        or name not in release.hardware_versions:
+                    continue
+                if release.has_image(name, release.image_software_type(name, None, default)):
+                    continue
+                stranded.setdefault((index, newest.version), []).append(name)
+        for (index, untyped_version), names in sorted(stranded.items()):
+            release = ctx.registry.release(cohort.releases[index].version)
+            assert release is not None
+            types = sorted({a.software_type for a in release.artifacts
+                            if a.hardware_version in names and a.software_type})
+            yield ctx.at(cohort.source_path, ("releases", index, "version"),
+                         f"devices on {untyped_version} without a software type are never offered "
+                         f"{release.version} ({', '.join(types)}) in cohort '{cohort.slug}' "
+                         f"({', '.join(names)}): they are told they are up to date for good. Set "
+                         f"`default_software_type` in {', '.join(f'hardware/{n}.yaml' for n in names)} to the "
+                         "software type they take (docs/devices.md, \"Devices without a software type\")", "untyped-stranded",
+                         severity=Severity.WARNING)
+
+
 ALL_RULES: tuple[Rule, ...] = (
     file_names_match,
     versions_parse,
@@ -236,6 +320,8 @@ ALL_RULES: tuple[Rule, ...] = (
     hardware_exists,
     path_values_distinct,
     cohorts_name_live_releases,
+    activation_hardware,
+    untyped_devices_stranded,
 )
 
 

@@ -23,7 +23,7 @@ from relreg.history import gitlog
 from relreg.history.cache import WorkCache, work_cache_for
 from relreg.registry.diagnostics import Diagnostic, sorted_diagnostics
 from relreg.registry.model import Cohort, HardwareVersion, RegistryConfig, Release
-from relreg.registry.source import RegistryFiles, RegistryNotFound, read_git_tree, read_worktree
+from relreg.registry.source import CONFIG_FILE, RegistryFiles, RegistryNotFound, read_git_tree, read_worktree
 from relreg.registry.validate import SourceDocuments, check_file, validate_files
 from relreg.registry.versions import VersionError, scheme_named
 from relreg.release.policy import Snapshot, changes, check_policy
@@ -131,6 +131,81 @@ def load_snapshot(files: RegistryFiles, cache: WorkCache, documents: Any = None)
                        documents if documents is not None else SourceDocuments(files))
 
 
+def _registry_folders(repo: git.Repo, commit: str) -> list[str]:
+    """Folders of a commit that hold a registry.yaml and a releases/ folder with files: its published registries."""
+    names = repo.git.ls_tree("-r", "--name-only", "-z", commit, stdout_as_string=False).split(b"\0")
+    paths = {name.decode("utf-8", errors="surrogateescape") for name in names if name}
+    folders = []
+    for path in sorted(paths):
+        if path == CONFIG_FILE or path.endswith("/" + CONFIG_FILE):
+            folder = path[:-len(CONFIG_FILE)].rstrip("/")
+            releases = f"{folder}/releases/" if folder else "releases/"
+            if any(other.startswith(releases) for other in paths):
+                folders.append(folder)
+    return folders
+
+
+def locate_base_registry(repo: git.Repo, base: BaseCommit, prefix: str, head_files: RegistryFiles) -> str | None:
+    """The folder the registry had at the base commit; None when the base has no published registry.
+
+    In order: follow committed moves of the registry folder back from HEAD to
+    the base (registry_locations); the same folder as now; else, for a move
+    not committed yet, the one registry of the base that shares the most
+    files with the work tree (same path in the registry and same content,
+    or the same release, hardware or cohort name); else the one registry of
+    the base that the work tree no longer has (replaced by this one). A base
+    that has registries with releases, none of which can be told to be this
+    one, is an error: "nothing is published" would let any change through.
+    """
+    tree = repo.commit(base.merge_base).tree
+    config = f"{prefix}/{CONFIG_FILE}" if prefix else CONFIG_FILE
+
+    def has_registry(folder: str) -> bool:
+        try:
+            tree / (f"{folder}/{CONFIG_FILE}" if folder else CONFIG_FILE)  # type: ignore[operator]
+            return True
+        except KeyError:
+            return False
+
+    try:
+        repo.commit("HEAD").tree / config  # type: ignore[operator]
+        committed = True
+    except KeyError:
+        committed = False
+    if committed:
+        oldest = gitlog.registry_locations(repo, repo.head.commit.hexsha, prefix, since=base.merge_base)[0][0]
+        if has_registry(oldest):
+            return oldest
+    if has_registry(prefix):
+        return prefix
+    folders = _registry_folders(repo, base.merge_base)
+    if not folders:
+        return None
+    head_blobs = {(file.registry_path, file.blob_id) for file in head_files.files}
+    head_names = {(file.kind, file.stem) for file in head_files.files if file.kind != "registry"}
+    scores = []
+    for folder in folders:
+        files = read_git_tree(tree, folder).files
+        score = sum(1 for file in files if (file.registry_path, file.blob_id) in head_blobs) \
+            + sum(1 for file in files if (file.kind, file.stem) in head_names)
+        scores.append((score, folder))
+    scores.sort(reverse=True)
+    if scores[0][0] > 0 and (len(scores) == 1 or scores[1][0] < scores[0][0]):
+        return scores[0][1]
+    top = Path(repo.working_tree_dir or ".")
+    gone = [folder for _, folder in scores if not (top / folder / CONFIG_FILE).is_file()]
+    if scores[0][0] == 0 and len(gone) == 1:
+        return gone[0]  # the base's registry was replaced by this one: compared, its items count as deleted
+    listed = ", ".join(f"{folder or '.'}/" for _, folder in scores)
+    raise CheckUsageError(
+        f"--base {base.ref}: {base.describe()} has no registry at {prefix or '.'}/, and relreg cannot tell which of "
+        f"its registries ({listed}) this one was: "
+        + ("none shares a file or a release, hardware or cohort name with it. "
+           if scores[0][0] == 0 else "more than one shares as much with it. ")
+        + "Commit the move of the registry folder (git mv) on its own, so that its history can be followed, "
+          "and run the check again.")
+
+
 def run_check(registry_dir: Path, base_ref: str) -> CheckResult:
     """Validate the registry in the work tree and check it against the registry at the base."""
     repo = gitlog.open_repository(registry_dir)
@@ -153,17 +228,20 @@ def _check(repo: git.Repo, registry_dir: Path, base_ref: str) -> CheckResult:
     cache = work_cache_for(registry_dir)
     result = validate_files(head_files, cache)
     diagnostics = list(result.diagnostics)
-    try:
-        base_files: RegistryFiles | None = read_git_tree(repo.commit(base.merge_base).tree, prefix)
-    except RegistryNotFound:
-        base_files = None
+    base_prefix = locate_base_registry(repo, base, prefix, head_files)
+    base_files = read_git_tree(repo.commit(base.merge_base).tree, base_prefix) if base_prefix is not None else None
     if base_files is None:
         note = f"{base.describe()} has no registry yet: nothing is published, so nothing to protect"
     else:
+        if base_prefix != prefix:
+            moved = f"{base_prefix or '.'}/ at the base, {prefix or '.'}/ now"
+            note_moved = f" (the registry moved: {moved})"
+        else:
+            note_moved = ""
         head = load_snapshot(head_files, cache, result.documents)
         published = load_snapshot(base_files, cache)
         diagnostics += check_policy(published, head)
-        note = f"against {base.describe()}: {changes(published, head).describe()}"
+        note = f"against {base.describe()}{note_moved}: {changes(published, head).describe()}"
         if published.config is None:
             note += " (the base's registry.yaml does not load; its settings were not compared)"
     cache.save()

@@ -6,15 +6,23 @@ positions) to diagnostics. It reads no disk and no git; `check.py` gathers the
 snapshots. The rules (from the registry's point of view, git history is the
 audit log, and devices, caches and links may already hold what was published):
 
-- A published release is immutable: its version, revision, min_version,
-  must_pass_through and artifacts may not change. Notes (and notes_format) and
-  extra_info may be corrected, and a release may be yanked or un-yanked.
+- A published release is immutable: its version, revision and artifacts may
+  not change. Notes (and notes_format) and extra_info may be corrected, and a
+  release may be yanked or un-yanked.
+- Gates may be added to a published release, never removed: turning
+  must_pass_through on, or adding or raising min_version, is a warning that
+  says what changes for devices; turning it off, or lowering or removing
+  min_version, is an error (devices could skip a migration).
 - A published release, hardware version or cohort may not be deleted or
   renamed; a release is withdrawn with `yanked:`.
 - Changing registry.yaml's version_scheme or artifact_base_url changes what
   published releases mean; both are reported as warnings.
-- A release newly deployed to a cohort that has no full artifact for some of
-  the cohort's hardware is reported as a warning (those devices get nothing).
+- A release newly deployed to a cohort (or to more of its hardware, when a hold
+  per board is released) that has no full artifact for some of that hardware
+  is reported as a warning (those devices get nothing). Holding back or
+  releasing hardware is otherwise an ordinary cohort change.
+- A published board's `default_software_type` set or changed is a warning:
+  what devices without a software type are offered changes.
 
 Cohorts naming missing or yanked releases, or releases without artifacts for
 any of the cohort's hardware, are errors of `relreg validate` already
@@ -36,6 +44,7 @@ from typing import Any, Iterator, Mapping
 from relreg.registry.diagnostics import Diagnostic, Severity
 from relreg.registry.model import Artifact, Cohort, HardwareVersion, RegistryConfig, Release
 from relreg.registry.source import RawFile
+from relreg.registry.versions import VersionError, scheme_named
 from relreg.registry.yamlload import JsonPath, SourceDocument
 
 # How alike (difflib ratio over lines) a removed and an added file must be to
@@ -133,6 +142,7 @@ def check_policy(base: Snapshot, head: Snapshot) -> list[Diagnostic]:
             diagnostics += _release_immutable(ctx, published, proposed)
     diagnostics += _registry_settings(ctx)
     diagnostics += _cohort_coverage(ctx)
+    diagnostics += _default_software_types(ctx)
     return diagnostics
 
 
@@ -231,7 +241,7 @@ def _rename_fix(kind: str, name: str, old_path: str) -> str:
 
 # --- immutable releases ----------------------------------------------------------------------
 
-_FIXED_FIELDS = ("revision", "min_version", "must_pass_through")
+_FIXED_FIELDS = ("revision",)  # min_version and must_pass_through: see _gates
 
 
 def _shown(value: Any) -> str:
@@ -277,6 +287,7 @@ def _release_immutable(ctx: _Context, published: Release, proposed: Release) -> 
                          f"{name} of published release {version} changed from {_shown(before)} to {_shown(after)}: "
                          f"a published release is immutable apart from notes, extra_info and yanked; "
                          f"{_withdraw_hint(proposed)}", "release-immutable")
+    yield from _gates(ctx, published, proposed)
     old_slots = {_slot(a): (index, a) for index, a in enumerate(published.artifacts)}
     new_slots = {_slot(a): (index, a) for index, a in enumerate(proposed.artifacts)}
     for slot, (old_index, old) in old_slots.items():
@@ -301,6 +312,79 @@ def _release_immutable(ctx: _Context, published: Release, proposed: Release) -> 
                          f"artifacts[{new_index}] ({_describe_slot(new)}) was added to published release {version}: "
                          f"the artifacts of a published release are fixed. Remove it and publish it in a new "
                          f"release (relreg new-release).", "release-immutable")
+
+
+# --- gates: may be added to a published release, never removed --------------------------------
+
+def _gates(ctx: _Context, published: Release, proposed: Release) -> Iterator[Diagnostic]:
+    """Tightening a gate of a published release is a warning; loosening it is an error.
+
+    Turning `must_pass_through` on, or adding or raising `min_version`, only
+    makes devices take more steps (e.g. when later releases dropped an old
+    migration), so it is allowed and the warning says what changes for
+    devices. Turning it off, or lowering or removing `min_version`, lets
+    devices skip a step they were told they need: a migration may be lost.
+    """
+    version = proposed.version
+    where = proposed.source_path
+    before, after = bool(published.must_pass_through), bool(proposed.must_pass_through)
+    if not before and after:
+        yield ctx.at(where, ("must_pass_through",), _pass_through_added(ctx, proposed), "release-gate-added",
+                     severity=Severity.WARNING)
+    elif before and not after:
+        yield ctx.at(where, ("must_pass_through",),
+                     f"must_pass_through of published release {version} was turned off: devices below {version} "
+                     f"could then skip it, and the migration it carries, on their way to newer releases. A gate "
+                     f"on a published release can be added, never removed: restore `must_pass_through: true`.",
+                     "release-gate-removed")
+    old_min, new_min = published.min_version, proposed.min_version
+    if old_min == new_min:
+        return
+    scheme = scheme_named(ctx.head.config.version_scheme if ctx.head.config else "semver")
+    try:
+        old_key = scheme.parse(old_min).key if old_min else None
+        new_key = scheme.parse(new_min).key if new_min else None
+    except VersionError:
+        yield ctx.at(where, ("min_version",),
+                     f"min_version of published release {version} changed from {_shown(old_min)} to "
+                     f"{_shown(new_min)}: {_withdraw_hint(proposed)}", "release-immutable")
+        return
+    if new_key is None:
+        yield ctx.at(where, ("version",),
+                     f"min_version '{old_min}' was removed from published release {version}: devices below "
+                     f"{old_min} could then install {version} directly and skip the releases they need first. "
+                     f"A gate on a published release can be raised, never lowered or removed: restore "
+                     f"`min_version: \"{old_min}\"`.", "release-gate-removed")
+    elif old_key is not None and new_key < old_key:
+        yield ctx.at(where, ("min_version",),
+                     f"min_version of published release {version} was lowered from '{old_min}' to '{new_min}': "
+                     f"devices from {new_min} up to below {old_min} could then install {version} directly and skip "
+                     f"the releases they need first. A gate on a published release can be raised, never lowered "
+                     f"or removed: restore '{old_min}'.", "release-gate-removed")
+    elif old_key is None or new_key > old_key:
+        was = f" (it was {old_min})" if old_min else ""
+        yield ctx.at(where, ("min_version",),
+                     f"min_version of published release {version} raised to {new_min}{was}: devices below {new_min} "
+                     f"will now install a release of at least {new_min} before {version}; a cohort that deploys "
+                     f"{version} but nothing from {new_min} up to below {version} leaves them blocked.",
+                     "release-gate-added", severity=Severity.WARNING)
+
+
+def _pass_through_added(ctx: _Context, release: Release) -> str:
+    version = release.version
+    newer = sorted((r for r in ctx.head.releases.values()
+                    if r.parsed_version > release.parsed_version and not r.is_yanked),
+                   key=lambda r: r.parsed_version.key)
+    after = f"before {newer[0].version} and later" if newer else "before any newer release"
+    text = (f"must_pass_through of published release {version} turned on: devices below {version} will now "
+            f"stop at {version} {after}")
+    lacking = sorted(slug for slug, cohort in ctx.head.cohorts.items()
+                     if version not in {a.version for a in cohort.releases}
+                     and any(r.version in {a.version for a in cohort.releases} for r in newer))
+    if lacking:
+        text += (f"; cohorts that deploy newer releases but not {version} ({', '.join(lacking)}) leave those "
+                 f"devices blocked until they deploy it")
+    return text + "."
 
 
 # --- registry settings -----------------------------------------------------------------------
@@ -336,18 +420,48 @@ def _cohort_coverage(ctx: _Context) -> Iterator[Diagnostic]:
         if not cohort.hardware_versions:
             continue
         published = ctx.base.cohorts.get(slug)
-        before = {a.version for a in published.releases} if published else set()
+        # A hold per board is an ordinary cohort change: releasing held-back hardware deploys the
+        # release to it, so only the hardware a release newly reaches is looked at.
+        before = {a.version: set(a.hardware_versions if a.hardware_versions is not None
+                                 else published.hardware_versions or cohort.hardware_versions)
+                  for a in published.releases} if published else {}
         for index, activation in enumerate(cohort.releases):
             release = ctx.head.releases.get(activation.version)
-            if activation.version in before or release is None or release.is_yanked:
-                continue  # unchanged, or an error that validate reports
+            if release is None or release.is_yanked:
+                continue  # an error that validate reports
+            targets = activation.hardware_versions if activation.hardware_versions is not None \
+                else cohort.hardware_versions
+            reached = before.get(activation.version, set())
+            if not set(targets) - reached:
+                continue  # unchanged, or a hold added
             covered = {a.hardware_version for a in release.artifacts if not a.is_delta}
             if not covered & set(cohort.hardware_versions):
                 continue  # cohort-release-hardware, an error of validate
-            missing = [name for name in cohort.hardware_versions if name not in covered]
+            missing = [name for name in targets if name not in covered and name not in reached]
             if missing:
                 yield ctx.at(cohort.source_path, ("releases", index, "version"),
                              f"release {activation.version} has no full artifact for {', '.join(missing)} of "
                              f"cohort '{slug}': those devices are not offered it. Add the artifacts in a new "
                              "release, or accept that they stay on their current release.",
                              "cohort-release-coverage", severity=Severity.WARNING)
+
+
+def _default_software_types(ctx: _Context) -> Iterator[Diagnostic]:
+    """Warn when a published board's `default_software_type` changes: what devices without one take changes."""
+    for name, hardware in sorted(ctx.head.hardware.items()):
+        published = ctx.base.hardware.get(name)
+        if published is None or published.default_software_type == hardware.default_software_type:
+            continue
+        before, after = published.default_software_type, hardware.default_software_type
+        if before is None:
+            effect = (f"devices of {name} that report no software type will now be offered the '{after}' images of "
+                      "releases that have no image without a software type")
+        elif after is None:
+            effect = (f"devices of {name} that report no software type will no longer be offered the '{before}' "
+                      "images: those on a release without a software type may be stranded (relreg validate warns)")
+        else:
+            effect = (f"devices of {name} that report no software type will be offered the '{after}' images "
+                      f"instead of the '{before}' images: make sure a '{after}' image installs over a '{before}' one")
+        yield ctx.at(hardware.source_path, ("default_software_type",) if after else ("name",),
+                     f"default_software_type of published hardware version {name} changed from {_shown(before)} to "
+                     f"{_shown(after)}: {effect}.", "hardware-default-software-type", severity=Severity.WARNING)

@@ -178,7 +178,10 @@ def cohort_document(cohort: Cohort, cohort_id: int, dates: ReleaseDates) -> dict
         "created_date": format_date(dates.created),
         "updated_date": format_date(dates.updated),
         "hardware_versions": list(cohort.hardware_versions),
-        "releases": [{"version": a.version, "rollout_percent": a.rollout_percent} for a in cohort.releases],
+        # hardware_versions is always present: null deploys to all of the cohort's hardware.
+        "releases": [{"version": a.version, "rollout_percent": a.rollout_percent,
+                      "hardware_versions": list(a.hardware_versions) if a.hardware_versions is not None else None}
+                     for a in cohort.releases],
     }
 
 

@@ -69,9 +69,22 @@ class _ReleaseImages:
                 self.software_types.setdefault(artifact.hardware_version, set()).add(artifact.software_type)
         self._payloads: dict[tuple[str, Slot], tuple[Payload | None, tuple[Payload, ...]]] = {}
 
-    def slots_of(self, hardware_version: str) -> list[Slot]:
-        types = self.software_types.get(hardware_version) or {None}
+    def slots_of(self, hardware_version: str, default_software_type: str | None = None) -> list[Slot]:
+        types = set(self.software_types.get(hardware_version) or {None})
+        if default_software_type is not None:
+            types.add(None)  # devices reporting none take the default type's images
         return [(hardware_version, t) for t in sorted(types, key=lambda t: (t is not None, t or ""))]
+
+    def known_for(self, slot: Slot, default_software_type: str | None) -> list[Release]:
+        """Releases with an image a device of the channel takes, ascending (see Release.image_software_type)."""
+        exact = self.known.get(slot, [])
+        if slot[1] is not None or default_software_type is None:
+            return exact
+        fallback = [r for r in self.known.get((slot[0], default_software_type), [])
+                    if not r.has_image(slot[0], None)]
+        if not fallback:
+            return exact
+        return sorted(exact + fallback, key=lambda r: r.parsed_version.key)
 
     def payloads(self, release: Release, slot: Slot) -> tuple[Payload | None, tuple[Payload, ...]]:
         """(full image, delta images) of a release for a slot."""
@@ -163,10 +176,14 @@ def device_documents(inputs: "SiteInputs", views: list["ReleaseView"]) -> dict[s
     views_by_version = {view.version: view for view in views}
     all_hardware = [hardware.name for hardware in registry.hardware]
 
-    barriers: dict[Slot, tuple[tuple[str, ...], tuple[tuple, ...]]] = {
-        slot: barriers_of((r.version, r.parsed_version.key) for r in releases
-                          if r.must_pass_through and not r.is_yanked)
-        for slot, releases in images.known.items()}
+    defaults = {hardware.name: hardware.default_software_type for hardware in registry.hardware}
+    known_of: dict[Slot, list[Release]] = {}
+    barriers: dict[Slot, tuple[tuple[str, ...], tuple[tuple, ...]]] = {}
+    for name in all_hardware:
+        for slot in images.slots_of(name, defaults[name]):
+            releases = known_of[slot] = images.known_for(slot, defaults[name])
+            barriers[slot] = barriers_of((r.version, r.parsed_version.key) for r in releases
+                                         if r.must_pass_through and not r.is_yanked)
 
     files: dict[str, bytes] = {}
     channels: list[dict[str, Any]] = []
@@ -175,13 +192,18 @@ def device_documents(inputs: "SiteInputs", views: list["ReleaseView"]) -> dict[s
         for activation in cohort.releases:
             release = registry.release(activation.version)
             if release is not None and not release.is_yanked:
-                deployed.append((release, activation.rollout_percent))
+                deployed.append((release, activation))
         deployed.sort(key=lambda item: item[0].parsed_version.key)
         for hardware in cohort.hardware_versions or all_hardware:
-            for slot in images.slots_of(hardware):
+            default = defaults.get(hardware)
+            for slot in images.slots_of(hardware, default):
                 candidates = []
-                for release, percent in deployed:
-                    full, deltas = images.payloads(release, slot)
+                for release, activation in deployed:
+                    if not activation.deploys_to(hardware):
+                        continue  # held back on this hardware
+                    percent = activation.rollout_percent
+                    full, deltas = images.payloads(
+                        release, (hardware, release.image_software_type(hardware, slot[1], default)))
                     if full is None and not deltas:
                         continue
                     view = views_by_version[release.version]
@@ -206,7 +228,7 @@ def device_documents(inputs: "SiteInputs", views: list["ReleaseView"]) -> dict[s
                 files[candidates_path(*_channel_key(channel))] = _encode(
                     {"data": channel.document(scheme_name)}) + b"\n"
                 encoder = _AnswerEncoder(channel)
-                known = images.known.get(slot, [])
+                known = known_of.get(slot, [])
                 folder = channel_folder(*_channel_key(channel)) + "/from/"
                 for release in known:
                     files[f"{folder}{release.version}.json"] = encoder.encode(

@@ -205,6 +205,7 @@ class CohortRow:
     cohort: "Cohort"
     activation: "Activation"
     view: "ReleaseView | None"
+    held_back: tuple[str, ...] = ()  # hardware of the cohort (with an image in the release) it is not deployed to
 
 
 @dataclass(frozen=True)
@@ -252,23 +253,58 @@ class SiteData:
         return f"{self.site_url}releases/{version}/"
 
 
+def _held_back(cohort: "Cohort", activation: "Activation", view: "ReleaseView | None") -> tuple[str, ...]:
+    """The cohort's hardware (any with an image, when it lists none) that the activation holds back."""
+    if activation.hardware_versions is None:
+        return ()
+    names = cohort.hardware_versions or (view.release.hardware_versions if view else ())
+    return activation.held_back(names)
+
+
+def _hold_words(version: str, before: "frozenset[str] | None", after: "frozenset[str] | None") -> list[str]:
+    """A change of the hardware a release is deployed to, in words (None: all hardware)."""
+    if before == after:
+        return []
+    if before is None or after is None:
+        return [f"{version} only on {', '.join(sorted(after))}" if after is not None
+                else f"{version} released to all hardware"]
+    words = []
+    if before - after:
+        words.append(f"{version} held back on {', '.join(sorted(before - after))}")
+    if after - before:
+        words.append(f"{version} released to {', '.join(sorted(after - before))}")
+    return words
+
+
 def _history_rows(changes: Sequence["CohortChange"]) -> list[HistoryRow]:
-    """Newest first, each with the difference to the state before it."""
+    """Newest first, each with the difference to the state before it (rollouts, releases, holds per hardware)."""
     rows: list[HistoryRow] = []
-    before: dict[str, float] = {}
+    before: dict[str, tuple[float, frozenset[str] | None]] = {}
     for change in changes:  # oldest first
         if change.releases is None:
             rows.append(HistoryRow(change, ("file could not be read at this commit",)))
             continue
-        after = {a.version: a.rollout_percent for a in change.releases}
+        cohort_hardware = getattr(change, "hardware_versions", ())
+        after = {a.version: (a.rollout_percent,
+                             frozenset(a.hardware_versions) if a.hardware_versions is not None
+                             else frozenset(cohort_hardware) if cohort_hardware else None)
+                 for a in change.releases}
         words = []
         for version in sorted(set(before) | set(after)):
             if version not in after:
                 words.append(f"removed {version}")
-            elif version not in before:
-                words.append(f"added {version} at {format_percent(after[version])}")
-            elif before[version] != after[version]:
-                words.append(f"{version}: {format_percent(before[version])} \u2192 {format_percent(after[version])}")
+                continue
+            percent, hardware = after[version]
+            if version not in before:
+                words.append(f"added {version} at {format_percent(percent)}")
+                if hardware is not None and cohort_hardware:
+                    words += _hold_words(version, frozenset(cohort_hardware), hardware)
+                elif hardware is not None:
+                    words += _hold_words(version, None, hardware)
+                continue
+            if before[version][0] != percent:
+                words.append(f"{version}: {format_percent(before[version][0])} \u2192 {format_percent(percent)}")
+            words += _hold_words(version, before[version][1], hardware)
         rows.append(HistoryRow(change, tuple(words) or ("no change to the active releases",)))
         before = after
     rows.reverse()
@@ -304,7 +340,8 @@ def site_data(inputs: "SiteInputs", views: list["ReleaseView"]) -> SiteData:
     cohorts_of_release: dict[str, list[CohortRow]] = {}
     cohort_rows: dict[str, list[CohortRow]] = {}
     for cohort in registry.cohorts:  # by slug
-        rows = [CohortRow(cohort, a, by_version.get(a.version)) for a in cohort.releases]
+        rows = [CohortRow(cohort, a, by_version.get(a.version), _held_back(cohort, a, by_version.get(a.version)))
+                for a in cohort.releases]
         cohort_rows[cohort.slug] = rows
         for row in rows:
             cohorts_of_release.setdefault(row.activation.version, []).append(row)
@@ -381,7 +418,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         release = view.release
         linked = tuple(version in data.by_version
                        for version in (release.min_version, *(a.delta_from for a in release.artifacts)))
-        rows = tuple((row.cohort.slug, row.cohort.name, row.activation.rollout_percent)
+        rows = tuple((row.cohort.slug, row.cohort.name, row.activation.rollout_percent, row.held_back)
                      for row in data.cohorts_of_release.get(view.version, ()))
         inputs = (view.id, view.dates, view.notes_html, view.count_devices, release,
                   newer.version if newer else None, older.version if older else None, rows, linked)

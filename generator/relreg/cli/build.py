@@ -12,6 +12,7 @@ from relreg.history.cache import work_cache_for
 from relreg.registry.report import REPORTERS
 from relreg.registry.source import RegistryNotFound, read_worktree
 from relreg.registry.validate import summary, validate_files
+from relreg.release.recency import GitRecency
 
 
 @click.command()
@@ -37,7 +38,8 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
     except RegistryNotFound as error:
         raise RegistryUsageError(str(error)) from None
     cache = work_cache_for(registry_path)
-    result = validate_files(files, cache)
+    # A conflict between two files is reported at the newer one (git history; uncommitted files newest).
+    result = validate_files(files, cache, recency=GitRecency(registry_path, files.root))
     cache.save()
     click.echo(REPORTERS[output_format](result.diagnostics, summary(result)))
     sys.exit(0 if result.ok else 1)

@@ -400,7 +400,18 @@ def test_bad_device_counts_is_a_clear_error(history_repo: Path) -> None:
     result = run_relreg("build", "--registry", history_repo / "registry", "--out", history_repo / "public",
                         "--device-counts", snapshot)
     assert result.exit_code == 1
-    assert "counts.csv row 1: count for '1.0.0' must be a whole number" in result.output
+    assert f"{snapshot}:1:7: count for \"1.0.0\" is \"many\": a count is a whole number >= 0" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_counts_for_versions_that_are_not_releases_are_a_warning(history_repo: Path) -> None:
+    snapshot = history_repo / "counts.json"
+    snapshot.write_text('{"snapshot_date": "2026-11-30", "counts": {"1.0.0": 5, "v1.1.0": 7, "9.9.9": 1}}')
+    result = run_relreg("build", "--registry", history_repo / "registry", "--out", history_repo / "public",
+                        "--device-counts", snapshot)
+    assert result.exit_code == 0, result.output
+    assert (f"warning: {snapshot}: device counts for 2 versions that are not a release of the registry "
+            "(9.9.9, v1.1.0)") in result.output
 
 
 def test_long_lists_continue_on_linked_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

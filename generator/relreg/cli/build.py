@@ -52,7 +52,9 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
 @click.option("--ref", metavar="REF",
               help="Build exactly what this commit (branch, tag, sha) holds, read from git objects, not the work tree.")
 @click.option("--device-counts", type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              help="Fleet snapshot giving count_devices: JSON {\"1.2.3\": 120} or CSV rows version,count.")
+              help="Fleet snapshot giving count_devices: JSON {\"1.2.3\": 120} (or {\"snapshot_date\": "
+                   "\"YYYY-MM-DD\", \"counts\": {...}}) or CSV rows version,count (header "
+                   "version,count[,snapshot_date] optional).")
 @click.option("--base-url", metavar="URL",
               help="Absolute URL the site is served from, overriding site_url in registry.yaml (e.g. for previews).")
 @click.option("--signing-key", type=click.Path(path_type=Path, dir_okay=False, exists=True),

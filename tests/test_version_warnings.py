@@ -95,3 +95,22 @@ def test_the_suggested_prerelease_orders_numbers_as_numbers(letters: str, low: i
     assert (fixed_low < fixed_high) == (low < high)
     assert fixed_low.same_as(fixed_high) == (low == high)
     assert re.fullmatch(r"[a-z]+\.[0-9]+", _split_identifier(f"{letters}{low}"))
+
+
+_SEMVER_TEXT = st.builds(
+    lambda numbers, pre, build: ".".join(map(str, numbers)) + (f"-{pre}" if pre else "") + (f"+{build}" if build else ""),
+    st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 3)),
+    st.one_of(st.none(), st.from_regex(r"(rc|beta|hotfix)(\.?(0|[1-9][0-9]?))?", fullmatch=True)),
+    st.one_of(st.none(), st.from_regex(r"b[0-9]", fullmatch=True)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_SEMVER_TEXT, min_size=1, max_size=12, unique=True))
+def test_a_scheme_change_reports_an_order_change_exactly_when_some_pair_inverts(versions: list[str]) -> None:
+    """Oracle: every pair compared under both schemes; the one-pass report is empty exactly when no pair inverts."""
+    from relreg.release.policy import _order_changes
+
+    old, new = scheme_named("semver"), scheme_named("natural")
+    inverted = any(old.parse(a) < old.parse(b) and not new.parse(a) < new.parse(b)
+                   for a in versions for b in versions)
+    assert bool(_order_changes(versions, old, new)) == inverted

@@ -16,7 +16,7 @@ import pytest
 from conftest import BASE_REGISTRY, run_relreg
 from git_helpers import commit_all, init_repo
 
-RELEASE = (BASE_REGISTRY / "releases" / "1.1.0.yaml").read_bytes().replace(b'"1.1.0"', b'"2.2.0"') \
+RELEASE = (BASE_REGISTRY / "releases" / "1.1.0.yaml").read_bytes().replace(b'"1.1.0"', b'"2.2.0"').replace(b"url: 1.1.0/", b"url: 2.2.0/") \
     .replace(b"c333", b"c999").replace(b"d444", b"d999")
 
 # (file name under releases/, as bytes; path as reported; part of the message)

@@ -63,6 +63,12 @@ _YAML11_RESOLVERS = yaml.SafeLoader.yaml_implicit_resolvers
 _YAML11_FIRST = frozenset(key for key in _YAML11_RESOLVERS if key)
 _YAML11_CONSTRUCTOR = SafeConstructor()
 _STR_TAG = "tag:yaml.org,2002:str"
+# The only words YAML 1.1 reads otherwise than 1.2 (as booleans); other plain text starting with a
+# letter is text to both, which decides most scalars with one set lookup.
+_YAML11_WORDS = frozenset(variant for word in ("yes", "no", "on", "off")
+                          for variant in (word, word.capitalize(), word.upper()))
+# Plain scalars that can only be ambiguous when they start like a number, merge key or value key.
+_SUSPECT_START = frozenset("-+.0123456789<=!&*")
 _RADIX = re.compile(r"^[-+]?0[xXoObB]")
 _LEADING_ZERO = re.compile(r"^[-+]?0[0-9_]")
 
@@ -256,9 +262,10 @@ class _Builder:
                 f"'{text}' is not a JSON number; quote it if you mean the text",
                 position, "yaml-number")
         resolved = _resolve_plain(text)
-        problem = ambiguity(text, resolved)
-        if problem is not None:
-            raise YamlLoadError(problem, position, "yaml-ambiguous")
+        if text[:1] in _SUSPECT_START or text in _YAML11_WORDS:  # the rest reads alike, without a call
+            problem = ambiguity(text, resolved)
+            if problem is not None:
+                raise YamlLoadError(problem, position, "yaml-ambiguous")
         if resolved is not None and resolved.__class__ is not str:
             self.doc.plain_text[path] = text
         return resolved
@@ -280,7 +287,7 @@ class _Builder:
             if event.anchor or (event.tag is not None and event.tag != "!"):
                 self.value(event, path)  # raises the anchor or tag error
             key = event.value if event.style else _resolve_plain(event.value)
-            if not event.style and key.__class__ is str:
+            if not event.style and key.__class__ is str and (key[:1] in _SUSPECT_START or key in _YAML11_WORDS):
                 problem = ambiguity(event.value, key, key=True)
                 if problem is not None:
                     raise YamlLoadError(f"key {problem}", key_position, "yaml-ambiguous")

@@ -173,3 +173,25 @@ def test_cors_preflight_on_the_api(served_site) -> None:  # type: ignore[no-unty
     assert response.status_code == 204
     assert response.headers["access-control-allow-origin"] == "*"
     assert "GET" in response.headers["access-control-allow-methods"]
+
+
+def test_nginx_serves_signatures_like_the_documents_they_sign(served_site, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A detached signature (<document>.sig) is JSON and as fresh as its document, on nginx as in the policy."""
+    site, _ = served_site
+    copy = tmp_path / "public"
+    shutil.copytree(site, copy)
+    signatures = ["api/v1/releases/2.1.0.json.sig", "api/v1/index.json.sig", "api/v1/devices/index.json.sig",
+                  "api/v1/releases.json.sig"]
+    for path in signatures:
+        (copy / path).write_text('{"signature": "x"}\n')
+    server = start_nginx(tmp_path / "nginx", {}, free_port(), server_body=f"    root {copy};\n    include {copy}/nginx.conf;\n")
+    try:
+        for path in signatures:
+            response = httpx.get(server.url + path)
+            expected = object_headers(path)
+            assert response.status_code == 200
+            assert (response.headers["content-type"], response.headers["cache-control"]) == \
+                (expected.content_type, expected.cache_control), path
+        assert object_headers("api/v1/releases/2.1.0.json.sig").cache_control == "public, max-age=300"
+    finally:
+        server.stop()

@@ -165,7 +165,7 @@ def _replace_in(path: Path, old: str, new: str) -> None:
 # (which skips rendering pages whose inputs it has seen) must equal a fresh build.
 INCREMENTAL_STEPS = [
     ("add a release", lambda r: (r / "releases" / "1.3.0.yaml").write_text(
-        RELEASE_120.replace('"1.2.0"', '"1.3.0"').replace("e555", "f555"))),
+        RELEASE_120.replace('1.2.0', '1.3.0').replace("e555", "f555"))),
     ("correct notes", lambda r: _replace_in(r / "releases" / "1.0.0.yaml", "notes corrected", "notes fixed")),
     ("yank a release", lambda r: (r / "releases" / "1.2.0.yaml").write_text(
         (r / "releases" / "1.2.0.yaml").read_text() + "yanked: bricks dvt1 boards\n")),
@@ -213,7 +213,7 @@ def test_ref_builds_what_the_commit_holds_not_the_work_tree(history_repo: Path) 
 def test_uncommitted_release_is_dated_by_source_date_epoch_with_a_warning(
         history_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (history_repo / "registry" / "releases" / "1.3.0.yaml").write_text(
-        RELEASE_120.replace('"1.2.0"', '"1.3.0"').replace("e555", "f555"))
+        RELEASE_120.replace('1.2.0', '1.3.0').replace("e555", "f555"))
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1750000000")
     out = history_repo / "public"
     result = run_relreg("build", "--registry", history_repo / "registry", "--out", out)
@@ -251,7 +251,7 @@ def test_failure_while_writing_leaves_the_previous_output_untouched(
     assert run_relreg("build", "--registry", history_repo / "registry", "--out", out).exit_code == 0
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     (history_repo / "registry" / "releases" / "1.3.0.yaml").write_text(
-        RELEASE_120.replace('"1.2.0"', '"1.3.0"').replace("e555", "f555"))
+        RELEASE_120.replace('1.2.0', '1.3.0').replace("e555", "f555"))
     import relreg.site.write
 
     writes = {"count": 0}
@@ -282,7 +282,7 @@ def test_rebuild_rewrites_only_changed_files(history_repo: Path) -> None:
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and not p.name.startswith(".")} == mtimes
 
     (registry / "releases" / "1.3.0.yaml").write_text(
-        RELEASE_120.replace('"1.2.0"', '"1.3.0"').replace("e555", "f555"))
+        RELEASE_120.replace('1.2.0', '1.3.0').replace("e555", "f555"))
     commit_all(history_repo, "1.3.0", "2024-05-01T10:00:00+00:00")
     assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
     changed = {p.relative_to(out).as_posix() for p, mtime in mtimes.items() if p.stat().st_mtime_ns != mtime}
@@ -300,14 +300,14 @@ def _edit_notes(repo: Path) -> None:
 
 def _untracked_release(repo: Path) -> None:
     (repo / "registry" / "releases" / "1.3.0.yaml").write_text(
-        RELEASE_120.replace('"1.2.0"', '"1.3.0"').replace("e555", "f555"))
+        RELEASE_120.replace('1.2.0', '1.3.0').replace("e555", "f555"))
 
 
 def _ignored_release(repo: Path) -> None:
     (repo / ".git" / "info" / "exclude").write_text("wip/\n")  # ignored without a commit
     (repo / "registry" / "releases" / "wip").mkdir()
     (repo / "registry" / "releases" / "wip" / "1.3.0.yaml").write_text(
-        RELEASE_120.replace('"1.2.0"', '"1.3.0"').replace("e555", "f555"))
+        RELEASE_120.replace('1.2.0', '1.3.0').replace("e555", "f555"))
 
 
 def _new_commit(repo: Path) -> None:
@@ -400,7 +400,18 @@ def test_bad_device_counts_is_a_clear_error(history_repo: Path) -> None:
     result = run_relreg("build", "--registry", history_repo / "registry", "--out", history_repo / "public",
                         "--device-counts", snapshot)
     assert result.exit_code == 1
-    assert "counts.csv row 1: count for '1.0.0' must be a whole number" in result.output
+    assert f"{snapshot}:1:7: count for \"1.0.0\" is \"many\": a count is a whole number >= 0" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_counts_for_versions_that_are_not_releases_are_a_warning(history_repo: Path) -> None:
+    snapshot = history_repo / "counts.json"
+    snapshot.write_text('{"snapshot_date": "2026-11-30", "counts": {"1.0.0": 5, "v1.1.0": 7, "9.9.9": 1}}')
+    result = run_relreg("build", "--registry", history_repo / "registry", "--out", history_repo / "public",
+                        "--device-counts", snapshot)
+    assert result.exit_code == 0, result.output
+    assert (f"warning: {snapshot}: device counts for 2 versions that are not a release of the registry "
+            "(9.9.9, v1.1.0)") in result.output
 
 
 def test_long_lists_continue_on_linked_pages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -412,7 +423,8 @@ def test_long_lists_continue_on_linked_pages(tmp_path: Path, monkeypatch: pytest
     for index in range(205):
         version = f"3.{index}.0"
         (registry / "releases" / f"{version}.yaml").write_text(
-            template.replace('"1.0.0"', f'"{version}"').replace("a111111", f"a{index:06x}")
+            template.replace('"1.0.0"', f'"{version}"').replace("url: 1.0.0/", f"url: {version}/")
+            .replace("a111111", f"a{index:06x}")
             .replace("b222222", f"b{index:06x}"))
     commit_all(repo, "many releases", "2025-01-01T00:00:00+00:00")
     out = tmp_path / "public"

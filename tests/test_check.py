@@ -379,3 +379,60 @@ def test_gate_changes_say_what_changes_for_devices(repo: Path, monkeypatch: pyte
     [diagnostic] = json.loads(result.stdout)["diagnostics"]
     assert diagnostic["severity"] == severity and words in diagnostic["message"], diagnostic
     assert result.exit_code == (0 if severity == "warning" else 1)
+def _versions(repo: Path, versions: list[str]) -> None:
+    for index, version in enumerate(versions):
+        digit = "123456789"[index]
+        (repo / "registry" / "releases" / f"{version}.yaml").write_text(
+            f'version: "{version}"\nartifacts:\n  - hardware_version: evt1\n    build_id: "{digit * 40}"\n'
+            f'    url: {version}/evt1.bin\n    size: 1500\n    sha256: "{digit * 64}"\n')
+
+
+@pytest.mark.parametrize("versions, moved", [
+    (["2.0.0-rc9", "2.0.0-rc10"], ["it changes the order of published releases (2.0.0-rc9 now sorts before "
+                                    "2.0.0-rc10)"]),
+    (["2.0.0-rc.1", "2.0.0-rc.2", "2.0.0"], []),  # the same order under both schemes
+])
+def test_a_version_scheme_change_names_the_versions_whose_order_changes(
+        versions: list[str], moved: list[str], repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    git(repo, "checkout", "-q", "main")
+    _versions(repo, versions)
+    commit_all(repo, "published", "2024-01-02T10:00:00+00:00")
+    git(repo, "checkout", "-q", "pr")
+    git(repo, "merge", "-q", "--ff-only", "main")
+    config = repo / "registry" / "registry.yaml"
+    config.write_text(config.read_text() + "version_scheme: natural\n")
+    commit_all(repo, "natural", "2024-01-03T10:00:00+00:00")
+    monkeypatch.chdir(repo / "registry")
+    result = relreg("check", "--base", "main", "--format", "json")
+    report = json.loads(result.stdout)
+    scheme = [d for d in report["diagnostics"] if d["rule"] == "registry-version-scheme"]
+    assert [(d["path"], d["line"], d["column"], d["severity"]) for d in scheme] == \
+        [("registry.yaml", 5, 17, "warning")]
+    message = scheme[0]["message"]
+    assert message.startswith("version_scheme changed from 'semver' to 'natural': ")
+    for words in moved:
+        assert words in message
+    if not moved:
+        assert f"the {len(versions) + 2} published releases keep their order" in message
+    assert "registry.yaml: version_scheme changed" in report["summary"]
+    assert "no registry changes" not in report["summary"]
+
+
+def test_unyanking_a_release_is_a_warning_with_the_reason(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    git(repo, "checkout", "-q", "main")
+    published = repo / "registry" / "releases" / "1.0.0.yaml"
+    published.write_text(published.read_text().replace('version: "1.0.0"\n', 'version: "1.0.0"\nyanked: bricks evt1\n'))
+    stable = repo / "registry" / "cohorts" / "stable.yaml"
+    stable.write_text(stable.read_text().replace('  - version: "1.0.0"\n', ""))
+    commit_all(repo, "yank 1.0.0", "2024-01-02T10:00:00+00:00")
+    git(repo, "checkout", "-q", "pr")
+    git(repo, "merge", "-q", "--ff-only", "main")
+    published.write_text(published.read_text().replace("yanked: bricks evt1\n", ""))
+    commit_all(repo, "unyank", "2024-01-03T10:00:00+00:00")
+    monkeypatch.chdir(repo / "registry")
+    result = relreg("check", "--base", "main", "--format", "json")
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)["diagnostics"]
+    assert [(d["path"], d["line"], d["column"], d["rule"], d["severity"]) for d in found] == \
+        [("releases/1.0.0.yaml", 1, 10, "release-unyanked", "warning")]
+    assert "release 1.0.0 was yanked ('bricks evt1') and this change removes `yanked:`" in found[0]["message"]

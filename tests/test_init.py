@@ -14,6 +14,7 @@ from conftest import FIXTURES, run_relreg
 from git_helpers import commit_all, git
 
 from relreg.registry.schemas import INPUT_SCHEMAS
+from relreg.release.init import InitOptions, _shell_word, default_install_spec, install_spec_from, next_steps
 from relreg.registry.yamlload import parse_yaml
 
 REPOSITORY = Path(__file__).parent.parent
@@ -139,7 +140,7 @@ def test_workflows_are_valid_github_workflows(scaffold: Path) -> None:
     assert 'relreg check --base "origin/$BASE_REF" --format github' in runs
     assert "relreg build --out public --format github" in runs
     assert any(step.get("uses", "").startswith("actions/upload-artifact@") for step in steps)
-    assert f"python -m pip install relreg=={__import__('relreg').__version__}" in runs
+    assert f"python -m pip install {_shell_word(default_install_spec()[0])}" in runs
 
     publish = yaml.safe_load((scaffold / ".github" / "workflows" / "publish.yml").read_text())
     assert publish[True]["push"]["branches"] == ["main"]  # PyYAML 1.1 reads the key `on` as True
@@ -217,3 +218,65 @@ def test_init_inside_an_existing_repository_does_not_nest_one(tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     assert not (outer / "firmware-registry" / ".git").exists()
     assert "initialized a git repository" not in result.output
+
+
+def test_install_spec_is_what_the_workflows_and_readme_install(tmp_path: Path) -> None:
+    spec = "relreg @ git+https://github.com/example/relreg@v0.1.0"
+    result = relreg("init", tmp_path / "fw", "--no-git", "--install-spec", spec)
+    assert result.exit_code == 0, result.output
+    assert f"the workflows install relreg with: pip install {spec!r}" in result.output
+    for workflow in ("check.yml", "publish.yml"):
+        runs = [step.get("run", "") for job in yaml.safe_load(
+            (tmp_path / "fw" / ".github" / "workflows" / workflow).read_text())["jobs"].values()
+            for step in job["steps"]]
+        assert f"python -m pip install '{spec}'" in runs
+    assert f"pip install '{spec}'" in (tmp_path / "fw" / "README.md").read_text()
+
+
+def test_default_install_spec_is_the_running_relreg(tmp_path: Path) -> None:
+    result = relreg("init", tmp_path / "fw", "--no-git")
+    spec, note = default_install_spec()
+    assert f"the workflows install relreg with: pip install {spec!r}" in result.output
+    assert (f"note: {note}" in result.output) if note else ("note:" not in result.output)
+    assert f"pip install {_shell_word(spec)}" in (tmp_path / "fw" / "README.md").read_text()
+
+
+def test_install_spec_follows_where_relreg_came_from(tmp_path: Path) -> None:
+    version = __import__("relreg").__version__
+    assert install_spec_from(None) == (f"relreg=={version}", None)
+    assert install_spec_from({"url": "https://github.com/o/relreg.git",
+                              "vcs_info": {"vcs": "git", "commit_id": "abc123"}}) == \
+        ("relreg @ git+https://github.com/o/relreg.git@abc123", None)
+    assert install_spec_from({"url": "https://example.test/relreg-0.1.0-py3-none-any.whl",
+                              "archive_info": {}}) == ("relreg @ https://example.test/relreg-0.1.0-py3-none-any.whl", None)
+    checkout = tmp_path / "relreg"
+    checkout.mkdir()
+    git(checkout, "init", "-q", "-b", "main")
+    (checkout / "pyproject.toml").write_text("[project]\nname = 'relreg'\n")
+    commit = commit_all(checkout, "relreg", "2024-01-01T10:00:00+00:00")
+    spec, note = install_spec_from({"url": f"file://{checkout}", "dir_info": {"editable": True}})
+    assert spec == f"relreg @ file://{checkout}" and note is not None and "a CI runner does not have" in note
+    git(checkout, "remote", "add", "origin", "https://github.com/o/relreg.git")
+    assert install_spec_from({"url": f"file://{checkout}", "dir_info": {}}) == \
+        (f"relreg @ git+https://github.com/o/relreg.git@{commit}", None)
+
+
+@pytest.mark.parametrize("hardware, given, expected", [
+    ([], set(), "Next: set site_url and artifact_base_url in registry/registry.yaml, add hardware/ files, then "
+                "`relreg new-release VERSION --artifact HW=PATH ...` and `relreg validate`."),
+    (["evt1"], {"site_url"}, "Next: set artifact_base_url in registry/registry.yaml, then `relreg new-release"),
+    (["evt1"], {"site_url", "artifact_base_url"}, "Next: `relreg new-release VERSION --artifact HW=PATH ...` and "
+                                                  "`relreg validate`."),
+    ([], {"site_url", "artifact_base_url"}, "Next: add hardware/ files, then `relreg new-release"),
+])
+def test_next_hint_asks_only_for_what_was_not_given(hardware: list[str], given: set[str], expected: str) -> None:
+    assert next_steps(InitOptions(directory=Path("x"), hardware=hardware), given).startswith(expected)
+
+
+def test_next_hint_on_the_command_line(scaffold: Path, tmp_path: Path) -> None:
+    result = relreg("init", tmp_path / "other", "--no-git", "--site-url", "https://fw.example.test/",
+                    "--artifact-base-url", "https://dl.example.test/", "--hardware", "evt1")
+    assert result.exit_code == 0
+    assert result.output.rstrip().endswith(
+        "Next: `relreg new-release VERSION --artifact HW=PATH ...` and `relreg validate`.")
+    assert "set site_url" not in result.output

@@ -245,3 +245,46 @@ def test_schema_comment_points_at_the_schemas_beside_the_registry(build: Path, t
     assert result.exit_code == 0, result.output
     first = (registry / "releases" / "3.0.0.yaml").read_text().splitlines()[0]
     assert first == "# yaml-language-server: $schema=../../schemas/release.schema.json"
+
+
+def test_a_url_of_a_published_release_with_other_bytes_is_refused(build: Path, base_registry: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    (build / "1.1.0").mkdir(exist_ok=True)
+    image = build / "1.1.0" / "evt1.bin"  # the same name as 1.1.0's artifact, but new bytes
+    image.write_bytes(b"rebuilt image " * 50)
+    monkeypatch.chdir(base_registry)
+    result = relreg("new-release", "1.2.0", "--registry", ".", "--revision", "", "--format", "json",
+                    "--artifact", f"evt1={image}", "--build-id", "evt1=0123456789abcdef",
+                    "--url-template", "https://dl.example.test/fw/1.1.0/{filename}")
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    assert [f"{d['path']}:{d['line']}:{d['column']} {d['rule']}" for d in report["diagnostics"]] == [
+        "releases/1.2.0.yaml:6:10 artifact-url-unique"]
+    message = report["diagnostics"][0]["message"]
+    assert "is also the url of releases/1.1.0.yaml artifacts[0], with size 700 instead of 1100" in message
+    assert not (base_registry / "releases" / "1.2.0.yaml").exists()
+
+
+def test_the_same_file_at_the_same_url_is_allowed(build: Path, base_registry: Path) -> None:
+    image = build / "evt1.bin"
+    published = base_registry / "releases" / "1.1.0.yaml"
+    digest = hashlib.sha256(image.read_bytes()).hexdigest()
+    published.write_text(published.read_text().replace("url: 1.1.0/evt1.bin", "url: firmware/evt1.bin")
+                         .replace("size: 1100", f"size: {image.stat().st_size}")
+                         .replace("c333333333333333333333333333333333333333333333333333333333333333", digest))
+    result = relreg("new-release", "1.2.0", "--registry", base_registry, "--revision", "",
+                    "--artifact", f"evt1={image}", "--build-id", "evt1=0123456789abcdef",
+                    "--url-template", "firmware/{filename}")
+    assert result.exit_code == 0, result.output
+    assert (base_registry / "releases" / "1.2.0.yaml").exists()
+
+
+def test_floats_in_extra_info_are_written_so_that_yaml_1_1_reads_numbers(build: Path, base_registry: Path) -> None:
+    result = relreg("new-release", "1.2.0", "--registry", base_registry, "--revision", "",
+                    "--artifact", f"evt1={build / 'evt1.elf'}", "--extra-info", "big:=1e20",
+                    "--extra-info", "small:=[1e-5]")
+    assert result.exit_code == 0, result.output
+    import yaml
+    text = (base_registry / "releases" / "1.2.0.yaml").read_bytes()
+    assert parse_yaml(text, "x").data["extra_info"] == {"big": 1e20, "small": [1e-5]}
+    assert yaml.safe_load(text)["extra_info"] == {"big": 1e20, "small": [1e-5]}

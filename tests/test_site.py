@@ -452,7 +452,8 @@ def test_an_empty_registry_still_gives_a_complete_site() -> None:
 def test_build_metadata_versions_work_in_paths_and_links(base_registry: Path, tmp_path: Path) -> None:
     release = (base_registry / "releases" / "1.1.0.yaml").read_text()
     (base_registry / "releases" / "1.2.0+build.7.yaml").write_text(
-        release.replace('version: "1.1.0"', 'version: "1.2.0+build.7"').replace("c333", "e333").replace("d444", "f444"))
+        release.replace('version: "1.1.0"', 'version: "1.2.0+build.7"').replace("c333", "e333").replace("d444", "f444")
+        .replace("url: 1.1.0/", "url: 1.2.0+build.7/"))
     repo = init_repo(tmp_path / "repo")
     registry = repo / "registry"
     base_registry.rename(registry)

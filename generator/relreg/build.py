@@ -20,7 +20,7 @@ from relreg.devices.budget import DeviceBudget
 from relreg.history import gitlog
 from relreg.history.cache import work_cache_for
 from relreg.history.deployments import cohort_history
-from relreg.registry.device_counts import read_device_counts
+from relreg.registry.device_counts import FleetSnapshot, read_device_counts
 from relreg.registry.diagnostics import Diagnostic
 from relreg.registry.schemas import INPUT_SCHEMAS
 from relreg.registry.source import RegistryFiles, RegistryNotFound, read_git_tree, read_worktree
@@ -104,7 +104,7 @@ def _dates(result: ValidationResult, git_history: gitlog.History | None, uncommi
 
 
 def _fingerprint(files: RegistryFiles, release_dates: dict[str, ReleaseDates],
-                 cohort_dates: dict[str, ReleaseDates], counts: dict[str, int], commit: str | None,
+                 cohort_dates: dict[str, ReleaseDates], snapshot: FleetSnapshot, commit: str | None,
                  options: BuildOptions) -> str:
     """Everything the output depends on: if it matches the previous build, the output is already right."""
     digest = hashlib.sha256(code_digest())
@@ -112,7 +112,8 @@ def _fingerprint(files: RegistryFiles, release_dates: dict[str, ReleaseDates],
         digest.update(f"{file.path}\0{file.blob_id}\n".encode())
     digest.update(json.dumps([sorted((k, v.created, v.updated) for k, v in release_dates.items()),
                               sorted((k, v.created, v.updated) for k, v in cohort_dates.items()),
-                              sorted(counts.items()), commit, options.base_url]).encode())
+                              sorted(snapshot.counts.items()), snapshot.snapshot_date, commit,
+                              options.base_url]).encode())
     return digest.hexdigest()
 
 
@@ -196,7 +197,9 @@ def build_site(options: BuildOptions) -> BuildReport:
     if not result.ok:
         cache.save()
         raise InvalidRegistry(result)
-    counts = read_device_counts(options.device_counts) if options.device_counts else {}
+    snapshot = read_device_counts(options.device_counts) if options.device_counts else FleetSnapshot()
+    counts = snapshot.counts
+    warnings += snapshot.warnings(release.version for release in result.registry.releases)  # type: ignore[union-attr]
 
     git_history = None
     uncommitted: set[str] = set()
@@ -212,7 +215,7 @@ def build_site(options: BuildOptions) -> BuildReport:
 
     registry = result.registry
     assert registry is not None
-    fingerprint = _fingerprint(files, release_dates, cohort_dates, counts, commit, options)
+    fingerprint = _fingerprint(files, release_dates, cohort_dates, snapshot, commit, options)
     signing = _signing(options, repo, prefix, commit, bool(uncommitted), warnings)
     if signing is not None:
         fingerprint = signing.fingerprint(fingerprint)
@@ -236,6 +239,7 @@ def build_site(options: BuildOptions) -> BuildReport:
         release_dates=release_dates,
         cohort_dates=cohort_dates,
         device_counts=counts,
+        device_counts_date=snapshot.snapshot_date,
         commit=commit,
         dirty=bool(uncommitted),
         base_url=options.base_url,

@@ -12,6 +12,7 @@ from relreg.history.cache import work_cache_for
 from relreg.registry.report import REPORTERS
 from relreg.registry.source import RegistryNotFound, read_worktree
 from relreg.registry.validate import summary, validate_files
+from relreg.release.recency import GitRecency
 
 
 @click.command()
@@ -37,7 +38,8 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
     except RegistryNotFound as error:
         raise RegistryUsageError(str(error)) from None
     cache = work_cache_for(registry_path)
-    result = validate_files(files, cache)
+    # A conflict between two files is reported at the newer one (git history; uncommitted files newest).
+    result = validate_files(files, cache, recency=GitRecency(registry_path, files.root))
     cache.save()
     click.echo(REPORTERS[output_format](result.diagnostics, summary(result)))
     sys.exit(0 if result.ok else 1)
@@ -50,7 +52,9 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
 @click.option("--ref", metavar="REF",
               help="Build exactly what this commit (branch, tag, sha) holds, read from git objects, not the work tree.")
 @click.option("--device-counts", type=click.Path(path_type=Path, dir_okay=False, exists=True),
-              help="Fleet snapshot giving count_devices: JSON {\"1.2.3\": 120} or CSV rows version,count.")
+              help="Fleet snapshot giving count_devices: JSON {\"1.2.3\": 120} (or {\"snapshot_date\": "
+                   "\"YYYY-MM-DD\", \"counts\": {...}}) or CSV rows version,count (header "
+                   "version,count[,snapshot_date] optional).")
 @click.option("--base-url", metavar="URL",
               help="Absolute URL the site is served from, overriding site_url in registry.yaml (e.g. for previews).")
 @click.option("--signing-key", type=click.Path(path_type=Path, dir_okay=False, exists=True),

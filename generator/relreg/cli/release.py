@@ -159,11 +159,13 @@ def new_release(version: str, registry_dir: Path | None, artifacts: tuple[str, .
 @click.option("--version-scheme", type=click.Choice(["semver", "natural"]), default="semver", show_default=True,
               help="How versions are parsed and ordered.")
 @click.option("--hardware", multiple=True, metavar="NAME", help="Create hardware/NAME.yaml, repeatable.")
-@click.option("--relreg-requirement", metavar="REQUIREMENT",
-              help="What the workflows `pip install` (default: this relreg version, relreg==X.Y.Z).")
+@click.option("--install-spec", "--relreg-requirement", "install_spec", metavar="REQUIREMENT",
+              help="What the workflows and README `pip install` to get relreg, e.g. "
+                   "'relreg @ git+https://github.com/OWNER/relreg@v0.1.0'. Default: where this relreg was "
+                   "installed from (its git URL and commit, or relreg==X.Y.Z from a package index).")
 @click.option("--no-git", is_flag=True, help="Do not run `git init` when the folder is not in a repository.")
 def init(directory: Path, name: str, site_url: str, artifact_base_url: str, repository_url: str | None,
-         version_scheme: str, hardware: tuple[str, ...], relreg_requirement: str | None, no_git: bool) -> None:
+         version_scheme: str, hardware: tuple[str, ...], install_spec: str | None, no_git: bool) -> None:
     """Create a new registry repository in DIRECTORY (default: here).
 
     \b
@@ -180,13 +182,16 @@ def init(directory: Path, name: str, site_url: str, artifact_base_url: str, repo
     file is overwritten. Exit status: 0 created, 1 refused, 2 usage error.
     """
     from relreg.registry.validate import summary
-    from relreg.release.init import InitError, InitOptions, init_registry
+    from relreg.release.init import InitError, InitOptions, default_install_spec, init_registry, next_steps
 
     options = InitOptions(directory=directory, name=name, site_url=site_url, artifact_base_url=artifact_base_url,
                           repository_url=repository_url, version_scheme=version_scheme, hardware=list(hardware),
                           git=not no_git)
-    if relreg_requirement:
-        options.relreg_requirement = relreg_requirement
+    install_note = None
+    if install_spec:
+        options.relreg_requirement = install_spec
+    else:
+        options.relreg_requirement, install_note = default_install_spec()
     try:
         result = init_registry(options)
     except InitError as error:
@@ -202,5 +207,10 @@ def init(directory: Path, name: str, site_url: str, artifact_base_url: str, repo
         click.echo(f"kept {where}/{path}, which exists" if where != "." else f"kept {path}, which exists")
     if result.git_initialized:
         click.echo(f"initialized a git repository in {where} (branch main)")
-    click.echo("\nNext: set site_url and artifact_base_url in registry/registry.yaml, add hardware/ files, "
-               "then `relreg new-release VERSION --artifact HW=PATH ...` and `relreg validate`.")
+    click.echo(f"the workflows install relreg with: pip install {options.relreg_requirement!r}")
+    if install_note:
+        click.echo(f"note: {install_note}")
+    context = click.get_current_context()
+    given = {name for name in ("site_url", "artifact_base_url")
+             if context.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT}
+    click.echo("\n" + next_steps(options, given))

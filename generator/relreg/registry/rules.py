@@ -7,8 +7,10 @@ The model is already schema-valid when these run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Callable, Hashable, Iterable, Iterator, Mapping, TypeVar
 
 from relreg.registry.diagnostics import Diagnostic, Severity
 from relreg.registry.model import Cohort, HardwareVersion, Registry, Release
@@ -24,12 +26,26 @@ class RuleContext:
     # release up skip these, since the file's own errors already say what is wrong.
     unloaded_versions: frozenset[str] = frozenset()
     unloaded_hardware: frozenset[str] = frozenset()
+    # How recent each file is, by display path: a larger number is newer. The
+    # caller decides (git history for validate, "changed by the pull request"
+    # for check); a file not in it counts as newest (untracked). When two files
+    # conflict, the newer one is reported and the older one named. May be
+    # computed lazily: it is only read when a conflict or a version order needs it.
+    recency: Mapping[str, int] = field(default_factory=dict)
 
     def at(self, source_path: str, path: JsonPath, message: str, rule: str, *, key: bool = False,
            severity: Severity = Severity.ERROR) -> Diagnostic:
         doc = self.documents[source_path]
         position = doc.key_position(path) if key else doc.position(path)
         return Diagnostic(source_path, position.line, position.column, message, rule, severity)
+
+    def age(self, source_path: str) -> tuple[int, str]:
+        """Sort key, oldest first: recency, then path (so that files of equal recency order stably)."""
+        return self.recency.get(source_path, _UNTRACKED), source_path
+
+    def older(self, left: str, right: str) -> bool:
+        """True when the file `left` is known to be older than `right` (not merely first by path)."""
+        return self.recency.get(left, _UNTRACKED) < self.recency.get(right, _UNTRACKED)
 
     def parse(self, text: str) -> Version | None:
         try:
@@ -39,6 +55,8 @@ class RuleContext:
 
 
 Rule = Callable[[RuleContext], Iterable[Diagnostic]]
+_UNTRACKED = sys.maxsize  # recency of a file the caller knows nothing of: newest of all
+_T = TypeVar("_T")
 
 
 def _stem(source_path: str) -> str:
@@ -89,14 +107,22 @@ def _collisions(ctx: RuleContext, items: Iterable[tuple[str, JsonPath, str]], wh
         first_seen.setdefault(folded, (value, source_path))
 
 
+def _groups(items: Iterable[tuple[Hashable, _T]]) -> list[list[_T]]:
+    """Items with the same key, for keys that more than one item has, in first-seen order."""
+    by_key: dict[Hashable, list[_T]] = {}
+    for key, item in items:
+        by_key.setdefault(key, []).append(item)
+    return [group for group in by_key.values() if len(group) > 1]
+
+
 def versions_unique(ctx: RuleContext) -> Iterator[Diagnostic]:
-    seen: dict[tuple, Release] = {}
-    for release in sorted(ctx.registry.releases, key=lambda r: r.source_path):
-        other = seen.setdefault(release.parsed_version.key, release)
-        if other is not release:
+    """Each version is released once; a duplicate is reported at the newer file, naming the older."""
+    for group in _groups((r.parsed_version.key, r) for r in ctx.registry.releases):
+        first, *others = sorted(group, key=lambda r: ctx.age(r.source_path))
+        for release in others:
             yield ctx.at(release.source_path, ("version",),
-                         f"version '{release.version}' is the same version as '{other.version}' "
-                         f"({other.source_path}); each version may be released once", "version-unique")
+                         f"version '{release.version}' is the same version as '{first.version}' "
+                         f"({first.source_path}); each version may be released once", "version-unique")
     yield from _collisions(ctx, ((r.source_path, ("version",), r.version)
                                  for r in sorted(ctx.registry.releases, key=lambda r: r.source_path)),
                            "version", "path-collision")
@@ -112,15 +138,43 @@ def min_version_not_above_version(ctx: RuleContext) -> Iterator[Diagnostic]:
 
 
 def build_ids_unique(ctx: RuleContext) -> Iterator[Diagnostic]:
-    seen: dict[str, str] = {}
-    for release in sorted(ctx.registry.releases, key=lambda r: r.source_path):
-        for index, artifact in enumerate(release.artifacts):
-            where = f"{release.source_path} artifacts[{index}]"
-            first = seen.setdefault(artifact.build_id, where)
-            if first != where:
-                yield ctx.at(release.source_path, ("artifacts", index, "build_id"),
-                             f"build_id '{artifact.build_id}' is already used by {first}; "
-                             "a build id identifies exactly one binary", "build-id-unique")
+    """A build id names one binary; a reuse is reported at the newer file (or later artifact), naming the first."""
+    places = ((a.build_id, (r, i)) for r in ctx.registry.releases for i, a in enumerate(r.artifacts))
+    for group in _groups(places):
+        (first, first_index), *others = sorted(group, key=lambda place: (ctx.age(place[0].source_path), place[1]))
+        for release, index in others:
+            yield ctx.at(release.source_path, ("artifacts", index, "build_id"),
+                         f"build_id '{release.artifacts[index].build_id}' is already used by "
+                         f"{first.source_path} artifacts[{first_index}]; "
+                         "a build id identifies exactly one binary", "build-id-unique")
+
+
+def artifact_urls_consistent(ctx: RuleContext) -> Iterator[Diagnostic]:
+    """One download URL, one file: artifacts whose URLs resolve to the same absolute URL agree on size and sha256.
+
+    URLs are compared after resolving relative ones against artifact_base_url,
+    so `latest.bin` and the same address written in full are one URL. The same
+    file listed twice (same size and sha256) is allowed. A mismatch is reported
+    at the newer artifact, naming the older one: devices given one of the two
+    would fail to verify what the URL serves.
+    """
+    base = ctx.registry.config.artifact_base_url
+    places = ((a.absolute_url(base), (r, i)) for r in ctx.registry.releases for i, a in enumerate(r.artifacts))
+    for group in _groups(places):
+        (first, first_index), *others = sorted(group, key=lambda place: (ctx.age(place[0].source_path), place[1]))
+        reference = first.artifacts[first_index]
+        for release, index in others:
+            artifact = release.artifacts[index]
+            differs = [f"{name} {getattr(artifact, name)} instead of {getattr(reference, name)}"
+                       for name in ("size", "sha256") if getattr(artifact, name) != getattr(reference, name)]
+            if differs:
+                url = artifact.absolute_url(base)
+                resolved = "" if url == artifact.url else f" (resolves to {url})"
+                yield ctx.at(release.source_path, ("artifacts", index, "url"),
+                             f"url '{artifact.url}'{resolved} is also the url of {first.source_path} "
+                             f"artifacts[{first_index}], with {' and '.join(differs)}: one URL serves one file, "
+                             "so devices given one of them fail to verify it. Give this artifact its own URL "
+                             f"(e.g. one with {release.version} in its path)", "artifact-url-unique")
 
 
 def artifacts_well_formed(ctx: RuleContext) -> Iterator[Diagnostic]:
@@ -310,18 +364,99 @@ def untyped_devices_stranded(ctx: RuleContext) -> Iterator[Diagnostic]:
                          severity=Severity.WARNING)
 
 
+# A suffix that names a fix or update of its base, which people expect to sort after it.
+_POST_RELEASE = re.compile(r"^(?:hotfix|bugfix|fix|patch|post|pl|sp|p)(?![a-z])", re.IGNORECASE)
+_NATURAL_SPLIT = re.compile(r"^(?P<numbers>[0-9]+(?:\.[0-9]+)*)[-.+~_]?(?P<suffix>[A-Za-z].*)$")
+_RUNS = re.compile(r"[0-9]+|[^0-9]+")
+
+
+def _split_identifier(identifier: str) -> str:
+    """`rc10` -> `rc.10`: letters and numbers as separate SemVer identifiers (numbers without leading zeros)."""
+    return ".".join(str(int(run)) if run.isdigit() else run for run in _RUNS.findall(identifier))
+
+
+def _prerelease(version: str) -> str:
+    return version.split("+", 1)[0].partition("-")[2]
+
+
+def _order_fix(ctx: RuleContext, release: Release) -> str | None:
+    """The warning (and fix) for a version whose own text sorts other than people read it; None when it does not."""
+    version = release.version
+    numbers = ".".join(str(n) for n in release.parsed_version.numbers)
+    if ctx.registry.scheme.name == "semver":
+        prerelease = _prerelease(version)
+        if not prerelease:
+            return None
+        identifiers = prerelease.split(".")
+        if _POST_RELEASE.match(identifiers[0]):
+            major, minor, patch = release.parsed_version.numbers
+            return (f"prerelease '{prerelease}' reads like a fix after {numbers}, but a SemVer prerelease sorts "
+                    f"before its release: {version} < {numbers}, so devices on {numbers} are never offered it and "
+                    f"devices on it are offered {numbers}. Release it as {major}.{minor}.{patch + 1}")
+        mixed = [part for part in identifiers if not part.isdigit() and any(c.isdigit() for c in part)
+                 and any(c.isalpha() for c in part)]
+        if mixed:
+            suggested = ".".join(_split_identifier(part) if part in mixed else part for part in identifiers)
+            build = version.partition("+")[2]
+            suggestion = f"{version.partition('-')[0]}-{suggested}" + (f"+{build}" if build else "")
+            return (f"prerelease identifier '{mixed[0]}' mixes letters and digits, which SemVer compares as text, "
+                    "character by character (rc10 sorts below rc9): write "
+                    f"{suggestion} so that the number compares as a number")
+        return None
+    match = _NATURAL_SPLIT.match(version)
+    if match and _POST_RELEASE.match(match["suffix"]):
+        base = match["numbers"]
+        return (f"suffix '{match['suffix']}' reads like a fix after {base}, but under version_scheme natural a "
+                f"suffixed version sorts before the same numbers without one: {version} < {base}, so devices on "
+                f"{base} are never offered it and devices on it are offered {base}. Number it after its base "
+                f"instead: {base}.1")
+    return None
+
+
+def version_orders_that_surprise(ctx: RuleContext) -> Iterator[Diagnostic]:
+    """Warnings for versions whose documented order is not the one people expect.
+
+    - a SemVer prerelease identifier mixing letters and digits (`rc10` sorts
+      below `rc9`: compared as text);
+    - a suffix that reads like a post-release (`hotfix1`, `patch`, `post`,
+      `p1`, `fix`): it sorts before its base in both schemes;
+    - a release that sorts below an older release with the same numbers
+      (older by the caller's recency, e.g. git history), so devices on the
+      older one are never offered the newer.
+    """
+    for release in ctx.registry.releases:
+        fix = _order_fix(ctx, release)
+        if fix is not None:
+            yield ctx.at(release.source_path, ("version",), fix, "version-order", severity=Severity.WARNING)
+    by_numbers = _groups((r.parsed_version.numbers, r) for r in ctx.registry.releases)
+    for group in by_numbers:
+        ordered = sorted(group, key=lambda r: r.parsed_version.key)
+        for position, release in enumerate(ordered):
+            above = [other for other in ordered[position + 1:]
+                     if other.parsed_version > release.parsed_version and ctx.older(other.source_path, release.source_path)]
+            if above:
+                other = above[0]
+                yield ctx.at(release.source_path, ("version",),
+                             f"{release.version} is newer than {other.version} ({other.source_path}) but sorts "
+                             f"below it: devices on {other.version} are not offered {release.version}, and a cohort "
+                             f"that deploys only {release.version} tells them they are up to date. Give it a "
+                             f"version above {other.version}", "version-order", severity=Severity.WARNING)
+
+
 ALL_RULES: tuple[Rule, ...] = (
     file_names_match,
     versions_parse,
     versions_unique,
     min_version_not_above_version,
     build_ids_unique,
+    artifact_urls_consistent,
     artifacts_well_formed,
     hardware_exists,
     path_values_distinct,
     cohorts_name_live_releases,
     activation_hardware,
     untyped_devices_stranded,
+    version_orders_that_surprise,
 )
 
 

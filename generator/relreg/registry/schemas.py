@@ -131,8 +131,9 @@ def _diagnostics_for(error: ValidationError, doc: SourceDocument) -> list[Diagno
         expected = error.validator_value
         typed = doc.plain_text.get(path)
         if typed is not None and "string" in (expected if isinstance(expected, list) else [expected]):
-            message = (f"{name}: {typed} is read as {_describe(value)}, not text; "
-                       f"quote it: {path[-1] if path else name}: \"{typed}\"")
+            # A list item has no key to show: the fix is the quoted item itself.
+            fix = f"\"{typed}\"" if path and isinstance(path[-1], int) else f"{path[-1] if path else name}: \"{typed}\""
+            message = f"{name}: {typed} is read as {_describe(value)}, not text; quote it: {fix}"
         elif expected == "boolean" and isinstance(value, str):
             message = f"{name} must be true or false, not the text '{value}' (YAML 1.2 reads yes/no/on/off as text)"
         else:

@@ -58,8 +58,66 @@ def git_blob_id(content: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
 
 
+# Files that may sit next to registry files without being read: the README that
+# `relreg init` writes, and the empty file that keeps an empty folder in git.
+ALLOWED_OTHER_FILES = frozenset({"README.md", ".gitkeep"})
+_FOLDER_HOLDS = {"releases": "<version>.yaml", "hardware": "<name>.yaml", "cohorts": "<slug>.yaml"}
+
+
+def shown_name(text: str) -> str:
+    """`text` with control characters, backslashes and non-ASCII characters escaped, safe to print anywhere.
+
+    Bytes of a file name that are not UTF-8 (decoded by Python as lone
+    surrogates) show as `\\xNN`, other characters as `\\xNN` or `\\uNNNN`.
+    """
+    if text.isascii() and text.isprintable() and "\\" not in text and text.strip() == text:
+        return text
+    out = []
+    body = text.rstrip()
+    for character in body:
+        code = ord(character)
+        if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif character == "\\":
+            out.append("\\\\")
+        elif 0x20 <= code < 0x7F:
+            out.append(character)
+        elif code < 0x100:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    # Trailing white space is invisible in a message: spell it out.
+    out.extend(f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}" for c in text[len(body):])
+    return "".join(out)
+
+
+def _odd_character(name: str) -> str | None:
+    """What is wrong with a file name's characters, or None when it is printable ASCII."""
+    for index, character in enumerate(name, start=1):
+        code = ord(character)
+        if 0x20 < code < 0x7F:
+            continue
+        if 0xDC80 <= code <= 0xDCFF:
+            return f"byte 0x{code - 0xDC00:02x} at character {index} is not UTF-8"
+        if code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0:
+            return f"control character U+{code:04X} at character {index}"
+        if character.isspace():
+            where = "ends in" if name[index - 1:].strip() == "" else "holds"
+            return f"{where} a space character (U+{code:04X}) at character {index}"
+        import unicodedata  # only for the rare bad name
+
+        what = unicodedata.name(character, "unnamed")
+        return f"non-ASCII character '{character}' (U+{code:04X} {what}) at character {index}"
+    return None
+
+
 def _kind_of(registry_path: str) -> tuple[str | None, str | None]:
-    """(kind, problem) for a path relative to the registry folder."""
+    """(kind, problem) for a path relative to the registry folder.
+
+    Every file under releases/, hardware/ and cohorts/ is accounted for: a
+    registry file named exactly `<name>.yaml`, a file of ALLOWED_OTHER_FILES,
+    or a problem that names it.
+    """
     parts = registry_path.split("/")
     if registry_path == CONFIG_FILE:
         return "registry", None
@@ -67,12 +125,34 @@ def _kind_of(registry_path: str) -> tuple[str | None, str | None]:
         return None, None
     kind = KIND_FOLDERS[parts[0]]
     name = parts[-1]
-    if name.startswith(".") or name.lower() in ("readme.md", "readme"):
+    if name in ALLOWED_OTHER_FILES:
         return None, None
-    if name.endswith(".yml"):
-        return None, "registry files end in .yaml; rename it to .yaml so that it is read"
+    holds = f"{parts[0]}/ holds {_FOLDER_HOLDS[parts[0]]} files, README.md and .gitkeep only"
+    odd = _odd_character(name)
+    if odd is not None:
+        clean = name.strip()
+        fix = f"rename it to '{clean}'" if clean != name and _odd_character(clean) is None \
+            else "rename it using ASCII letters, digits, '.', '_' and '-'"
+        return None, f"file name: {odd}; registry file names are plain ASCII, so {fix}"
+    for folder in parts[1:-1]:
+        odd = _odd_character(folder)
+        if odd is not None:
+            return None, f"folder name '{shown_name(folder)}': {odd}; rename the folder using ASCII letters, " \
+                         "digits, '.', '_' and '-'"
+    stem, dot, extension = name.rpartition(".")
+    if dot and extension.lower() in ("yaml", "yml") and extension != "yaml":
+        return None, f"registry files end in .yaml (lower case), not .{extension}; rename it to {stem}.yaml " \
+                     "so that it is read"
     if not name.endswith(".yaml"):
-        return None, None
+        if ".yaml" in name.lower() or ".yml" in name.lower():
+            cut = name.lower().find(".yaml") if ".yaml" in name.lower() else name.lower().find(".yml")
+            return None, f"'{name}' is not a registry file ({holds}): rename it to {name[:cut]}.yaml, " \
+                         "or move it out of the registry"
+        return None, f"'{name}' is not a registry file ({holds}): move it out of the registry, " \
+                     "or name it <name>.yaml if it is one"
+    if name == ".yaml" or name.startswith("."):
+        return None, f"'{name}' is not a registry file ({holds}): a registry file is named after what it holds, " \
+                     "without a leading '.'"
     if len(parts) > 2 and kind not in NESTED_KINDS:
         return None, f"{parts[0]}/ files may not be in subfolders; move it to {parts[0]}/{name}"
     return kind, None
@@ -113,7 +193,7 @@ def read_worktree(registry_dir: Path, display_base: Path | None = None) -> Regis
         shown = f"{root}/{registry_path}" if root not in ("", ".") else registry_path
         kind, problem = _kind_of(registry_path)
         if problem:
-            problems.append(_problem(shown, problem, "file-name"))
+            problems.append(_problem(shown_name(shown), problem, "file-name"))
         if kind is None:
             continue
         name = registry_path.rpartition("/")[2].removesuffix(".yaml")
@@ -148,14 +228,21 @@ def read_git_tree(tree: "object", registry_prefix: str) -> RegistryFiles:
     files: list[RawFile] = []
     problems: list[Diagnostic] = []
     refused: list[tuple[str, str]] = []
-    for item in registry_tree.traverse():  # type: ignore[attr-defined]
+    try:
+        items = list(registry_tree.traverse())  # type: ignore[attr-defined]
+    except ValueError as error:  # GitPython refuses some tree entries (e.g. names aliasing .git on NTFS)
+        shown = shown_name(str(error))
+        return RegistryFiles(root=prefix, files=(), problems=(_problem(
+            prefix or ".", f"the commit's tree holds a file name git tools refuse ({shown}); rename that file",
+            "file-name"),))
+    for item in items:
         if item.type != "blob":
             continue
         registry_path = item.path[len(prefix) + 1:] if prefix else item.path
         kind, problem = _kind_of(registry_path)
         shown = item.path
         if problem:
-            problems.append(_problem(shown, problem, "file-name"))
+            problems.append(_problem(shown_name(shown), problem, "file-name"))
         if kind is None:
             continue
         if item.mode == git.objects.blob.Blob.link_mode:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Mapping, Protocol
 
 from relreg.registry.diagnostics import Diagnostic, sorted_diagnostics
 from relreg.registry.model import Cohort, HardwareVersion, Registry, RegistryConfig, Release
@@ -93,7 +93,15 @@ class _NoCache:
         pass
 
 
-def validate_files(files: RegistryFiles, cache: DocumentCache | None = None) -> ValidationResult:
+def validate_files(files: RegistryFiles, cache: DocumentCache | None = None,
+                   recency: Mapping[str, int] | None = None) -> ValidationResult:
+    """Check every file and the rules across them: (model when valid, every diagnostic, sorted).
+
+    `recency` (display path -> larger is newer; a file not in it is newest)
+    decides where a conflict between two files is reported: at the newer one,
+    naming the older. The caller gives it (git history, the files a pull
+    request changes); it is only read when a conflict or a version order needs it.
+    """
     cache = cache if cache is not None else _NoCache()
     diagnostics: list[Diagnostic] = list(files.problems)
     valid: dict[str, list[tuple[RawFile, Any]]] = {"registry": [], "release": [], "hardware": [], "cohort": []}
@@ -119,7 +127,8 @@ def validate_files(files: RegistryFiles, cache: DocumentCache | None = None) -> 
             diagnostics.extend(check_rules(RuleContext(
                 registry, documents,
                 unloaded_versions=files.names_not_loaded("release", loaded),
-                unloaded_hardware=files.names_not_loaded("hardware", loaded))))
+                unloaded_hardware=files.names_not_loaded("hardware", loaded),
+                recency=recency if recency is not None else {})))
     ordered = sorted_diagnostics(diagnostics)
     ok = registry is not None and not any(d.is_error for d in ordered)
     return ValidationResult(registry if ok else None, ordered, len(files.files), documents)

@@ -37,6 +37,7 @@ class Version:
     text: str
     key: tuple  # total order; equal keys mean "the same version"
     is_prerelease: bool
+    numbers: tuple[int, ...] = ()  # the numeric part (MAJOR, MINOR, PATCH; natural: without trailing zeros)
 
     def __lt__(self, other: "Version") -> bool:
         return self.key < other.key
@@ -80,7 +81,8 @@ class SemVerScheme:
             if parsed.prerelease else ()
         # A release without prerelease sorts after all of its prereleases.
         key = (parsed.major, parsed.minor, parsed.patch, 0 if prerelease else 1, prerelease)
-        return Version(text=text, key=key, is_prerelease=bool(prerelease))
+        return Version(text=text, key=key, is_prerelease=bool(prerelease),
+                       numbers=(parsed.major, parsed.minor, parsed.patch))
 
 
 # \Z, not $: "$" also matches before a final newline, and "1.2\n" is no version (the C client agrees).
@@ -105,7 +107,7 @@ class NaturalScheme:
         suffix_key = tuple(_identifier_key(part) for part in _SUFFIX_PART.findall(suffix.lower())) \
             if suffix else ()
         key = (tuple(numbers), 0 if suffix else 1, suffix_key)
-        return Version(text=text, key=key, is_prerelease=bool(suffix))
+        return Version(text=text, key=key, is_prerelease=bool(suffix), numbers=tuple(numbers))
 
 
 _SCHEMES: dict[str, VersionScheme] = {"semver": SemVerScheme(), "natural": NaturalScheme()}

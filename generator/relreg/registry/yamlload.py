@@ -3,8 +3,15 @@
 Registry files are data, not programs, so the loader accepts only the part of
 YAML that maps onto JSON: no anchors or aliases (no billion laughs, no shared
 objects), no tags, no duplicate keys, and plain scalars resolved as in YAML
-1.2's JSON-compatible core schema (so `on` stays a string and `1.10` is the
-number 1.1, which the validator then reports with a hint to quote it).
+1.2's JSON-compatible core schema (so `1.10` is the number 1.1, which the
+validator then reports with a hint to quote it).
+
+A plain scalar that a YAML 1.1 reader (PyYAML's `yaml.safe_load`, which many
+CI scripts use) reads as another type or value than YAML 1.2 does is refused
+at its position, with the fix: `010` (8 or 10), `0x10`, `0b1`, `1_000`,
+`1:30` (90), `yes`/`on`/`off`, `2024-01-02` (a date), `1e5`, `09`. Hex and
+octal forms are refused even where both read the same number, because JSON
+has neither. What is accepted is read alike by YAML 1.1, YAML 1.2 and JSON.
 
 The document is built from PyYAML's event stream (C parser where available);
 every value and key keeps its line and column so later stages can point at it.
@@ -19,6 +26,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import yaml
+from yaml.constructor import SafeConstructor
 from yaml.events import (
     AliasEvent,
     MappingEndEvent,
@@ -48,6 +56,21 @@ _WORDS: dict[str, bool | None] = {"": None, "~": None, "null": None, "Null": Non
                                   "true": True, "True": True, "TRUE": True,
                                   "false": False, "False": False, "FALSE": False}
 _NUMBER_START = frozenset("-+.0123456789")
+
+# YAML 1.1's implicit types, as PyYAML resolves and constructs them: the reading
+# every accepted plain scalar must agree with.
+_YAML11_RESOLVERS = yaml.SafeLoader.yaml_implicit_resolvers
+_YAML11_FIRST = frozenset(key for key in _YAML11_RESOLVERS if key)
+_YAML11_CONSTRUCTOR = SafeConstructor()
+_STR_TAG = "tag:yaml.org,2002:str"
+# The only words YAML 1.1 reads otherwise than 1.2 (as booleans); other plain text starting with a
+# letter is text to both, which decides most scalars with one set lookup.
+_YAML11_WORDS = frozenset(variant for word in ("yes", "no", "on", "off")
+                          for variant in (word, word.capitalize(), word.upper()))
+# Plain scalars that can only be ambiguous when they start like a number, merge key or value key.
+_SUSPECT_START = frozenset("-+.0123456789<=!&*")
+_RADIX = re.compile(r"^[-+]?0[xXoObB]")
+_LEADING_ZERO = re.compile(r"^[-+]?0[0-9_]")
 
 
 class Position(NamedTuple):
@@ -108,6 +131,85 @@ def _resolve_plain(text: str) -> Any:
     return text
 
 
+class _Unreadable:
+    """What a YAML 1.1 reader makes of a scalar it fails on."""
+
+
+_UNREADABLE = _Unreadable()
+
+
+def _yaml11_reading(text: str) -> tuple[str, Any]:
+    """(tag, value) of a plain scalar as YAML 1.1 reads it (PyYAML's resolver and SafeConstructor)."""
+    for tag, regexp in _YAML11_RESOLVERS.get(text[:1], ()):
+        if regexp.match(text):
+            if tag.endswith((":merge", ":value")):
+                return tag, _UNREADABLE  # `<<` and `=`: no value at all, PyYAML fails on them
+            try:
+                return tag, _YAML11_CONSTRUCTOR.construct_object(yaml.ScalarNode(tag, text))
+            except (ValueError, yaml.YAMLError):  # e.g. `0b_`, which PyYAML resolves as an int but cannot read
+                return tag, _UNREADABLE
+    return _STR_TAG, text
+
+
+def _describe_reading(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"the boolean {'true' if value else 'false'}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the text \"{value}\""
+    return f"a {type(value).__name__} ({value})"
+
+
+def _ambiguity_hint(text: str, yaml12: Any, yaml11: Any) -> str:
+    quoted = f'quote it ("{text}")'
+    if _RADIX.match(text):
+        number = yaml12 if isinstance(yaml12, int) else yaml11
+        if isinstance(number, int) and not isinstance(number, bool):
+            return f"{quoted}, or write the decimal number {number}"
+        return f"{quoted}, or write the number in decimal"
+    if isinstance(yaml11, bool) or isinstance(yaml12, bool):
+        return f"write true or false for a boolean, or {quoted} for the text"
+    if _LEADING_ZERO.match(text) and isinstance(yaml12, (int, float)) and "_" not in text:
+        return f"{quoted}, or write {yaml12!r} without leading zeros"
+    if "_" in text and isinstance(yaml11, (int, float)):
+        return f"{quoted}, or write {yaml11!r} without underscores"
+    if isinstance(yaml12, (int, float)):
+        return f"{quoted}, or write it as {float(yaml12)!r}"
+    return quoted
+
+
+def ambiguity(text: str, yaml12: Any, *, key: bool = False) -> str | None:
+    """Why plain scalar `text` (read as `yaml12` by relreg) must be refused, or None when it is unambiguous.
+
+    Refused: any scalar whose YAML 1.1 type or value (PyYAML's reading)
+    differs from its YAML 1.2 core-schema reading, and hex, octal and binary
+    numbers, which JSON does not have. `key` words the fix for a mapping key,
+    which can only be quoted.
+    """
+    if yaml12.__class__ is int and str(yaml12) == text:
+        return None  # plain decimal: read alike by every YAML and JSON
+    if text[:1] not in _YAML11_FIRST:
+        return None  # a string to YAML 1.1 as well (and to 1.2, whose types start the same way)
+    tag, yaml11 = _yaml11_reading(text)
+    special = yaml11 is _UNREADABLE
+    agree = not special and yaml11.__class__ is yaml12.__class__ and yaml11 == yaml12
+    radix = _RADIX.match(text) is not None and not (isinstance(yaml11, str) and isinstance(yaml12, str))
+    if agree and not radix:
+        return None
+    if agree:
+        why = f"'{text}' is a {'hexadecimal' if text.lstrip('+-')[1] in 'xX' else 'non-decimal'} number, " \
+              "which JSON does not have"
+    else:
+        yaml11_text = ("a merge key" if tag.endswith(":merge") else f"an error ({tag.rpartition(':')[2]} "
+                       "that PyYAML cannot read)") if special else _describe_reading(yaml11)
+        why = f"'{text}' is {_describe_reading(yaml12)} to YAML 1.2 (and relreg) but {yaml11_text} " \
+              "to YAML 1.1 readers such as PyYAML's yaml.safe_load"
+    return f"{why}: {'quote it' if key else _ambiguity_hint(text, yaml12, yaml11)}"
+
+
 class _Builder:
     """Turns one document's events into data, recording positions.
 
@@ -160,6 +262,10 @@ class _Builder:
                 f"'{text}' is not a JSON number; quote it if you mean the text",
                 position, "yaml-number")
         resolved = _resolve_plain(text)
+        if text[:1] in _SUSPECT_START or text in _YAML11_WORDS:  # the rest reads alike, without a call
+            problem = ambiguity(text, resolved)
+            if problem is not None:
+                raise YamlLoadError(problem, position, "yaml-ambiguous")
         if resolved is not None and resolved.__class__ is not str:
             self.doc.plain_text[path] = text
         return resolved
@@ -181,6 +287,10 @@ class _Builder:
             if event.anchor or (event.tag is not None and event.tag != "!"):
                 self.value(event, path)  # raises the anchor or tag error
             key = event.value if event.style else _resolve_plain(event.value)
+            if not event.style and key.__class__ is str and (key[:1] in _SUSPECT_START or key in _YAML11_WORDS):
+                problem = ambiguity(event.value, key, key=True)
+                if problem is not None:
+                    raise YamlLoadError(f"key {problem}", key_position, "yaml-ambiguous")
             if key.__class__ is not str:
                 raise YamlLoadError(
                     f"key {event.value!r} is read as a {type(key).__name__}, keys must be strings: "

@@ -27,6 +27,7 @@ from relreg.registry.source import CONFIG_FILE, RegistryFiles, RegistryNotFound,
 from relreg.registry.validate import SourceDocuments, check_file, validate_files
 from relreg.registry.versions import VersionError, scheme_named
 from relreg.release.policy import Snapshot, changes, check_policy
+from relreg.release.recency import changed_recency
 
 
 class CheckUsageError(Exception):
@@ -226,10 +227,11 @@ def _check(repo: git.Repo, registry_dir: Path, base_ref: str) -> CheckResult:
         raise CheckUsageError(str(error)) from None
     prefix = gitlog.registry_prefix(repo, registry_dir)
     cache = work_cache_for(registry_dir)
-    result = validate_files(head_files, cache)
-    diagnostics = list(result.diagnostics)
     base_prefix = locate_base_registry(repo, base, prefix, head_files)
     base_files = read_git_tree(repo.commit(base.merge_base).tree, base_prefix) if base_prefix is not None else None
+    # A conflict is reported at the file the change adds or modifies, which is in the pull request's diff.
+    result = validate_files(head_files, cache, recency=changed_recency(head_files, base_files))
+    diagnostics = list(result.diagnostics)
     if base_files is None:
         note = f"{base.describe()} has no registry yet: nothing is published, so nothing to protect"
     else:

@@ -14,6 +14,7 @@ import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from relreg import __version__
 from relreg.history.cache import WorkCache
@@ -47,7 +48,8 @@ class InitOptions:
     repository_url: str | None = None
     version_scheme: str = "semver"
     hardware: list[str] = field(default_factory=list)
-    relreg_requirement: str = f"relreg=={__version__}"
+    # What the workflows and the README `pip install`: see default_install_spec().
+    relreg_requirement: str = field(default_factory=lambda: default_install_spec()[0])
     git: bool = True
 
 
@@ -57,6 +59,71 @@ class InitResult:
     validation: ValidationResult
     git_initialized: bool = False
     kept: list[str] = field(default_factory=list)  # files that existed and were left alone
+
+
+def _git_output(directory: Path, *args: str) -> str | None:
+    try:
+        completed = subprocess.run(["git", "-C", str(directory), *args], capture_output=True, text=True)
+    except OSError:
+        return None
+    return completed.stdout.strip() if completed.returncode == 0 and completed.stdout.strip() else None
+
+
+def default_install_spec() -> tuple[str, str | None]:
+    """(pip requirement, note) that installs the relreg running now, for the workflows `init` writes.
+
+    relreg is not on the public package index, so `relreg==X.Y.Z` only works
+    where it was installed from an index that has it. The running install
+    says where it came from (PEP 610 direct_url.json):
+
+    - from a git URL: `relreg @ git+URL@COMMIT`, the same commit;
+    - from a local folder that is a git checkout with an `origin` remote:
+      `relreg @ git+ORIGIN@HEAD-COMMIT` (a CI runner can fetch it);
+    - from a local folder without one: `relreg @ file:///PATH`, with a note
+      that a CI runner cannot see that path;
+    - from an archive URL: `relreg @ URL`;
+    - from a package index: `relreg==X.Y.Z`.
+    """
+    import importlib.metadata
+
+    try:
+        direct = json.loads(importlib.metadata.distribution("relreg").read_text("direct_url.json") or "null")
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        direct = None
+    return install_spec_from(direct)
+
+
+def install_spec_from(direct: Any) -> tuple[str, str | None]:
+    """(pip requirement, note) for an install described by PEP 610's direct_url.json (None: from an index)."""
+    if not isinstance(direct, dict) or not isinstance(direct.get("url"), str):
+        return f"relreg=={__version__}", None
+    url: str = direct["url"]
+    vcs = direct.get("vcs_info")
+    if isinstance(vcs, dict) and vcs.get("vcs") == "git":
+        commit = vcs.get("commit_id") or vcs.get("requested_revision")
+        return f"relreg @ git+{url}" + (f"@{commit}" if commit else ""), None
+    if "dir_info" in direct and url.startswith("file://"):
+        folder = Path(url[len("file://"):])
+        origin = _git_output(folder, "remote", "get-url", "origin")
+        commit = _git_output(folder, "rev-parse", "HEAD")
+        if origin and commit and not origin.startswith(("/", ".", "file:")):
+            return f"relreg @ git+{origin}@{commit}", None
+        return f"relreg @ {url}", (f"the workflows install relreg from {folder}, which a CI runner does not have: "
+                                   "run init again with --install-spec (e.g. "
+                                   "'relreg @ git+https://github.com/OWNER/relreg@v" + __version__ + "')")
+    return f"relreg @ {url}", None
+
+
+def next_steps(options: InitOptions, given: set[str]) -> str:
+    """The "Next:" hint after init: only what the command line did not already say (`given`: option names)."""
+    steps = []
+    unset = [name for name in ("site_url", "artifact_base_url") if name not in given]
+    if unset:
+        steps.append(f"set {' and '.join(unset)} in registry/registry.yaml")
+    if not options.hardware:
+        steps.append("add hardware/ files")
+    last = "`relreg new-release VERSION --artifact HW=PATH ...` and `relreg validate`"
+    return "Next: " + (", ".join(steps) + ", then " + last if steps else last) + "."
 
 
 def _quoted(text: str) -> str:

@@ -213,7 +213,19 @@ def _escape(character: str) -> str:
 
 
 def _json_text(value: Any) -> str:
-    """JSON text, which YAML reads as a flow value; characters YAML would not keep as they are are escaped."""
+    """JSON text, which YAML reads as a flow value; characters YAML would not keep as they are are escaped.
+
+    Floats always carry a '.' before an exponent (1.0e+20, not 1e+20), which
+    YAML 1.1 readers need to see a number: relreg refuses the other form.
+    """
+    if isinstance(value, float):
+        text = repr(value)
+        mantissa, exponent, power = text.partition("e")
+        return f"{mantissa}.0e{power}" if exponent and "." not in mantissa else text
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_json_text(key)}: {_json_text(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_json_text(item) for item in value) + "]"
     return "".join(c if c.isprintable() else _escape(c) for c in json.dumps(value, ensure_ascii=False))
 
 
@@ -474,7 +486,9 @@ def new_release(options: NewReleaseOptions) -> NewReleaseResult:
     combined = RegistryFiles(root=files.root, files=files.files + (new_file,), problems=files.problems,
                              refused=files.refused)
     cache = work_cache_for(registry_dir)
-    validation = validate_files(combined, cache)
+    # The new file is the newest: a conflict with a published release is reported at it.
+    recency = {file.path: 0 for file in files.files} | {display: 1}
+    validation = validate_files(combined, cache, recency=recency)
     written = False
     if validation.ok and not options.dry_run:
         _write_new(target, content)

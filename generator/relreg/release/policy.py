@@ -8,7 +8,8 @@ audit log, and devices, caches and links may already hold what was published):
 
 - A published release is immutable: its version, revision and artifacts may
   not change. Notes (and notes_format) and extra_info may be corrected, and a
-  release may be yanked or un-yanked.
+  release may be yanked or un-yanked (un-yanking is a warning: the withdrawn
+  release becomes deployable again).
 - Gates may be added to a published release, never removed: turning
   must_pass_through on, or adding or raising min_version, is a warning that
   says what changes for devices; turning it off, or lowering or removing
@@ -16,7 +17,9 @@ audit log, and devices, caches and links may already hold what was published):
 - A published release, hardware version or cohort may not be deleted or
   renamed; a release is withdrawn with `yanked:`.
 - Changing registry.yaml's version_scheme or artifact_base_url changes what
-  published releases mean; both are reported as warnings.
+  published releases mean; both are reported as warnings (a scheme change
+  names the published versions whose order it changes), and the summary
+  names every changed setting.
 - A release newly deployed to a cohort (or to more of its hardware, when a hold
   per board is released) that has no full artifact for some of that hardware
   is reported as a warning (those devices get nothing). Holding back or
@@ -38,13 +41,13 @@ reported as deleted: its own errors say what is wrong.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Iterator, Mapping
 
 from relreg.registry.diagnostics import Diagnostic, Severity
 from relreg.registry.model import Artifact, Cohort, HardwareVersion, RegistryConfig, Release
 from relreg.registry.source import RawFile
-from relreg.registry.versions import VersionError, scheme_named
+from relreg.registry.versions import VersionError, VersionScheme, scheme_named
 from relreg.registry.yamlload import JsonPath, SourceDocument
 
 # How alike (difflib ratio over lines) a removed and an added file must be to
@@ -105,6 +108,7 @@ class Changes:
     added: dict[str, list[str]]
     changed: dict[str, list[str]]
     removed: dict[str, list[str]]
+    settings: list[str] = field(default_factory=list)  # registry.yaml fields that changed
 
     def describe(self) -> str:
         parts = []
@@ -114,6 +118,8 @@ class Changes:
             said = [f"{count} {what}" for count, what in counts if count]
             if said:
                 parts.append(f"{plural}: {', '.join(said)}")
+        if self.settings:
+            parts.insert(0, f"registry.yaml: {', '.join(self.settings)} changed")
         return "; ".join(parts) if parts else "no registry changes"
 
 
@@ -141,6 +147,8 @@ def check_policy(base: Snapshot, head: Snapshot) -> list[Diagnostic]:
         if proposed is not None:
             diagnostics += _release_immutable(ctx, published, proposed)
     diagnostics += _registry_settings(ctx)
+    diagnostics += _scheme_change(ctx)
+    diagnostics += _unyanked(ctx)
     diagnostics += _cohort_coverage(ctx)
     diagnostics += _default_software_types(ctx)
     return diagnostics
@@ -156,7 +164,15 @@ def changes(base: Snapshot, head: Snapshot) -> Changes:
         removed[kind] = sorted(set(before) - set(after) - head.unloaded_names(kind))
         changed[kind] = sorted(name for name in set(before) & set(after)
                                if _content(base, before[name]) != _content(head, after[name]))
-    return Changes(added, changed, removed)
+    return Changes(added, changed, removed, _settings_changed(base, head))
+
+
+def _settings_changed(base: Snapshot, head: Snapshot) -> list[str]:
+    """Names of registry.yaml settings that differ between base and head (in the order of RegistryConfig)."""
+    if base.config is None or head.config is None:
+        return []
+    return [item.name for item in fields(RegistryConfig)
+            if getattr(base.config, item.name) != getattr(head.config, item.name)]
 
 
 # --- deleted and renamed files ---------------------------------------------------------------
@@ -394,13 +410,6 @@ def _registry_settings(ctx: _Context) -> Iterator[Diagnostic]:
     if before is None or after is None:
         return
     source = ctx.head.display("registry.yaml")
-    published = len(ctx.base.releases)
-    if before.version_scheme != after.version_scheme:
-        yield ctx.at(source, ("version_scheme",),
-                     f"version_scheme changed from '{before.version_scheme}' to '{after.version_scheme}': the "
-                     f"order of the {published} published releases, and so which update devices are offered, "
-                     "may change. Keep the scheme of a published registry unless every version reads the same "
-                     "under both.", "registry-version-scheme", severity=Severity.WARNING)
     if before.artifact_base_url != after.artifact_base_url:
         relative = sum(1 for release in ctx.base.releases.values() for a in release.artifacts
                        if not a.url.startswith("https://"))
@@ -410,6 +419,69 @@ def _registry_settings(ctx: _Context) -> Iterator[Diagnostic]:
                          f"'{after.artifact_base_url}': the download URL of {relative} published artifacts with "
                          "relative urls changes with it. Make sure every file is served at the new location "
                          "before this is published.", "registry-artifact-base-url", severity=Severity.WARNING)
+
+
+def _order_changes(versions: list[str], before: VersionScheme, after: VersionScheme) -> list[str]:
+    """How the order of `versions` changes from `before` to `after`: "b now sorts before a", in `before`'s order.
+
+    One pass over the versions sorted the old way, keeping the highest new key
+    so far: a version whose new key is not above it moved. O(n log n), so a
+    registry of 10,000 releases is judged at once.
+    """
+    parsed = []
+    for text in versions:
+        try:
+            parsed.append((before.parse(text).key, after.parse(text).key, text))
+        except VersionError:
+            continue  # not a version under the new scheme: validate reports it
+    parsed.sort()
+    moved: list[str] = []
+    highest: tuple | None = None
+    highest_text = ""
+    for _, new_key, text in parsed:
+        if highest is not None and new_key < highest:
+            moved.append(f"{text} now sorts before {highest_text}")
+        elif highest is not None and new_key == highest:
+            moved.append(f"{text} is now the same version as {highest_text}")
+        if highest is None or new_key > highest:
+            highest, highest_text = new_key, text
+    return moved
+
+
+def _scheme_change(ctx: _Context) -> Iterator[Diagnostic]:
+    """A changed version_scheme, with the published versions whose order it changes."""
+    before, after = ctx.base.config, ctx.head.config
+    if before is None or after is None or before.version_scheme == after.version_scheme:
+        return
+    try:
+        old_scheme, new_scheme = scheme_named(before.version_scheme), scheme_named(after.version_scheme)
+    except VersionError:
+        return  # an unknown scheme is an error of validate
+    moved = _order_changes(sorted(ctx.base.releases), old_scheme, new_scheme)
+    if moved:
+        listed = "; ".join(moved[:8])
+        more = f" and {len(moved) - 8} more" if len(moved) > 8 else ""
+        effect = (f"it changes the order of published releases ({listed}{more}), and so which update devices "
+                  "are offered. Keep the scheme of a published registry, or switch only if the new order is the "
+                  "one you mean.")
+    else:
+        effect = (f"the {len(ctx.base.releases)} published releases keep their order, but new versions will be "
+                  "compared the new way.")
+    yield ctx.at(ctx.head.display("registry.yaml"), ("version_scheme",),
+                 f"version_scheme changed from '{before.version_scheme}' to '{after.version_scheme}': {effect}",
+                 "registry-version-scheme", severity=Severity.WARNING)
+
+
+def _unyanked(ctx: _Context) -> Iterator[Diagnostic]:
+    """A published release whose `yanked:` the change removes: it becomes deployable again."""
+    for version, published in sorted(ctx.base.releases.items()):
+        proposed = ctx.head.releases.get(version)
+        if published.is_yanked and proposed is not None and not proposed.is_yanked:
+            yield ctx.at(proposed.source_path, ("version",),
+                         f"release {version} was yanked ({published.yanked!r}) and this change removes `yanked:`: "
+                         "it can be deployed again, and devices may be offered it. Make sure the reason no longer "
+                         "holds; to ship a fix, publish a new release instead.", "release-unyanked",
+                         severity=Severity.WARNING)
 
 
 # --- deployments -----------------------------------------------------------------------------

@@ -125,18 +125,115 @@ def object_headers(path: str) -> Headers:
     return Headers(content_type(path), cache_control(path))
 
 
-def headers_file(paths: Iterable[str]) -> bytes:
-    """A `_headers` file (Netlify, Cloudflare Pages) giving each path its headers from `object_headers`.
+# Cloudflare Pages' documented limits for a _headers file.
+HEADERS_MAX_RULES = 100
+HEADERS_MAX_LINE = 2000
 
-    One block per path, since those hosts apply every matching pattern (not
-    the first), which cannot express a first-match policy with wildcards.
+
+def headers_pattern_regex(pattern: str) -> re.Pattern[str]:
+    """How Cloudflare Pages matches a _headers URL pattern against a request path.
+
+    As its rules engine does (workers-shared, generateRulesMatcher): the one
+    `*` splat matches any characters, `/` included; a `:name` placeholder
+    matches one path segment or part of one (`[^/]+`); the whole path must
+    match. Every rule that matches applies, and a header set by two rules is
+    sent with both values joined by ", ".
     """
-    blocks = []
-    for path in sorted(paths):
-        if path in ("_headers", MANIFEST):
+    source = "(?P<splat>.*)".join(re.escape(part) for part in pattern.split("*"))
+    source = re.sub(r":(\w+)", lambda m: f"(?P<{m.group(1)}>[^/]+)", source.replace("\\:", ":"))
+    return re.compile(f"^{source}$")
+
+
+def _extension(name: str) -> str:
+    dot = name.rfind(".")
+    return name[dot:] if dot > 0 else ""
+
+
+def _family(path: str) -> tuple[str, ...]:
+    """The most general pattern segments for `path`: the top folder and extensions literal, the rest placeholders.
+
+    Two paths with different families can never both match one family
+    pattern: a placeholder does not cross '/', the extension is literal, and a
+    name without an extension (or a file at the top) stays literal.
+    """
+    parts = path.split("/")
+    if len(parts) == 1:
+        return (path,)
+    last = parts[-1]
+    extension = _extension(last)
+    tail = f"*{extension}" if extension else last
+    return (parts[0], *("*" for _ in parts[1:-1]), tail)
+
+
+def _pattern(segments: tuple[str, ...]) -> str:
+    """`/api/:a/:b.json` for ('api', '*', '*.json'): placeholders named a, b, c... (none a prefix of another)."""
+    names = iter("abcdefghijklmnopqrstuvwxyz")
+    out = []
+    for segment in segments:
+        out.append(segment.replace("*", ":" + next(names), 1) if segment.startswith("*") else segment)
+    return "/" + "/".join(out)
+
+
+def _specialize(segments: tuple[str, ...], members: list[str], values: dict[str, Headers],
+                rules: list[tuple[str, Headers]]) -> None:
+    """Add rules covering `members` (the paths whose family is `segments`), splitting the family until each part
+    has one policy: the leftmost placeholder becomes the members' literal segment there, grouped by value."""
+    first = values[members[0]]
+    if all(values[member] == first for member in members):
+        rules.append((_pattern(segments), first))
+        return
+    position = next(index for index, segment in enumerate(segments) if segment.startswith("*"))
+    last = position == len(segments) - 1
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for member in members:
+        literal = member.split("/")[position]
+        # Versioned names (TUF's 3.root.json) keep their shape, not their number, so that they stay one rule.
+        numbered = _NUMBERED.match(literal) if last else None
+        segment = f"*.{numbered.group(1)}" if numbered else literal
+        groups.setdefault(segments[:position] + (segment,) + segments[position + 1:], []).append(member)
+    for specialized, group in sorted(groups.items()):
+        shaped = specialized[position].startswith("*")
+        if shaped and any(headers_pattern_regex(_pattern(specialized)).match("/" + other)
+                          for other in members if other not in group):
+            for member in group:  # the shape would also match a sibling: name each file instead
+                literal = member.split("/")[position]
+                _specialize(specialized[:position] + (literal,) + specialized[position + 1:], [member], values, rules)
             continue
-        headers = object_headers(path)
-        blocks.append(f"/{path}\n  Content-Type: {headers.content_type}\n  Cache-Control: {headers.cache_control}\n")
+        _specialize(specialized, group, values, rules)
+
+
+_NUMBERED = re.compile(r"^[0-9]+\.(.+)$")
+
+
+def header_rules(paths: Iterable[str]) -> list[tuple[str, Headers]]:
+    """The policy of `object_headers` for the site holding `paths`, as _headers rules (pattern, headers).
+
+    Each path of the site matches exactly one rule, so hosts that apply every
+    matching rule (Cloudflare Pages, Netlify) send exactly the policy's
+    headers. Rules follow the site's structure (one per kind of file), not its
+    size: a registry of 10,000 releases needs as many rules as one of 10.
+    """
+    values = {path: object_headers(path) for path in paths if path not in ("_headers", MANIFEST)}
+    families: dict[tuple[str, ...], list[str]] = {}
+    for path in sorted(values):
+        families.setdefault(_family(path), []).append(path)
+    rules: list[tuple[str, Headers]] = []
+    for segments, members in sorted(families.items()):
+        _specialize(segments, members, values, rules)
+    return rules
+
+
+def headers_file(paths: Iterable[str]) -> bytes:
+    """A `_headers` file (Cloudflare Pages, Netlify) giving every file of the site its `object_headers`.
+
+    Path patterns (placeholders, see headers_pattern_regex) keep it within
+    Cloudflare's limits (HEADERS_MAX_RULES rules, HEADERS_MAX_LINE characters
+    a line) at any registry size; the patterns never overlap on the site's
+    files, since those hosts apply every matching rule, not the first.
+    """
+    blocks = ["# relreg serving policy: one rule per kind of file (see relreg.site.serving)\n"]
+    for pattern, headers in header_rules(paths):
+        blocks.append(f"{pattern}\n  Content-Type: {headers.content_type}\n  Cache-Control: {headers.cache_control}\n")
     return "".join(blocks).encode()
 
 
@@ -144,10 +241,19 @@ _CORS = ('    add_header Access-Control-Allow-Origin "*" always;\n'
          '    add_header Access-Control-Allow-Methods "GET, HEAD, OPTIONS" always;\n')
 
 
-def _nginx_location(match: str, cache: str) -> str:
+def _nginx_headers(cache: str, indent: str) -> str:
+    return (f'{indent}add_header Cache-Control "{cache}" always;\n' + _CORS.replace("    ", indent) +
+            f'{indent}add_header X-Content-Type-Options "nosniff" always;\n')
+
+
+def _nginx_location(match: str, cache: str, *, by_name: bool = True) -> str:
     # add_header in a location replaces the server's, so each location says all of its headers.
-    return (f"location {match} {{\n" f'    add_header Cache-Control "{cache}" always;\n' + _CORS +
-            '    add_header X-Content-Type-Options "nosniff" always;\n}\n')
+    # File names with a type of their own (feed.xml, _headers) are nested locations that keep the cache policy.
+    nested = "".join(
+        f'    location ~ "/{re.escape(name)}$" {{\n        types {{ }}\n        default_type {value.split(";")[0]};\n'
+        + _nginx_headers(cache, "        ") + "    }\n"
+        for name, value in CONTENT_TYPES_BY_NAME.items()) if by_name else ""
+    return f"location {match} {{\n" + _nginx_headers(cache, "    ") + nested + "}\n"
 
 
 def nginx_snippet() -> bytes:
@@ -160,17 +266,22 @@ def nginx_snippet() -> bytes:
         "default_type application/octet-stream;\n",
         "etag on;\ncharset utf-8;\n",
         "charset_types application/json application/xml application/atom+xml text/css text/javascript text/plain;\n",
-        "index index.html;\nerror_page 404 /404.html;\n",
+        # A miss gets the 404 page uncached (the path may exist after the next publish); the file
+        # /404.html itself, requested by name, follows the policy like every other file.
+        "index index.html;\nerror_page 404 @not_found;\n",
         _CORS.replace("    ", "") + "if ($request_method = OPTIONS) { return 204; }\n",
-        _nginx_location("= /404.html", NO_CACHE),
+        _nginx_location("@not_found", NO_CACHE, by_name=False).replace("\n}\n", "\n    try_files /404.html =404;\n}\n"),
     ]
     # Regex locations are tried in order, the first match wins: the policy's own semantics.
     for name, pattern, cache in CACHE_RULES:
-        match = f'~ "^/{pattern.lstrip("^")}"' if pattern else "/"
+        # A detached signature (.sig) is as fresh as the document it signs, as in cache_control().
+        regex = pattern.lstrip("^")
+        regex = regex[:-1] + f"(?:{re.escape(SIGNATURE_SUFFIX)})?$" if regex.endswith("$") else regex
+        match = f'~ "^/{regex}"' if pattern else "/"
         parts.append(f"# {name}\n" + _nginx_location(match, cache))
     return "".join(parts).encode()
 
 
 def serving_files(paths: Iterable[str]) -> dict[str, bytes]:
     """The origin configuration files for a site holding `paths`."""
-    return {"_headers": headers_file(paths), "nginx.conf": nginx_snippet()}
+    return {"_headers": headers_file([*paths, "nginx.conf"]), "nginx.conf": nginx_snippet()}

@@ -1,0 +1,75 @@
+"""How recent each registry file is, from git history: where `relreg validate` reports a conflict.
+
+When two files conflict (the same version, a reused build id, one URL with
+two binaries), the newer file is the one to fix, so validation reports there
+and names the older one. "Newer" is the caller's data (registry/ reads no
+git): this module gives it from the history that `relreg build` reads anyway
+(history/gitlog.py, cached by commit), with files that are uncommitted or
+untracked newest of all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import git
+
+from relreg.history import gitlog
+from relreg.registry.source import RegistryFiles
+
+
+class GitRecency(Mapping[str, int]):
+    """Display path -> unix seconds of the file's last first-parent commit; larger is newer.
+
+    Uncommitted and untracked files are left out, which the rules read as
+    newest of all. Git is read on the first lookup only, so a registry without
+    conflicts never pays for it; outside git, or when history cannot be read
+    (a shallow clone, no commit yet), the map is empty and conflicts fall back
+    to path order.
+    """
+
+    def __init__(self, registry_dir: Path, root: str) -> None:
+        self._registry_dir = registry_dir
+        self._strip = f"{root}/" if root not in ("", ".") else ""
+        self._ranks: dict[str, int] | None = None
+
+    def _load(self) -> dict[str, int]:
+        if self._ranks is None:
+            self._ranks = {}
+            repo = gitlog.open_repository(self._registry_dir)
+            if repo is not None:
+                try:
+                    self._ranks = self._read(repo)
+                except (git.GitCommandError, ValueError, gitlog.HistoryError):
+                    self._ranks = {}
+                finally:
+                    repo.close()
+        return self._ranks
+
+    def _read(self, repo: git.Repo) -> dict[str, int]:
+        if not repo.head.is_valid() or repo.git.rev_parse("--is-shallow-repository").strip() == "true":
+            return {}
+        prefix = gitlog.registry_prefix(repo, self._registry_dir)
+        history = gitlog.read_history(repo, repo.head.commit.hexsha, prefix)
+        uncommitted = gitlog.uncommitted_paths(repo, prefix)
+        return {self._strip + path: dates.updated for path, dates in history.dates.items() if path not in uncommitted}
+
+    def __getitem__(self, path: str) -> int:
+        return self._load()[path]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
+def changed_recency(head: RegistryFiles, base: RegistryFiles | None) -> dict[str, int]:
+    """Recency for `relreg check`, by display path: files the change adds or modifies are newest (left out), the others 0.
+
+    A file is unchanged when the base has the same bytes at the same path
+    relative to the registry folder.
+    """
+    published = {file.registry_path: file.blob_id for file in base.files} if base is not None else {}
+    return {file.path: 0 for file in head.files if published.get(file.registry_path) == file.blob_id}

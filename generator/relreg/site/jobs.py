@@ -31,6 +31,7 @@ class SiteInputs:
     release_dates: Mapping[str, ReleaseDates]  # by version
     cohort_dates: Mapping[str, ReleaseDates] = field(default_factory=dict)  # by slug
     device_counts: Mapping[str, int] = field(default_factory=dict)  # by version
+    device_counts_date: str | None = None
     commit: str | None = None
     dirty: bool = False  # built from a work tree with uncommitted registry changes
     base_url: str | None = None  # overrides registry.yaml's site_url

@@ -30,23 +30,24 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from relreg import __version__
+from relreg.devices.paths import channel_folder
 from relreg.resources import code_digest, site_dir
 from relreg.site import jobs
 from relreg.site.jobs import Keyed, PlanJob, ReleaseView, SiteInputs, merge_jobs
 
 if TYPE_CHECKING:
     from relreg.history.deployments import CohortChange
-    from relreg.registry.model import Activation, Artifact, Cohort, HardwareVersion, RegistryConfig
+    from relreg.registry.model import Activation, Artifact, Cohort, HardwareVersion, Registry, RegistryConfig
 
 FEED_ENTRIES = 50  # newest releases in each Atom feed
 HARDWARE_PAGE_RELEASES = 100  # newest releases listed on a hardware page; the releases list filters them all
 NEWEST_ON_HOME = 10
 SITEMAP_LIMIT = 50_000  # URLs per sitemap file (the sitemaps.org limit)
-STATIC_SOURCES = ("site.css", "site.js", "favicon.svg")  # in site/static, published with content hashes
+STATIC_SOURCES = ("site.css", "site.js", "planner.js", "favicon.svg")  # in site/static, published with content hashes
 
 # Everything a page may load comes from its own origin; note images may come over https.
 # Inline script and style never run, so a sanitizer bug alone cannot inject behaviour.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https:; "
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https:; connect-src 'self'; "
        "base-uri 'none'; form-action 'self'")
 
 
@@ -157,6 +158,7 @@ class Assets:
     files: dict[str, bytes]  # output path -> bytes
     css: str  # output paths, relative to the site root
     js: str
+    planner: str  # the update planner's script, loaded by /update/ only
     icon: str
     filters_css: str  # the releases list's hardware filter (generated from the registry)
 
@@ -190,7 +192,8 @@ def build_assets(hardware_names: Sequence[str]) -> Assets:
     filters = filter_css(hardware_names)
     paths["filters.css"] = hashed_path("filters.css", filters)
     files[paths["filters.css"]] = filters
-    return Assets(files=files, css=paths["site.css"], js=paths["site.js"], icon=paths["favicon.svg"],
+    return Assets(files=files, css=paths["site.css"], js=paths["site.js"], planner=paths["planner.js"],
+                  icon=paths["favicon.svg"],
                   filters_css=paths["filters.css"])
 
 
@@ -335,6 +338,43 @@ def site_data(inputs: "SiteInputs", views: list["ReleaseView"]) -> SiteData:
 # Pages
 
 
+@dataclass(frozen=True)
+class PlannerChannel:
+    """An update channel as the planner page lists it (the channels of device_documents, same order)."""
+
+    cohort: str
+    hardware: str
+    software: str | None
+    folder: str  # relative to the site root
+
+
+def planner_channels(registry: "Registry") -> tuple[list[PlannerChannel], list[str]]:
+    """(every update channel, every software type in use), from one pass over the artifacts."""
+    types: dict[str, set[str | None]] = {}
+    for release in registry.releases:
+        for artifact in release.artifacts:
+            types.setdefault(artifact.hardware_version, set()).add(artifact.software_type)
+    all_hardware = [hardware.name for hardware in registry.hardware]
+    channels = []
+    for cohort in registry.cohorts:
+        for hardware in cohort.hardware_versions or all_hardware:
+            for software in sorted(types.get(hardware) or {None}, key=lambda t: (t is not None, t or "")):
+                channels.append(PlannerChannel(cohort.slug, hardware, software,
+                                               channel_folder(cohort.slug, hardware, software)))
+    used = sorted({t for names in types.values() for t in names if t is not None})
+    return channels, used
+
+
+def planner_releases(registry: "Registry") -> bytes:
+    """update/releases.json: the releases that are not yanked, in version order, with their hardware versions
+    (the planner's combined release notes span the releases between two versions)."""
+    return jobs.encode_json({
+        "version_scheme": registry.config.version_scheme,
+        "releases": [{"version": r.version, "hardware_versions": list(r.hardware_versions)}
+                     for r in registry.releases if not r.is_yanked],
+    })
+
+
 def _root(path: str) -> str:
     """The relative way back to the site root from the folder of `path`."""
     return "../" * path.count("/")
@@ -427,6 +467,10 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         files.update(data.assets.files)
         render.page("index.html", "home.html", canonical=data.site_url, newest=views[:NEWEST_ON_HOME])
         render.page("releases/index.html", "releases.html", canonical=data.site_url + "releases/")
+        channels, software_types = planner_channels(inputs.registry)
+        render.page("update/index.html", "update.html", canonical=data.site_url + "update/", channels=channels,
+                    software_types=software_types, example_version=views[0].version if views else "1.0.0")
+        files["update/releases.json"] = planner_releases(inputs.registry)
         files["feed.xml"] = _feed(data, "feed.xml", data.config.name, data.site_url, views)
         files["404.html"] = _not_found_page(data)
         files.update(_sitemaps(data, inputs))
@@ -476,7 +520,8 @@ def _feed(data: SiteData, path: str, title: str, alternate: str, views: Sequence
 
 def _sitemaps(data: SiteData, inputs: "SiteInputs") -> dict[str, bytes]:
     """sitemap.xml with every page's absolute URL; a sitemap index above SITEMAP_LIMIT URLs."""
-    urls: list[tuple[str, int]] = [(data.site_url, data.updated), (data.site_url + "releases/", data.updated)]
+    urls: list[tuple[str, int]] = [(data.site_url, data.updated), (data.site_url + "releases/", data.updated),
+                                   (data.site_url + "update/", data.updated)]
     urls += [(data.release_url(view.version), view.dates.updated) for view in data.views]
     urls += [(f"{data.site_url}hardware/{hw.hardware.name}/", hw.updated) for hw in data.hardware]
     for cohort in inputs.registry.cohorts:

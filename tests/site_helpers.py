@@ -33,11 +33,13 @@ HOSTILE_SITE_URL = "https://fw.example.test/"
 # Builds
 
 
-def build_example_site(root: Path) -> Path:
+def build_example_site(root: Path, rollout_steps: bool = False, *extra_args: str) -> Path:
     """The example registry committed release by release at fixed dates (each release's `released_on`,
     else the day after the previous one), cohorts last, then built with the real CLI.
 
-    Returns the output folder.
+    With `rollout_steps`, every staged rollout of the cohorts is committed first at 1 %, then at 5 %,
+    a day apart, before the final files: a deployment history with steps to draw. `extra_args` go to
+    `relreg build`. Returns the output folder.
     """
     repo = init_repo(root / "repo")
     registry = repo / "registry"
@@ -51,10 +53,19 @@ def build_example_site(root: Path) -> Path:
             else day + timedelta(days=1)
         shutil.copy(source, registry / "releases")
         commit_all(repo, f"release {source.stem}", day.isoformat())
+    if rollout_steps:
+        (registry / "cohorts").mkdir()
+        for percent in ("1", "5"):
+            day += timedelta(days=1)
+            for source in sorted((EXAMPLE_REGISTRY / "cohorts").glob("*.yaml")):
+                text = re.sub(r"rollout_percent: (?!100\b)[0-9.]+", f"rollout_percent: {percent}", source.read_text())
+                (registry / "cohorts" / source.name).write_text(text)
+            commit_all(repo, f"staged rollouts at {percent} %", day.isoformat())
+        shutil.rmtree(registry / "cohorts")
     shutil.copytree(EXAMPLE_REGISTRY / "cohorts", registry / "cohorts")
     commit_all(repo, "cohorts", (day + timedelta(days=1)).isoformat())
     out = root / "public"
-    result = run_relreg("build", "--registry", registry, "--out", out)
+    result = run_relreg("build", "--registry", registry, "--out", out, *extra_args)
     assert result.exit_code == 0, result.output
     return out
 

@@ -33,11 +33,12 @@ from relreg import __version__
 from relreg.devices.paths import channel_folder
 from relreg.resources import code_digest, site_dir
 from relreg.site import jobs
+from relreg.site.charts import CHART_SERIES, bar_chart, rollout_chart, rollout_history, scope_of
 from relreg.site.jobs import Keyed, PlanJob, ReleaseView, SiteInputs, merge_jobs
 
 if TYPE_CHECKING:
     from relreg.history.deployments import CohortChange
-    from relreg.registry.model import Activation, Artifact, Cohort, HardwareVersion, Registry, RegistryConfig
+    from relreg.registry.model import Activation, Artifact, Cohort, HardwareVersion, Registry, RegistryConfig, Release
 
 FEED_ENTRIES = 50  # newest releases in each Atom feed
 HARDWARE_PAGE_RELEASES = 100  # newest releases listed on a hardware page; the releases list filters them all
@@ -250,6 +251,7 @@ class SiteData:
     schema_files: list[str]
     updated: int  # the newest change to any release
     has_device_counts: bool  # a fleet snapshot was given (else every count is 0 and not shown)
+    device_counts_date: str | None  # the snapshot's date (YYYY-MM-DD), when the snapshot names it
 
     def release_url(self, version: str) -> str:
         return f"{self.site_url}releases/{version}/"
@@ -330,7 +332,8 @@ def site_data(inputs: "SiteInputs", views: list["ReleaseView"]) -> SiteData:
         cohort_rows=cohort_rows,
         schema_files=sorted(inputs.input_schemas),
         updated=max((view.dates.updated for view in views), default=0),
-        has_device_counts=bool(inputs.device_counts),
+        has_device_counts=bool(inputs.device_counts) or inputs.device_counts_date is not None,
+        device_counts_date=inputs.device_counts_date,
     )
 
 
@@ -375,6 +378,45 @@ def planner_releases(registry: "Registry") -> bytes:
     })
 
 
+def held_back(release: "Release", rows: Sequence[CohortRow]) -> list[str]:
+    """Where a deployed release is held back, in words: paused at 0 %, or limited to some of the cohort's
+    hardware that it has images for (activations naming `hardware_versions`)."""
+    held = []
+    for row in rows:
+        if row.activation.rollout_percent == 0:
+            held.append(f"paused at 0 % in {row.cohort.name}")
+            continue
+        scope = scope_of(row.activation)
+        if scope:
+            eligible = [h for h in release.hardware_versions if not row.cohort.hardware_versions
+                        or h in row.cohort.hardware_versions]
+            left = [h for h in eligible if h not in scope]
+            if left:
+                held.append(f"held back on {', '.join(left)} in {row.cohort.name}")
+    return held
+
+
+FLEET_BARS = 12  # releases on the home page's fleet chart; the rest are summed as "other versions"
+
+
+@dataclass(frozen=True)
+class FleetRow:
+    label: str
+    count: int
+    version: str | None  # None: the sum of the other versions
+
+
+def fleet_bars(counts: Mapping[str, int], limit: int = FLEET_BARS) -> list[FleetRow]:
+    """The versions running on most devices, most first (ties by version text), then the rest summed."""
+    ranked = sorted(((count, version) for version, count in counts.items() if count > 0),
+                    key=lambda item: (-item[0], item[1]))
+    rows = [FleetRow(version, count, version) for count, version in ranked[:limit]]
+    rest = ranked[limit:]
+    if rest:
+        rows.append(FleetRow(f"{len(rest)} other versions", sum(count for count, _ in rest), None))
+    return rows
+
+
 def _root(path: str) -> str:
     """The relative way back to the site root from the folder of `path`."""
     return "../" * path.count("/")
@@ -400,12 +442,14 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
     """The HTML side as independent jobs (see jobs.PlanJob): what spans the registry is computed once, here."""
     data = site_data(inputs, views)
     positions = {view.version: index for index, view in enumerate(views)}
+    deployments: Mapping[str, Sequence["CohortChange"]] = getattr(inputs, "cohort_history", None) or {}
+    rollouts = rollout_history(deployments, inputs.registry.cohorts)  # one pass; pages pick their series
 
     # What every release page shows of the whole site, hashed once: a release page is
     # re-rendered only when this or its own inputs (release_page_key) change.
     site_key = hashlib.sha256(code_digest() + repr((
         data.config, data.site_url, data.dirty, data.generator, data.assets.css, data.assets.js, data.assets.icon,
-        data.has_device_counts)).encode()).digest()
+        data.has_device_counts, data.device_counts_date)).encode()).digest()
 
     def release_page(view: "ReleaseView", newer: "ReleaseView | None", older: "ReleaseView | None") -> bytes:
         path = f"releases/{view.version}/index.html"
@@ -415,16 +459,22 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
             cohorts=data.cohorts_of_release.get(view.version, ()),
             notes=Markup(nest_headings(view.notes_html)),
             has_software_type=any(a.software_type for a in view.release.artifacts),
+            held=held_back(view.release, data.cohorts_of_release.get(view.version, ())),
+            chart=rollout_chart("rollout", f"Rollout of {view.version} by cohort",
+                                rollouts.by_release.get(view.version, ())),
+            rollout=rollouts.by_release.get(view.version, ()),
         ).encode()
 
     def release_page_key(view: "ReleaseView", newer: "ReleaseView | None", older: "ReleaseView | None") -> str:
         release = view.release
         linked = tuple(version in data.by_version
                        for version in (release.min_version, *(a.delta_from for a in release.artifacts)))
-        rows = tuple((row.cohort.slug, row.cohort.name, row.activation.rollout_percent)
+        rows = tuple((row.cohort.slug, row.cohort.name, row.cohort.hardware_versions, row.activation.rollout_percent,
+                      scope_of(row.activation))
                      for row in data.cohorts_of_release.get(view.version, ()))
         inputs = (view.id, view.dates, view.notes_html, view.count_devices, release,
-                  newer.version if newer else None, older.version if older else None, rows, linked)
+                  newer.version if newer else None, older.version if older else None, rows, linked,
+                  rollouts.by_release.get(view.version))
         return hashlib.sha256(site_key + repr(inputs).encode()).hexdigest()
 
     def release_pages(chunk: Sequence["ReleaseView"]) -> Iterator[tuple[str, Keyed]]:
@@ -440,6 +490,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         for hw in data.hardware:
             name = hw.hardware.name
             render.page(f"hardware/{name}/index.html", "hardware.html", hw=hw,
+                        hw_devices=sum(view.count_devices for view, _ in hw.releases),
                         canonical=f"{data.site_url}hardware/{name}/",
                         has_software_type=any(a.software_type
                                               for _, artifacts in hw.releases[:HARDWARE_PAGE_RELEASES]
@@ -451,13 +502,16 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
 
     def cohort_pages() -> dict[str, bytes]:
         render = _Renderer(data)
-        deployments: Mapping[str, Sequence["CohortChange"]] = getattr(inputs, "cohort_history", None) or {}
         for cohort in inputs.registry.cohorts:
             dates = inputs.cohort_dates.get(cohort.slug)
+            series = rollouts.by_cohort.get(cohort.slug, ())
+            shown = series[-CHART_SERIES:]  # the newest releases (series come in order of first deployment)
             render.page(f"cohorts/{cohort.slug}/index.html", "cohort.html", cohort=cohort,
                         rows=data.cohort_rows[cohort.slug], dates=dates,
                         history=_history_rows(deployments.get(cohort.slug, ())),
                         history_known=cohort.slug in deployments,
+                        chart=rollout_chart("rollout", f"Rollout in {cohort.name} over time", shown),
+                        chart_total=len(series), chart_limit=CHART_SERIES,
                         canonical=f"{data.site_url}cohorts/{cohort.slug}/")
         return render.files
 
@@ -465,7 +519,10 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         render = _Renderer(data)
         files = render.files
         files.update(data.assets.files)
-        render.page("index.html", "home.html", canonical=data.site_url, newest=views[:NEWEST_ON_HOME])
+        fleet = fleet_bars(inputs.device_counts) if data.has_device_counts else []
+        render.page("index.html", "home.html", canonical=data.site_url, newest=views[:NEWEST_ON_HOME], fleet=fleet,
+                    fleet_total=sum(inputs.device_counts.values()),
+                    fleet_chart=bar_chart("fleet", "Devices per release", [(row.label, row.count) for row in fleet]))
         render.page("releases/index.html", "releases.html", canonical=data.site_url + "releases/")
         channels, software_types = planner_channels(inputs.registry)
         render.page("update/index.html", "update.html", canonical=data.site_url + "update/", channels=channels,

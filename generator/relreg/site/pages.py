@@ -139,15 +139,20 @@ def download_url(artifact: "Artifact", artifact_base_url: str) -> str:
 _HEADING = re.compile(r"<(/?)h([1-6])>")
 
 
-def nest_headings(notes_html: str, below: int = 2) -> str:
-    """Notes headings pushed below the page's own (h1 version, h2 'Release notes'), capped at h6.
+def nest_headings(notes_html: str, top: int = 3) -> str:
+    """Notes headings pushed below the page's own (h1 version, h2 'Release notes'), capped at h6: the
+    notes' highest heading becomes h`top`, so the outline never skips a level (axe: heading-order).
 
     The sanitized notes carry no attributes on headings, so the tags are exactly
     <hN> and </hN>; the JSON keeps the author's levels.
     """
     if "<h" not in notes_html:
         return notes_html
-    return _HEADING.sub(lambda m: f"<{m[1]}h{min(int(m[2]) + below, 6)}>", notes_html)
+    levels = [int(m[2]) for m in _HEADING.finditer(notes_html)]
+    if not levels:
+        return notes_html
+    shift = max(top - min(levels), 0)
+    return _HEADING.sub(lambda m: f"<{m[1]}h{min(int(m[2]) + shift, 6)}>", notes_html)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -371,8 +371,12 @@
           // The notes in the JSON are sanitized at build time (relreg.site.notes), like the release pages' copy.
           if (found && found.data.notes) { notes.innerHTML = found.data.notes; }
           else { notes.appendChild(el("p", { "class": "muted" }, ["No release notes."])); }
-          Array.prototype.forEach.call(notes.querySelectorAll("h1, h2, h3, h4, h5, h6"), function (heading) {
-            var lower = document.createElement("h" + Math.min(6, Number(heading.tagName.charAt(1)) + 3));
+          // The notes' highest heading becomes h4, under this section's h3 (as nest_headings does on release pages).
+          var headings = notes.querySelectorAll("h1, h2, h3, h4, h5, h6");
+          var highest = 6;
+          Array.prototype.forEach.call(headings, function (h) { highest = Math.min(highest, Number(h.tagName.charAt(1))); });
+          Array.prototype.forEach.call(headings, function (heading) {
+            var lower = document.createElement("h" + Math.min(6, Number(heading.tagName.charAt(1)) + Math.max(0, 4 - highest)));
             while (heading.firstChild) { lower.appendChild(heading.firstChild); }
             heading.replaceWith(lower);
           });

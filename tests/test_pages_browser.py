@@ -26,7 +26,7 @@ SCREENSHOTS = ARTIFACTS / "screenshots"
 COUNTS = {"2.1.0": 1200, "2.0.1": 5400, "2.1.1": 310, "1.4.0": 95, "1.3.1": 240, "2.0.0": 20, "9.9.9-dev": 3}
 PAGES = {  # screenshot name -> page
     "planner": "update/index.html?cohort=production&hardware=pvt&software=main&current=1.4.0&serial=AT100-000123",
-    "planner-path": "update/index.html?cohort=beta&hardware=pvt-b&current=1.4.0",
+    "planner-path": "update/index.html?cohort=production&hardware=pvt&current=1.4.0",
     "cohort-chart": "cohorts/production/index.html",
     "release-chart": "releases/2.1.0/index.html",
     "release-required-step": "releases/1.4.0/index.html",

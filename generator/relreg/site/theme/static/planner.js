@@ -405,9 +405,11 @@
       }
       var list = el("ol", { "class": "hops" }, result.hops.map(function (hop, index) { return hopItem(hop, index, state); }));
       out.appendChild(list);
-      if (result.end) {
+      if (result.end && result.hops.length) {
         var endText = "Then up to date on " + result.current + ": " + (REASONS[result.end.reason] || result.end.reason) + ".";
         out.appendChild(el("p", { "class": "plan-end" }, [endText]));
+      }
+      if (result.end) {
         result.skipped.forEach(function (skip) {
           out.appendChild(el("p", { "class": "muted" }, [skip.version + " is rolling out to " + skip.percent +
             " %; this serial is outside" + (skip.bucket === null ? "." : " (bucket " + skip.bucket + " \u2265 " + skip.threshold + ").")]));

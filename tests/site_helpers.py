@@ -195,6 +195,8 @@ class _PageParser(HTMLParser):
         self.stack.append((tag, opens_notes))
         if opens_notes:
             self.notes_depth += 1
+        if tag == "title" and any(open_tag == "svg" for open_tag, _ in self.stack):
+            return  # a chart's accessible name, not the page's title
         if tag in ("h1", "title", "label"):
             self.text_target = tag
             self.page.text_by_tag.setdefault(tag, []).append("")
@@ -362,9 +364,11 @@ def audit_page(out: Path, page_path: str) -> list[str]:
             if name in URL_ATTRIBUTES and BAD_SCHEMES.match(_clean_url(value)) and not (
                     page_path == "404.html" and element.tag == "link" and value.startswith("data:image/svg+xml,")):
                 found.append(f"{page_path}: {name}={value!r} on <{element.tag}>")
-        if element.tag == "script" and not re.fullmatch(r"(\.\./)*static/site\.[0-9a-f]{10}\.js",
+        if element.tag == "script" and not re.fullmatch(r"(\.\./)*static/(site|planner)\.[0-9a-f]{10}\.js",
                                                         element.attrs.get("src", "")):
             found.append(f"{page_path}: script that is not the site's own: {element.attrs}")
+        if element.tag == "svg" and (element.attrs.get("role") == "img" or element.attrs.get("class") == "key"):
+            continue  # the site's own charts (relreg/site/charts.py): no script, no link, no foreign content
         if element.tag in {"iframe", "object", "embed", "frame", "base", "svg", "math", "template"}:
             found.append(f"{page_path}: <{element.tag}> outside the notes")
         if element.tag == "style" and page_path != "404.html":
@@ -400,9 +404,9 @@ BROWSER_AUDIT = """
     }
   }
   for (const script of document.scripts) {
-    if (!/\\/static\\/site\\.[0-9a-f]{10}\\.js$/.test(script.src)) found.push('script ' + script.outerHTML.slice(0, 80));
+    if (!/\\/static\\/(site|planner)\\.[0-9a-f]{10}\\.js$/.test(script.src)) found.push('script ' + script.outerHTML.slice(0, 80));
   }
-  for (const selector of ['iframe', 'object', 'embed', 'frame', 'svg', 'math', 'base', 'meta[http-equiv=refresh]',
+  for (const selector of ['iframe', 'object', 'embed', 'frame', 'svg:not(figure.chart svg)', 'math', 'base', 'meta[http-equiv=refresh]',
                           '[style]', 'link:not([rel=stylesheet]):not([rel=icon]):not([rel=canonical]):not([rel=alternate])']) {
     const hits = document.querySelectorAll(selector);
     if (hits.length) found.push(hits.length + ' x ' + selector);

@@ -17,7 +17,9 @@ from relreg.registry.source import read_worktree
 from relreg.registry.validate import validate_files
 from relreg.site import pages as site
 from relreg.site.charts import (
+    BOTTOM,
     HEIGHT,
+    TOP,
     WIDTH,
     Series,
     Step,
@@ -151,7 +153,7 @@ def test_a_single_commit_is_drawn_over_one_day_and_percent_maps_to_height() -> N
     chart = rollout_chart("c", "t", [Series("1.0.0", (Step(T0, 25.0),), T0)])
     svg = _svg(chart)
     circle = next(svg.iter("{http://www.w3.org/2000/svg}circle"))
-    top, bottom = 14, HEIGHT - 34
+    top, bottom = TOP, HEIGHT - BOTTOM
     assert float(circle.get("cy")) == pytest.approx(top + 0.75 * (bottom - top), abs=0.1)
 
 

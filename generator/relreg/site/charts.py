@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 PALETTE = 8  # series classes s0..s7 in site.css; dash patterns d0..d3 tell neighbours apart without colour
 CHART_SERIES = 8  # lines on a cohort's chart: its newest releases (the history table lists them all)
-WIDTH, HEIGHT = 560, 240  # the viewBox: text is drawn at 15 units, about 9 px on a 360 px phone
-LEFT, RIGHT, TOP, BOTTOM = 50, 16, 14, 34
+WIDTH, HEIGHT = 560, 240  # the viewBox; site.css draws text larger on phones, where the chart is scaled down
+LEFT, RIGHT, TOP, BOTTOM = 64, 16, 14, 44
 DAY = 86_400
 
 
@@ -138,9 +138,9 @@ def rollout_chart(chart_id: str, title: str, series: Sequence[Series]) -> Markup
     for percent in (0, 25, 50, 75, 100):
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(percent)}" y2="{y(percent)}"/>')
         if percent % 50 == 0:
-            parts.append(f'<text class="tick" x="{LEFT - 6}" y="{_n(float(y(percent)) + 5)}" text-anchor="end">'
-                         f'{percent}%</text>')
-    baseline = _n(HEIGHT - BOTTOM + 20)
+            parts.append(f'<text class="tick" x="{LEFT - 8}" y="{y(percent)}" text-anchor="end" '
+                         f'dominant-baseline="central">{percent}%</text>')
+    baseline = _n(HEIGHT - 6)
     parts.append(f'<text class="tick" x="{LEFT}" y="{baseline}" text-anchor="start">{_day(start)}</text>')
     if end > start:
         parts.append(f'<text class="tick" x="{WIDTH - RIGHT}" y="{baseline}" text-anchor="end">{_day(end)}</text>')
@@ -173,7 +173,7 @@ def rollout_chart(chart_id: str, title: str, series: Sequence[Series]) -> Markup
     return Markup("".join(parts))
 
 
-BAR_HEIGHT, BAR_GAP, LABEL_W = 22, 8, 130
+BAR_HEIGHT, BAR_GAP, LABEL_W = 26, 10, 130
 
 
 def bar_chart(chart_id: str, title: str, bars: Sequence[tuple[str, int]], unit: str = "devices") -> Markup:
@@ -191,10 +191,12 @@ def bar_chart(chart_id: str, title: str, bars: Sequence[tuple[str, int]], unit: 
     for index, (label, count) in enumerate(bars):
         row = BAR_GAP + index * (BAR_HEIGHT + BAR_GAP)
         width = count * room / top
-        middle = _n(row + BAR_HEIGHT / 2 + 5)
-        parts.append(f'<text class="tick" x="{LABEL_W - 8}" y="{middle}" text-anchor="end">{escape(label)}</text>')
+        middle = _n(row + BAR_HEIGHT / 2)
+        parts.append(f'<text class="tick" x="{LABEL_W - 8}" y="{middle}" text-anchor="end" '
+                     f'dominant-baseline="central">{escape(label)}</text>')
         parts.append(f'<rect class="bar" x="{LABEL_W}" y="{row}" width="{_n(max(width, 1))}" height="{BAR_HEIGHT}"/>')
-        parts.append(f'<text class="tick" x="{_n(LABEL_W + max(width, 1) + 6)}" y="{middle}">{count:,}</text>')
+        parts.append(f'<text class="tick" x="{_n(LABEL_W + max(width, 1) + 6)}" y="{middle}" '
+                     f'dominant-baseline="central">{count:,}</text>')
     parts.append("</svg>")
     parts.append(f'<figcaption id="{chart_id}-caption">{escape(title)}</figcaption></figure>')
     return Markup("".join(parts))

@@ -403,8 +403,10 @@
         status.textContent = result.hops.length + (result.hops.length === 1 ? " step" : " steps") + " from " +
           state.current + " to " + target + (result.end ? ", then up to date." : " (stopped after " + MAX_HOPS + " steps).");
       }
-      var list = el("ol", { "class": "hops" }, result.hops.map(function (hop, index) { return hopItem(hop, index, state); }));
-      out.appendChild(list);
+      if (result.hops.length) {
+        out.appendChild(el("h2", { id: "path-heading" }, ["The path from " + state.current]));
+        out.appendChild(el("ol", { "class": "hops" }, result.hops.map(function (hop, index) { return hopItem(hop, index, state); })));
+      }
       if (result.end && result.hops.length) {
         var endText = "Then up to date on " + result.current + ": " + (REASONS[result.end.reason] || result.end.reason) + ".";
         out.appendChild(el("p", { "class": "plan-end" }, [endText]));

@@ -306,3 +306,15 @@ def test_without_javascript_the_page_says_so_and_links_to_the_documents(browser:
             assert context.request.get(link).status == 200, link
     finally:
         context.close()
+
+
+def test_from_a_file_url_the_page_says_why_it_cannot_plan(browser: Any, example: tuple[Path, str]) -> None:
+    out, _ = example
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto((out / "update" / "index.html").as_uri() + "?cohort=beta&hardware=pvt&current=2.0.0")
+        page.wait_for_function("() => document.getElementById('plan-status').textContent !== ''")
+        assert "file://" in page.text_content("#plan-status") and page.locator("#plan li").count() == 0
+    finally:
+        context.close()

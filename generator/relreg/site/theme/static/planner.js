@@ -394,6 +394,16 @@
       status.textContent = "Choose a cohort and a hardware version, and enter the version the device runs.";
       return Promise.resolve();
     }
+    if (window.location.protocol === "file:") {
+      status.textContent = "The planner reads the site's JSON documents, which browsers do not let a page read from " +
+        "file://: serve the folder over http (for example relreg serve), or use the documents below.";
+      return Promise.resolve();
+    }
+    if (state.serial && !(window.crypto && window.crypto.subtle)) {
+      status.textContent = "Deciding staged rollouts needs the browser's SHA-256, which it offers only on https " +
+        "(and localhost) pages: open the site over https, or leave the serial empty.";
+      return Promise.resolve();
+    }
     status.textContent = "Working out the path\u2026";
     return walk(state).then(function (result) {
       var target = result.hops.length ? result.hops[result.hops.length - 1].release.version : state.current;

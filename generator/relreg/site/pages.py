@@ -458,6 +458,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
 
     def release_page(view: "ReleaseView", newer: "ReleaseView | None", older: "ReleaseView | None") -> bytes:
         path = f"releases/{view.version}/index.html"
+        series = rollouts.by_release.get(view.version, ())
         return environment().get_template("release.html").render(
             site=data, root="../../", path=path, view=view, release=view.release,
             canonical=data.release_url(view.version), newer=newer, older=older,
@@ -465,9 +466,9 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
             notes=Markup(nest_headings(view.notes_html)),
             has_software_type=any(a.software_type for a in view.release.artifacts),
             held=held_back(view.release, data.cohorts_of_release.get(view.version, ())),
-            chart=rollout_chart("rollout", f"Rollout of {view.version} by cohort",
-                                rollouts.by_release.get(view.version, ())),
-            rollout=rollouts.by_release.get(view.version, ()),
+            downloads=sorted((a for a in view.release.artifacts if not a.is_delta), key=lambda a: a.hardware_version),
+            chart=rollout_chart("rollout", f"Rollout of {view.version} by cohort", series) if series else "",
+            rollout=series,
         ).encode()
 
     def release_page_key(view: "ReleaseView", newer: "ReleaseView | None", older: "ReleaseView | None") -> str:

@@ -10,6 +10,8 @@ from dataclasses import dataclass, replace
 
 import pytest
 from conftest import EXAMPLE_REGISTRY
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relreg.history.deployments import CohortChange
 from relreg.registry.model import Activation
@@ -238,3 +240,34 @@ def test_feed_entries_name_their_hardware_as_categories(registry) -> None:  # ty
 ])
 def test_notes_headings_start_below_the_section_heading(notes: str, nested: str) -> None:
     assert site.nest_headings(notes) == nested
+
+
+# The one pass equals the obvious way: each release's series read on its own from each cohort's history.
+
+def _naive_series(history, version: str, cohort: str) -> list[tuple[int, float | None]]:  # type: ignore[no-untyped-def]
+    steps, level = [], None
+    for change in history[cohort]:
+        if change.releases is None:
+            continue
+        now = next((float(a.rollout_percent) for a in change.releases if a.version == version), None)
+        if now != level and not (now is None and not steps):
+            steps.append((change.date, now))
+        level = now
+    return steps
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.sampled_from(["beta", "production", "stable"]), st.lists(
+    st.one_of(st.none(), st.dictionaries(st.sampled_from(["1.0.0", "1.1.0", "2.0.0", "2.1.0"]),
+                                         st.sampled_from([0, 1, 10.5, 50, 100]), max_size=4)),
+    min_size=1, max_size=8), max_size=3))
+def test_the_one_pass_equals_reading_each_release_on_its_own(states) -> None:  # type: ignore[no-untyped-def]
+    history = {slug: [CohortChange(f"{i:040x}", T0 + i * DAY, "Ana", "", None if state is None else tuple(
+        Activation(v, p) for v, p in sorted(state.items()))) for i, state in enumerate(changes)]
+        for slug, changes in states.items()}
+    result = rollout_history(history, ())
+    for version in ("1.0.0", "1.1.0", "2.0.0", "2.1.0"):
+        expected = {slug: _naive_series(history, version, slug) for slug in sorted(history)}
+        expected = {slug: steps for slug, steps in expected.items() if steps}
+        got = {s.label: [(step.date, step.percent) for step in s.steps] for s in result.by_release.get(version, ())}
+        assert got == expected, version

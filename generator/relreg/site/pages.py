@@ -48,6 +48,7 @@ STATIC_SOURCES = ("site.css", "site.js", "planner.js", "favicon.svg")  # in site
 
 # Everything a page may load comes from its own origin; note images may come over https.
 # Inline script and style never run, so a sanitizer bug alone cannot inject behaviour.
+# connect-src 'self': the update planner reads the site's own device documents.
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https:; connect-src 'self'; "
        "base-uri 'none'; form-action 'self'")
 

@@ -33,11 +33,13 @@ HOSTILE_SITE_URL = "https://fw.example.test/"
 # Builds
 
 
-def build_example_site(root: Path) -> Path:
+def build_example_site(root: Path, rollout_steps: bool = False, *extra_args: str) -> Path:
     """The example registry committed release by release at fixed dates (each release's `released_on`,
     else the day after the previous one), cohorts last, then built with the real CLI.
 
-    Returns the output folder.
+    With `rollout_steps`, every staged rollout of the cohorts is committed first at 1 %, then at 5 %,
+    a day apart, before the final files: a deployment history with steps to draw. `extra_args` go to
+    `relreg build`. Returns the output folder.
     """
     repo = init_repo(root / "repo")
     registry = repo / "registry"
@@ -51,10 +53,19 @@ def build_example_site(root: Path) -> Path:
             else day + timedelta(days=1)
         shutil.copy(source, registry / "releases")
         commit_all(repo, f"release {source.stem}", day.isoformat())
+    if rollout_steps:
+        (registry / "cohorts").mkdir()
+        for percent in ("1", "5"):
+            day += timedelta(days=1)
+            for source in sorted((EXAMPLE_REGISTRY / "cohorts").glob("*.yaml")):
+                text = re.sub(r"rollout_percent: (?!100\b)[0-9.]+", f"rollout_percent: {percent}", source.read_text())
+                (registry / "cohorts" / source.name).write_text(text)
+            commit_all(repo, f"staged rollouts at {percent} %", day.isoformat())
+        shutil.rmtree(registry / "cohorts")
     shutil.copytree(EXAMPLE_REGISTRY / "cohorts", registry / "cohorts")
     commit_all(repo, "cohorts", (day + timedelta(days=1)).isoformat())
     out = root / "public"
-    result = run_relreg("build", "--registry", registry, "--out", out)
+    result = run_relreg("build", "--registry", registry, "--out", out, *extra_args)
     assert result.exit_code == 0, result.output
     return out
 
@@ -184,6 +195,8 @@ class _PageParser(HTMLParser):
         self.stack.append((tag, opens_notes))
         if opens_notes:
             self.notes_depth += 1
+        if tag == "title" and any(open_tag == "svg" for open_tag, _ in self.stack):
+            return  # a chart's accessible name, not the page's title
         if tag in ("h1", "title", "label"):
             self.text_target = tag
             self.page.text_by_tag.setdefault(tag, []).append("")
@@ -351,9 +364,11 @@ def audit_page(out: Path, page_path: str) -> list[str]:
             if name in URL_ATTRIBUTES and BAD_SCHEMES.match(_clean_url(value)) and not (
                     page_path == "404.html" and element.tag == "link" and value.startswith("data:image/svg+xml,")):
                 found.append(f"{page_path}: {name}={value!r} on <{element.tag}>")
-        if element.tag == "script" and not re.fullmatch(r"(\.\./)*static/site\.[0-9a-f]{10}\.js",
+        if element.tag == "script" and not re.fullmatch(r"(\.\./)*static/(site|planner)\.[0-9a-f]{10}\.js",
                                                         element.attrs.get("src", "")):
             found.append(f"{page_path}: script that is not the site's own: {element.attrs}")
+        if element.tag == "svg" and (element.attrs.get("role") == "img" or element.attrs.get("class") == "key"):
+            continue  # the site's own charts (relreg/site/charts.py): no script, no link, no foreign content
         if element.tag in {"iframe", "object", "embed", "frame", "base", "svg", "math", "template"}:
             found.append(f"{page_path}: <{element.tag}> outside the notes")
         if element.tag == "style" and page_path != "404.html":
@@ -389,9 +404,9 @@ BROWSER_AUDIT = """
     }
   }
   for (const script of document.scripts) {
-    if (!/\\/static\\/site\\.[0-9a-f]{10}\\.js$/.test(script.src)) found.push('script ' + script.outerHTML.slice(0, 80));
+    if (!/\\/static\\/(site|planner)\\.[0-9a-f]{10}\\.js$/.test(script.src)) found.push('script ' + script.outerHTML.slice(0, 80));
   }
-  for (const selector of ['iframe', 'object', 'embed', 'frame', 'svg', 'math', 'base', 'meta[http-equiv=refresh]',
+  for (const selector of ['iframe', 'object', 'embed', 'frame', 'svg:not(figure.chart svg)', 'math', 'base', 'meta[http-equiv=refresh]',
                           '[style]', 'link:not([rel=stylesheet]):not([rel=icon]):not([rel=canonical]):not([rel=alternate])']) {
     const hits = document.querySelectorAll(selector);
     if (hits.length) found.push(hits.length + ' x ' + selector);

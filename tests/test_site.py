@@ -46,7 +46,8 @@ def _json(out: Path, path: str) -> dict:
 
 
 def test_every_page_feed_and_asset_is_written(out: Path) -> None:
-    expected = {"index.html", "releases/index.html", "404.html", "feed.xml", "sitemap.xml", "robots.txt"}
+    expected = {"index.html", "releases/index.html", "update/index.html", "update/releases.json", "404.html",
+                "feed.xml", "sitemap.xml", "robots.txt"}
     expected |= {f"releases/{v}/index.html" for v in VERSIONS}
     expected |= {f"hardware/{h}/index.html" for h in HARDWARE} | {f"hardware/{h}/feed.xml" for h in HARDWARE}
     expected |= {f"cohorts/{c}/index.html" for c in COHORTS}
@@ -55,7 +56,7 @@ def test_every_page_feed_and_asset_is_written(out: Path) -> None:
     assert set(html_pages(out)) == {p for p in expected if p.endswith(".html")}
     static = sorted(p for p in written if p.startswith("static/"))
     assert [re.sub(r"\.[0-9a-f]{10}\.", ".#.", p) for p in static] == [
-        "static/favicon.#.svg", "static/filters.#.css", "static/site.#.css", "static/site.#.js"]
+        "static/favicon.#.svg", "static/filters.#.css", "static/planner.#.js", "static/site.#.css", "static/site.#.js"]
 
 
 def test_static_assets_are_named_by_the_hash_of_their_bytes(out: Path) -> None:
@@ -115,7 +116,9 @@ def _assert_structure(out: Path, page_path: str) -> None:
     for image in (e for e in page.elements if e.tag == "img"):
         assert "alt" in image.attrs, (page_path, image)
     for button in (e for e in page.elements if e.tag == "button"):
-        assert button.attrs.get("type") == "button" and button.attrs.get("aria-label"), (page_path, button)
+        # copy buttons name their target; the planner's submit button is named by its text
+        assert (button.attrs.get("type") == "button" and button.attrs.get("aria-label")) or \
+            (page_path == "update/index.html" and button.attrs.get("type") == "submit"), (page_path, button)
     metas = {e.attrs.get("name") or e.attrs.get("http-equiv"): e.attrs.get("content") for e in page.elements
              if e.tag == "meta"}
     assert metas["viewport"] == "width=device-width, initial-scale=1", page_path
@@ -194,7 +197,8 @@ def test_releases_list_carries_every_version_revision_and_build_id(out: Path) ->
     for release in _json(out, "api/v1/releases.json")["data"]:
         assert f'<code class="k id">{release["revision"]}</code>' in html  # found by find-in-page without JS
         for artifact in release["artifacts"]:
-            assert f'<code class="k id">{artifact["build_id"]}</code>' in html
+            assert re.search(f'<code class="k id" data-hw="{artifact["hardware_version"]}"[^>]*>'
+                             f'{artifact["build_id"]}</code>', html)
     assert '<select id="hardware" name="hardware">' in html and '<label for="hardware">' in html
     assert '<div class="field" id="search-field" hidden>' in html  # shown by the script that runs it
 

@@ -11,7 +11,7 @@
   build (or an error page when there never was one), and JSON keeps serving
   the last good build with an `X-Relreg-Build: failed` header. Pages reload
   themselves after each rebuild: the preview adds a same-origin script and
-  stylesheet (the site's CSP forbids inline ones and fetch) that polls
+  stylesheet (the site's CSP forbids inline ones) that polls
   /__relreg/unchanged.gif; /__relreg/status gives the build state as JSON.
 - `GET /api/v1/releases?...` answers the seed's dynamic query with
   query.py over the built release documents: 200 with the list envelope, or
@@ -47,9 +47,9 @@ STATUS_PATH = "/__relreg/status"
 QUERY_PATH = "/api/v1/releases"
 
 PREVIEW_PREFIX = "/__relreg/"
-# The site's pages forbid inline script and style and any fetch (their CSP: script-src 'self',
-# style-src 'self', no connect-src), so the preview's additions are same-origin files, and the
-# script learns of a rebuild by loading an image (img-src 'self'), which the CSP allows.
+# The site's pages forbid inline script and style (their CSP: script-src 'self', style-src 'self';
+# connect-src 'self' only for the update planner's documents), so the preview's additions are
+# same-origin files, and the script learns of a rebuild by loading an image (img-src 'self').
 _PREVIEW_JS = b"""/* relreg serve: reload the page after each rebuild. */
 (function () {
   var generation = new URL(document.currentScript.src).searchParams.get("generation");

@@ -30,23 +30,26 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from relreg import __version__
+from relreg.devices.paths import channel_folder
 from relreg.resources import code_digest, site_dir
 from relreg.site import jobs
+from relreg.site.charts import CHART_SERIES, bar_chart, rollout_chart, rollout_history
 from relreg.site.jobs import Keyed, PlanJob, ReleaseView, SiteInputs, merge_jobs
 
 if TYPE_CHECKING:
     from relreg.history.deployments import CohortChange
-    from relreg.registry.model import Activation, Artifact, Cohort, HardwareVersion, RegistryConfig
+    from relreg.registry.model import Activation, Artifact, Cohort, HardwareVersion, Registry, RegistryConfig, Release
 
 FEED_ENTRIES = 50  # newest releases in each Atom feed
 HARDWARE_PAGE_RELEASES = 100  # newest releases listed on a hardware page; the releases list filters them all
 NEWEST_ON_HOME = 10
 SITEMAP_LIMIT = 50_000  # URLs per sitemap file (the sitemaps.org limit)
-STATIC_SOURCES = ("site.css", "site.js", "favicon.svg")  # in site/static, published with content hashes
+STATIC_SOURCES = ("site.css", "site.js", "planner.js", "favicon.svg")  # in site/static, published with content hashes
 
 # Everything a page may load comes from its own origin; note images may come over https.
 # Inline script and style never run, so a sanitizer bug alone cannot inject behaviour.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https:; "
+# connect-src 'self': the update planner reads the site's own device documents.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https:; connect-src 'self'; "
        "base-uri 'none'; form-action 'self'")
 
 
@@ -137,15 +140,20 @@ def download_url(artifact: "Artifact", artifact_base_url: str) -> str:
 _HEADING = re.compile(r"<(/?)h([1-6])>")
 
 
-def nest_headings(notes_html: str, below: int = 2) -> str:
-    """Notes headings pushed below the page's own (h1 version, h2 'Release notes'), capped at h6.
+def nest_headings(notes_html: str, top: int = 3) -> str:
+    """Notes headings pushed below the page's own (h1 version, h2 'Release notes'), capped at h6: the
+    notes' highest heading becomes h`top`, so the outline never skips a level (axe: heading-order).
 
     The sanitized notes carry no attributes on headings, so the tags are exactly
     <hN> and </hN>; the JSON keeps the author's levels.
     """
     if "<h" not in notes_html:
         return notes_html
-    return _HEADING.sub(lambda m: f"<{m[1]}h{min(int(m[2]) + below, 6)}>", notes_html)
+    levels = [int(m[2]) for m in _HEADING.finditer(notes_html)]
+    if not levels:
+        return notes_html
+    shift = max(top - min(levels), 0)
+    return _HEADING.sub(lambda m: f"<{m[1]}h{min(int(m[2]) + shift, 6)}>", notes_html)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,6 +165,7 @@ class Assets:
     files: dict[str, bytes]  # output path -> bytes
     css: str  # output paths, relative to the site root
     js: str
+    planner: str  # the update planner's script, loaded by /update/ only
     icon: str
     filters_css: str  # the releases list's hardware filter (generated from the registry)
 
@@ -190,7 +199,8 @@ def build_assets(hardware_names: Sequence[str]) -> Assets:
     filters = filter_css(hardware_names)
     paths["filters.css"] = hashed_path("filters.css", filters)
     files[paths["filters.css"]] = filters
-    return Assets(files=files, css=paths["site.css"], js=paths["site.js"], icon=paths["favicon.svg"],
+    return Assets(files=files, css=paths["site.css"], js=paths["site.js"], planner=paths["planner.js"],
+                  icon=paths["favicon.svg"],
                   filters_css=paths["filters.css"])
 
 
@@ -248,6 +258,7 @@ class SiteData:
     schema_files: list[str]
     updated: int  # the newest change to any release
     has_device_counts: bool  # a fleet snapshot was given (else every count is 0 and not shown)
+    device_counts_date: str | None  # the snapshot's date (YYYY-MM-DD), when the snapshot names it
 
     def release_url(self, version: str) -> str:
         return f"{self.site_url}releases/{version}/"
@@ -257,8 +268,11 @@ def _held_back(cohort: "Cohort", activation: "Activation", view: "ReleaseView | 
     """The cohort's hardware (any with an image, when it lists none) that the activation holds back."""
     if activation.hardware_versions is None:
         return ()
-    names = cohort.hardware_versions or (view.release.hardware_versions if view else ())
-    return activation.held_back(names)
+    if view is None:
+        return activation.held_back(cohort.hardware_versions)
+    # Hardware the release has no image for is not held back: there is nothing to deploy to it.
+    imaged = view.release.hardware_versions
+    return activation.held_back([name for name in cohort.hardware_versions or imaged if name in imaged])
 
 
 def _hold_words(version: str, before: "frozenset[str] | None", after: "frozenset[str] | None") -> list[str]:
@@ -364,12 +378,83 @@ def site_data(inputs: "SiteInputs", views: list["ReleaseView"]) -> SiteData:
         cohort_rows=cohort_rows,
         schema_files=sorted(inputs.input_schemas),
         updated=max((view.dates.updated for view in views), default=0),
-        has_device_counts=bool(inputs.device_counts),
+        has_device_counts=bool(inputs.device_counts) or inputs.device_counts_date is not None,
+        device_counts_date=inputs.device_counts_date,
     )
 
 
 # ---------------------------------------------------------------------------------------------
 # Pages
+
+
+@dataclass(frozen=True)
+class PlannerChannel:
+    """An update channel as the planner page lists it (the channels of device_documents, same order)."""
+
+    cohort: str
+    hardware: str
+    software: str | None
+    folder: str  # relative to the site root
+
+
+def planner_channels(registry: "Registry") -> tuple[list[PlannerChannel], list[str]]:
+    """(every update channel, every software type in use), from one pass over the artifacts."""
+    types: dict[str, set[str | None]] = {}
+    for release in registry.releases:
+        for artifact in release.artifacts:
+            types.setdefault(artifact.hardware_version, set()).add(artifact.software_type)
+    all_hardware = [hardware.name for hardware in registry.hardware]
+    channels = []
+    for cohort in registry.cohorts:
+        for hardware in cohort.hardware_versions or all_hardware:
+            for software in sorted(types.get(hardware) or {None}, key=lambda t: (t is not None, t or "")):
+                channels.append(PlannerChannel(cohort.slug, hardware, software,
+                                               channel_folder(cohort.slug, hardware, software)))
+    used = sorted({t for names in types.values() for t in names if t is not None})
+    return channels, used
+
+
+def planner_releases(registry: "Registry") -> bytes:
+    """update/releases.json: the releases that are not yanked, in version order, with their hardware versions
+    (the planner's combined release notes span the releases between two versions)."""
+    return jobs.encode_json({
+        "version_scheme": registry.config.version_scheme,
+        "releases": [{"version": r.version, "hardware_versions": list(r.hardware_versions)}
+                     for r in registry.releases if not r.is_yanked],
+    })
+
+
+def held_back(rows: Sequence[CohortRow]) -> list[str]:
+    """Where a deployed release is held back, in words: paused at 0 %, or not deployed to some of the
+    cohort's hardware that it has images for (activations naming `hardware_versions`)."""
+    held = []
+    for row in rows:
+        if row.activation.rollout_percent == 0:
+            held.append(f"paused at 0 % in {row.cohort.name}")
+        elif row.held_back:
+            held.append(f"held back on {', '.join(row.held_back)} in {row.cohort.name}")
+    return held
+
+
+FLEET_BARS = 12  # releases on the home page's fleet chart; the rest are summed as "other versions"
+
+
+@dataclass(frozen=True)
+class FleetRow:
+    label: str
+    count: int
+    version: str | None  # None: the sum of the other versions
+
+
+def fleet_bars(counts: Mapping[str, int], limit: int = FLEET_BARS) -> list[FleetRow]:
+    """The versions running on most devices, most first (ties by version text), then the rest summed."""
+    ranked = sorted(((count, version) for version, count in counts.items() if count > 0),
+                    key=lambda item: (-item[0], item[1]))
+    rows = [FleetRow(version, count, version) for count, version in ranked[:limit]]
+    rest = ranked[limit:]
+    if rest:
+        rows.append(FleetRow(f"{len(rest)} other versions", sum(count for count, _ in rest), None))
+    return rows
 
 
 def _root(path: str) -> str:
@@ -397,21 +482,28 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
     """The HTML side as independent jobs (see jobs.PlanJob): what spans the registry is computed once, here."""
     data = site_data(inputs, views)
     positions = {view.version: index for index, view in enumerate(views)}
+    deployments: Mapping[str, Sequence["CohortChange"]] = getattr(inputs, "cohort_history", None) or {}
+    rollouts = rollout_history(deployments, inputs.registry.cohorts)  # one pass; pages pick their series
 
     # What every release page shows of the whole site, hashed once: a release page is
     # re-rendered only when this or its own inputs (release_page_key) change.
     site_key = hashlib.sha256(code_digest() + repr((
         data.config, data.site_url, data.dirty, data.generator, data.assets.css, data.assets.js, data.assets.icon,
-        data.has_device_counts)).encode()).digest()
+        data.has_device_counts, data.device_counts_date)).encode()).digest()
 
     def release_page(view: "ReleaseView", newer: "ReleaseView | None", older: "ReleaseView | None") -> bytes:
         path = f"releases/{view.version}/index.html"
+        series = rollouts.by_release.get(view.version, ())
         return environment().get_template("release.html").render(
             site=data, root="../../", path=path, view=view, release=view.release,
             canonical=data.release_url(view.version), newer=newer, older=older,
             cohorts=data.cohorts_of_release.get(view.version, ()),
             notes=Markup(nest_headings(view.notes_html)),
             has_software_type=any(a.software_type for a in view.release.artifacts),
+            held=held_back(data.cohorts_of_release.get(view.version, ())),
+            downloads=sorted((a for a in view.release.artifacts if not a.is_delta), key=lambda a: a.hardware_version),
+            chart=rollout_chart("rollout", f"Rollout of {view.version} by cohort", series) if series else "",
+            rollout=series,
         ).encode()
 
     def release_page_key(view: "ReleaseView", newer: "ReleaseView | None", older: "ReleaseView | None") -> str:
@@ -421,7 +513,8 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         rows = tuple((row.cohort.slug, row.cohort.name, row.activation.rollout_percent, row.held_back)
                      for row in data.cohorts_of_release.get(view.version, ()))
         inputs = (view.id, view.dates, view.notes_html, view.count_devices, release,
-                  newer.version if newer else None, older.version if older else None, rows, linked)
+                  newer.version if newer else None, older.version if older else None, rows, linked,
+                  rollouts.by_release.get(view.version))
         return hashlib.sha256(site_key + repr(inputs).encode()).hexdigest()
 
     def release_pages(chunk: Sequence["ReleaseView"]) -> Iterator[tuple[str, Keyed]]:
@@ -437,6 +530,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         for hw in data.hardware:
             name = hw.hardware.name
             render.page(f"hardware/{name}/index.html", "hardware.html", hw=hw,
+                        hw_devices=sum(view.count_devices for view, _ in hw.releases),
                         canonical=f"{data.site_url}hardware/{name}/",
                         has_software_type=any(a.software_type
                                               for _, artifacts in hw.releases[:HARDWARE_PAGE_RELEASES]
@@ -448,13 +542,16 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
 
     def cohort_pages() -> dict[str, bytes]:
         render = _Renderer(data)
-        deployments: Mapping[str, Sequence["CohortChange"]] = getattr(inputs, "cohort_history", None) or {}
         for cohort in inputs.registry.cohorts:
             dates = inputs.cohort_dates.get(cohort.slug)
+            series = rollouts.by_cohort.get(cohort.slug, ())
+            shown = series[-CHART_SERIES:]  # the newest releases (series come in order of first deployment)
             render.page(f"cohorts/{cohort.slug}/index.html", "cohort.html", cohort=cohort,
                         rows=data.cohort_rows[cohort.slug], dates=dates,
                         history=_history_rows(deployments.get(cohort.slug, ())),
                         history_known=cohort.slug in deployments,
+                        chart=rollout_chart("rollout", f"Rollout in {cohort.name} over time", shown),
+                        chart_total=len(series), chart_limit=CHART_SERIES,
                         canonical=f"{data.site_url}cohorts/{cohort.slug}/")
         return render.files
 
@@ -462,8 +559,15 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         render = _Renderer(data)
         files = render.files
         files.update(data.assets.files)
-        render.page("index.html", "home.html", canonical=data.site_url, newest=views[:NEWEST_ON_HOME])
+        fleet = fleet_bars(inputs.device_counts) if data.has_device_counts else []
+        render.page("index.html", "home.html", canonical=data.site_url, newest=views[:NEWEST_ON_HOME], fleet=fleet,
+                    fleet_total=sum(inputs.device_counts.values()),
+                    fleet_chart=bar_chart("fleet", "Devices per release", [(row.label, row.count) for row in fleet]))
         render.page("releases/index.html", "releases.html", canonical=data.site_url + "releases/")
+        channels, software_types = planner_channels(inputs.registry)
+        render.page("update/index.html", "update.html", canonical=data.site_url + "update/", channels=channels,
+                    software_types=software_types, example_version=views[0].version if views else "1.0.0")
+        files["update/releases.json"] = planner_releases(inputs.registry)
         files["feed.xml"] = _feed(data, "feed.xml", data.config.name, data.site_url, views)
         files["404.html"] = _not_found_page(data)
         files.update(_sitemaps(data, inputs))
@@ -513,7 +617,8 @@ def _feed(data: SiteData, path: str, title: str, alternate: str, views: Sequence
 
 def _sitemaps(data: SiteData, inputs: "SiteInputs") -> dict[str, bytes]:
     """sitemap.xml with every page's absolute URL; a sitemap index above SITEMAP_LIMIT URLs."""
-    urls: list[tuple[str, int]] = [(data.site_url, data.updated), (data.site_url + "releases/", data.updated)]
+    urls: list[tuple[str, int]] = [(data.site_url, data.updated), (data.site_url + "releases/", data.updated),
+                                   (data.site_url + "update/", data.updated)]
     urls += [(data.release_url(view.version), view.dates.updated) for view in data.views]
     urls += [(f"{data.site_url}hardware/{hw.hardware.name}/", hw.updated) for hw in data.hardware]
     for cohort in inputs.registry.cohorts:

@@ -45,6 +45,45 @@
   var search = document.getElementById("q");
   var count = document.getElementById("count");
   var empty = document.getElementById("empty");
+  var match = document.getElementById("build-match");
+  var builds = Array.prototype.map.call(table.querySelectorAll("code[data-hw]"), function (code) {
+    var row = code.closest("tr");
+    return { id: code.textContent.toLowerCase(), code: code, row: row, link: row.querySelector("a.version") };
+  });
+  // A build id as crash logs print it: "BuildID[sha1]=8A73...", "build id: 0x8a73...", or the bare hex.
+  var BUILD_PREFIX = /^(?:(?:gnu\s+)?build[\s_-]*id\s*(?:\[[a-z0-9]+\])?\s*[:=]?\s*)?(?:0x)?/i;
+  function buildIdOf(text) {
+    var hex = text.trim().replace(BUILD_PREFIX, "").toLowerCase();
+    return /^[0-9a-f]{6,}$/.test(hex) ? hex : "";
+  }
+  function describe(found) {
+    var code = found.code, parts = ["hardware " + code.getAttribute("data-hw")];
+    if (code.hasAttribute("data-sw")) { parts.push("software type " + code.getAttribute("data-sw")); }
+    parts.push(code.hasAttribute("data-from") ? "delta from " + code.getAttribute("data-from") : "full image");
+    var item = document.createElement("li");
+    var link = document.createElement("a");
+    link.href = found.link.getAttribute("href") + "#artifacts";
+    link.textContent = found.link.textContent;
+    item.appendChild(document.createTextNode("Build id " + found.id + ": the artifact for " + parts.join(", ") + " in release "));
+    item.appendChild(link);
+    return item;
+  }
+  function showBuildMatches(hex, prefixed) {
+    match.textContent = "";
+    var found = hex ? builds.filter(function (b) { return b.id.indexOf(hex) >= 0; }) : [];
+    match.hidden = !found.length && !prefixed;
+    if (match.hidden) { return; }
+    if (!found.length) { match.textContent = "No artifact has a build id containing " + hex + "."; return; }
+    var list = document.createElement("ul");
+    list.className = "plain";
+    found.slice(0, 5).forEach(function (b) { list.appendChild(describe(b)); });
+    match.appendChild(list);
+    if (found.length > 5) {
+      var more = document.createElement("p");
+      more.textContent = found.length + " artifacts match; enter more of the build id.";
+      match.appendChild(more);
+    }
+  }
   var rows = Array.prototype.map.call(table.tBodies[0].rows, function (row) {
     var keys = Array.prototype.map.call(row.querySelectorAll(".k"), function (element) {
       return element.textContent.toLowerCase();
@@ -62,7 +101,9 @@
 
   function apply() {
     var hardware = select.value;
-    var terms = search.value.toLowerCase().split(/\s+/).filter(Boolean);
+    var hex = buildIdOf(search.value);
+    var terms = hex ? [hex] : search.value.toLowerCase().split(/\s+/).filter(Boolean);
+    showBuildMatches(hex, hex !== "" && hex !== search.value.trim().toLowerCase());
     var shown = 0;
     rows.forEach(function (item) {
       var visible = (!hardware || item.hardware.indexOf(hardware) >= 0) &&

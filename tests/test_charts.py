@@ -83,29 +83,20 @@ def test_series_step_at_each_commit_and_stop_where_a_release_leaves(registry) ->
     assert "1.0.0" not in history.by_release and history.by_cohort.keys() == {"beta", "production"}
 
 
-@dataclass(frozen=True)
-class _HeldActivation:
-    """An activation limited to some hardware (the optional `hardware_versions` of a cohort file)."""
-
-    version: str
-    rollout_percent: float = 100.0
-    hardware_versions: tuple[str, ...] = ()
-
-
 def test_an_activation_limited_to_some_hardware_is_a_line_of_its_own(registry) -> None:  # type: ignore[no-untyped-def]
     changes = {"production": [
-        CohortChange("a" * 40, T0, "Ana", "", (Activation("2.0.1"), _HeldActivation("2.1.0", 100, ("pvt",)))),
+        CohortChange("a" * 40, T0, "Ana", "", (Activation("2.0.1"), Activation("2.1.0", 100, ("pvt",)))),
         CohortChange("b" * 40, T0 + DAY, "Ana", "", (Activation("2.0.1"), Activation("2.1.0"))),
     ]}
     history = rollout_history(changes, registry.cohorts)
     assert [(s.label, [st.percent for st in s.steps]) for s in history.by_cohort["production"]] == [
         ("2.0.1", [100.0]), ("2.1.0 on pvt", [100.0, None]), ("2.1.0", [100.0])]
-    rows = [site.CohortRow(c, _HeldActivation("2.1.0", 100, ("pvt",)), None)
+    rows = [site.CohortRow(c, Activation("2.1.0", 100, ("pvt",)), None, ("pvt-b",))
             for c in registry.cohorts if c.slug == "production"]
     rows += [site.CohortRow(c, Activation("2.1.0", 0), None) for c in registry.cohorts if c.slug == "beta"]
-    assert site.held_back(registry.release("2.1.0"), rows) == ["held back on pvt-b in Production",
+    assert site.held_back(rows) == ["held back on pvt-b in Production",
                                                                "paused at 0 % in Public beta"]
-    assert site.held_back(registry.release("2.1.0"), rows[:0]) == []
+    assert site.held_back(rows[:0]) == []
 
 
 def test_the_history_pass_is_linear_in_the_history() -> None:
@@ -271,3 +262,22 @@ def test_the_one_pass_equals_reading_each_release_on_its_own(states) -> None:  #
         expected = {slug: steps for slug, steps in expected.items() if steps}
         got = {s.label: [(step.date, step.percent) for step in s.steps] for s in result.by_release.get(version, ())}
         assert got == expected, version
+
+
+@pytest.mark.parametrize(("cohort", "version", "deployed_to", "held"), [
+    ("canary", "2.1.0", ("pvt",), ("dvt1", "pvt-b")),
+    ("canary", "2.1.0", None, ()),  # no hold: the whole cohort
+    ("canary", "1.4.0", ("pvt",), ("dvt1",)),  # 1.4.0 has no image for pvt-b: nothing is held back there
+    ("canary", "1.4.0", ("dvt1", "pvt"), ()),
+    ("production", "2.1.0", ("pvt", "pvt-b"), ()),
+    ("listing none", "1.2.0", ("pvt",), ("dvt1", "evt2")),  # a cohort naming no hardware: the release's hardware
+], ids=["held", "no hold", "no image is no hold", "every imaged board", "whole list", "cohort lists none"])
+def test_held_back_names_only_hardware_the_release_could_go_to(
+        registry, cohort: str, version: str, deployed_to: tuple[str, ...] | None,  # type: ignore[no-untyped-def]
+        held: tuple[str, ...]) -> None:
+    by_slug = {c.slug: c for c in registry.cohorts}
+    chosen = replace(by_slug["canary"], hardware_versions=()) if cohort == "listing none" else by_slug[cohort]
+    activation = Activation(version, 100, deployed_to)
+    assert site.held_back_on(chosen, activation, registry.release(version)) == held
+    assert site.held_back_on(chosen, activation, None) == (
+        activation.held_back(chosen.hardware_versions))  # a missing release: the cohort's own list

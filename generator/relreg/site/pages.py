@@ -264,14 +264,14 @@ class SiteData:
         return f"{self.site_url}releases/{version}/"
 
 
-def _held_back(cohort: "Cohort", activation: "Activation", view: "ReleaseView | None") -> tuple[str, ...]:
-    """The cohort's hardware (any with an image, when it lists none) that the activation holds back."""
-    if activation.hardware_versions is None:
-        return ()
-    if view is None:
+def held_back_on(cohort: "Cohort", activation: "Activation", release: "Release | None") -> tuple[str, ...]:
+    """The hardware versions of the cohort (all with an image, when it lists none) that the activation holds back.
+
+    Hardware the release has no image for is not held back: there is nothing to deploy to it.
+    """
+    if release is None:
         return activation.held_back(cohort.hardware_versions)
-    # Hardware the release has no image for is not held back: there is nothing to deploy to it.
-    imaged = view.release.hardware_versions
+    imaged = release.hardware_versions
     return activation.held_back([name for name in cohort.hardware_versions or imaged if name in imaged])
 
 
@@ -354,7 +354,7 @@ def site_data(inputs: "SiteInputs", views: list["ReleaseView"]) -> SiteData:
     cohorts_of_release: dict[str, list[CohortRow]] = {}
     cohort_rows: dict[str, list[CohortRow]] = {}
     for cohort in registry.cohorts:  # by slug
-        rows = [CohortRow(cohort, a, by_version.get(a.version), _held_back(cohort, a, by_version.get(a.version)))
+        rows = [CohortRow(cohort, a, by_version.get(a.version), held_back_on(cohort, a, registry.release(a.version)))
                 for a in cohort.releases]
         cohort_rows[cohort.slug] = rows
         for row in rows:

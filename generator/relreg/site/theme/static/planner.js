@@ -16,8 +16,8 @@
   var IDENT = "(?:0|[1-9][0-9]*|[0-9]*[a-zA-Z-][0-9a-zA-Z-]*)";
   var SEMVER = new RegExp("^(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)\\.(0|[1-9][0-9]*)" +
     "(?:-(" + IDENT + "(?:\\." + IDENT + ")*))?(?:\\+([0-9a-zA-Z-]+(?:\\.[0-9a-zA-Z-]+)*))?$");
-  // Python's `$` also matches before a final line break; the version text keeps it.
-  var NATURAL = /^([0-9]+(?:\.[0-9]+)*)(?:[-.+~_]?([A-Za-z][0-9A-Za-z.+-]*))?\n?$/;
+  // Whole text only, as Python's \Z: "1.2\n" is no version.
+  var NATURAL = /^([0-9]+(?:\.[0-9]+)*)(?:[-.+~_]?([A-Za-z][0-9A-Za-z.+-]*))?$/;
 
   function VersionError(message) { this.message = message; }
 

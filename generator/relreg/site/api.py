@@ -136,8 +136,11 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
             yield from paged([document(version) for version in members[(dimension, key)]],
                              lambda page, d=dimension, k=key: index_path(d, k, page), site_url).items()
 
+    def all_releases() -> dict[str, bytes]:
+        return paged([document(view.version) for view in views], all_releases_path, site_url)
+
     def lists_and_entry_point() -> dict[str, bytes]:
-        files = paged([document(view.version) for view in views], all_releases_path, site_url)
+        files: dict[str, bytes] = {}
         files[f"{API}/hardware_versions.json"] = encode_json(
             {"data": [hardware_document(h, views, site_url) for h in registry.hardware],
              "paging": _single_page(len(registry.hardware))})
@@ -152,9 +155,12 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
     release_groups = [[view.version for view in chunk] for chunk in by_id_chunks(views)]
     view_keys = {view.version: view_key(inputs, view) for view in views}
     if any(key is None for key in view_keys.values()):
-        return [lists_and_entry_point, *[partial(release_files, versions) for versions in release_groups],
+        return [all_releases, lists_and_entry_point, *[partial(release_files, versions) for versions in release_groups],
                 *[partial(index_files, bucket) for bucket in buckets if bucket]]
-    return [lists_and_entry_point,
+    # releases.json and its pages hold every release: keyed, so a cohort change does not encode them all.
+    return [KeyedJob(job_key("api all releases", base, site_url, [view_keys[view.version] for view in views]),
+                     all_releases),
+            lists_and_entry_point,
             *[KeyedJob(job_key("api releases", base, [view_keys[version] for version in versions]),
                        partial(release_files, versions)) for versions in release_groups],
             *[KeyedJob(job_key("api lists", base, site_url,

@@ -46,4 +46,4 @@ bench-large: $(STAMP)
 	$(BIN)/python benchmarks/bench.py --sizes 10000,100000 --runs 1 --layouts flat --no-naive --no-hugo $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) public .bench
+	rm -rf $(VENV) public .public.spare .bench

@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import click
 
+from relreg.resources import code_digest
 from relreg.site.jobs import Keyed, KeyedJob, job_files
 from relreg.site.paths import MANIFEST
 
@@ -243,6 +244,19 @@ class _Staging:
             paths.append(relative)
         return paths
 
+    def finish(self, finish: Callable[[list[str]], dict[str, bytes]]) -> None:
+        """Place the files made from every path placed so far (the serving configuration).
+
+        They are keyed by the code and the paths: a rebuild that changes no path (a notes
+        fix, a rollout change) keeps them without going over every path again.
+        """
+        paths = sorted(self.placed)
+        key = hashlib.sha256(code_digest() + "\0".join(paths).encode()).hexdigest()
+        carried = sorted(path for path, previous_key in self.previous_keys.items() if previous_key == key)
+        if carried and self.reuse and all(path not in self.placed for path in carried) and self._carry(carried):
+            return
+        self.put_all({path: Keyed(key, lambda content=content: content) for path, content in finish(paths).items()})
+
     def _remove_stale(self) -> None:
         """Remove the spare's files that the new site does not have, and the folders they leave empty."""
         for relative in self.present.keys() - self.placed.keys():
@@ -375,7 +389,7 @@ def write_jobs(jobs: Sequence[Callable[[], Any]], finish: Callable[[list[str]], 
     staging = _Staging(out, reuse, previous or previous_build(out))
     try:
         _run_jobs(staging, jobs, workers)
-        staging.put_all(finish(sorted(staging.placed)))
+        staging.finish(finish)
         return staging.swap_in({"fingerprint": fingerprint, "source": source, "releases": releases})
     finally:
         staging.discard()

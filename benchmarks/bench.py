@@ -33,7 +33,7 @@ from synth import add_release, make_registry, release_path, version_of  # noqa: 
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRATCH = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(os.environ.get("TMPDIR", "/tmp"))
-WORK = SCRATCH / "relreg-bench"
+WORK = Path(os.environ.get("RELREG_BENCH_WORK", SCRATCH / "relreg-bench"))  # two benches at once need two
 
 
 def relreg(*args: str) -> list[str]:

@@ -89,40 +89,52 @@ def change_rollout(repo: Path, versions: list[str]) -> None:
 
 
 def measure(repo: Path, releases: int, grouped: bool, runs: int, code: Path) -> dict[str, object]:
+    """Wall seconds (medians of `runs`) of each build kind, with the CPU seconds (user + system, the
+    workers included) beside them: on a shared machine the CPU time is the steadier figure."""
     out = WORK / "out"
-    full, full_peak = [], []
+    build = relreg("build", "--out", str(out))
+    wall: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    peaks = []
+
+    def timed(kind: str, args: list[str]) -> None:
+        seconds, peak, _ = run_measured_with_rusage(args, repo, code)
+        wall.setdefault(kind, []).append(seconds)
+        cpu.setdefault(kind, []).append(LAST_CPU[0])
+        peaks.append((kind, peak))
+
     for _ in range(runs):
         drop_caches(repo, out)
-        seconds, peak, report = run_measured_with_rusage(relreg("build", "--out", str(out)), repo, code)
-        full.append(seconds)
-        full_peak.append(peak)
+        timed("full_build", build)
     files = sum(len(names) for _, _, names in os.walk(out)) - 1
-    build = relreg("build", "--out", str(out))
-    unchanged = [run_measured_with_rusage(build, repo, code)[0] for _ in range(runs)]
-    added, notes, rollout = [], [], []
+    for _ in range(runs):
+        timed("rebuild_unchanged", build)
     existing = sum(1 for _ in (repo / "registry" / "releases").rglob("*.yaml"))  # another code's run added some
     for run in range(runs):
         add_release(repo, existing + run, grouped)
-        added.append(run_measured_with_rusage(build, repo, code)[0])
-    for run in range(runs):
+        timed("rebuild_one_added", build)
+    for _ in range(runs):
         fix_notes(repo, releases // 2, grouped)
-        notes.append(run_measured_with_rusage(build, repo, code)[0])
-    for run in range(runs):
+        timed("rebuild_notes_fix", build)
+    for _ in range(runs):
         change_rollout(repo, [version_of(releases - 2), version_of(releases - 1)])
-        rollout.append(run_measured_with_rusage(build, repo, code)[0])
-    validate_warm = [run_measured_with_rusage(relreg("validate"), repo, code)[0] for _ in range(runs)]
-    validate_cold = []
+        timed("rebuild_rollout", build)
+    for _ in range(runs):
+        timed("validate_warm", relreg("validate"))
     for _ in range(runs):
         shutil.rmtree(repo / ".git" / "relreg", ignore_errors=True)
-        validate_cold.append(run_measured_with_rusage(relreg("validate"), repo, code)[0])
-    return {
-        "releases": releases, "layout": "grouped" if grouped else "flat", "files": files,
-        "full_build_s": statistics.median(full), "full_build_peak_mib": max(full_peak),
-        "files_per_s": files / statistics.median(full),
-        "rebuild_unchanged_s": statistics.median(unchanged), "rebuild_one_added_s": statistics.median(added),
-        "rebuild_notes_fix_s": statistics.median(notes), "rebuild_rollout_s": statistics.median(rollout),
-        "validate_warm_s": statistics.median(validate_warm), "validate_cold_s": statistics.median(validate_cold),
-    }
+        timed("validate_cold", relreg("validate"))
+    row: dict[str, object] = {"releases": releases, "layout": "grouped" if grouped else "flat", "files": files,
+                              "full_build_peak_mib": max(peak for kind, peak in peaks if kind == "full_build"),
+                              "peak_mib": max(peak for _, peak in peaks)}
+    for kind in wall:
+        row[f"{kind}_s"] = statistics.median(wall[kind])
+        row[f"{kind}_cpu_s"] = statistics.median(cpu[kind])
+    row["files_per_s"] = files / row["full_build_s"]  # type: ignore[operator]
+    return row
+
+
+LAST_CPU = [0.0]  # CPU seconds of the last measured process and the children it waited for
 
 
 def run_measured_with_rusage(args: list[str], cwd: Path, code: Path) -> tuple[float, int, str]:
@@ -134,6 +146,7 @@ def run_measured_with_rusage(args: list[str], cwd: Path, code: Path) -> tuple[fl
     stdout = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
+    LAST_CPU[0] = usage.ru_utime + usage.ru_stime
     if os.waitstatus_to_exitcode(status) != 0:
         errors.seek(0)
         raise SystemExit(f"{' '.join(args)} failed in {cwd}:\n{errors.read().decode(errors='replace')[-3000:]}")
@@ -209,22 +222,25 @@ def html_vs_hugo(repo: Path, codes: dict[str, Path], runs: int) -> dict[str, obj
             "---\n" + json.dumps(front) + "\n---\n" + data["notes"])
     result: dict[str, object] = {}
     for label, code in codes.items():
-        times, pages = [], 0
+        times, cpu, pages = [], [], 0
         for _ in range(runs):
             shutil.rmtree(WORK / "html-out", ignore_errors=True)
             seconds_taken, _, stdout = run_measured_with_rusage(
                 [sys.executable, str(ROOT / "benchmarks" / "html_pages.py"), str(repo / "registry"),
                  str(WORK / "html-out")], repo, code)
             times.append(seconds_taken)
+            cpu.append(LAST_CPU[0])
             pages = int(stdout.split()[-1])
         result[f"relreg_html_{label}_s"] = statistics.median(times)
+        result[f"relreg_html_{label}_cpu_s"] = statistics.median(cpu)
         result["relreg_html_pages"] = pages
-    times = []
+    times, cpu = [], []
     for _ in range(runs):
         shutil.rmtree(WORK / "hugo-out", ignore_errors=True)
-        started = time.perf_counter()
-        subprocess.run([hugo, "--quiet", "-s", str(site), "-d", str(WORK / "hugo-out")], check=True)
-        times.append(time.perf_counter() - started)
+        times.append(run_measured_with_rusage([hugo, "--quiet", "-s", str(site), "-d", str(WORK / "hugo-out")],
+                                              site, ROOT / "generator")[0])
+        cpu.append(LAST_CPU[0])
+    result["hugo_cpu_s"] = statistics.median(cpu)
     result["hugo_pages"] = sum(1 for _, _, names in os.walk(WORK / "hugo-out") for name in names
                                if name.endswith(".html"))
     result["hugo_build_s"] = statistics.median(times)
@@ -233,11 +249,14 @@ def html_vs_hugo(repo: Path, codes: dict[str, Path], runs: int) -> dict[str, obj
 
 
 def _row_text(row: dict[str, object]) -> str:
-    return (f"full build {row['full_build_s']:.2f}s ({row['files']} files, {row['files_per_s']:.0f} files/s, "
-            f"peak {row['full_build_peak_mib']} MiB); rebuild unchanged {row['rebuild_unchanged_s']:.2f}s; "
-            f"one added {row['rebuild_one_added_s']:.2f}s; notes fix {row['rebuild_notes_fix_s']:.2f}s; "
-            f"rollout change {row['rebuild_rollout_s']:.2f}s; "
-            f"validate warm {row['validate_warm_s']:.2f}s, cold {row['validate_cold_s']:.2f}s")
+    def both(kind: str) -> str:
+        return f"{row[kind + '_s']:.2f}s (cpu {row[kind + '_cpu_s']:.2f}s)"
+
+    return (f"full build {both('full_build')} ({row['files']} files, {row['files_per_s']:.0f} files/s, "
+            f"peak {row['full_build_peak_mib']} MiB, any build {row['peak_mib']} MiB); "
+            f"rebuild unchanged {both('rebuild_unchanged')}; one added {both('rebuild_one_added')}; "
+            f"notes fix {both('rebuild_notes_fix')}; rollout change {both('rebuild_rollout')}; "
+            f"validate warm {both('validate_warm')}, cold {both('validate_cold')}")
 
 
 def main() -> None:
@@ -293,9 +312,11 @@ def main() -> None:
     if comparison:
         for label in codes:
             seconds = comparison[f"relreg_html_{label}_s"]
-            print(f"HTML pages alone ({label}): relreg {comparison['relreg_html_pages']} pages in {seconds:.2f}s, "
-                  f"hugo {comparison['hugo_pages']} pages in {comparison['hugo_build_s']:.2f}s; "
-                  f"relreg/hugo ratio {seconds / comparison['hugo_build_s']:.2f}")
+            cpu = comparison[f"relreg_html_{label}_cpu_s"]
+            print(f"HTML pages alone ({label}): relreg {comparison['relreg_html_pages']} pages in {seconds:.2f}s "
+                  f"(cpu {cpu:.2f}s), hugo {comparison['hugo_pages']} pages in {comparison['hugo_build_s']:.2f}s "
+                  f"(cpu {comparison['hugo_cpu_s']:.2f}s); relreg/hugo ratio {seconds / comparison['hugo_build_s']:.2f} "
+                  f"(cpu {cpu / comparison['hugo_cpu_s']:.2f})")
         print(f"({comparison['hugo_version']})")
     elif not options.no_hugo:
         print("hugo: not installed (apt-get install hugo) - no side-by-side figure")

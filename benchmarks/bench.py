@@ -88,7 +88,7 @@ def change_rollout(repo: Path, versions: list[str]) -> None:
     _commit(repo, f"rollout {10 + run}%", 2_000_100_000 + run)
 
 
-def measure(repo: Path, releases: int, grouped: bool, runs: int, code: Path) -> dict[str, object]:
+def measure(repo: Path, releases: int, grouped: bool, runs: int, code: Path, full_runs: int) -> dict[str, object]:
     """Wall seconds (medians of `runs`) of each build kind, with the CPU seconds (user + system, the
     workers included) beside them: on a shared machine the CPU time is the steadier figure."""
     out = WORK / "out"
@@ -103,7 +103,7 @@ def measure(repo: Path, releases: int, grouped: bool, runs: int, code: Path) -> 
         cpu.setdefault(kind, []).append(LAST_CPU[0])
         peaks.append((kind, peak))
 
-    for _ in range(runs):
+    for _ in range(full_runs):
         drop_caches(repo, out)
         timed("full_build", build)
     files = sum(len(names) for _, _, names in os.walk(out)) - 1
@@ -265,6 +265,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--baseline", help="also measure the code of this git revision, in the same run")
     parser.add_argument("--revision", help="measure this git revision's code instead of the work tree's")
+    parser.add_argument("--full-runs", type=int, help="runs of the full builds (theirs and Hugo's); default --runs")
     parser.add_argument("--layouts", default="flat,grouped", help="grouped is measured at the largest size only")
     parser.add_argument("--no-naive", action="store_true", help="skip the one-git-log-per-file estimate")
     parser.add_argument("--no-hugo", action="store_true", help="skip the HTML pages against Hugo")
@@ -278,7 +279,7 @@ def main() -> None:
         codes = {"baseline": code_of(options.baseline), **codes}
     load = os.getloadavg()[0]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"scratch {SCRATCH}; medians of {options.runs} runs; load average at start {load:.1f}"
+          f"scratch {SCRATCH}; medians of {options.runs} runs ({options.full_runs or options.runs} of full builds); load average at start {load:.1f}"
           + (f"; baseline = {options.baseline}" if options.baseline else ""), flush=True)
     results: list[dict[str, object]] = []
     comparison = None
@@ -291,7 +292,7 @@ def main() -> None:
             change_rollout(repo, [version_of(size - 2), version_of(size - 1)])  # a cohort from the start
             naive = {} if options.no_naive else naive_git_log(repo, size, grouped)
             for label, code in codes.items():
-                row = measure(repo, size, grouped, options.runs, code)
+                row = measure(repo, size, grouped, options.runs, code, options.full_runs or options.runs)
                 row.update(naive, code=label)
                 results.append(row)
                 print(f"{size:>6} releases {row['layout']:>7} {label:>8}: {_row_text(row)}", flush=True)
@@ -299,7 +300,7 @@ def main() -> None:
                 print(f"{size:>6} releases {('grouped' if grouped else 'flat'):>7}: one git log per file "
                       f"{naive['naive_extrapolated_s']:.0f}s extrapolated", flush=True)
             if size == max(sizes) and not grouped and not options.no_hugo:
-                comparison = html_vs_hugo(repo, codes, options.runs)
+                comparison = html_vs_hugo(repo, codes, options.full_runs or options.runs)
             shutil.rmtree(repo, ignore_errors=True)
     for label in codes:
         flat = {row["releases"]: row for row in results if row["layout"] == "flat" and row["code"] == label}

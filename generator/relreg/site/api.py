@@ -158,12 +158,12 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
         return [all_releases, lists_and_entry_point, *[partial(release_files, versions) for versions in release_groups],
                 *[partial(index_files, bucket) for bucket in buckets if bucket]]
     # releases.json and its pages hold every release: keyed, so a cohort change does not encode them all.
-    return [KeyedJob(job_key("api all releases", base, site_url, [view_keys[view.version] for view in views]),
+    return [KeyedJob(job_key(inputs, "api all releases", base, site_url, [view_keys[view.version] for view in views]),
                      all_releases),
             lists_and_entry_point,
-            *[KeyedJob(job_key("api releases", base, [view_keys[version] for version in versions]),
+            *[KeyedJob(job_key(inputs, "api releases", base, [view_keys[version] for version in versions]),
                        partial(release_files, versions)) for versions in release_groups],
-            *[KeyedJob(job_key("api lists", base, site_url,
+            *[KeyedJob(job_key(inputs, "api lists", base, site_url,
                                [(d, k, [view_keys[version] for version in members[(d, k)]]) for d, k in bucket]),
                        partial(index_files, bucket)) for bucket in buckets if bucket]]
 

@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from relreg.registry.model import Registry, Release
@@ -142,9 +142,21 @@ class KeyedJob:
         return self.run()
 
 
-def job_key(*parts: object) -> str:
-    """A job key from the code and the job's inputs (anything with a deterministic repr)."""
-    return hashlib.sha256(code_digest() + repr(parts).encode()).hexdigest()
+# SiteInputs fields that job keys take in part (per release, per cohort) or that no keyed job
+# reads. Any other field, including one added later, is taken whole into every job key: a
+# new input can make a rebuild do more work, never serve a stale file.
+_KEYED_IN_PART = frozenset({"registry", "release_dates", "cohort_dates", "device_counts", "commit", "dirty",
+                            "input_schemas", "notes_html", "cohort_history", "release_keys"})
+
+
+def other_inputs(inputs: SiteInputs) -> str:
+    """The SiteInputs fields not keyed in part, for every job and file key."""
+    return repr([(f.name, getattr(inputs, f.name)) for f in fields(inputs) if f.name not in _KEYED_IN_PART])
+
+
+def job_key(inputs: SiteInputs, *parts: object) -> str:
+    """A job key from the code, the inputs not keyed in part, and the job's own inputs (deterministic reprs)."""
+    return hashlib.sha256(code_digest() + repr((other_inputs(inputs), parts)).encode()).hexdigest()
 
 
 def view_key(inputs: SiteInputs, view: "ReleaseView") -> str | None:

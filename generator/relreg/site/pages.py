@@ -365,7 +365,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
     # re-rendered only when this or its own inputs (release_page_key) change.
     site_key = hashlib.sha256(code_digest() + repr((
         data.config, data.site_url, data.dirty, data.generator, data.assets.css, data.assets.js, data.assets.icon,
-        data.has_device_counts)).encode()).digest()
+        data.has_device_counts, jobs.other_inputs(inputs))).encode()).digest()
 
     def release_page(view: "ReleaseView", newer: "ReleaseView | None", older: "ReleaseView | None") -> bytes:
         path = f"releases/{view.version}/index.html"
@@ -402,7 +402,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
                                                                partial(release_page, view, *neighbours(view)))
 
     def release_page_job(chunk: Sequence["ReleaseView"]) -> "PlanJob":
-        return jobs.KeyedJob(jobs.job_key("release pages", [page_keys[view.version] for view in chunk]),
+        return jobs.KeyedJob(jobs.job_key(inputs, "release pages", [page_keys[view.version] for view in chunk]),
                              partial(release_pages, chunk))
 
     def hardware_pages() -> dict[str, bytes]:

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: site test bench bench-device fuzz c-client validate clean system-deps
+.PHONY: site test bench bench-large bench-device fuzz c-client validate clean system-deps
 
 # System programs the tests drive for real: Debian's Chromium (through
 # Playwright, with its executable path) and nginx as the HTTP origin; for the
@@ -61,7 +61,11 @@ bench-device: $(STAMP) system-deps
 bench: $(STAMP)
 	@command -v hugo >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get install -y -qq hugo >/dev/null || echo "hugo not installed: no side-by-side figure"; }
-	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+# 100,000 releases (a nightly-build registry kept for decades) against 10,000: one run each.
+bench-large: $(STAMP)
+	$(BIN)/python benchmarks/bench.py --sizes 10000,100000 --runs 1 --layouts flat --no-naive --no-hugo $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) public .bench clients/c/build
+	rm -rf $(VENV) public .public.spare .bench clients/c/build

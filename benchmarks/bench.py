@@ -1,18 +1,22 @@
 """`make bench`: relreg's build and validate on synthetic registries with real git history.
 
-Prints medians (and peak memory of the relreg process) for 1,000 and 10,000
-releases, flat and grouped layouts: full build (no caches, empty output),
-rebuild with nothing changed, rebuild after one release is added, validate
-(cold and warm cache). For comparison it times the obvious approach (one
-`git log` per file, on 200 sampled files, extrapolated) and Hugo building a
-site of as many pages, when Debian's hugo is installed. Output goes to
-/dev/shm when it exists, where disk noise does not blur the figures.
-Results are also written to .bench/results.json.
+Prints medians (and peak memory of the largest relreg process) for 1,000 and
+10,000 releases, flat and grouped layouts: full build (no caches, empty
+output), rebuild with nothing changed, rebuild after one release is added, a
+notes fix and a rollout change, validate (cold and warm cache). For comparison
+it times the obvious approach (one `git log` per file, on 200 sampled files,
+extrapolated) and, on equal pages, relreg's HTML pages alone against Hugo
+(Debian's) building the same release pages with the same Markdown notes and as
+many list pages. With `--baseline REV` the same registries are measured with
+the code of git revision REV too, in the same run, so old and new figures
+share the machine's load. Output goes to /dev/shm when it exists, where disk
+noise does not blur the figures. Results are also written to .bench/results.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -29,56 +33,123 @@ from synth import add_release, make_registry, release_path, version_of  # noqa: 
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRATCH = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(os.environ.get("TMPDIR", "/tmp"))
-WORK = SCRATCH / "relreg-bench"
+WORK = Path(os.environ.get("RELREG_BENCH_WORK", SCRATCH / "relreg-bench"))  # two benches at once need two
 
 
 def relreg(*args: str) -> list[str]:
     return [sys.executable, "-m", "relreg", *args]
 
 
+def code_of(revision: str | None) -> Path:
+    """The generator/ folder to run: the work tree's, or revision's exported from git."""
+    if revision is None:
+        return ROOT / "generator"
+    folder = WORK / f"code-{revision}"
+    if not folder.is_dir():
+        folder.mkdir(parents=True)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "generator", "schemas"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder / "generator"
+
+
 def drop_caches(repo: Path, out: Path) -> None:
     shutil.rmtree(repo / ".git" / "relreg", ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(out.parent / f".{out.name}.spare", ignore_errors=True)
 
 
-def measure(repo: Path, releases: int, grouped: bool, runs: int) -> dict[str, object]:
+def _commit(repo: Path, message: str, seconds: int) -> None:
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=Bench", "-c", "user.email=b@example.test",
+                    "commit", "-q", "-m", message], check=True,
+                   env={"GIT_AUTHOR_DATE": f"@{seconds} +0000", "GIT_COMMITTER_DATE": f"@{seconds} +0000",
+                        "PATH": "/usr/bin:/bin"})
+
+
+CHANGES = itertools.count()  # numbers the commits of the notes and rollout runs, so that each changes something
+
+
+def fix_notes(repo: Path, index: int, grouped: bool) -> None:
+    """Commit a corrected line in the notes of an old release."""
+    run = next(CHANGES)
+    path = repo / release_path(index, grouped)
+    path.write_text(path.read_text().replace("drops work item 3 ", f"drops work item 3 (fix {run}) ", 1))
+    _commit(repo, f"fix notes of {version_of(index)}", 2_000_000_000 + run)
+
+
+def change_rollout(repo: Path, versions: list[str]) -> None:
+    """Commit a cohort file whose rollout percentage changes each run."""
+    run = next(CHANGES)
+    cohort = repo / "registry" / "cohorts" / "beta.yaml"
+    cohort.parent.mkdir(exist_ok=True)
+    cohort.write_text("slug: beta\nname: Beta\nreleases:\n"
+                      + "".join(f'  - version: "{v}"\n    rollout_percent: {10 + run}\n' for v in versions))
+    _commit(repo, f"rollout {10 + run}%", 2_000_100_000 + run)
+
+
+def measure(repo: Path, releases: int, grouped: bool, runs: int, code: Path, full_runs: int) -> dict[str, object]:
+    """Wall seconds (medians of `runs`) of each build kind, with the CPU seconds (user + system, the
+    workers included) beside them: on a shared machine the CPU time is the steadier figure."""
     out = WORK / "out"
-    full, full_peak = [], []
-    for _ in range(runs):
+    build = relreg("build", "--out", str(out))
+    wall: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+    peaks = []
+
+    def timed(kind: str, args: list[str]) -> None:
+        seconds, peak, _ = run_measured_with_rusage(args, repo, code)
+        wall.setdefault(kind, []).append(seconds)
+        cpu.setdefault(kind, []).append(LAST_CPU[0])
+        peaks.append((kind, peak))
+
+    for _ in range(full_runs):
         drop_caches(repo, out)
-        seconds, peak, report = run_measured_with_rusage(relreg("build", "--out", str(out)), repo)
-        full.append(seconds)
-        full_peak.append(peak)
+        timed("full_build", build)
     files = sum(len(names) for _, _, names in os.walk(out)) - 1
-    unchanged = [run_measured_with_rusage(relreg("build", "--out", str(out)), repo)[0] for _ in range(runs)]
-    added = []
+    for _ in range(runs):
+        timed("rebuild_unchanged", build)
+    existing = sum(1 for _ in (repo / "registry" / "releases").rglob("*.yaml"))  # another code's run added some
     for run in range(runs):
-        add_release(repo, releases + run, grouped)
-        added.append(run_measured_with_rusage(relreg("build", "--out", str(out)), repo)[0])
-    validate_warm = [run_measured_with_rusage(relreg("validate"), repo)[0] for _ in range(runs)]
-    validate_cold = []
+        add_release(repo, existing + run, grouped)
+        timed("rebuild_one_added", build)
+    for _ in range(runs):
+        fix_notes(repo, releases // 2, grouped)
+        timed("rebuild_notes_fix", build)
+    for _ in range(runs):
+        change_rollout(repo, [version_of(releases - 2), version_of(releases - 1)])
+        timed("rebuild_rollout", build)
+    for _ in range(runs):
+        timed("validate_warm", relreg("validate"))
     for _ in range(runs):
         shutil.rmtree(repo / ".git" / "relreg", ignore_errors=True)
-        validate_cold.append(run_measured_with_rusage(relreg("validate"), repo)[0])
-    return {
-        "releases": releases, "layout": "grouped" if grouped else "flat", "files": files,
-        "full_build_s": statistics.median(full), "full_build_peak_mib": max(full_peak),
-        "files_per_s": files / statistics.median(full),
-        "rebuild_unchanged_s": statistics.median(unchanged), "rebuild_one_added_s": statistics.median(added),
-        "validate_warm_s": statistics.median(validate_warm), "validate_cold_s": statistics.median(validate_cold),
-    }
+        timed("validate_cold", relreg("validate"))
+    row: dict[str, object] = {"releases": releases, "layout": "grouped" if grouped else "flat", "files": files,
+                              "full_build_peak_mib": max(peak for kind, peak in peaks if kind == "full_build"),
+                              "peak_mib": max(peak for _, peak in peaks)}
+    for kind in wall:
+        row[f"{kind}_s"] = statistics.median(wall[kind])
+        row[f"{kind}_cpu_s"] = statistics.median(cpu[kind])
+    row["files_per_s"] = files / row["full_build_s"]  # type: ignore[operator]
+    return row
 
 
-def run_measured_with_rusage(args: list[str], cwd: Path) -> tuple[float, int, str]:
+LAST_CPU = [0.0]  # CPU seconds of the last measured process and the children it waited for
+
+
+def run_measured_with_rusage(args: list[str], cwd: Path, code: Path) -> tuple[float, int, str]:
     started = time.perf_counter()
-    process = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "PYTHONPATH": str(ROOT / "generator")})
+    errors = (WORK / "stderr.txt").open("w+b")
+    process = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=errors,
+                               env={**os.environ, "PYTHONPATH": str(code)})
     assert process.stdout is not None
     stdout = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
+    LAST_CPU[0] = usage.ru_utime + usage.ru_stime
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(args)} failed in {cwd}")
+        errors.seek(0)
+        raise SystemExit(f"{' '.join(args)} failed in {cwd}:\n{errors.read().decode(errors='replace')[-3000:]}")
     return seconds, usage.ru_maxrss // 1024, stdout.decode()
 
 
@@ -95,70 +166,164 @@ def naive_git_log(repo: Path, releases: int, grouped: bool, sample: int = 200) -
     return {"naive_per_file_s": per_file, "naive_extrapolated_s": per_file * releases}
 
 
-def hugo_pages_per_second(pages: int) -> dict[str, float] | None:
+def html_vs_hugo(repo: Path, codes: dict[str, Path], runs: int) -> dict[str, object] | None:
+    """relreg's HTML pages alone (html_pages.py) and Hugo on a site of the same pages, medians of `runs`.
+
+    Hugo gets one page per release with the same Markdown notes and the same facts in front matter
+    (rendered as a table like relreg's), and as many list pages as relreg writes: the home page
+    (newest 10), the releases list (all) and one page per hardware version (newest 100, as a
+    taxonomy term). Both write to an empty folder and use every core.
+    """
+    import yaml
+
     hugo = shutil.which("hugo")
     if hugo is None:
         return None
     site = WORK / "hugo"
     shutil.rmtree(site, ignore_errors=True)
     (site / "content" / "releases").mkdir(parents=True)
-    (site / "layouts" / "_default").mkdir(parents=True)
-    (site / "hugo.toml").write_text('baseURL = "https://fw.bench.test/"\ndisableKinds = ["taxonomy", "term", "RSS", "sitemap"]\n')
-    (site / "layouts" / "_default" / "single.html").write_text(
-        "<!doctype html><html lang=en><title>{{ .Title }}</title><main><h1>{{ .Title }}</h1>{{ .Content }}</main></html>")
-    (site / "layouts" / "_default" / "list.html").write_text(
-        "<!doctype html><html lang=en><title>{{ .Title }}</title><ul>{{ range .Pages }}<li>{{ .Title }}</li>{{ end }}</ul></html>")
-    body = "\n".join(f"- Fixed issue #{n}: the scheduler no longer drops work item {n}." for n in range(12))
-    for index in range(pages):
-        (site / "content" / "releases" / f"r{index}.md").write_text(
-            f'---\ntitle: "Release {version_of(index)}"\n---\n## Release {version_of(index)}\n\n{body}\n')
-    times = []
-    for _ in range(3):
+    layouts = site / "layouts" / "_default"
+    layouts.mkdir(parents=True)
+    (site / "hugo.toml").write_text('baseURL = "https://fw.bench.test/"\n'
+                                    'disableKinds = ["taxonomy", "RSS", "sitemap", "404", "robotsTXT"]\n'
+                                    'ignoreErrors = ["error-disable-taxonomy"]\n'
+                                    '[taxonomies]\n  hardware = "hardware"\n')
+    head = "<!doctype html><html lang=en><head><meta charset=utf-8><title>{{ .Title }}</title></head><body><main>"
+    (layouts / "single.html").write_text(
+        head + "<h1>{{ .Title }}</h1><p>Released {{ .Date.Format \"2006-01-02 15:04\" }}</p>"
+        "<p>{{ range .Params.hardware }}<a href=\"/hardware/{{ . }}/\">{{ . }}</a> {{ end }}</p>"
+        "<h2>Release notes</h2><div class=notes>{{ .Content }}</div><h2>Artifacts</h2><table><tbody>"
+        "{{ range .Params.artifacts }}<tr><th>{{ .hardware_version }}</th><td>{{ .type }}</td>"
+        "<td><code>{{ .build_id }}</code></td><td>{{ .size }}</td><td><code>{{ .sha256 }}</code></td>"
+        "<td><a href=\"https://dl.bench.test/fw/{{ .url }}\">{{ .url }}</a></td></tr>{{ end }}</tbody></table>"
+        "</main></body></html>\n")
+    row = "<tr><td><a href=\"{{ .RelPermalink }}\">{{ .Title }}</a></td><td>{{ .Date.Format \"2006-01-02\" }}</td></tr>"
+    (layouts / "list.html").write_text(head + "<h1>{{ .Title }}</h1><table>{{ range .Pages }}" + row
+                                       + "{{ end }}</table></main></body></html>\n")
+    (layouts / "term.html").write_text(head + "<h1>{{ .Title }}</h1><table>{{ range first 100 .Pages }}" + row
+                                       + "{{ end }}</table></main></body></html>\n")
+    (site / "layouts" / "index.html").write_text(head + "<h1>Releases</h1><table>{{ range first 10 .Site.RegularPages }}"
+                                                 + row + "{{ end }}</table></main></body></html>\n")
+    history = subprocess.run(["git", "-C", str(repo), "log", "--format=%ct", "--name-only", "--diff-filter=A",
+                              "--", "registry/releases"], check=True, capture_output=True, text=True).stdout
+    dates: dict[str, int] = {}
+    seconds = 0
+    for line in history.splitlines():
+        if line.isdigit():
+            seconds = int(line)
+        elif line:
+            dates[line] = seconds
+    for path in sorted((repo / "registry" / "releases").rglob("*.yaml")):
+        data = yaml.safe_load(path.read_text())
+        front = {"title": data["version"], "hardware": sorted({a["hardware_version"] for a in data["artifacts"]}),
+                 "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(dates[path.relative_to(repo).as_posix()])),
+                 "artifacts": [{**a, "type": a.get("type", "full")} for a in data["artifacts"]]}
+        (site / "content" / "releases" / f"{data['version']}.md").write_text(
+            "---\n" + json.dumps(front) + "\n---\n" + data["notes"])
+    result: dict[str, object] = {}
+    for label, code in codes.items():
+        times, cpu, pages = [], [], 0
+        for _ in range(runs):
+            shutil.rmtree(WORK / "html-out", ignore_errors=True)
+            seconds_taken, _, stdout = run_measured_with_rusage(
+                [sys.executable, str(ROOT / "benchmarks" / "html_pages.py"), str(repo / "registry"),
+                 str(WORK / "html-out")], repo, code)
+            times.append(seconds_taken)
+            cpu.append(LAST_CPU[0])
+            pages = int(stdout.split()[-1])
+        result[f"relreg_html_{label}_s"] = statistics.median(times)
+        result[f"relreg_html_{label}_cpu_s"] = statistics.median(cpu)
+        result["relreg_html_pages"] = pages
+    times, cpu = [], []
+    for _ in range(runs):
         shutil.rmtree(WORK / "hugo-out", ignore_errors=True)
-        started = time.perf_counter()
-        subprocess.run([hugo, "--quiet", "-s", str(site), "-d", str(WORK / "hugo-out")], check=True)
-        times.append(time.perf_counter() - started)
-    written = sum(len(names) for _, _, names in os.walk(WORK / "hugo-out"))
-    return {"hugo_pages": written, "hugo_build_s": statistics.median(times),
-            "hugo_pages_per_s": written / statistics.median(times)}
+        times.append(run_measured_with_rusage([hugo, "--quiet", "-s", str(site), "-d", str(WORK / "hugo-out")],
+                                              site, ROOT / "generator")[0])
+        cpu.append(LAST_CPU[0])
+    result["hugo_cpu_s"] = statistics.median(cpu)
+    result["hugo_pages"] = sum(1 for _, _, names in os.walk(WORK / "hugo-out") for name in names
+                               if name.endswith(".html"))
+    result["hugo_build_s"] = statistics.median(times)
+    result["hugo_version"] = subprocess.run([hugo, "version"], capture_output=True, text=True).stdout.strip()
+    return result
+
+
+def _row_text(row: dict[str, object]) -> str:
+    def both(kind: str) -> str:
+        return f"{row[kind + '_s']:.2f}s (cpu {row[kind + '_cpu_s']:.2f}s)"
+
+    return (f"full build {both('full_build')} ({row['files']} files, {row['files_per_s']:.0f} files/s, "
+            f"peak {row['full_build_peak_mib']} MiB, any build {row['peak_mib']} MiB); "
+            f"rebuild unchanged {both('rebuild_unchanged')}; one added {both('rebuild_one_added')}; "
+            f"notes fix {both('rebuild_notes_fix')}; rollout change {both('rebuild_rollout')}; "
+            f"validate warm {both('validate_warm')}, cold {both('validate_cold')}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated release counts")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--baseline", help="also measure the code of this git revision, in the same run")
+    parser.add_argument("--revision", help="measure this git revision's code instead of the work tree's")
+    parser.add_argument("--full-runs", type=int, help="runs of the full builds (theirs and Hugo's); default --runs")
+    parser.add_argument("--layouts", default="flat,grouped", help="grouped is measured at the largest size only")
+    parser.add_argument("--no-naive", action="store_true", help="skip the one-git-log-per-file estimate")
+    parser.add_argument("--no-hugo", action="store_true", help="skip the HTML pages against Hugo")
     options = parser.parse_args()
     sizes = [int(size) for size in options.sizes.split(",")]
+    layouts = options.layouts.split(",")
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
+    codes = {"current": code_of(options.revision)}
+    if options.baseline:
+        codes = {"baseline": code_of(options.baseline), **codes}
+    load = os.getloadavg()[0]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"scratch {SCRATCH}; medians of {options.runs} runs")
-    results = []
+          f"scratch {SCRATCH}; medians of {options.runs} runs ({options.full_runs or options.runs} of full builds); load average at start {load:.1f}"
+          + (f"; baseline = {options.baseline}" if options.baseline else ""), flush=True)
+    results: list[dict[str, object]] = []
+    comparison = None
     for size in sizes:
-        for grouped in ((False, True) if size == max(sizes) else (False,)):
+        for grouped in (False, True):
+            if ("grouped" if grouped else "flat") not in layouts or (grouped and size != max(sizes)):
+                continue
             repo = WORK / f"repo-{size}-{'grouped' if grouped else 'flat'}"
             make_registry(repo, size, grouped)
-            row = measure(repo, size, grouped, options.runs)
-            row.update(naive_git_log(repo, size, grouped))
-            results.append(row)
-            print(f"{size:>6} releases {row['layout']:>7}: full build {row['full_build_s']:.2f}s "
-                  f"({row['files']} files, {row['files_per_s']:.0f} files/s, peak {row['full_build_peak_mib']} MiB); "
-                  f"rebuild unchanged {row['rebuild_unchanged_s']:.2f}s; one added {row['rebuild_one_added_s']:.2f}s; "
-                  f"validate warm {row['validate_warm_s']:.2f}s, cold {row['validate_cold_s']:.2f}s; "
-                  f"one git log per file: {row['naive_extrapolated_s']:.0f}s extrapolated", flush=True)
+            change_rollout(repo, [version_of(size - 2), version_of(size - 1)])  # a cohort from the start
+            naive = {} if options.no_naive else naive_git_log(repo, size, grouped)
+            for label, code in codes.items():
+                row = measure(repo, size, grouped, options.runs, code, options.full_runs or options.runs)
+                row.update(naive, code=label)
+                results.append(row)
+                print(f"{size:>6} releases {row['layout']:>7} {label:>8}: {_row_text(row)}", flush=True)
+            if naive:
+                print(f"{size:>6} releases {('grouped' if grouped else 'flat'):>7}: one git log per file "
+                      f"{naive['naive_extrapolated_s']:.0f}s extrapolated", flush=True)
+            if size == max(sizes) and not grouped and not options.no_hugo:
+                comparison = html_vs_hugo(repo, codes, options.full_runs or options.runs)
             shutil.rmtree(repo, ignore_errors=True)
-    flat = {row["releases"]: row for row in results if row["layout"] == "flat"}
-    if len(flat) >= 2:
-        small, large = min(flat), max(flat)
-        ratio = flat[large]["full_build_s"] / flat[small]["full_build_s"]
-        print(f"full build {large}/{small} ratio: {ratio:.2f} (linear would be {large / small:.0f})")
-    hugo = hugo_pages_per_second(max(sizes))
-    if hugo:
-        print(f"hugo: {hugo['hugo_pages']} pages in {hugo['hugo_build_s']:.2f}s = {hugo['hugo_pages_per_s']:.0f} pages/s")
-    else:
+    for label in codes:
+        flat = {row["releases"]: row for row in results if row["layout"] == "flat" and row["code"] == label}
+        if len(flat) >= 2:
+            small, large = min(flat), max(flat)
+            ratio = flat[large]["full_build_s"] / flat[small]["full_build_s"]
+            print(f"{label}: full build {large}/{small} ratio: {ratio:.2f} (linear would be {large / small:.0f}); "
+                  f"one added at {large}: {flat[large]['rebuild_one_added_s']:.2f}s, "
+                  f"peak {flat[large]['full_build_peak_mib']} MiB")
+    if comparison:
+        for label in codes:
+            seconds = comparison[f"relreg_html_{label}_s"]
+            cpu = comparison[f"relreg_html_{label}_cpu_s"]
+            print(f"HTML pages alone ({label}): relreg {comparison['relreg_html_pages']} pages in {seconds:.2f}s "
+                  f"(cpu {cpu:.2f}s), hugo {comparison['hugo_pages']} pages in {comparison['hugo_build_s']:.2f}s "
+                  f"(cpu {comparison['hugo_cpu_s']:.2f}s); relreg/hugo ratio {seconds / comparison['hugo_build_s']:.2f} "
+                  f"(cpu {cpu / comparison['hugo_cpu_s']:.2f})")
+        print(f"({comparison['hugo_version']})")
+    elif not options.no_hugo:
         print("hugo: not installed (apt-get install hugo) - no side-by-side figure")
     Path(ROOT / ".bench").mkdir(exist_ok=True)
-    (ROOT / ".bench" / "results.json").write_text(json.dumps({"rows": results, "hugo": hugo}, indent=2))
+    (ROOT / ".bench" / "results.json").write_text(json.dumps({"rows": results, "html_vs_hugo": comparison},
+                                                              indent=2))
     shutil.rmtree(WORK, ignore_errors=True)
 
 

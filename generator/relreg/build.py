@@ -222,6 +222,9 @@ def build_site(options: BuildOptions) -> BuildReport:
     if not options.force and previous is not None and previous.fingerprint == fingerprint:
         cache.save(prune=False)
         return _unchanged(previous, started, commit, warnings)
+    blob_ids = {file.path: file.blob_id for file in files.files}
+    release_keys = {release.version: blob_ids[release.source_path] for release in registry.releases
+                    if release.source_path in blob_ids}
     step("rendering release notes")
     notes = render_all([(r.notes, r.notes_format) for r in registry.releases], cache)
     cache.save()
@@ -246,6 +249,7 @@ def build_site(options: BuildOptions) -> BuildReport:
         input_schemas={name: (schemas_folder / name).read_bytes() for name in INPUT_SCHEMAS.values()},
         notes_html={release.version: html for release, html in zip(registry.releases, notes)},
         cohort_history=deployments,
+        release_keys=release_keys,
     )
     if signing is not None:
         # Signing needs every document at once: the TUF targets list hashes them all.

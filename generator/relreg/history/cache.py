@@ -20,8 +20,12 @@ from typing import Any
 from relreg import __version__
 from relreg.resources import code_digest
 
-# Entries not used by a build are dropped when the cache is saved, so it
-# never grows past the size of the registry it serves.
+# Entries not used by a run are dropped when the cache is rewritten, so it never
+# grows much past the size of the registry it serves. A run that adds only a few
+# entries (a new release, a corrected note) appends them to a journal beside the
+# cache instead of rewriting all of it; the cache is rewritten (and the journal
+# folded in) when the journal or the unused entries pass a tenth of the entries.
+REWRITE_SHARE = 0.1
 
 
 @dataclass
@@ -32,6 +36,9 @@ class WorkCache:
     _used_documents: set[str] = field(default_factory=set)
     _used_notes: set[str] = field(default_factory=set)
     _changed: bool = False
+    _new_documents: dict[str, Any] = field(default_factory=dict)  # stored by this run, not yet saved
+    _new_notes: dict[str, str] = field(default_factory=dict)
+    _journal_entries: int = 0  # entries in the journal when opened
 
     @classmethod
     def open(cls, folder: Path | None, fingerprint: str) -> "WorkCache":
@@ -42,9 +49,19 @@ class WorkCache:
         try:
             with path.open("rb") as stream:
                 documents, notes = pickle.load(stream)
-            return cls(path=path, documents=documents, notes=notes)
         except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError):
             return cls(path=path)
+        journal = 0
+        try:
+            with _journal(path).open("rb") as stream:
+                while True:  # records appended by earlier runs; a record cut short by a killed run ends it
+                    more_documents, more_notes = pickle.load(stream)
+                    documents.update(more_documents)
+                    notes.update(more_notes)
+                    journal += len(more_documents) + len(more_notes)
+        except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError):
+            pass
+        return cls(path=path, documents=documents, notes=notes, _journal_entries=journal)
 
     def document(self, kind: str, blob_id: str) -> Any | None:
         key = f"{kind}:{blob_id}"
@@ -57,6 +74,7 @@ class WorkCache:
         key = f"{kind}:{blob_id}"
         self.documents[key] = data
         self._used_documents.add(key)
+        self._new_documents[key] = data
         self._changed = True
 
     @staticmethod
@@ -72,6 +90,7 @@ class WorkCache:
     def store_notes(self, key: str, html: str) -> None:
         self.notes[key] = html
         self._used_notes.add(key)
+        self._new_notes[key] = html
         self._changed = True
 
     def save(self, *, prune: bool = True) -> None:
@@ -80,22 +99,45 @@ class WorkCache:
         if not prune:
             self._used_documents.update(self.documents)
             self._used_notes.update(self.notes)
-        stale = len(self.documents) != len(self._used_documents) or len(self.notes) != len(self._used_notes)
-        if self.path is None or not (self._changed or stale):
+        entries = len(self.documents) + len(self.notes)
+        unused = entries - len(self._used_documents) - len(self._used_notes)
+        if self.path is None or not (self._changed or unused):
+            return
+        new = len(self._new_documents) + len(self._new_notes)
+        if unused + self._journal_entries + new <= REWRITE_SHARE * entries:
+            self._append_journal()
             return
         documents = {key: self.documents[key] for key in self._used_documents}
         notes = {key: self.notes[key] for key in self._used_notes}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            for old in self.path.parent.glob("work-cache-*.pickle"):
-                if old != self.path:
+            for old in self.path.parent.glob("work-cache-*"):
+                if old not in (self.path, _journal(self.path)) and old.suffix in (".pickle", ".journal"):
                     old.unlink(missing_ok=True)  # made by another relreg version
             handle, temporary = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
             with os.fdopen(handle, "wb") as stream:
                 pickle.dump((documents, notes), stream, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(temporary, self.path)
+            _journal(self.path).unlink(missing_ok=True)  # folded in
         except OSError:
             pass  # a cache that cannot be written only costs time next run
+
+    def _append_journal(self) -> None:
+        if not self._new_documents and not self._new_notes:
+            return
+        record = pickle.dumps((self._new_documents, self._new_notes), protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            descriptor = os.open(_journal(self.path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)  # type: ignore[arg-type]
+            try:
+                os.write(descriptor, record)  # one write: a run killed meanwhile leaves a record cut short, ignored
+            finally:
+                os.close(descriptor)
+        except OSError:
+            pass
+
+
+def _journal(path: Path) -> Path:
+    return path.with_suffix(".journal")
 
 
 def _git_folder(start: Path) -> Path | None:

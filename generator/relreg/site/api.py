@@ -10,15 +10,20 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from relreg import __version__
 from relreg.registry.model import Artifact, Cohort, HardwareVersion, Release
 from relreg.site.jobs import (
+    KeyedJob,
     PlanJob,
     ReleaseDates,
     ReleaseView,
     SiteInputs,
-    chunks,
+    bucket_count,
+    bucket_of,
+    by_id_chunks,
     encode,
     encode_json,
     format_date,
+    job_key,
     merge_jobs,
+    view_key,
 )
 from relreg.site.paths import API, DIMENSIONS, PER_PAGE, all_releases_path, index_path, release_path
 
@@ -98,29 +103,44 @@ def _index_keys(release: Release) -> set[tuple[str, str]]:
 
 
 def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
-    """The JSON API. Each release is encoded once, here, and shared by every list that holds it."""
+    """The JSON API. Each release is encoded once per process, when a job first needs it, and
+    shared by every list that holds it.
+
+    With release keys in the inputs, the jobs over releases and over lists are KeyedJobs in stable
+    groups (releases by id, lists by a hash of their name), so a new release changes the keys of
+    the few groups that hold it, and a rebuild runs only those.
+    """
     registry = inputs.registry
     site_url = inputs.site_url
     base = registry.config.artifact_base_url
-    encoded = {view.version: encode(release_document(view, base)) for view in views}  # newest first
+    by_version = {view.version: view for view in views}
+    encoded: dict[str, bytes] = {}  # version -> its document, as jobs in this process need them
+
+    def document(version: str) -> bytes:
+        found = encoded.get(version)
+        if found is None:
+            found = encoded[version] = encode(release_document(by_version[version], base))
+        return found
 
     def release_files(versions: Sequence[str]) -> dict[str, bytes]:
-        return {release_path(version): b'{"data":' + encoded[version] + b"}\n" for version in versions}
+        return {release_path(version): b'{"data":' + document(version) + b"}\n" for version in versions}
 
-    members: dict[tuple[str, str], list[bytes]] = {}  # (dimension, key) -> its releases, newest first
+    members: dict[tuple[str, str], list[str]] = {}  # (dimension, key) -> its releases' versions, newest first
     for view in views:
-        document = encoded[view.version]
         for dimension_key in _index_keys(view.release):
-            members.setdefault(dimension_key, []).append(document)
+            members.setdefault(dimension_key, []).append(view.version)
 
     def index_files(keys: Sequence[tuple[str, str]]) -> Iterator[tuple[str, bytes]]:
         # One list at a time: a hardware version's list holds every release (50 MB at 10,000 releases).
         for dimension, key in keys:
-            yield from paged(members[(dimension, key)],
+            yield from paged([document(version) for version in members[(dimension, key)]],
                              lambda page, d=dimension, k=key: index_path(d, k, page), site_url).items()
 
+    def all_releases() -> dict[str, bytes]:
+        return paged([document(view.version) for view in views], all_releases_path, site_url)
+
     def lists_and_entry_point() -> dict[str, bytes]:
-        files = paged(list(encoded.values()), all_releases_path, site_url)
+        files: dict[str, bytes] = {}
         files[f"{API}/hardware_versions.json"] = encode_json(
             {"data": [hardware_document(h, views, site_url) for h in registry.hardware],
              "paging": _single_page(len(registry.hardware))})
@@ -129,9 +149,23 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
         files[f"{API}/index.json"] = encode_json({"data": entry_point(inputs, len(views))})
         return files
 
-    return [lists_and_entry_point,
-            *[partial(release_files, chunk) for chunk in chunks(list(encoded))],
-            *[partial(index_files, chunk) for chunk in chunks(sorted(members))]]
+    buckets: list[list[tuple[str, str]]] = [[] for _ in range(bucket_count(len(members)))]
+    for dimension, key in sorted(members):
+        buckets[bucket_of(f"{dimension}/{key}", len(buckets))].append((dimension, key))
+    release_groups = [[view.version for view in chunk] for chunk in by_id_chunks(views)]
+    view_keys = {view.version: view_key(inputs, view) for view in views}
+    if any(key is None for key in view_keys.values()):
+        return [all_releases, lists_and_entry_point, *[partial(release_files, versions) for versions in release_groups],
+                *[partial(index_files, bucket) for bucket in buckets if bucket]]
+    # releases.json and its pages hold every release: keyed, so a cohort change does not encode them all.
+    return [KeyedJob(job_key(inputs, "api all releases", base, site_url, [view_keys[view.version] for view in views]),
+                     all_releases),
+            lists_and_entry_point,
+            *[KeyedJob(job_key(inputs, "api releases", base, [view_keys[version] for version in versions]),
+                       partial(release_files, versions)) for versions in release_groups],
+            *[KeyedJob(job_key(inputs, "api lists", base, site_url,
+                               [(d, k, [view_keys[version] for version in members[(d, k)]]) for d, k in bucket]),
+                       partial(index_files, bucket)) for bucket in buckets if bucket]]
 
 
 def api_documents(inputs: SiteInputs, views: list[ReleaseView]) -> dict[str, bytes]:

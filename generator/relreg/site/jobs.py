@@ -7,12 +7,15 @@ write.py). Everything here is pure.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+import zlib
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from relreg.registry.model import Registry, Release
+from relreg.resources import code_digest
 from relreg.site.notes import render_notes
 
 if TYPE_CHECKING:
@@ -39,6 +42,9 @@ class SiteInputs:
     # Notes already rendered and sanitized (by version), e.g. from a cache; others are rendered here.
     notes_html: Mapping[str, str] = field(default_factory=dict)
     cohort_history: Mapping[str, Sequence["CohortChange"]] = field(default_factory=dict)  # by slug, oldest first
+    # What a release's own content is known by (the git blob id of its file), by version. With it,
+    # plan jobs carry keys and a rebuild skips the jobs whose inputs did not change (see KeyedJob).
+    release_keys: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def site_url(self) -> str:
@@ -119,6 +125,72 @@ class Keyed:
 # free (see write.py).
 PlanJob = Callable[[], "Mapping[str, bytes | Keyed] | Iterable[tuple[str, bytes | Keyed]]"]
 JOB_SIZE = 500  # releases (or index keys) per job: small enough to balance, large enough to amortize
+
+
+@dataclass(frozen=True)
+class KeyedJob:
+    """A plan job known by a key of everything its files depend on.
+
+    When the previous build ran a job with the same key, the writer takes that
+    job's files from the previous output and does not run it: a rebuild after
+    one new release runs the few jobs that hold it, not the hundreds that do not.
+    """
+
+    key: str
+    run: PlanJob
+
+    def __call__(self) -> "Mapping[str, bytes | Keyed] | Iterable[tuple[str, bytes | Keyed]]":
+        return self.run()
+
+
+# SiteInputs fields that job keys take in part (per release, per cohort) or that no keyed job
+# reads. Any other field, including one added later, is taken whole into every job key: a
+# new input can make a rebuild do more work, never serve a stale file.
+_KEYED_IN_PART = frozenset({"registry", "release_dates", "cohort_dates", "device_counts", "commit", "dirty",
+                            "input_schemas", "notes_html", "cohort_history", "release_keys"})
+
+
+def other_inputs(inputs: SiteInputs) -> str:
+    """The SiteInputs fields not keyed in part, for every job and file key."""
+    return repr([(f.name, getattr(inputs, f.name)) for f in fields(inputs) if f.name not in _KEYED_IN_PART])
+
+
+def job_key(inputs: SiteInputs, *parts: object) -> str:
+    """A job key from the code, the inputs not keyed in part, and the job's own inputs (deterministic reprs)."""
+    return hashlib.sha256(code_digest() + repr((other_inputs(inputs), parts)).encode()).hexdigest()
+
+
+def view_key(inputs: SiteInputs, view: "ReleaseView") -> str | None:
+    """What a release's documents depend on: its file, id, dates and device count; None if unknown."""
+    content = inputs.release_keys.get(view.version)
+    if content is None:
+        return None
+    return f"{content}/{view.id}/{view.dates.created}/{view.dates.updated}/{view.count_devices}"
+
+
+def by_id_chunks(views: Sequence["ReleaseView"], size: int | None = None) -> list[list["ReleaseView"]]:
+    """Views (newest first) in chunks of `size` counted from the oldest, each newest first.
+
+    A new release goes into the last chunk only, so the others keep their members
+    and, as KeyedJobs, their keys.
+    """
+    size = size or JOB_SIZE
+    oldest_first = list(reversed(views))
+    return [list(reversed(oldest_first[start:start + size])) for start in range(0, len(oldest_first), size)][::-1]
+
+
+def bucket_of(name: str, buckets: int) -> int:
+    """A stable bucket for a name: adding names elsewhere never moves it (unlike chunks of a sorted list)."""
+    return zlib.crc32(name.encode()) % buckets
+
+
+def bucket_count(items: int, size: int | None = None) -> int:
+    """A power of two near items / size, so the count (and every bucket) changes only when the size doubles."""
+    size = size or JOB_SIZE
+    count = 1
+    while count * size < items:
+        count *= 2
+    return count
 
 
 def job_files(part: Mapping[str, bytes | Keyed] | Iterable[tuple[str, bytes | Keyed]]

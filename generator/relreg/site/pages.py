@@ -482,14 +482,14 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
     """The HTML side as independent jobs (see jobs.PlanJob): what spans the registry is computed once, here."""
     data = site_data(inputs, views)
     positions = {view.version: index for index, view in enumerate(views)}
-    deployments: Mapping[str, Sequence["CohortChange"]] = getattr(inputs, "cohort_history", None) or {}
+    deployments = inputs.cohort_history
     rollouts = rollout_history(deployments, inputs.registry.cohorts)  # one pass; pages pick their series
 
     # What every release page shows of the whole site, hashed once: a release page is
     # re-rendered only when this or its own inputs (release_page_key) change.
     site_key = hashlib.sha256(code_digest() + repr((
         data.config, data.site_url, data.dirty, data.generator, data.assets.css, data.assets.js, data.assets.icon,
-        data.has_device_counts, data.device_counts_date)).encode()).digest()
+        data.has_device_counts, jobs.other_inputs(inputs))).encode()).digest()
 
     def release_page(view: "ReleaseView", newer: "ReleaseView | None", older: "ReleaseView | None") -> bytes:
         path = f"releases/{view.version}/index.html"
@@ -512,18 +512,28 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
                        for version in (release.min_version, *(a.delta_from for a in release.artifacts)))
         rows = tuple((row.cohort.slug, row.cohort.name, row.activation.rollout_percent, row.held_back)
                      for row in data.cohorts_of_release.get(view.version, ()))
-        inputs = (view.id, view.dates, view.notes_html, view.count_devices, release,
-                  newer.version if newer else None, older.version if older else None, rows, linked,
-                  rollouts.by_release.get(view.version))
-        return hashlib.sha256(site_key + repr(inputs).encode()).hexdigest()
+        # The release's file (by its blob id) stands for its content: cheaper than the repr of the model.
+        own = jobs.view_key(inputs, view)
+        own_inputs = (own, release.source_path) if own is not None else \
+            (view.id, view.dates, view.notes_html, view.count_devices, release)
+        page_inputs = (*own_inputs, newer.version if newer else None, older.version if older else None, rows, linked,
+                       rollouts.by_release.get(view.version))
+        return hashlib.sha256(site_key + repr(page_inputs).encode()).hexdigest()
+
+    def neighbours(view: "ReleaseView") -> tuple["ReleaseView | None", "ReleaseView | None"]:
+        index = positions[view.version]
+        return (views[index - 1] if index > 0 else None), (views[index + 1] if index + 1 < len(views) else None)
+
+    page_keys = {view.version: release_page_key(view, *neighbours(view)) for view in views}
 
     def release_pages(chunk: Sequence["ReleaseView"]) -> Iterator[tuple[str, Keyed]]:
         for view in chunk:
-            index = positions[view.version]
-            newer = views[index - 1] if index > 0 else None
-            older = views[index + 1] if index + 1 < len(views) else None
-            yield f"releases/{view.version}/index.html", Keyed(release_page_key(view, newer, older),
-                                                               partial(release_page, view, newer, older))
+            yield f"releases/{view.version}/index.html", Keyed(page_keys[view.version],
+                                                               partial(release_page, view, *neighbours(view)))
+
+    def release_page_job(chunk: Sequence["ReleaseView"]) -> "PlanJob":
+        return jobs.KeyedJob(jobs.job_key(inputs, "release pages", [page_keys[view.version] for view in chunk]),
+                             partial(release_pages, chunk))
 
     def hardware_pages() -> dict[str, bytes]:
         render = _Renderer(data)
@@ -575,7 +585,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         return files
 
     return [home_lists_and_feeds, hardware_pages, cohort_pages,
-            *[partial(release_pages, views[start:start + jobs.JOB_SIZE]) for start in range(0, len(views), jobs.JOB_SIZE)]]
+            *[release_page_job(chunk) for chunk in jobs.by_id_chunks(views)]]
 
 
 def _not_found_page(data: SiteData) -> bytes:

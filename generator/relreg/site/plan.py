@@ -22,7 +22,7 @@ def plan_jobs(inputs: SiteInputs) -> list[PlanJob]:
     views = release_views(inputs)
     schemas = {f"schemas/{name}": content for name, content in inputs.input_schemas.items()}
     api, site = api_jobs(inputs, views), site_jobs(inputs, views)
-    # The two jobs over every release first, so that workers never wait on them at the end.
+    # The jobs over every release first, so that workers never wait on them at the end.
     return [api[0], site[0], *api[1:], partial(device_documents, inputs, views), *site[1:], lambda: dict(schemas)]
 
 

@@ -1,0 +1,112 @@
+"""Plan job keys: a change reaches exactly the jobs whose files it can change, and every one of them.
+
+A KeyedJob whose key matches the previous build is not run (see site/write.py), so a key that
+misses an input serves a stale file, and a key that takes in too much costs a rebuild its speed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import replace
+from typing import Callable
+
+import pytest
+from conftest import EXAMPLE_REGISTRY
+
+from relreg.registry.source import read_worktree
+from relreg.registry.validate import validate_files
+from relreg.site import jobs as site_jobs
+from relreg.site.jobs import KeyedJob, ReleaseDates, SiteInputs, job_files, merge_jobs
+from relreg.site.plan import plan_jobs
+
+COUNT = 1200  # releases: several groups of JOB_SIZE, so a change can miss some
+
+
+def _inputs(count: int = COUNT) -> SiteInputs:
+    registry = validate_files(read_worktree(EXAMPLE_REGISTRY)).registry
+    template = registry.releases[0]
+    releases = []
+    for index in range(count):
+        version = f"{index // 100}.{index % 100}.0"
+        artifacts = tuple(replace(a, build_id=f"{index:08x}{n:032x}", type="full", delta_from=None)
+                          for n, a in enumerate(template.artifacts) if not a.is_delta)
+        releases.append(replace(template, version=version, parsed_version=registry.scheme.parse(version),
+                                artifacts=artifacts, min_version=None, source_path=f"releases/{version}.yaml"))
+    registry = replace(registry, releases=tuple(releases), cohorts=())
+    dates = {r.version: ReleaseDates(1_600_000_000 + i * 3600, 1_600_000_000 + i * 3600)
+             for i, r in enumerate(releases)}
+    return SiteInputs(registry=registry, release_dates=dates, notes_html={r.version: "<p>n</p>" for r in releases},
+                      release_keys={r.version: f"blob-{r.version}" for r in releases})
+
+
+def _keyed(inputs: SiteInputs) -> dict[str, tuple[str, frozenset[str]]]:
+    """Each KeyedJob by its first path: (key, the paths it gives)."""
+    found = {}
+    for job in plan_jobs(inputs):
+        if isinstance(job, KeyedJob):
+            paths = frozenset(path for path, _ in job_files(job()))
+            found[min(paths)] = (job.key, paths)
+    return found
+
+
+def _with_release(inputs: SiteInputs, index: int) -> SiteInputs:
+    version = f"{index // 100}.{index % 100}.0"
+    template = inputs.registry.releases[-1]
+    release = replace(template, version=version, parsed_version=inputs.registry.scheme.parse(version),
+                      artifacts=tuple(replace(a, build_id=f"{index:08x}{n:032x}") for n, a in enumerate(template.artifacts)),
+                      source_path=f"releases/{version}.yaml")
+    last = max(d.created for d in inputs.release_dates.values())
+    return replace(inputs, registry=replace(inputs.registry, releases=(*inputs.registry.releases, release)),
+                   release_dates={**inputs.release_dates, version: ReleaseDates(last + 3600, last + 3600)},
+                   notes_html={**inputs.notes_html, version: "<p>n</p>"},
+                   release_keys={**inputs.release_keys, version: f"blob-{version}"})
+
+
+def _notes_fixed(inputs: SiteInputs, version: str) -> SiteInputs:
+    return replace(inputs, notes_html={**inputs.notes_html, version: "<p>fixed</p>"},
+                   release_keys={**inputs.release_keys, version: "blob-fixed"})
+
+
+# (change, precise): a precise change moves the key of no job whose files stay the same; a change
+# of a whole-site input (the base URL) moves every key, which is allowed: it only costs work.
+@pytest.mark.parametrize("change, precise", [
+    (lambda i: _with_release(i, COUNT), True),
+    (lambda i: _notes_fixed(i, "3.0.0"), True),
+    (lambda i: _notes_fixed(i, "11.99.0"), True),
+    (lambda i: replace(i, device_counts={"5.0.0": 7}), True),
+    (lambda i: replace(i, base_url="https://elsewhere.example.test/"), False),
+], ids=["release added", "old notes fixed", "newest notes fixed", "device count", "base url"])
+def test_a_job_keeps_its_key_exactly_when_its_files_stay_the_same(change: Callable[[SiteInputs], SiteInputs],
+                                                                  precise: bool) -> None:
+    before_inputs = _inputs()
+    after_inputs = change(before_inputs)
+    before, after = _keyed(before_inputs), _keyed(after_inputs)
+    files_before, files_after = merge_jobs(plan_jobs(before_inputs)), merge_jobs(plan_jobs(after_inputs))
+    kept = [first for first in before if first in after and before[first][0] == after[first][0]]
+    for first in kept:  # same key: the very same files (else a rebuild would serve stale ones)
+        assert before[first][1] == after[first][1]
+        assert all(files_before[p] == files_after[p] for p in before[first][1]), first
+    for first, (key, paths) in after.items():  # a different key: something in it changed
+        if precise and first in before and before[first][0] != key:
+            assert paths != before[first][1] or any(files_before.get(p) != files_after[p] for p in paths), first
+
+
+def test_a_release_added_or_fixed_changes_few_job_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(site_jobs, "JOB_SIZE", 50)  # many small groups
+    inputs = _inputs()
+    before = {key for key, _ in _keyed(inputs).values()}
+    assert len(before) > 100
+    for changed in (_with_release(inputs, COUNT), _notes_fixed(inputs, "3.0.0")):
+        after = {key for key, _ in _keyed(changed).values()}
+        # its release documents and page, its neighbour's page, releases.json, and the lists holding it
+        assert len(after - before) <= 12, len(after - before)
+
+
+def test_an_input_added_to_site_inputs_later_enters_every_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    inputs = _inputs(50)
+    field_names = {f.name for f in dataclasses.fields(SiteInputs)}
+    assert site_jobs._KEYED_IN_PART <= field_names  # no stale names: each is a real field
+    monkeypatch.setattr(site_jobs, "_KEYED_IN_PART", site_jobs._KEYED_IN_PART - {"commit"})
+    keys = {key for key, _ in _keyed(inputs).values()}
+    other = {key for key, _ in _keyed(replace(inputs, commit="f" * 40)).values()}
+    assert keys.isdisjoint(other)

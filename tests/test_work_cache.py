@@ -1,0 +1,63 @@
+"""The work cache in .git/relreg: a few new entries are appended to a journal, not the whole cache rewritten."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from relreg.history.cache import WorkCache
+
+FINGERPRINT = "code"
+
+
+def _filled(folder: Path, entries: int) -> WorkCache:
+    cache = WorkCache.open(folder, FINGERPRINT)
+    for number in range(entries):
+        cache.store_document("release", f"blob{number}", {"version": f"1.0.{number}"})
+    cache.save()
+    return cache
+
+
+@pytest.mark.parametrize("new, journaled", [(1, True), (5, True), (20, False), (80, False)])
+def test_few_new_entries_go_to_the_journal_many_rewrite_the_cache(tmp_path: Path, new: int, journaled: bool) -> None:
+    base = _filled(tmp_path, 100)
+    cache_bytes = base.path.read_bytes()
+    cache = WorkCache.open(tmp_path, FINGERPRINT)
+    for number in range(100):
+        assert cache.document("release", f"blob{number}") is not None
+    for number in range(new):
+        cache.store_document("release", f"new{number}", {"version": f"2.0.{number}"})
+    cache.save()
+    assert (base.path.read_bytes() == cache_bytes) is journaled
+    assert base.path.with_suffix(".journal").exists() is journaled
+
+    reopened = WorkCache.open(tmp_path, FINGERPRINT)
+    assert [reopened.document("release", f"new{n}") for n in range(new)] == [{"version": f"2.0.{n}"} for n in range(new)]
+    assert reopened.document("release", "blob7") == {"version": "1.0.7"}
+
+
+def test_a_journal_record_cut_short_is_ignored_and_the_rest_kept(tmp_path: Path) -> None:
+    base = _filled(tmp_path, 100)
+    for name in ("first", "second"):
+        cache = WorkCache.open(tmp_path, FINGERPRINT)
+        for number in range(100):
+            cache.document("release", f"blob{number}")
+        cache.store_document("release", name, {"version": name})
+        cache.save()
+    journal = base.path.with_suffix(".journal")
+    journal.write_bytes(journal.read_bytes()[:-5])  # a run killed while appending the second record
+
+    reopened = WorkCache.open(tmp_path, FINGERPRINT)
+    assert reopened.document("release", "first") == {"version": "first"}
+    assert reopened.document("release", "second") is None
+    assert reopened.document("release", "blob99") == {"version": "1.0.99"}
+
+
+def test_unused_entries_are_dropped_when_the_cache_is_rewritten(tmp_path: Path) -> None:
+    _filled(tmp_path, 100)
+    cache = WorkCache.open(tmp_path, FINGERPRINT)
+    for number in range(50):  # half the registry went away
+        cache.document("release", f"blob{number}")
+    cache.save()
+    reopened = WorkCache.open(tmp_path, FINGERPRINT)
+    assert reopened.document("release", "blob10") is not None and reopened.document("release", "blob60") is None

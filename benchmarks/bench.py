@@ -266,7 +266,8 @@ def main() -> None:
     parser.add_argument("--baseline", help="also measure the code of this git revision, in the same run")
     parser.add_argument("--revision", help="measure this git revision's code instead of the work tree's")
     parser.add_argument("--full-runs", type=int, help="runs of the full builds (theirs and Hugo's); default --runs")
-    parser.add_argument("--layouts", default="flat,grouped", help="grouped is measured at the largest size only")
+    parser.add_argument("--layouts", default="flat,grouped",
+                        help="with flat, grouped is measured at the largest size only")
     parser.add_argument("--no-naive", action="store_true", help="skip the one-git-log-per-file estimate")
     parser.add_argument("--no-hugo", action="store_true", help="skip the HTML pages against Hugo")
     options = parser.parse_args()
@@ -285,7 +286,8 @@ def main() -> None:
     comparison = None
     for size in sizes:
         for grouped in (False, True):
-            if ("grouped" if grouped else "flat") not in layouts or (grouped and size != max(sizes)):
+            layout = "grouped" if grouped else "flat"
+            if layout not in layouts or (grouped and "flat" in layouts and size != max(sizes)):
                 continue
             repo = WORK / f"repo-{size}-{'grouped' if grouped else 'flat'}"
             make_registry(repo, size, grouped)
@@ -302,14 +304,14 @@ def main() -> None:
             if size == max(sizes) and not grouped and not options.no_hugo:
                 comparison = html_vs_hugo(repo, codes, options.full_runs or options.runs)
             shutil.rmtree(repo, ignore_errors=True)
-    for label in codes:
-        flat = {row["releases"]: row for row in results if row["layout"] == "flat" and row["code"] == label}
-        if len(flat) >= 2:
-            small, large = min(flat), max(flat)
-            ratio = flat[large]["full_build_s"] / flat[small]["full_build_s"]
-            print(f"{label}: full build {large}/{small} ratio: {ratio:.2f} (linear would be {large / small:.0f}); "
-                  f"one added at {large}: {flat[large]['rebuild_one_added_s']:.2f}s, "
-                  f"peak {flat[large]['full_build_peak_mib']} MiB")
+    for label, layout in itertools.product(codes, layouts):
+        rows = {row["releases"]: row for row in results if row["layout"] == layout and row["code"] == label}
+        if len(rows) >= 2:
+            small, large = min(rows), max(rows)
+            ratio = rows[large]["full_build_s"] / rows[small]["full_build_s"]
+            print(f"{label}, {layout}: full build {large}/{small} ratio: {ratio:.2f} (linear would be "
+                  f"{large / small:.0f}); one added at {large}: {rows[large]['rebuild_one_added_s']:.2f}s, "
+                  f"peak {rows[large]['peak_mib']} MiB")
     if comparison:
         for label in codes:
             seconds = comparison[f"relreg_html_{label}_s"]

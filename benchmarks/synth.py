@@ -53,8 +53,10 @@ def release_yaml(index: int) -> str:
 def release_path(index: int, grouped: bool) -> str:
     version = version_of(index)
     if grouped:
+        # Two levels, so that no folder holds more than 100 entries: a commit then writes small trees,
+        # where a flat folder of 100,000 files makes every commit write a 5 MB tree.
         major, minor, _ = version.split(".")
-        return f"registry/releases/{major}.{minor}/{version}.yaml"
+        return f"registry/releases/{major}/{major}.{minor}/{version}.yaml"
     return f"registry/releases/{version}.yaml"
 
 

@@ -13,14 +13,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from site_helpers import ARTIFACTS, CHROMIUM, build_example_site, launch_chromium, serve
+from browser_helpers import axe_violations, served_example_site
+from site_helpers import ARTIFACTS
 
 pytestmark = pytest.mark.slow
-
-if not CHROMIUM.exists():  # `make test` installs it; a missing browser fails, it never skips
-    raise RuntimeError(f"{CHROMIUM} is missing: run `make system-deps` (Debian's chromium)")
-
-import playwright.sync_api as sync_api  # noqa: E402
 
 SCREENSHOTS = ARTIFACTS / "screenshots"
 COUNTS = {"2.1.0": 1200, "2.0.1": 5400, "2.1.1": 310, "1.4.0": 95, "1.3.1": 240, "2.0.0": 20, "9.9.9-dev": 3}
@@ -41,17 +37,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]
     root = tmp_path_factory.mktemp("pages")
     counts = root / "counts.json"
     counts.write_text(json.dumps(COUNTS))
-    out = build_example_site(root / "site", True, "--device-counts", str(counts))
-    with serve(root) as base:
-        yield out, f"{base}site/public/"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
+    with served_example_site(root, True, "--device-counts", str(counts)) as served:
+        yield served
 
 
 def _settle(page: Any) -> None:
@@ -97,7 +84,6 @@ def test_screenshots_light_and_dark_desktop_and_phone(browser: Any, site: tuple[
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_axe_finds_no_accessibility_problem(browser: Any, site: tuple[Path, str], scheme: str) -> None:
-    import axe_playwright_python.base as axe
     context = browser.new_context(color_scheme=scheme, bypass_csp=True)  # bypass: to inject axe
     page = context.new_page()
     violations = {}
@@ -106,11 +92,7 @@ def test_axe_finds_no_accessibility_problem(browser: Any, site: tuple[Path, str]
             page.goto(site[1] + path)
             _settle(page)
             page.focus(".badge[tabindex]") if page.locator(".badge[tabindex]").count() else None  # a tooltip shown
-            page.evaluate(axe.AXE_SCRIPT)
-            result = page.evaluate("axe.run(document, {runOnly: {type: 'tag', values: "
-                                   "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']},"
-                                   " resultTypes: ['violations']})")
-            found = [f"{v['id']}: {[n['target'] for n in v['nodes']][:3]}" for v in result["violations"]]
+            found = axe_violations(page)
             if found:
                 violations[path] = found
     finally:

@@ -16,7 +16,8 @@ from c_client_helpers import channels_of, known_versions
 from conftest import EXAMPLE_REGISTRY
 from device_helpers import SEMVER, Spec, build_in_git, channel, planned_devices, random_channel, write_files
 from generated_registries import HARDWARE, GenRegistry, GenRelease, write_registry
-from site_helpers import CHROMIUM, build_example_site, launch_chromium, serve
+from browser_helpers import served_example_site
+from site_helpers import serve
 
 from relreg.devices.client import DeviceClient
 from relreg.devices.update import DeviceIdentity, answer, bucket
@@ -24,29 +25,14 @@ from relreg.registry.versions import VersionError, scheme_named
 
 pytestmark = pytest.mark.slow
 
-if not CHROMIUM.exists():  # `make test` installs it; a missing browser fails, it never skips
-    raise RuntimeError(f"{CHROMIUM} is missing: run `make system-deps` (Debian's chromium)")
-
-import playwright.sync_api as sync_api  # noqa: E402
-
 NATURAL = scheme_named("natural")
 BATCH = 400  # cases per page evaluation
 
 
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    root = tmp_path_factory.mktemp("planner")
-    out = build_example_site(root / "site")
-    with serve(root) as base:
-        yield out, f"{base}site/public/"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
+    with served_example_site(tmp_path_factory.mktemp("planner")) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from site_helpers import build_example_site, serve
 
@@ -21,12 +21,22 @@ def served_example_site(root: Path, *build_args: Any) -> Iterator[tuple[Path, st
         yield out, f"{base}site/public/"
 
 
-def axe_violations(page: Any) -> list[str]:
-    """axe-core's violations (WCAG 2.1 A/AA and best practices, colour contrast included) on the page shown,
-    as "rule: [first three targets]"; empty when there are none. The page's context needs bypass_csp=True."""
+def axe_violations(page: Any, base_url: str, paths: Iterable[str],
+                   prepare: Callable[[Any], object] | None = None) -> dict[str, list[str]]:
+    """axe-core's violations (WCAG 2.1 A/AA and best practices, colour contrast included) on each page
+    base_url + path, loaded in turn, after `prepare(page)` when given: {path: ["rule: [first three
+    targets]", ...]} for the pages that have any, so {} is a pass. The page's context needs bypass_csp=True."""
     import axe_playwright_python.base as axe
 
-    page.evaluate(axe.AXE_SCRIPT)
-    result = page.evaluate("rules => axe.run(document, {runOnly: {type: 'tag', values: rules},"
-                           " resultTypes: ['violations']})", AXE_RULES)
-    return [f"{v['id']}: {[n['target'] for n in v['nodes']][:3]}" for v in result["violations"]]
+    violations = {}
+    for path in paths:
+        page.goto(base_url + path)
+        if prepare is not None:
+            prepare(page)
+        page.evaluate(axe.AXE_SCRIPT)
+        result = page.evaluate("rules => axe.run(document, {runOnly: {type: 'tag', values: rules},"
+                               " resultTypes: ['violations']})", AXE_RULES)
+        found = [f"{v['id']}: {[n['target'] for n in v['nodes']][:3]}" for v in result["violations"]]
+        if found:
+            violations[path] = found
+    return violations

@@ -49,6 +49,12 @@ def _settle(page: Any) -> None:
                                "document.getElementById('plan-status').textContent !== ''")
 
 
+def _settle_with_a_tooltip(page: Any) -> None:
+    _settle(page)
+    if page.locator(".badge[tabindex]").count():
+        page.focus(".badge[tabindex]")  # a tooltip shown
+
+
 def _watch(page: Any) -> list[str]:
     problems: list[str] = []
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
@@ -86,15 +92,8 @@ def test_screenshots_light_and_dark_desktop_and_phone(browser: Any, site: tuple[
 def test_axe_finds_no_accessibility_problem(browser: Any, site: tuple[Path, str], scheme: str) -> None:
     context = browser.new_context(color_scheme=scheme, bypass_csp=True)  # bypass: to inject axe
     page = context.new_page()
-    violations = {}
     try:
-        for path in [*PAGES.values(), "update/index.html"]:
-            page.goto(site[1] + path)
-            _settle(page)
-            page.focus(".badge[tabindex]") if page.locator(".badge[tabindex]").count() else None  # a tooltip shown
-            found = axe_violations(page)
-            if found:
-                violations[path] = found
+        violations = axe_violations(page, site[1], [*PAGES.values(), "update/index.html"], _settle_with_a_tooltip)
     finally:
         context.close()
     assert violations == {}

@@ -109,4 +109,5 @@ def check_candidates(spec: GenRegistry, site: Path) -> None:
         document = json.loads((site / "api/v1/devices" / cohort / hardware / (software or "_")
                                / "candidates.json").read_bytes())
         listed = [c["version"] for c in document["data"]["candidates"]]
-        assert listed == spec.expected_candidates(cohort, hardware, software), (cohort, hardware, software)
+        expected = spec.expected_candidates(cohort, hardware, software)
+        assert listed == expected, f"{cohort}/{hardware}/{software or '_'} lists {listed}, not {expected}"

@@ -96,7 +96,7 @@ def registries(draw) -> GenRegistry:
         images: dict[str, list[str | None]] = {}
         for hardware in HARDWARE:  # some releases have no image for h1 or for h2, none for neither
             if hardware == "h1" and draw(st.integers(0, 9)) < 1 or hardware == "h2" and images \
-                    and draw(st.booleans()):
+                    and draw(st.integers(0, 9)) < 3:
                 continue
             kinds = draw(st.lists(st.sampled_from(SOFTWARE_TYPES), min_size=1, max_size=3, unique=True)) \
                 if typed else [None]
@@ -126,8 +126,11 @@ def registries(draw) -> GenRegistry:
             # A hold names some of the cohort's hardware, each with an image of the release (relreg validate).
             eligible = [h for h in (hardware or HARDWARE) if h in by_version[version].images]
             names = None
-            if eligible and draw(st.integers(0, 9)) < 3:
-                names = draw(st.lists(st.sampled_from(eligible), unique=True, min_size=1, max_size=len(eligible)))
+            kind = draw(st.integers(0, 9))
+            if len(eligible) > 1 and kind < 7:
+                names = [draw(st.sampled_from(eligible))]  # held back on the other board
+            elif eligible and kind == 9:
+                names = eligible  # names every board: no hold
             deployments.append((version, draw(st.sampled_from(PERCENTS)), names))
         cohorts[slug] = (hardware, deployments)
     return GenRegistry(scheme, releases, cohorts, _dev_versions(draw, scheme, line), draw(st.integers(0, 2**32)))
@@ -188,8 +191,9 @@ def test_c_and_python_clients_agree_on_generated_registries(tmp_path_factory: py
     report("differential.txt", line)
     print(line)
     assert totals["comparisons"] >= MIN_COMPARISONS, line
-    assert totals["updates"] > 1500 and totals["errors"] > 100, line  # both kinds of answer were exercised
-    assert totals["held"] > 500, line  # devices of held-back hardware were asked about
+    # Both kinds of answer were exercised (holds leave fewer offers: 1,100 to 2,100 a run here, 2,400 without).
+    assert totals["updates"] > 500 and totals["errors"] > 100, line
+    assert totals["held"] > 300, line  # devices of held-back hardware were asked about
 
 
 def test_a_version_with_a_trailing_newline_is_refused_by_both_clients(tmp_path: Path) -> None:

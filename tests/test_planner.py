@@ -151,7 +151,7 @@ def _held_spec(rng: random.Random, scheme: Any) -> GenRegistry:
     else:
         texts = {f"{rng.randint(1, 3)}.{rng.randint(0, 4)}.{rng.randint(0, 3)}" for _ in range(rng.randint(3, 9))}
     by_key: dict[tuple, str] = {}
-    for text in texts:
+    for text in sorted(texts):  # sorted: the same spelling of equal versions ("1.2", "1.2.0") in every run
         by_key.setdefault(scheme.parse(text).key, text)
     line = [by_key[key] for key in sorted(by_key)]
     releases: list[GenRelease] = []

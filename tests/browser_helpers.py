@@ -1,5 +1,6 @@
 """Shared by the browser tests (test_browser.py, test_pages_browser.py, test_planner.py): the example site
-built and served, and axe-core's verdict on a page. The browser itself is conftest.py's `browser` fixture."""
+built and served, screenshots in every colour scheme and width, and axe-core's verdict on pages. The browser
+itself is conftest.py's `browser` fixture."""
 
 from __future__ import annotations
 
@@ -19,6 +20,33 @@ def served_example_site(root: Path, *build_args: Any) -> Iterator[tuple[Path, st
     out = build_example_site(root / "site", *build_args)
     with serve(root) as base:
         yield out, f"{base}site/public/"
+
+
+def screenshots(browser: Any, base_url: str, pages: dict[str, str], folder: Path,
+                on_page: Callable[[Any], object] | None = None,
+                after_load: Callable[[Any, str, int], object] | None = None) -> list[Path]:
+    """Full-page PNGs of each page ({name: path under base_url}) in light and dark, at desktop (1280 px) and
+    phone (390 px) widths: folder/<name>-<scheme>[-phone].png, each checked to be a real picture. `on_page(page)`
+    runs on each new page (one per scheme and width), `after_load(page, path, width)` after each load."""
+    folder.mkdir(parents=True, exist_ok=True)
+    taken = []
+    for scheme in ("light", "dark"):
+        for width, suffix in ((1280, ""), (390, "-phone")):
+            context = browser.new_context(color_scheme=scheme, viewport={"width": width, "height": 900})
+            page = context.new_page()
+            if on_page is not None:
+                on_page(page)
+            for name, path in pages.items():
+                page.goto(base_url + path)
+                if after_load is not None:
+                    after_load(page, path, width)
+                target = folder / f"{name}-{scheme}{suffix}.png"
+                page.screenshot(path=str(target), full_page=True)
+                taken.append(target)
+            context.close()
+    for target in taken:
+        assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and target.stat().st_size > 10_000, target
+    return taken
 
 
 def axe_violations(page: Any, base_url: str, paths: Iterable[str],

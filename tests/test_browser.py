@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from browser_helpers import axe_violations
+from browser_helpers import axe_violations, screenshots
 from site_helpers import (
     ARTIFACTS,
     BROWSER_AUDIT,
@@ -328,18 +328,5 @@ def test_hostile_site_raises_no_content_security_policy_violation(browser: objec
 
 
 def test_screenshots_of_home_and_release_pages_in_light_and_dark_mode(browser: object, example: Site) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    taken = []
-    for scheme in ("light", "dark"):
-        for width, suffix in ((1280, ""), (390, "-phone")):
-            context = browser.new_context(color_scheme=scheme, viewport={"width": width, "height": 900})
-            page = context.new_page()
-            for name, path in (("home", "index.html"),
-                               ("release", f"releases/{RELEASE_WITH_EVERYTHING}/index.html")):
-                page.goto(example.url + path)
-                target = SCREENSHOTS / f"{name}-{scheme}{suffix}.png"
-                page.screenshot(path=str(target), full_page=True)
-                taken.append(target)
-            context.close()
-    for target in taken:
-        assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and target.stat().st_size > 10_000, target
+    pages = {"home": "index.html", "release": f"releases/{RELEASE_WITH_EVERYTHING}/index.html"}
+    screenshots(browser, example.url, pages, SCREENSHOTS)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from browser_helpers import axe_violations, served_example_site
+from browser_helpers import axe_violations, screenshots, served_example_site
 from site_helpers import ARTIFACTS
 
 pytestmark = pytest.mark.slow
@@ -66,26 +66,16 @@ def _watch(page: Any) -> list[str]:
 
 
 def test_screenshots_light_and_dark_desktop_and_phone(browser: Any, site: tuple[Path, str]) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    taken = []
-    problems: list[str] = []
-    for scheme in ("light", "dark"):
-        for width, suffix in ((1280, ""), (390, "-phone")):
-            context = browser.new_context(color_scheme=scheme, viewport={"width": width, "height": 900})
-            page = context.new_page()
-            problems += _watch(page)
-            for name, path in PAGES.items():
-                page.goto(site[1] + path)
-                _settle(page)
-                # Nothing wider than the screen: charts scale, tables scroll inside their own region.
-                assert page.evaluate("document.documentElement.scrollWidth") <= width, (path, width)
-                target = SCREENSHOTS / f"{name}-{scheme}{suffix}.png"
-                page.screenshot(path=str(target), full_page=True)
-                taken.append(target)
-            context.close()
-    for target in taken:
-        assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and target.stat().st_size > 10_000, target
-    assert problems == []
+    watched: list[list[str]] = []  # each page's own list, filled as its events come
+
+    def settled_and_within_the_screen(page: Any, path: str, width: int) -> None:
+        _settle(page)
+        # Nothing wider than the screen: charts scale, tables scroll inside their own region.
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, (path, width)
+
+    screenshots(browser, site[1], PAGES, SCREENSHOTS, lambda page: watched.append(_watch(page)),
+                settled_and_within_the_screen)
+    assert [problem for problems in watched for problem in problems] == []
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])

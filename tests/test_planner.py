@@ -324,7 +324,8 @@ def test_the_page_shows_the_path_the_reference_client_takes(page: Any, example: 
 
 
 # The example registry with holds per hardware version: cohort file -> (release, the hardware it goes to).
-HOLDS = {"production.yaml": ("2.1.0", "[pvt]"), "beta.yaml": ("2.1.1", "[pvt]"), "canary.yaml": ("2.1.1", "[dvt1, pvt]")}
+HOLDS = {"production.yaml": ("2.1.0", "[pvt]"), "beta.yaml": ("2.1.1", "[pvt]"),
+         "canary.yaml": ("2.1.1", "[dvt1, pvt]")}
 HELD_PATHS = [  # (cohort, hardware, software type, current version, serial): held-back boards and the others
     ("production", "pvt-b", "", "2.0.0", "SN-1"),  # to 2.0.1, not on to 2.1.0
     ("production", "pvt-b", "main", "2.1.0", "SN-2"),  # already on the held release: up to date, no downgrade

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 from click.testing import CliRunner, Result
@@ -24,3 +25,19 @@ def base_registry(tmp_path: Path) -> Path:
     target = tmp_path / "registry"
     shutil.copytree(BASE_REGISTRY, target)
     return target
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium through Playwright, one per test module. A missing browser fails the tests
+    that use it, never skips them: `make test` installs it (`make system-deps`)."""
+    from site_helpers import CHROMIUM, launch_chromium
+
+    if not CHROMIUM.exists():
+        raise RuntimeError(f"{CHROMIUM} is missing: run `make system-deps` (Debian's chromium)")
+    import playwright.sync_api as sync_api
+
+    with sync_api.sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()

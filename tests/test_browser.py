@@ -12,25 +12,19 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from browser_helpers import axe_violations, screenshots
 from site_helpers import (
     ARTIFACTS,
     BROWSER_AUDIT,
-    CHROMIUM,
     TRAP_SCRIPT,
     browser_audit_arguments,
     build_example_site,
     build_hostile_site,
     html_pages,
-    launch_chromium,
     serve,
 )
 
 pytestmark = pytest.mark.slow
-
-if not CHROMIUM.exists():  # `make test` installs it; a missing browser fails, it never skips
-    raise RuntimeError(f"{CHROMIUM} is missing: run `make system-deps` (Debian's chromium)")
-
-import playwright.sync_api as sync_api  # noqa: E402
 
 RELEASE_WITH_EVERYTHING = "2.0.1"  # deltas, cohorts, min_version, extra_info
 SCREENSHOTS = ARTIFACTS / "screenshots"
@@ -59,14 +53,6 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Site, Site
 @pytest.fixture(scope="module")
 def example(sites: tuple[Site, Site, dict[str, Path]]) -> Site:
     return sites[0]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 PNG_1X1 = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000" "1f15c4890000000d49444154789c63"
@@ -257,19 +243,9 @@ AXE_PAGES = ["index.html", "releases/index.html", f"releases/{RELEASE_WITH_EVERY
 def test_axe_finds_no_accessibility_problem_in_light_and_dark_mode(browser: object, example: Site,
                                                                    scheme: str) -> None:
     """axe-core (WCAG 2.1 A/AA and best practices, including colour contrast) on representative pages."""
-    import axe_playwright_python.base as axe
     context, page, watch = _open(browser, color_scheme=scheme, bypass_csp=True)  # bypass: to inject axe
     try:
-        violations = {}
-        for path in AXE_PAGES:
-            page.goto(example.url + path)
-            page.evaluate(axe.AXE_SCRIPT)
-            result = page.evaluate("axe.run(document, {runOnly: {type: 'tag', values: "
-                                   "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']},"
-                                   " resultTypes: ['violations']})")
-            found = [f"{v['id']}: {[n['target'] for n in v['nodes']][:3]}" for v in result["violations"]]
-            if found:
-                violations[path] = found
+        violations = axe_violations(page, example.url, AXE_PAGES)
     finally:
         context.close()
     assert violations == {}
@@ -352,18 +328,5 @@ def test_hostile_site_raises_no_content_security_policy_violation(browser: objec
 
 
 def test_screenshots_of_home_and_release_pages_in_light_and_dark_mode(browser: object, example: Site) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    taken = []
-    for scheme in ("light", "dark"):
-        for width, suffix in ((1280, ""), (390, "-phone")):
-            context = browser.new_context(color_scheme=scheme, viewport={"width": width, "height": 900})
-            page = context.new_page()
-            for name, path in (("home", "index.html"),
-                               ("release", f"releases/{RELEASE_WITH_EVERYTHING}/index.html")):
-                page.goto(example.url + path)
-                target = SCREENSHOTS / f"{name}-{scheme}{suffix}.png"
-                page.screenshot(path=str(target), full_page=True)
-                taken.append(target)
-            context.close()
-    for target in taken:
-        assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and target.stat().st_size > 10_000, target
+    pages = {"home": "index.html", "release": f"releases/{RELEASE_WITH_EVERYTHING}/index.html"}
+    screenshots(browser, example.url, pages, SCREENSHOTS)

@@ -13,14 +13,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from site_helpers import ARTIFACTS, CHROMIUM, build_example_site, launch_chromium, serve
+from browser_helpers import axe_violations, screenshots, served_example_site
+from site_helpers import ARTIFACTS
 
 pytestmark = pytest.mark.slow
-
-if not CHROMIUM.exists():  # `make test` installs it; a missing browser fails, it never skips
-    raise RuntimeError(f"{CHROMIUM} is missing: run `make system-deps` (Debian's chromium)")
-
-import playwright.sync_api as sync_api  # noqa: E402
 
 SCREENSHOTS = ARTIFACTS / "screenshots"
 COUNTS = {"2.1.0": 1200, "2.0.1": 5400, "2.1.1": 310, "1.4.0": 95, "1.3.1": 240, "2.0.0": 20, "9.9.9-dev": 3}
@@ -41,17 +37,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]
     root = tmp_path_factory.mktemp("pages")
     counts = root / "counts.json"
     counts.write_text(json.dumps(COUNTS))
-    out = build_example_site(root / "site", True, "--device-counts", str(counts))
-    with serve(root) as base:
-        yield out, f"{base}site/public/"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
+    with served_example_site(root, True, "--device-counts", str(counts)) as served:
+        yield served
 
 
 def _settle(page: Any) -> None:
@@ -60,6 +47,12 @@ def _settle(page: Any) -> None:
         page.wait_for_function("() => document.querySelector('#planner:not([data-busy])') !== null && "
                                "document.getElementById('plan-status').textContent.indexOf('Working') < 0 && "
                                "document.getElementById('plan-status').textContent !== ''")
+
+
+def _settle_with_a_tooltip(page: Any) -> None:
+    _settle(page)
+    if page.locator(".badge[tabindex]").count():
+        page.focus(".badge[tabindex]")  # a tooltip shown
 
 
 def _watch(page: Any) -> list[str]:
@@ -73,46 +66,24 @@ def _watch(page: Any) -> list[str]:
 
 
 def test_screenshots_light_and_dark_desktop_and_phone(browser: Any, site: tuple[Path, str]) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    taken = []
-    problems: list[str] = []
-    for scheme in ("light", "dark"):
-        for width, suffix in ((1280, ""), (390, "-phone")):
-            context = browser.new_context(color_scheme=scheme, viewport={"width": width, "height": 900})
-            page = context.new_page()
-            problems += _watch(page)
-            for name, path in PAGES.items():
-                page.goto(site[1] + path)
-                _settle(page)
-                # Nothing wider than the screen: charts scale, tables scroll inside their own region.
-                assert page.evaluate("document.documentElement.scrollWidth") <= width, (path, width)
-                target = SCREENSHOTS / f"{name}-{scheme}{suffix}.png"
-                page.screenshot(path=str(target), full_page=True)
-                taken.append(target)
-            context.close()
-    for target in taken:
-        assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and target.stat().st_size > 10_000, target
-    assert problems == []
+    watched: list[list[str]] = []  # each page's own list, filled as its events come
+
+    def settled_and_within_the_screen(page: Any, path: str, width: int) -> None:
+        _settle(page)
+        # Nothing wider than the screen: charts scale, tables scroll inside their own region.
+        assert page.evaluate("document.documentElement.scrollWidth") <= width, (path, width)
+
+    screenshots(browser, site[1], PAGES, SCREENSHOTS, lambda page: watched.append(_watch(page)),
+                settled_and_within_the_screen)
+    assert [problem for problems in watched for problem in problems] == []
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_axe_finds_no_accessibility_problem(browser: Any, site: tuple[Path, str], scheme: str) -> None:
-    import axe_playwright_python.base as axe
     context = browser.new_context(color_scheme=scheme, bypass_csp=True)  # bypass: to inject axe
     page = context.new_page()
-    violations = {}
     try:
-        for path in [*PAGES.values(), "update/index.html"]:
-            page.goto(site[1] + path)
-            _settle(page)
-            page.focus(".badge[tabindex]") if page.locator(".badge[tabindex]").count() else None  # a tooltip shown
-            page.evaluate(axe.AXE_SCRIPT)
-            result = page.evaluate("axe.run(document, {runOnly: {type: 'tag', values: "
-                                   "['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']},"
-                                   " resultTypes: ['violations']})")
-            found = [f"{v['id']}: {[n['target'] for n in v['nodes']][:3]}" for v in result["violations"]]
-            if found:
-                violations[path] = found
+        violations = axe_violations(page, site[1], [*PAGES.values(), "update/index.html"], _settle_with_a_tooltip)
     finally:
         context.close()
     assert violations == {}

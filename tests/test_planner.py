@@ -1,17 +1,23 @@
 """The update planner (/update/) in Debian's Chromium: its decision in the browser equals relreg.devices.update's
-on thousands of generated cases, and the page shows the path devices take, hop by hop, with the state in the URL.
+on thousands of generated cases, on the channels of generated registries with holds per hardware version too,
+and the page shows the path devices take, hop by hop, with the state in the URL (on a held-back board too).
 """
 
 from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from device_helpers import SEMVER, Spec, channel, random_channel
-from site_helpers import CHROMIUM, build_example_site, launch_chromium, serve
+from c_client_helpers import channels_of, known_versions
+from conftest import EXAMPLE_REGISTRY
+from device_helpers import SEMVER, Spec, build_in_git, channel, planned_devices, random_channel, write_files
+from generated_registries import HARDWARE, GenRegistry, GenRelease, write_registry
+from browser_helpers import served_example_site
+from site_helpers import serve
 
 from relreg.devices.client import DeviceClient
 from relreg.devices.update import DeviceIdentity, answer, bucket
@@ -19,29 +25,14 @@ from relreg.registry.versions import VersionError, scheme_named
 
 pytestmark = pytest.mark.slow
 
-if not CHROMIUM.exists():  # `make test` installs it; a missing browser fails, it never skips
-    raise RuntimeError(f"{CHROMIUM} is missing: run `make system-deps` (Debian's chromium)")
-
-import playwright.sync_api as sync_api  # noqa: E402
-
 NATURAL = scheme_named("natural")
 BATCH = 400  # cases per page evaluation
 
 
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
-    root = tmp_path_factory.mktemp("planner")
-    out = build_example_site(root / "site")
-    with serve(root) as base:
-        yield out, f"{base}site/public/"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
+    with served_example_site(tmp_path_factory.mktemp("planner")) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
@@ -139,15 +130,7 @@ def test_the_browser_decides_like_relreg_devices_update(page: Any, seed: int) ->
     groups = _cases(seed)
     total = sum(len(g["cases"]) for g in groups)
     assert total >= 2000
-    got: list[Any] = []
-    batch: list[dict[str, Any]] = []
-    for group in groups:
-        batch.append(group)
-        if sum(len(g["cases"]) for g in batch) >= BATCH:
-            got += page.evaluate(DECIDE_BATCH, [{"document": g["document"], "cases": g["cases"]} for g in batch])
-            batch = []
-    if batch:
-        got += page.evaluate(DECIDE_BATCH, batch)
+    got = _evaluate(page, groups)
     expected = [case["expected"] for group in groups for case in group["cases"]]
     assert len(got) == total
     mismatches = [(i, e, g) for i, (e, g) in enumerate(zip(expected, got)) if e != g]
@@ -158,6 +141,99 @@ def test_the_browser_decides_like_relreg_devices_update(page: Any, seed: int) ->
     assert kinds >= {"update", "latest", "outside_rollout", "blocked", "invalid version"}
     assert {e["reason"] for e in expected if isinstance(e, dict) and "version" in e} == \
         {"latest", "outside_rollout", "min_version", "must_pass_through"}
+
+
+def _held_spec(rng: random.Random, scheme: Any) -> GenRegistry:
+    """A registry whose cohorts hold releases back on some hardware, and whose releases lack an image for
+    some hardware; with gates, required steps, deltas, yanks and staged rollouts."""
+    if scheme is NATURAL:
+        texts = {".".join(str(rng.randint(0, 9)) for _ in range(rng.randint(1, 3))) for _ in range(rng.randint(3, 9))}
+    else:
+        texts = {f"{rng.randint(1, 3)}.{rng.randint(0, 4)}.{rng.randint(0, 3)}" for _ in range(rng.randint(3, 9))}
+    by_key: dict[tuple, str] = {}
+    for text in sorted(texts):  # sorted: the same spelling of equal versions ("1.2", "1.2.0") in every run
+        by_key.setdefault(scheme.parse(text).key, text)
+    line = [by_key[key] for key in sorted(by_key)]
+    releases: list[GenRelease] = []
+    for index, version in enumerate(line):
+        images: dict[str, list[str | None]] = {h: [None] for h in HARDWARE if rng.random() < 0.75} or {"h1": [None]}
+        release = GenRelease(version, images, min_version=rng.choice(line[:index]) if index and rng.random() < 0.25
+                             else None, mpt=rng.random() < 0.15, yanked=rng.random() < 0.08)
+        release.deltas = [(h, None, r.version) for r in releases for h in images
+                          if h in r.images and rng.random() < 0.2]
+        releases.append(release)
+    live = [r for r in releases if not r.yanked]
+    cohorts = {}
+    for slug in ("stable", "beta"):
+        hardware = rng.choice([None, ["h1", "h2"], ["h2"]])
+        deployments = []
+        fits = [r for r in live if any(h in r.images for h in hardware or HARDWARE)]  # what relreg validate allows
+        for release in rng.sample(fits, k=rng.randint(min(1, len(fits)), len(fits))):
+            eligible = [h for h in (hardware or HARDWARE) if h in release.images]
+            names = rng.sample(eligible, k=rng.randint(1, len(eligible))) if eligible and rng.random() < 0.5 else None
+            deployments.append((release.version, rng.choice([100, 100, 100, 50, 25, 0.01, 0]), names))
+        cohorts[slug] = (hardware, deployments)
+    dev = [f"{rng.choice(line)}.dev{rng.randint(1, 9)}", "0"] if scheme is NATURAL else \
+        [f"{rng.choice(line)}-dev.{rng.randint(1, 9)}", f"{rng.choice(line)}+local", "0.0.1"]
+    return GenRegistry(scheme.name, releases, cohorts, dev, rng.randrange(2**32))
+
+
+def _held_cases(root: Path, seed: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Channels of generated registries with holds (candidates.json as relreg builds it), each with cases whose
+    expected answer is the reference client's on the same files: the precomputed answer for known versions."""
+    rng = random.Random(seed)
+    groups, counts = [], {"held": 0, "on_held": 0}
+    for number in range(40):
+        scheme = NATURAL if number % 3 == 2 else SEMVER
+        spec = _held_spec(rng, scheme)
+        write_registry(spec, root / f"registry-{number}")
+        site = write_files(planned_devices(root / f"registry-{number}"), root / f"site-{number}")
+        with DeviceClient(str(site), site_url="https://fw.example.test/") as client:  # write_registry's
+            for cohort, hardware, software in channels_of(site):
+                held = spec.held_back(cohort, hardware)
+                cases = []
+                for current in known_versions(site, (cohort, hardware, software)) + spec.dev_versions:
+                    for serial in (f"SN-{rng.randint(0, 99999):05d}", "séria-✓"):
+                        expected = client.check(DeviceIdentity(cohort, hardware, current, serial, software)).document
+                        cases.append({"current": current, "serial": serial, "expected": expected})
+                        counts["held"] += bool(held)
+                        counts["on_held"] += current in held
+                        # Rule 1 on its own: a board never gets a release held back on it, nor a downgrade.
+                        if "version" in expected:
+                            assert expected["version"] not in held
+                            assert scheme.parse(expected["version"]).key > scheme.parse(current).key
+                document = json.loads((site / "api/v1/devices" / cohort / hardware / (software or "_")
+                                       / "candidates.json").read_bytes())["data"]
+                groups.append({"document": document, "cases": cases})
+    return groups, counts
+
+
+def _evaluate(page: Any, groups: list[dict[str, Any]]) -> list[Any]:
+    """The planner's answers for every case of the groups, BATCH cases per page evaluation."""
+    got: list[Any] = []
+    batch: list[dict[str, Any]] = []
+    for group in groups:
+        batch.append({"document": group["document"], "cases": group["cases"]})
+        if sum(len(g["cases"]) for g in batch) >= BATCH:
+            got += page.evaluate(DECIDE_BATCH, batch)
+            batch = []
+    if batch:
+        got += page.evaluate(DECIDE_BATCH, batch)
+    return got
+
+
+def test_the_browser_decides_like_relreg_on_boards_held_back(page: Any, tmp_path: Path) -> None:
+    """Channels built by relreg from registries with holds per hardware version and releases without an image
+    for some hardware: the planner's local decision from candidates.json equals the reference client's answer
+    (the answer precomputed by relreg for every known version, the local decision for the others)."""
+    groups, counts = _held_cases(tmp_path, 3)
+    expected = [case["expected"] for group in groups for case in group["cases"]]
+    got = _evaluate(page, groups)
+    assert len(got) == len(expected) >= 1000
+    mismatches = [(i, e, g) for i, (e, g) in enumerate(zip(expected, got)) if e != g]
+    assert mismatches == []
+    assert counts["held"] >= 300 and counts["on_held"] >= 20, counts  # held-back boards, some on the held release
+    assert {e["reason"] for e in expected} >= {"latest", "outside_rollout", "blocked", "min_version"}
 
 
 def test_bucket_and_version_order_equal_pythons(page: Any) -> None:
@@ -245,6 +321,56 @@ def test_the_page_shows_the_path_the_reference_client_takes(page: Any, example: 
             hops.append(version)
         assert shown == hops
     assert page.input_value("#cohort") == cohort and page.input_value("#current") == current
+
+
+# The example registry with holds per hardware version: cohort file -> (release, the hardware it goes to).
+HOLDS = {"production.yaml": ("2.1.0", "[pvt]"), "beta.yaml": ("2.1.1", "[pvt]"),
+         "canary.yaml": ("2.1.1", "[dvt1, pvt]")}
+HELD_PATHS = [  # (cohort, hardware, software type, current version, serial): held-back boards and the others
+    ("production", "pvt-b", "", "2.0.0", "SN-1"),  # to 2.0.1, not on to 2.1.0
+    ("production", "pvt-b", "main", "2.1.0", "SN-2"),  # already on the held release: up to date, no downgrade
+    ("production", "pvt", "main", "2.0.1", "AT100-000123"),
+    ("beta", "pvt-b", "", "1.4.0", "SN-3"),
+    ("beta", "pvt-b", "main", "2.1.0", "SN-4"),
+    ("beta", "pvt", "main", "2.1.0", "SN-77"),
+    ("canary", "pvt-b", "main", "2.1.0+dev.1", "SN-5"),  # a version only the candidates know of
+    ("canary", "pvt-b", "", "2.0.0", "SN-6"),
+    ("canary", "dvt1", "main", "2.1.0", "SN-7"),
+]
+
+
+@pytest.fixture(scope="module")
+def held_example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """The example registry with the HOLDS, built by the real CLI and served: (output folder, its URL)."""
+    root = tmp_path_factory.mktemp("held")
+    registry = root / "repo" / "registry"
+    shutil.copytree(EXAMPLE_REGISTRY, registry)
+    for name, (version, hardware) in HOLDS.items():
+        path = registry / "cohorts" / name
+        entry = f'  - version: "{version}"\n'
+        assert entry in path.read_text(), name
+        path.write_text(path.read_text().replace(entry, f"{entry}    hardware_versions: {hardware}\n"))
+    build_in_git(registry, root / "public")
+    with serve(root) as base:
+        yield root / "public", f"{base}public/"
+
+
+def test_the_page_shows_the_path_of_a_board_held_back(page: Any, held_example: tuple[Path, str]) -> None:
+    """On a site whose cohorts hold releases back on pvt-b (and dvt1 in canary), the page walks the path the
+    reference client takes, hop by hop; a held-back board is never shown the release held back on it."""
+    out, url = held_example
+    for cohort, hardware, software, current, serial in HELD_PATHS:
+        query = f"?cohort={cohort}&hardware={hardware}&software={software}" \
+                f"&current={current.replace('+', '%2B')}&serial={serial}"
+        shown = _page_path(page, url + "update/index.html" + query)
+        assert shown == _python_path(out, cohort, hardware, software or None, current, serial), query
+        held = [version for name, (version, names) in HOLDS.items()
+                if name == f"{cohort}.yaml" and hardware not in names.strip("[]").split(", ")]
+        assert not set(shown) & set(held), query
+    # The holds change what the boards are offered: pvt goes on where pvt-b stops.
+    assert _page_path(page, url + "update/index.html?cohort=production&hardware=pvt-b&current=2.0.1") == []
+    assert "newest release deployed" in page.text_content("#plan-status")
+    assert _page_path(page, url + "update/index.html?cohort=production&hardware=pvt&current=2.0.1") == ["2.1.0"]
 
 
 def test_the_path_shows_gates_payloads_rollouts_and_the_notes_between(page: Any, example: tuple[Path, str]) -> None:

@@ -534,16 +534,16 @@ static int semver_parse(const char *s, size_t len, semver_parts *p)
     return i == len;
 }
 
-/* Next identifier of a dot-separated prerelease. */
-static int next_ident(const char *s, size_t len, size_t *i, const char **id, size_t *id_len)
+/* Next dot-separated part from *i (a prerelease identifier, or a natural version's number). */
+static int next_part(const char *s, size_t len, size_t *i, const char **part, size_t *part_len)
 {
     if (*i >= len)
         return 0;
     size_t start = *i, j = start;
     while (j < len && s[j] != '.')
         j++;
-    *id = s + start;
-    *id_len = j - start;
+    *part = s + start;
+    *part_len = j - start;
     *i = j < len ? j + 1 : j;
     return 1;
 }
@@ -579,8 +579,8 @@ static int semver_cmp(const semver_parts *a, const semver_parts *b)
     const char *x, *y;
     size_t xl, yl;
     for (;;) {
-        int hx = next_ident(a->pre, a->pre_len, &i, &x, &xl);
-        int hy = next_ident(b->pre, b->pre_len, &j, &y, &yl);
+        int hx = next_part(a->pre, a->pre_len, &i, &x, &xl);
+        int hy = next_part(b->pre, b->pre_len, &j, &y, &yl);
         if (!hx || !hy)
             return hx ? 1 : (hy ? -1 : 0);
         c = part_cmp(x, xl, all_digits(x, xl), y, yl, all_digits(y, yl));
@@ -643,19 +643,6 @@ static int natural_parse(const char *s, size_t len, natural_parts *p)
     return 1;
 }
 
-static int next_number(const char *s, size_t len, size_t *i, const char **part, size_t *part_len)
-{
-    if (*i >= len)
-        return 0;
-    size_t start = *i, j = start;
-    while (j < len && s[j] != '.')
-        j++;
-    *part = s + start;
-    *part_len = j - start;
-    *i = j < len ? j + 1 : j;
-    return 1;
-}
-
 /* Next run of digits or of letters in a natural suffix (other characters separate). */
 static int next_run(const char *s, size_t len, size_t *i, const char **run, size_t *run_len, int *numeric)
 {
@@ -691,8 +678,8 @@ static int natural_cmp(const natural_parts *a, const natural_parts *b)
     const char *x, *y;
     size_t xl, yl;
     for (;;) {
-        int hx = next_number(a->numbers, a->numbers_len, &i, &x, &xl);
-        int hy = next_number(b->numbers, b->numbers_len, &j, &y, &yl);
+        int hx = next_part(a->numbers, a->numbers_len, &i, &x, &xl);
+        int hy = next_part(b->numbers, b->numbers_len, &j, &y, &yl);
         if (!hx || !hy) {
             if (hx != hy)
                 return hx ? 1 : -1;

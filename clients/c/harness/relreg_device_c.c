@@ -19,6 +19,7 @@
 #include "../relreg_client.h"
 #include "../relreg_crypto_sodium.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -240,23 +241,13 @@ static size_t curl_sink(char *data, size_t size, size_t count, void *user)
     return size * count;
 }
 
-static int hexdigit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* urllib.parse.unquote (for the byte values relreg's paths use) */
 static void unquote(buffer *out, const char *s)
 {
     for (size_t i = 0; s[i]; i++) {
-        if (s[i] == '%' && hexdigit(s[i + 1]) >= 0 && hexdigit(s[i + 2]) >= 0) {
-            char c = (char)(hexdigit(s[i + 1]) * 16 + hexdigit(s[i + 2]));
+        if (s[i] == '%' && isxdigit((unsigned char)s[i + 1]) && isxdigit((unsigned char)s[i + 2])) {
+            char hex[3] = {s[i + 1], s[i + 2], '\0'};
+            char c = (char)strtol(hex, NULL, 16);
             buf_add(out, &c, 1);
             i += 2;
         } else {

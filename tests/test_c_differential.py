@@ -164,7 +164,7 @@ def test_c_and_python_clients_agree_on_generated_registries(tmp_path_factory: py
     totals = {"comparisons": 0, "updates": 0, "errors": 0, "registries": 0, "natural": 0, "held": 0,
               "held_registries": 0}
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None,
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(spec=registries())
     def compare(spec: GenRegistry) -> None:

@@ -15,11 +15,18 @@ has neither. What is accepted is read alike by YAML 1.1, YAML 1.2 and JSON.
 
 The document is built from PyYAML's event stream (C parser where available);
 every value and key keeps its line and column so later stages can point at it.
+
+`fast_load` is the quick way for the common case, a plainly fine file: it
+reads the data with rapidyaml (C++, ~10x faster than building from PyYAML's
+events) and gives up (None) at anything the careful reader might refuse or
+read otherwise, which then decides, with positions. tests/test_yamlload_fast.py
+checks that both give the same data, on valid and invalid files alike.
 """
 
 from __future__ import annotations
 
 import codecs
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +76,9 @@ _YAML11_WORDS = frozenset(variant for word in ("yes", "no", "on", "off")
                           for variant in (word, word.capitalize(), word.upper()))
 # Plain scalars that can only be ambiguous when they start like a number, merge key or value key.
 _SUSPECT_START = frozenset("-+.0123456789<=!&*")
+# Every YAML 1.1 implicit type but str in one expression: text it does not match is text to YAML 1.1.
+_YAML11_NOT_TEXT = re.compile("|".join(sorted({f"(?:{regexp.pattern})" for resolvers in _YAML11_RESOLVERS.values()
+                                               for _, regexp in resolvers})), re.VERBOSE)
 _RADIX = re.compile(r"^[-+]?0[xXoObB]")
 _LEADING_ZERO = re.compile(r"^[-+]?0[0-9_]")
 
@@ -383,3 +393,129 @@ def read_registry_file(file: Path, display_path: str) -> bytes:
         raise YamlLoadError(f"file is {size} bytes, over the limit of {MAX_FILE_BYTES} (1 MiB)",
                             Position(1, 1), "file-too-large")
     return file.read_bytes()
+
+
+# --- The fast path -----------------------------------------------------------------------------------------
+
+try:
+    import ryml as _ryml
+except ImportError:  # pragma: no cover - a dependency; without it every file takes the careful path
+    _ryml = None
+
+# Text the fast reader does not judge: characters PyYAML refuses or reads as line breaks (controls,
+# NEL, U+2028/9, BOM, surrogates), tabs and carriage returns, backslashes (double-quoted escapes),
+# anchors and tags (`&x`, `!tag` where a node can start), directives and document markers at the
+# start of a line, and complex keys (`? `). Any of these sends the file to the careful reader; in
+# notes they are rare enough to cost nothing.
+_FAST_ODD_CHARACTER = re.compile(
+    r"[^\n\x20-\x5b\x5d-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+_FAST_ASCII_REFUSED = bytes(code for code in range(128) if code < 0x20 and code != 0x0A or code in (0x5C, 0x7F))
+_FAST_NODE_PROPERTY = re.compile(r"(?:^|[\s\[\]{},])[&!]", re.MULTILINE)
+_FAST_COMPLEX_KEY = re.compile(r"^[ -]*\?(?:[ \n]|$)", re.MULTILINE)
+_FAST_MARKERS = ("\n%", "\n---", "\n...")
+# First characters of text that only a quoted scalar or an alias can give (rapidyaml shows `*x` as text).
+_FAST_QUOTED_ONLY = frozenset("*&!|>'\"%@`{[")
+
+
+class _Unsure(Exception):
+    """The fast reader cannot vouch for this file."""
+
+
+_FAST_WORDS = frozenset(_WORDS) | _YAML11_WORDS
+_FAST_SUSPECT = _FAST_QUOTED_ONLY | _SUSPECT_START
+# Text that some reading (YAML 1.2's, YAML 1.1's, or the refused special floats) takes for other than text.
+_FAST_NOT_TEXT = re.compile("|".join(f"(?:{pattern})" for pattern in (
+    _INT.pattern, _INT_OCT.pattern, _INT_HEX.pattern, _FLOAT.pattern, _FLOAT_SPECIAL.pattern,
+    _YAML11_NOT_TEXT.pattern)), re.VERBOSE)
+_FAST_KEYS_SEEN: set[str] = set()  # keys already found to read as themselves (field names: a few dozen)
+
+
+def _plain_reads_otherwise(text: str) -> bool:
+    """True when `text`, written as a plain scalar, is not simply this text to the careful reader.
+
+    The fast reader does not know whether a string was quoted; a string the
+    careful reader would take as written either way needs no second look.
+    """
+    if text in _FAST_WORDS:
+        return True
+    first = text[:1]
+    if first in _FAST_QUOTED_ONLY:
+        return True
+    if first in _SUSPECT_START and _FAST_NOT_TEXT.match(text):
+        if _resolve_plain(text).__class__ is not str or _FLOAT_SPECIAL.match(text):
+            return True
+        return ambiguity(text, text) is not None
+    return False
+
+
+def _fast_list(items: list[Any]) -> None:
+    for item in items:
+        if item.__class__ is str:
+            if (item[:1] in _FAST_SUSPECT or item in _FAST_WORDS) and _plain_reads_otherwise(item):
+                raise _Unsure
+        elif item.__class__ is list:
+            _fast_list(item)
+
+
+def _fast_mapping(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _Unsure  # a duplicate key
+    for key, value in pairs:
+        if key not in _FAST_KEYS_SEEN:
+            if _plain_reads_otherwise(key):
+                raise _Unsure
+            if len(_FAST_KEYS_SEEN) < 4096:
+                _FAST_KEYS_SEEN.add(key)
+        if value.__class__ is str:
+            if (value[:1] in _FAST_SUSPECT or value in _FAST_WORDS) and _plain_reads_otherwise(value):
+                raise _Unsure
+        elif value.__class__ is list:
+            _fast_list(value)
+    return result
+
+
+def _fast_int(text: str) -> int:
+    value = int(text)
+    if str(value) != text:  # `-0`, or text rapidyaml rewrote: let the careful reader see the original
+        raise _Unsure
+    return value
+
+
+def _fast_refuse(text: str) -> Any:
+    raise _Unsure  # floats and NaN/Infinity are rare in registry files: the careful reader judges them
+
+
+_FAST_DECODER = json.JSONDecoder(object_pairs_hook=_fast_mapping, parse_int=_fast_int,
+                                 parse_float=_fast_refuse, parse_constant=_fast_refuse)
+
+
+def fast_load(raw: bytes) -> dict[str, Any] | None:
+    """The data of a plainly fine registry file, or None when `parse_yaml` must decide.
+
+    Whenever this returns data, `parse_yaml(raw, ...).data` gives the same data
+    (equal, with the same types and key order); it returns None for every file
+    `parse_yaml` refuses, and for some it accepts. rapidyaml prints its own
+    parse errors to the process's stderr (fd 2); callers that care silence it.
+    """
+    if _ryml is None or len(raw) > MAX_FILE_BYTES or raw.startswith(codecs.BOM_UTF8):
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if text.isascii():
+        if len(raw.translate(None, _FAST_ASCII_REFUSED)) != len(raw):
+            return None
+    elif _FAST_ODD_CHARACTER.search(text):
+        return None
+    if text.startswith(("%", "---", "...")) or any(marker in text for marker in _FAST_MARKERS) \
+            or (("&" in text or "!" in text) and _FAST_NODE_PROPERTY.search(text)) \
+            or ("?" in text and _FAST_COMPLEX_KEY.search(text)):
+        return None
+    try:
+        tree = _ryml.parse_in_arena(raw)
+        data = _FAST_DECODER.decode(_ryml.emit_json_malloc(tree, tree.root_id()))
+    except Exception:  # noqa: BLE001 - rapidyaml's errors, JSON it could not emit, _Unsure: all mean "ask parse_yaml"
+        return None
+    return data if data.__class__ is dict else None

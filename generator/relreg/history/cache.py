@@ -15,7 +15,6 @@ whose records are read one after the other.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import marshal
 import os
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from relreg import __version__
+from relreg.registry.gcpause import gc_paused
 from relreg.resources import code_digest
 
 # Entries not used by a run are dropped when the cache is rewritten, so it never
@@ -58,17 +58,13 @@ class WorkCache:
         python = "%d.%d" % sys.version_info[:2]
         key = hashlib.sha256(f"{__version__}\0{python}\0{fingerprint}".encode()).hexdigest()[:16]
         path = folder / f"work-cache-{key}.marshal"
-        collecting = gc.isenabled()
-        gc.disable()  # a load makes ~2 million containers and no cycles: collections would only walk them
         try:
-            documents, notes = marshal.loads(path.read_bytes())  # marshal.load(stream) reads item by item: slow
+            with gc_paused():
+                documents, notes = marshal.loads(path.read_bytes())  # marshal.load(stream) reads item by item
             if not isinstance(documents, dict) or not isinstance(notes, dict):
                 raise ValueError("not a work cache")
         except (OSError, EOFError, ValueError, TypeError):
             return cls(path=path)
-        finally:
-            if collecting:
-                gc.enable()
         journal = 0
         try:
             with _journal(path).open("rb") as stream:

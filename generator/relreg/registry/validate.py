@@ -16,7 +16,6 @@ are parsed with positions again, lazily, when a rule asks for one.
 
 from __future__ import annotations
 
-import gc
 import marshal
 import multiprocessing
 import os
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol
 
 from relreg.registry.diagnostics import Diagnostic, sorted_diagnostics
+from relreg.registry.gcpause import gc_paused
 from relreg.registry.model import Cohort, HardwareVersion, Registry, RegistryConfig, Release
 from relreg.registry.rules import RuleContext, check_rules
 from relreg.registry.schemas import default_schemas
@@ -171,23 +171,6 @@ def validate_files(files: RegistryFiles, cache: DocumentCache | None = None,
     """
     with gc_paused():
         return _validate_files(files, cache if cache is not None else _NoCache(), recency)
-
-
-@contextmanager
-def gc_paused():
-    """Pause Python's cycle collector for a bounded step that builds many objects and no cycles.
-
-    Validating 10,000 releases makes millions of objects (documents, model,
-    rule indexes); each collection would walk all of them again, which costs
-    as much as the step itself. The collector resumes (if it was on) afterwards.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _validate_files(files: RegistryFiles, cache: DocumentCache,

@@ -10,6 +10,7 @@ careful `check_file`.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,8 @@ TABLE = [
     "a: 1 2", "a: x: y", "a: 'unterminated", "a: [1, 2", "a: }", "  a: 1\n b: 2", "a:\n  b: 1\n c: 2",
     "a: @x", "a: `x", "a: %x", "a: |x", "a: >x", "a: \"x\" y", "a: 'x' 'y'", "a: b\n# c\nd: e",
     "a: ''", 'a: ""', "a: ' '", "a: [ ]", "a: { }", "{}", "{a: 1}", "a: {b: [c, {d: e}]}",
+    "a: [,]", "a: [a,,b]", "a: [a, ]", "a: {,}", "a: {b: ]}", "a: [b, ]c]", "a:\n- ]", "a: x\n  ]",
+    "{a:!x}", '{"a":!x}', '{"a":&x 1}', "a: [!x]", "a: [&x 1]", "a: {b: !x}", "a:!x", "- !x", "a: b !x",
 ]
 
 
@@ -161,3 +164,17 @@ def test_quick_check_gives_the_careful_check(at: int, token: str) -> None:
     careful = check_file("release", "releases/1.2.3.yaml", raw)
     assert _typed(quick[0]) == _typed(careful[0])
     assert quick[1] == careful[1]
+
+
+@given(st.one_of(_text, st.text(max_size=12), st.sampled_from(_TOKENS)))
+@settings(max_examples=2000, deadline=None)
+def test_every_string_that_needs_a_second_look_is_found_in_the_json(text: str) -> None:
+    """The scan of rapidyaml's JSON finds every string the careful reader might read otherwise.
+
+    (Text starting with , ] } : ? % ! or & is refused earlier, in the YAML source, where it starts a
+    plain scalar: an indicator, a tag, an anchor. A plain scalar never ends with a line break.)
+    """
+    from relreg.registry.yamlload import _FAST_JSON_SUSPECT, _plain_reads_otherwise
+
+    if _plain_reads_otherwise(text) and text[:1] not in ",]}:?%!&" and not text.endswith("\n"):
+        assert _FAST_JSON_SUSPECT.search(json.dumps(text, ensure_ascii=False)), text

@@ -414,8 +414,10 @@ _FAST_ODD_CHARACTER = re.compile(
 _FAST_ASCII_REFUSED = bytes(code for code in range(128) if code < 0x20 and code != 0x0A or code in (0x5C, 0x7F))
 _FAST_NODE_PROPERTY = re.compile(r"[&!]")  # an anchor or tag where a node starts: after space or [ ] { } ,
 _FAST_COMPLEX_KEY = re.compile(r"\?(?=[ \n]|\Z)")  # `? ` after nothing but indentation and `- `
-# Where a plain scalar could start with , ] or } (which PyYAML refuses and rapidyaml reads as text).
-_FAST_FLOW_ENDS = (" ,", " ]", " }", "\n,", "\n]", "\n}")
+# Indicators that cannot start a plain scalar and that rapidyaml reads as text where PyYAML refuses
+# them (`a: ]`, `[:x]`, `[%]`), and the pairs that show where one could start such a scalar.
+_FAST_PLAIN_START_REFUSED = ",]}:?%@`"
+_FAST_FLOW_ENDS = tuple(before + indicator for indicator in _FAST_PLAIN_START_REFUSED for before in " \n[{,")
 
 
 def _fast_refused_syntax(text: str) -> bool:
@@ -427,7 +429,7 @@ def _fast_refused_syntax(text: str) -> bool:
     if "&" in text or "!" in text:
         for match in _FAST_NODE_PROPERTY.finditer(text):
             start = match.start()
-            if start == 0 or text[start - 1] in " \n[]{},":
+            if start == 0 or text[start - 1] in " \n[]{},:":  # `{"a":&x 1}`: an anchor after a JSON-like key
                 return True
     if "?" in text:
         for match in _FAST_COMPLEX_KEY.finditer(text):
@@ -435,13 +437,13 @@ def _fast_refused_syntax(text: str) -> bool:
             line = text[text.rfind("\n", 0, start) + 1:start]
             if line.strip(" -") == "":
                 return True
-    if text[:1] in ",]}" or any(pair in text for pair in _FAST_FLOW_ENDS):
-        for at, character in enumerate(text):  # rare: look at each , ] and } (`a: ]`, not `a ]`)
-            if character in ",]}":
+    if text[:1] in _FAST_PLAIN_START_REFUSED or any(pair in text for pair in _FAST_FLOW_ENDS):
+        for at, character in enumerate(text):  # rare: look at each (`a: ]`, `[, ]`; not `a ]`)
+            if character in _FAST_PLAIN_START_REFUSED:
                 end = at
                 while end and text[end - 1] == " ":
                     end -= 1
-                if end == 0 or text[end - 1] in ":-\n":
+                if end == 0 or text[end - 1] in ":-\n[{,":
                     return True
     for indicator in "|>":  # a block scalar header other than `|`, `>-`, `|+`... after `:` or `- `
         at = text.find(indicator)  # (rapidyaml reads `|1.2.3` as `|1`, PyYAML refuses it)
@@ -459,7 +461,7 @@ def _fast_refused_syntax(text: str) -> bool:
 
 # First characters that PyYAML refuses at the start of a plain scalar while rapidyaml reads them as
 # text (`*x`, an alias, it even gives as the text "*x"); a block scalar or a quoted one may start with them.
-_FAST_QUOTED_ONLY = frozenset("*]},@`")
+_FAST_QUOTED_ONLY = frozenset("*]},@`:?")  # `[:x]`: PyYAML refuses it, rapidyaml reads ":x"
 
 
 class _Unsure(Exception):
@@ -489,11 +491,15 @@ def _plain_reads_otherwise(text: str) -> bool:
     return False
 
 
-# In rapidyaml's JSON, a string that may need a second look: one starting with a character that
-# can make a plain scalar something other than text, or a word YAML reads as a boolean or null
-# (or nothing: rapidyaml gives an empty plain key as "", where PyYAML reads null).
-# Only an opening quote can be followed by these (a closing one is followed by , : ] } or space).
-_FAST_JSON_SUSPECT = re.compile(r'"(?:[-+.0-9<=*@`~"]|[yYnNoOtTfF][a-zA-Z]{0,4}")')
+# In rapidyaml's JSON, the strings that may need a second look: those whose first character only
+# a quoted scalar or an alias gives (and the empty string: rapidyaml gives an empty plain key as
+# "", where PyYAML reads null), a hexadecimal number, a word of up to five letters (booleans,
+# nulls), and text made only of the characters YAML's numbers, dates, times, .inf/.nan, `<<` and
+# `=` are made of. Any other string is text to every reading. Only an opening quote can be
+# followed by these first characters (a closing one is followed by , : ] } or space), and a
+# string holding a quote or backslash is text, so matching up to the next quote is enough.
+_FAST_JSON_SUSPECT = re.compile(
+    r'"(?:[*@`~"]|[-+]?0[xX]|[yYnNoOtTfF][a-zA-Z]{0,4}"|[-+.0-9<=][-+.0-9_:<=eEoObBxXtTzZ iInNfFaA]*")')
 
 
 def _fast_mapping(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

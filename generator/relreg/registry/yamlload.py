@@ -417,7 +417,26 @@ _FAST_COMPLEX_KEY = re.compile(r"\?(?=[ \n]|\Z)")  # `? ` after nothing but inde
 # Indicators that cannot start a plain scalar and that rapidyaml reads as text where PyYAML refuses
 # them (`a: ]`, `[:x]`, `[%]`), and the pairs that show where one could start such a scalar.
 _FAST_PLAIN_START_REFUSED = ",]}:?%@`"
-_FAST_FLOW_ENDS = tuple(before + indicator for indicator in _FAST_PLAIN_START_REFUSED for before in " \n[{,")
+_FAST_FLOW_ENDS = {indicator: tuple(before + indicator for before in " \n[{,") for indicator in _FAST_PLAIN_START_REFUSED}
+
+
+def _fast_plain_start_refused(text: str) -> bool:
+    """Whether an indicator of _FAST_PLAIN_START_REFUSED may start a plain scalar in `text`."""
+    if text[:1] in _FAST_PLAIN_START_REFUSED:
+        return True
+    for indicator, pairs in _FAST_FLOW_ENDS.items():
+        if indicator in text and any(pair in text for pair in pairs):
+            break
+    else:
+        return False
+    for at, character in enumerate(text):  # rare: look at each (`a: ]`, `[, ]`; not `a ]`)
+        if character in _FAST_PLAIN_START_REFUSED:
+            end = at
+            while end and text[end - 1] == " ":
+                end -= 1
+            if end == 0 or text[end - 1] in ":-\n[{,":
+                return True
+    return False
 
 
 def _fast_refused_syntax(text: str) -> bool:
@@ -437,14 +456,8 @@ def _fast_refused_syntax(text: str) -> bool:
             line = text[text.rfind("\n", 0, start) + 1:start]
             if line.strip(" -") == "":
                 return True
-    if text[:1] in _FAST_PLAIN_START_REFUSED or any(pair in text for pair in _FAST_FLOW_ENDS):
-        for at, character in enumerate(text):  # rare: look at each (`a: ]`, `[, ]`; not `a ]`)
-            if character in _FAST_PLAIN_START_REFUSED:
-                end = at
-                while end and text[end - 1] == " ":
-                    end -= 1
-                if end == 0 or text[end - 1] in ":-\n[{,":
-                    return True
+    if _fast_plain_start_refused(text):
+        return True
     for indicator in "|>":  # a block scalar header other than `|`, `>-`, `|+`... after `:` or `- `
         at = text.find(indicator)  # (rapidyaml reads `|1.2.3` as `|1`, PyYAML refuses it)
         while at >= 0:

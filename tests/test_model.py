@@ -24,3 +24,36 @@ def test_artifact_url_is_resolved_as_urljoin_resolves_it(parts: list[str]) -> No
 def test_absolute_https_urls_are_kept() -> None:
     url = "https://cdn.example.test/x/evt1.bin"
     assert Artifact("evt1", "b1", url, 1, "0" * 64).absolute_url(BASE) == url
+
+
+def test_from_dict_makes_the_same_objects_as_the_constructors() -> None:
+    """Release and Artifact.from_dict skip the dataclass __init__ for speed: the objects must be the same."""
+    from relreg.registry.model import Artifact, Release
+    from relreg.registry.versions import scheme_named
+
+    scheme = scheme_named("semver")
+    full = {"hardware_version": "evt1", "build_id": "b1", "url": "1.0.0/evt1.bin", "size": 3, "sha256": "ab" * 32,
+            "software_type": "main", "type": "delta", "delta_from": "0.9.0"}
+    bare = {key: full[key] for key in ("hardware_version", "build_id", "url", "size", "sha256")}
+    for data in (full, bare):
+        made = Artifact.from_dict(data)
+        expected = Artifact(**data)
+        assert made == expected and repr(made) == repr(expected) and hash(made) == hash(expected)
+        assert vars(made) == vars(expected)
+    for data in ({"version": "1.0.0", "artifacts": [full, bare]},
+                 {"version": "1.0.0", "artifacts": [bare], "min_version": "0.1.0", "revision": "r", "notes": "n",
+                  "notes_format": "text", "extra_info": {"a": 1}, "must_pass_through": True, "yanked": "bad"}):
+        made = Release.from_dict(data, scheme, "releases/1.0.0.yaml")
+        expected = Release(version=data["version"], parsed_version=scheme.parse(data["version"]),
+                           artifacts=tuple(Artifact(**item) for item in data["artifacts"]),
+                           source_path="releases/1.0.0.yaml",
+                           **{key: value for key, value in data.items() if key not in ("version", "artifacts")})
+        assert made == expected and repr(made) == repr(expected) and hash(made) == hash(expected)
+        assert vars(made) == vars(expected)
+        assert made.hardware_versions == expected.hardware_versions  # cached_property still works
+        try:
+            made.version = "2.0.0"  # type: ignore[misc]
+        except AttributeError:
+            pass
+        else:
+            raise AssertionError("Release stayed frozen")

@@ -9,6 +9,7 @@ import click
 
 from relreg.cli.common import RegistryUsageError, find_registry, format_option, registry_option, resolve_registry
 from relreg.history.cache import work_cache_for
+from relreg.registry.gcpause import gc_paused
 from relreg.registry.report import REPORTERS
 from relreg.registry.source import RegistryNotFound, read_worktree
 from relreg.registry.validate import summary, validate_files
@@ -33,14 +34,15 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
     Exit status: 0 valid, 1 problems found, 2 usage error.
     """
     registry_path = resolve_registry(registry_dir)
-    try:
-        files = read_worktree(registry_path)
-    except RegistryNotFound as error:
-        raise RegistryUsageError(str(error)) from None
-    cache = work_cache_for(registry_path)
-    # A conflict between two files is reported at the newer one (git history; uncommitted files newest).
-    result = validate_files(files, cache, recency=GitRecency(registry_path, files.root))
-    cache.save()
+    with gc_paused():  # the whole command builds objects without cycles, and exits
+        try:
+            files = read_worktree(registry_path)
+        except RegistryNotFound as error:
+            raise RegistryUsageError(str(error)) from None
+        cache = work_cache_for(registry_path)
+        # A conflict between two files is reported at the newer one (git history; uncommitted files newest).
+        result = validate_files(files, cache, recency=GitRecency(registry_path, files.root))
+        cache.save()
     click.echo(REPORTERS[output_format](result.diagnostics, summary(result)))
     sys.exit(0 if result.ok else 1)
 

@@ -5,19 +5,28 @@ Keys are git blob ids (for parsed, schema-valid documents) and content hashes
 different key. The cache lives in the repository's git folder, never in the
 work tree or the output, and is tied to this relreg version and its schemas,
 so an upgrade starts afresh. Losing it only costs time.
+
+The cache is written with marshal, each document marshalled on its own: a
+cold validate stores what its workers sent back as it is, and opening the
+cache reads byte strings, not millions of objects. marshal's format belongs to
+the Python version, which is part of the key; the small journal stays pickle,
+whose records are read one after the other.
 """
 
 from __future__ import annotations
 
 import hashlib
+import marshal
 import os
 import pickle
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from relreg import __version__
+from relreg.registry.gcpause import gc_paused
 from relreg.resources import code_digest
 
 # Entries not used by a run are dropped when the cache is rewritten, so it never
@@ -31,12 +40,14 @@ REWRITE_SHARE = 0.1
 @dataclass
 class WorkCache:
     path: Path | None = None
-    documents: dict[str, Any] = field(default_factory=dict)  # "kind:blob id" -> parsed data
+    # "kind:blob id" -> parsed data, marshalled: the cache is then written and read as a few
+    # thousand byte strings rather than millions of objects; a document is loaded when asked for.
+    documents: dict[str, bytes] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)  # sha256(format, text) -> safe HTML
     _used_documents: set[str] = field(default_factory=set)
     _used_notes: set[str] = field(default_factory=set)
     _changed: bool = False
-    _new_documents: dict[str, Any] = field(default_factory=dict)  # stored by this run, not yet saved
+    _new_documents: dict[str, bytes] = field(default_factory=dict)  # stored by this run, not yet saved
     _new_notes: dict[str, str] = field(default_factory=dict)
     _journal_entries: int = 0  # entries in the journal when opened
 
@@ -44,12 +55,15 @@ class WorkCache:
     def open(cls, folder: Path | None, fingerprint: str) -> "WorkCache":
         if folder is None:
             return cls()
-        key = hashlib.sha256(f"{__version__}\0{fingerprint}".encode()).hexdigest()[:16]
-        path = folder / f"work-cache-{key}.pickle"
+        python = "%d.%d" % sys.version_info[:2]
+        key = hashlib.sha256(f"{__version__}\0{python}\0{fingerprint}".encode()).hexdigest()[:16]
+        path = folder / f"work-cache-{key}.marshal"
         try:
-            with path.open("rb") as stream:
-                documents, notes = pickle.load(stream)
-        except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError):
+            with gc_paused():
+                documents, notes = marshal.loads(path.read_bytes())  # marshal.load(stream) reads item by item
+            if not isinstance(documents, dict) or not isinstance(notes, dict):
+                raise ValueError("not a work cache")
+        except (OSError, EOFError, ValueError, TypeError):
             return cls(path=path)
         journal = 0
         try:
@@ -64,17 +78,25 @@ class WorkCache:
         return cls(path=path, documents=documents, notes=notes, _journal_entries=journal)
 
     def document(self, kind: str, blob_id: str) -> Any | None:
+        """The parsed, schema-valid data of that file's bytes (a new copy each call), or None."""
         key = f"{kind}:{blob_id}"
-        data = self.documents.get(key)
-        if data is not None:
-            self._used_documents.add(key)
+        stored = self.documents.get(key)
+        if stored is None:
+            return None
+        try:
+            data = marshal.loads(stored)
+        except (EOFError, ValueError, TypeError):
+            return None
+        self._used_documents.add(key)
         return data
 
-    def store_document(self, kind: str, blob_id: str, data: Any) -> None:
+    def store_document(self, kind: str, blob_id: str, data: Any, marshalled: bytes | None = None) -> None:
+        """Remember `data` (JSON-like) for those bytes; `marshalled`: marshal.dumps(data), when the caller has it."""
         key = f"{kind}:{blob_id}"
-        self.documents[key] = data
+        stored = marshalled if marshalled is not None else marshal.dumps(data)
+        self.documents[key] = stored
         self._used_documents.add(key)
-        self._new_documents[key] = data
+        self._new_documents[key] = stored
         self._changed = True
 
     @staticmethod
@@ -112,14 +134,15 @@ class WorkCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             for old in self.path.parent.glob("work-cache-*"):
-                if old not in (self.path, _journal(self.path)) and old.suffix in (".pickle", ".journal"):
+                if old not in (self.path, _journal(self.path)) and old.suffix in (".marshal", ".pickle", ".journal"):
                     old.unlink(missing_ok=True)  # made by another relreg version
+            content = marshal.dumps((documents, notes))
             handle, temporary = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
             with os.fdopen(handle, "wb") as stream:
-                pickle.dump((documents, notes), stream, protocol=pickle.HIGHEST_PROTOCOL)
+                stream.write(content)
             os.replace(temporary, self.path)
             _journal(self.path).unlink(missing_ok=True)  # folded in
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a value marshal cannot write (none today)
             pass  # a cache that cannot be written only costs time next run
 
     def _append_journal(self) -> None:

@@ -109,10 +109,19 @@ def _collisions(ctx: RuleContext, items: Iterable[tuple[str, JsonPath, str]], wh
 
 def _groups(items: Iterable[tuple[Hashable, _T]]) -> list[list[_T]]:
     """Items with the same key, for keys that more than one item has, in first-seen order."""
-    by_key: dict[Hashable, list[_T]] = {}
+    # Keys are almost always unique (100,000 build ids): remember only the first
+    # item of each and start a list at the second, rather than a list per key.
+    first: dict[Hashable, tuple[int, _T]] = {}
+    repeated: dict[Hashable, list[_T]] = {}
     for key, item in items:
-        by_key.setdefault(key, []).append(item)
-    return [group for group in by_key.values() if len(group) > 1]
+        seen = first.get(key)
+        if seen is None:
+            first[key] = (len(first), item)
+        elif key in repeated:
+            repeated[key].append(item)
+        else:
+            repeated[key] = [seen[1], item]
+    return [repeated[key] for key in sorted(repeated, key=lambda key: first[key][0])]
 
 
 def versions_unique(ctx: RuleContext) -> Iterator[Diagnostic]:

@@ -22,9 +22,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 import jsonschema_rs
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+
+if TYPE_CHECKING:  # jsonschema itself is imported when a file is invalid: it costs a tenth of a second
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 from relreg.registry.diagnostics import Diagnostic
 from relreg.registry.yamlload import JsonPath, SourceDocument
@@ -58,17 +62,30 @@ class SchemaSet:
 
     def __init__(self, directory: Path | None = None) -> None:
         directory = directory or schema_dir()
-        self.validators: dict[str, Draft202012Validator] = {}
+        self.schemas: dict[str, Any] = {}
         self.fast_validators: dict[str, Any] = {}
+        self._validators: dict[str, Draft202012Validator] | None = None
         digest = hashlib.sha256()
         for kind, filename in INPUT_SCHEMAS.items():
             text = (directory / filename).read_text(encoding="utf-8")
             schema = json.loads(text)
-            Draft202012Validator.check_schema(schema)
-            self.validators[kind] = Draft202012Validator(schema)
+            self.schemas[kind] = schema
             self.fast_validators[kind] = jsonschema_rs.Draft202012Validator(schema)
             digest.update(text.encode())
         self.fingerprint = digest.hexdigest()
+
+    @property
+    def validators(self) -> dict[str, Draft202012Validator]:
+        """jsonschema's validators (their errors word the diagnostics), built on first use."""
+        if self._validators is None:
+            from jsonschema import Draft202012Validator
+
+            validators = {}
+            for kind, schema in self.schemas.items():
+                Draft202012Validator.check_schema(schema)
+                validators[kind] = Draft202012Validator(schema)
+            self._validators = validators
+        return self._validators
 
     def check(self, kind: str, doc: SourceDocument) -> list[Diagnostic]:
         fast = self.fast_validators[kind]

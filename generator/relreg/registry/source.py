@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from relreg.registry.diagnostics import Diagnostic
+from relreg.registry.gcpause import gc_paused
 from relreg.registry.yamlload import MAX_FILE_BYTES
 
 CONFIG_FILE = "registry.yaml"
@@ -93,6 +94,8 @@ def shown_name(text: str) -> str:
 
 def _odd_character(name: str) -> str | None:
     """What is wrong with a file name's characters, or None when it is printable ASCII."""
+    if name.isascii() and name.isprintable() and " " not in name:
+        return None  # the common case, without a loop over the characters
     for index, character in enumerate(name, start=1):
         code = ord(character)
         if 0x20 < code < 0x7F:
@@ -171,6 +174,11 @@ def display_path(path: Path, base: Path) -> str:
 
 def read_worktree(registry_dir: Path, display_base: Path | None = None) -> RegistryFiles:
     """Read every registry file under `registry_dir` from disk."""
+    with gc_paused():
+        return _read_worktree(registry_dir, display_base)
+
+
+def _read_worktree(registry_dir: Path, display_base: Path | None) -> RegistryFiles:
     base = display_base or Path.cwd()
     if not (registry_dir / CONFIG_FILE).is_file():
         raise RegistryNotFound(
@@ -209,8 +217,8 @@ def read_worktree(registry_dir: Path, display_base: Path | None = None) -> Regis
             problems.append(_problem(shown, f"file is {status.st_size} bytes, over the limit of {MAX_FILE_BYTES} "
                                             "(1 MiB)", "file-too-large"))
             continue
-        with open(file, "rb") as stream:
-            content = stream.read()
+        with open(file, "rb", buffering=0) as stream:  # unbuffered: one read, no buffer object per file
+            content = stream.readall()
         files.append(RawFile(kind, shown, registry_path, content, git_blob_id(content)))
     return RegistryFiles(root=root, files=tuple(files), problems=tuple(problems), refused=tuple(refused))
 

@@ -7,24 +7,32 @@ everything that is wrong.
 
 Checking a file depends only on its bytes, so results are cached by git blob
 id (see relreg/history/cache.py) and, for large registries, spread over the machine's cores.
-Source positions are only needed to report a problem, so documents are parsed
-with positions again, lazily, when a rule asks for one.
+Source positions are only needed to report a problem, so a file is first read
+by the fast reader (`yamlload.fast_load`, no positions) and checked by the
+compiled schema validator; only a file either of them doubts goes through the
+careful reader and the full schema check, which word the diagnostics. Documents
+are parsed with positions again, lazily, when a rule asks for one.
 """
 
 from __future__ import annotations
 
+import marshal
+import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Protocol
 
 from relreg.registry.diagnostics import Diagnostic, sorted_diagnostics
+from relreg.registry.gcpause import gc_paused
 from relreg.registry.model import Cohort, HardwareVersion, Registry, RegistryConfig, Release
 from relreg.registry.rules import RuleContext, check_rules
 from relreg.registry.schemas import default_schemas
 from relreg.registry.source import RawFile, RegistryFiles
 from relreg.registry.versions import VersionError, scheme_named
-from relreg.registry.yamlload import SourceDocument, YamlLoadError, parse_yaml
+from relreg.registry.yamlload import SourceDocument, YamlLoadError, fast_load, parse_yaml
 
 # Below this many files to check, starting worker processes costs more than it saves.
 PARALLEL_THRESHOLD = 400
@@ -68,13 +76,72 @@ def check_file(kind: str, path: str, content: bytes) -> tuple[Any | None, list[D
     return document.data, default_schemas().check(kind, document)
 
 
-def _check_all(files: list[RawFile]) -> list[tuple[Any | None, list[Diagnostic]]]:
+def quick_check_file(kind: str, path: str, content: bytes) -> tuple[Any | None, list[Diagnostic]]:
+    """The same answer as `check_file`, fast for the files that are plainly fine."""
+    data = fast_load(content)
+    if data is not None and default_schemas().fast_validators[kind].is_valid(data):
+        return data, []
+    return check_file(kind, path, content)
+
+
+@contextmanager
+def _native_stderr_silenced():
+    """rapidyaml prints its parse errors to fd 2 before raising; the careful reader words them instead."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 2)
+        os.close(null)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+# The files a forked worker checks: set just before the workers fork, so they inherit the
+# bytes instead of receiving them pickled.
+_FORKED_FILES: list[RawFile] = []
+
+
+def _check_range(start: int, stop: int) -> list[Any]:
+    """Check _FORKED_FILES[start:stop] in a worker: a valid file's data comes back marshalled
+    (compact, and quick to load), anything else as (data, diagnostics)."""
+    results: list[Any] = []
+    with _native_stderr_silenced():
+        for file in _FORKED_FILES[start:stop]:
+            data, problems = quick_check_file(file.kind, file.path, file.content)
+            results.append(marshal.dumps(data) if data is not None and not problems else (data, problems))
+    return results
+
+
+def _check_all(files: list[RawFile]) -> list[tuple[Any | None, list[Diagnostic], bytes | None]]:
+    """(data, problems, the data marshalled when a worker sent it so) of each file, in order."""
     workers = min(os.cpu_count() or 1, 8)
-    if len(files) < PARALLEL_THRESHOLD or workers < 2:
-        return [check_file(f.kind, f.path, f.content) for f in files]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(check_file, [f.kind for f in files], [f.path for f in files],
-                             [f.content for f in files], chunksize=max(1, len(files) // (workers * 8))))
+    if len(files) < PARALLEL_THRESHOLD or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        with _native_stderr_silenced():
+            return [(*quick_check_file(f.kind, f.path, f.content), None) for f in files]
+    # The workers take most of the files; this process checks a smaller share meanwhile, since
+    # it also loads what the workers send back.
+    global _FORKED_FILES
+    _FORKED_FILES = files
+    own = len(files) * 4 // (workers * 5)
+    bounds = [own + (len(files) - own) * index // (workers - 1) for index in range(workers)]
+    try:
+        with ProcessPoolExecutor(max_workers=workers - 1, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(_check_range, start, stop) for start, stop in zip(bounds, bounds[1:])]
+            with _native_stderr_silenced():
+                results = [(*quick_check_file(f.kind, f.path, f.content), None) for f in files[:own]]
+            for future in futures:
+                results.extend((marshal.loads(item), [], item) if item.__class__ is bytes else (*item, None)
+                               for item in future.result())
+    finally:
+        _FORKED_FILES = []
+    return results
 
 
 class DocumentCache(Protocol):
@@ -82,14 +149,14 @@ class DocumentCache(Protocol):
 
     def document(self, kind: str, blob_id: str) -> Any | None: ...
 
-    def store_document(self, kind: str, blob_id: str, data: Any) -> None: ...
+    def store_document(self, kind: str, blob_id: str, data: Any, marshalled: bytes | None = None) -> None: ...
 
 
 class _NoCache:
     def document(self, kind: str, blob_id: str) -> Any | None:
         return None
 
-    def store_document(self, kind: str, blob_id: str, data: Any) -> None:
+    def store_document(self, kind: str, blob_id: str, data: Any, marshalled: bytes | None = None) -> None:
         pass
 
 
@@ -102,7 +169,12 @@ def validate_files(files: RegistryFiles, cache: DocumentCache | None = None,
     naming the older. The caller gives it (git history, the files a pull
     request changes); it is only read when a conflict or a version order needs it.
     """
-    cache = cache if cache is not None else _NoCache()
+    with gc_paused():
+        return _validate_files(files, cache if cache is not None else _NoCache(), recency)
+
+
+def _validate_files(files: RegistryFiles, cache: DocumentCache,
+                    recency: Mapping[str, int] | None) -> ValidationResult:
     diagnostics: list[Diagnostic] = list(files.problems)
     valid: dict[str, list[tuple[RawFile, Any]]] = {"registry": [], "release": [], "hardware": [], "cohort": []}
     to_check = []
@@ -112,11 +184,14 @@ def validate_files(files: RegistryFiles, cache: DocumentCache | None = None,
             valid[file.kind].append((file, data))
         else:
             to_check.append(file)
-    for file, (data, problems) in zip(to_check, _check_all(to_check)):
+    for file, (data, problems, marshalled) in zip(to_check, _check_all(to_check)):
         diagnostics.extend(problems)
         if data is not None and not problems:
             valid[file.kind].append((file, data))
-            cache.store_document(file.kind, file.blob_id, data)
+            if marshalled is None:
+                cache.store_document(file.kind, file.blob_id, data)
+            else:
+                cache.store_document(file.kind, file.blob_id, data, marshalled=marshalled)
 
     documents = SourceDocuments(files)
     registry = None

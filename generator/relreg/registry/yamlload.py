@@ -15,12 +15,20 @@ has neither. What is accepted is read alike by YAML 1.1, YAML 1.2 and JSON.
 
 The document is built from PyYAML's event stream (C parser where available);
 every value and key keeps its line and column so later stages can point at it.
+
+`fast_load` is the quick way for the common case, a plainly fine file: it
+reads the data with rapidyaml (C++, ~10x faster than building from PyYAML's
+events) and gives up (None) at anything the careful reader might refuse or
+read otherwise, which then decides, with positions. tests/test_yamlload_fast.py
+checks that both give the same data, on valid and invalid files alike.
 """
 
 from __future__ import annotations
 
 import codecs
+import json
 import re
+from json.decoder import scanstring as _scan_json_string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -69,6 +77,9 @@ _YAML11_WORDS = frozenset(variant for word in ("yes", "no", "on", "off")
                           for variant in (word, word.capitalize(), word.upper()))
 # Plain scalars that can only be ambiguous when they start like a number, merge key or value key.
 _SUSPECT_START = frozenset("-+.0123456789<=!&*")
+# Every YAML 1.1 implicit type but str in one expression: text it does not match is text to YAML 1.1.
+_YAML11_NOT_TEXT = re.compile("|".join(sorted({f"(?:{regexp.pattern})" for resolvers in _YAML11_RESOLVERS.values()
+                                               for _, regexp in resolvers})), re.VERBOSE)
 _RADIX = re.compile(r"^[-+]?0[xXoObB]")
 _LEADING_ZERO = re.compile(r"^[-+]?0[0-9_]")
 
@@ -383,3 +394,178 @@ def read_registry_file(file: Path, display_path: str) -> bytes:
         raise YamlLoadError(f"file is {size} bytes, over the limit of {MAX_FILE_BYTES} (1 MiB)",
                             Position(1, 1), "file-too-large")
     return file.read_bytes()
+
+
+# --- The fast path -----------------------------------------------------------------------------------------
+
+try:
+    import ryml as _ryml
+except ImportError:  # pragma: no cover - a dependency; without it every file takes the careful path
+    _ryml = None
+
+# Text the fast reader does not judge: characters PyYAML refuses or reads as line breaks (controls,
+# NEL, U+2028/9, BOM, surrogates), tabs and carriage returns, backslashes (double-quoted escapes),
+# anchors and tags (`&x`, `!tag` where a node can start), directives and document markers at the
+# start of a line, complex keys (`? `), block scalar headers with more than a chomping
+# indicator, and `,` `]` `}` where a plain scalar starts. Any of these sends the file to the
+# careful reader; in notes they are rare enough to cost little.
+_FAST_ODD_CHARACTER = re.compile(
+    r"[^\n\x20-\x5b\x5d-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+_FAST_ASCII_REFUSED = bytes(code for code in range(128) if code < 0x20 and code != 0x0A or code in (0x5C, 0x7F))
+_FAST_NODE_PROPERTY = re.compile(r"[&!]")  # an anchor or tag where a node starts: after space or [ ] { } ,
+_FAST_COMPLEX_KEY = re.compile(r"\?(?=[ \n]|\Z)")  # `? ` after nothing but indentation and `- `
+# Indicators that cannot start a plain scalar and that rapidyaml reads as text where PyYAML refuses
+# them (`a: ]`, `[:x]`, `[%]`), and the pairs that show where one could start such a scalar.
+_FAST_PLAIN_START_REFUSED = ",]}:?%@`"
+_FAST_FLOW_ENDS = {indicator: tuple(before + indicator for before in " \n[{,") for indicator in _FAST_PLAIN_START_REFUSED}
+
+
+def _fast_plain_start_refused(text: str) -> bool:
+    """Whether an indicator of _FAST_PLAIN_START_REFUSED may start a plain scalar in `text`."""
+    if text[:1] in _FAST_PLAIN_START_REFUSED:
+        return True
+    for indicator, pairs in _FAST_FLOW_ENDS.items():
+        if indicator in text and any(pair in text for pair in pairs):
+            break
+    else:
+        return False
+    for at, character in enumerate(text):  # rare: look at each (`a: ]`, `[, ]`; not `a ]`)
+        if character in _FAST_PLAIN_START_REFUSED:
+            end = at
+            while end and text[end - 1] == " ":
+                end -= 1
+            if end == 0 or text[end - 1] in ":-\n[{,":
+                return True
+    return False
+
+
+def _fast_refused_syntax(text: str) -> bool:
+    """Whether `text` may hold an anchor, tag, complex key, unusual block scalar header or flow end.
+
+    Python's regular expressions cost ~10 ns a character even when nothing
+    matches, so the common characters are looked for with `in` and `find`.
+    """
+    if "&" in text or "!" in text:
+        for match in _FAST_NODE_PROPERTY.finditer(text):
+            start = match.start()
+            if start == 0 or text[start - 1] in " \n[]{},:":  # `{"a":&x 1}`: an anchor after a JSON-like key
+                return True
+    if "?" in text:
+        for match in _FAST_COMPLEX_KEY.finditer(text):
+            start = match.start()
+            line = text[text.rfind("\n", 0, start) + 1:start]
+            if line.strip(" -") == "":
+                return True
+    if _fast_plain_start_refused(text):
+        return True
+    for indicator in "|>":  # a block scalar header other than `|`, `>-`, `|+`... after `:` or `- `
+        at = text.find(indicator)  # (rapidyaml reads `|1.2.3` as `|1`, PyYAML refuses it)
+        while at >= 0:
+            after = text[at + 1:at + 3]
+            if not (after[:1] == "\n" or after in ("-\n", "+\n")):
+                end = at
+                while end and text[end - 1] == " ":
+                    end -= 1
+                if end and (text[end - 1] == ":" or text[end - 1] == "-" and (end == 1 or text[end - 2] in " \n")):
+                    return True
+            at = text.find(indicator, at + 1)
+    return False
+
+
+# First characters that PyYAML refuses at the start of a plain scalar while rapidyaml reads them as
+# text (`*x`, an alias, it even gives as the text "*x"); a block scalar or a quoted one may start with them.
+_FAST_QUOTED_ONLY = frozenset("*]},@`:?")  # `[:x]`: PyYAML refuses it, rapidyaml reads ":x"
+
+
+class _Unsure(Exception):
+    """The fast reader cannot vouch for this file."""
+
+
+_FAST_WORDS = frozenset(_WORDS) | _YAML11_WORDS
+# Text that some reading (YAML 1.2's, YAML 1.1's, or the refused special floats) takes for other than text.
+_FAST_NOT_TEXT = re.compile("|".join(f"(?:{pattern})" for pattern in (
+    _INT.pattern, _INT_OCT.pattern, _INT_HEX.pattern, _FLOAT.pattern, _FLOAT_SPECIAL.pattern,
+    _YAML11_NOT_TEXT.pattern)), re.VERBOSE)
+def _plain_reads_otherwise(text: str) -> bool:
+    """True when `text`, written as a plain scalar, is not simply this text to the careful reader.
+
+    The fast reader does not know whether a string was quoted; a string the
+    careful reader would take as written either way needs no second look.
+    """
+    if text in _FAST_WORDS:
+        return True
+    first = text[:1]
+    if first in _FAST_QUOTED_ONLY:
+        return True
+    if first in _SUSPECT_START and _FAST_NOT_TEXT.match(text):
+        if _resolve_plain(text).__class__ is not str or _FLOAT_SPECIAL.match(text):
+            return True
+        return ambiguity(text, text) is not None
+    return False
+
+
+# In rapidyaml's JSON, the strings that may need a second look: those whose first character only
+# a quoted scalar or an alias gives (and the empty string: rapidyaml gives an empty plain key as
+# "", where PyYAML reads null), a hexadecimal number, a word of up to five letters (booleans,
+# nulls), and text made only of the characters YAML's numbers, dates, times, .inf/.nan, `<<` and
+# `=` are made of. Any other string is text to every reading. Only an opening quote can be
+# followed by these first characters (a closing one is followed by , : ] } or space), and a
+# string holding a quote or backslash is text, so matching up to the next quote is enough.
+_FAST_JSON_SUSPECT = re.compile(
+    r'"(?:[*@`~"]|[-+]?0[xX]|[yYnNoOtTfF][a-zA-Z]{0,4}"|[-+.0-9<=][-+.0-9_:<=eEoObBxXtTzZ iInNfFaA]*")')
+
+
+def _fast_mapping(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _Unsure  # a duplicate key
+    return result
+
+
+def _fast_int(text: str) -> int:
+    value = int(text)
+    if str(value) != text:  # `-0`, or text rapidyaml rewrote: let the careful reader see the original
+        raise _Unsure
+    return value
+
+
+def _fast_refuse(text: str) -> Any:
+    raise _Unsure  # floats and NaN/Infinity are rare in registry files: the careful reader judges them
+
+
+_FAST_DECODER = json.JSONDecoder(object_pairs_hook=_fast_mapping, parse_int=_fast_int,
+                                 parse_float=_fast_refuse, parse_constant=_fast_refuse)
+
+
+def fast_load(raw: bytes) -> dict[str, Any] | None:
+    """The data of a plainly fine registry file, or None when `parse_yaml` must decide.
+
+    Whenever this returns data, `parse_yaml(raw, ...).data` gives the same data
+    (equal, with the same types and key order); it returns None for every file
+    `parse_yaml` refuses, and for some it accepts. rapidyaml prints its own
+    parse errors to the process's stderr (fd 2); callers that care silence it.
+    """
+    if _ryml is None or len(raw) > MAX_FILE_BYTES or raw.startswith(codecs.BOM_UTF8):
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if text.isascii():
+        if len(raw.translate(None, _FAST_ASCII_REFUSED)) != len(raw):
+            return None
+    elif _FAST_ODD_CHARACTER.search(text):
+        return None
+    if text.startswith(("%", "---", "...")) or "\n%" in text or "\n---" in text or "\n..." in text \
+            or _fast_refused_syntax(text):
+        return None
+    try:
+        tree = _ryml.parse_in_arena(raw)
+        emitted = _ryml.emit_json_malloc(tree, tree.root_id())
+        for match in _FAST_JSON_SUSPECT.finditer(emitted):
+            if _plain_reads_otherwise(_scan_json_string(emitted, match.start() + 1)[0]):
+                return None
+        data = _FAST_DECODER.decode(emitted)
+    except Exception:  # noqa: BLE001 - rapidyaml's errors, JSON it could not emit, _Unsure: all mean "ask parse_yaml"
+        return None
+    return data if data.__class__ is dict else None

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from relreg import __version__
 from relreg.devices.paths import channel_folder
@@ -61,7 +61,7 @@ def environment() -> Environment:
     env.filters.update(size=human_size, day=format_day, when=format_when, iso=format_iso,
                        percent=format_percent, short=short_id, extra=extra_value, xml_text=xml_text)
     env.globals.update(csp=Markup(CSP), summary=feed_summary, content=feed_content, download_url=download_url,
-                       hardware_page_releases=HARDWARE_PAGE_RELEASES)
+                       hardware_page_releases=HARDWARE_PAGE_RELEASES, badges=badges, day=day)
     return env
 
 
@@ -135,6 +135,50 @@ def download_url(artifact: "Artifact", artifact_base_url: str) -> str:
     if artifact_base_url.endswith("/") and _PLAIN_PATH.match(url) and ".." not in url:
         return artifact_base_url + url
     return artifact.absolute_url(artifact_base_url)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fragments repeated on many rows, made in Python: a Jinja2 macro call costs some 20 us, these a
+# microsecond, and the releases list has a row per release.
+
+
+def badges(release: "Release") -> Markup:
+    """The badges after a version in lists: yanked, pre-release, required step (each with a space before)."""
+    return Markup((' <span class="badge badge-danger">yanked</span>' if release.is_yanked else "")
+                  + (' <span class="badge badge-warn">pre-release</span>' if release.parsed_version.is_prerelease
+                     else "")
+                  + (' <span class="badge badge-info">required step</span>' if release.must_pass_through else ""))
+
+
+def day(seconds: int) -> Markup:
+    """A date for people (2024-05-01) in a <time> that carries the exact instant."""
+    return Markup(f'<time datetime="{format_iso(seconds)}">{format_day(seconds)}</time>')
+
+
+def release_list_row(view: "ReleaseView") -> str:
+    """One row of the releases list (releases.html): the version and its badges, date, hardware chips,
+    revision and every build id, marked (class k) for the search and (data-hw) for the hardware filter."""
+    release = view.release
+    version = escape(view.version)
+    chips = "".join(f'<span class="chip">{escape(name)}</span> ' for name in release.hardware_versions)
+    revision = f'<code class="k id">{escape(release.revision)}</code>' if release.revision else ""
+    ids = "".join(f'<code class="k id" data-hw="{escape(a.hardware_version)}"'
+                  + (f' data-sw="{escape(a.software_type)}"' if a.software_type else "")
+                  + (f' data-from="{escape(a.delta_from)}"' if a.is_delta else "")
+                  + f'>{escape(a.build_id)}</code> ' for a in release.artifacts)
+    return (f'<tr data-hw="{escape(" ".join(release.hardware_versions))}">\n'
+            f'<th scope="row"><a class="k version" href="{version}/index.html">{version}</a>{badges(release)}</th>\n'
+            f'<td class="nowrap">{day(view.dates.created)}</td>\n<td>{chips}</td>\n<td>{revision}</td>\n'
+            f'<td>{ids}</td>\n</tr>\n')
+
+
+def artifact_rows(release: "Release", known: Mapping[str, object], artifact_base_url: str) -> list[tuple[Any, ...]]:
+    """The release page's artifact table as plain values, one tuple per artifact: (hardware, software type or "",
+    delta_from or None for a full image, whether delta_from has a page, build id, size, size in words, sha256,
+    file name, download URL). The template unpacks them: a tuple costs it far less than attribute lookups."""
+    return [(a.hardware_version, a.software_type or "", a.delta_from if a.is_delta else None, a.delta_from in known,
+             a.build_id, a.size, human_size(a.size), a.sha256, a.filename, download_url(a, artifact_base_url))
+            for a in release.artifacts]
 
 
 _HEADING = re.compile(r"<(/?)h([1-6])>")
@@ -494,6 +538,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
     def release_page(view: "ReleaseView", newer: "ReleaseView | None", older: "ReleaseView | None") -> bytes:
         path = f"releases/{view.version}/index.html"
         series = rollouts.by_release.get(view.version, ())
+        base_url = data.config.artifact_base_url
         return environment().get_template("release.html").render(
             site=data, root="../../", path=path, view=view, release=view.release,
             canonical=data.release_url(view.version), newer=newer, older=older,
@@ -501,7 +546,10 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
             notes=Markup(nest_headings(view.notes_html)),
             has_software_type=any(a.software_type for a in view.release.artifacts),
             held=held_back(data.cohorts_of_release.get(view.version, ())),
-            downloads=sorted((a for a in view.release.artifacts if not a.is_delta), key=lambda a: a.hardware_version),
+            downloads=[(a.hardware_version, a.software_type, download_url(a, base_url), human_size(a.size))
+                       for a in sorted((a for a in view.release.artifacts if not a.is_delta),
+                                       key=lambda a: a.hardware_version)],
+            artifacts=artifact_rows(view.release, data.by_version, base_url),
             chart=rollout_chart("rollout", f"Rollout of {view.version} by cohort", series) if series else "",
             rollout=series,
         ).encode()
@@ -573,7 +621,8 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         render.page("index.html", "home.html", canonical=data.site_url, newest=views[:NEWEST_ON_HOME], fleet=fleet,
                     fleet_total=sum(inputs.device_counts.values()),
                     fleet_chart=bar_chart("fleet", "Devices per release", [(row.label, row.count) for row in fleet]))
-        render.page("releases/index.html", "releases.html", canonical=data.site_url + "releases/")
+        render.page("releases/index.html", "releases.html", canonical=data.site_url + "releases/",
+                    rows=Markup("".join(map(release_list_row, views))))
         channels, software_types = planner_channels(inputs.registry)
         render.page("update/index.html", "update.html", canonical=data.site_url + "update/", channels=channels,
                     software_types=software_types, example_version=views[0].version if views else "1.0.0")

@@ -172,13 +172,50 @@ def release_list_row(view: "ReleaseView") -> str:
             f'<td>{ids}</td>\n</tr>\n')
 
 
-def artifact_rows(release: "Release", known: Mapping[str, object], artifact_base_url: str) -> list[tuple[Any, ...]]:
-    """The release page's artifact table as plain values, one tuple per artifact: (hardware, software type or "",
-    delta_from or None for a full image, whether delta_from has a page, build id, size, size in words, sha256,
-    file name, download URL). The template unpacks them: a tuple costs it far less than attribute lookups."""
-    return [(a.hardware_version, a.software_type or "", a.delta_from if a.is_delta else None, a.delta_from in known,
-             a.build_id, a.size, human_size(a.size), a.sha256, a.filename, download_url(a, artifact_base_url))
-            for a in release.artifacts]
+_SPECIAL = re.compile(r"[&<>\"']")
+
+
+def _text(value: object) -> str:
+    """`value` escaped for HTML text and attributes: markupsafe's escape, skipped for the usual value that has
+    nothing to escape (versions, hashes, build ids, sizes)."""
+    text = str(value)
+    return text if _SPECIAL.search(text) is None else str(escape(text))
+
+
+def artifact_table(release: "Release", has_software_type: bool, known: Mapping[str, object],
+                   artifact_base_url: str) -> Markup:
+    """The rows of a release page's artifact table: hardware, software type (when any artifact has one), full
+    or delta (linked to the base release's page when it is in `known`), build id, size, SHA-256 with its copy
+    button, and the download link."""
+    rows = []
+    for artifact in release.artifacts:
+        hardware, sha256, filename = _text(artifact.hardware_version), _text(artifact.sha256), _text(artifact.filename)
+        software = f"<td>{_text(artifact.software_type or '')}</td>" if has_software_type else ""
+        if not artifact.is_delta:
+            kind = "full"
+        elif artifact.delta_from in known:
+            kind = f'delta from <a href="../{_text(artifact.delta_from)}/index.html">{_text(artifact.delta_from)}</a>'
+        else:
+            kind = f"delta from {_text(artifact.delta_from)}"
+        rows.append(
+            f'<tr>\n<th scope="row"><a href="../../hardware/{hardware}/index.html">{hardware}</a></th>\n{software}'
+            f'<td>{kind}</td>\n<td><code class="id">{_text(artifact.build_id)}</code></td>\n'
+            f'<td class="num"><data value="{_text(artifact.size)}">{human_size(artifact.size)}</data></td>\n'
+            f'<td class="sha"><code class="id">{sha256}</code> <button type="button" class="copy" data-copy="{sha256}"'
+            f' aria-label="Copy SHA-256 of {filename}" hidden>Copy</button></td>\n'
+            f'<td><a href="{_text(download_url(artifact, artifact_base_url))}">{filename}</a></td>\n</tr>\n')
+    return Markup("".join(rows))
+
+
+def download_list(release: "Release", artifact_base_url: str) -> Markup:
+    """The items of a release page's download list: its full images, by hardware version."""
+    items = []
+    for artifact in sorted((a for a in release.artifacts if not a.is_delta), key=lambda a: a.hardware_version):
+        software = f" ({_text(artifact.software_type)})" if artifact.software_type else ""
+        items.append(f'<li><a class="button" href="{_text(download_url(artifact, artifact_base_url))}">Download for '
+                     f'{_text(artifact.hardware_version)}{software} <span class="muted">· '
+                     f'{human_size(artifact.size)}</span></a></li>\n')
+    return Markup("".join(items))
 
 
 _HEADING = re.compile(r"<(/?)h([1-6])>")
@@ -539,17 +576,16 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         path = f"releases/{view.version}/index.html"
         series = rollouts.by_release.get(view.version, ())
         base_url = data.config.artifact_base_url
+        has_software_type = any(a.software_type for a in view.release.artifacts)
         return environment().get_template("release.html").render(
             site=data, root="../../", path=path, view=view, release=view.release,
             canonical=data.release_url(view.version), newer=newer, older=older,
             cohorts=data.cohorts_of_release.get(view.version, ()),
             notes=Markup(nest_headings(view.notes_html)),
-            has_software_type=any(a.software_type for a in view.release.artifacts),
+            has_software_type=has_software_type,
             held=held_back(data.cohorts_of_release.get(view.version, ())),
-            downloads=[(a.hardware_version, a.software_type, download_url(a, base_url), human_size(a.size))
-                       for a in sorted((a for a in view.release.artifacts if not a.is_delta),
-                                       key=lambda a: a.hardware_version)],
-            artifacts=artifact_rows(view.release, data.by_version, base_url),
+            downloads=download_list(view.release, base_url),
+            artifacts=artifact_table(view.release, has_software_type, data.by_version, base_url),
             chart=rollout_chart("rollout", f"Rollout of {view.version} by cohort", series) if series else "",
             rollout=series,
         ).encode()

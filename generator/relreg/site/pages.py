@@ -562,6 +562,10 @@ def site_pages(inputs: "SiteInputs", views: list["ReleaseView"]) -> dict[str, by
 def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob"]:
     """The HTML side as independent jobs (see jobs.PlanJob): what spans the registry is computed once, here."""
     data = site_data(inputs, views)
+    # Compiled here, before the writer forks its workers, so that they inherit the templates
+    # instead of each compiling them again (a third of a second per process).
+    for name in environment().list_templates():
+        environment().get_template(name)
     positions = {view.version: index for index, view in enumerate(views)}
     deployments = inputs.cohort_history
     rollouts = rollout_history(deployments, inputs.registry.cohorts)  # one pass; pages pick their series

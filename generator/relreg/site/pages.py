@@ -189,21 +189,27 @@ def artifact_table(release: "Release", has_software_type: bool, known: Mapping[s
     button, and the download link."""
     rows = []
     for artifact in release.artifacts:
-        hardware, sha256, filename = _text(artifact.hardware_version), _text(artifact.sha256), _text(artifact.filename)
-        software = f"<td>{_text(artifact.software_type or '')}</td>" if has_software_type else ""
+        url = download_url(artifact, artifact_base_url)
+        values = (artifact.hardware_version, artifact.build_id, artifact.sha256, artifact.software_type or "",
+                  artifact.delta_from or "", url)
+        # One search for the artifact's text (the url holds the file name): a registry's values rarely need escaping.
+        text = str if _SPECIAL.search("".join(values)) is None else _text
+        hardware, build_id, sha256, software, delta_from, url = map(text, values)
+        filename = text(artifact.filename)
         if not artifact.is_delta:
             kind = "full"
         elif artifact.delta_from in known:
-            kind = f'delta from <a href="../{_text(artifact.delta_from)}/index.html">{_text(artifact.delta_from)}</a>'
+            kind = f'delta from <a href="../{delta_from}/index.html">{delta_from}</a>'
         else:
-            kind = f"delta from {_text(artifact.delta_from)}"
+            kind = f"delta from {delta_from}"
         rows.append(
-            f'<tr>\n<th scope="row"><a href="../../hardware/{hardware}/index.html">{hardware}</a></th>\n{software}'
-            f'<td>{kind}</td>\n<td><code class="id">{_text(artifact.build_id)}</code></td>\n'
-            f'<td class="num"><data value="{_text(artifact.size)}">{human_size(artifact.size)}</data></td>\n'
+            f'<tr>\n<th scope="row"><a href="../../hardware/{hardware}/index.html">{hardware}</a></th>\n'
+            f'{f"<td>{software}</td>" if has_software_type else ""}'
+            f'<td>{kind}</td>\n<td><code class="id">{build_id}</code></td>\n'
+            f'<td class="num"><data value="{artifact.size:d}">{human_size(artifact.size)}</data></td>\n'
             f'<td class="sha"><code class="id">{sha256}</code> <button type="button" class="copy" data-copy="{sha256}"'
             f' aria-label="Copy SHA-256 of {filename}" hidden>Copy</button></td>\n'
-            f'<td><a href="{_text(download_url(artifact, artifact_base_url))}">{filename}</a></td>\n</tr>\n')
+            f'<td><a href="{url}">{filename}</a></td>\n</tr>\n')
     return Markup("".join(rows))
 
 

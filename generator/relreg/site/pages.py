@@ -159,14 +159,18 @@ def release_list_row(view: "ReleaseView") -> str:
     """One row of the releases list (releases.html): the version and its badges, date, hardware chips,
     revision and every build id, marked (class k) for the search and (data-hw) for the hardware filter."""
     release = view.release
-    version = escape(view.version)
-    chips = "".join(f'<span class="chip">{escape(name)}</span> ' for name in release.hardware_versions)
-    revision = f'<code class="k id">{escape(release.revision)}</code>' if release.revision else ""
-    ids = "".join(f'<code class="k id" data-hw="{escape(a.hardware_version)}"'
-                  + (f' data-sw="{escape(a.software_type)}"' if a.software_type else "")
-                  + (f' data-from="{escape(a.delta_from)}"' if a.is_delta else "")
-                  + f'>{escape(a.build_id)}</code> ' for a in release.artifacts)
-    return (f'<tr data-hw="{escape(" ".join(release.hardware_versions))}">\n'
+    # One search over the row's text (hardware versions are in the artifacts): most rows need no escaping.
+    text = _text if _SPECIAL.search("".join([view.version, release.revision or "", *(
+        f"{a.hardware_version}{a.software_type or ''}{a.delta_from or ''}{a.build_id}" for a in release.artifacts)
+    ])) else str
+    version = text(view.version)
+    chips = "".join(f'<span class="chip">{text(name)}</span> ' for name in release.hardware_versions)
+    revision = f'<code class="k id">{text(release.revision)}</code>' if release.revision else ""
+    ids = "".join(f'<code class="k id" data-hw="{text(a.hardware_version)}"'
+                  + (f' data-sw="{text(a.software_type)}"' if a.software_type else "")
+                  + (f' data-from="{text(a.delta_from)}"' if a.is_delta else "")
+                  + f'>{text(a.build_id)}</code> ' for a in release.artifacts)
+    return (f'<tr data-hw="{text(" ".join(release.hardware_versions))}">\n'
             f'<th scope="row"><a class="k version" href="{version}/index.html">{version}</a>{badges(release)}</th>\n'
             f'<td class="nowrap">{day(view.dates.created)}</td>\n<td>{chips}</td>\n<td>{revision}</td>\n'
             f'<td>{ids}</td>\n</tr>\n')

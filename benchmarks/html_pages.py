@@ -43,8 +43,15 @@ def main() -> None:
     release_dates, cohort_dates = _dates(result, history, set(), files.root, gitlog.build_time(), [])
     registry = result.registry
     notes = render_all([(r.notes, r.notes_format) for r in registry.releases], WorkCache())
+    # As build.py does: the release files' blob ids stand for their content in the pages' keys, and the
+    # forked workers do not inherit the raw files and parsed documents.
+    blob_ids = {file.path: file.blob_id for file in files.files}
     inputs = SiteInputs(registry=registry, release_dates=release_dates, cohort_dates=cohort_dates,
-                        notes_html={r.version: html for r, html in zip(registry.releases, notes)})
+                        notes_html={r.version: html for r, html in zip(registry.releases, notes)},
+                        release_keys={r.version: blob_ids[r.source_path] for r in registry.releases
+                                      if r.source_path in blob_ids})
+    del files, blob_ids
+    result.documents.clear()
     jobs = [pages_only(job) for job in site_jobs(inputs, release_views(inputs))]
     stats = write_jobs(jobs, lambda paths: {}, out, reuse=False, workers=min(os.cpu_count() or 1, 8))
     print(stats.written)

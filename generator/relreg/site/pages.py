@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from relreg import __version__
 from relreg.devices.paths import channel_folder
@@ -61,7 +61,7 @@ def environment() -> Environment:
     env.filters.update(size=human_size, day=format_day, when=format_when, iso=format_iso,
                        percent=format_percent, short=short_id, extra=extra_value, xml_text=xml_text)
     env.globals.update(csp=Markup(CSP), summary=feed_summary, content=feed_content, download_url=download_url,
-                       hardware_page_releases=HARDWARE_PAGE_RELEASES)
+                       hardware_page_releases=HARDWARE_PAGE_RELEASES, badges=badges, day=day)
     return env
 
 
@@ -135,6 +135,97 @@ def download_url(artifact: "Artifact", artifact_base_url: str) -> str:
     if artifact_base_url.endswith("/") and _PLAIN_PATH.match(url) and ".." not in url:
         return artifact_base_url + url
     return artifact.absolute_url(artifact_base_url)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fragments repeated on many rows, made in Python: a Jinja2 macro call costs some 20 us, these a
+# microsecond, and the releases list has a row per release.
+
+
+def badges(release: "Release") -> Markup:
+    """The badges after a version in lists: yanked, pre-release, required step (each with a space before)."""
+    return Markup((' <span class="badge badge-danger">yanked</span>' if release.is_yanked else "")
+                  + (' <span class="badge badge-warn">pre-release</span>' if release.parsed_version.is_prerelease
+                     else "")
+                  + (' <span class="badge badge-info">required step</span>' if release.must_pass_through else ""))
+
+
+def day(seconds: int) -> Markup:
+    """A date for people (2024-05-01) in a <time> that carries the exact instant."""
+    return Markup(f'<time datetime="{format_iso(seconds)}">{format_day(seconds)}</time>')
+
+
+def release_list_row(view: "ReleaseView") -> str:
+    """One row of the releases list (releases.html): the version and its badges, date, hardware chips,
+    revision and every build id, marked (class k) for the search and (data-hw) for the hardware filter."""
+    release = view.release
+    # One search over the row's text (hardware versions are in the artifacts): most rows need no escaping.
+    text = _text if _SPECIAL.search("".join([view.version, release.revision or "", *(
+        f"{a.hardware_version}{a.software_type or ''}{a.delta_from or ''}{a.build_id}" for a in release.artifacts)
+    ])) else str
+    version = text(view.version)
+    chips = "".join(f'<span class="chip">{text(name)}</span> ' for name in release.hardware_versions)
+    revision = f'<code class="k id">{text(release.revision)}</code>' if release.revision else ""
+    ids = "".join(f'<code class="k id" data-hw="{text(a.hardware_version)}"'
+                  + (f' data-sw="{text(a.software_type)}"' if a.software_type else "")
+                  + (f' data-from="{text(a.delta_from)}"' if a.is_delta else "")
+                  + f'>{text(a.build_id)}</code> ' for a in release.artifacts)
+    return (f'<tr data-hw="{text(" ".join(release.hardware_versions))}">\n'
+            f'<th scope="row"><a class="k version" href="{version}/index.html">{version}</a>{badges(release)}</th>\n'
+            f'<td class="nowrap">{day(view.dates.created)}</td>\n<td>{chips}</td>\n<td>{revision}</td>\n'
+            f'<td>{ids}</td>\n</tr>\n')
+
+
+_SPECIAL = re.compile(r"[&<>\"']")
+
+
+def _text(value: object) -> str:
+    """`value` escaped for HTML text and attributes: markupsafe's escape, skipped for the usual value that has
+    nothing to escape (versions, hashes, build ids, sizes)."""
+    text = str(value)
+    return text if _SPECIAL.search(text) is None else str(escape(text))
+
+
+def artifact_table(release: "Release", has_software_type: bool, known: Mapping[str, object],
+                   artifact_base_url: str) -> Markup:
+    """The rows of a release page's artifact table: hardware, software type (when any artifact has one), full
+    or delta (linked to the base release's page when it is in `known`), build id, size, SHA-256 with its copy
+    button, and the download link."""
+    rows = []
+    for artifact in release.artifacts:
+        url = download_url(artifact, artifact_base_url)
+        values = (artifact.hardware_version, artifact.build_id, artifact.sha256, artifact.software_type or "",
+                  artifact.delta_from or "", url)
+        # One search for the artifact's text (the url holds the file name): a registry's values rarely need escaping.
+        text = str if _SPECIAL.search("".join(values)) is None else _text
+        hardware, build_id, sha256, software, delta_from, url = map(text, values)
+        filename = text(artifact.filename)
+        if not artifact.is_delta:
+            kind = "full"
+        elif artifact.delta_from in known:
+            kind = f'delta from <a href="../{delta_from}/index.html">{delta_from}</a>'
+        else:
+            kind = f"delta from {delta_from}"
+        rows.append(
+            f'<tr>\n<th scope="row"><a href="../../hardware/{hardware}/index.html">{hardware}</a></th>\n'
+            f'{f"<td>{software}</td>" if has_software_type else ""}'
+            f'<td>{kind}</td>\n<td><code class="id">{build_id}</code></td>\n'
+            f'<td class="num"><data value="{artifact.size:d}">{human_size(artifact.size)}</data></td>\n'
+            f'<td class="sha"><code class="id">{sha256}</code> <button type="button" class="copy" data-copy="{sha256}"'
+            f' aria-label="Copy SHA-256 of {filename}" hidden>Copy</button></td>\n'
+            f'<td><a href="{url}">{filename}</a></td>\n</tr>\n')
+    return Markup("".join(rows))
+
+
+def download_list(release: "Release", artifact_base_url: str) -> Markup:
+    """The items of a release page's download list: its full images, by hardware version."""
+    items = []
+    for artifact in sorted((a for a in release.artifacts if not a.is_delta), key=lambda a: a.hardware_version):
+        software = f" ({_text(artifact.software_type)})" if artifact.software_type else ""
+        items.append(f'<li><a class="button" href="{_text(download_url(artifact, artifact_base_url))}">Download for '
+                     f'{_text(artifact.hardware_version)}{software} <span class="muted">· '
+                     f'{human_size(artifact.size)}</span></a></li>\n')
+    return Markup("".join(items))
 
 
 _HEADING = re.compile(r"<(/?)h([1-6])>")
@@ -481,6 +572,10 @@ def site_pages(inputs: "SiteInputs", views: list["ReleaseView"]) -> dict[str, by
 def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob"]:
     """The HTML side as independent jobs (see jobs.PlanJob): what spans the registry is computed once, here."""
     data = site_data(inputs, views)
+    # Compiled here, before the writer forks its workers, so that they inherit the templates
+    # instead of each compiling them again (a third of a second per process).
+    for name in environment().list_templates():
+        environment().get_template(name)
     positions = {view.version: index for index, view in enumerate(views)}
     deployments = inputs.cohort_history
     rollouts = rollout_history(deployments, inputs.registry.cohorts)  # one pass; pages pick their series
@@ -494,14 +589,17 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
     def release_page(view: "ReleaseView", newer: "ReleaseView | None", older: "ReleaseView | None") -> bytes:
         path = f"releases/{view.version}/index.html"
         series = rollouts.by_release.get(view.version, ())
+        base_url = data.config.artifact_base_url
+        has_software_type = any(a.software_type for a in view.release.artifacts)
         return environment().get_template("release.html").render(
             site=data, root="../../", path=path, view=view, release=view.release,
             canonical=data.release_url(view.version), newer=newer, older=older,
             cohorts=data.cohorts_of_release.get(view.version, ()),
             notes=Markup(nest_headings(view.notes_html)),
-            has_software_type=any(a.software_type for a in view.release.artifacts),
+            has_software_type=has_software_type,
             held=held_back(data.cohorts_of_release.get(view.version, ())),
-            downloads=sorted((a for a in view.release.artifacts if not a.is_delta), key=lambda a: a.hardware_version),
+            downloads=download_list(view.release, base_url),
+            artifacts=artifact_table(view.release, has_software_type, data.by_version, base_url),
             chart=rollout_chart("rollout", f"Rollout of {view.version} by cohort", series) if series else "",
             rollout=series,
         ).encode()
@@ -573,7 +671,8 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         render.page("index.html", "home.html", canonical=data.site_url, newest=views[:NEWEST_ON_HOME], fleet=fleet,
                     fleet_total=sum(inputs.device_counts.values()),
                     fleet_chart=bar_chart("fleet", "Devices per release", [(row.label, row.count) for row in fleet]))
-        render.page("releases/index.html", "releases.html", canonical=data.site_url + "releases/")
+        render.page("releases/index.html", "releases.html", canonical=data.site_url + "releases/",
+                    rows=Markup("".join(map(release_list_row, views))))
         channels, software_types = planner_channels(inputs.registry)
         render.page("update/index.html", "update.html", canonical=data.site_url + "update/", channels=channels,
                     software_types=software_types, example_version=views[0].version if views else "1.0.0")

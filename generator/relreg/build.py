@@ -31,7 +31,15 @@ from relreg.site.jobs import ReleaseDates, SiteInputs, format_date
 from relreg.site.notes import render_all
 from relreg.site.plan import plan_jobs, plan_site
 from relreg.site.serving import serving_files
-from relreg.site.write import PreviousBuild, Summarizer, WriteStats, previous_build, write_jobs, write_site
+from relreg.site.write import (
+    PreviousBuild,
+    Summarizer,
+    WriteStats,
+    previous_build,
+    served_files,
+    write_jobs,
+    write_site,
+)
 from relreg.trust.keys import ENV_VAR, KEYS_FILE
 
 if TYPE_CHECKING:
@@ -269,6 +277,7 @@ def build_site(options: BuildOptions) -> BuildReport:
         notes_html={release.version: html for release, html in zip(registry.releases, notes)},
         cohort_history=deployments,
         release_keys=release_keys,
+        served_files=served_files(options.out, previous) if not options.force else None,
     )
     if signing is not None:
         # Signing needs every document at once: the TUF targets list hashes them all.

@@ -4,6 +4,7 @@ versions, cohorts and the entry point. Each release is encoded once and shared b
 
 from __future__ import annotations
 
+import hashlib
 from functools import partial
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -127,8 +128,14 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
 
     members: dict[tuple[str, str], list[str]] = {}  # (dimension, key) -> its releases' versions, newest first
     for view in views:
-        for dimension_key in _index_keys(view.release):
-            members.setdefault(dimension_key, []).append(view.version)
+        version = view.version
+        release = view.release
+        for dimension_key in _index_keys(release):
+            found = members.get(dimension_key)
+            if found is None:
+                members[dimension_key] = [version]
+            elif found[-1] != version:
+                found.append(version)
 
     def index_files(keys: Sequence[tuple[str, str]]) -> Iterator[tuple[str, bytes]]:
         # One list at a time: a hardware version's list holds every release (50 MB at 10,000 releases).
@@ -149,23 +156,56 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
         files[f"{API}/index.json"] = encode_json({"data": entry_point(inputs, len(views))})
         return files
 
-    buckets: list[list[tuple[str, str]]] = [[] for _ in range(bucket_count(len(members)))]
-    for dimension, key in sorted(members):
+    # Lists of more than a page (a hardware version's holds nearly every release) are jobs of their own:
+    # a new release changes every page of them, and need not bring a bucket of small lists along.
+    large = sorted(name for name, versions in members.items() if len(versions) > PER_PAGE)
+    small = [name for name in members if len(members[name]) <= PER_PAGE]
+    buckets: list[list[tuple[str, str]]] = [[] for _ in range(bucket_count(len(small)))]
+    for dimension, key in sorted(small):
         buckets[bucket_of(f"{dimension}/{key}", len(buckets))].append((dimension, key))
     release_groups = [[view.version for view in chunk] for chunk in by_id_chunks(views)]
     view_keys = {view.version: view_key(inputs, view) for view in views}
     if any(key is None for key in view_keys.values()):
         return [all_releases, lists_and_entry_point, *[partial(release_files, versions) for versions in release_groups],
+                *[partial(index_files, [name]) for name in large],
                 *[partial(index_files, bucket) for bucket in buckets if bucket]]
+
+    def lists_key(names: Sequence[tuple[str, str]]) -> str:
+        # Joined text rather than the repr of nested lists: this runs over every list of the site.
+        parts: list[str] = []
+        for dimension, key in names:
+            parts += (dimension, key, str(len(members[(dimension, key)])))
+            parts += [view_keys[version] for version in members[(dimension, key)]]  # type: ignore[misc]
+        return job_key(inputs, "api lists", base, site_url, hashlib.sha256("\0".join(parts).encode()).hexdigest())
+
+    group_keys = [job_key(inputs, "api releases", base, [view_keys[version] for version in versions])
+                  for versions in release_groups]
+    served = inputs.served_files
+
+    def prefill() -> None:
+        """Take the release documents of the groups the previous build wrote with the same key from its files."""
+        if served is None:
+            return
+        for versions, key in zip(release_groups, group_keys):
+            read = served(key)
+            if read is None or all(version in encoded for version in versions):
+                continue
+            try:
+                for version in versions:
+                    encoded.setdefault(version, read(release_path(version))[len(b'{"data":'):-len(b"}\n")])
+            except OSError:
+                continue  # gone: encoded as they are needed
+
+    def with_documents(job: Callable[[], Any]) -> Callable[[], Any]:
+        return lambda: (prefill(), job())[1]
+
     # releases.json and its pages hold every release: keyed, so a cohort change does not encode them all.
     return [KeyedJob(job_key(inputs, "api all releases", base, site_url, [view_keys[view.version] for view in views]),
-                     all_releases),
+                     with_documents(all_releases)),
             lists_and_entry_point,
-            *[KeyedJob(job_key(inputs, "api releases", base, [view_keys[version] for version in versions]),
-                       partial(release_files, versions)) for versions in release_groups],
-            *[KeyedJob(job_key(inputs, "api lists", base, site_url,
-                               [(d, k, [view_keys[version] for version in members[(d, k)]]) for d, k in bucket]),
-                       partial(index_files, bucket)) for bucket in buckets if bucket]]
+            *[KeyedJob(key, partial(release_files, versions)) for versions, key in zip(release_groups, group_keys)],
+            *[KeyedJob(lists_key([name]), with_documents(partial(index_files, [name]))) for name in large],
+            *[KeyedJob(lists_key(bucket), partial(index_files, bucket)) for bucket in buckets if bucket]]
 
 
 def api_documents(inputs: SiteInputs, views: list[ReleaseView]) -> dict[str, bytes]:

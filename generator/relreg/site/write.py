@@ -166,6 +166,23 @@ def site_paths(folder: Path) -> list[str] | None:
 MANIFEST_FORMAT = 2
 
 
+def served_files(out: Path, previous: PreviousBuild | None) -> Callable[[str], Callable[[str], bytes] | None]:
+    """For jobs.SiteInputs.served_files: a reader of the served files of a KeyedJob the previous build ran.
+
+    The served folder is not touched until the swap, so what it reads is what that job wrote.
+    """
+    folder = str(out.absolute())
+
+    def read(path: str) -> bytes:
+        with open(f"{folder}/{path}", "rb") as stream:
+            return stream.read()
+
+    def reader(key: str) -> Callable[[str], bytes] | None:
+        return read if previous is not None and key in previous.jobs else None
+
+    return reader
+
+
 def _write_new_file(target: str, content: bytes) -> None:
     descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # a third cheaper than open()
     try:

@@ -468,3 +468,15 @@ def test_long_lists_continue_on_linked_pages(tmp_path: Path, monkeypatch: pytest
     assert _json(out, "api/v1/releases/hardware_version/evt1.json")["links"]["last"].endswith(
         "/releases/hardware_version/evt1/page/3.json")
     assert api_schema_errors(out) == []
+
+
+@pytest.mark.parametrize("document", [
+    {}, [], {"a": 1}, [1, "x,y:{[", None, True], {"data": {"offers": [{"release": {"id": 1, "artifacts": [{}]}}],
+                                                   "up_to_date": None}},
+])
+def test_the_device_budget_bound_is_never_below_the_token_count(document: object) -> None:
+    from relreg.build import _most_tokens
+    from relreg.devices.budget import json_tokens
+
+    encoded = json.dumps(document, separators=(",", ":")).encode()
+    assert _most_tokens(encoded) >= json_tokens(document)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable
 
 import click
 
-from relreg.devices.budget import DeviceBudget
+from relreg.devices.budget import DEVICE_BUFFER_BYTES, DEVICE_TOKENS, DeviceBudget
 from relreg.devices.paths import DEVICES
 from relreg.history import gitlog
 from relreg.history.cache import work_cache_for
@@ -166,11 +166,20 @@ def _is_device_document(path: str) -> bool:
     return path.startswith(f"{DEVICES}/") and path.endswith(".json") and path != f"{DEVICES}/index.json"
 
 
+def _most_tokens(content: bytes) -> int:
+    """At least as many as the JSON tokens of `content`: every token but the first follows a '{', '[', ',' or ':'."""
+    return 1 + content.count(b",") + content.count(b":") + content.count(b"[") + content.count(b"{")
+
+
 def _budget_of(files: list[tuple[str, bytes]]) -> dict[str, object]:
     """A job's device documents against a C device with 4 KiB and 256 JSON tokens (kept with the job's record)."""
     budget = DeviceBudget()
     for path, content in files:
-        budget.add(path, content)
+        if len(content) <= DEVICE_BUFFER_BYTES and _most_tokens(content) <= DEVICE_TOKENS:
+            kind = "candidates" if path.endswith("/candidates.json") else "answer"  # as DeviceBudget.add names it
+            budget.checked[kind] = budget.checked.get(kind, 0) + 1  # fits: counted without being parsed
+        else:
+            budget.add(path, content)
     return {"checked": budget.checked, "over": {kind: [list(item) for item in items]
                                                 for kind, items in budget.over.items()}}
 

@@ -180,7 +180,15 @@ INCREMENTAL_STEPS = [
 ]
 
 
-def test_incremental_builds_equal_fresh_builds(history_repo: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("small", [False, True], ids=["default jobs", "one release a job, one item a page"])
+def test_incremental_builds_equal_fresh_builds(history_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              small: bool) -> None:
+    if small:  # many groups and lists of many pages: documents taken from the served files, lists in jobs of their own
+        import relreg.site.api
+        import relreg.site.jobs
+
+        monkeypatch.setattr(relreg.site.jobs, "JOB_SIZE", 1)
+        monkeypatch.setattr(relreg.site.api, "PER_PAGE", 1)
     registry = history_repo / "registry"
     incremental = tmp_path / "incremental"
     assert run_relreg("build", "--registry", registry, "--out", incremental).exit_code == 0
@@ -194,6 +202,25 @@ def test_incremental_builds_equal_fresh_builds(history_repo: Path, tmp_path: Pat
         expected = {p.relative_to(fresh): p.read_bytes() for p in fresh.rglob("*") if p.is_file()}
         assert built.keys() == expected.keys(), step
         assert [path for path in expected if built[path] != expected[path]] == [], step
+
+
+def test_a_rebuild_joins_the_served_documents_of_unchanged_releases_into_lists(
+        history_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import relreg.site.api
+    import relreg.site.jobs
+
+    monkeypatch.setattr(relreg.site.jobs, "JOB_SIZE", 1)
+    registry, out = history_repo / "registry", tmp_path / "public"
+    assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
+    encoded: list[str] = []
+    real = relreg.site.api.release_document
+    monkeypatch.setattr(relreg.site.api, "release_document",
+                        lambda view, base: (encoded.append(view.version), real(view, base))[1])
+    (registry / "releases" / "1.3.0.yaml").write_text(RELEASE_120.replace('1.2.0', '1.3.0').replace("e555", "f555"))
+    commit_all(history_repo, "1.3.0", "2024-05-01T10:00:00+00:00")
+    assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
+    assert encoded == ["1.3.0"]
+    assert _versions(_json(out, "api/v1/releases.json"))[:2] == ["1.3.0", "1.2.0"]
 
 
 def test_ref_builds_what_the_commit_holds_not_the_work_tree(history_repo: Path) -> None:
@@ -441,3 +468,15 @@ def test_long_lists_continue_on_linked_pages(tmp_path: Path, monkeypatch: pytest
     assert _json(out, "api/v1/releases/hardware_version/evt1.json")["links"]["last"].endswith(
         "/releases/hardware_version/evt1/page/3.json")
     assert api_schema_errors(out) == []
+
+
+@pytest.mark.parametrize("document", [
+    {}, [], {"a": 1}, [1, "x,y:{[", None, True], {"data": {"offers": [{"release": {"id": 1, "artifacts": [{}]}}],
+                                                   "up_to_date": None}},
+])
+def test_the_device_budget_bound_is_never_below_the_token_count(document: object) -> None:
+    from relreg.build import _most_tokens
+    from relreg.devices.budget import json_tokens
+
+    encoded = json.dumps(document, separators=(",", ":")).encode()
+    assert _most_tokens(encoded) >= json_tokens(document)

@@ -92,7 +92,7 @@ def test_a_job_keeps_its_key_exactly_when_its_files_stay_the_same(change: Callab
 
 
 def test_a_release_added_or_fixed_changes_few_job_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(site_jobs, "JOB_SIZE", 50)  # many small groups
+    monkeypatch.setattr(site_jobs, "JOB_SIZE", 25)  # many small groups
     inputs = _inputs()
     before = {key for key, _ in _keyed(inputs).values()}
     assert len(before) > 100

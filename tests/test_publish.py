@@ -46,6 +46,7 @@ from relreg.service.publish import (
     upload_rank,
 )
 from relreg.site.paths import MANIFEST, release_path
+from relreg.site.write import site_paths
 from relreg.site.serving import headers_file, object_headers
 
 BUCKET = "relreg-site"
@@ -134,8 +135,7 @@ def target(request: pytest.FixtureRequest, s3: SimpleNamespace) -> Target:
 
 
 def files_of(folder: Path) -> dict[str, bytes]:
-    manifest = json.loads((folder / MANIFEST).read_text())["files"]
-    return {path: (folder / path).read_bytes() for path in manifest}
+    return {path: (folder / path).read_bytes() for path in site_paths(folder) or []}
 
 
 def store(client: Any, target: Target) -> dict[str, dict[str, Any]]:

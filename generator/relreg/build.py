@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Callable
 
 import click
 
-from relreg.devices.budget import DeviceBudget
+from relreg.devices.budget import DEVICE_BUFFER_BYTES, DEVICE_TOKENS, DeviceBudget
+from relreg.devices.paths import DEVICES
 from relreg.history import gitlog
 from relreg.history.cache import work_cache_for
 from relreg.history.deployments import cohort_history
@@ -30,7 +31,15 @@ from relreg.site.jobs import ReleaseDates, SiteInputs, format_date
 from relreg.site.notes import render_all
 from relreg.site.plan import plan_jobs, plan_site
 from relreg.site.serving import serving_files
-from relreg.site.write import PreviousBuild, WriteStats, previous_build, write_jobs, write_site
+from relreg.site.write import (
+    PreviousBuild,
+    Summarizer,
+    WriteStats,
+    previous_build,
+    served_files,
+    write_jobs,
+    write_site,
+)
 from relreg.trust.keys import ENV_VAR, KEYS_FILE
 
 if TYPE_CHECKING:
@@ -152,20 +161,47 @@ def _source_key(options: BuildOptions, repo, prefix: str, commit: str | None) ->
     return digest.hexdigest()
 
 
-def _device_budget_warnings(out: Path) -> list[str]:
-    """Device documents (answers, candidates) a C device with 4 KiB and 256 JSON tokens cannot read."""
-    root = out / "api" / "v1" / "devices"
+def _is_device_document(path: str) -> bool:
+    """Answers and candidates, not the channel index (api/v1/devices/index.json)."""
+    return path.startswith(f"{DEVICES}/") and path.endswith(".json") and path != f"{DEVICES}/index.json"
+
+
+def _most_tokens(content: bytes) -> int:
+    """At least as many as the JSON tokens of `content`: every token but the first follows a '{', '[', ',' or ':'."""
+    return 1 + content.count(b",") + content.count(b":") + content.count(b"[") + content.count(b"{")
+
+
+def _budget_of(files: list[tuple[str, bytes]]) -> dict[str, object]:
+    """A job's device documents against a C device with 4 KiB and 256 JSON tokens (kept with the job's record)."""
     budget = DeviceBudget()
-    for folder, _, names in os.walk(root):
-        for name in names:
-            if name.endswith(".json") and not (name == "index.json" and folder == str(root)):
-                path = Path(folder) / name
-                budget.add(path.relative_to(out).as_posix(), path.read_bytes())
+    for path, content in files:
+        if len(content) <= DEVICE_BUFFER_BYTES and _most_tokens(content) <= DEVICE_TOKENS:
+            kind = "candidates" if path.endswith("/candidates.json") else "answer"  # as DeviceBudget.add names it
+            budget.checked[kind] = budget.checked.get(kind, 0) + 1  # fits: counted without being parsed
+        else:
+            budget.add(path, content)
+    return {"checked": budget.checked, "over": {kind: [list(item) for item in items]
+                                                for kind, items in budget.over.items()}}
+
+
+# The writer hands each job's device documents to _budget_of as it places them, and keeps the result
+# with the job: a rebuild checks only the documents of the jobs it runs.
+DEVICE_BUDGET = Summarizer(_is_device_document, _budget_of)
+
+
+def _device_budget_warnings(stats: WriteStats) -> list[str]:
+    """Device documents (answers, candidates) a C device with 4 KiB and 256 JSON tokens cannot read."""
+    budget = DeviceBudget()
+    for notes in stats.notes:
+        for kind, count in notes["checked"].items():
+            budget.checked[kind] = budget.checked.get(kind, 0) + count
+        for kind, items in notes["over"].items():
+            budget.over.setdefault(kind, []).extend(tuple(item) for item in items)
     return budget.warnings()
 
 
 def _unchanged(previous: PreviousBuild, started: float, commit: str | None, warnings: list[str]) -> BuildReport:
-    return BuildReport(releases=previous.releases, stats=WriteStats(written=0, unchanged=len(previous.files), removed=0),
+    return BuildReport(releases=previous.releases, stats=WriteStats(written=0, unchanged=previous.file_count, removed=0),
                        seconds=time.perf_counter() - started, commit=commit, warnings=warnings)
 
 
@@ -250,6 +286,7 @@ def build_site(options: BuildOptions) -> BuildReport:
         notes_html={release.version: html for release, html in zip(registry.releases, notes)},
         cohort_history=deployments,
         release_keys=release_keys,
+        served_files=served_files(options.out, previous) if not options.force else None,
     )
     if signing is not None:
         # Signing needs every document at once: the TUF targets list hashes them all.
@@ -257,15 +294,16 @@ def build_site(options: BuildOptions) -> BuildReport:
         planned = signing.sign(plan_site(inputs), inputs.site_url)
         step(f"writing {len(planned)} files")
         stats = write_site(planned, options.out, fingerprint, reuse=not options.force, source=None,
-                           releases=len(release_dates), previous=previous)
+                           releases=len(release_dates), previous=previous, summarizer=DEVICE_BUDGET)
     else:
         workers = min(os.cpu_count() or 1, 8) if len(registry.releases) >= PARALLEL_RELEASES else 1
         step(f"rendering and writing the site of {len(registry.releases)} releases"
              + (f" in {workers} processes" if workers > 1 else ""))
         stats = write_jobs(plan_jobs(inputs), serving_files, options.out, fingerprint, reuse=not options.force,
-                           source=source, releases=len(release_dates), workers=workers, previous=previous)
+                           source=source, releases=len(release_dates), workers=workers, previous=previous,
+                           summarizer=DEVICE_BUDGET)
     step("checking device documents against a small device's buffer")
-    warnings += _device_budget_warnings(options.out)
+    warnings += _device_budget_warnings(stats)
     return BuildReport(releases=len(release_dates), stats=stats, seconds=time.perf_counter() - started,
                        commit=commit, warnings=warnings + [d.message for d in result.diagnostics
                                                            if not d.is_error and isinstance(d, Diagnostic)])

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import re
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
@@ -53,6 +52,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple
 
 from relreg.site.paths import MANIFEST
+from relreg.site.write import site_paths
 
 # --------------------------------------------------------------------------------------------
 # The header policy (pure)
@@ -256,11 +256,10 @@ def parse_target(url: str) -> Target:
 def read_site(folder: Path) -> tuple[dict[str, LocalFile], dict[str, bytes]]:
     """The files of a built site (as listed in its manifest) with their hashes, and their bytes."""
     folder = Path(folder)
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))["files"]
-    except (OSError, ValueError, KeyError, TypeError):
+    manifest = site_paths(folder)
+    if manifest is None:
         raise PublishError(f"{folder} is not a site built by relreg ({MANIFEST} is missing or unreadable); "
-                           "run `relreg build --out FOLDER` first") from None
+                           "run `relreg build --out FOLDER` first")
     files: dict[str, LocalFile] = {}
     contents: dict[str, bytes] = {}
     for path in sorted(manifest):

@@ -4,6 +4,7 @@ versions, cohorts and the entry point. Each release is encoded once and shared b
 
 from __future__ import annotations
 
+import hashlib
 from functools import partial
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -15,8 +16,6 @@ from relreg.site.jobs import (
     ReleaseDates,
     ReleaseView,
     SiteInputs,
-    bucket_count,
-    bucket_of,
     by_id_chunks,
     encode,
     encode_json,
@@ -69,7 +68,7 @@ def release_document(view: ReleaseView, artifact_base_url: str) -> dict[str, Any
     }
 
 
-def paged(items: list[bytes], path_of: Callable[[int], str], site_url: str) -> dict[str, bytes]:
+def paged(items: list[bytes], path_of: Callable[[int], str], site_url: str) -> Iterator[tuple[str, bytes]]:
     """The seed's list envelope, split into pages of PER_PAGE that link to each other.
 
     Items come encoded already: a release appears in many lists and is encoded once.
@@ -79,27 +78,14 @@ def paged(items: list[bytes], path_of: Callable[[int], str], site_url: str) -> d
     total = len(items)
     page_count = max(1, -(-total // PER_PAGE))
     url = [b"null"] + [encode(site_url + path_of(page)) for page in range(1, page_count + 1)] + [b"null"]
-    files: dict[str, bytes] = {}
-    for page in range(1, page_count + 1):
+    for page in range(1, page_count + 1):  # one page at a time: the pages of a large list are as large as it
         chunk = items[(page - 1) * PER_PAGE: page * PER_PAGE]
-        files[path_of(page)] = b"".join((
+        yield path_of(page), b"".join((
             b'{"data":[', b",".join(chunk),
             b'],"paging":{"page":%d,"per_page":%d,"page_count":%d,"item_count":%d,"total_count":%d}'
             % (page, PER_PAGE, page_count, len(chunk), total),
             b',"links":{"self":', url[page], b',"first":', url[1], b',"last":', url[page_count],
             b',"prev":', url[page - 1], b',"next":', url[page + 1], b"}}\n"))
-    return files
-
-
-def _index_keys(release: Release) -> set[tuple[str, str]]:
-    """The (query dimension, value) lists a release belongs to."""
-    keys = {("version", release.version)}
-    if release.revision:
-        keys.add(("revision", release.revision))
-    for artifact in release.artifacts:
-        keys.add(("hardware_version", artifact.hardware_version))
-        keys.add(("build_id", artifact.build_id))
-    return keys
 
 
 def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
@@ -107,8 +93,9 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
     shared by every list that holds it.
 
     With release keys in the inputs, the jobs over releases and over lists are KeyedJobs in stable
-    groups (releases by id, lists by a hash of their name), so a new release changes the keys of
-    the few groups that hold it, and a rebuild runs only those.
+    groups (releases by id, with the small lists whose newest release they hold), so a new release
+    changes the keys of the few groups that hold it, and a rebuild runs only those and the lists of
+    more than a page (which it changes every page of).
     """
     registry = inputs.registry
     site_url = inputs.site_url
@@ -125,18 +112,30 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
     def release_files(versions: Sequence[str]) -> dict[str, bytes]:
         return {release_path(version): b'{"data":' + document(version) + b"}\n" for version in versions}
 
-    members: dict[tuple[str, str], list[str]] = {}  # (dimension, key) -> its releases' versions, newest first
+    # (dimension, key) -> its releases' versions, newest first. Built without a set per release: this
+    # runs over every list of the site (at 10,000 releases, 120,000 of them).
+    members: dict[tuple[str, str], list[str]] = {}
     for view in views:
-        for dimension_key in _index_keys(view.release):
-            members.setdefault(dimension_key, []).append(view.version)
+        version = view.version
+        release = view.release
+        names = [("version", version), *(("hardware_version", hardware) for hardware in release.hardware_versions)]
+        if release.revision:
+            names.append(("revision", release.revision))
+        names += [("build_id", artifact.build_id) for artifact in release.artifacts]
+        for name in names:
+            found = members.get(name)
+            if found is None:
+                members[name] = [version]
+            elif found[-1] != version:  # a release names a list once
+                found.append(version)
 
     def index_files(keys: Sequence[tuple[str, str]]) -> Iterator[tuple[str, bytes]]:
         # One list at a time: a hardware version's list holds every release (50 MB at 10,000 releases).
         for dimension, key in keys:
             yield from paged([document(version) for version in members[(dimension, key)]],
-                             lambda page, d=dimension, k=key: index_path(d, k, page), site_url).items()
+                             lambda page, d=dimension, k=key: index_path(d, k, page), site_url)
 
-    def all_releases() -> dict[str, bytes]:
+    def all_releases() -> Iterator[tuple[str, bytes]]:
         return paged([document(view.version) for view in views], all_releases_path, site_url)
 
     def lists_and_entry_point() -> dict[str, bytes]:
@@ -149,23 +148,66 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
         files[f"{API}/index.json"] = encode_json({"data": entry_point(inputs, len(views))})
         return files
 
-    buckets: list[list[tuple[str, str]]] = [[] for _ in range(bucket_count(len(members)))]
-    for dimension, key in sorted(members):
-        buckets[bucket_of(f"{dimension}/{key}", len(buckets))].append((dimension, key))
+    # Releases in stable groups by id (a new release joins the newest group only). Each group has a job
+    # for its release documents and one for the lists of up to a page whose newest release it holds (most
+    # lists hold one release: a version, a build id). Lists of more than a page (a hardware version's
+    # holds nearly every release) are jobs of their own: a new release changes every page of them.
     release_groups = [[view.version for view in chunk] for chunk in by_id_chunks(views)]
+    group_of = {version: number for number, versions in enumerate(release_groups) for version in versions}
+    large: list[tuple[str, str]] = []
+    group_lists: list[list[tuple[str, str]]] = [[] for _ in release_groups]
+    shared: list[list[tuple[str, str]]] = [[] for _ in release_groups]  # lists of two releases or more
+    for name in sorted(members):
+        versions = members[name]
+        if len(versions) > PER_PAGE:
+            large.append(name)
+        else:
+            group_lists[group_of[versions[0]]].append(name)
+            if len(versions) > 1:
+                shared[group_of[versions[0]]].append(name)
     view_keys = {view.version: view_key(inputs, view) for view in views}
     if any(key is None for key in view_keys.values()):
         return [all_releases, lists_and_entry_point, *[partial(release_files, versions) for versions in release_groups],
-                *[partial(index_files, bucket) for bucket in buckets if bucket]]
+                *[partial(index_files, lists) for lists in group_lists if lists],
+                *[partial(index_files, [name]) for name in large]]
+
+    def list_members(names: Sequence[tuple[str, str]]) -> list[object]:
+        return [(name, [view_keys[version] for version in members[name]]) for name in names]
+
+    group_keys = [job_key(inputs, "api releases", base, [view_keys[version] for version in versions])
+                  for versions in release_groups]
+    # A group's own lists follow from its releases' files (their view keys); a shared list also from
+    # the other releases it holds.
+    lists_keys = [job_key(inputs, "api lists", base, site_url, [view_keys[version] for version in versions],
+                          list_members(lists)) for versions, lists in zip(release_groups, shared)]
+    served = inputs.served_files
+
+    def prefill() -> None:
+        """Take the release documents of the groups the previous build wrote with the same key from its files."""
+        if served is None:
+            return
+        for versions, key in zip(release_groups, group_keys):
+            read = served(key)
+            if read is None or all(version in encoded for version in versions):
+                continue
+            try:
+                for version in versions:
+                    encoded.setdefault(version, read(release_path(version))[len(b'{"data":'):-len(b"}\n")])
+            except OSError:
+                continue  # gone: encoded as they are needed
+
+    def with_documents(job: Callable[[], Any]) -> Callable[[], Any]:
+        return lambda: (prefill(), job())[1]
+
+    all_keys = hashlib.sha256("\0".join(view_keys[view.version] for view in views).encode()).hexdigest()  # type: ignore[misc]
     # releases.json and its pages hold every release: keyed, so a cohort change does not encode them all.
-    return [KeyedJob(job_key(inputs, "api all releases", base, site_url, [view_keys[view.version] for view in views]),
-                     all_releases),
+    return [KeyedJob(job_key(inputs, "api all releases", base, site_url, all_keys), with_documents(all_releases)),
             lists_and_entry_point,
-            *[KeyedJob(job_key(inputs, "api releases", base, [view_keys[version] for version in versions]),
-                       partial(release_files, versions)) for versions in release_groups],
-            *[KeyedJob(job_key(inputs, "api lists", base, site_url,
-                               [(d, k, [view_keys[version] for version in members[(d, k)]]) for d, k in bucket]),
-                       partial(index_files, bucket)) for bucket in buckets if bucket]]
+            *[KeyedJob(key, partial(release_files, versions)) for versions, key in zip(release_groups, group_keys)],
+            *[KeyedJob(key, partial(index_files, lists)) for lists, key in zip(group_lists, lists_keys) if lists],
+            *[KeyedJob(job_key(inputs, "api list", base, site_url, name,
+                               hashlib.sha256("\0".join(view_keys[v] for v in members[name]).encode()).hexdigest()),  # type: ignore[misc]
+                       with_documents(partial(index_files, [name]))) for name in large]]
 
 
 def api_documents(inputs: SiteInputs, views: list[ReleaseView]) -> dict[str, bytes]:

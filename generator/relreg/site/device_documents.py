@@ -18,8 +18,10 @@ per-version answer costs O(candidates of the cohort), not O(releases).
 
 from __future__ import annotations
 
+import hashlib
 import json
-from typing import Any
+from functools import partial
+from typing import Any, Sequence
 
 from relreg.devices.paths import DEVICES, NO_SOFTWARE_TYPE, candidates_path, channel_folder, index_path
 from relreg.devices.update import (
@@ -33,7 +35,7 @@ from relreg.devices.update import (
     rollout_threshold,
 )
 from relreg.registry.model import Release
-from relreg.site.jobs import ReleaseView, SiteInputs, format_date
+from relreg.site.jobs import KeyedJob, PlanJob, ReleaseView, SiteInputs, by_id_chunks, format_date, job_key, merge_jobs
 from relreg.site.paths import release_path
 
 Slot = tuple[str, "str | None"]  # (hardware version, software type)
@@ -169,6 +171,20 @@ def answer_document(channel: Channel, plan: UpdatePlan) -> dict[str, Any]:
 
 
 def device_documents(inputs: "SiteInputs", views: list["ReleaseView"]) -> dict[str, bytes]:
+    """Every device document of the site, by path."""
+    return merge_jobs(device_jobs(inputs, views))
+
+
+def device_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list[PlanJob]:
+    """The device documents as plan jobs: the index and every channel's candidates in one small job, and
+    each channel's answers in KeyedJobs of known versions grouped by release id (see jobs.by_id_chunks).
+
+    An answer depends only on its channel (which its candidates document states in full: cohort,
+    hardware, software type, scheme, barriers, candidates with their images and rollouts) and the
+    device's version, so a group's key is the digest of the candidates document and the versions it
+    answers: a new release that no cohort deploys changes the group that holds it, and a rollout change
+    the answers of that cohort only.
+    """
     registry = inputs.registry
     site_url = inputs.site_url
     scheme_name = registry.config.version_scheme
@@ -185,7 +201,8 @@ def device_documents(inputs: "SiteInputs", views: list["ReleaseView"]) -> dict[s
             barriers[slot] = barriers_of((r.version, r.parsed_version.key) for r in releases
                                          if r.must_pass_through and not r.is_yanked)
 
-    files: dict[str, bytes] = {}
+    small: dict[str, bytes] = {}  # the index and the candidates of every channel
+    answer_jobs: list[PlanJob] = []
     channels: list[dict[str, Any]] = []
     for cohort in registry.cohorts:
         deployed = []
@@ -225,14 +242,16 @@ def device_documents(inputs: "SiteInputs", views: list["ReleaseView"]) -> dict[s
                 barrier_versions, barrier_keys = barriers.get(slot, ((), ()))
                 channel = Channel(cohort=cohort.slug, hardware_version=hardware, software_type=slot[1],
                                   candidates=tuple(candidates), barriers=barrier_versions, barrier_keys=barrier_keys)
-                files[candidates_path(*_channel_key(channel))] = _encode(
+                document = small[candidates_path(*_channel_key(channel))] = _encode(
                     {"data": channel.document(scheme_name)}) + b"\n"
-                encoder = _AnswerEncoder(channel)
+                digest = hashlib.sha256(document).hexdigest()
                 known = known_of.get(slot, [])
-                folder = channel_folder(*_channel_key(channel)) + "/from/"
-                for release in known:
-                    files[f"{folder}{release.version}.json"] = encoder.encode(
-                        plan_update(channel, release.parsed_version))
+                newest_first = sorted((views_by_version[release.version] for release in known), key=lambda v: -v.id)
+                for group in by_id_chunks(newest_first):
+                    releases = sorted((view.release for view in group), key=lambda r: r.parsed_version.key)
+                    answer_jobs.append(KeyedJob(
+                        job_key(inputs, "device answers", digest, [release.version for release in releases]),
+                        partial(_answers, channel, releases)))
                 channels.append({
                     "cohort": cohort.slug,
                     "hardware_version": hardware,
@@ -241,8 +260,16 @@ def device_documents(inputs: "SiteInputs", views: list["ReleaseView"]) -> dict[s
                     "known_versions": len(known),
                     "candidates_url": site_url + candidates_path(*_channel_key(channel)),
                 })
-    files[index_path()] = _encode({"data": _index(site_url, scheme_name, channels)}) + b"\n"
-    return files
+    small[index_path()] = _encode({"data": _index(site_url, scheme_name, channels)}) + b"\n"
+    return [lambda: small, *answer_jobs]
+
+
+def _answers(channel: Channel, releases: Sequence[Release]) -> dict[str, bytes]:
+    """The precomputed answers of a channel for devices on `releases` (by path)."""
+    encoder = _AnswerEncoder(channel)
+    folder = channel_folder(*_channel_key(channel)) + "/from/"
+    return {f"{folder}{release.version}.json": encoder.encode(plan_update(channel, release.parsed_version))
+            for release in releases}
 
 
 def _channel_key(channel: Channel) -> tuple[str, str, str | None]:

@@ -45,6 +45,10 @@ class SiteInputs:
     # What a release's own content is known by (the git blob id of its file), by version. With it,
     # plan jobs carry keys and a rebuild skips the jobs whose inputs did not change (see KeyedJob).
     release_keys: Mapping[str, str] = field(default_factory=dict)
+    # A cache, never an input of any file: for a KeyedJob key the previous build ran, a reader of the
+    # files it wrote (path -> bytes, OSError when gone), e.g. release documents to join into lists
+    # instead of encoding them again (see write.served_files). None: nothing is known.
+    served_files: Callable[[str], Callable[[str], bytes] | None] | None = field(default=None, compare=False)
 
     @property
     def site_url(self) -> str:
@@ -147,7 +151,7 @@ class KeyedJob:
 # reads. Any other field, including one added later, is taken whole into every job key: a
 # new input can make a rebuild do more work, never serve a stale file.
 _KEYED_IN_PART = frozenset({"registry", "release_dates", "cohort_dates", "device_counts", "commit", "dirty",
-                            "input_schemas", "notes_html", "cohort_history", "release_keys"})
+                            "input_schemas", "notes_html", "cohort_history", "release_keys", "served_files"})
 
 
 def other_inputs(inputs: SiteInputs) -> str:

@@ -8,10 +8,9 @@ the same files as independent jobs, for the writer to spread over processes.
 
 from __future__ import annotations
 
-from functools import partial
 
 from relreg.site.api import api_jobs
-from relreg.site.device_documents import device_documents
+from relreg.site.device_documents import device_jobs
 from relreg.site.jobs import PlanJob, SiteInputs, merge_jobs, release_views
 from relreg.site.pages import site_jobs
 from relreg.site.serving import serving_files
@@ -23,7 +22,7 @@ def plan_jobs(inputs: SiteInputs) -> list[PlanJob]:
     schemas = {f"schemas/{name}": content for name, content in inputs.input_schemas.items()}
     api, site = api_jobs(inputs, views), site_jobs(inputs, views)
     # The jobs over every release first, so that workers never wait on them at the end.
-    return [api[0], site[0], *api[1:], partial(device_documents, inputs, views), *site[1:], lambda: dict(schemas)]
+    return [api[0], site[0], *api[1:], *device_jobs(inputs, views), *site[1:], lambda: dict(schemas)]
 
 
 def plan_site(inputs: SiteInputs) -> dict[str, bytes]:

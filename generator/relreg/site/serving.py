@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Iterable, NamedTuple
+from typing import Iterable, NamedTuple, Protocol
 
 from relreg.site.paths import MANIFEST
 
@@ -205,25 +205,67 @@ def _specialize(segments: tuple[str, ...], members: list[str], values: dict[str,
 _NUMBERED = re.compile(r"^[0-9]+\.(.+)$")
 
 
-def header_rules(paths: Iterable[str]) -> list[tuple[str, Headers]]:
+def family_of(path: str) -> str:
+    """The family of `path` (see _family) as one string: segments joined by tabs, which sort as the tuples do."""
+    return "\t".join(_family(path))
+
+
+def path_families(paths: Iterable[str]) -> list[list[str]]:
+    """The distinct (family, Content-Type, Cache-Control) of `paths`, sorted: what header rules need of them."""
+    found = set()
+    for path in paths:
+        if path not in ("_headers", MANIFEST):
+            headers = object_headers(path)
+            found.add((family_of(path), headers.content_type, headers.cache_control))
+    return [list(item) for item in sorted(found)]
+
+
+class PathFamilies(Protocol):
+    """The paths of a site by family: every (family, Content-Type, Cache-Control) there is, and the
+    paths of one family when asked (only a family whose paths differ in policy is asked for)."""
+
+    def families(self) -> Iterable[list[str]]: ...
+
+    def members(self, family: str) -> list[str]: ...
+
+
+class _Paths:
+    def __init__(self, paths: Iterable[str]) -> None:
+        self._paths = [path for path in paths if path not in ("_headers", MANIFEST)]
+
+    def families(self) -> list[list[str]]:
+        return path_families(self._paths)
+
+    def members(self, family: str) -> list[str]:
+        return [path for path in self._paths if family_of(path) == family]
+
+
+def header_rules(paths: Iterable[str] | PathFamilies) -> list[tuple[str, Headers]]:
     """The policy of `object_headers` for the site holding `paths`, as _headers rules (pattern, headers).
 
     Each path of the site matches exactly one rule, so hosts that apply every
     matching rule (Cloudflare Pages, Netlify) send exactly the policy's
     headers. Rules follow the site's structure (one per kind of file), not its
     size: a registry of 10,000 releases needs as many rules as one of 10.
+    Given PathFamilies (the writer's summaries of its jobs), only the paths of
+    the families whose members differ in policy are looked at.
     """
-    values = {path: object_headers(path) for path in paths if path not in ("_headers", MANIFEST)}
-    families: dict[tuple[str, ...], list[str]] = {}
-    for path in sorted(values):
-        families.setdefault(_family(path), []).append(path)
+    source = paths if hasattr(paths, "members") else _Paths(paths)  # type: ignore[arg-type]
+    policies: dict[str, set[Headers]] = {}
+    for family, content, cache in source.families():  # type: ignore[union-attr]
+        policies.setdefault(family, set()).add(Headers(content, cache))
     rules: list[tuple[str, Headers]] = []
-    for segments, members in sorted(families.items()):
-        _specialize(segments, members, values, rules)
+    for family in sorted(policies):
+        segments = tuple(family.split("\t"))
+        if len(policies[family]) == 1:  # what _specialize gives for members of one policy
+            rules.append((_pattern(segments), next(iter(policies[family]))))
+            continue
+        members = sorted(source.members(family))  # type: ignore[union-attr]
+        _specialize(segments, members, {path: object_headers(path) for path in members}, rules)
     return rules
 
 
-def headers_file(paths: Iterable[str]) -> bytes:
+def headers_file(paths: Iterable[str] | PathFamilies) -> bytes:
     """A `_headers` file (Cloudflare Pages, Netlify) giving every file of the site its `object_headers`.
 
     Path patterns (placeholders, see headers_pattern_regex) keep it within
@@ -282,6 +324,23 @@ def nginx_snippet() -> bytes:
     return "".join(parts).encode()
 
 
-def serving_files(paths: Iterable[str]) -> dict[str, bytes]:
-    """The origin configuration files for a site holding `paths`."""
-    return {"_headers": headers_file([*paths, "nginx.conf"]), "nginx.conf": nginx_snippet()}
+def serving_files(paths: Iterable[str] | PathFamilies) -> dict[str, bytes]:
+    """The origin configuration files for a site holding `paths` (or the writer's PathFamilies of them)."""
+    if not hasattr(paths, "members"):
+        paths = [*paths, "nginx.conf"]  # type: ignore[misc]
+    else:
+        paths = _WithNginx(paths)  # type: ignore[arg-type]
+    return {"_headers": headers_file(paths), "nginx.conf": nginx_snippet()}
+
+
+class _WithNginx:
+    """PathFamilies with nginx.conf, the file made beside _headers."""
+
+    def __init__(self, source: PathFamilies) -> None:
+        self._source = source
+
+    def families(self) -> list[list[str]]:
+        return [*self._source.families(), *path_families(["nginx.conf"])]
+
+    def members(self, family: str) -> list[str]:
+        return self._source.members(family) + (["nginx.conf"] if family_of("nginx.conf") == family else [])

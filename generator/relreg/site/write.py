@@ -34,9 +34,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import click
 
-from relreg.resources import code_digest
 from relreg.site.jobs import Keyed, KeyedJob, job_files
 from relreg.site.paths import MANIFEST
+from relreg.site.serving import family_of, path_families
 
 _RENAME_EXCHANGE = 2
 
@@ -50,6 +50,7 @@ class WriteStats:
     written: int
     unchanged: int
     removed: int
+    notes: list[Any] = field(default_factory=list)  # what the Summarizer said of each job, in plan order
 
 
 def _check_replaceable(out: Path) -> None:
@@ -79,6 +80,42 @@ def _exchange(staging: Path, out: Path) -> None:
     os.rename(previous, staging)
 
 
+# A record lists the files of one job, one line each: path, sha256 and input key (empty when the
+# file was not planned as Keyed), tab-separated. The manifest holds each record as one string, so
+# reading the manifest costs a copy of the text, and only the records a build touches are split.
+def _record_text(entries: Iterable[tuple[str, str, str]]) -> str:
+    return "".join(f"{path}\t{digest}\t{key}\n" for path, digest, key in entries)
+
+
+def _record_entries(text: str) -> list[tuple[str, str, str]]:
+    return [tuple(line.split("\t")) for line in text.splitlines()]  # type: ignore[misc]
+
+
+def _record_paths(text: str) -> list[str]:
+    return [line.partition("\t")[0] for line in text.splitlines()]
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """What the build wants to know about a job's files besides their bytes, kept with its record.
+
+    `families`: the serving policy of its paths, by family (see serving.path_families), so the
+    `_headers` file is made from the summaries of the jobs, not from every path. `notes`: what the
+    writer's `summarize` said of the job's files (the device budget, see build.py), JSON.
+    """
+
+    count: int
+    families: list[list[str]]
+    notes: Any = None
+
+    def to_json(self) -> list[Any]:
+        return [self.count, self.families, self.notes]
+
+    @classmethod
+    def from_json(cls, value: list[Any]) -> "JobSummary":
+        return cls(int(value[0]), [list(item) for item in value[1]], value[2])
+
+
 @dataclass(frozen=True)
 class PreviousBuild:
     """What the manifest of the current output says about the build that wrote it."""
@@ -86,9 +123,20 @@ class PreviousBuild:
     fingerprint: str | None  # of every input, read and dated
     source: str | None  # of the commit and options, when built from a clean tree; see build.py
     releases: int
-    files: dict[str, str]  # path -> sha256
-    keys: dict[str, str]  # path -> input key, for files planned as plan.Keyed
-    jobs: dict[str, list[str]] = field(default_factory=dict)  # KeyedJob key -> the paths it gave
+    jobs: dict[str, str]  # KeyedJob key -> its record (see _record_text)
+    loose: str  # the record of the files no KeyedJob gave (unkeyed jobs, serving files)
+    summaries: dict[str, JobSummary] = field(default_factory=dict)  # KeyedJob key -> its summary
+
+    @property
+    def file_count(self) -> int:
+        return sum(summary.count for summary in self.summaries.values()) + self.loose.count("\n")
+
+    def paths(self) -> list[str]:
+        """Every file of the build (splits every record: for publishing, not for rebuilding)."""
+        found = _record_paths(self.loose)
+        for text in self.jobs.values():
+            found += _record_paths(text)
+        return sorted(found)
 
 
 def spare_folder(out: Path) -> Path:
@@ -97,14 +145,42 @@ def spare_folder(out: Path) -> Path:
 
 
 def previous_build(out: Path) -> PreviousBuild | None:
-    """The previous build of `out`, if relreg wrote it."""
+    """The previous build of `out`, if relreg wrote it (in this manifest format)."""
     try:
         manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        if manifest.get("format") != MANIFEST_FORMAT:
+            return None
         return PreviousBuild(manifest.get("fingerprint"), manifest.get("source"), int(manifest.get("releases", 0)),
-                             dict(manifest["files"]), dict(manifest.get("keys") or {}),
-                             dict(manifest.get("jobs") or {}))
-    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+                             dict(manifest["jobs"]), str(manifest["loose"]),
+                             {key: JobSummary.from_json(value) for key, value in manifest["summaries"].items()})
+    except (OSError, ValueError, AttributeError, KeyError, TypeError, IndexError):
         return None
+
+
+def site_paths(folder: Path) -> list[str] | None:
+    """The files of the site relreg built in `folder` (sorted), or None if it did not build one."""
+    previous = previous_build(folder)
+    return previous.paths() if previous is not None else None
+
+
+MANIFEST_FORMAT = 2
+
+
+def served_files(out: Path, previous: PreviousBuild | None) -> Callable[[str], Callable[[str], bytes] | None]:
+    """For jobs.SiteInputs.served_files: a reader of the served files of a KeyedJob the previous build ran.
+
+    The served folder is not touched until the swap, so what it reads is what that job wrote.
+    """
+    folder = str(out.absolute())
+
+    def read(path: str) -> bytes:
+        with open(f"{folder}/{path}", "rb") as stream:
+            return stream.read()
+
+    def reader(key: str) -> Callable[[str], bytes] | None:
+        return read if previous is not None and key in previous.jobs else None
+
+    return reader
 
 
 def _write_new_file(target: str, content: bytes) -> None:
@@ -117,69 +193,80 @@ def _write_new_file(target: str, content: bytes) -> None:
         os.close(descriptor)
 
 
-class _Staging:
-    """The folder the new site is assembled in, beside the output folder, and what was placed in it."""
+@dataclass(frozen=True)
+class Summarizer:
+    """A look at the files of each job as it runs: `summarize` gets the (path, bytes) of the files
+    `wants` names and returns JSON, kept with the job's record and carried with it."""
 
-    def __init__(self, out: Path, reuse: bool, previous: PreviousBuild | None) -> None:
+    wants: Callable[[str], bool]
+    summarize: Callable[[list[tuple[str, bytes]]], Any]
+
+
+@dataclass
+class _Done:
+    """What placing one job gave: its record, its summary, and how many files were written."""
+
+    key: str | None
+    record: list[tuple[str, str, str]] | str
+    summary: JobSummary
+    written: int = 0
+
+
+class _Staging:
+    """The folder the new site is assembled in, beside the output folder, and what was placed in it.
+
+    Work is per job: a KeyedJob the spare holds already (same key) costs nothing, one the served
+    site holds is linked from it file by file, and only the others run. Files are compared with
+    the served site's by input key or sha256 and linked when the same, so they keep their mtimes.
+    """
+
+    def __init__(self, out: Path, reuse: bool, previous: PreviousBuild | None,
+                 summarizer: Summarizer | None = None) -> None:
         self.out = out.absolute()
         _check_replaceable(self.out)
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.previous = previous.files if previous else {}
-        self.previous_keys = previous.keys if previous else {}
-        self.previous_jobs = previous.jobs if previous else {}
+        self.previous = previous if reuse else None
         self.reuse = reuse
+        self.summarizer = summarizer
         self.spare = spare_folder(self.out)
-        # What the folder being assembled holds already (path -> sha256): the spare's files, or nothing.
-        self.present: dict[str, str] = {}
         spare = previous_build(self.spare) if reuse and previous is not None and self.spare.is_dir() else None
         if spare is not None:
             os.unlink(self.spare / MANIFEST)  # from here on the spare is in flux, until it is swapped in
             self.folder = str(self.spare)
-            self.present = spare.files
         else:
             if self.spare.exists():  # half-updated by a killed build, or made before `build --force`
                 _remove(str(self.spare), in_background=True)
             self.folder = tempfile.mkdtemp(prefix=f".{self.out.name}.staging-", dir=self.out.parent)
+        self.in_spare = spare is not None
+        self.spare_build = spare  # what the folder being assembled holds already
         self._made_dirs: set[str] = {""}
-        self.placed: dict[str, str] = {}  # path -> sha256
-        self.keys: dict[str, str] = {}  # path -> input key, for files given as Keyed
-        self.jobs: dict[str, list[str]] = {}  # KeyedJob key -> the paths it gave
-        self.written = 0
+        self.done: list[_Done] = []  # in plan order
+        self.served: dict[str, tuple[str, str]] = {}  # path -> (sha256, input key) of served files that may recur
         self.swapped = False  # once swapped in, the staging folder holds the previous site
 
-    def _link_previous(self, relative: str, target: str) -> bool:
+    def expect(self, jobs: Sequence[Callable[[], Any]]) -> None:
+        """Index the served files a run job may give again: those of the served jobs this plan does not
+        keep (a job whose key changed) and the loose ones. The kept jobs' records are not split."""
+        if self.previous is None:
+            return
+        keys = {job.key for job in jobs if isinstance(job, KeyedJob)}
+        texts = [text for key, text in self.previous.jobs.items() if key not in keys] + [self.previous.loose]
+        for text in texts:
+            for path, digest, key in _record_entries(text):
+                self.served[path] = (digest, key)
+
+    def _link_served(self, relative: str, target: str) -> bool:
+        """Place the served file at `relative` by a hard link (replacing what the spare holds there)."""
+        if self.in_spare:
+            try:
+                os.unlink(target)
+            except FileNotFoundError:
+                pass
         try:
             os.link(f"{self.out}/{relative}", target)
             return True
         except OSError:
             return False  # gone, or another file system: write it instead
-
-    def put(self, relative: str, content: bytes | Keyed) -> None:
-        """Place one file, hard-linked from the previous output when it is the same.
-
-        Same means: the same input key (then the file is not even rendered),
-        or the same sha256 of the bytes.
-        """
-        if relative in self.placed:
-            raise AssertionError(f"two plan jobs give {relative}")
-        target = self._target(relative)
-        if isinstance(content, Keyed):
-            self.keys[relative] = content.key
-            if self.reuse and self.previous_keys.get(relative) == content.key and relative in self.previous \
-                    and self._place_served(relative, target, self.previous[relative]):
-                return
-            content = content.render()
-        digest = hashlib.sha256(content).hexdigest()
-        if self.reuse and self.previous.get(relative) == digest and self._place_served(relative, target, digest):
-            return
-        if self.present.get(relative) == digest:
-            self.placed[relative] = digest  # the spare has it already
-            return
-        self.placed[relative] = digest
-        if relative in self.present:
-            os.unlink(target)  # never written in place: it may be a hard link to a served file
-        _write_new_file(target, content)
-        self.written += 1
 
     def _target(self, relative: str) -> str:
         """The path of `relative` in the folder being assembled, its folder made."""
@@ -191,75 +278,84 @@ class _Staging:
                 folder = folder.rpartition("/")[0]
         return f"{self.folder}/{relative}"  # paths are '/'-separated and relative, by construction
 
-    def run(self, job: Callable[[], Any]) -> None:
-        """Place one plan job's files; a KeyedJob the previous build ran with the same key is not run."""
+    def run(self, job: Callable[[], Any]) -> _Done:
+        """Place one plan job's files; a KeyedJob the spare or the served site has with the same key is not run."""
         key = job.key if isinstance(job, KeyedJob) else None
-        if key is not None and self.reuse:
-            paths = self.previous_jobs.get(key)
-            if paths is not None and self._carry(paths):
-                self.jobs[key] = paths
-                return
-        paths = self.put_all(job())
-        if key is not None:
-            self.jobs[key] = paths
+        if key is not None and self.previous is not None:
+            if self.spare_build is not None and key in self.spare_build.jobs and key in self.spare_build.summaries:
+                return _Done(key, self.spare_build.jobs[key], self.spare_build.summaries[key])
+            text = self.previous.jobs.get(key)
+            if text is not None and key in self.previous.summaries and self._carry(text):
+                return _Done(key, text, self.previous.summaries[key])
+        return self.place(key, job_files(job()))
 
-    def _carry(self, paths: list[str]) -> bool:
-        """Place the previous build's files at `paths` as they are; False (and nothing placed) if one is gone."""
+    def _carry(self, text: str) -> bool:
+        """Link the served files of a record; False (and nothing placed) if one is gone."""
         done: list[str] = []
-        for relative in paths:
-            digest = self.previous.get(relative)
-            if digest is None or relative in self.placed or \
-                    not self._place_served(relative, self._target(relative), digest):
+        for relative in _record_paths(text):
+            if not self._link_served(relative, self._target(relative)):
                 break
             done.append(relative)
-            if relative in self.previous_keys:
-                self.keys[relative] = self.previous_keys[relative]
         else:
             return True
         for relative in done:  # the job runs instead: take back what was placed
-            del self.placed[relative]
-            self.keys.pop(relative, None)
-            self.present.pop(relative, None)
             os.unlink(f"{self.folder}/{relative}")
         return False
 
-    def _place_served(self, relative: str, target: str, digest: str) -> bool:
-        """Place a file whose bytes equal the served one's: kept if the spare has it, else linked."""
-        if self.present.get(relative) == digest:
-            self.placed[relative] = digest
-            return True
-        if relative in self.present:
-            os.unlink(target)
-            del self.present[relative]  # if the link fails, the file is written
-        if self._link_previous(relative, target):
-            self.placed[relative] = digest
-            return True
-        return False
+    def place(self, key: str | None, files: Iterable[tuple[str, bytes | Keyed]]) -> _Done:
+        """Place files given as (path, content): linked from the served site when the same, else written."""
+        entries: list[tuple[str, str, str]] = []
+        wanted: list[tuple[str, bytes]] = []
+        wants = self.summarizer.wants if self.summarizer is not None else None
+        written = 0
+        for relative, content in files:
+            target = self._target(relative)
+            served = self.served.get(relative)
+            file_key = ""
+            if isinstance(content, Keyed):
+                file_key = content.key
+                if served is not None and served[1] == file_key and self._link_served(relative, target):
+                    entries.append((relative, served[0], file_key))
+                    if wants is not None and wants(relative):
+                        with open(target, "rb") as stream:
+                            wanted.append((relative, stream.read()))
+                    continue
+                content = content.render()
+            digest = hashlib.sha256(content).hexdigest()
+            entries.append((relative, digest, file_key))
+            if wants is not None and wants(relative):
+                wanted.append((relative, content))
+            if served is not None and served[0] == digest and self._link_served(relative, target):
+                continue
+            if self.in_spare:
+                try:
+                    os.unlink(target)  # never written in place: it may be a hard link to a served file
+                except FileNotFoundError:
+                    pass
+            _write_new_file(target, content)
+            written += 1
+        notes = self.summarizer.summarize(wanted) if self.summarizer is not None and wanted else None
+        summary = JobSummary(len(entries), path_families(path for path, _, _ in entries), notes)
+        return _Done(key, entries, summary, written)
 
-    def put_all(self, files: Mapping[str, bytes | Keyed] | Iterable[tuple[str, bytes | Keyed]]) -> list[str]:
-        """Place every file; returns their paths."""
-        paths = []
-        for relative, content in job_files(files):
-            self.put(relative, content)
-            paths.append(relative)
-        return paths
+    def finish(self, finish: Callable[["FamilySource"], dict[str, bytes]]) -> None:
+        """Place the files made from every path placed so far (the serving configuration)."""
+        self.done.append(self.place(None, finish(FamilySource(self.done)).items()))
 
-    def finish(self, finish: Callable[[list[str]], dict[str, bytes]]) -> None:
-        """Place the files made from every path placed so far (the serving configuration).
+    def _remove_stale(self, new_paths: set[str]) -> None:
+        """Remove the spare's files that the new site does not have, and the folders they leave empty.
 
-        They are keyed by the code and the paths: a rebuild that changes no path (a notes
-        fix, a rollout change) keeps them without going over every path again.
+        The spare's files are those of its records; a job kept with its key keeps its files, so only
+        the records of the other jobs and the loose files are split.
         """
-        paths = sorted(self.placed)
-        key = hashlib.sha256(code_digest() + "\0".join(paths).encode()).hexdigest()
-        carried = sorted(path for path, previous_key in self.previous_keys.items() if previous_key == key)
-        if carried and self.reuse and all(path not in self.placed for path in carried) and self._carry(carried):
+        if self.spare_build is None:
             return
-        self.put_all({path: Keyed(key, lambda content=content: content) for path, content in finish(paths).items()})
-
-    def _remove_stale(self) -> None:
-        """Remove the spare's files that the new site does not have, and the folders they leave empty."""
-        for relative in self.present.keys() - self.placed.keys():
+        keys = {done.key for done in self.done if done.key is not None}
+        old: set[str] = set(_record_paths(self.spare_build.loose))
+        for key, text in self.spare_build.jobs.items():
+            if key not in keys:
+                old.update(_record_paths(text))
+        for relative in old - new_paths:
             try:
                 os.unlink(f"{self.folder}/{relative}")
             except FileNotFoundError:
@@ -272,16 +368,49 @@ class _Staging:
                     break  # not empty
                 folder = folder.rpartition("/")[0]
 
+    def _changed_paths(self, build: PreviousBuild | None) -> set[str]:
+        """Paths of the new site outside the jobs `build` has with the same key (the only ones it may lack)."""
+        found: set[str] = set()
+        for done in self.done:
+            if done.key is None or build is None or done.key not in build.jobs:
+                found.update(_record_paths(done.record) if isinstance(done.record, str)
+                             else (path for path, _, _ in done.record))
+        return found
+
     def swap_in(self, stamp: dict[str, object]) -> WriteStats:
-        self._remove_stale()
+        if self.spare_build is not None:
+            self._remove_stale(self._changed_paths(self.spare_build))
+        jobs: dict[str, str] = {}
+        summaries: dict[str, list[Any]] = {}
+        loose: list[tuple[str, str, str]] = []
+        for done in self.done:
+            if done.key is None:
+                assert not isinstance(done.record, str)
+                loose += done.record
+            else:
+                if done.key in jobs:
+                    raise AssertionError(f"two plan jobs have the key {done.key}")
+                jobs[done.key] = done.record if isinstance(done.record, str) else _record_text(done.record)
+                summaries[done.key] = done.summary.to_json()
+        loose.sort()
         with open(os.path.join(self.folder, MANIFEST), "w", encoding="utf-8") as stream:
             # json.dumps, not json.dump: one call into the C encoder instead of a Python loop.
-            stream.write(json.dumps({**stamp, "files": self.placed, "keys": self.keys, "jobs": self.jobs},
-                                    sort_keys=True))
+            stream.write(json.dumps({**stamp, "format": MANIFEST_FORMAT, "jobs": jobs, "summaries": summaries,
+                                     "loose": _record_text(loose)}, sort_keys=True))
         _exchange(Path(self.folder), self.out)
         self.swapped = True
-        return WriteStats(written=self.written, unchanged=len(self.placed) - self.written,
-                          removed=len(self.previous.keys() - self.placed.keys()))
+        total = sum(done.summary.count for done in self.done)
+        written = sum(done.written for done in self.done)
+        removed = 0
+        if self.previous is not None:
+            keys = {done.key for done in self.done if done.key is not None}
+            gone = set(_record_paths(self.previous.loose))
+            for key, text in self.previous.jobs.items():
+                if key not in keys:
+                    gone.update(_record_paths(text))
+            removed = len(gone - self._changed_paths(self.previous))
+        return WriteStats(written=written, unchanged=total - written, removed=removed,
+                          notes=[done.summary.notes for done in self.done if done.summary.notes is not None])
 
     def discard(self) -> None:
         """After a swap, keep the previous site as the spare; after a failure, drop the new one.
@@ -296,7 +425,28 @@ class _Staging:
             if self.folder != str(self.spare):
                 os.rename(self.folder, self.spare)
         elif self.swapped or self.folder != str(self.spare):
-            _remove(self.folder, in_background=len(self.previous) >= BACKGROUND_REMOVAL_FILES)
+            _remove(self.folder, in_background=self.previous is not None and
+                    self.previous.file_count >= BACKGROUND_REMOVAL_FILES)
+
+
+class FamilySource:
+    """The serving families of every job placed, and the paths of one family on demand (see serving.py)."""
+
+    def __init__(self, done: Sequence[_Done]) -> None:
+        self._done = list(done)
+
+    def families(self) -> list[list[str]]:
+        return [family for done in self._done for family in done.summary.families]
+
+    def members(self, family: str) -> list[str]:
+        """The paths of `family`: splits only the records of the jobs that have it."""
+        found = []
+        for done in self._done:
+            if any(item[0] == family for item in done.summary.families):
+                paths = _record_paths(done.record) if isinstance(done.record, str) else \
+                    [path for path, _, _ in done.record]
+                found += [path for path in paths if family_of(path) == family]
+        return found
 
 
 # Removing a site costs as much as linking it (an unlink per file), and nothing waits
@@ -323,16 +473,18 @@ def _remove(folder: str, in_background: bool) -> None:
 
 
 def write_site(files: Mapping[str, bytes | Keyed], out: Path, fingerprint: str = "", *, reuse: bool = True,
-               source: str | None = None, releases: int = 0, previous: PreviousBuild | None = None) -> WriteStats:
+               source: str | None = None, releases: int = 0, previous: PreviousBuild | None = None,
+               summarizer: Summarizer | None = None) -> WriteStats:
     """Replace the folder `out` with exactly `files`, reusing unchanged files.
 
     A file is reused when the previous build's manifest gives it the same
     sha256 (or input key); a file edited by hand in the output is not noticed
     unless `reuse` is off (`build --force`), which rewrites every file.
     """
-    staging = _Staging(out, reuse, previous or previous_build(out))
+    staging = _Staging(out, reuse, previous or previous_build(out), summarizer)
     try:
-        staging.put_all(files)
+        staging.expect([])
+        staging.done.append(staging.place(None, files.items()))
         return staging.swap_in({"fingerprint": fingerprint, "source": source, "releases": releases})
     finally:
         staging.discard()
@@ -343,13 +495,11 @@ def write_site(files: Mapping[str, bytes | Keyed], out: Path, fingerprint: str =
 _SHARED: tuple[_Staging, Sequence[Callable[[], Any]]] | None = None
 
 
-def _write_job(index: int) -> tuple[dict[str, str], dict[str, str], dict[str, list[str]], int]:
-    """In a worker: run one job and place its files: (paths placed, input keys, job keys, files written)."""
+def _write_job(index: int) -> _Done:
+    """In a worker: run one job and place its files."""
     assert _SHARED is not None
     staging, jobs = _SHARED
-    staging.placed, staging.keys, staging.jobs, staging.written = {}, {}, {}, 0  # this worker's own, per job
-    staging.run(jobs[index])
-    return staging.placed, staging.keys, staging.jobs, staging.written
+    return staging.run(jobs[index])
 
 
 # Forked workers pay for the copy-on-write of the parent's large heap and each encodes the
@@ -361,9 +511,9 @@ PARALLEL_SHARE = 0.25
 
 def _jobs_to_run(staging: _Staging, jobs: Sequence[Callable[[], Any]]) -> int:
     """How many jobs the previous build does not give: the unkeyed ones and those with a new key."""
-    if not staging.reuse:
+    if staging.previous is None:
         return len(jobs)
-    return sum(1 for job in jobs if not (isinstance(job, KeyedJob) and job.key in staging.previous_jobs))
+    return sum(1 for job in jobs if not (isinstance(job, KeyedJob) and job.key in staging.previous.jobs))
 
 
 def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int) -> None:
@@ -373,37 +523,32 @@ def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int
     # fork copies one thread of a threaded process (relreg serve), with any lock another
     # thread held: there, and where fork does not exist, the jobs run in this process.
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
-        for job in jobs:
-            staging.run(job)
+        staging.done += [staging.run(job) for job in jobs]
         return
     _SHARED = (staging, jobs)
     try:
         # Jobs are handed out one at a time as workers free up, so a long job does not hold up the rest.
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            for placed, keys, job_keys, written in pool.map(_write_job, range(len(jobs))):
-                if not staging.placed.keys().isdisjoint(placed):
-                    raise AssertionError(f"two plan jobs give {sorted(staging.placed.keys() & placed.keys())[:3]}")
-                staging.placed.update(placed)
-                staging.keys.update(keys)
-                staging.jobs.update(job_keys)
-                staging.written += written
+            staging.done += list(pool.map(_write_job, range(len(jobs))))
     finally:
         _SHARED = None
 
 
-def write_jobs(jobs: Sequence[Callable[[], Any]], finish: Callable[[list[str]], dict[str, bytes]],
+def write_jobs(jobs: Sequence[Callable[[], Any]], finish: Callable[[Any], dict[str, bytes]],
                out: Path, fingerprint: str = "", *, reuse: bool = True, source: str | None = None,
-               releases: int = 0, workers: int = 1, previous: PreviousBuild | None = None) -> WriteStats:
+               releases: int = 0, workers: int = 1, previous: PreviousBuild | None = None,
+               summarizer: Summarizer | None = None) -> WriteStats:
     """Like write_site, for a site given as plan jobs (plan.PlanJob), run by `workers` processes.
 
     Each process takes the next job as it frees up and places the files
     itself, so the site is rendered on every core and never held in memory as
     a whole.
     `finish` gives the files that depend on every path (the serving
-    configuration); the swap is the same single rename as write_site's.
+    configuration, from serving.PathFamilies); the swap is the same single rename as write_site's.
     """
-    staging = _Staging(out, reuse, previous or previous_build(out))
+    staging = _Staging(out, reuse, previous or previous_build(out), summarizer)
     try:
+        staging.expect(jobs)
         _run_jobs(staging, jobs, workers)
         staging.finish(finish)
         return staging.swap_in({"fingerprint": fingerprint, "source": source, "releases": releases})

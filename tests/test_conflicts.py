@@ -1,4 +1,4 @@
-"""Where `relreg validate` reports a conflict between two files: at the newer one by git history.
+"""Where `relreg validate` and `relreg build` report a conflict between two files: at the newer one by git history.
 
 Uncommitted and untracked files are newest of all; the other file is named in
 the message. Outside git, files of equal age order by path. The version-order
@@ -38,10 +38,14 @@ def repo(tmp_path: Path) -> Path:
     return repo
 
 
-def _validate(repo: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[int, list[dict]]:
+def _validate(repo: Path, monkeypatch: pytest.MonkeyPatch, command: str = "validate") -> tuple[int, list[dict]]:
     monkeypatch.chdir(repo / "registry")
-    result = run_relreg("validate", "--registry", ".", "--format", "json")
-    return result.exit_code, json.loads(result.output)["diagnostics"]
+    args = command.split() + ["--registry", ".", "--format", "json"]
+    if args[0] == "build":
+        args += ["--out", str(repo.parent / "public")]
+    result = run_relreg(*args)
+    assert not (repo.parent / "public").exists()
+    return result.exit_code, json.JSONDecoder().raw_decode(result.output)[0]["diagnostics"]  # then what build says on stderr
 
 
 def _where(found: list[dict]) -> list[str]:
@@ -69,19 +73,23 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("command", ["validate", "build", "build --ref HEAD"])
 @pytest.mark.parametrize("case", CASES)
-def test_a_conflict_is_reported_at_the_newer_file(case: str, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_conflict_is_reported_at_the_newer_file(case: str, command: str, repo: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     committed, uncommitted, where, words = CASES[case]
+    if "--ref" in command and uncommitted:
+        pytest.skip("a build of a commit does not read the work tree")
     for path, text in committed.items():
         (repo / "registry" / path).write_text(text)
     if committed:
         commit_all(repo, "later", "2024-02-01T10:00:00+00:00")
     for path, text in uncommitted.items():
         (repo / "registry" / path).write_text(text)
-    exit_code, found = _validate(repo, monkeypatch)
+    exit_code, found = _validate(repo, monkeypatch, command)
     assert exit_code == 1
-    assert _where(found) == [where]
-    assert words in found[0]["message"]
+    assert _where(found) == [f"registry/{where}" if "--ref" in command else where]  # a commit's paths are the repository's
+    assert (words.replace("releases/", "registry/releases/") if "--ref" in command else words) in found[0]["message"]
 
 
 def test_an_old_file_changed_in_the_work_tree_is_the_newer_one(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:

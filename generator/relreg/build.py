@@ -21,6 +21,7 @@ from relreg.devices.paths import DEVICES
 from relreg.history import gitlog
 from relreg.history.cache import work_cache_for
 from relreg.history.deployments import cohort_history
+from relreg.history.recency import GitRecency
 from relreg.registry.device_counts import FleetSnapshot, read_device_counts
 from relreg.registry.diagnostics import Diagnostic
 from relreg.registry.schemas import INPUT_SCHEMAS
@@ -229,7 +230,8 @@ def build_site(options: BuildOptions) -> BuildReport:
     cache = work_cache_for(options.registry_dir)
     step = options.progress or (lambda message: None)
     step(f"validating {len(files.files)} files")
-    result = validate_files(files, cache)
+    # Conflicts are reported at the newer file, as `relreg validate` does (git is read only if there is one).
+    result = validate_files(files, cache, recency=GitRecency(options.registry_dir, files.root, options.ref))
     if not result.ok:
         cache.save()
         raise InvalidRegistry(result)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import click
@@ -13,7 +14,7 @@ from relreg.registry.gcpause import gc_paused
 from relreg.registry.report import REPORTERS
 from relreg.registry.source import RegistryNotFound, read_worktree
 from relreg.registry.validate import summary, validate_files
-from relreg.release.recency import GitRecency
+from relreg.history.recency import GitRecency
 
 
 @click.command()
@@ -103,6 +104,10 @@ def build(registry_dir: Path | None, out: Path, ref: str | None, device_counts: 
     except InvalidRegistry as error:
         click.echo(REPORTERS[output_format](error.result.diagnostics, validation_summary(error.result)))
         click.echo("build stopped: the registry has errors; the previous output is untouched", err=True)
+        sys.exit(1)
+    except BrokenProcessPool:
+        click.echo("build stopped: a worker process was killed (out of memory? see dmesg); "
+                   "the previous output is untouched", err=True)
         sys.exit(1)
     shown = report.warnings if len(report.warnings) <= 10 else report.warnings[:8]
     for warning in shown:

@@ -27,7 +27,7 @@ from relreg.registry.source import CONFIG_FILE, RegistryFiles, RegistryNotFound,
 from relreg.registry.validate import SourceDocuments, check_file, validate_files
 from relreg.registry.versions import VersionError, scheme_named
 from relreg.release.policy import Snapshot, changes, check_policy
-from relreg.release.recency import changed_recency
+from relreg.history.recency import changed_recency
 
 
 class CheckUsageError(Exception):

@@ -29,8 +29,9 @@ class GitRecency(Mapping[str, int]):
     to path order.
     """
 
-    def __init__(self, registry_dir: Path, root: str) -> None:
+    def __init__(self, registry_dir: Path, root: str, ref: str | None = None) -> None:
         self._registry_dir = registry_dir
+        self._ref = ref  # a commit to read instead of HEAD and the work tree (`relreg build --ref`)
         self._strip = f"{root}/" if root not in ("", ".") else ""
         self._ranks: dict[str, int] | None = None
 
@@ -48,11 +49,13 @@ class GitRecency(Mapping[str, int]):
         return self._ranks
 
     def _read(self, repo: git.Repo) -> dict[str, int]:
-        if not repo.head.is_valid() or repo.git.rev_parse("--is-shallow-repository").strip() == "true":
+        if self._ref is None and not repo.head.is_valid() \
+                or repo.git.rev_parse("--is-shallow-repository").strip() == "true":
             return {}
         prefix = gitlog.registry_prefix(repo, self._registry_dir)
-        history = gitlog.read_history(repo, repo.head.commit.hexsha, prefix)
-        uncommitted = gitlog.uncommitted_paths(repo, prefix)
+        commit = gitlog.resolve_commit(repo, self._ref) if self._ref else repo.head.commit.hexsha
+        history = gitlog.read_history(repo, commit, prefix)
+        uncommitted = gitlog.uncommitted_paths(repo, prefix) if self._ref is None else set()
         return {self._strip + path: dates.updated for path, dates in history.dates.items() if path not in uncommitted}
 
     def __getitem__(self, path: str) -> int:

@@ -373,7 +373,7 @@ def test_unchanged_rebuild_of_a_clean_commit_skips_reading_the_registry(
     change(history_repo)
     validated = []
     real_validate = relreg.build.validate_files
-    monkeypatch.setattr(relreg.build, "validate_files", lambda *args: validated.append(1) or real_validate(*args))
+    monkeypatch.setattr(relreg.build, "validate_files", lambda *args, **kwargs: validated.append(1) or real_validate(*args, **kwargs))
 
     result = run_relreg("build", "--registry", registry, "--out", out, *options)
 

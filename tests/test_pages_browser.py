@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from browser_helpers import axe_violations, screenshots, served_example_site
@@ -39,6 +40,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]
     counts.write_text(json.dumps(COUNTS))
     with served_example_site(root, True, "--device-counts", str(counts)) as served:
         yield served
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A page in a fresh browser context (its own storage), closed after the test."""
+    context = browser.new_context()
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
 
 
 def _settle(page: Any) -> None:
@@ -96,106 +107,81 @@ def _series(page: Any) -> list[dict[str, Any]]:
         " marks: Array.from(g.querySelectorAll('circle title')).map(t => t.textContent)}))")
 
 
-def test_cohort_chart_steps_at_each_commit_with_the_history_table_under_it(browser: Any,
+def test_cohort_chart_steps_at_each_commit_with_the_history_table_under_it(page: Any,
                                                                             site: tuple[Path, str]) -> None:
-    context = browser.new_context()
-    page = context.new_page()
-    try:
-        page.goto(site[1] + "cohorts/production/index.html")
-        legend = page.eval_on_selector_all("figure.chart .legend li", "items => items.map(i => i.textContent)")
-        assert legend == ["2.0.1", "2.1.0"]
-        series = _series(page)
-        assert [len(s["marks"]) for s in series] == [1, 3]  # 2.0.1 at 100 % throughout; 2.1.0 at 1, 5, 10.5 %
-        assert [m.split(" on ")[0] for m in series[1]["marks"]] == ["2.1.0: 1\u00a0%", "2.1.0: 5\u00a0%",
-                                                                     "2.1.0: 10.5\u00a0%"]
-        assert series[1]["d"].count("V") == 2  # a step up at each later commit
-        assert page.get_by_role("img", name="Rollout in Production over time").count() == 1
-        # The text alternative: the history table, after the chart.
-        assert page.evaluate("document.querySelector('figure.chart').compareDocumentPosition("
-                             "document.querySelector('#history ~ .table-wrap table')) & 4") == 4
-        assert page.locator("#history ~ .table-wrap tbody tr").count() == 3
-    finally:
-        context.close()
+    page.goto(site[1] + "cohorts/production/index.html")
+    legend = page.eval_on_selector_all("figure.chart .legend li", "items => items.map(i => i.textContent)")
+    assert legend == ["2.0.1", "2.1.0"]
+    series = _series(page)
+    assert [len(s["marks"]) for s in series] == [1, 3]  # 2.0.1 at 100 % throughout; 2.1.0 at 1, 5, 10.5 %
+    assert [m.split(" on ")[0] for m in series[1]["marks"]] == ["2.1.0: 1\u00a0%", "2.1.0: 5\u00a0%",
+                                                                 "2.1.0: 10.5\u00a0%"]
+    assert series[1]["d"].count("V") == 2  # a step up at each later commit
+    assert page.get_by_role("img", name="Rollout in Production over time").count() == 1
+    # The text alternative: the history table, after the chart.
+    assert page.evaluate("document.querySelector('figure.chart').compareDocumentPosition("
+                         "document.querySelector('#history ~ .table-wrap table')) & 4") == 4
+    assert page.locator("#history ~ .table-wrap tbody tr").count() == 3
 
 
-def test_release_chart_has_one_line_per_cohort(browser: Any, site: tuple[Path, str]) -> None:
-    context = browser.new_context()
-    page = context.new_page()
-    try:
-        page.goto(site[1] + "releases/2.1.0/index.html")
-        legend = page.eval_on_selector_all("figure.chart .legend li", "items => items.map(i => i.textContent)")
-        assert legend == ["Public beta", "Production"]  # by cohort slug
-        rows = page.eval_on_selector_all("#rollout-heading ~ .table-wrap tbody tr",
-                                         "rows => rows.map(r => [r.cells[1].textContent, r.cells[2].textContent])")
-        assert ["Production", "10.5\u00a0% of devices"] in rows and len(rows) == 4
-        page.goto(site[1] + "releases/1.0.0/index.html")  # never deployed: no chart
-        assert page.locator("figure.chart").count() == 0
-    finally:
-        context.close()
+def test_release_chart_has_one_line_per_cohort(page: Any, site: tuple[Path, str]) -> None:
+    page.goto(site[1] + "releases/2.1.0/index.html")
+    legend = page.eval_on_selector_all("figure.chart .legend li", "items => items.map(i => i.textContent)")
+    assert legend == ["Public beta", "Production"]  # by cohort slug
+    rows = page.eval_on_selector_all("#rollout-heading ~ .table-wrap tbody tr",
+                                     "rows => rows.map(r => [r.cells[1].textContent, r.cells[2].textContent])")
+    assert ["Production", "10.5\u00a0% of devices"] in rows and len(rows) == 4
+    page.goto(site[1] + "releases/1.0.0/index.html")  # never deployed: no chart
+    assert page.locator("figure.chart").count() == 0
 
 
-def test_fleet_snapshot_on_home_release_and_hardware_pages(browser: Any, site: tuple[Path, str]) -> None:
-    context = browser.new_context()
-    page = context.new_page()
-    try:
-        page.goto(site[1] + "index.html")
-        bars = page.eval_on_selector_all("#fleet ~ .table-wrap tbody th, section:has(#fleet) tbody th",
-                                         "cells => cells.map(c => c.textContent)")
-        assert bars[:3] == ["2.0.1", "2.1.0", "2.1.1"]  # most devices first
-        assert "9.9.9-dev" in bars  # a version the registry does not know is counted, not linked
-        assert page.locator("section:has(#fleet) rect.bar").count() == len(COUNTS)
-        total = f"{sum(COUNTS.values()):,}"
-        assert total in page.inner_text("section:has(#fleet)")
-        page.goto(site[1] + "releases/2.1.0/index.html")
-        assert "1,200 running it" in page.inner_text("dl.facts")
-        page.goto(site[1] + "hardware/pvt/index.html")
-        assert page.get_by_role("columnheader", name="Devices").count() == 1
-    finally:
-        context.close()
+def test_fleet_snapshot_on_home_release_and_hardware_pages(page: Any, site: tuple[Path, str]) -> None:
+    page.goto(site[1] + "index.html")
+    bars = page.eval_on_selector_all("#fleet ~ .table-wrap tbody th, section:has(#fleet) tbody th",
+                                     "cells => cells.map(c => c.textContent)")
+    assert bars[:3] == ["2.0.1", "2.1.0", "2.1.1"]  # most devices first
+    assert "9.9.9-dev" in bars  # a version the registry does not know is counted, not linked
+    assert page.locator("section:has(#fleet) rect.bar").count() == len(COUNTS)
+    total = f"{sum(COUNTS.values()):,}"
+    assert total in page.inner_text("section:has(#fleet)")
+    page.goto(site[1] + "releases/2.1.0/index.html")
+    assert "1,200 running it" in page.inner_text("dl.facts")
+    page.goto(site[1] + "hardware/pvt/index.html")
+    assert page.get_by_role("columnheader", name="Devices").count() == 1
 
 
-def test_build_id_lookup_with_prefix_any_case_and_partial(browser: Any, site: tuple[Path, str]) -> None:
+def test_build_id_lookup_with_prefix_any_case_and_partial(page: Any, site: tuple[Path, str]) -> None:
     out, url = site
     releases = json.loads((out / "api/v1/releases.json").read_bytes())["data"]
     delta = next(a for r in releases if r["version"] == "2.0.1" for a in r["artifacts"] if a["type"] == "delta")
-    context = browser.new_context()
-    page = context.new_page()
-    try:
-        page.goto(url + "releases/index.html")
-        search = page.get_by_label("Version, revision or build id")
-        for written in (delta["build_id"], delta["build_id"].upper(), "BuildID[sha1]=" + delta["build_id"][:12],
-                        "build id: 0x" + delta["build_id"][:10].upper(), delta["build_id"][:8]):
-            search.fill(written)
-            text = page.inner_text("#build-match")
-            assert f"hardware {delta['hardware_version']}, delta from 2.0.0 in release 2.0.1" in text, written
-            assert page.eval_on_selector_all("#release-table tbody tr:not([hidden]) a.version",
-                                             "a => a.map(x => x.textContent)") == ["2.0.1"]
-        search.fill("BuildID[sha1]=ffffffffff")
-        assert "No artifact has a build id containing ffffffffff" in page.inner_text("#build-match")
-        search.fill("2.1")  # a version search shows no build-id box
-        assert not page.is_visible("#build-match")
-        page.goto(url + "releases/index.html?q=" + delta["build_id"][:9])  # from a shared link
-        page.get_by_role("link", name="2.0.1").first.click()
-        assert page.url.endswith("releases/2.0.1/index.html#artifacts")
-    finally:
-        context.close()
+    page.goto(url + "releases/index.html")
+    search = page.get_by_label("Version, revision or build id")
+    for written in (delta["build_id"], delta["build_id"].upper(), "BuildID[sha1]=" + delta["build_id"][:12],
+                    "build id: 0x" + delta["build_id"][:10].upper(), delta["build_id"][:8]):
+        search.fill(written)
+        text = page.inner_text("#build-match")
+        assert f"hardware {delta['hardware_version']}, delta from 2.0.0 in release 2.0.1" in text, written
+        assert page.eval_on_selector_all("#release-table tbody tr:not([hidden]) a.version",
+                                         "a => a.map(x => x.textContent)") == ["2.0.1"]
+    search.fill("BuildID[sha1]=ffffffffff")
+    assert "No artifact has a build id containing ffffffffff" in page.inner_text("#build-match")
+    search.fill("2.1")  # a version search shows no build-id box
+    assert not page.is_visible("#build-match")
+    page.goto(url + "releases/index.html?q=" + delta["build_id"][:9])  # from a shared link
+    page.get_by_role("link", name="2.0.1").first.click()
+    assert page.url.endswith("releases/2.0.1/index.html#artifacts")
 
 
-def test_release_page_badges_explain_themselves_and_offer_downloads(browser: Any, site: tuple[Path, str]) -> None:
+def test_release_page_badges_explain_themselves_and_offer_downloads(page: Any, site: tuple[Path, str]) -> None:
     out, url = site
-    context = browser.new_context()
-    page = context.new_page()
-    try:
-        page.goto(url + "releases/1.4.0/index.html")
-        badge = page.locator(".badge[tabindex]", has_text="required step")
-        assert not page.is_visible("#tip-required")
-        badge.focus()
-        assert page.is_visible("#tip-required")
-        assert page.get_by_role("tooltip").first.text_content().startswith("Devices on an older version install")
-        document = json.loads((out / "api/v1/releases/1.4.0.json").read_bytes())["data"]
-        fulls = sorted((a["hardware_version"], a["url"]) for a in document["artifacts"] if a["type"] == "full")
-        buttons = page.eval_on_selector_all(".downloads a", "links => links.map(a => [a.textContent, a.href])")
-        assert [(text.split(" ")[2], href) for text, href in buttons] == fulls
-        assert page.locator("nav.pager a[rel=prev]").count() == 1 and page.locator("nav.pager a[rel=next]").count() == 1
-    finally:
-        context.close()
+    page.goto(url + "releases/1.4.0/index.html")
+    badge = page.locator(".badge[tabindex]", has_text="required step")
+    assert not page.is_visible("#tip-required")
+    badge.focus()
+    assert page.is_visible("#tip-required")
+    assert page.get_by_role("tooltip").first.text_content().startswith("Devices on an older version install")
+    document = json.loads((out / "api/v1/releases/1.4.0.json").read_bytes())["data"]
+    fulls = sorted((a["hardware_version"], a["url"]) for a in document["artifacts"] if a["type"] == "full")
+    buttons = page.eval_on_selector_all(".downloads a", "links => links.map(a => [a.textContent, a.href])")
+    assert [(text.split(" ")[2], href) for text, href in buttons] == fulls
+    assert page.locator("nav.pager a[rel=prev]").count() == 1 and page.locator("nav.pager a[rel=next]").count() == 1

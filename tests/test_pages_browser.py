@@ -9,8 +9,8 @@ then their final percent) and a device-count snapshot.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest

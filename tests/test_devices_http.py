@@ -246,14 +246,16 @@ def test_a_fleet_of_1200_devices_updates_to_what_the_rules_predict(fleet_site: H
         with lock:
             statuses[response.status_code] += 1
 
-    http = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
-                        event_hooks={"response": [record]})
-    transport = HttpTransport(client=http)
     known = {r.version for r in FLEET_RELEASES}
     fleet = make_fleet(1200)
 
     def run(identity: DeviceIdentity) -> tuple[list[str], list[bool], int]:
-        client = DeviceClient(fleet_site.url, transport=transport)
+        # Each device has its own connection, as in the field (32 threads sharing one httpx pool
+        # once failed with EBADF on a reused connection).
+        with httpx.Client(timeout=30, event_hooks={"response": [record]}) as http:
+            return update(DeviceClient(fleet_site.url, transport=HttpTransport(client=http)), identity)
+
+    def update(client: DeviceClient, identity: DeviceIdentity) -> tuple[list[str], list[bool], int]:
         folder = tmp_path / identity.serial
         current, path, deltas, checks = identity.current_version, [identity.current_version], [], 0
         while True:
@@ -275,7 +277,6 @@ def test_a_fleet_of_1200_devices_updates_to_what_the_rules_predict(fleet_site: H
 
     with ThreadPoolExecutor(max_workers=32) as pool:
         outcomes = list(pool.map(run, fleet))
-    http.close()
 
     hops = Counter()
     for identity, (path, deltas, checks) in zip(fleet, outcomes):

@@ -10,9 +10,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import click
 
@@ -41,7 +39,7 @@ from relreg.site.write import (
     write_jobs,
     write_site,
 )
-from relreg.trust.keys import ENV_VAR, KEYS_FILE
+from relreg.uptodate import BuildOptions, BuildReport, signing_wanted, up_to_date
 
 if TYPE_CHECKING:
     from relreg.trust.tufrepo import SiteSigning
@@ -56,32 +54,6 @@ class InvalidRegistry(click.ClickException):
     def __init__(self, result: ValidationResult) -> None:
         super().__init__(f"{len(result.errors)} errors in the registry; nothing was written")
         self.result = result
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    registry_dir: Path
-    out: Path
-    ref: str | None = None
-    device_counts: Path | None = None
-    base_url: str | None = None
-    force: bool = False  # rebuild even when the inputs match the previous build
-    progress: Callable[[str], None] | None = None  # told each step of a long build, e.g. for a terminal
-    signing_key: Path | None = None  # Ed25519 private key(s), PEM; None: RELREG_SIGNING_KEY, else unsigned
-
-
-@dataclass
-class BuildReport:
-    releases: int
-    stats: WriteStats
-    seconds: float
-    commit: str | None
-    warnings: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        return (f"built {self.releases} releases: {self.stats.written} files written, "
-                f"{self.stats.unchanged} unchanged, {self.stats.removed} removed "
-                f"in {self.seconds:.2f}s")
 
 
 def _read_files(options: BuildOptions, repo, prefix: str | None) -> RegistryFiles:
@@ -127,39 +99,14 @@ def _fingerprint(files: RegistryFiles, release_dates: dict[str, ReleaseDates],
     return digest.hexdigest()
 
 
-def _signing_wanted(options: BuildOptions) -> bool:
-    return bool(options.signing_key or os.environ.get(ENV_VAR) or (options.registry_dir / KEYS_FILE).exists())
-
-
 def _signing(options: BuildOptions, repo, prefix: str | None, commit: str | None, dirty: bool,
              warnings: list[str]) -> "SiteSigning | None":
     """Keys, TUF roots and metadata versions from git; None when no key is given (an unsigned site)."""
-    if not _signing_wanted(options):
+    if not signing_wanted(options):
         return None
     from relreg.trust.tufrepo import SiteSigning  # cryptography and TUF load only for signed builds
 
     return SiteSigning.configure(options, repo, prefix, commit, dirty, warnings)
-
-
-def _source_key(options: BuildOptions, repo, prefix: str, commit: str | None) -> str | None:
-    """What the output depends on when the registry is exactly a commit: the commit, the options, the code.
-
-    Computing it costs two git calls, where the fingerprint needs every file
-    read, validated and dated, so an unchanged rebuild of a large registry
-    stops here. None when it does not apply (no commit, uncommitted registry
-    changes, signing, whose documents expire).
-    """
-    if repo is None or commit is None or _signing_wanted(options):
-        return None
-    if options.ref is None and not gitlog.registry_is_clean(repo, prefix):
-        return None
-    try:
-        counts = options.device_counts.read_bytes() if options.device_counts else b""
-    except OSError:
-        return None  # the full build reports it
-    digest = hashlib.sha256(code_digest())
-    digest.update(json.dumps([commit, prefix, options.base_url, hashlib.sha256(counts).hexdigest()]).encode())
-    return digest.hexdigest()
 
 
 def _is_device_document(path: str) -> bool:
@@ -207,7 +154,15 @@ def _unchanged(previous: PreviousBuild, started: float, commit: str | None, warn
 
 
 def build_site(options: BuildOptions) -> BuildReport:
+    """Build the registry into options.out: one call per step, each named by `options.progress`.
+
+    Raises InvalidRegistry (nothing written), gitlog.HistoryError, click.ClickException for bad
+    input or an output folder that cannot be replaced; the previous output is then untouched.
+    """
     started = time.perf_counter()
+    unchanged, head, source = up_to_date(options)
+    if unchanged is not None:
+        return unchanged
     warnings: list[str] = []
     repo = gitlog.open_repository(options.registry_dir)
     if repo is None and options.ref:
@@ -218,10 +173,9 @@ def build_site(options: BuildOptions) -> BuildReport:
     if repo is not None:
         gitlog.ensure_full_history(repo)
         commit = gitlog.resolve_commit(repo, options.ref or "HEAD") if options.ref or repo.head.is_valid() else None
-    source = _source_key(options, repo, prefix or "", commit)
+    if head is None or head.commit != commit:
+        source = None  # the repository changed between the two looks: no shortcut for this build
     previous = previous_build(options.out)
-    if source is not None and previous is not None and previous.source == source and not options.force:
-        return _unchanged(previous, started, commit, warnings)
 
     try:
         files = _read_files(options, repo, prefix)

@@ -9,12 +9,8 @@ from pathlib import Path
 import click
 
 from relreg.cli.common import RegistryUsageError, find_registry, format_option, registry_option, resolve_registry
-from relreg.history.cache import work_cache_for
-from relreg.registry.gcpause import gc_paused
 from relreg.registry.report import REPORTERS
-from relreg.registry.source import RegistryNotFound, read_worktree
-from relreg.registry.validate import summary, validate_files
-from relreg.history.recency import GitRecency
+from relreg.uptodate import BuildOptions, up_to_date
 
 
 @click.command()
@@ -34,6 +30,12 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
     Each problem is printed as  path:line:col: error: message [rule].
     Exit status: 0 valid, 1 problems found, 2 usage error.
     """
+    from relreg.history.cache import work_cache_for
+    from relreg.history.recency import GitRecency
+    from relreg.registry.gcpause import gc_paused
+    from relreg.registry.source import RegistryNotFound, read_worktree
+    from relreg.registry.validate import summary, validate_files
+
     registry_path = resolve_registry(registry_dir)
     with gc_paused():  # the whole command builds objects without cycles, and exits
         try:
@@ -86,9 +88,6 @@ def build(registry_dir: Path | None, out: Path, ref: str | None, device_counts: 
     same commit always gives byte-identical files. An invalid registry writes
     nothing and leaves the previous output untouched.
     """
-    from relreg.build import BuildOptions, InvalidRegistry, build_site
-    from relreg.registry.validate import summary as validation_summary
-
     registry_path = resolve_registry(registry_dir) if ref is None or registry_dir is not None \
         else find_registry(Path.cwd())
     if base_url is not None and not base_url.endswith("/"):
@@ -96,11 +95,19 @@ def build(registry_dir: Path | None, out: Path, ref: str | None, device_counts: 
     def progress(message: str) -> None:
         click.echo(f"relreg: {message}...", err=True)
 
+    options = BuildOptions(registry_dir=registry_path, out=out, ref=ref, device_counts=device_counts,
+                           base_url=base_url, force=force, signing_key=signing_key,
+                           progress=progress if sys.stderr.isatty() else None)
+    report, _, _ = up_to_date(options)
+    if report is not None:  # nothing changed since the last build of this output: nothing else to load
+        click.echo(report.summary())
+        return
+
+    from relreg.build import InvalidRegistry, build_site
+    from relreg.registry.validate import summary as validation_summary
+
     try:
-        report = build_site(BuildOptions(registry_dir=registry_path, out=out, ref=ref,
-                                         device_counts=device_counts, base_url=base_url, force=force,
-                                         signing_key=signing_key,
-                                         progress=progress if sys.stderr.isatty() else None))
+        report = build_site(options)
     except InvalidRegistry as error:
         click.echo(REPORTERS[output_format](error.result.diagnostics, validation_summary(error.result)))
         click.echo("build stopped: the registry has errors; the previous output is untouched", err=True)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
+from relreg.registry import CONFIG_FILE
 from relreg.registry.report import FORMATS
-from relreg.registry.source import CONFIG_FILE
 
 
 class RegistryUsageError(click.UsageError):

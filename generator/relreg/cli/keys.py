@@ -8,8 +8,6 @@ from pathlib import Path
 import click
 
 from relreg.trust.keys import (
-    ENV_VAR,
-    KEYS_FILE,
     ROLES,
     ROOTS_FOLDER,
     generate,
@@ -18,6 +16,7 @@ from relreg.trust.keys import (
     new_keys_file,
     write_private_key,
 )
+from relreg.trust.where import ENV_VAR, KEYS_FILE
 
 signing_key_option = click.option(
     "--signing-key", "signing_key", type=click.Path(path_type=Path, dir_okay=False, exists=True),

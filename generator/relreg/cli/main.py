@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from relreg import __version__
-from relreg.cli.build import build, validate
-from relreg.cli.device import device, latest
-from relreg.cli.keys import keys, sign
-from relreg.cli.release import check, init, new_release
-from relreg.cli.service import publish, query, serve
+
+# Each command's module, imported only when the command runs (or help lists it): `relreg build`
+# with nothing to rebuild takes a fraction of a second, and importing every command's modules
+# (YAML, Jinja2, GitPython, cryptography, httpx) would take more than that.
+COMMANDS = {
+    "validate": "relreg.cli.build", "build": "relreg.cli.build",
+    "check": "relreg.cli.release", "new-release": "relreg.cli.release", "init": "relreg.cli.release",
+    "device": "relreg.cli.device", "latest": "relreg.cli.device",
+    "keys": "relreg.cli.keys", "sign": "relreg.cli.keys",
+    "publish": "relreg.cli.service", "serve": "relreg.cli.service", "query": "relreg.cli.service",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _LazyGroup(click.Group):
+    """A group whose commands are imported from COMMANDS by name, when asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        command = getattr(importlib.import_module(module), cmd_name.replace("-", "_"))
+        assert isinstance(command, click.Command) and command.name == cmd_name, cmd_name
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="relreg")
 def cli() -> None:
     """relreg keeps firmware releases in git and serves them as static files.
@@ -30,10 +53,6 @@ def cli() -> None:
 
     Run `relreg COMMAND --help` for the options of each command.
     """
-
-
-for command in (validate, build, check, new_release, init, device, latest, keys, sign, publish, serve, query):
-    cli.add_command(command)
 
 
 def main() -> None:

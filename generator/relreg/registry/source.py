@@ -12,11 +12,11 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from relreg.registry import CONFIG_FILE
 from relreg.registry.diagnostics import Diagnostic
 from relreg.registry.gcpause import gc_paused
 from relreg.registry.yamlload import MAX_FILE_BYTES
 
-CONFIG_FILE = "registry.yaml"
 # folder -> kind; releases may be grouped in subfolders (releases/1.4/1.4.2.yaml)
 KIND_FOLDERS = {"releases": "release", "hardware": "hardware", "cohorts": "cohort"}
 NESTED_KINDS = {"release"}

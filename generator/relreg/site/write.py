@@ -20,7 +20,6 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import hashlib
-import json
 import multiprocessing
 import os
 import shutil
@@ -35,6 +34,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import click
 
 from relreg.site.jobs import Keyed, KeyedJob, job_files
+from relreg.site.manifest import WriteStats, read_manifest, write_manifest
 from relreg.site.paths import MANIFEST
 from relreg.site.serving import family_of, path_families
 
@@ -43,14 +43,6 @@ _RENAME_EXCHANGE = 2
 
 class OutputFolderError(click.ClickException):
     """The output folder cannot safely be replaced."""
-
-
-@dataclass(frozen=True)
-class WriteStats:
-    written: int
-    unchanged: int
-    removed: int
-    notes: list[Any] = field(default_factory=list)  # what the Summarizer said of each job, in plan order
 
 
 def _check_replaceable(out: Path) -> None:
@@ -146,14 +138,15 @@ def spare_folder(out: Path) -> Path:
 
 def previous_build(out: Path) -> PreviousBuild | None:
     """The previous build of `out`, if relreg wrote it (in this manifest format)."""
+    manifest = read_manifest(out)
+    if manifest is None:
+        return None
+    header, body = manifest
     try:
-        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
-        if manifest.get("format") != MANIFEST_FORMAT:
-            return None
-        return PreviousBuild(manifest.get("fingerprint"), manifest.get("source"), int(manifest.get("releases", 0)),
-                             dict(manifest["jobs"]), str(manifest["loose"]),
-                             {key: JobSummary.from_json(value) for key, value in manifest["summaries"].items()})
-    except (OSError, ValueError, AttributeError, KeyError, TypeError, IndexError):
+        return PreviousBuild(header.get("fingerprint"), header.get("source"), int(header.get("releases", 0)),
+                             dict(body["jobs"]), str(body["loose"]),
+                             {key: JobSummary.from_json(value) for key, value in body["summaries"].items()})
+    except (ValueError, AttributeError, KeyError, TypeError, IndexError):
         return None
 
 
@@ -161,9 +154,6 @@ def site_paths(folder: Path) -> list[str] | None:
     """The files of the site relreg built in `folder` (sorted), or None if it did not build one."""
     previous = previous_build(folder)
     return previous.paths() if previous is not None else None
-
-
-MANIFEST_FORMAT = 2
 
 
 def served_files(out: Path, previous: PreviousBuild | None) -> Callable[[str], Callable[[str], bytes] | None]:
@@ -393,13 +383,11 @@ class _Staging:
                 jobs[done.key] = done.record if isinstance(done.record, str) else _record_text(done.record)
                 summaries[done.key] = done.summary.to_json()
         loose.sort()
-        with open(os.path.join(self.folder, MANIFEST), "w", encoding="utf-8") as stream:
-            # json.dumps, not json.dump: one call into the C encoder instead of a Python loop.
-            stream.write(json.dumps({**stamp, "format": MANIFEST_FORMAT, "jobs": jobs, "summaries": summaries,
-                                     "loose": _record_text(loose)}, sort_keys=True))
+        total = sum(done.summary.count for done in self.done)
+        write_manifest(self.folder, {**stamp, "files": total},
+                       {"jobs": jobs, "summaries": summaries, "loose": _record_text(loose)})
         _exchange(Path(self.folder), self.out)
         self.swapped = True
-        total = sum(done.summary.count for done in self.done)
         written = sum(done.written for done in self.done)
         removed = 0
         if self.previous is not None:

@@ -34,6 +34,8 @@ from typing import Any, Iterable, Mapping
 
 import click
 
+from relreg.trust.where import ENV_VAR
+
 try:  # signing is optional: an unsigned build needs none of this
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -43,9 +45,7 @@ except ImportError as _missing:  # pragma: no cover - depends on the installatio
 else:
     CRYPTO_MISSING = None
 
-KEYS_FILE = "keys.yaml"
 ROOTS_FOLDER = "roots"  # committed, signed TUF root metadata: <registry>/roots/<N>.root.json
-ENV_VAR = "RELREG_SIGNING_KEY"
 TUF_ROLES = ("root", "targets", "snapshot", "timestamp")
 ROLES = (*TUF_ROLES, "documents")
 DEFAULT_EXPIRES_DAYS = {"root": 365, "targets": 365, "snapshot": 365, "timestamp": 7, "documents": 30}

@@ -47,8 +47,6 @@ from typing import Any, Iterable, Mapping
 import click
 
 from relreg.trust.keys import (
-    ENV_VAR,
-    KEYS_FILE,
     ROOTS_FOLDER,
     TUF_ROLES,
     KeysConfig,
@@ -57,6 +55,7 @@ from relreg.trust.keys import (
     parse_keys_file,
     require_crypto,
 )
+from relreg.trust.where import ENV_VAR, KEYS_FILE
 
 try:  # signing is optional: an unsigned build imports this module but needs none of these
     from securesystemslib.signer import CryptoSigner, SSlibKey

@@ -1,0 +1,52 @@
+"""The git state a rebuild with nothing changed needs: which commit, and whether the registry is clean.
+
+Three plumbing calls through `subprocess`, not GitPython: this runs before every build, and an
+unchanged rebuild of a large registry stops right after it, so the tenth of a second GitPython
+takes to import would be a large part of that rebuild. The full build reads git through
+gitlog.py (GitPython) as before.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class HeadState:
+    """Where the registry sits in its repository, and the commit a build of it would be of."""
+
+    prefix: str  # the registry folder relative to the repository's top, "" at the top
+    commit: str | None  # the full id of `ref` (HEAD when no ref), None when it names no commit
+    shallow: bool  # a shallow clone: dates would be wrong, so the full build refuses it
+    clean: bool  # the registry folder holds exactly what HEAD holds (no change, untracked or ignored file)
+
+
+def _git(folder: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True, check=False)
+    except OSError:
+        return None  # no git program: the full build reports what it needs
+    return done.stdout if done.returncode == 0 else None
+
+
+def read_head(registry_dir: Path, ref: str | None = None) -> HeadState | None:
+    """The state of `registry_dir`'s repository; None when it is not in one (or git cannot tell).
+
+    `clean` is only computed without a ref (a build from the work tree); with a ref the work tree
+    does not matter and it is True.
+    """
+    about = _git(registry_dir, "rev-parse", "--show-prefix", "--is-shallow-repository")
+    if about is None:
+        return None
+    lines = about.splitlines()
+    if len(lines) != 2:
+        return None
+    prefix, shallow = lines[0].rstrip("/"), lines[1].strip() == "true"
+    commit = _git(registry_dir, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref or 'HEAD'}^{{commit}}")
+    clean = True
+    if ref is None:
+        status = _git(registry_dir, "status", "--porcelain=v1", "--untracked-files=all", "--ignored=matching", "--", ".")
+        clean = status is not None and not status.strip()
+    return HeadState(prefix=prefix, commit=commit.strip() if commit else None, shallow=shallow, clean=clean)

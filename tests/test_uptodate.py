@@ -1,0 +1,171 @@
+"""The first step of every build: is the output already the build of this commit?
+
+An unchanged rebuild stops after three git calls and the manifest's first line (relreg/uptodate.py,
+history/head.py, site/manifest.py); everything else must keep working when that state is odd:
+a repository in any state, a manifest of another format or damaged by hand, a command-line
+group whose commands load on demand.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from conftest import BASE_REGISTRY, run_relreg
+from git_helpers import commit_all, git, init_repo
+
+from relreg.cli.main import COMMANDS, cli
+from relreg.history.head import HeadState, read_head
+from relreg.site.manifest import MANIFEST_FORMAT, read_header
+from relreg.site.paths import MANIFEST
+
+
+def _committed_registry(tmp_path: Path) -> Path:
+    repo = init_repo(tmp_path / "repo")
+    shutil.copytree(BASE_REGISTRY, repo / "registry")
+    commit_all(repo, "registry", "2024-01-01T10:00:00+00:00")
+    return repo
+
+
+def _untracked(repo: Path) -> None:
+    (repo / "registry" / "releases" / "9.9.9.yaml").write_text("version: 9.9.9\n")
+
+
+def _modified(repo: Path) -> None:
+    config = repo / "registry" / "registry.yaml"
+    config.write_text(config.read_text() + "\n")
+
+
+def _ignored(repo: Path) -> None:
+    (repo / ".gitignore").write_text("*.bak\n")
+    commit_all(repo, "ignore backups", "2024-01-02T10:00:00+00:00")
+    (repo / "registry" / "releases" / "1.0.0.yaml.bak").write_text("old\n")
+
+
+def _outside_registry(repo: Path) -> None:
+    (repo / "README.md").write_text("not part of the registry\n")
+
+
+# How the repository is changed after its commit -> whether the registry folder is clean.
+STATES: dict[str, tuple[Callable[[Path], None], bool]] = {
+    "as committed": (lambda repo: None, True),
+    "untracked file": (_untracked, False),
+    "modified file": (_modified, False),
+    "ignored file in the registry": (_ignored, False),
+    "change outside the registry": (_outside_registry, True),
+}
+
+
+@pytest.mark.parametrize("state", STATES)
+def test_head_state_tells_a_clean_registry_from_a_changed_one(tmp_path: Path, state: str) -> None:
+    repo = _committed_registry(tmp_path)
+    change, clean = STATES[state]
+    change(repo)
+    head = read_head(repo / "registry")
+    assert head == HeadState(prefix="registry", commit=git(repo, "rev-parse", "HEAD"), shallow=False, clean=clean)
+
+
+def test_head_state_outside_git_without_commits_with_a_ref_and_shallow(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    shutil.copytree(BASE_REGISTRY, plain)
+    assert read_head(plain) is None
+
+    empty = init_repo(tmp_path / "empty")
+    shutil.copytree(BASE_REGISTRY, empty / "registry")
+    assert read_head(empty / "registry") == HeadState("registry", None, False, False)
+
+    repo = _committed_registry(tmp_path)
+    first = git(repo, "rev-parse", "HEAD")
+    _modified(repo)
+    commit_all(repo, "second", "2024-01-03T10:00:00+00:00")
+    _untracked(repo)
+    assert read_head(repo / "registry", "HEAD~1") == HeadState("registry", first, False, True)
+    assert read_head(repo / "registry", "no-such-branch") == HeadState("registry", None, False, True)
+
+    clone = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{repo}", str(clone))
+    assert read_head(clone).shallow  # type: ignore[union-attr]
+
+
+def _damage(change: Callable[[list[str]], list[str]]) -> Callable[[Path], None]:
+    def damage(out: Path) -> None:
+        manifest = out / MANIFEST
+        manifest.write_text("\n".join(change(manifest.read_text().splitlines())) + "\n")
+    return damage
+
+
+def _header(update: Callable[[dict], object]) -> Callable[[list[str]], list[str]]:
+    def change(lines: list[str]) -> list[str]:
+        header = json.loads(lines[0])
+        update(header)
+        return [json.dumps(header), *lines[1:]]
+    return change
+
+
+# Ways the served manifest can differ from what the last build wrote. Whatever the damage, the
+# next builds give the files of a fresh build, never a traceback (an unreadable manifest makes the
+# build trust nothing of the previous one; a body the header vouches for is only read when something
+# changed, and then it is refused).
+DAMAGES: dict[str, Callable[[Path], None]] = {
+    "older format (one JSON object)": _damage(lambda lines: [json.dumps({**json.loads(lines[0]),
+                                                                          **json.loads(lines[1]), "format": 2})]),
+    "header is not JSON": _damage(lambda lines: ["{not json", *lines[1:]]),
+    "header without a file count": _damage(_header(lambda header: header.pop("files"))),
+    "header of another source": _damage(_header(lambda header: header.update(source="0" * 64))),
+    "body cut off": _damage(lambda lines: [lines[0], lines[1][: len(lines[1]) // 2]]),
+    "body not an object": _damage(lambda lines: [lines[0], "[]"]),
+    "empty manifest": lambda out: (out / MANIFEST).write_text(""),
+}
+
+
+def _same_files(out: Path, fresh: Path) -> None:
+    files = sorted(path.relative_to(out) for path in out.rglob("*") if path.is_file() and path.name != MANIFEST)
+    assert files == sorted(path.relative_to(fresh) for path in fresh.rglob("*")
+                           if path.is_file() and path.name != MANIFEST)
+    assert [path for path in files if (out / path).read_bytes() != (fresh / path).read_bytes()] == []
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_manifest_never_leads_to_a_wrong_site(tmp_path: Path, damage: str) -> None:
+    repo = _committed_registry(tmp_path)
+    registry, out = repo / "registry", tmp_path / "public"
+    assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
+    DAMAGES[damage](out)
+
+    for step in ("as built", "notes fixed"):
+        if step == "notes fixed":
+            notes = registry / "releases" / "1.0.0.yaml"
+            notes.write_text(notes.read_text().replace("First release.", "First release, notes corrected."))
+            commit_all(repo, "fix notes", "2024-02-01T10:00:00+00:00")
+        fresh = tmp_path / f"fresh-{step}"
+        assert run_relreg("build", "--registry", registry, "--out", fresh).exit_code == 0
+        result = run_relreg("build", "--registry", registry, "--out", out)
+        assert result.exit_code == 0, result.output
+        _same_files(out, fresh)
+    assert read_header(out) == read_header(fresh)
+
+
+def test_the_manifest_header_is_one_small_line(tmp_path: Path) -> None:
+    repo = _committed_registry(tmp_path)
+    out = tmp_path / "public"
+    assert run_relreg("build", "--registry", repo / "registry", "--out", out).exit_code == 0
+    header = read_header(out)
+    assert header is not None and header["format"] == MANIFEST_FORMAT
+    assert header["files"] == sum(1 for path in out.rglob("*") if path.is_file() and path.name != MANIFEST)
+    assert len((out / MANIFEST).read_text().splitlines()[0]) < 1000
+
+    again = run_relreg("build", "--registry", repo / "registry", "--out", out)
+    assert f"0 files written, {header['files']} unchanged, 0 removed" in again.output
+
+
+def test_every_command_loads_by_its_name_and_help_lists_them_all() -> None:
+    for name in COMMANDS:
+        command = cli.get_command(None, name)  # type: ignore[arg-type]
+        assert command is not None and command.name == name
+        assert command.get_short_help_str()
+    assert cli.get_command(None, "no-such-command") is None  # type: ignore[arg-type]
+    listed = run_relreg("--help").output.split("Commands:")[1]
+    assert [line.split()[0] for line in listed.strip().splitlines()] == sorted(COMMANDS)

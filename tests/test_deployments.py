@@ -328,3 +328,53 @@ def test_dates_follow_releases_through_any_edits_and_moves(tmp_path_factory: pyt
                    for v in created}
             assert got == {v: (created[v], updated[v]) for v in created}, (operations[:day], history is fresh)
             assert [c.subject for c in history.cohort_changes["cohorts/prod.yaml"]] == ["step 0", "step 1"]
+
+
+def _branchy_repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """main: A - B - M - C, where M merges side branch S1 - S2 (forked at A): commit ids by name."""
+    repo = init_repo(tmp_path / "repo")
+    (repo / "registry" / "releases").mkdir(parents=True)
+    (repo / "registry" / "registry.yaml").write_text("name: x\n")
+    ids = {}
+
+    def commit(name: str, date: str) -> None:
+        (repo / "registry" / "releases" / f"{name}.yaml").write_text(f"version: {name}\n")
+        ids[name] = commit_all(repo, name, date)
+
+    commit("A", "2024-01-01T00:00:00+00:00")
+    git(repo, "checkout", "-q", "-b", "side")
+    commit("S1", "2024-01-02T00:00:00+00:00")
+    commit("S2", "2024-01-03T00:00:00+00:00")
+    git(repo, "checkout", "-q", "main")
+    commit("B", "2024-01-04T00:00:00+00:00")
+    git(repo, "merge", "-q", "--no-ff", "-m", "merge side", "side", date="2024-01-05T00:00:00+00:00")
+    ids["M"] = git(repo, "rev-parse", "HEAD")
+    commit("C", "2024-01-06T00:00:00+00:00")
+    return repo, ids
+
+
+# (cached commit, commit built) -> may the cached history be extended by the commits between?
+FIRST_PARENT_CASES = [
+    ("A", "C", True), ("B", "C", True), ("M", "C", True), ("B", "M", True),
+    ("S1", "C", False), ("S2", "C", False), ("S2", "M", False),  # on the merged branch only
+    ("C", "B", False), ("C", "C", False),  # newer than, or the same as, the commit built
+]
+
+
+@pytest.mark.parametrize(("cached", "built", "extends"), FIRST_PARENT_CASES)
+def test_a_cached_history_is_extended_only_from_its_own_first_parent_line(
+        tmp_path: Path, cached: str, built: str, extends: bool) -> None:
+    repo, ids = _branchy_repo(tmp_path)
+    handle = gitlog.open_repository(repo)
+    assert gitlog._follows_on_first_parent(handle, ids[cached], ids[built]) is extends
+
+    gitlog.read_history(handle, ids[cached], "registry")  # leaves its cache behind
+    with_cache = gitlog.read_history(handle, ids[built], "registry")
+    fresh = gitlog.read_history(handle, ids[built], "registry", use_cache=False)
+    assert (with_cache.commit, with_cache.dates, with_cache.present) == (fresh.commit, fresh.dates, fresh.present)
+    if cached == built:
+        assert with_cache.commits_walked == 0  # read from the cache as it is
+    elif extends:
+        assert 0 < with_cache.commits_walked < fresh.commits_walked  # only the commits after the cached one
+    else:
+        assert with_cache.commits_walked == fresh.commits_walked  # the whole history again

@@ -19,7 +19,7 @@ import click
 from relreg.devices.budget import DEVICE_BUFFER_BYTES, DEVICE_TOKENS, DeviceBudget
 from relreg.devices.paths import DEVICES
 from relreg.history import gitlog
-from relreg.history.cache import work_cache_for
+from relreg.history.cache import WorkCache, work_cache_for
 from relreg.history.deployments import cohort_history
 from relreg.history.recency import GitRecency
 from relreg.registry.device_counts import FleetSnapshot, read_device_counts
@@ -84,9 +84,9 @@ class BuildReport:
                 f"in {self.seconds:.2f}s")
 
 
-def _read_files(options: BuildOptions, repo, prefix: str | None) -> RegistryFiles:
+def _read_files(options: BuildOptions, repo, prefix: str | None, cache: WorkCache) -> RegistryFiles:
     if options.ref is None:
-        return read_worktree(options.registry_dir)
+        return read_worktree(options.registry_dir, known=cache)
     commit = repo.commit(gitlog.resolve_commit(repo, options.ref))
     return read_git_tree(commit.tree, prefix or "")
 
@@ -223,11 +223,11 @@ def build_site(options: BuildOptions) -> BuildReport:
     if source is not None and previous is not None and previous.source == source and not options.force:
         return _unchanged(previous, started, commit, warnings)
 
+    cache = work_cache_for(options.registry_dir)
     try:
-        files = _read_files(options, repo, prefix)
+        files = _read_files(options, repo, prefix, cache)
     except RegistryNotFound as error:
         raise click.UsageError(str(error)) from None
-    cache = work_cache_for(options.registry_dir)
     step = options.progress or (lambda message: None)
     step(f"validating {len(files.files)} files")
     # Conflicts are reported at the newer file, as `relreg validate` does (git is read only if there is one).

@@ -259,3 +259,19 @@ def test_a_remembered_status_gives_the_blob_id_and_the_bytes_on_demand(tmp_path:
     file = next(f for f in third.files if f.registry_path == "releases/1.0.0.yaml")
     assert file.held_content is not None and b"Fixed" in file.content
     assert file.blob_id != next(f.blob_id for f in first.files if f.registry_path == "releases/1.0.0.yaml")
+
+
+def test_clearing_the_documents_lets_go_of_the_files_bytes(tmp_path: Path) -> None:
+    """A build drops the parsed documents and raw bytes once the model is built (memory at 100,000 releases)."""
+    folder = tmp_path / "registry"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "base", folder)
+    files = read_worktree(folder)
+    result = validate_files(files)
+    assert result.ok
+    light = files.without_contents()
+    assert all(file.held_content is None for file in light.files)
+    assert [file.content for file in light.files] == [file.content for file in files.files]
+    result.documents.clear()
+    assert all(file.held_content is None for file in result.documents._files.values())  # type: ignore[attr-defined]
+    path = next(file.path for file in files.files if file.kind == "release")
+    assert result.documents[path].data["artifacts"]  # read again from disk when a diagnostic needs it

@@ -235,6 +235,8 @@ def build_site(options: BuildOptions) -> BuildReport:
     if not result.ok:
         cache.save()
         raise InvalidRegistry(result)
+    files = files.without_contents()  # what follows needs paths and blob ids only
+    result.documents.clear()
     snapshot = read_device_counts(options.device_counts) if options.device_counts else FleetSnapshot()
     counts = snapshot.counts
     warnings += snapshot.warnings(release.version for release in result.registry.releases)  # type: ignore[union-attr]

@@ -43,6 +43,7 @@ class ValidationResult:
     registry: Registry | None  # None when the registry is not valid
     diagnostics: list[Diagnostic]
     files_checked: int
+    # Parsed on demand for diagnostics; `documents.clear()` lets go of them and of the files' bytes.
     documents: dict[str, SourceDocument] = field(default_factory=dict, repr=False)
 
     @property
@@ -65,6 +66,11 @@ class SourceDocuments(dict):
         document = parse_yaml(self._files[path].content, path)
         self[path] = document
         return document
+
+    def clear(self) -> None:
+        """Drop the parsed documents and the bytes held for them (a later lookup reads the file from disk)."""
+        super().clear()
+        self._files = {path: file.without_content() for path, file in self._files.items()}
 
 
 def check_file(kind: str, path: str, content: bytes) -> tuple[Any | None, list[Diagnostic]]:

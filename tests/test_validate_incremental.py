@@ -275,3 +275,14 @@ def test_clearing_the_documents_lets_go_of_the_files_bytes(tmp_path: Path) -> No
     assert all(file.held_content is None for file in result.documents._files.values())  # type: ignore[attr-defined]
     path = next(file.path for file in files.files if file.kind == "release")
     assert result.documents[path].data["artifacts"]  # read again from disk when a diagnostic needs it
+
+
+@settings(max_examples=400, deadline=None)
+@given(urls=st.lists(st.one_of(st.text(alphabet="ab./%~\n é:", max_size=6), st.just("https://x.test/a")),
+                     min_size=1, max_size=4))
+def test_many_urls_are_judged_plain_as_one_url_is(urls: list[str]) -> None:
+    """The rules' check of all URLs at once agrees with model.py's check of each (the fast URL comparison's premise)."""
+    from relreg.registry.model import _PLAIN_PATH
+    from relreg.registry.rules import _all_plain
+
+    assert _all_plain(urls) == all(_PLAIN_PATH.match(url) for url in urls)

@@ -130,30 +130,31 @@ def _artifact_places(releases: Iterable[Release]) -> list[tuple[Release, int]]:
     return [(release, index) for release in releases for index in range(len(release.artifacts))]
 
 
-# What model.py's _PLAIN_PATH refuses, for many URLs at once (joined by line breaks, which it
-# refuses too): a character outside its segments, an empty segment, or a '.' or '..' segment.
+# What model.py's _PLAIN_PATH refuses, for many URLs at once (each after a line break): a character
+# outside its segments, an empty segment, or a '.' or '..' segment.
 _PLAIN_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~%+-/\n"
 _NOT_PLAIN_SEGMENTS = (b"//", b"\n/", b"/\n", b"\n\n", b"/./", b"/.\n", b"\n./", b"\n.\n", b"/../", b"/..\n",
                        b"\n../", b"\n..\n")
 
 
 def _all_plain(urls: list[str]) -> bool:
-    """True when every URL matches model.py's _PLAIN_PATH (so urljoin would only append it to a base ending in '/')."""
+    """True when every URL matches model.py's _PLAIN_PATH (so an absolute URL, with its ':', never does)."""
     text = "\n" + "\n".join(urls) + "\n"
-    if not text.isascii():
+    if not text.isascii() or text.count("\n") != len(urls) + 1:  # a URL holding a line break is no plain path
         return False
     data = text.encode("ascii")
-    return not data.translate(None, _PLAIN_BYTES) and not any(part in data for part in _NOT_PLAIN_SEGMENTS)
+    if data.translate(None, _PLAIN_BYTES) or b"//" in data or b"\n/" in data or b"/\n" in data or b"\n\n" in data:
+        return False
+    return not ((b"/." in data or b"\n." in data) and any(part in data for part in _NOT_PLAIN_SEGMENTS))
 
 
-def _absolute_urls(releases: Iterable[Release], base: str) -> list[str]:
-    """`artifact.absolute_url(base)` of every artifact, in `_artifact_places` order, without a call per URL."""
+def _url_keys(releases: Iterable[Release], base: str) -> list[str]:
+    """A key per artifact, in `_artifact_places` order, equal for two artifacts exactly when their
+    `absolute_url(base)` are: the URLs as written when all are plain relative paths and `base` ends
+    in '/' (appending one base keeps them apart), else the absolute URLs."""
     urls = [artifact.url for release in releases for artifact in release.artifacts]
-    relative = [url for url in urls if not url.startswith("https://")]
-    if not relative:
+    if base.endswith("/") and _all_plain(urls):
         return urls
-    if base.endswith("/") and _all_plain(relative):
-        return [url if url.startswith("https://") else base + url for url in urls]
     return [artifact.absolute_url(base) for release in releases for artifact in release.artifacts]
 
 
@@ -228,7 +229,7 @@ def artifact_urls_consistent(ctx: RuleContext) -> Iterator[Diagnostic]:
     """
     base = ctx.registry.config.artifact_base_url
     releases = ctx.registry.releases
-    urls = _absolute_urls(releases, base)
+    urls = _url_keys(releases, base)
     places: list[tuple[Release, int]] = []
     def place(index: int) -> tuple[Release, int]:
         if not places:

@@ -6,6 +6,12 @@ different key. The cache lives in the repository's git folder, never in the
 work tree or the output, and is tied to this relreg version and its schemas,
 so an upgrade starts afresh. Losing it only costs time.
 
+It also remembers each registry file's blob id by the file's status (size,
+mtime, ctime, inode, device), as git's index does, so that a rebuild reads and
+hashes only the files that changed (registry/source.py, `read_worktree`). A
+file written within RACY_NS of being read is not remembered: a second write in
+the same timestamp tick would leave its status unchanged.
+
 The cache is written with marshal, each document marshalled on its own: a
 cold validate stores what its workers sent back as it is, and opening the
 cache reads byte strings, not millions of objects. marshal's format belongs to

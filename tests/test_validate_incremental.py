@@ -286,3 +286,22 @@ def test_many_urls_are_judged_plain_as_one_url_is(urls: list[str]) -> None:
     from relreg.registry.rules import _all_plain
 
     assert _all_plain(urls) == all(_PLAIN_PATH.match(url) for url in urls)
+
+
+def test_a_file_that_changed_since_its_status_was_read_is_not_cached_under_its_old_blob_id(tmp_path: Path) -> None:
+    """A file known by status but read only when its document is needed may have changed meanwhile: its
+    data is checked (from the bytes read) but never stored under the blob id of other bytes."""
+    from relreg.registry.source import RawFile, RegistryFiles
+
+    folder = tmp_path / "registry"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "base", folder)
+    files = read_worktree(folder)
+    stale = "0" * 40  # the blob id of the bytes the file held when its status was taken
+    lazy = RegistryFiles(files.root, tuple(RawFile(f.kind, f.path, f.registry_path, None, stale if f.kind == "release"
+                                                   else f.blob_id, f.disk_path) for f in files.files),
+                         files.problems, files.refused)
+    cache = WorkCache.open(tmp_path / "cache", "fingerprint")
+    result = validate_files(lazy, cache, recency={})
+    assert result.diagnostics == validate_files(files).diagnostics and result.ok
+    assert cache.document("release", stale) is None
+    assert cache.document("hardware", next(f.blob_id for f in files.files if f.kind == "hardware")) is not None

@@ -30,7 +30,7 @@ from relreg.registry.gcpause import gc_paused
 from relreg.registry.model import Cohort, HardwareVersion, Registry, RegistryConfig, Release
 from relreg.registry.rules import RuleContext, check_rules
 from relreg.registry.schemas import default_schemas
-from relreg.registry.source import RawFile, RegistryFiles
+from relreg.registry.source import RawFile, RegistryFiles, git_blob_id
 from relreg.registry.versions import VersionError, scheme_named
 from relreg.registry.yamlload import SourceDocument, YamlLoadError, fast_load, parse_yaml
 
@@ -184,22 +184,33 @@ def _validate_files(files: RegistryFiles, cache: DocumentCache,
     diagnostics: list[Diagnostic] = list(files.problems)
     valid: dict[str, list[tuple[RawFile, Any]]] = {"registry": [], "release": [], "hardware": [], "cohort": []}
     to_check = []
+    # Files known by their status (not read yet) whose bytes, read now, are no longer those of
+    # their blob id: checked as they are now, never cached under that blob id.
+    moved: set[str] = set()
     for file in files.files:
         data = cache.document(file.kind, file.blob_id)
         if data is not None:
             valid[file.kind].append((file, data))
-        else:
-            to_check.append(file)
+            continue
+        if file.held_content is None:
+            content = file.content
+            if git_blob_id(content) != file.blob_id:
+                moved.add(file.path)
+            file = RawFile(file.kind, file.path, file.registry_path, content, file.blob_id, file.disk_path)
+        to_check.append(file)
     for file, (data, problems, marshalled) in zip(to_check, _check_all(to_check)):
         diagnostics.extend(problems)
         if data is not None and not problems:
             valid[file.kind].append((file, data))
+            if file.path in moved:
+                continue
             if marshalled is None:
                 cache.store_document(file.kind, file.blob_id, data)
             else:
                 cache.store_document(file.kind, file.blob_id, data, marshalled=marshalled)
 
     documents = SourceDocuments(files)
+    documents._files.update((file.path, file) for file in to_check)  # positions from the bytes checked
     registry = None
     if valid["registry"]:
         registry = _build_model(valid, diagnostics, documents)

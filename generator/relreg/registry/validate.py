@@ -184,26 +184,25 @@ def _validate_files(files: RegistryFiles, cache: DocumentCache,
     diagnostics: list[Diagnostic] = list(files.problems)
     valid: dict[str, list[tuple[RawFile, Any]]] = {"registry": [], "release": [], "hardware": [], "cohort": []}
     to_check = []
-    # Files known by their status (not read yet) whose bytes, read now, are no longer those of
-    # their blob id: checked as they are now, never cached under that blob id.
-    moved: set[str] = set()
     for file in files.files:
         data = cache.document(file.kind, file.blob_id)
         if data is not None:
             valid[file.kind].append((file, data))
             continue
-        if file.held_content is None:
+        if file.held_content is None:  # known by its status, read now
             content = file.content
             if git_blob_id(content) != file.blob_id:
-                moved.add(file.path)
+                # Changed since its status was taken: its blob id (a cache key, and the key of its
+                # pages) no longer names these bytes. Refused, so that nothing is built or cached from it.
+                diagnostics.append(Diagnostic(file.path, 1, 1, "file changed while relreg was reading the registry: "
+                                              "run the command again", "file-changed"))
+                continue
             file = RawFile(file.kind, file.path, file.registry_path, content, file.blob_id, file.disk_path)
         to_check.append(file)
     for file, (data, problems, marshalled) in zip(to_check, _check_all(to_check)):
         diagnostics.extend(problems)
         if data is not None and not problems:
             valid[file.kind].append((file, data))
-            if file.path in moved:
-                continue
             if marshalled is None:
                 cache.store_document(file.kind, file.blob_id, data)
             else:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relreg.registry.versions import VersionError, scheme_named
 
@@ -35,3 +37,33 @@ def test_natural_trailing_zeros_are_the_same_version() -> None:
 def test_invalid_versions_are_refused(name: str, text: str) -> None:
     with pytest.raises(VersionError):
         scheme_named(name).parse(text)
+
+
+def _semver_library_reading(text: str):
+    """What SemVerScheme.parse gave before its fast path for plain MAJOR.MINOR.PATCH: the semver library's reading."""
+    import semver
+
+    from relreg.registry.versions import Version, _identifier_key
+
+    parsed = semver.Version.parse(text)
+    prerelease = tuple(_identifier_key(part) for part in parsed.prerelease.split(".")) if parsed.prerelease else ()
+    return Version(text=text, key=(parsed.major, parsed.minor, parsed.patch, 0 if prerelease else 1, prerelease),
+                   is_prerelease=bool(prerelease), numbers=(parsed.major, parsed.minor, parsed.patch))
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(
+    st.builds(lambda a, b, c: f"{a}.{b}.{c}", *[st.integers(0, 10**20)] * 3),
+    st.from_regex(r"[0-9٠-٩]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}(-[a-z0-9.]{1,4})?(\+[a-z0-9]{1,3})?\n?", fullmatch=True)))
+def test_semver_fast_path_reads_as_the_semver_library(text: str) -> None:
+    from relreg.registry.versions import SemVerScheme, VersionError
+
+    try:
+        expected = _semver_library_reading(text)
+    except (ValueError, TypeError):
+        expected = None
+    try:
+        got = SemVerScheme().parse(text)
+    except VersionError:
+        got = None
+    assert got == expected and (got is None or got.numbers == expected.numbers)  # type: ignore[union-attr]

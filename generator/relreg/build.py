@@ -17,7 +17,7 @@ import click
 from relreg.devices.budget import DEVICE_BUFFER_BYTES, DEVICE_TOKENS, DeviceBudget
 from relreg.devices.paths import DEVICES
 from relreg.history import gitlog
-from relreg.history.cache import work_cache_for
+from relreg.history.cache import WorkCache, work_cache_for
 from relreg.history.deployments import cohort_history
 from relreg.history.recency import GitRecency
 from relreg.registry.device_counts import FleetSnapshot, read_device_counts
@@ -56,9 +56,9 @@ class InvalidRegistry(click.ClickException):
         self.result = result
 
 
-def _read_files(options: BuildOptions, repo, prefix: str | None) -> RegistryFiles:
+def _read_files(options: BuildOptions, repo, prefix: str | None, cache: WorkCache) -> RegistryFiles:
     if options.ref is None:
-        return read_worktree(options.registry_dir)
+        return read_worktree(options.registry_dir, known=cache)
     commit = repo.commit(gitlog.resolve_commit(repo, options.ref))
     return read_git_tree(commit.tree, prefix or "")
 
@@ -177,11 +177,11 @@ def build_site(options: BuildOptions) -> BuildReport:
         source = None  # the repository changed between the two looks: no shortcut for this build
     previous = previous_build(options.out)
 
+    cache = work_cache_for(options.registry_dir)
     try:
-        files = _read_files(options, repo, prefix)
+        files = _read_files(options, repo, prefix, cache)
     except RegistryNotFound as error:
         raise click.UsageError(str(error)) from None
-    cache = work_cache_for(options.registry_dir)
     step = options.progress or (lambda message: None)
     step(f"validating {len(files.files)} files")
     # Conflicts are reported at the newer file, as `relreg validate` does (git is read only if there is one).
@@ -189,6 +189,8 @@ def build_site(options: BuildOptions) -> BuildReport:
     if not result.ok:
         cache.save()
         raise InvalidRegistry(result)
+    files = files.without_contents()  # what follows needs paths and blob ids only
+    result.documents.clear()
     snapshot = read_device_counts(options.device_counts) if options.device_counts else FleetSnapshot()
     counts = snapshot.counts
     warnings += snapshot.warnings(release.version for release in result.registry.releases)  # type: ignore[union-attr]

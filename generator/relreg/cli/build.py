@@ -38,11 +38,11 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
 
     registry_path = resolve_registry(registry_dir)
     with gc_paused():  # the whole command builds objects without cycles, and exits
+        cache = work_cache_for(registry_path)
         try:
-            files = read_worktree(registry_path)
+            files = read_worktree(registry_path, known=cache)
         except RegistryNotFound as error:
             raise RegistryUsageError(str(error)) from None
-        cache = work_cache_for(registry_path)
         # A conflict between two files is reported at the newer one (git history; uncommitted files newest).
         result = validate_files(files, cache, recency=GitRecency(registry_path, files.root))
         cache.save()

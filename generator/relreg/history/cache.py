@@ -6,6 +6,12 @@ different key. The cache lives in the repository's git folder, never in the
 work tree or the output, and is tied to this relreg version and its schemas,
 so an upgrade starts afresh. Losing it only costs time.
 
+It also remembers each registry file's blob id by the file's status (size,
+mtime, ctime, inode, device), as git's index does, so that a rebuild reads and
+hashes only the files that changed (registry/source.py, `read_worktree`). A
+file written within RACY_NS of being read is not remembered: a second write in
+the same timestamp tick would leave its status unchanged.
+
 The cache is written with marshal, each document marshalled on its own: a
 cold validate stores what its workers sent back as it is, and opening the
 cache reads byte strings, not millions of objects. marshal's format belongs to
@@ -44,11 +50,15 @@ class WorkCache:
     # thousand byte strings rather than millions of objects; a document is loaded when asked for.
     documents: dict[str, bytes] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)  # sha256(format, text) -> safe HTML
+    # absolute file path -> ((size, mtime_ns, ctime_ns, inode, device), blob id): see registry.source.BlobIds
+    blob_ids: dict[str, tuple[tuple[int, ...], str]] = field(default_factory=dict)
     _used_documents: set[str] = field(default_factory=set)
     _used_notes: set[str] = field(default_factory=set)
+    _used_blob_ids: set[str] = field(default_factory=set)
     _changed: bool = False
     _new_documents: dict[str, bytes] = field(default_factory=dict)  # stored by this run, not yet saved
     _new_notes: dict[str, str] = field(default_factory=dict)
+    _new_blob_ids: dict[str, tuple[tuple[int, ...], str]] = field(default_factory=dict)
     _journal_entries: int = 0  # entries in the journal when opened
 
     @classmethod
@@ -60,8 +70,8 @@ class WorkCache:
         path = folder / f"work-cache-{key}.marshal"
         try:
             with gc_paused():
-                documents, notes = marshal.loads(path.read_bytes())  # marshal.load(stream) reads item by item
-            if not isinstance(documents, dict) or not isinstance(notes, dict):
+                documents, notes, blob_ids = marshal.loads(path.read_bytes())  # marshal.load(stream) reads item by item
+            if not isinstance(documents, dict) or not isinstance(notes, dict) or not isinstance(blob_ids, dict):
                 raise ValueError("not a work cache")
         except (OSError, EOFError, ValueError, TypeError):
             return cls(path=path)
@@ -69,13 +79,30 @@ class WorkCache:
         try:
             with _journal(path).open("rb") as stream:
                 while True:  # records appended by earlier runs; a record cut short by a killed run ends it
-                    more_documents, more_notes = pickle.load(stream)
+                    more_documents, more_notes, more_blob_ids = pickle.load(stream)
                     documents.update(more_documents)
                     notes.update(more_notes)
-                    journal += len(more_documents) + len(more_notes)
+                    blob_ids.update(more_blob_ids)
+                    journal += len(more_documents) + len(more_notes) + len(more_blob_ids)
         except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError):
             pass
-        return cls(path=path, documents=documents, notes=notes, _journal_entries=journal)
+        return cls(path=path, documents=documents, notes=notes, blob_ids=blob_ids, _journal_entries=journal)
+
+    def blob_id_of(self, file: str, status: tuple[int, ...]) -> str | None:
+        """The blob id remembered for `file` (an absolute path) when its status is still `status`, else None."""
+        entry = self.blob_ids.get(file)
+        if entry is None or entry[0] != status:
+            return None
+        self._used_blob_ids.add(file)
+        return entry[1]
+
+    def remember_blob_id(self, file: str, status: tuple[int, ...], blob_id: str) -> None:
+        """Remember that `file`, with this status, holds the bytes of `blob_id` (see registry.source.BlobIds)."""
+        entry = (tuple(status), blob_id)
+        self.blob_ids[file] = entry
+        self._used_blob_ids.add(file)
+        self._new_blob_ids[file] = entry
+        self._changed = True
 
     def document(self, kind: str, blob_id: str) -> Any | None:
         """The parsed, schema-valid data of that file's bytes (a new copy each call), or None."""
@@ -121,22 +148,24 @@ class WorkCache:
         if not prune:
             self._used_documents.update(self.documents)
             self._used_notes.update(self.notes)
-        entries = len(self.documents) + len(self.notes)
-        unused = entries - len(self._used_documents) - len(self._used_notes)
+            self._used_blob_ids.update(self.blob_ids)
+        entries = len(self.documents) + len(self.notes) + len(self.blob_ids)
+        unused = entries - len(self._used_documents) - len(self._used_notes) - len(self._used_blob_ids)
         if self.path is None or not (self._changed or unused):
             return
-        new = len(self._new_documents) + len(self._new_notes)
+        new = len(self._new_documents) + len(self._new_notes) + len(self._new_blob_ids)
         if unused + self._journal_entries + new <= REWRITE_SHARE * entries:
             self._append_journal()
             return
         documents = {key: self.documents[key] for key in self._used_documents}
         notes = {key: self.notes[key] for key in self._used_notes}
+        blob_ids = {key: self.blob_ids[key] for key in self._used_blob_ids}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             for old in self.path.parent.glob("work-cache-*"):
                 if old not in (self.path, _journal(self.path)) and old.suffix in (".marshal", ".pickle", ".journal"):
                     old.unlink(missing_ok=True)  # made by another relreg version
-            content = marshal.dumps((documents, notes))
+            content = marshal.dumps((documents, notes, blob_ids))
             handle, temporary = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
             with os.fdopen(handle, "wb") as stream:
                 stream.write(content)
@@ -146,9 +175,10 @@ class WorkCache:
             pass  # a cache that cannot be written only costs time next run
 
     def _append_journal(self) -> None:
-        if not self._new_documents and not self._new_notes:
+        if not self._new_documents and not self._new_notes and not self._new_blob_ids:
             return
-        record = pickle.dumps((self._new_documents, self._new_notes), protocol=pickle.HIGHEST_PROTOCOL)
+        record = pickle.dumps((self._new_documents, self._new_notes, self._new_blob_ids),
+                              protocol=pickle.HIGHEST_PROTOCOL)
         try:
             descriptor = os.open(_journal(self.path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)  # type: ignore[arg-type]
             try:

@@ -76,6 +76,7 @@ def file_names_match(ctx: RuleContext) -> Iterator[Diagnostic]:
 
 def versions_parse(ctx: RuleContext) -> Iterator[Diagnostic]:
     scheme = ctx.registry.scheme
+    release_named = ctx.registry.release
     for release in ctx.registry.releases:
         if release.min_version is not None:
             try:
@@ -83,7 +84,9 @@ def versions_parse(ctx: RuleContext) -> Iterator[Diagnostic]:
             except VersionError as error:
                 yield ctx.at(release.source_path, ("min_version",), f"min_version: {error}", "version-scheme")
         for index, artifact in enumerate(release.artifacts):
-            if artifact.delta_from is not None and ctx.parse(artifact.delta_from) is None:
+            # A release's own version parses: only a delta_from naming none needs parsing.
+            if artifact.delta_from is not None and release_named(artifact.delta_from) is None \
+                    and ctx.parse(artifact.delta_from) is None:
                 yield ctx.at(release.source_path, ("artifacts", index, "delta_from"),
                              f"delta_from: '{artifact.delta_from}' is not a {scheme.name} version", "version-scheme")
     for cohort in ctx.registry.cohorts:
@@ -107,6 +110,54 @@ def _collisions(ctx: RuleContext, items: Iterable[tuple[str, JsonPath, str]], wh
         first_seen.setdefault(folded, (value, source_path))
 
 
+def _folds_apart(values: Iterable[str]) -> bool:
+    """True when no two different values of `values` have the same casefold (`_collisions` then finds nothing)."""
+    distinct = set(values)
+    return len({value.casefold() for value in distinct}) == len(distinct)
+
+
+def _repeated_groups(keys: list[Hashable], item_of: Callable[[int], _T]) -> list[list[_T]]:
+    """`_groups` of (keys[i], item_of(i)): the same groups, with one set built when every key is unique."""
+    if len(set(keys)) == len(keys):
+        return []  # the common case, decided in C
+    seen: set[Hashable] = set()
+    repeated = {key for key in keys if key in seen or seen.add(key)}  # type: ignore[func-returns-value]
+    return _groups((key, item_of(index)) for index, key in enumerate(keys) if key in repeated)
+
+
+def _artifact_places(releases: Iterable[Release]) -> list[tuple[Release, int]]:
+    """(release, artifact index) of every artifact, in the order of the registry's releases and their artifacts."""
+    return [(release, index) for release in releases for index in range(len(release.artifacts))]
+
+
+# What model.py's _PLAIN_PATH refuses, for many URLs at once (each after a line break): a character
+# outside its segments, an empty segment, or a '.' or '..' segment.
+_PLAIN_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~%+-/\n"
+_NOT_PLAIN_SEGMENTS = (b"//", b"\n/", b"/\n", b"\n\n", b"/./", b"/.\n", b"\n./", b"\n.\n", b"/../", b"/..\n",
+                       b"\n../", b"\n..\n")
+
+
+def _all_plain(urls: list[str]) -> bool:
+    """True when every URL matches model.py's _PLAIN_PATH (so an absolute URL, with its ':', never does)."""
+    text = "\n" + "\n".join(urls) + "\n"
+    if not text.isascii() or text.count("\n") != len(urls) + 1:  # a URL holding a line break is no plain path
+        return False
+    data = text.encode("ascii")
+    if data.translate(None, _PLAIN_BYTES) or b"//" in data or b"\n/" in data or b"/\n" in data or b"\n\n" in data:
+        return False
+    return not ((b"/." in data or b"\n." in data) and any(part in data for part in _NOT_PLAIN_SEGMENTS))
+
+
+def _url_keys(releases: Iterable[Release], base: str) -> list[str]:
+    """A key per artifact, in `_artifact_places` order, equal for two artifacts exactly when their
+    `absolute_url(base)` are: the URLs as written when all are plain relative paths and `base` ends
+    in '/' (appending one base keeps them apart), else the absolute URLs."""
+    urls = [artifact.url for release in releases for artifact in release.artifacts]
+    if base.endswith("/") and _all_plain(urls):
+        return urls
+    return [artifact.absolute_url(base) for release in releases for artifact in release.artifacts]
+
+
 def _groups(items: Iterable[tuple[Hashable, _T]]) -> list[list[_T]]:
     """Items with the same key, for keys that more than one item has, in first-seen order."""
     # Keys are almost always unique (100,000 build ids): remember only the first
@@ -126,12 +177,15 @@ def _groups(items: Iterable[tuple[Hashable, _T]]) -> list[list[_T]]:
 
 def versions_unique(ctx: RuleContext) -> Iterator[Diagnostic]:
     """Each version is released once; a duplicate is reported at the newer file, naming the older."""
-    for group in _groups((r.parsed_version.key, r) for r in ctx.registry.releases):
+    releases = ctx.registry.releases
+    for group in _repeated_groups([r.parsed_version.key for r in releases], releases.__getitem__):
         first, *others = sorted(group, key=lambda r: ctx.age(r.source_path))
         for release in others:
             yield ctx.at(release.source_path, ("version",),
                          f"version '{release.version}' is the same version as '{first.version}' "
                          f"({first.source_path}); each version may be released once", "version-unique")
+    if _folds_apart(r.version for r in releases):
+        return
     yield from _collisions(ctx, ((r.source_path, ("version",), r.version)
                                  for r in sorted(ctx.registry.releases, key=lambda r: r.source_path)),
                            "version", "path-collision")
@@ -148,8 +202,14 @@ def min_version_not_above_version(ctx: RuleContext) -> Iterator[Diagnostic]:
 
 def build_ids_unique(ctx: RuleContext) -> Iterator[Diagnostic]:
     """A build id names one binary; a reuse is reported at the newer file (or later artifact), naming the first."""
-    places = ((a.build_id, (r, i)) for r in ctx.registry.releases for i, a in enumerate(r.artifacts))
-    for group in _groups(places):
+    releases = ctx.registry.releases
+    build_ids = [artifact.build_id for release in releases for artifact in release.artifacts]
+    places: list[tuple[Release, int]] = []
+    def place(index: int) -> tuple[Release, int]:
+        if not places:
+            places.extend(_artifact_places(releases))
+        return places[index]
+    for group in _repeated_groups(build_ids, place):
         (first, first_index), *others = sorted(group, key=lambda place: (ctx.age(place[0].source_path), place[1]))
         for release, index in others:
             yield ctx.at(release.source_path, ("artifacts", index, "build_id"),
@@ -168,8 +228,14 @@ def artifact_urls_consistent(ctx: RuleContext) -> Iterator[Diagnostic]:
     would fail to verify what the URL serves.
     """
     base = ctx.registry.config.artifact_base_url
-    places = ((a.absolute_url(base), (r, i)) for r in ctx.registry.releases for i, a in enumerate(r.artifacts))
-    for group in _groups(places):
+    releases = ctx.registry.releases
+    urls = _url_keys(releases, base)
+    places: list[tuple[Release, int]] = []
+    def place(index: int) -> tuple[Release, int]:
+        if not places:
+            places.extend(_artifact_places(releases))
+        return places[index]
+    for group in _repeated_groups(urls, place):
         (first, first_index), *others = sorted(group, key=lambda place: (ctx.age(place[0].source_path), place[1]))
         reference = first.artifacts[first_index]
         for release, index in others:
@@ -188,20 +254,33 @@ def artifact_urls_consistent(ctx: RuleContext) -> Iterator[Diagnostic]:
 
 def artifacts_well_formed(ctx: RuleContext) -> Iterator[Diagnostic]:
     """One full artifact per (hardware, software type); one delta per source; deltas are sound."""
+    release_named = ctx.registry.release
     for release in ctx.registry.releases:
-        seen: dict[tuple, int] = {}
-        for index, artifact in enumerate(release.artifacts):
-            slot = (artifact.hardware_version, artifact.software_type, artifact.type, artifact.delta_from)
-            if slot in seen:
-                software = f", software_type '{artifact.software_type}'" if artifact.software_type else ""
-                kind = f"delta from '{artifact.delta_from}'" if artifact.is_delta else "full"
-                yield ctx.at(release.source_path, ("artifacts", index),
-                             f"a second {kind} artifact for hardware_version '{artifact.hardware_version}'"
-                             f"{software} (the first is artifacts[{seen[slot]}]); a device must get one answer",
-                             "artifact-unique")
-            seen.setdefault(slot, index)
-            if artifact.is_delta and artifact.delta_from is not None:
-                yield from _delta_source(ctx, release, index)
+        artifacts = release.artifacts
+        if len({(a.hardware_version, a.software_type, a.type, a.delta_from) for a in artifacts}) != len(artifacts):
+            yield from _artifacts_twice(ctx, release)
+        for index, artifact in enumerate(artifacts):
+            if artifact.type == "delta" and artifact.delta_from is not None:
+                source = release_named(artifact.delta_from)
+                # Only a delta whose source is missing or wrong goes through _delta_source, which words why.
+                if source is None or not source.parsed_version.key < release.parsed_version.key \
+                        or not source.has_image(artifact.hardware_version, artifact.software_type):
+                    yield from _delta_source(ctx, release, index)
+
+
+def _artifacts_twice(ctx: RuleContext, release: Release) -> Iterator[Diagnostic]:
+    """A second artifact for the same slot (hardware, software type, type, delta source) of one release."""
+    seen: dict[tuple, int] = {}
+    for index, artifact in enumerate(release.artifacts):
+        slot = (artifact.hardware_version, artifact.software_type, artifact.type, artifact.delta_from)
+        if slot in seen:
+            software = f", software_type '{artifact.software_type}'" if artifact.software_type else ""
+            kind = f"delta from '{artifact.delta_from}'" if artifact.is_delta else "full"
+            yield ctx.at(release.source_path, ("artifacts", index),
+                         f"a second {kind} artifact for hardware_version '{artifact.hardware_version}'"
+                         f"{software} (the first is artifacts[{seen[slot]}]); a device must get one answer",
+                         "artifact-unique")
+        seen.setdefault(slot, index)
 
 
 def _delta_source(ctx: RuleContext, release: Release, index: int) -> Iterator[Diagnostic]:
@@ -229,7 +308,8 @@ def hardware_exists(ctx: RuleContext) -> Iterator[Diagnostic]:
     known = {hardware.name for hardware in ctx.registry.hardware}
     exists = known | ctx.unloaded_hardware
     hint = f"known: {', '.join(sorted(known))}" if known else "hardware/ is empty"
-    for release in ctx.registry.releases:
+    named = {artifact.hardware_version for release in ctx.registry.releases for artifact in release.artifacts}
+    for release in ctx.registry.releases if not named <= exists else ():
         for index, artifact in enumerate(release.artifacts):
             if artifact.hardware_version not in exists:
                 yield ctx.at(release.source_path, ("artifacts", index, "hardware_version"),
@@ -245,15 +325,18 @@ def hardware_exists(ctx: RuleContext) -> Iterator[Diagnostic]:
 
 def path_values_distinct(ctx: RuleContext) -> Iterator[Diagnostic]:
     hardware: list[HardwareVersion] = sorted(ctx.registry.hardware, key=lambda h: h.source_path)
+    releases = ctx.registry.releases
     yield from _collisions(ctx, ((h.source_path, ("name",), h.name) for h in hardware),
                            "hardware version", "path-collision")
     revisions = ((r.source_path, ("revision",), r.revision)
                  for r in sorted(ctx.registry.releases, key=lambda r: r.source_path) if r.revision)
-    yield from _collisions(ctx, revisions, "revision", "path-collision")  # type: ignore[arg-type]
+    if not _folds_apart(r.revision for r in releases if r.revision):
+        yield from _collisions(ctx, revisions, "revision", "path-collision")  # type: ignore[arg-type]
     software_types = ((r.source_path, ("artifacts", index, "software_type"), a.software_type)
                       for r in sorted(ctx.registry.releases, key=lambda r: r.source_path)
                       for index, a in enumerate(r.artifacts) if a.software_type)
-    yield from _collisions(ctx, software_types, "software_type", "path-collision")  # type: ignore[arg-type]
+    if not _folds_apart(a.software_type for r in releases for a in r.artifacts if a.software_type):
+        yield from _collisions(ctx, software_types, "software_type", "path-collision")  # type: ignore[arg-type]
 
 
 def cohorts_name_live_releases(ctx: RuleContext) -> Iterator[Diagnostic]:
@@ -437,7 +520,8 @@ def version_orders_that_surprise(ctx: RuleContext) -> Iterator[Diagnostic]:
         fix = _order_fix(ctx, release)
         if fix is not None:
             yield ctx.at(release.source_path, ("version",), fix, "version-order", severity=Severity.WARNING)
-    by_numbers = _groups((r.parsed_version.numbers, r) for r in ctx.registry.releases)
+    releases = ctx.registry.releases
+    by_numbers = _repeated_groups([r.parsed_version.numbers for r in releases], releases.__getitem__)
     for group in by_numbers:
         ordered = sorted(group, key=lambda r: r.parsed_version.key)
         for position, release in enumerate(ordered):

@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Protocol
 
 from relreg.registry import CONFIG_FILE
 from relreg.registry.diagnostics import Diagnostic
@@ -27,12 +29,32 @@ class RawFile:
     kind: str  # "registry" | "release" | "hardware" | "cohort"
     path: str  # as shown to the user, forward slashes
     registry_path: str  # relative to the registry folder, e.g. "releases/1.2.3.yaml"
-    content: bytes
+    # The bytes, or None when they were not read (their blob id was known from the file's
+    # status): `content` then reads them from `disk_path` when asked, without keeping them.
+    held_content: bytes | None
     blob_id: str  # git's blob id of content: a cheap, stable cache key
+    disk_path: str | None = None
 
     @property
     def stem(self) -> str:
         return PurePosixPath(self.registry_path).name.removesuffix(".yaml")
+
+    @property
+    def content(self) -> bytes:
+        """The file's bytes (read from disk on each call when not held; b"" if it has gone since)."""
+        if self.held_content is not None:
+            return self.held_content
+        try:
+            with open(self.disk_path, "rb", buffering=0) as stream:  # type: ignore[arg-type]
+                return stream.readall()
+        except OSError:
+            return b""
+
+    def without_content(self) -> "RawFile":
+        """The same file, its bytes let go when they can be read again from disk."""
+        if self.disk_path is None or self.held_content is None:
+            return self
+        return RawFile(self.kind, self.path, self.registry_path, None, self.blob_id, self.disk_path)
 
 
 @dataclass(frozen=True)
@@ -41,6 +63,11 @@ class RegistryFiles:
     files: tuple[RawFile, ...]
     problems: tuple[Diagnostic, ...]  # files that could not be read as registry files
     refused: tuple[tuple[str, str], ...] = ()  # (kind, name) of files refused before parsing
+
+    def without_contents(self) -> "RegistryFiles":
+        """The same files, holding no bytes that can be read again from disk (see RawFile.without_content)."""
+        return RegistryFiles(self.root, tuple(file.without_content() for file in self.files), self.problems,
+                             self.refused)
 
     def of_kind(self, kind: str) -> list[RawFile]:
         return [file for file in self.files if file.kind == kind]
@@ -172,13 +199,37 @@ def display_path(path: Path, base: Path) -> str:
         return path.as_posix()
 
 
-def read_worktree(registry_dir: Path, display_base: Path | None = None) -> RegistryFiles:
-    """Read every registry file under `registry_dir` from disk."""
+class BlobIds(Protocol):
+    """Blob ids of files read by earlier runs, by the file's status: relreg.history.cache.WorkCache, or none.
+
+    `status` is (size, mtime_ns, ctime_ns, inode, device) of the file: any write
+    changes ctime, so equal statuses mean equal bytes (as git's index assumes),
+    except for a file written again within the file system's timestamp
+    granularity, which `read_worktree` never remembers (see RACY_NS).
+    """
+
+    def blob_id_of(self, file: str, status: tuple[int, ...]) -> str | None: ...
+
+    def remember_blob_id(self, file: str, status: tuple[int, ...], blob_id: str) -> None: ...
+
+
+# A file changed less than this long before it was read may change again without its
+# status changing (a coarse timestamp): its blob id is not remembered by status.
+RACY_NS = 3_000_000_000
+
+
+def read_worktree(registry_dir: Path, display_base: Path | None = None,
+                  known: BlobIds | None = None) -> RegistryFiles:
+    """Read every registry file under `registry_dir` from disk.
+
+    With `known`, a file whose status matches an earlier run's is not read: its
+    RawFile has the remembered blob id and reads its bytes only when asked.
+    """
     with gc_paused():
-        return _read_worktree(registry_dir, display_base)
+        return _read_worktree(registry_dir, display_base, known)
 
 
-def _read_worktree(registry_dir: Path, display_base: Path | None) -> RegistryFiles:
+def _read_worktree(registry_dir: Path, display_base: Path | None, known: BlobIds | None) -> RegistryFiles:
     base = display_base or Path.cwd()
     if not (registry_dir / CONFIG_FILE).is_file():
         raise RegistryNotFound(
@@ -189,7 +240,8 @@ def _read_worktree(registry_dir: Path, display_base: Path | None) -> RegistryFil
     problems: list[Diagnostic] = []
     refused: list[tuple[str, str]] = []
     # Plain strings and one lstat per file: pathlib costs more than the reading on 10,000 files.
-    top = os.fspath(registry_dir)
+    top = os.path.abspath(registry_dir)
+    settled = time.time_ns() - RACY_NS
     candidates = [CONFIG_FILE]
     for folder in KIND_FOLDERS:
         if os.path.isdir(os.path.join(top, folder)):
@@ -217,9 +269,19 @@ def _read_worktree(registry_dir: Path, display_base: Path | None) -> RegistryFil
             problems.append(_problem(shown, f"file is {status.st_size} bytes, over the limit of {MAX_FILE_BYTES} "
                                             "(1 MiB)", "file-too-large"))
             continue
+        if known is not None:
+            status_key = (status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino, status.st_dev)
+            blob_id = known.blob_id_of(file, status_key)
+            if blob_id is not None:
+                files.append(RawFile(kind, shown, registry_path, None, blob_id, file))
+                continue
         with open(file, "rb", buffering=0) as stream:  # unbuffered: one read, no buffer object per file
             content = stream.readall()
-        files.append(RawFile(kind, shown, registry_path, content, git_blob_id(content)))
+        blob_id = git_blob_id(content)
+        if known is not None and len(content) == status.st_size \
+                and max(status.st_mtime_ns, status.st_ctime_ns) < settled:
+            known.remember_blob_id(file, status_key, blob_id)
+        files.append(RawFile(kind, shown, registry_path, content, blob_id, file))
     return RegistryFiles(root=root, files=tuple(files), problems=tuple(problems), refused=tuple(refused))
 
 

@@ -30,7 +30,7 @@ from relreg.registry.gcpause import gc_paused
 from relreg.registry.model import Cohort, HardwareVersion, Registry, RegistryConfig, Release
 from relreg.registry.rules import RuleContext, check_rules
 from relreg.registry.schemas import default_schemas
-from relreg.registry.source import RawFile, RegistryFiles
+from relreg.registry.source import RawFile, RegistryFiles, git_blob_id
 from relreg.registry.versions import VersionError, scheme_named
 from relreg.registry.yamlload import SourceDocument, YamlLoadError, fast_load, parse_yaml
 
@@ -43,6 +43,7 @@ class ValidationResult:
     registry: Registry | None  # None when the registry is not valid
     diagnostics: list[Diagnostic]
     files_checked: int
+    # Parsed on demand for diagnostics; `documents.clear()` lets go of them and of the files' bytes.
     documents: dict[str, SourceDocument] = field(default_factory=dict, repr=False)
 
     @property
@@ -65,6 +66,11 @@ class SourceDocuments(dict):
         document = parse_yaml(self._files[path].content, path)
         self[path] = document
         return document
+
+    def clear(self) -> None:
+        """Drop the parsed documents and the bytes held for them (a later lookup reads the file from disk)."""
+        super().clear()
+        self._files = {path: file.without_content() for path, file in self._files.items()}
 
 
 def check_file(kind: str, path: str, content: bytes) -> tuple[Any | None, list[Diagnostic]]:
@@ -182,8 +188,17 @@ def _validate_files(files: RegistryFiles, cache: DocumentCache,
         data = cache.document(file.kind, file.blob_id)
         if data is not None:
             valid[file.kind].append((file, data))
-        else:
-            to_check.append(file)
+            continue
+        if file.held_content is None:  # known by its status, read now
+            content = file.content
+            if git_blob_id(content) != file.blob_id:
+                # Changed since its status was taken: its blob id (a cache key, and the key of its
+                # pages) no longer names these bytes. Refused, so that nothing is built or cached from it.
+                diagnostics.append(Diagnostic(file.path, 1, 1, "file changed while relreg was reading the registry: "
+                                              "run the command again", "file-changed"))
+                continue
+            file = RawFile(file.kind, file.path, file.registry_path, content, file.blob_id, file.disk_path)
+        to_check.append(file)
     for file, (data, problems, marshalled) in zip(to_check, _check_all(to_check)):
         diagnostics.extend(problems)
         if data is not None and not problems:
@@ -194,6 +209,7 @@ def _validate_files(files: RegistryFiles, cache: DocumentCache,
                 cache.store_document(file.kind, file.blob_id, data, marshalled=marshalled)
 
     documents = SourceDocuments(files)
+    documents._files.update((file.path, file) for file in to_check)  # positions from the bytes checked
     registry = None
     if valid["registry"]:
         registry = _build_model(valid, diagnostics, documents)

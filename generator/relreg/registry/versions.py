@@ -65,12 +65,20 @@ def _identifier_key(identifier: str) -> KeyPart:
     return (0, int(identifier)) if identifier.isdigit() else (1, identifier)
 
 
+# MAJOR.MINOR.PATCH without prerelease or build metadata, as SemVer 2.0 writes them (no leading zeros).
+_PLAIN_SEMVER = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\Z")
+
+
 class SemVerScheme:
     name = "semver"
 
     # Versions are immutable and a registry names each one many times (delta_from, min_version, cohorts).
     @lru_cache(maxsize=1 << 16)
     def parse(self, text: str) -> Version:
+        plain = _PLAIN_SEMVER.match(text)
+        if plain:  # most versions: what semver gives them, without its cost (10,000 releases per run)
+            numbers = (int(plain[1]), int(plain[2]), int(plain[3]))
+            return Version(text=text, key=(*numbers, 1, ()), is_prerelease=False, numbers=numbers)
         try:
             parsed = semver.Version.parse(text)
         except (ValueError, TypeError):

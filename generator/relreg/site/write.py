@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -516,7 +517,9 @@ def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int
     _SHARED = (staging, jobs)
     try:
         # Jobs are handed out one at a time as workers free up, so a long job does not hold up the rest.
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        # A worker renders a share of the whole site: it collects cycles even where the build paused that.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=gc.enable) as pool:
             staging.done += list(pool.map(_write_job, range(len(jobs))))
     finally:
         _SHARED = None

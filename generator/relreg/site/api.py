@@ -295,12 +295,15 @@ def latest_release(views: Iterable[ReleaseView], hardware: str, *, prereleases: 
 
 
 def hardware_document(hardware: HardwareVersion, views: list[ReleaseView], site_url: str) -> dict[str, Any]:
-    latest = latest_release(views, hardware.name)
+    """A hardware version's entry; `views`: the releases with an image for it (any order)."""
+    stable = [view.release for view in views
+              if view.release.yanked is None and not view.release.parsed_version.is_prerelease]
+    latest = max(stable, key=lambda r: r.parsed_version.key, default=None)
     return {
         "name": hardware.name,
         "description": hardware.description,
         "latest_version": latest.version if latest else None,
-        "count_releases": sum(1 for v in views if hardware.name in v.release.hardware_versions),
+        "count_releases": len(views),
         "releases_url": site_url + index_path("hardware_version", hardware.name),
     }
 

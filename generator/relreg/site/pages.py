@@ -179,19 +179,25 @@ def release_list_row(view: "ReleaseView") -> str:
 _SPECIAL = re.compile(r"[&<>\"']")
 
 
-def served_rows(page: str, chunk: Sequence["ReleaseView"]) -> str | None:
-    """The rows of `chunk` (newest first, next to each other) in a releases list page `page`, as
-    release_list_row made them; None when the page does not hold them all."""
+def served_rows(page: bytes, chunk: Sequence["ReleaseView"], start: int = 0) -> tuple[str, int] | None:
+    """The rows of `chunk` (newest first, next to each other) in a releases list page `page` (UTF-8), as
+    release_list_row made them, and where they end; None when the page does not hold them all at or after
+    `start`. The page is searched from `start` on: a list's chunks come in order."""
     if not chunk:
-        return ""
-    first = page.find(f'<a class="k version" href="{_text(chunk[0].version)}/index.html">')
-    last = page.find(f'<a class="k version" href="{_text(chunk[-1].version)}/index.html">', max(first, 0))
-    start = page.rfind('<tr data-hw="', 0, first) if first >= 0 else -1
-    end = page.find("</tr>\n", last) if last >= 0 else -1
-    if start < 0 or end < 0:
+        return "", start
+    first = page.find(f'<a class="k version" href="{_text(chunk[0].version)}/index.html">'.encode(), start)
+    last = page.find(f'<a class="k version" href="{_text(chunk[-1].version)}/index.html">'.encode(), max(first, 0))
+    begin = page.rfind(b'<tr data-hw="', start, first) if first >= 0 else -1
+    end = page.find(b"</tr>\n", last) if last >= 0 else -1
+    if begin < 0 or end < 0:
         return None
-    rows = page[start:end + len("</tr>\n")]
-    return rows if rows.count('<tr data-hw="') == len(chunk) else None
+    end += len(b"</tr>\n")
+    if page.count(b'<tr data-hw="', begin, end) != len(chunk):
+        return None
+    try:
+        return page[begin:end].decode(), end
+    except UnicodeDecodeError:
+        return None
 
 
 def _text(value: object) -> str:
@@ -674,19 +680,24 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         """The rows of the releases list: a chunk whose release pages the previous build made with the same key
         (so the same releases, dates and code) has the same rows, taken from the served list."""
         served = inputs.served_files
-        page: str | None = None
+        page: bytes | None = None
+        position = 0
         parts = []
         for chunk, job in zip(chunks, page_jobs):
-            rows = None
+            found = None
             read = served(job.key) if served is not None else None
             if read is not None:
                 if page is None:
                     try:
-                        page = read("releases/index.html").decode()
-                    except (OSError, UnicodeDecodeError):
-                        page = ""
-                rows = served_rows(page, chunk)
-            parts.append(rows if rows is not None else "".join(map(release_list_row, chunk)))
+                        page = read("releases/index.html")
+                    except OSError:
+                        page = b""
+                found = served_rows(page, chunk, position)
+            if found is None:
+                parts.append("".join(map(release_list_row, chunk)))
+            else:
+                parts.append(found[0])
+                position = found[1]
         return "".join(parts)
 
     def hardware_pages() -> dict[str, bytes]:

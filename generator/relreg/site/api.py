@@ -251,12 +251,28 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
             readers[group] = None  # gone: encoded as they are needed
             return None
 
+    list_prefix = job_key(inputs, "api list page", base, site_url)
+    release_prefix = job_key(inputs, "api release", base)
+
     def keyed_list(name: tuple[str, str] | None) -> Iterator[tuple[str, Keyed]]:
-        versions = members[name] if name is not None else [view.version for view in views]
+        versions = members_of(name) if name is not None else [view.version for view in views]
         path_of = all_releases_path if name is None else partial(_index_page_path, *name)
-        prefix = job_key(inputs, "api list page", base, site_url, name)
         return keyed_pages([view_keys[version] for version in versions],  # type: ignore[misc]
-                           lambda index: document(versions[index]), path_of, site_url, prefix)
+                           lambda index: document(versions[index]), path_of, site_url, f"{list_prefix}\0{name!r}")
+
+    def keyed_index_files(names: Sequence[tuple[str, str]]) -> Iterator[tuple[str, Keyed]]:
+        for name in names:
+            yield from keyed_list(name)
+
+    def keyed_release_files(versions: Sequence[str]) -> Iterator[tuple[str, Keyed]]:
+        # Each document is a Keyed file: in a group whose key changed, only the changed release is encoded.
+        for version in versions:
+            yield release_path(version), Keyed(
+                hashlib.sha256(f"{release_prefix}\0{view_keys[version]}".encode()).hexdigest(),
+                partial(release_files_one, version))
+
+    def release_files_one(version: str) -> bytes:
+        return b'{"data":' + document(version) + b"}\n"
 
     def list_key(versions: Iterable[str]) -> str:
         return hashlib.sha256("\0".join(view_keys[version] for version in versions).encode()).hexdigest()  # type: ignore[misc]
@@ -265,8 +281,8 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
     return [KeyedJob(job_key(inputs, "api all releases", base, site_url, list_key(view_keys)),
                      partial(keyed_list, None)),
             lists_and_entry_point,
-            *[KeyedJob(key, partial(release_files, versions)) for versions, key in zip(release_groups, group_keys)],
-            *[KeyedJob(key, partial(index_files, lists)) for lists, key in zip(group_lists, lists_keys) if lists],
+            *[KeyedJob(key, partial(keyed_release_files, versions)) for versions, key in zip(release_groups, group_keys)],
+            *[KeyedJob(key, partial(keyed_index_files, lists)) for lists, key in zip(group_lists, lists_keys) if lists],
             *[KeyedJob(job_key(inputs, "api list", base, site_url, name, list_key(members[name])),
                        partial(keyed_list, name)) for name in large]]
 

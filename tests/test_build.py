@@ -223,6 +223,52 @@ def test_a_rebuild_joins_the_served_documents_of_unchanged_releases_into_lists(
     assert _versions(_json(out, "api/v1/releases.json"))[:2] == ["1.3.0", "1.2.0"]
 
 
+def test_a_fixed_release_renders_only_its_row_of_the_releases_list_and_the_list_pages_that_hold_it(
+        history_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import relreg.site.api
+    import relreg.site.jobs
+    import relreg.site.pages
+
+    monkeypatch.setattr(relreg.site.jobs, "JOB_SIZE", 1)
+    monkeypatch.setattr(relreg.site.api, "PER_PAGE", 1)  # every list of two releases or more is a long one
+    registry, out, fresh = history_repo / "registry", tmp_path / "public", tmp_path / "fresh"
+    assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
+    rows: list[str] = []
+    pages: list[bytes] = []
+    real_row, real_page = relreg.site.pages.release_list_row, relreg.site.api._page_bytes
+    monkeypatch.setattr(relreg.site.pages, "release_list_row", lambda view: (rows.append(view.version),
+                                                                              real_row(view))[1])
+    monkeypatch.setattr(relreg.site.api, "_page_bytes", lambda *args: (pages.append(real_page(*args)), pages[-1])[1])
+    _replace_in(registry / "releases" / "1.0.0.yaml", "notes corrected", "notes fixed")
+    commit_all(history_repo, "fix notes", "2024-05-01T10:00:00+00:00")
+    assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
+    assert rows == ["1.0.0"]
+    assert pages and all(b'"version":"1.0.0"' in page for page in pages)
+    assert run_relreg("build", "--registry", registry, "--out", fresh).exit_code == 0
+    for relative in ("releases/index.html", "api/v1/releases.json", "api/v1/releases/page/3.json"):
+        assert (out / relative).read_bytes() == (fresh / relative).read_bytes(), relative
+
+
+def test_a_fixed_release_is_the_only_document_of_its_group_encoded_again(
+        history_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import relreg.site.api
+
+    monkeypatch.setattr(relreg.site.api, "PER_PAGE", 1)  # no page of a list holds two releases
+    registry, out, fresh = history_repo / "registry", tmp_path / "public", tmp_path / "fresh"
+    assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0  # one group of three releases
+    encoded: list[str] = []
+    real = relreg.site.api.release_document
+    monkeypatch.setattr(relreg.site.api, "release_document",
+                        lambda view, base: (encoded.append(view.version), real(view, base))[1])
+    _replace_in(registry / "releases" / "1.0.0.yaml", "notes corrected", "notes fixed")
+    commit_all(history_repo, "fix notes", "2024-05-01T10:00:00+00:00")
+    assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
+    assert encoded == ["1.0.0"]
+    assert run_relreg("build", "--registry", registry, "--out", fresh).exit_code == 0
+    for relative in ("api/v1/releases/1.0.0.json", "api/v1/releases/1.1.0.json", "api/v1/releases.json"):
+        assert (out / relative).read_bytes() == (fresh / relative).read_bytes(), relative
+
+
 def test_ref_builds_what_the_commit_holds_not_the_work_tree(history_repo: Path) -> None:
     release = history_repo / "registry" / "releases" / "1.0.0.yaml"
     release.write_text(release.read_text().replace("notes corrected", "EDITED IN WORK TREE"))

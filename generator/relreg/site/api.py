@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from relreg import __version__
 from relreg.registry.model import Artifact, Cohort, HardwareVersion, Release
 from relreg.site.jobs import (
+    Keyed,
     KeyedJob,
     PlanJob,
     ReleaseDates,
@@ -88,6 +89,42 @@ def paged(items: list[bytes], path_of: Callable[[int], str], site_url: str) -> I
             b',"prev":', url[page - 1], b',"next":', url[page + 1], b"}}\n"))
 
 
+def keyed_pages(keys: Sequence[str], item: Callable[[int], bytes], path_of: Callable[[int], str], site_url: str,
+                prefix: str) -> Iterator[tuple[str, Keyed]]:
+    """The pages of `paged`, each a Keyed file known by `prefix` (everything the list's pages share), its
+    place in the list and the keys of its items (`keys[i]` stands for the bytes `item(i)` gives).
+
+    A release changed in a list of many pages changes one page: the writer links the others from the
+    served site without their items being read or encoded.
+    """
+    total = len(keys)
+    page_count = max(1, -(-total // PER_PAGE))
+
+    def render(page: int) -> bytes:
+        start = (page - 1) * PER_PAGE
+        items = [item(index) for index in range(start, min(start + PER_PAGE, total))]
+        return _page_bytes(items, page, page_count, total, path_of, site_url)
+
+    for page in range(1, page_count + 1):
+        start = (page - 1) * PER_PAGE
+        key = hashlib.sha256(f"{prefix}\0{page}\0{page_count}\0{total}\0".encode()
+                             + "\0".join(keys[start:start + PER_PAGE]).encode()).hexdigest()
+        yield path_of(page), Keyed(key, partial(render, page))
+
+
+def _page_bytes(items: list[bytes], page: int, page_count: int, total: int, path_of: Callable[[int], str],
+                site_url: str) -> bytes:
+    """One page of `paged`, alone (the same bytes `paged` gives for it)."""
+    url = {number: encode(site_url + path_of(number)) if 1 <= number <= page_count else b"null"
+           for number in (1, page - 1, page, page + 1, page_count)}
+    return b"".join((
+        b'{"data":[', b",".join(items),
+        b'],"paging":{"page":%d,"per_page":%d,"page_count":%d,"item_count":%d,"total_count":%d}'
+        % (page, PER_PAGE, page_count, len(items), total),
+        b',"links":{"self":', url[page], b',"first":', url[1], b',"last":', url[page_count],
+        b',"prev":', url[page - 1], b',"next":', url[page + 1], b"}}\n"))
+
+
 def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
     """The JSON API. Each release is encoded once per process, when a job first needs it, and
     shared by every list that holds it.
@@ -95,7 +132,8 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
     With release keys in the inputs, the jobs over releases and over lists are KeyedJobs in stable
     groups (releases by id, with the small lists whose newest release they hold), so a new release
     changes the keys of the few groups that hold it, and a rebuild runs only those and the lists of
-    more than a page (which it changes every page of).
+    more than a page, whose pages are Keyed files: a changed release rewrites the pages that hold it,
+    a new one every page (each shifts by one).
     """
     registry = inputs.registry
     site_url = inputs.site_url
@@ -106,33 +144,41 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
     def document(version: str) -> bytes:
         found = encoded.get(version)
         if found is None:
-            found = encoded[version] = encode(release_document(by_version[version], base))
+            found = served_document(version)
+            if found is None:
+                found = encode(release_document(by_version[version], base))
+            encoded[version] = found
         return found
 
     def release_files(versions: Sequence[str]) -> dict[str, bytes]:
         return {release_path(version): b'{"data":' + document(version) + b"}\n" for version in versions}
 
-    # (dimension, key) -> its releases' versions, newest first. Built without a set per release: this
-    # runs over every list of the site (at 10,000 releases, 120,000 of them).
+    # (dimension, key) -> its releases' versions, newest first, for the lists a release may share with
+    # others. Built without a set per release: this runs over every release of the site. A version's own
+    # list (one release) is not kept here: its members are known.
     members: dict[tuple[str, str], list[str]] = {}
+    get = members.get
     for view in views:
-        version = view.version
         release = view.release
-        names = [("version", version), *(("hardware_version", hardware) for hardware in release.hardware_versions)]
+        version = release.version
+        names = [("hardware_version", hardware) for hardware in release.hardware_versions]
         if release.revision:
             names.append(("revision", release.revision))
         names += [("build_id", artifact.build_id) for artifact in release.artifacts]
         for name in names:
-            found = members.get(name)
+            found = get(name)
             if found is None:
                 members[name] = [version]
             elif found[-1] != version:  # a release names a list once
                 found.append(version)
 
+    def members_of(name: tuple[str, str]) -> list[str]:
+        return [name[1]] if name[0] == "version" else members[name]
+
     def index_files(keys: Sequence[tuple[str, str]]) -> Iterator[tuple[str, bytes]]:
         # One list at a time: a hardware version's list holds every release (50 MB at 10,000 releases).
         for dimension, key in keys:
-            yield from paged([document(version) for version in members[(dimension, key)]],
+            yield from paged([document(version) for version in members_of((dimension, key))],
                              lambda page, d=dimension, k=key: index_path(d, k, page), site_url)
 
     def all_releases() -> Iterator[tuple[str, bytes]]:
@@ -141,7 +187,9 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
     def lists_and_entry_point() -> dict[str, bytes]:
         files: dict[str, bytes] = {}
         files[f"{API}/hardware_versions.json"] = encode_json(
-            {"data": [hardware_document(h, views, site_url) for h in registry.hardware],
+            {"data": [hardware_document(h, [by_version[version] for version in
+                                            members.get(("hardware_version", h.name), ())], site_url)
+                      for h in registry.hardware],
              "paging": _single_page(len(registry.hardware))})
         cohorts = cohort_documents(inputs)
         files[f"{API}/cohorts.json"] = encode_json({"data": cohorts, "paging": _single_page(len(cohorts))})
@@ -152,21 +200,24 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
     # for its release documents and one for the lists of up to a page whose newest release it holds (most
     # lists hold one release: a version, a build id). Lists of more than a page (a hardware version's
     # holds nearly every release) are jobs of their own: a new release changes every page of them.
+    # A group's lists come in the order its releases name them (newest release first), which depends on
+    # the group's releases alone, as its key does.
     release_groups = [[view.version for view in chunk] for chunk in by_id_chunks(views)]
     group_of = {version: number for number, versions in enumerate(release_groups) for version in versions}
     large: list[tuple[str, str]] = []
-    group_lists: list[list[tuple[str, str]]] = [[] for _ in release_groups]
+    own_lists: dict[str, list[tuple[str, str]]] = {version: [("version", version)] for version in group_of}
     shared: list[list[tuple[str, str]]] = [[] for _ in release_groups]  # lists of two releases or more
-    for name in sorted(members):
-        versions = members[name]
+    for name, versions in members.items():
         if len(versions) > PER_PAGE:
             large.append(name)
         else:
-            group_lists[group_of[versions[0]]].append(name)
+            own_lists[versions[0]].append(name)
             if len(versions) > 1:
                 shared[group_of[versions[0]]].append(name)
+    group_lists = [[name for version in versions for name in own_lists[version]] for versions in release_groups]
     view_keys = {view.version: view_key(inputs, view) for view in views}
     if any(key is None for key in view_keys.values()):
+        served_document = _nothing_served
         return [all_releases, lists_and_entry_point, *[partial(release_files, versions) for versions in release_groups],
                 *[partial(index_files, lists) for lists in group_lists if lists],
                 *[partial(index_files, [name]) for name in large]]
@@ -181,33 +232,67 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
     lists_keys = [job_key(inputs, "api lists", base, site_url, [view_keys[version] for version in versions],
                           list_members(lists)) for versions, lists in zip(release_groups, shared)]
     served = inputs.served_files
+    readers: dict[int, Callable[[str], bytes] | None] = {}
 
-    def prefill() -> None:
-        """Take the release documents of the groups the previous build wrote with the same key from its files."""
+    def served_document(version: str) -> bytes | None:
+        """A release's document from the file the previous build wrote for its group, when the group's key
+        is the same (so is the document); None when unknown or gone."""
         if served is None:
-            return
-        for versions, key in zip(release_groups, group_keys):
-            read = served(key)
-            if read is None or all(version in encoded for version in versions):
-                continue
-            try:
-                for version in versions:
-                    encoded.setdefault(version, read(release_path(version))[len(b'{"data":'):-len(b"}\n")])
-            except OSError:
-                continue  # gone: encoded as they are needed
+            return None
+        group = group_of[version]
+        if group not in readers:
+            readers[group] = served(group_keys[group])
+        read = readers[group]
+        if read is None:
+            return None
+        try:
+            return read(release_path(version))[len(b'{"data":'):-len(b"}\n")]
+        except OSError:
+            readers[group] = None  # gone: encoded as they are needed
+            return None
 
-    def with_documents(job: Callable[[], Any]) -> Callable[[], Any]:
-        return lambda: (prefill(), job())[1]
+    list_prefix = job_key(inputs, "api list page", base, site_url)
+    release_prefix = job_key(inputs, "api release", base)
 
-    all_keys = hashlib.sha256("\0".join(view_keys[view.version] for view in views).encode()).hexdigest()  # type: ignore[misc]
+    def keyed_list(name: tuple[str, str] | None) -> Iterator[tuple[str, Keyed]]:
+        versions = members_of(name) if name is not None else [view.version for view in views]
+        path_of = all_releases_path if name is None else partial(_index_page_path, *name)
+        return keyed_pages([view_keys[version] for version in versions],  # type: ignore[misc]
+                           lambda index: document(versions[index]), path_of, site_url, f"{list_prefix}\0{name!r}")
+
+    def keyed_index_files(names: Sequence[tuple[str, str]]) -> Iterator[tuple[str, Keyed]]:
+        for name in names:
+            yield from keyed_list(name)
+
+    def keyed_release_files(versions: Sequence[str]) -> Iterator[tuple[str, Keyed]]:
+        # Each document is a Keyed file: in a group whose key changed, only the changed release is encoded.
+        for version in versions:
+            yield release_path(version), Keyed(
+                hashlib.sha256(f"{release_prefix}\0{view_keys[version]}".encode()).hexdigest(),
+                partial(release_files_one, version))
+
+    def release_files_one(version: str) -> bytes:
+        return b'{"data":' + document(version) + b"}\n"
+
+    def list_key(versions: Iterable[str]) -> str:
+        return hashlib.sha256("\0".join(view_keys[version] for version in versions).encode()).hexdigest()  # type: ignore[misc]
+
     # releases.json and its pages hold every release: keyed, so a cohort change does not encode them all.
-    return [KeyedJob(job_key(inputs, "api all releases", base, site_url, all_keys), with_documents(all_releases)),
+    return [KeyedJob(job_key(inputs, "api all releases", base, site_url, list_key(view_keys)),
+                     partial(keyed_list, None)),
             lists_and_entry_point,
-            *[KeyedJob(key, partial(release_files, versions)) for versions, key in zip(release_groups, group_keys)],
-            *[KeyedJob(key, partial(index_files, lists)) for lists, key in zip(group_lists, lists_keys) if lists],
-            *[KeyedJob(job_key(inputs, "api list", base, site_url, name,
-                               hashlib.sha256("\0".join(view_keys[v] for v in members[name]).encode()).hexdigest()),  # type: ignore[misc]
-                       with_documents(partial(index_files, [name]))) for name in large]]
+            *[KeyedJob(key, partial(keyed_release_files, versions)) for versions, key in zip(release_groups, group_keys)],
+            *[KeyedJob(key, partial(keyed_index_files, lists)) for lists, key in zip(group_lists, lists_keys) if lists],
+            *[KeyedJob(job_key(inputs, "api list", base, site_url, name, list_key(members[name])),
+                       partial(keyed_list, name)) for name in large]]
+
+
+def _nothing_served(version: str) -> None:
+    return None
+
+
+def _index_page_path(dimension: str, key: str, page: int) -> str:
+    return index_path(dimension, key, page)
 
 
 def api_documents(inputs: SiteInputs, views: list[ReleaseView]) -> dict[str, bytes]:
@@ -226,12 +311,15 @@ def latest_release(views: Iterable[ReleaseView], hardware: str, *, prereleases: 
 
 
 def hardware_document(hardware: HardwareVersion, views: list[ReleaseView], site_url: str) -> dict[str, Any]:
-    latest = latest_release(views, hardware.name)
+    """A hardware version's entry; `views`: the releases with an image for it (any order)."""
+    stable = [view.release for view in views
+              if view.release.yanked is None and not view.release.parsed_version.is_prerelease]
+    latest = max(stable, key=lambda r: r.parsed_version.key, default=None)
     return {
         "name": hardware.name,
         "description": hardware.description,
         "latest_version": latest.version if latest else None,
-        "count_releases": sum(1 for v in views if hardware.name in v.release.hardware_versions),
+        "count_releases": len(views),
         "releases_url": site_url + index_path("hardware_version", hardware.name),
     }
 

@@ -179,6 +179,27 @@ def release_list_row(view: "ReleaseView") -> str:
 _SPECIAL = re.compile(r"[&<>\"']")
 
 
+def served_rows(page: bytes, chunk: Sequence["ReleaseView"], start: int = 0) -> tuple[str, int] | None:
+    """The rows of `chunk` (newest first, next to each other) in a releases list page `page` (UTF-8), as
+    release_list_row made them, and where they end; None when the page does not hold them all at or after
+    `start`. The page is searched from `start` on: a list's chunks come in order."""
+    if not chunk:
+        return "", start
+    first = page.find(f'<a class="k version" href="{_text(chunk[0].version)}/index.html">'.encode(), start)
+    last = page.find(f'<a class="k version" href="{_text(chunk[-1].version)}/index.html">'.encode(), max(first, 0))
+    begin = page.rfind(b'<tr data-hw="', start, first) if first >= 0 else -1
+    end = page.find(b"</tr>\n", last) if last >= 0 else -1
+    if begin < 0 or end < 0:
+        return None
+    end += len(b"</tr>\n")
+    if page.count(b'<tr data-hw="', begin, end) != len(chunk):
+        return None
+    try:
+        return page[begin:end].decode(), end
+    except UnicodeDecodeError:
+        return None
+
+
 def _text(value: object) -> str:
     """`value` escaped for HTML text and attributes: markupsafe's escape, skipped for the usual value that has
     nothing to escape (versions, hashes, build ids, sizes)."""
@@ -422,21 +443,30 @@ def site_data(inputs: "SiteInputs", views: list["ReleaseView"]) -> SiteData:
     by_version = {view.version: view for view in views}
 
     hardware = {h.name: HardwareData(h) for h in registry.hardware}
+    latest: dict[str, tuple] = {}  # hardware -> the key of its latest stable release so far
+    latest_pre: dict[str, tuple] = {}
     for view in views:  # newest first
         release = view.release
-        for name in release.hardware_versions:
+        names = release.hardware_versions
+        artifacts = release.artifacts
+        yanked = release.yanked is not None
+        parsed = release.parsed_version
+        key, pre = parsed.key, parsed.is_prerelease
+        best = latest_pre if pre else latest
+        for name in names:
             data = hardware.get(name)
             if data is None:
                 continue
-            data.releases.append((view, tuple(a for a in release.artifacts if a.hardware_version == name)))
-            if release.is_yanked:
+            data.releases.append((view, artifacts if len(names) == 1 else
+                                  tuple([a for a in artifacts if a.hardware_version == name])))
+            if yanked:
                 continue
-            key = release.parsed_version.key
-            if release.parsed_version.is_prerelease:
-                if data.latest_prerelease is None or key > data.latest_prerelease.release.parsed_version.key:
+            if name not in best or key > best[name]:  # the first of equal keys (the newest) stays
+                best[name] = key
+                if pre:
                     data.latest_prerelease = view
-            elif data.latest is None or key > data.latest.release.parsed_version.key:
-                data.latest = view
+                else:
+                    data.latest = view
     for data in hardware.values():
         if data.latest and data.latest_prerelease and \
                 data.latest_prerelease.release.parsed_version.key < data.latest.release.parsed_version.key:
@@ -604,34 +634,71 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
             rollout=series,
         ).encode()
 
-    def release_page_key(view: "ReleaseView", newer: "ReleaseView | None", older: "ReleaseView | None") -> str:
+    def page_inputs(view: "ReleaseView", newer: "ReleaseView | None", older: "ReleaseView | None") -> tuple:
+        """What a release page shows besides the whole site's (site_key): its release, neighbours, cohorts, links."""
         release = view.release
-        linked = tuple(version in data.by_version
-                       for version in (release.min_version, *(a.delta_from for a in release.artifacts)))
-        rows = tuple((row.cohort.slug, row.cohort.name, row.activation.rollout_percent, row.held_back)
-                     for row in data.cohorts_of_release.get(view.version, ()))
+        artifacts = release.artifacts
+        linked = (release.min_version in by_version, *[a.delta_from in by_version for a in artifacts]) \
+            if any(a.delta_from for a in artifacts) else release.min_version in by_version
+        rows = cohorts_of_release.get(view.version)
+        if rows:
+            rows = tuple((row.cohort.slug, row.cohort.name, row.activation.rollout_percent, row.held_back)
+                         for row in rows)
         # The release's file (by its blob id) stands for its content: cheaper than the repr of the model.
         own = jobs.view_key(inputs, view)
         own_inputs = (own, release.source_path) if own is not None else \
             (view.id, view.dates, view.notes_html, view.count_devices, release)
-        page_inputs = (*own_inputs, newer.version if newer else None, older.version if older else None, rows, linked,
-                       rollouts.by_release.get(view.version))
-        return hashlib.sha256(site_key + repr(page_inputs).encode()).hexdigest()
+        return (*own_inputs, newer.version if newer else None, older.version if older else None, rows, linked,
+                by_release.get(view.version))
+
+    def release_page_key(page: tuple) -> str:
+        return hashlib.sha256(site_key + repr(page).encode()).hexdigest()
 
     def neighbours(view: "ReleaseView") -> tuple["ReleaseView | None", "ReleaseView | None"]:
         index = positions[view.version]
         return (views[index - 1] if index > 0 else None), (views[index + 1] if index + 1 < len(views) else None)
 
-    page_keys = {view.version: release_page_key(view, *neighbours(view)) for view in views}
+    by_version, cohorts_of_release, by_release = data.by_version, data.cohorts_of_release, rollouts.by_release
+    newer_of = [None, *views[:-1]]
+    older_of = [*views[1:], None]
+    pages = {view.version: page_inputs(view, newer, older) for view, newer, older in zip(views, newer_of, older_of)}
 
     def release_pages(chunk: Sequence["ReleaseView"]) -> Iterator[tuple[str, Keyed]]:
         for view in chunk:
-            yield f"releases/{view.version}/index.html", Keyed(page_keys[view.version],
+            yield f"releases/{view.version}/index.html", Keyed(release_page_key(pages[view.version]),
                                                                partial(release_page, view, *neighbours(view)))
 
-    def release_page_job(chunk: Sequence["ReleaseView"]) -> "PlanJob":
-        return jobs.KeyedJob(jobs.job_key(inputs, "release pages", [page_keys[view.version] for view in chunk]),
+    def release_page_job(chunk: Sequence["ReleaseView"]) -> "jobs.KeyedJob":
+        # One key over the inputs of the chunk's pages; each page's own key is made when the job runs.
+        return jobs.KeyedJob(jobs.job_key(inputs, "release pages", site_key, [pages[view.version] for view in chunk]),
                              partial(release_pages, chunk))
+
+    chunks = jobs.by_id_chunks(views)
+    page_jobs = [release_page_job(chunk) for chunk in chunks]
+
+    def list_rows() -> str:
+        """The rows of the releases list: a chunk whose release pages the previous build made with the same key
+        (so the same releases, dates and code) has the same rows, taken from the served list."""
+        served = inputs.served_files
+        page: bytes | None = None
+        position = 0
+        parts = []
+        for chunk, job in zip(chunks, page_jobs):
+            found = None
+            read = served(job.key) if served is not None else None
+            if read is not None:
+                if page is None:
+                    try:
+                        page = read("releases/index.html")
+                    except OSError:
+                        page = b""
+                found = served_rows(page, chunk, position)
+            if found is None:
+                parts.append("".join(map(release_list_row, chunk)))
+            else:
+                parts.append(found[0])
+                position = found[1]
+        return "".join(parts)
 
     def hardware_pages() -> dict[str, bytes]:
         render = _Renderer(data)
@@ -672,7 +739,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
                     fleet_total=sum(inputs.device_counts.values()),
                     fleet_chart=bar_chart("fleet", "Devices per release", [(row.label, row.count) for row in fleet]))
         render.page("releases/index.html", "releases.html", canonical=data.site_url + "releases/",
-                    rows=Markup("".join(map(release_list_row, views))))
+                    rows=Markup(list_rows()))
         channels, software_types = planner_channels(inputs.registry)
         render.page("update/index.html", "update.html", canonical=data.site_url + "update/", channels=channels,
                     software_types=software_types, example_version=views[0].version if views else "1.0.0")
@@ -683,8 +750,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         files["robots.txt"] = f"User-agent: *\nAllow: /\nSitemap: {data.site_url}sitemap.xml\n".encode()
         return files
 
-    return [home_lists_and_feeds, hardware_pages, cohort_pages,
-            *[release_page_job(chunk) for chunk in jobs.by_id_chunks(views)]]
+    return [home_lists_and_feeds, hardware_pages, cohort_pages, *page_jobs]
 
 
 def _not_found_page(data: SiteData) -> bytes:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -232,6 +233,9 @@ class _Staging:
         self._made_dirs: set[str] = {""}
         self.done: list[_Done] = []  # in plan order
         self.served: dict[str, tuple[str, str]] = {}  # path -> (sha256, input key) of served files that may recur
+        # path -> (sha256, input key) of the files the spare holds that a placed job may give again: a file
+        # the spare holds with the same bytes is left as it is (most are links to the served one already).
+        self.in_place: dict[str, tuple[str, str]] = {}
         self.swapped = False  # once swapped in, the staging folder holds the previous site
 
     def expect(self, jobs: Sequence[Callable[[], Any]]) -> None:
@@ -244,6 +248,11 @@ class _Staging:
         for text in texts:
             for path, digest, key in _record_entries(text):
                 self.served[path] = (digest, key)
+        if self.spare_build is not None:
+            texts = [text for key, text in self.spare_build.jobs.items() if key not in keys] + [self.spare_build.loose]
+            for text in texts:
+                for path, digest, key in _record_entries(text):
+                    self.in_place[path] = (digest, key)
 
     def _link_served(self, relative: str, target: str) -> bool:
         """Place the served file at `relative` by a hard link (replacing what the spare holds there)."""
@@ -280,9 +289,15 @@ class _Staging:
         return self.place(key, job_files(job()))
 
     def _carry(self, text: str) -> bool:
-        """Link the served files of a record; False (and nothing placed) if one is gone."""
+        """Link the served files of a record (but those the spare holds the same); False (and nothing placed)
+        if one is gone."""
         done: list[str] = []
-        for relative in _record_paths(text):
+        in_place = self.in_place
+        for line in text.splitlines():
+            relative, digest, _ = line.split("\t")
+            held = in_place.get(relative)
+            if held is not None and held[0] == digest:
+                continue
             if not self._link_served(relative, self._target(relative)):
                 break
             done.append(relative)
@@ -302,8 +317,15 @@ class _Staging:
             target = self._target(relative)
             served = self.served.get(relative)
             file_key = ""
+            held = self.in_place.get(relative)
             if isinstance(content, Keyed):
                 file_key = content.key
+                if held is not None and held[1] == file_key:  # the spare holds this file already
+                    entries.append((relative, held[0], file_key))
+                    if wants is not None and wants(relative):
+                        with open(target, "rb") as stream:
+                            wanted.append((relative, stream.read()))
+                    continue
                 if served is not None and served[1] == file_key and self._link_served(relative, target):
                     entries.append((relative, served[0], file_key))
                     if wants is not None and wants(relative):
@@ -315,6 +337,8 @@ class _Staging:
             entries.append((relative, digest, file_key))
             if wants is not None and wants(relative):
                 wanted.append((relative, content))
+            if held is not None and held[0] == digest:
+                continue
             if served is not None and served[0] == digest and self._link_served(relative, target):
                 continue
             if self.in_spare:
@@ -516,7 +540,9 @@ def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int
     _SHARED = (staging, jobs)
     try:
         # Jobs are handed out one at a time as workers free up, so a long job does not hold up the rest.
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        # A worker renders a share of the whole site: it collects cycles even where the build paused that.
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=gc.enable) as pool:
             staging.done += list(pool.map(_write_job, range(len(jobs))))
     finally:
         _SHARED = None

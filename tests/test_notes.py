@@ -321,3 +321,14 @@ def test_rendering_markdown_gives_its_memory_back() -> None:
     for _ in range(300):
         render_markdown(note)
     assert _malloc_in_use() - before < 3_000_000  # leaking, 300 notes keep some 30 MB
+
+
+def test_notes_rendered_by_worker_processes_equal_those_rendered_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    from relreg.history.cache import WorkCache
+    from relreg.site import notes
+    pairs = [(f"# Notes {n}\n\n- fixed **{n}** ~~x~~ www.example.com\n\n<script>x</script>", "markdown")
+             for n in range(40)] + [("<p onclick=x>html</p>", "html"), ("", "markdown"), ("# Notes 0", "markdown")]
+    here = notes.render_all(pairs, WorkCache())
+    monkeypatch.setattr(notes, "PARALLEL_THRESHOLD", 1)
+    monkeypatch.setattr(notes.os, "cpu_count", lambda: 2)
+    assert notes.render_all(pairs, WorkCache()) == here == [render_notes(*pair) for pair in pairs]

@@ -204,3 +204,29 @@ def test_a_frame_refuses_a_page_of_another_family() -> None:
     with pytest.raises(ValueError):
         frame.render({"site": {"name": "S", "description": ""}, "name": "n", "path": "other/1/index.html",
                       "canonical": ""})
+
+
+def _human_size_by_steps(size: int) -> str:
+    """human_size as first written: divided by 1024 until it fits a unit."""
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            return f"{value:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+@given(st.one_of(st.integers(min_value=0, max_value=2**70),
+                 st.integers(min_value=1, max_value=70).map(lambda bits: 2**bits - 1),
+                 st.integers(min_value=1, max_value=70).map(lambda bits: 2**bits)))
+def test_human_size_equals_dividing_step_by_step(size: int) -> None:
+    assert pages.human_size(size) == _human_size_by_steps(size)
+
+
+@given(st.one_of(st.integers(), st.booleans(), st.none(), st.floats(allow_nan=False),
+                 st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=3)))
+def test_extra_values_that_are_not_text_show_as_json(value: object) -> None:
+    import json
+    assert str(pages.extra_value(value)) == f"<code>{escape(json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(', ', ': ')))}</code>"

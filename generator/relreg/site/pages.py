@@ -69,16 +69,16 @@ def environment() -> Environment:
 # Formatting helpers (also used as template filters)
 
 
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
 def human_size(size: int) -> str:
     """Bytes in binary units, as firmware engineers count flash: 415977 -> '406.2 KiB'."""
     if size < 1024:
         return f"{size} B"
-    value = float(size)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        value /= 1024
-        if value < 1024 or unit == "TiB":
-            return f"{value:.1f} {unit}"
-    raise AssertionError("unreachable")
+    # The unit from the bit length: one division by a power of two, exact as the repeated ones by 1024.
+    unit = min((size.bit_length() - 1) // 10, 4)
+    return f"{size / (1 << 10 * unit):.1f} {_UNITS[unit]}"
 
 
 # time.gmtime, not datetime.fromtimestamp(tz=utc): the same text at a twentieth of the cost,
@@ -114,6 +114,8 @@ def extra_value(value: Any) -> Markup:
             escaped = Markup.escape(value)
             return Markup(f'<a href="{escaped}" rel="nofollow noopener noreferrer">{escaped}</a>')
         return Markup.escape(value)
+    if type(value) is int:  # what json.dumps gives, without building an encoder for each value
+        return Markup(f"<code>{value:d}</code>")
     text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
     return Markup("<code>") + Markup.escape(text) + Markup("</code>")
 

@@ -229,4 +229,5 @@ def test_human_size_equals_dividing_step_by_step(size: int) -> None:
                  st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=3)))
 def test_extra_values_that_are_not_text_show_as_json(value: object) -> None:
     import json
-    assert str(pages.extra_value(value)) == f"<code>{escape(json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(', ', ': ')))}</code>"
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
+    assert str(pages.extra_value(value)) == f"<code>{escape(text)}</code>"

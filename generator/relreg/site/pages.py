@@ -623,8 +623,8 @@ class ReleasePages:
 
     def frame(self) -> PageFrame:
         if self._frame is None:
-            self._frame = PageFrame.of(environment().get_template("release.html"), {"site": self.data, "root": "../../"},
-                                       "releases/", "/index.html")
+            self._frame = PageFrame.of(environment().get_template("release.html"),
+                                       {"site": self.data, "root": "../../"}, "releases/", "/index.html")
         return self._frame
 
     def render(self, view: "ReleaseView", newer: "ReleaseView | None", older: "ReleaseView | None",

@@ -11,16 +11,20 @@ import re
 from dataclasses import replace
 
 import html5lib
-from hypothesis import given
+import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from jinja2 import DictLoader, Environment, StrictUndefined, UndefinedError
 from markupsafe import escape
 
 from conftest import EXAMPLE_REGISTRY
-from relreg.registry.model import Artifact
+from relreg.history.deployments import CohortChange
+from relreg.registry.model import Activation, Artifact
 from relreg.registry.source import read_worktree
 from relreg.registry.validate import validate_files
 from relreg.site import pages
-from relreg.site.jobs import ReleaseDates, ReleaseView
+from relreg.site.charts import rollout_history
+from relreg.site.jobs import ReleaseDates, ReleaseView, SiteInputs, release_views
 
 HOSTILE = "a\"b'c<d>&e"
 
@@ -104,3 +108,126 @@ def test_release_list_row_escapes_and_marks_what_the_search_and_filter_read() ->
     assert texts.count(HOSTILE) >= 3  # chip, revision, build id
     assert "yanked" in texts and "1970-01-02" in texts
     assert len(re.findall(r'class="k id"', row)) == 3  # the revision and both build ids are searchable
+
+
+# ---------------------------------------------------------------------------------------------
+# Release pages: the page around the blocks rendered once (pages.PageFrame)
+
+
+def _release_pages_inputs(**changes):  # type: ignore[no-untyped-def]
+    registry = validate_files(read_worktree(EXAMPLE_REGISTRY)).registry
+    config = changes.pop("config", None)
+    if config:
+        registry = replace(registry, config=replace(registry.config, **config))
+    dates = {r.version: ReleaseDates(1_700_000_000 + i * 86_400, 1_700_000_000 + i * 90_000)
+             for i, r in enumerate(registry.releases)}
+    history = {"production": [
+        CohortChange("a" * 40, 1_710_000_000, "Ana", "one", (Activation("2.0.1", 100.0),)),
+        CohortChange("b" * 40, 1_720_000_000, "Bo", "two", (Activation("2.0.1", 100.0), Activation("2.1.0", 5.0))),
+    ]}
+    return replace(SiteInputs(registry=registry, release_dates=dates, cohort_history=history,
+                              notes_html={r.version: f"<h2>Notes of {r.version}</h2><p>x &amp; y</p>"
+                                          for r in registry.releases}), **changes)
+
+
+@pytest.mark.parametrize("changes", [
+    {},
+    {"dirty": True, "commit": "c" * 40},
+    {"device_counts": {"2.0.1": 1200, "2.1.0": 7}, "device_counts_date": "2024-05-01"},
+    {"config": {"description": 'Firmware "for" <all> & more', "name": "Aurora & <Co>"}},
+    {"config": {"repository_url": "https://git.example/fw/commit/{revision}"}},
+    {"base_url": "https://fw.example.test/a&b/\"q\"/"},
+])
+def test_framed_release_pages_equal_the_template_rendered_whole(changes) -> None:  # type: ignore[no-untyped-def]
+    inputs = _release_pages_inputs(**changes)
+    views = release_views(inputs)
+    data = pages.site_data(inputs, views)
+    series = rollout_history(inputs.cohort_history, inputs.registry.cohorts).by_release
+    renderer = pages.ReleasePages(data)
+    template = pages.environment().get_template("release.html")
+    assert len(views) >= 5
+    for index, view in enumerate(views):
+        newer = views[index - 1] if index else None
+        older = views[index + 1] if index + 1 < len(views) else None
+        context = renderer.context(view, newer, older, series.get(view.version, ()))
+        assert renderer.render(view, newer, older, series.get(view.version, ())) == \
+            template.render(**context).encode(), view.version
+
+
+_BASE = ('<title>{% block title %}{% endblock %}</title>{% if site.description %}<meta content="{% block '
+         'description %}{{ site.description }}{% endblock %}">{% endif %}<link href="{{ canonical }}">'
+         '<nav>{% if path.startswith("pages/") %}<b>in pages</b>{% endif %}{% if path == "index.html" %}home'
+         '{% endif %}</nav>{% block main %}{% endblock %}<footer>{% block foot %}base foot{% endblock %}</footer>')
+_PAGE = ('{% extends "base.html" %}{% block title %}{{ name }} · {{ site.name }}{% endblock %}'
+         '{% block main %}<h1>{{ name }}</h1>{% endblock %}{% block foot %}{{ super() }} and {{ name }}{% endblock %}')
+
+
+def _frame_templates(base: str = _BASE, page: str = _PAGE):  # type: ignore[no-untyped-def]
+    env = Environment(loader=DictLoader({"base.html": base, "page.html": page}), autoescape=True,
+                      undefined=StrictUndefined)
+    return env.get_template("page.html")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=12), st.text(max_size=12), st.text(max_size=12), st.booleans())
+def test_a_frame_renders_what_the_template_renders(name: str, segment: str, canonical: str,
+                                                   described: bool) -> None:
+    template = _frame_templates()
+    site = {"name": "S<&>", "description": "d\"'" if described else ""}
+    frame = pages.PageFrame.of(template, {"site": site}, "pages/", "/index.html")
+    context = {"site": site, "name": name, "path": f"pages/{segment}/index.html", "canonical": canonical}
+    assert frame.render(context) == template.render(**context)
+
+
+def test_a_frame_prints_the_path_segment_of_each_page() -> None:
+    template = _frame_templates(_BASE.replace("<nav>", '<nav data-page="{{ path }}">'))
+    frame = pages.PageFrame.of(template, {"site": {"name": "S", "description": ""}}, "pages/", "/index.html")
+    for segment in ("1.0.0", "a&b"):
+        context = {"site": {"name": "S", "description": ""}, "name": "n", "path": f"pages/{segment}/index.html",
+                   "canonical": "https://x/"}
+        assert f'data-page="pages/{escape(segment)}/index.html"' in frame.render(context)
+        assert frame.render(context) == template.render(**context)
+
+
+@pytest.mark.parametrize(("base", "error"), [
+    (_BASE.replace("<nav>", "<nav>{{ name }}"), UndefinedError),  # a page's variable outside a block
+    (_BASE.replace("<nav>", "<nav>{{ path|upper }}"), ValueError),  # the path, transformed
+    (_BASE.replace("<nav>", "<nav>{{ canonical[:5] }}"), ValueError),
+])
+def test_a_frame_refuses_a_base_template_that_reads_what_varies_between_pages(base: str, error: type) -> None:
+    with pytest.raises(error):
+        pages.PageFrame.of(_frame_templates(base), {"site": {"name": "S", "description": ""}}, "pages/", "/index.html")
+
+
+def test_a_frame_refuses_a_page_of_another_family() -> None:
+    frame = pages.PageFrame.of(_frame_templates(), {"site": {"name": "S", "description": ""}}, "pages/", "/index.html")
+    with pytest.raises(ValueError):
+        frame.render({"site": {"name": "S", "description": ""}, "name": "n", "path": "other/1/index.html",
+                      "canonical": ""})
+
+
+def _human_size_by_steps(size: int) -> str:
+    """human_size as first written: divided by 1024 until it fits a unit."""
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            return f"{value:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+@given(st.one_of(st.integers(min_value=0, max_value=2**70),
+                 st.integers(min_value=1, max_value=70).map(lambda bits: 2**bits - 1),
+                 st.integers(min_value=1, max_value=70).map(lambda bits: 2**bits)))
+def test_human_size_equals_dividing_step_by_step(size: int) -> None:
+    assert pages.human_size(size) == _human_size_by_steps(size)
+
+
+@given(st.one_of(st.integers(), st.booleans(), st.none(), st.floats(allow_nan=False),
+                 st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.integers(), max_size=3)))
+def test_extra_values_that_are_not_text_show_as_json(value: object) -> None:
+    import json
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
+    assert str(pages.extra_value(value)) == f"<code>{escape(text)}</code>"

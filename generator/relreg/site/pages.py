@@ -69,16 +69,16 @@ def environment() -> Environment:
 # Formatting helpers (also used as template filters)
 
 
+_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
+
+
 def human_size(size: int) -> str:
     """Bytes in binary units, as firmware engineers count flash: 415977 -> '406.2 KiB'."""
     if size < 1024:
         return f"{size} B"
-    value = float(size)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        value /= 1024
-        if value < 1024 or unit == "TiB":
-            return f"{value:.1f} {unit}"
-    raise AssertionError("unreachable")
+    # The unit from the bit length: one division by a power of two, exact as the repeated ones by 1024.
+    unit = min((size.bit_length() - 1) // 10, 4)
+    return f"{size / (1 << 10 * unit):.1f} {_UNITS[unit]}"
 
 
 # time.gmtime, not datetime.fromtimestamp(tz=utc): the same text at a twentieth of the cost,
@@ -114,6 +114,8 @@ def extra_value(value: Any) -> Markup:
             escaped = Markup.escape(value)
             return Markup(f'<a href="{escaped}" rel="nofollow noopener noreferrer">{escaped}</a>')
         return Markup.escape(value)
+    if type(value) is int:  # what json.dumps gives, without building an encoder for each value
+        return Markup(f"<code>{value:d}</code>")
     text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
     return Markup("<code>") + Markup.escape(text) + Markup("</code>")
 
@@ -578,6 +580,109 @@ def fleet_bars(counts: Mapping[str, int], limit: int = FLEET_BARS) -> list[Fleet
     return rows
 
 
+_HOLE = "\x00relreg-hole:{}\x00"  # NUL: never in a page's text (XML and HTML text have none)
+_HOLES = re.compile("\x00relreg-hole:([a-z_]+)\x00")
+
+
+@dataclass(frozen=True)
+class PageFrame:
+    """A page template rendered once with what varies from page to page left as holes, for a family of
+    pages (the release pages) that share everything else: the template's own blocks, `canonical` and the
+    one segment of `path` that names the page (`path` is given as prefix + segment + suffix).
+
+    Rendering a page renders only the template's blocks with the page's context and fills the holes: the
+    same text as `template.render(**context)`, without running the base template again for each of ten
+    thousand pages. What the base template reads besides the holes comes from `shared`, the same for
+    every page; a page variable it would read is undefined there (StrictUndefined: the build fails, it
+    never prints one page's value on all of them), and a hole it would transform instead of print
+    (`path|upper`) is found left in the text, which fails too.
+    """
+
+    template: Any  # jinja2.Template
+    pieces: tuple[str, ...]  # literal text and hole names, alternating, literal first
+    prefix: str  # of `path`, before the page's segment
+    suffix: str
+    blocks: Mapping[str, list[Any]]  # each block of the template and the blocks it overrides (for super())
+
+    @classmethod
+    def of(cls, template: Any, shared: Mapping[str, Any], prefix: str, suffix: str) -> "PageFrame":
+        """The frame of `template` for pages whose path is prefix + segment + suffix."""
+        context = template.new_context({**shared, "path": prefix + _HOLE.format("segment") + suffix,
+                                        "canonical": Markup(_HOLE.format("canonical"))})
+        for name in template.blocks:
+            context.blocks[name] = [partial(_hole_block, name)]
+        pieces = tuple(_HOLES.split("".join(template.root_render_func(context))))
+        if any("\x00" in piece for piece in pieces[::2]):
+            raise ValueError(f"{template.name}: its base template uses `path` or `canonical` other than as text")
+        # Rendering the base template put the blocks they override behind the holes.
+        blocks = {name: [block, *context.blocks[name][1:]] for name, block in template.blocks.items()}
+        return cls(template, pieces, prefix, suffix, blocks)
+
+    def render(self, context: Mapping[str, Any]) -> str:
+        """The page of `context` (the template's whole context: `shared`'s values and the page's)."""
+        path, canonical = context["path"], context["canonical"]
+        if not (path.startswith(self.prefix) and path.endswith(self.suffix)):
+            raise ValueError(f"{path} is not a page of this frame ({self.prefix}...{self.suffix})")
+        segment = path[len(self.prefix):len(path) - len(self.suffix)]
+        page = self.template.new_context(context)
+        page.blocks.update(self.blocks)
+        parts = [self.pieces[0]]
+        for index in range(1, len(self.pieces), 2):
+            hole = self.pieces[index]
+            if hole == "segment":
+                parts.append(_text(segment))
+            elif hole == "canonical":
+                parts.append(str(escape(canonical)))
+            else:
+                parts.extend(self.blocks[hole][0](page))
+            parts.append(self.pieces[index + 1])
+        return "".join(parts)
+
+
+def _hole_block(name: str, context: Any) -> Iterator[str]:
+    yield _HOLE.format(name)
+
+
+class ReleasePages:
+    """Renders release pages (release.html) for one build's SiteData: the page around the blocks is
+    rendered once per process (PageFrame), on first use, so forked workers each make their own."""
+
+    def __init__(self, data: SiteData) -> None:
+        self.data = data
+        self._frame: PageFrame | None = None
+
+    def frame(self) -> PageFrame:
+        if self._frame is None:
+            self._frame = PageFrame.of(environment().get_template("release.html"),
+                                       {"site": self.data, "root": "../../"}, "releases/", "/index.html")
+        return self._frame
+
+    def render(self, view: "ReleaseView", newer: "ReleaseView | None", older: "ReleaseView | None",
+               series: Sequence[Any]) -> bytes:
+        """The release page of `view` between its `newer` and `older` neighbours; `series`: its rollout
+        history by cohort (charts.rollout_history), drawn when there is any."""
+        return self.frame().render(self.context(view, newer, older, series)).encode()
+
+    def context(self, view: "ReleaseView", newer: "ReleaseView | None", older: "ReleaseView | None",
+                series: Sequence[Any]) -> dict[str, Any]:
+        """What release.html is rendered with for that page."""
+        data = self.data
+        release = view.release
+        base_url = data.config.artifact_base_url
+        has_software_type = any(a.software_type for a in release.artifacts)
+        cohorts = data.cohorts_of_release.get(view.version, ())
+        return {
+            "site": data, "root": "../../", "path": f"releases/{view.version}/index.html", "view": view,
+            "release": release, "canonical": data.release_url(view.version), "newer": newer, "older": older,
+            "cohorts": cohorts, "notes": Markup(nest_headings(view.notes_html)),
+            "has_software_type": has_software_type, "held": held_back(cohorts),
+            "downloads": download_list(release, base_url),
+            "artifacts": artifact_table(release, has_software_type, data.by_version, base_url),
+            "chart": rollout_chart("rollout", f"Rollout of {view.version} by cohort", series) if series else "",
+            "rollout": series,
+        }
+
+
 def _root(path: str) -> str:
     """The relative way back to the site root from the folder of `path`."""
     return "../" * path.count("/")
@@ -616,23 +721,10 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         data.config, data.site_url, data.dirty, data.generator, data.assets.css, data.assets.js, data.assets.icon,
         data.has_device_counts, jobs.other_inputs(inputs))).encode()).digest()
 
+    release_pages_renderer = ReleasePages(data)
+
     def release_page(view: "ReleaseView", newer: "ReleaseView | None", older: "ReleaseView | None") -> bytes:
-        path = f"releases/{view.version}/index.html"
-        series = rollouts.by_release.get(view.version, ())
-        base_url = data.config.artifact_base_url
-        has_software_type = any(a.software_type for a in view.release.artifacts)
-        return environment().get_template("release.html").render(
-            site=data, root="../../", path=path, view=view, release=view.release,
-            canonical=data.release_url(view.version), newer=newer, older=older,
-            cohorts=data.cohorts_of_release.get(view.version, ()),
-            notes=Markup(nest_headings(view.notes_html)),
-            has_software_type=has_software_type,
-            held=held_back(data.cohorts_of_release.get(view.version, ())),
-            downloads=download_list(view.release, base_url),
-            artifacts=artifact_table(view.release, has_software_type, data.by_version, base_url),
-            chart=rollout_chart("rollout", f"Rollout of {view.version} by cohort", series) if series else "",
-            rollout=series,
-        ).encode()
+        return release_pages_renderer.render(view, newer, older, rollouts.by_release.get(view.version, ()))
 
     def page_inputs(view: "ReleaseView", newer: "ReleaseView | None", older: "ReleaseView | None") -> tuple:
         """What a release page shows besides the whole site's (site_key): its release, neighbours, cohorts, links."""

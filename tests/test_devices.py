@@ -318,3 +318,69 @@ def test_a_1000_release_registry_answers_match_the_local_decision() -> None:
             index = choose_index(answer_thresholds(answer["offers"], rollouts), serial, answer["cohort"])
             precomputed = answer["up_to_date"] if index is None else answer["offers"][index]["release"]
             assert precomputed == local_answer(channel, scheme.parse(answer["current_version"]), serial)
+
+
+# --------------------------------------------------------------------------------------------
+# What a rollout change reaches (issue 16): an answer names its staged offers, the percents are in the
+# channel's rollouts.json, so moving a staged rollout rewrites a few small files, not every answer.
+
+
+def _device_jobs_of(registry_dir: Path) -> tuple[dict[str, bytes], dict[str, str]]:
+    """(every device document, {answer path: the key of the job that wrote it}) of a registry folder."""
+    from relreg.site.device_documents import device_jobs
+    from relreg.site.jobs import KeyedJob
+
+    inputs = site_inputs(registry_dir, None)
+    files: dict[str, bytes] = {}
+    keys: dict[str, str] = {}
+    for job in device_jobs(inputs, release_views(inputs)):
+        made = dict(job())
+        files.update(made)
+        if isinstance(job, KeyedJob):
+            keys.update(dict.fromkeys(made, job.key))
+    return files, keys
+
+
+@pytest.mark.parametrize("percent, answers_change", [
+    ("40", False),  # a staged rollout moves on
+    ("0.01", False),
+    ("0", False),  # paused: the kill switch rewrites no answer
+    ("100", True),  # done: devices no longer need the offers below it
+])
+def test_a_rollout_change_rewrites_the_answers_only_when_a_release_reaches_everybody(
+        tmp_path: Path, percent: str, answers_change: bool) -> None:
+    registry = tmp_path / "registry"
+    shutil.copytree(EXAMPLE_REGISTRY, registry)
+    before, before_keys = _device_jobs_of(registry)
+    beta = registry / "cohorts" / "beta.yaml"
+    beta.write_text(beta.read_text().replace("rollout_percent: 25", f"rollout_percent: {percent}"))
+    after, after_keys = _device_jobs_of(registry)
+
+    changed = sorted(p for p in after if after[p] != before.get(p))
+    answers = [p for p in changed if "/from/" in p]
+    beta_channels = [c for c in channels_of(after) if c[0] == "beta"]
+    if answers_change:
+        assert answers and all(p.startswith("api/v1/devices/beta/") for p in answers)
+    else:
+        assert answers == []
+        assert changed == sorted([candidates_path(*c) for c in beta_channels if "2.1.1" in _candidates(after, c)]
+                                 + [rollouts_path(*c) for c in beta_channels if "2.1.1" in _candidates(after, c)])
+        assert after_keys == before_keys  # the writer reuses every answer job as it is
+    for channel in beta_channels:  # the rollouts document holds the new percent of every staged release
+        rollouts = data(after, rollouts_path(*channel))["rollouts"]
+        staged = [c for c in data(after, candidates_path(*channel))["candidates"] if c["rollout_threshold"] < 10000]
+        assert rollouts == [{k: c[k] for k in ("version", "rollout_percent", "rollout_threshold")} for c in staged]
+    # and the reference client still decides from the answers what it decides from the candidates
+    site_url = "https://firmware.aurora.example/"
+    full = DeviceClient(str(write_files(after, tmp_path / "full")), site_url=site_url)
+    local = DeviceClient(str(_site_without_answers(after, tmp_path / "local")), site_url=site_url)
+    for cohort, hardware, software in beta_channels:
+        for path in (p for p in after if p.startswith(answer_path(cohort, hardware, software, ""))):
+            version = data(after, path)["current_version"]
+            for serial in SERIALS[:30]:
+                device = DeviceIdentity(cohort, hardware, version, serial, software)
+                assert full.check(device).document == local.check(device).document, (path, serial)
+
+
+def _candidates(files: dict[str, bytes], channel: tuple[str, str, str | None]) -> list[str]:
+    return [c["version"] for c in data(files, candidates_path(*channel))["candidates"]]

@@ -161,7 +161,8 @@
   }
 
   var api = { parseVersion: parseVersion, compare: compare, bucket: bucket, chooseIndex: chooseIndex,
-              planFromCandidates: planFromCandidates, choose: choose, decide: decide, VersionError: VersionError };
+              planFromCandidates: planFromCandidates, planFromAnswer: planFromAnswer, choose: choose, decide: decide,
+              VersionError: VersionError };
   window.relregPlanner = api;
 
   // ---------------------------------------------------------------------------------------------
@@ -232,19 +233,25 @@
 
   // An answer's offers with their rollouts: a staged offer's percent is in the channel's rollouts.json (0 when
   // it is not listed there), the others reach everybody (relreg.devices.update.answer_thresholds).
+  // data: the `data` of an answer; rolloutsData: the `data` of the channel's rollouts.json (or null when no offer
+  // is staged). Returns the plan, in the shape planFromCandidates gives.
+  function planFromAnswer(data, rolloutsData) {
+    var entries = {};
+    (rolloutsData ? rolloutsData.rollouts : []).forEach(function (entry) { entries[entry.version] = entry; });
+    var offers = data.offers.map(function (o) {
+      var entry = o.staged ? (entries[o.release.version] || { rollout_percent: 0, rollout_threshold: 0 })
+        : { rollout_percent: 100, rollout_threshold: FULL_ROLLOUT };
+      return { rollout_percent: entry.rollout_percent, rollout_threshold: entry.rollout_threshold, release: o.release };
+    });
+    return { offers: offers, up_to_date: data.up_to_date };
+  }
+
   function withRollouts(state, data) {
     var staged = data.offers.some(function (o) { return o.staged; });
     var listed = staged ? rollouts(state) : Promise.resolve(null);
     return listed.then(function (found) {
       if (staged && !found) { throw new Error("The site has an answer with staged offers but no rollouts document for this channel."); }
-      var entries = {};
-      (found ? found.data.rollouts : []).forEach(function (entry) { entries[entry.version] = entry; });
-      var offers = data.offers.map(function (o) {
-        var entry = o.staged ? (entries[o.release.version] || { rollout_percent: 0, rollout_threshold: 0 })
-          : { rollout_percent: 100, rollout_threshold: FULL_ROLLOUT };
-        return { rollout_percent: entry.rollout_percent, rollout_threshold: entry.rollout_threshold, release: o.release };
-      });
-      return { offers: offers, up_to_date: data.up_to_date };
+      return planFromAnswer(data, found ? found.data : null);
     });
   }
 

@@ -179,14 +179,17 @@ def device_documents(inputs: "SiteInputs", views: list["ReleaseView"]) -> dict[s
 
 
 def device_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list[PlanJob]:
-    """The device documents as plan jobs: the index and every channel's candidates in one small job, and
-    each channel's answers in KeyedJobs of known versions grouped by release id (see jobs.by_id_chunks).
+    """The device documents as plan jobs: the index and every channel's candidates and rollouts in one
+    small job, and each channel's answers in KeyedJobs of known versions grouped by release id (see
+    jobs.by_id_chunks).
 
     An answer depends only on its channel (which its candidates document states in full: cohort,
     hardware, software type, scheme, barriers, candidates with their images and rollouts) and the
-    device's version, so a group's key is the digest of the candidates document and the versions it
-    answers: a new release that no cohort deploys changes the group that holds it, and a rollout change
-    the answers of that cohort only.
+    device's version, and on each rollout only through "below 100 % or not" (the percents are in
+    rollouts.json). So a group's key is the digest of the candidates document with every rollout
+    reduced to that (`_answers_digest`) and the versions it answers: a new release that no cohort
+    deploys changes the group that holds it, a staged rollout moved or paused changes no answer, and a
+    release reaching 100 % the answers of that cohort only.
     """
     registry = inputs.registry
     site_url = inputs.site_url

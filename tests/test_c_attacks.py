@@ -25,6 +25,7 @@ FILES = "files/"
 ANSWER = "api/v1/devices/beta/pvt/main/from/2.1.0.json"
 OTHER_ANSWER = "api/v1/devices/beta/pvt/main/from/2.1.1.json"
 CANDIDATES = "api/v1/devices/beta/pvt/main/candidates.json"
+ROLLOUTS = "api/v1/devices/beta/pvt/main/rollouts.json"  # read after ANSWER, whose offer of 2.1.1 is staged
 DEVICE = ["--cohort", "beta", "--hardware-version", "pvt", "--software-type", "main", "--serial", "AT100-000123"]
 
 
@@ -92,6 +93,8 @@ ATTACKS = {
     # name: (how the site is changed, extra options, current version, expected reason)
     "tampered-document": ("tamper-doc", [], "2.1.0", "digest-mismatch"),
     "tampered-candidates": ("tamper-candidates", [], "2.1.1-dev.3", "digest-mismatch"),
+    "tampered-rollouts": ("tamper-rollouts", [], "2.1.0", "digest-mismatch"),
+    "missing-rollouts-signature": ("drop-rollouts-sig", [], "2.1.0", "missing-signature"),
     "tampered-signature": ("tamper-sig", [], "2.1.0", "bad-signature"),
     "missing-signature": ("drop-sig", [], "2.1.0", "missing-signature"),
     "malformed-signature": ("garbage-sig", [], "2.1.0", "malformed-signature"),
@@ -108,16 +111,17 @@ ATTACKS = {
 def test_both_clients_refuse_an_attack_with_the_same_reason(name: str, signed_site: Path, tmp_path: Path) -> None:
     change, extra, version, reason = ATTACKS[name]
     site = _copy(signed_site, tmp_path)
-    if change in ("tamper-doc", "tamper-candidates", "swap"):
+    if change in ("tamper-doc", "tamper-candidates", "tamper-rollouts", "swap"):
         shutil.rmtree(site / "tuf" / "targets")  # no intact copy named by the signature to fall back on
-    target = CANDIDATES if change == "tamper-candidates" else ANSWER
-    if change in ("tamper-doc", "tamper-candidates"):
+    target = {"tamper-candidates": CANDIDATES, "tamper-rollouts": ROLLOUTS,
+              "drop-rollouts-sig": ROLLOUTS}.get(change or "", ANSWER)
+    if change in ("tamper-doc", "tamper-candidates", "tamper-rollouts"):
         document = site / target
         document.write_bytes(document.read_bytes().replace(b'"beta"', b'"beta" ', 1))
     elif change == "tamper-sig":
         sig = site / (target + ".sig")
         sig.write_bytes(sig.read_bytes().replace(b'"version":', b'"version":1', 1))
-    elif change == "drop-sig":
+    elif change in ("drop-sig", "drop-rollouts-sig"):
         (site / (target + ".sig")).unlink()
     elif change == "garbage-sig":
         (site / (target + ".sig")).write_bytes(b'{"signatures":[{"keyid":"x"}],"signed":{}}\n')
@@ -140,6 +144,7 @@ def test_both_clients_refuse_an_attack_with_the_same_reason(name: str, signed_si
     assert _reason(c.stderr) == reason, c.stderr
     # the refusal names the same document
     assert python.stderr.split(": refused")[0] == c.stderr.split(": refused")[0]
+    assert (target.rsplit("/", 1)[-1] + ": refused" in python.stderr) or change is None or target == ANSWER
 
 
 def test_a_tampered_document_is_recovered_from_its_content_addressed_copy_by_both(signed_site: Path,

@@ -160,6 +160,23 @@ def queries_for(spec: GenRegistry, site: Path) -> list[tuple]:
 
 
 
+def _moved_rollouts(site: Path, into: Path, rng: random.Random) -> Path:
+    """A copy of `site` whose rollouts documents list their staged releases with other thresholds, some not
+    at all (what a device reads when the rollouts document comes from another build)."""
+    import json
+    import shutil
+
+    copy = into / "site"
+    shutil.copytree(site, copy)
+    for path in copy.glob("api/v1/devices/*/*/*/rollouts.json"):
+        document = json.loads(path.read_bytes())
+        entries = [{**entry, "rollout_threshold": rng.choice([0, 1, 2500, 5000, 9999, 10000])}
+                   for entry in document["data"]["rollouts"] if rng.random() < 0.8]
+        document["data"]["rollouts"] = entries
+        path.write_text(json.dumps(document))
+    return copy
+
+
 def test_c_and_python_clients_agree_on_generated_registries(tmp_path_factory: pytest.TempPathFactory) -> None:
     totals = {"comparisons": 0, "updates": 0, "errors": 0, "registries": 0, "natural": 0, "held": 0,
               "held_registries": 0}
@@ -176,6 +193,15 @@ def test_c_and_python_clients_agree_on_generated_registries(tmp_path_factory: py
         for query, want, have in zip(queries, expected, got):
             assert have == want, f"C and Python disagree for {query}:\nC:\n{have}\nPython:\n{want}"
         totals["comparisons"] += len(queries)
+        # The same answers read with other rollouts documents (another build's, as a cache between two
+        # builds may serve): entries dropped, thresholds moved anywhere in 0..10000. Both clients weigh the
+        # staged offers alike, an unlisted one as 0 %.
+        moved = _moved_rollouts(site, tmp_path_factory.mktemp("moved"), random.Random(spec.serial_seed))
+        known = {channel: set(known_versions(site, channel)) for channel in channels_of(site)}
+        sample = [q for q in queries if q[3] in known.get(q[:3], ())][::3]
+        for query, want, have in zip(sample, python_answers(moved, sample), c_answers(moved, sample)):
+            assert have == want, f"C and Python disagree (moved rollouts) for {query}:\nC:\n{have}\nPython:\n{want}"
+        totals["comparisons"] += len(sample)
         totals["updates"] += sum('"artifacts"' in text for text in expected)
         totals["errors"] += sum(text.startswith("Error:") for text in expected)
         totals["registries"] += 1

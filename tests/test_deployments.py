@@ -56,7 +56,7 @@ def offered(site: Path, board: str, current: str) -> str | None:
     if not answer["offers"]:
         return None
     [offer] = answer["offers"]
-    assert offer["rollout_threshold"] == 10000
+    assert offer["staged"] is False
     return f"{offer['release']['version']} ({offer['release']['reason']})"
 
 

@@ -15,8 +15,8 @@ from conftest import EXAMPLE_REGISTRY
 from device_helpers import SEMVER, oracle, planned_devices, site_inputs, synthetic_inputs, write_files
 
 from relreg.devices.client import DeviceClient
-from relreg.devices.paths import NO_SOFTWARE_TYPE, answer_path, candidates_path, index_path
-from relreg.devices.update import Channel, DeviceIdentity
+from relreg.devices.paths import NO_SOFTWARE_TYPE, answer_path, candidates_path, index_path, rollouts_path
+from relreg.devices.update import Channel, DeviceIdentity, answer_thresholds
 from relreg.registry.versions import scheme_named
 from relreg.site.device_documents import device_documents
 from relreg.site.jobs import encode_json, release_views
@@ -49,7 +49,8 @@ def test_every_document_is_under_api_v1_devices_and_validates_against_its_schema
     write_files(example_files, tmp_path)
     assert api_schema_errors(tmp_path) == []
     names = {schema_names_for(p)[0] for p in example_files}
-    assert names == {"device-index.schema.json", "device-candidates.schema.json", "device-answer.schema.json"}
+    assert names == {"device-index.schema.json", "device-candidates.schema.json", "device-answer.schema.json",
+                     "device-rollouts.schema.json"}
 
 
 def test_the_whole_site_plan_includes_the_device_documents(example_files: dict[str, bytes]) -> None:
@@ -123,9 +124,13 @@ def test_answers_of_the_example_registry(example_files: dict[str, bytes]) -> Non
     delta = data(example_files, answer_path("production", "pvt", None, "2.0.0"))
     assert delta["up_to_date"] is None
     staged_main, offer = delta["offers"]  # 2.1.0 (main, 10.5 %) first, then 2.0.1 for everybody
-    assert (staged_main["release"]["version"], staged_main["rollout_threshold"]) == ("2.1.0", 1050)
+    assert (staged_main["release"]["version"], staged_main["staged"]) == ("2.1.0", True)
     assert staged_main["release"]["artifacts"][0]["filename"] == "aurora-pvt-2.1.0.bin"
-    assert offer["rollout_threshold"] == 10000
+    assert offer["staged"] is False
+    # the percent of a staged offer is in the channel's rollouts document, not in the answer
+    assert data(example_files, rollouts_path("production", "pvt", None)) == {
+        "cohort": "production", "hardware_version": "pvt", "software_type": None,
+        "rollouts": [{"version": "2.1.0", "rollout_percent": 10.5, "rollout_threshold": 1050}]}
     release = offer["release"]
     assert list(release) == ["id", "version", "revision", "min_version", "is_delta", "must_pass_through", "reason",
                              "created_date", "release_url", "artifacts"]
@@ -140,7 +145,9 @@ def test_answers_of_the_example_registry(example_files: dict[str, bytes]) -> Non
     assert blocked["offers"] == [] and blocked["up_to_date"]["reason"] == "blocked"
 
     staged = data(example_files, answer_path("beta", "pvt", "main", "2.1.0"))
-    assert [(o["release"]["version"], o["rollout_percent"]) for o in staged["offers"]] == [("2.1.1", 25)]
+    assert [(o["release"]["version"], o["staged"]) for o in staged["offers"]] == [("2.1.1", True)]
+    assert data(example_files, rollouts_path("beta", "pvt", "main"))["rollouts"] == [
+        {"version": "2.1.1", "rollout_percent": 25, "rollout_threshold": 2500}]
     assert staged["up_to_date"] == {"up_to_date": True, "current_version": "2.1.0", "reason": "outside_rollout"}
 
     latest = data(example_files, answer_path("canary", "dvt1", "main", "2.1.1"))
@@ -203,7 +210,8 @@ def test_precomputed_answers_equal_the_local_decision_for_every_known_version(
                                     serial=serial)
             precomputed = full.check(device)
             decided = local.check(device)
-            assert (precomputed.source, precomputed.requests) == ("answer", 1)
+            staged = any(o["staged"] for o in answer["offers"])
+            assert (precomputed.source, precomputed.requests) == ("answer", 2 if staged else 1)
             assert (decided.source, decided.requests) == ("candidates", 2)
             assert precomputed.document == decided.document, (path, serial)
             assert precomputed.payload == decided.payload
@@ -305,7 +313,74 @@ def test_a_1000_release_registry_answers_match_the_local_decision() -> None:
         from relreg.devices.update import answer as local_answer
         from relreg.devices.update import choose_index
         for serial in rng.sample(SERIALS, 10):
-            index = choose_index([(o["release"]["version"], o["rollout_threshold"]) for o in answer["offers"]],
-                                 serial, answer["cohort"])
+            rollouts = data(files, rollouts_path(answer["cohort"], answer["hardware_version"],
+                                                 answer["software_type"]))["rollouts"]
+            index = choose_index(answer_thresholds(answer["offers"], rollouts), serial, answer["cohort"])
             precomputed = answer["up_to_date"] if index is None else answer["offers"][index]["release"]
             assert precomputed == local_answer(channel, scheme.parse(answer["current_version"]), serial)
+
+
+# --------------------------------------------------------------------------------------------
+# What a rollout change reaches (issue 16): an answer names its staged offers, the percents are in the
+# channel's rollouts.json, so moving a staged rollout rewrites a few small files, not every answer.
+
+
+def _device_jobs_of(registry_dir: Path) -> tuple[dict[str, bytes], dict[str, str]]:
+    """(every device document, {answer path: the key of the job that wrote it}) of a registry folder."""
+    from relreg.site.device_documents import device_jobs
+    from relreg.site.jobs import KeyedJob
+
+    inputs = site_inputs(registry_dir, None)
+    files: dict[str, bytes] = {}
+    keys: dict[str, str] = {}
+    for job in device_jobs(inputs, release_views(inputs)):
+        made = dict(job())
+        files.update(made)
+        if isinstance(job, KeyedJob):
+            keys.update(dict.fromkeys(made, job.key))
+    return files, keys
+
+
+@pytest.mark.parametrize("percent, answers_change", [
+    ("40", False),  # a staged rollout moves on
+    ("0.01", False),
+    ("0", False),  # paused: the kill switch rewrites no answer
+    ("100", True),  # done: devices no longer need the offers below it
+])
+def test_a_rollout_change_rewrites_the_answers_only_when_a_release_reaches_everybody(
+        tmp_path: Path, percent: str, answers_change: bool) -> None:
+    registry = tmp_path / "registry"
+    shutil.copytree(EXAMPLE_REGISTRY, registry)
+    before, before_keys = _device_jobs_of(registry)
+    beta = registry / "cohorts" / "beta.yaml"
+    beta.write_text(beta.read_text().replace("rollout_percent: 25", f"rollout_percent: {percent}"))
+    after, after_keys = _device_jobs_of(registry)
+
+    changed = sorted(p for p in after if after[p] != before.get(p))
+    answers = [p for p in changed if "/from/" in p]
+    beta_channels = [c for c in channels_of(after) if c[0] == "beta"]
+    if answers_change:
+        assert answers and all(p.startswith("api/v1/devices/beta/") for p in answers)
+    else:
+        assert answers == []
+        assert changed == sorted([candidates_path(*c) for c in beta_channels if "2.1.1" in _candidates(after, c)]
+                                 + [rollouts_path(*c) for c in beta_channels if "2.1.1" in _candidates(after, c)])
+        assert after_keys == before_keys  # the writer reuses every answer job as it is
+    for channel in beta_channels:  # the rollouts document holds the new percent of every staged release
+        rollouts = data(after, rollouts_path(*channel))["rollouts"]
+        staged = [c for c in data(after, candidates_path(*channel))["candidates"] if c["rollout_threshold"] < 10000]
+        assert rollouts == [{k: c[k] for k in ("version", "rollout_percent", "rollout_threshold")} for c in staged]
+    # and the reference client still decides from the answers what it decides from the candidates
+    site_url = "https://firmware.aurora.example/"
+    full = DeviceClient(str(write_files(after, tmp_path / "full")), site_url=site_url)
+    local = DeviceClient(str(_site_without_answers(after, tmp_path / "local")), site_url=site_url)
+    for cohort, hardware, software in beta_channels:
+        for path in (p for p in after if p.startswith(answer_path(cohort, hardware, software, ""))):
+            version = data(after, path)["current_version"]
+            for serial in SERIALS[:30]:
+                device = DeviceIdentity(cohort, hardware, version, serial, software)
+                assert full.check(device).document == local.check(device).document, (path, serial)
+
+
+def _candidates(files: dict[str, bytes], channel: tuple[str, str, str | None]) -> list[str]:
+    return [c["version"] for c in data(files, candidates_path(*channel))["candidates"]]

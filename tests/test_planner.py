@@ -236,6 +236,49 @@ def test_the_browser_decides_like_relreg_on_boards_held_back(page: Any, tmp_path
     assert {e["reason"] for e in expected} >= {"latest", "outside_rollout", "blocked", "min_version"}
 
 
+ANSWER_BATCH = """async (cases) => {
+  const p = window.relregPlanner;
+  const results = [];
+  for (const c of cases) {
+    results.push(await p.choose(p.planFromAnswer(c.answer, c.rollouts), c.serial, c.answer.cohort, c.answer.current_version));
+  }
+  return results;
+}"""
+
+
+@pytest.mark.parametrize("moved", [False, True])
+def test_the_browser_reads_answers_and_rollouts_like_the_reference_client(page: Any, tmp_path: Path,
+                                                                          moved: bool) -> None:
+    """Every answer of the example registry, read with its channel's rollouts.json (as built, or as another build
+    may have it: entries dropped, thresholds anywhere in 0..10000): the planner's choice equals the reference
+    client's, a staged offer the rollouts do not list counting as 0 %."""
+    files = planned_devices(EXAMPLE_REGISTRY)
+    rng = random.Random(5)
+    if moved:
+        for path in [p for p in files if p.endswith("/rollouts.json")]:
+            document = json.loads(files[path])
+            document["data"]["rollouts"] = [{**e, "rollout_threshold": rng.choice([0, 1, 2500, 9999, 10000])}
+                                            for e in document["data"]["rollouts"] if rng.random() < 0.7]
+            files[path] = json.dumps(document).encode()
+    site = write_files(files, tmp_path / "site")
+    cases, expected = [], []
+    with DeviceClient(str(site), site_url="https://firmware.aurora.example/") as client:
+        for path in sorted(p for p in files if "/from/" in p):
+            answer = json.loads(files[path])["data"]
+            rollouts = json.loads(files[path.split("/from/")[0] + "/rollouts.json"])["data"]
+            for serial in [f"SN-{rng.randint(0, 99999):05d}" for _ in range(12)]:
+                cases.append({"answer": answer, "rollouts": rollouts, "serial": serial})
+                expected.append(client.check(DeviceIdentity(answer["cohort"], answer["hardware_version"],
+                                                            answer["current_version"], serial,
+                                                            answer["software_type"])).document)
+    got = []
+    for start in range(0, len(cases), BATCH):
+        got += page.evaluate(ANSWER_BATCH, cases[start:start + BATCH])
+    assert len(got) == len(expected) >= 1000
+    assert [(i, e, g) for i, (e, g) in enumerate(zip(expected, got)) if e != g] == []
+    assert any(any(o["staged"] for o in c["answer"]["offers"]) for c in cases)
+
+
 def test_bucket_and_version_order_equal_pythons(page: Any) -> None:
     rng = random.Random(7)
     triples = [(f"SN-{n}", rng.choice(["beta", "production", "ü"]), f"{n % 7}.{n % 5}.{n % 3}") for n in range(300)]

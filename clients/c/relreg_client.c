@@ -33,6 +33,7 @@ static const char *const status_names[RR_STATUS_COUNT] = {
     "size-mismatch",
     "image-digest-mismatch",
     "buffer-too-small",
+    "rollouts-needed",
 };
 
 const char *rr_status_name(rr_status status)
@@ -827,10 +828,30 @@ static int device_ok(const rr_identity *device)
     return device && device->cohort && device->hardware_version && device->current_version && device->serial;
 }
 
-rr_status rr_decide_answer(const rr_doc *doc, const rr_identity *device, const rr_crypto *crypto,
-                           rr_decision *out)
+/* The threshold of `version` in a channel's rollouts document (0 when it is not listed: a rollouts
+ * document older than the answer holds the device back), or -1 when the document is malformed. */
+static int64_t rollout_of(const rr_doc *rollouts, int list, rr_str version)
 {
-    if (!doc || !out || !crypto || !device_ok(device) || doc->count < 1)
+    int64_t found = 0;
+    int entry = list + 1;
+    for (int k = 0; k < rollouts->tokens[list].size; k++) {
+        int64_t threshold;
+        int v = rr_object_get(rollouts, entry, "version");
+        if (tok_type(rollouts, entry) != JSMN_OBJECT || tok_type(rollouts, v) != JSMN_STRING ||
+            !get_int(rollouts, rr_object_get(rollouts, entry, "rollout_threshold"), &threshold))
+            return -1;
+        rr_str raw = rr_raw(rollouts, v);
+        if (raw.len == version.len && !memcmp(raw.ptr, version.ptr, raw.len))
+            found = threshold; /* the last entry of a version counts, as in the reference client */
+        entry = rr_skip(rollouts, entry);
+    }
+    return found;
+}
+
+rr_status rr_decide_answer(const rr_doc *doc, const rr_doc *rollouts, const rr_identity *device,
+                           const rr_crypto *crypto, rr_decision *out)
+{
+    if (!doc || !out || !crypto || !device_ok(device) || doc->count < 1 || (rollouts && rollouts->count < 1))
         return RR_ERR_ARGUMENT;
     decision_init(out);
     int data = data_of(doc);
@@ -844,16 +865,42 @@ rr_status rr_decide_answer(const rr_doc *doc, const rr_identity *device, const r
     if (tok_type(doc, offers) != JSMN_ARRAY)
         return RR_ERR_MALFORMED;
     /* every offer is read before one is taken: a malformed list is refused whoever the device is */
-    int chosen = -1;
+    int staged = 0;
     int offer = offers + 1;
     for (int k = 0; k < doc->tokens[offers].size; k++) {
         int release = rr_object_get(doc, offer, "release");
-        int64_t threshold;
+        int flag = rr_object_get(doc, offer, "staged");
         rr_str version = str_of(doc, rr_object_get(doc, release, "version"));
         if (tok_type(doc, release) != JSMN_OBJECT || !version.ptr ||
-            !get_int(doc, rr_object_get(doc, offer, "rollout_threshold"), &threshold))
+            !(is_literal(doc, flag, "true") || is_literal(doc, flag, "false")))
             return RR_ERR_MALFORMED;
-        if (chosen < 0 && in_rollout(crypto, threshold, device, version))
+        staged |= is_literal(doc, flag, "true");
+        offer = rr_skip(doc, offer);
+    }
+    int list = -1;
+    if (staged) {
+        if (!rollouts)
+            return RR_NEED_ROLLOUTS;
+        int rdata = data_of(rollouts);
+        if (rdata < 0)
+            return RR_ERR_NOT_RELREG;
+        if (!channel_matches(rollouts, rdata, device))
+            return RR_ERR_WRONG_CHANNEL;
+        list = rr_object_get(rollouts, rdata, "rollouts");
+        if (tok_type(rollouts, list) != JSMN_ARRAY)
+            return RR_ERR_MALFORMED;
+    }
+    int chosen = -1;
+    offer = offers + 1;
+    for (int k = 0; k < doc->tokens[offers].size && chosen < 0; k++) {
+        int release = rr_object_get(doc, offer, "release");
+        rr_str version = str_of(doc, rr_object_get(doc, release, "version"));
+        int64_t threshold = (int64_t)RR_BUCKETS;
+        if (is_literal(doc, rr_object_get(doc, offer, "staged"), "true"))
+            threshold = rollout_of(rollouts, list, version);
+        if (threshold < 0)
+            return RR_ERR_MALFORMED;
+        if (in_rollout(crypto, threshold, device, version))
             chosen = release;
         offer = rr_skip(doc, offer);
     }

@@ -60,6 +60,8 @@ typedef enum {
     RR_ERR_SIZE_MISMATCH,        /* "size-mismatch": fewer bytes than the published file_size */
     RR_ERR_IMAGE_DIGEST_MISMATCH,/* "image-digest-mismatch": the image's sha256 is not the published one */
     RR_ERR_BUFFER_TOO_SMALL,     /* "buffer-too-small": an output buffer of the caller */
+    RR_NEED_ROLLOUTS,            /* "rollouts-needed": not a failure: the answer has staged offers, fetch the
+                                    channel's rollouts.json and call rr_decide_answer again with it */
     RR_STATUS_COUNT
 } rr_status;
 
@@ -167,9 +169,12 @@ typedef struct {
 } rr_decision;
 
 /* From `api/v1/devices/<cohort>/<hw>/<sw or _>/from/<version>.json`: the first offer whose rollout the
- * device is in, else up to date. */
-rr_status rr_decide_answer(const rr_doc *doc, const rr_identity *device, const rr_crypto *crypto,
-                           rr_decision *out);
+ * device is in, else up to date. An offer with "staged": true takes its rollout_threshold from the
+ * channel's `.../rollouts.json` (0 when not listed there). Call it first with rollouts NULL: it returns
+ * RR_NEED_ROLLOUTS when the answer has a staged offer; then fetch rollouts.json (it fits in the rest of
+ * the answer's buffer and token array), rr_parse it and call again with it. */
+rr_status rr_decide_answer(const rr_doc *doc, const rr_doc *rollouts, const rr_identity *device,
+                           const rr_crypto *crypto, rr_decision *out);
 
 /* From `.../candidates.json` (a version the registry does not know): the rules of relreg's update
  * module, in one pass over the candidates. Reads only per-candidate data and the channel's

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from relreg.devices.budget import DEVICE_BUFFER_BYTES, DEVICE_TOKENS, DeviceBudget
+from relreg.devices.budget import DEVICE_BUFFER_BYTES, DEVICE_TOKENS, DeviceBudget, document_kind
 from relreg.devices.paths import DEVICES
 from relreg.history import gitlog
 from relreg.history.cache import WorkCache, work_cache_for
@@ -125,7 +125,7 @@ def _budget_of(files: list[tuple[str, bytes]]) -> dict[str, object]:
     budget = DeviceBudget()
     for path, content in files:
         if len(content) <= DEVICE_BUFFER_BYTES and _most_tokens(content) <= DEVICE_TOKENS:
-            kind = "candidates" if path.endswith("/candidates.json") else "answer"  # as DeviceBudget.add names it
+            kind = document_kind(path)
             budget.checked[kind] = budget.checked.get(kind, 0) + 1  # fits: counted without being parsed
         else:
             budget.add(path, content)

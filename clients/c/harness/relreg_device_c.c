@@ -661,10 +661,36 @@ static void identity_error(error *e, const rr_doc *doc, const rr_identity *devic
     buf_free(&found);
 }
 
-static int from_answer(const rr_doc *doc, const rr_identity *device, outcome *o, error *e)
+/* The answer's decision; when it has staged offers, with the channel's rollouts document (a second GET). */
+static int from_answer(site *s, const char *folder, const rr_doc *doc, const rr_identity *device, outcome *o,
+                       error *e)
 {
     rr_decision d;
-    rr_status status = rr_decide_answer(doc, device, &rr_crypto_sodium, &d);
+    rr_status status = rr_decide_answer(doc, NULL, device, &rr_crypto_sodium, &d);
+    if (status == RR_NEED_ROLLOUTS) {
+        buffer path = {0};
+        fetched document = {0};
+        jsmntok_t *tokens = NULL;
+        rr_doc rollouts;
+        buf_fmt(&path, "%s/rollouts.json", folder);
+        int found = get_json(s, path.data, &document, &rollouts, &tokens, e);
+        if (found == 0)
+            fail(e, "the site has an answer with staged offers but no rollouts document for this channel");
+        if (found == 1) {
+            status = rr_decide_answer(doc, &rollouts, device, &rr_crypto_sodium, &d);
+            if (status == RR_ERR_WRONG_CHANNEL)
+                identity_error(e, &rollouts, device, "rollouts");
+        }
+        buf_free(&path);
+        buf_free(&document.body);
+        free(tokens);
+        if (found != 1 || status == RR_ERR_WRONG_CHANNEL)
+            return -1;
+        if (status != RR_OK) {
+            fail(e, "malformed answer or rollouts document (%s)", rr_status_name(status));
+            return -1;
+        }
+    }
     if (status == RR_ERR_WRONG_CHANNEL) {
         identity_error(e, doc, device, "answer");
         return -1;
@@ -759,7 +785,7 @@ static int check(site *s, const rr_identity *device, outcome *o, error *e)
         if (found < 0)
             goto done;
         if (found) {
-            result = from_answer(&doc, device, o, e);
+            result = from_answer(s, folder.data, &doc, device, o, e);
             goto done;
         }
         buf_free(&document.body);

@@ -342,20 +342,55 @@ static void test_rules(void)
 static void test_answer(void)
 {
     const char *doc = "{\"data\":{\"cohort\":\"c\",\"hardware_version\":\"hw\",\"software_type\":\"main\","
-                      "\"current_version\":\"1.0.0\",\"offers\":[{\"rollout_threshold\":1,\"release\":{\"version\":"
-                      "\"3.0.0\",\"artifacts\":[" ART("null") "]}},{\"rollout_threshold\":10000,\"release\":"
+                      "\"current_version\":\"1.0.0\",\"offers\":[{\"staged\":true,\"release\":{\"version\":"
+                      "\"3.0.0\",\"artifacts\":[" ART("null") "]}},{\"staged\":false,\"release\":"
                       "{\"version\":\"2.0.0\",\"artifacts\":[" ART("\"1.0.0\"") "]}}],\"up_to_date\":null}}";
+    static char buffer[4096]; /* the answer, then the rollouts document in the rest of the same buffer */
     jsmntok_t tokens[256];
-    rr_doc parsed;
+    rr_doc parsed, rollouts;
     rr_decision d;
-    CHECK_STATUS(rr_parse(&parsed, doc, strlen(doc), tokens, 256), RR_OK);
+    size_t len = strlen(doc);
+    memcpy(buffer, doc, len);
+    CHECK_STATUS(rr_parse(&parsed, buffer, len, tokens, 256), RR_OK);
     rr_identity device = {"c", "hw", "main", "1.0.0", "SN-1"};
-    CHECK_STATUS(rr_decide_answer(&parsed, &device, C, &d), RR_OK);
-    CHECK(d.update && d.is_delta && d.version.len == 5 && !memcmp(d.version.ptr, "2.0.0", 5));
+    CHECK_STATUS(rr_decide_answer(&parsed, NULL, &device, C, &d), RR_NEED_ROLLOUTS);
+    /* (rollouts document, what SN-1 gets): the staged 3.0.0 at 0.01 %, at 100 %, unlisted, paused */
+    static const struct { const char *rollouts; const char *version; int delta; } cases[] = {
+        {"[{\"version\":\"3.0.0\",\"rollout_percent\":0.01,\"rollout_threshold\":1}]", "2.0.0", 1},
+        {"[{\"version\":\"3.0.0\",\"rollout_percent\":100,\"rollout_threshold\":10000}]", "3.0.0", 0},
+        {"[{\"version\":\"2.9.0\",\"rollout_percent\":100,\"rollout_threshold\":10000}]", "2.0.0", 1},
+        {"[{\"version\":\"3.0.0\",\"rollout_percent\":0,\"rollout_threshold\":0}]", "2.0.0", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int n = snprintf(buffer + len, sizeof buffer - len, "{\"data\":{\"cohort\":\"c\",\"hardware_version\":\"hw\","
+                         "\"software_type\":\"main\",\"rollouts\":%s}}", cases[i].rollouts);
+        CHECK_STATUS(rr_parse(&rollouts, buffer + len, (size_t)n, tokens + parsed.count,
+                              256 - (unsigned)parsed.count), RR_OK);
+        CHECK_STATUS(rr_decide_answer(&parsed, &rollouts, &device, C, &d), RR_OK);
+        CHECK(d.update && d.is_delta == cases[i].delta && d.version.len == 5 &&
+              !memcmp(d.version.ptr, cases[i].version, 5));
+    }
+    int n = snprintf(buffer + len, sizeof buffer - len, "{\"data\":{\"cohort\":\"d\",\"hardware_version\":\"hw\","
+                     "\"software_type\":\"main\",\"rollouts\":[]}}");
+    CHECK_STATUS(rr_parse(&rollouts, buffer + len, (size_t)n, tokens + parsed.count, 256 - (unsigned)parsed.count),
+                 RR_OK);
+    CHECK_STATUS(rr_decide_answer(&parsed, &rollouts, &device, C, &d), RR_ERR_WRONG_CHANNEL);
+    n = snprintf(buffer + len, sizeof buffer - len, "{\"data\":{\"cohort\":\"c\",\"hardware_version\":\"hw\","
+                 "\"software_type\":\"main\",\"rollouts\":[{\"version\":\"3.0.0\"}]}}");
+    CHECK_STATUS(rr_parse(&rollouts, buffer + len, (size_t)n, tokens + parsed.count, 256 - (unsigned)parsed.count),
+                 RR_OK);
+    CHECK_STATUS(rr_decide_answer(&parsed, &rollouts, &device, C, &d), RR_ERR_MALFORMED);
     rr_identity wrong = {"c", "hw", "main", "1.0.1", "SN-1"};
-    CHECK_STATUS(rr_decide_answer(&parsed, &wrong, C, &d), RR_ERR_WRONG_VERSION);
+    CHECK_STATUS(rr_decide_answer(&parsed, NULL, &wrong, C, &d), RR_ERR_WRONG_VERSION);
     rr_identity other = {"c", "hw", NULL, "1.0.0", "SN-1"};
-    CHECK_STATUS(rr_decide_answer(&parsed, &other, C, &d), RR_ERR_WRONG_CHANNEL);
+    CHECK_STATUS(rr_decide_answer(&parsed, NULL, &other, C, &d), RR_ERR_WRONG_CHANNEL);
+    /* an answer without staged offers is decided alone */
+    const char *full = "{\"data\":{\"cohort\":\"c\",\"hardware_version\":\"hw\",\"software_type\":\"main\","
+                       "\"current_version\":\"1.0.0\",\"offers\":[{\"staged\":false,\"release\":"
+                       "{\"version\":\"2.0.0\",\"artifacts\":[" ART("null") "]}}],\"up_to_date\":null}}";
+    CHECK_STATUS(rr_parse(&parsed, full, strlen(full), tokens, 256), RR_OK);
+    CHECK_STATUS(rr_decide_answer(&parsed, NULL, &device, C, &d), RR_OK);
+    CHECK(d.update && !d.is_delta);
 }
 
 static void test_names(void)

@@ -36,6 +36,13 @@ def fits_device(content: bytes) -> bool:
     return size <= DEVICE_BUFFER_BYTES and tokens <= DEVICE_TOKENS
 
 
+def document_kind(path: str) -> str:
+    """"candidates", "rollouts" or "answer": how the budget warning names a device document."""
+    if path.endswith("/candidates.json"):
+        return "candidates"
+    return "rollouts" if path.endswith("/rollouts.json") else "answer"
+
+
 @dataclass
 class DeviceBudget:
     """Documents of a site that a device with the reference budget cannot read, by kind."""
@@ -44,7 +51,7 @@ class DeviceBudget:
     over: dict[str, list[tuple[int, int, str]]] = field(default_factory=dict)  # kind -> (bytes, tokens, path)
 
     def add(self, path: str, content: bytes) -> None:
-        kind = "candidates" if path.endswith("/candidates.json") else "answer"
+        kind = document_kind(path)
         self.checked[kind] = self.checked.get(kind, 0) + 1
         size, tokens = document_cost(content)
         if size > DEVICE_BUFFER_BYTES or tokens > DEVICE_TOKENS:
@@ -54,8 +61,9 @@ class DeviceBudget:
         found = []
         for kind, items in sorted(self.over.items()):
             size, tokens, path = max(items)
-            consequence = ("a C device on a version the registry does not know cannot decide locally"
-                           if kind == "candidates" else "a C device on that version cannot read its answer")
+            consequence = {"candidates": "a C device on a version the registry does not know cannot decide locally",
+                           "rollouts": "a C device cannot weigh that channel's staged offers"
+                           }.get(kind, "a C device on that version cannot read its answer")
             found.append(f"{len(items)} of {self.checked[kind]} device {kind} documents exceed what a small device "
                          f"reads ({DEVICE_BUFFER_BYTES} bytes, {DEVICE_TOKENS} JSON tokens); the largest is {path} "
                          f"({size} bytes, {tokens} tokens): {consequence} with that budget "

@@ -6,8 +6,9 @@ two static documents:
 
 1. `api/v1/devices/<cohort>/<hardware>/<software type or _>/from/<version>.json`,
    the precomputed answer for a version the registry knows; the device takes
-   the first offer whose rollout it is in.
-2. Only when that is not found (a development build, a version the registry
+   the first offer whose rollout it is in. When an offer is staged (below
+   100 %), its percent is in the channel's `.../rollouts.json`, read second.
+2. Only when the answer is not found (a development build, a version the registry
    never saw): `.../candidates.json`, and decides locally.
 
 Both paths run `relreg.devices.update`, the code that precomputed the answers. Repeat
@@ -32,8 +33,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 from urllib.parse import quote, unquote
 
-from relreg.devices.paths import answer_path, candidates_path
-from relreg.devices.update import Channel, DeviceIdentity, Payload, choose_index, plan_update, up_to_date_document
+from relreg.devices.paths import answer_path, candidates_path, rollouts_path
+from relreg.devices.update import (Channel, DeviceIdentity, Payload, answer_thresholds, choose_index, plan_update,
+                                   up_to_date_document)
 from relreg.registry.versions import VersionError, scheme_named
 from relreg.trust.signing import SIG_SUFFIX, DocumentRefused, content_addressed_path, verify_signature
 
@@ -177,7 +179,7 @@ class CheckResult:
     document: dict[str, Any]  # the seed's device response, or the up-to-date document
     payload: Payload | None  # None when up to date
     source: str  # "answer" (precomputed) or "candidates" (decided locally)
-    requests: int  # GETs made (1 or 2)
+    requests: int  # GETs made (1 or 2: the answer and the rollouts, or the answer's 404 and the candidates)
     not_modified: int = 0  # of those, answered 304 from the client's cache
 
     @property
@@ -319,8 +321,24 @@ class DeviceClient:
             raise ClientError(f"the answer is for version {data.get('current_version')}, "
                               f"not {device.current_version}")
         offers = data["offers"]
-        index = choose_index([(o["release"]["version"], o["rollout_threshold"]) for o in offers],
-                             device.serial, device.cohort)
+        try:
+            staged = any(offer["staged"] for offer in offers)
+            rollouts = None
+            if staged:
+                document, cached = self._get_json(rollouts_path(device.cohort, device.hardware_version,
+                                                                device.software_type))
+                requests += 1
+                not_modified += cached
+                if document is None:
+                    raise ClientError("the site has an answer with staged offers but no rollouts document for "
+                                      "this channel")
+                _check_identity(document["data"], device,
+                                (device.cohort, device.hardware_version, device.software_type), "rollouts")
+                rollouts = document["data"]["rollouts"]
+            thresholds = answer_thresholds(offers, rollouts)
+        except (KeyError, TypeError) as error:
+            raise ClientError(f"malformed answer or rollouts document: {error!r}") from None
+        index = choose_index(thresholds, device.serial, device.cohort)
         if index is None:
             document = data["up_to_date"] or up_to_date_document(device.current_version, "latest")
             return CheckResult(document, None, "answer", requests, not_modified)

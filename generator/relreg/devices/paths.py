@@ -23,6 +23,11 @@ def candidates_path(cohort: str, hardware_version: str, software_type: str | Non
     return f"{channel_folder(cohort, hardware_version, software_type)}/candidates.json"
 
 
+def rollouts_path(cohort: str, hardware_version: str, software_type: str | None) -> str:
+    """The channel's rollouts document: the percent of every staged release (read after an answer)."""
+    return f"{channel_folder(cohort, hardware_version, software_type)}/rollouts.json"
+
+
 def answer_path(cohort: str, hardware_version: str, software_type: str | None, current_version: str) -> str:
     return f"{channel_folder(cohort, hardware_version, software_type)}/from/{current_version}.json"
 

@@ -43,8 +43,10 @@ scheme):
 
 Because the barrier and the gates do not depend on the serial, the answer for
 a known V is an ordered list of *offers* (highest first, ending at the first
-one deployed to 100 %): the device takes the first offer whose rollout it is
-in. `plan_update` computes that list; `choose` walks it; `decide` is both.
+one deployed to 100 %; paused ones included, taken by nobody): the device takes
+the first offer whose rollout it is in. Which offers there are depends on the
+percents only through "below 100 % or not", so a precomputed answer names its
+staged offers and the percents live in one small document per channel. `plan_update` computes that list; `choose` walks it; `decide` is both.
 """
 
 from __future__ import annotations
@@ -262,6 +264,11 @@ class Offer:
     def threshold(self) -> int:
         return self.candidate.threshold
 
+    @property
+    def staged(self) -> bool:
+        """Whether the device must look the release up in the channel's rollouts document (below 100 %)."""
+        return self.candidate.threshold < FULL_ROLLOUT
+
     def response(self) -> dict[str, Any]:
         """The seed's device response (not wrapped in `data`), with the single image to fetch."""
         candidate = self.candidate
@@ -323,6 +330,33 @@ def choose_index(offers: Sequence[tuple[str, int]], serial: str, cohort: str) ->
     return None
 
 
+def rollout_entries(channel: Channel) -> list[dict[str, Any]]:
+    """The channel's rollouts document's entries: every staged candidate (below 100 %, paused ones too),
+    ascending, as {version, rollout_percent, rollout_threshold}."""
+    return [{"version": c.version, "rollout_percent": c.rollout_percent, "rollout_threshold": c.threshold}
+            for c in channel.candidates if c.threshold < FULL_ROLLOUT]
+
+
+def answer_thresholds(offers: Sequence[Mapping[str, Any]], rollouts: Sequence[Mapping[str, Any]] | None
+                      ) -> list[tuple[str, int]]:
+    """(version, rollout threshold) of an answer's offers, in order, for `choose_index`.
+
+    An offer with `"staged": false` reaches every device; a staged one takes the threshold its version
+    has in the channel's rollouts entries, and 0 (nobody) when it is not listed there: a rollouts
+    document older than the answer (a cache between two builds) holds devices back, never pushes them.
+    Raises KeyError or TypeError on a malformed offer.
+    """
+    thresholds = {entry["version"]: entry["rollout_threshold"] for entry in rollouts or ()}
+    found = []
+    for offer in offers:
+        version = offer["release"]["version"]
+        staged = offer["staged"]
+        if not isinstance(staged, bool) or not isinstance(version, str):
+            raise TypeError("an offer's staged is a boolean and its release's version a string")
+        found.append((version, thresholds.get(version, 0) if staged else FULL_ROLLOUT))
+    return found
+
+
 def plan_update(channel: Channel, current: Version) -> UpdatePlan:
     """The offers for every device of the channel on `current`, in O(candidates)."""
     barrier = channel.barrier_above(current)
@@ -339,15 +373,15 @@ def plan_update(channel: Channel, current: Version) -> UpdatePlan:
         if not candidate.installable_from(current):
             gated = True
             continue
-        threshold = candidate.threshold
-        if threshold > 0:
-            reason = REASON_OUTSIDE_ROLLOUT if declined else REASON_MIN_VERSION if gated \
-                else REASON_MUST_PASS_THROUGH if held else REASON_LATEST
-            payload = candidate.payload_from(current.text)
-            assert payload is not None
-            offers.append(Offer(candidate, payload, reason))
-            if threshold >= FULL_ROLLOUT:
-                return UpdatePlan(channel.cohort, current.text, tuple(offers), None)
+        # A paused (0 %) candidate is offered too, to nobody: so pausing or resuming a rollout changes
+        # only the channel's rollouts document, never the answers (docs/devices.md#staged-rollouts).
+        reason = REASON_OUTSIDE_ROLLOUT if declined else REASON_MIN_VERSION if gated \
+            else REASON_MUST_PASS_THROUGH if held else REASON_LATEST
+        payload = candidate.payload_from(current.text)
+        assert payload is not None
+        offers.append(Offer(candidate, payload, reason))
+        if candidate.threshold >= FULL_ROLLOUT:
+            return UpdatePlan(channel.cohort, current.text, tuple(offers), None)
         declined = True
     reason = REASON_OUTSIDE_ROLLOUT if declined else REASON_BLOCKED if gated or held else REASON_LATEST
     return UpdatePlan(channel.cohort, current.text, tuple(offers), reason)

@@ -7,7 +7,11 @@ For every cohort, hardware version and software type (a *channel*):
         locally for any current version, even one the registry never saw
     api/v1/devices/<cohort>/<hardware>/<software_type or _>/from/<version>.json
         the precomputed answer for a device on a known version (every release
-        with an image for that hardware and software type, yanked ones too)
+        with an image for that hardware and software type, yanked ones too);
+        its offers say only whether they are staged (below 100 %)
+    api/v1/devices/<cohort>/<hardware>/<software_type or _>/rollouts.json
+        the percent of every staged candidate of the channel: a rollout change
+        rewrites this file and candidates.json, not the thousands of answers
     api/v1/devices/index.json
         the URL templates, the rollout hash and the list of channels
 
@@ -23,7 +27,7 @@ import json
 from functools import partial
 from typing import Any, Sequence
 
-from relreg.devices.paths import DEVICES, NO_SOFTWARE_TYPE, candidates_path, channel_folder, index_path
+from relreg.devices.paths import DEVICES, NO_SOFTWARE_TYPE, candidates_path, channel_folder, index_path, rollouts_path
 from relreg.devices.update import (
     BUCKETS,
     Candidate,
@@ -32,6 +36,7 @@ from relreg.devices.update import (
     UpdatePlan,
     barriers_of,
     plan_update,
+    rollout_entries,
     rollout_threshold,
 )
 from relreg.registry.model import Release
@@ -124,8 +129,7 @@ def _offers_bytes(plan: UpdatePlan, cache: dict[tuple[str, str, str], bytes]) ->
         key = (offer.candidate.version, offer.payload.build_id, offer.reason)
         encoded = cache.get(key)
         if encoded is None:
-            encoded = b"".join((b'{"rollout_percent":', _encode(_number(offer.candidate.rollout_percent)),
-                                b',"rollout_threshold":', str(offer.threshold).encode(),
+            encoded = b"".join((b'{"staged":true' if offer.staged else b'{"staged":false',
                                 b',"release":', _encode(offer.response()), b"}"))
             cache[key] = encoded
         parts.append(encoded)
@@ -164,8 +168,7 @@ def answer_document(channel: Channel, plan: UpdatePlan) -> dict[str, Any]:
     return {"data": {
         "cohort": channel.cohort, "hardware_version": channel.hardware_version,
         "software_type": channel.software_type, "current_version": plan.current_version,
-        "offers": [{"rollout_percent": _number(o.candidate.rollout_percent), "rollout_threshold": o.threshold,
-                    "release": o.response()} for o in plan.offers],
+        "offers": [{"staged": o.staged, "release": o.response()} for o in plan.offers],
         "up_to_date": plan.up_to_date(),
     }}
 
@@ -176,14 +179,17 @@ def device_documents(inputs: "SiteInputs", views: list["ReleaseView"]) -> dict[s
 
 
 def device_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list[PlanJob]:
-    """The device documents as plan jobs: the index and every channel's candidates in one small job, and
-    each channel's answers in KeyedJobs of known versions grouped by release id (see jobs.by_id_chunks).
+    """The device documents as plan jobs: the index and every channel's candidates and rollouts in one
+    small job, and each channel's answers in KeyedJobs of known versions grouped by release id (see
+    jobs.by_id_chunks).
 
     An answer depends only on its channel (which its candidates document states in full: cohort,
     hardware, software type, scheme, barriers, candidates with their images and rollouts) and the
-    device's version, so a group's key is the digest of the candidates document and the versions it
-    answers: a new release that no cohort deploys changes the group that holds it, and a rollout change
-    the answers of that cohort only.
+    device's version, and on each rollout only through "below 100 % or not" (the percents are in
+    rollouts.json). So a group's key is the digest of the candidates document with every rollout
+    reduced to that (`_answers_digest`) and the versions it answers: a new release that no cohort
+    deploys changes the group that holds it, a staged rollout moved or paused changes no answer, and a
+    release reaching 100 % the answers of that cohort only.
     """
     registry = inputs.registry
     site_url = inputs.site_url
@@ -242,9 +248,12 @@ def device_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list[PlanJo
                 barrier_versions, barrier_keys = barriers.get(slot, ((), ()))
                 channel = Channel(cohort=cohort.slug, hardware_version=hardware, software_type=slot[1],
                                   candidates=tuple(candidates), barriers=barrier_versions, barrier_keys=barrier_keys)
-                document = small[candidates_path(*_channel_key(channel))] = _encode(
-                    {"data": channel.document(scheme_name)}) + b"\n"
-                digest = hashlib.sha256(document).hexdigest()
+                data = channel.document(scheme_name)
+                small[candidates_path(*_channel_key(channel))] = _encode({"data": data}) + b"\n"
+                small[rollouts_path(*_channel_key(channel))] = _encode({"data": {
+                    "cohort": channel.cohort, "hardware_version": channel.hardware_version,
+                    "software_type": channel.software_type, "rollouts": rollout_entries(channel)}}) + b"\n"
+                digest = _answers_digest(data)
                 known = known_of.get(slot, [])
                 newest_first = sorted((views_by_version[release.version] for release in known), key=lambda v: -v.id)
                 for group in by_id_chunks(newest_first):
@@ -259,9 +268,21 @@ def device_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list[PlanJo
                     "candidates": [c.version for c in candidates],
                     "known_versions": len(known),
                     "candidates_url": site_url + candidates_path(*_channel_key(channel)),
+                    "rollouts_url": site_url + rollouts_path(*_channel_key(channel)),
                 })
     small[index_path()] = _encode({"data": _index(site_url, scheme_name, channels)}) + b"\n"
     return [lambda: small, *answer_jobs]
+
+
+def _answers_digest(candidates_data: dict[str, Any]) -> str:
+    """The digest of everything a channel's answers depend on: its candidates document with each
+    rollout reduced to staged (below 100 %) or not, since an answer names its staged offers and the
+    percents are in rollouts.json. A rollout moving between 0 and 99.99 % keeps every answer's key."""
+    data = dict(candidates_data)
+    data["candidates"] = [{**candidate, "rollout_percent": None,
+                           "rollout_threshold": candidate["rollout_threshold"] >= rollout_threshold(100)}
+                          for candidate in candidates_data["candidates"]]
+    return hashlib.sha256(_encode(data)).hexdigest()
 
 
 def _answers(channel: Channel, releases: Sequence[Release]) -> dict[str, bytes]:
@@ -284,6 +305,7 @@ def _index(site_url: str, scheme_name: str, channels: list[dict[str, Any]]) -> d
         "urls": {
             "candidates": template + "/candidates.json",
             "answer": template + "/from/{current_version}.json",
+            "rollouts": template + "/rollouts.json",
         },
         "rollout": {
             "hash": "sha256",

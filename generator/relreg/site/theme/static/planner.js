@@ -135,13 +135,12 @@
       var payload = payloadFrom(candidate, current.text);
       var minimum = candidate.min_version ? parseVersion(scheme, candidate.min_version).key : null;
       if ((minimum !== null && compare(current.key, minimum) < 0) || payload === null) { gated = true; continue; }
+      // a paused (0 %) candidate is offered too, and taken by nobody, as relreg.devices.update.plan_update does
       var threshold = candidate.rollout_threshold;
-      if (threshold > 0) {
-        var reason = declined ? "outside_rollout" : gated ? "min_version" : held ? "must_pass_through" : "latest";
-        offers.push({ rollout_percent: candidate.rollout_percent, rollout_threshold: threshold,
-                      release: response(candidate, payload, reason) });
-        if (threshold >= FULL_ROLLOUT) { return { offers: offers, up_to_date: null }; }
-      }
+      var reason = declined ? "outside_rollout" : gated ? "min_version" : held ? "must_pass_through" : "latest";
+      offers.push({ rollout_percent: candidate.rollout_percent, rollout_threshold: threshold,
+                    release: response(candidate, payload, reason) });
+      if (threshold >= FULL_ROLLOUT) { return { offers: offers, up_to_date: null }; }
       declined = true;
     }
     var why = declined ? "outside_rollout" : (gated || held) ? "blocked" : "latest";
@@ -162,7 +161,8 @@
   }
 
   var api = { parseVersion: parseVersion, compare: compare, bucket: bucket, chooseIndex: chooseIndex,
-              planFromCandidates: planFromCandidates, choose: choose, decide: decide, VersionError: VersionError };
+              planFromCandidates: planFromCandidates, planFromAnswer: planFromAnswer, choose: choose, decide: decide,
+              VersionError: VersionError };
   window.relregPlanner = api;
 
   // ---------------------------------------------------------------------------------------------
@@ -224,13 +224,47 @@
     return candidatesCache[path];
   }
 
-  // One check, as the reference client does it: the precomputed answer, else the local decision.
+  var rolloutsCache = {};
+  function rollouts(state) {
+    var path = channelFolder(state) + "/rollouts.json";
+    if (!rolloutsCache[path]) { rolloutsCache[path] = getJSON(path); }
+    return rolloutsCache[path];
+  }
+
+  // An answer's offers with their rollouts: a staged offer's percent is in the channel's rollouts.json (0 when
+  // it is not listed there), the others reach everybody (relreg.devices.update.answer_thresholds).
+  // data: the `data` of an answer; rolloutsData: the `data` of the channel's rollouts.json (or null when no offer
+  // is staged). Returns the plan, in the shape planFromCandidates gives.
+  function planFromAnswer(data, rolloutsData) {
+    var entries = {};
+    (rolloutsData ? rolloutsData.rollouts : []).forEach(function (entry) { entries[entry.version] = entry; });
+    var offers = data.offers.map(function (o) {
+      var entry = o.staged ? (entries[o.release.version] || { rollout_percent: 0, rollout_threshold: 0 })
+        : { rollout_percent: 100, rollout_threshold: FULL_ROLLOUT };
+      return { rollout_percent: entry.rollout_percent, rollout_threshold: entry.rollout_threshold, release: o.release };
+    });
+    return { offers: offers, up_to_date: data.up_to_date };
+  }
+
+  function withRollouts(state, data) {
+    var staged = data.offers.some(function (o) { return o.staged; });
+    var listed = staged ? rollouts(state) : Promise.resolve(null);
+    return listed.then(function (found) {
+      if (staged && !found) { throw new Error("The site has an answer with staged offers but no rollouts document for this channel."); }
+      return planFromAnswer(data, found ? found.data : null);
+    });
+  }
+
+  // One check, as the reference client does it: the precomputed answer (and the rollouts of its staged offers),
+  // else the local decision.
   function check(state, version) {
     var answer = PATH_SAFE.test(version)
       ? getJSON(channelFolder(state) + "/from/" + encodeURIComponent(version) + ".json")
       : Promise.resolve(null);
     return answer.then(function (found) {
-      if (found) { return { plan: found.data, source: "answer" }; }
+      if (found) {
+        return withRollouts(state, found.data).then(function (plan) { return { plan: plan, source: "answer" }; });
+      }
       return candidates(state).then(function (listed) {
         if (!listed) { throw new Error("The site has no update channel for this cohort, hardware version and software type."); }
         return { plan: planFromCandidates(listed.data, version), source: "candidates" };
@@ -314,7 +348,7 @@
         var decided = state.serial
           ? chooseIndex(offers.map(function (o) { return { version: o.release.version, threshold: o.rollout_threshold }; }),
                         state.serial, state.cohort)
-          : Promise.resolve(offers.length ? 0 : -1);
+          : Promise.resolve(offers.findIndex(function (o) { return o.rollout_threshold > 0; }));
         return decided.then(function (index) {
           chosen = index;
           var limit = index >= 0 ? index : offers.length;

@@ -169,3 +169,21 @@ def test_every_command_loads_by_its_name_and_help_lists_them_all() -> None:
     assert cli.get_command(None, "no-such-command") is None  # type: ignore[arg-type]
     listed = run_relreg("--help").output.split("Commands:")[1]
     assert [line.split()[0] for line in listed.strip().splitlines()] == sorted(COMMANDS)
+
+
+@pytest.mark.parametrize(("library", "counts"), [("nh3", True), ("cmarkgfm", True), ("Jinja2", True),
+                                                 ("PyYAML", True), ("requests", False)])
+def test_an_upgrade_of_a_library_that_shapes_the_output_changes_every_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, library: str, counts: bool) -> None:
+    """Cached notes HTML, pages and the source key must not outlive a new Markdown engine or sanitizer."""
+    from relreg import resources
+
+    before = resources.code_digest()
+    (tmp_path / f"{library}-99.0.0.dist-info").mkdir()
+    monkeypatch.syspath_prepend(str(tmp_path))
+    resources.code_digest.cache_clear()
+    try:
+        assert (resources.code_digest() != before) is counts
+        assert (f"{library}-99.0.0.dist-info" in resources.library_versions()) is counts
+    finally:
+        resources.code_digest.cache_clear()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,10 +24,35 @@ def site_dir() -> Path:
     return _PACKAGE / "site" / "theme"
 
 
+# Libraries whose version can change the bytes relreg writes: Markdown, the sanitizer, templates
+# and their escaping, the YAML readers. Distribution names as their .dist-info folders spell them,
+# lower-cased.
+OUTPUT_LIBRARIES = frozenset({"cmarkgfm", "nh3", "jinja2", "markupsafe", "rapidyaml", "pyyaml"})
+
+
+def library_versions() -> list[str]:
+    """The installed distributions of OUTPUT_LIBRARIES, as their metadata folders are named
+    (e.g. 'nh3-0.3.8.dist-info'), sorted.
+
+    Read from the folder names on sys.path rather than importlib.metadata, which takes a tenth
+    of a second: this is on the path of every build, including one with nothing to rebuild.
+    """
+    found = []
+    for folder in sys.path:
+        try:
+            names = os.listdir(folder or ".")
+        except OSError:
+            continue
+        found += [name for name in names
+                  if name.endswith(".dist-info") and name.split("-", 1)[0].lower() in OUTPUT_LIBRARIES]
+    return sorted(found)
+
+
 @lru_cache(maxsize=1)
 def code_digest() -> bytes:
-    """The generator's code, templates, assets and schemas: the output depends on them as much as on the registry."""
-    digest = hashlib.sha256()
+    """The generator's code, templates, assets and schemas, and the versions of the libraries that shape
+    its output: the output depends on them as much as on the registry, so every cache key takes it in."""
+    digest = hashlib.sha256("\n".join(library_versions()).encode() + b"\0")
     paths = [*_PACKAGE.rglob("*.py"), *site_dir().rglob("*"), *schema_dir().rglob("*.json")]
     for path in sorted(paths):
         if path.is_file() and "__pycache__" not in path.parts:

@@ -286,7 +286,7 @@ def main() -> None:
         codes = {"baseline": code_of(options.baseline), **codes}
     load = os.getloadavg()[0]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"scratch {SCRATCH}; medians of {options.runs} runs ({options.full_runs or options.runs} of full builds); load average at start {load:.1f}"
+          f"work folder {WORK}; medians of {options.runs} runs ({options.full_runs or options.runs} of full builds); load average at start {load:.1f}"
           + (f"; baseline = {options.baseline}" if options.baseline else ""), flush=True)
     results: list[dict[str, object]] = []
     comparison = None

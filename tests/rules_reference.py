@@ -1,5 +1,7 @@
 """relreg.registry.rules as it was before its fast paths (commit 27d3213): the reference the differential test compares with.
 
+Only the rules that gained a fast path are kept here as they were; the rest are imported.
+
 Each rule is a function from the registry (plus source positions) to
 diagnostics; `ALL_RULES` lists them in the order their findings read best.
 The model is already schema-valid when these run.
@@ -9,69 +11,28 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass, field
-from typing import Callable, Hashable, Iterable, Iterator, Mapping, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from relreg.registry.diagnostics import Diagnostic, Severity
-from relreg.registry.model import Cohort, HardwareVersion, Registry, Release
-from relreg.registry.versions import Version, VersionError
-from relreg.registry.yamlload import JsonPath, SourceDocument
-
-
-@dataclass(frozen=True)
-class RuleContext:
-    registry: Registry
-    documents: dict[str, SourceDocument]  # by display path
-    # Versions whose release file exists but failed to load; rules that look a
-    # release up skip these, since the file's own errors already say what is wrong.
-    unloaded_versions: frozenset[str] = frozenset()
-    unloaded_hardware: frozenset[str] = frozenset()
-    # How recent each file is, by display path: a larger number is newer. The
-    # caller decides (git history for validate, "changed by the pull request"
-    # for check); a file not in it counts as newest (untracked). When two files
-    # conflict, the newer one is reported and the older one named. May be
-    # computed lazily: it is only read when a conflict or a version order needs it.
-    recency: Mapping[str, int] = field(default_factory=dict)
-
-    def at(self, source_path: str, path: JsonPath, message: str, rule: str, *, key: bool = False,
-           severity: Severity = Severity.ERROR) -> Diagnostic:
-        doc = self.documents[source_path]
-        position = doc.key_position(path) if key else doc.position(path)
-        return Diagnostic(source_path, position.line, position.column, message, rule, severity)
-
-    def age(self, source_path: str) -> tuple[int, str]:
-        """Sort key, oldest first: recency, then path (so that files of equal recency order stably)."""
-        return self.recency.get(source_path, _UNTRACKED), source_path
-
-    def older(self, left: str, right: str) -> bool:
-        """True when the file `left` is known to be older than `right` (not merely first by path)."""
-        return self.recency.get(left, _UNTRACKED) < self.recency.get(right, _UNTRACKED)
-
-    def parse(self, text: str) -> Version | None:
-        try:
-            return self.registry.scheme.parse(text)
-        except VersionError:
-            return None
+from relreg.registry.model import HardwareVersion
+from relreg.registry.versions import VersionError
+from relreg.registry.rules import (  # unchanged by the fast paths: the same code serves both sides
+    RuleContext,
+    _collisions,
+    _delta_source,
+    _groups,
+    _order_fix,
+    activation_hardware,
+    cohorts_name_live_releases,
+    file_names_match,
+    min_version_not_above_version,
+    untyped_devices_stranded,
+)
 
 
 Rule = Callable[[RuleContext], Iterable[Diagnostic]]
 _UNTRACKED = sys.maxsize  # recency of a file the caller knows nothing of: newest of all
 _T = TypeVar("_T")
-
-
-def _stem(source_path: str) -> str:
-    return source_path.rsplit("/", 1)[-1].removesuffix(".yaml")
-
-
-def file_names_match(ctx: RuleContext) -> Iterator[Diagnostic]:
-    items: list[tuple[str, str, str]] = [(r.source_path, "version", r.version) for r in ctx.registry.releases]
-    items += [(h.source_path, "name", h.name) for h in ctx.registry.hardware]
-    items += [(c.source_path, "slug", c.slug) for c in ctx.registry.cohorts]
-    for source_path, field_name, value in items:
-        if _stem(source_path) != value:
-            yield ctx.at(source_path, (field_name,),
-                         f"{field_name} '{value}' does not match the file name '{_stem(source_path)}.yaml': "
-                         f"rename the file to {value}.yaml or fix the {field_name}", "file-name-mismatch")
 
 
 def versions_parse(ctx: RuleContext) -> Iterator[Diagnostic]:
@@ -93,37 +54,6 @@ def versions_parse(ctx: RuleContext) -> Iterator[Diagnostic]:
                              f"'{activation.version}' is not a {scheme.name} version", "version-scheme")
 
 
-def _collisions(ctx: RuleContext, items: Iterable[tuple[str, JsonPath, str]], what: str,
-                rule: str) -> Iterator[Diagnostic]:
-    """Values that differ but would land on the same file on a case-insensitive file system."""
-    first_seen: dict[str, tuple[str, str]] = {}
-    for source_path, path, value in items:
-        folded = value.casefold()
-        if folded in first_seen and first_seen[folded][0] != value:
-            other_value, other_path = first_seen[folded]
-            yield ctx.at(source_path, path,
-                         f"{what} '{value}' differs from '{other_value}' ({other_path}) only in letter case; "
-                         "both would map to the same file on case-insensitive file systems", rule)
-        first_seen.setdefault(folded, (value, source_path))
-
-
-def _groups(items: Iterable[tuple[Hashable, _T]]) -> list[list[_T]]:
-    """Items with the same key, for keys that more than one item has, in first-seen order."""
-    # Keys are almost always unique (100,000 build ids): remember only the first
-    # item of each and start a list at the second, rather than a list per key.
-    first: dict[Hashable, tuple[int, _T]] = {}
-    repeated: dict[Hashable, list[_T]] = {}
-    for key, item in items:
-        seen = first.get(key)
-        if seen is None:
-            first[key] = (len(first), item)
-        elif key in repeated:
-            repeated[key].append(item)
-        else:
-            repeated[key] = [seen[1], item]
-    return [repeated[key] for key in sorted(repeated, key=lambda key: first[key][0])]
-
-
 def versions_unique(ctx: RuleContext) -> Iterator[Diagnostic]:
     """Each version is released once; a duplicate is reported at the newer file, naming the older."""
     for group in _groups((r.parsed_version.key, r) for r in ctx.registry.releases):
@@ -135,15 +65,6 @@ def versions_unique(ctx: RuleContext) -> Iterator[Diagnostic]:
     yield from _collisions(ctx, ((r.source_path, ("version",), r.version)
                                  for r in sorted(ctx.registry.releases, key=lambda r: r.source_path)),
                            "version", "path-collision")
-
-
-def min_version_not_above_version(ctx: RuleContext) -> Iterator[Diagnostic]:
-    for release in ctx.registry.releases:
-        minimum = ctx.parse(release.min_version) if release.min_version else None
-        if minimum is not None and minimum > release.parsed_version:
-            yield ctx.at(release.source_path, ("min_version",),
-                         f"min_version '{release.min_version}' is above the release's own version "
-                         f"'{release.version}': no device could ever install it", "min-version")
 
 
 def build_ids_unique(ctx: RuleContext) -> Iterator[Diagnostic]:
@@ -204,27 +125,6 @@ def artifacts_well_formed(ctx: RuleContext) -> Iterator[Diagnostic]:
                 yield from _delta_source(ctx, release, index)
 
 
-def _delta_source(ctx: RuleContext, release: Release, index: int) -> Iterator[Diagnostic]:
-    artifact = release.artifacts[index]
-    path = ("artifacts", index, "delta_from")
-    source = ctx.registry.release(artifact.delta_from)  # type: ignore[arg-type]
-    if source is None and artifact.delta_from in ctx.unloaded_versions:
-        return
-    if source is None:
-        yield ctx.at(release.source_path, path,
-                     f"delta_from '{artifact.delta_from}' is not a release in this registry", "delta-from")
-        return
-    if not source.parsed_version < release.parsed_version:
-        yield ctx.at(release.source_path, path,
-                     f"delta_from '{artifact.delta_from}' is not lower than {release.version}: "
-                     "a delta upgrades from an older release", "delta-from")
-    if not any(a.hardware_version == artifact.hardware_version and a.software_type == artifact.software_type
-               for a in source.artifacts):
-        yield ctx.at(release.source_path, path,
-                     f"release {source.version} has no artifact for hardware_version "
-                     f"'{artifact.hardware_version}', so no device can apply a delta from it", "delta-from")
-
-
 def hardware_exists(ctx: RuleContext) -> Iterator[Diagnostic]:
     known = {hardware.name for hardware in ctx.registry.hardware}
     exists = known | ctx.unloaded_hardware
@@ -256,170 +156,10 @@ def path_values_distinct(ctx: RuleContext) -> Iterator[Diagnostic]:
     yield from _collisions(ctx, software_types, "software_type", "path-collision")  # type: ignore[arg-type]
 
 
-def cohorts_name_live_releases(ctx: RuleContext) -> Iterator[Diagnostic]:
-    cohort: Cohort
-    for cohort in ctx.registry.cohorts:
-        listed: dict[str, int] = {}
-        for index, activation in enumerate(cohort.releases):
-            path = ("releases", index, "version")
-            release = ctx.registry.release(activation.version)
-            if activation.version in listed:
-                yield ctx.at(cohort.source_path, path,
-                             f"release {activation.version} is listed twice (first at releases[{listed[activation.version]}])",
-                             "cohort-release-unique")
-            listed.setdefault(activation.version, index)
-            percent = activation.rollout_percent
-            if abs(round(percent, 2) - percent) > 1e-9:
-                yield ctx.at(cohort.source_path, ("releases", index, "rollout_percent"),
-                             f"rollout_percent {percent} has more than two decimals; devices are bucketed "
-                             "in steps of 0.01%", "rollout-precision")
-            if release is None and activation.version in ctx.unloaded_versions:
-                continue
-            if release is None:
-                yield ctx.at(cohort.source_path, path,
-                             f"release '{activation.version}' does not exist (no releases/{activation.version}.yaml)",
-                             "cohort-release-exists")
-            elif release.is_yanked:
-                yield ctx.at(cohort.source_path, path,
-                             f"release {activation.version} is yanked ({release.yanked}); "
-                             "remove it from the cohort or activate another release", "cohort-release-yanked")
-            elif cohort.hardware_versions and not set(cohort.hardware_versions) & set(release.hardware_versions):
-                yield ctx.at(cohort.source_path, path,
-                             f"release {activation.version} has no artifact for any hardware of cohort "
-                             f"'{cohort.slug}' ({', '.join(cohort.hardware_versions)})", "cohort-release-hardware")
-
-
-def activation_hardware(ctx: RuleContext) -> Iterator[Diagnostic]:
-    """A hold per board: an activation's `hardware_versions` names hardware of the cohort, once, with images.
-
-    Each name must be a hardware version of the cohort (any file in hardware/
-    when the cohort lists none), appear once, and have an image (full or
-    delta) in the release, or devices of that board would be "deployed"
-    something they can never install.
-    """
-    known = {hardware.name for hardware in ctx.registry.hardware} | ctx.unloaded_hardware
-    for cohort in ctx.registry.cohorts:
-        allowed = set(cohort.hardware_versions) if cohort.hardware_versions else known
-        for index, activation in enumerate(cohort.releases):
-            if activation.hardware_versions is None:
-                continue
-            release = ctx.registry.release(activation.version)
-            seen: dict[str, int] = {}
-            for position, name in enumerate(activation.hardware_versions):
-                path = ("releases", index, "hardware_versions", position)
-                if name in seen:
-                    yield ctx.at(cohort.source_path, path,
-                                 f"hardware_version '{name}' is listed twice for release {activation.version} "
-                                 f"(first at hardware_versions[{seen[name]}])", "activation-hardware-unique")
-                    continue
-                seen[name] = position
-                if name not in allowed:
-                    if cohort.hardware_versions:
-                        yield ctx.at(cohort.source_path, path,
-                                     f"hardware_version '{name}' is not a hardware version of cohort "
-                                     f"'{cohort.slug}' ({', '.join(cohort.hardware_versions)}): a release can only "
-                                     "be deployed to, or held back on, the cohort's own hardware",
-                                     "activation-hardware")
-                    else:
-                        yield ctx.at(cohort.source_path, path,
-                                     f"hardware_version '{name}' has no file hardware/{name}.yaml", "activation-hardware")
-                    continue
-                if release is not None and not release.is_yanked and name not in release.hardware_versions:
-                    yield ctx.at(cohort.source_path, path,
-                                 f"release {activation.version} has no image for hardware_version '{name}' "
-                                 f"(it has images for {', '.join(release.hardware_versions)}): devices of {name} "
-                                 "could never install it", "activation-hardware-image")
-
-
-def untyped_devices_stranded(ctx: RuleContext) -> Iterator[Diagnostic]:
-    """Warn when devices that report no software type are never offered the newer releases of their cohort.
-
-    For each cohort and hardware version H: U is the newest release (not
-    yanked) with an image for H without a software type, the last one such a
-    device can be running. A release deployed to H above U that has images
-    for H only under software types, none of which the device takes (see
-    `Release.image_software_type` and hardware's `default_software_type`),
-    is one that device is never offered: it is "up to date" for good.
-    """
-    hardware = {h.name: h for h in ctx.registry.hardware}
-    for cohort in ctx.registry.cohorts:
-        stranded: dict[tuple[int, str], list[str]] = {}  # (activation index, U) -> hardware versions
-        for name in cohort.hardware_versions or sorted(hardware):
-            untyped = [r for r in ctx.registry.releases if not r.is_yanked and r.has_image(name, None)]
-            if not untyped:
-                continue
-            newest = untyped[-1]  # releases are sorted by version
-            default = hardware[name].default_software_type if name in hardware else None
-            for index, activation in enumerate(cohort.releases):
-                release = ctx.registry.release(activation.version)
-                if release is None or release.is_yanked or not activation.deploys_to(name) \
-                        or not release.parsed_version > newest.parsed_version \
-                        or name not in release.hardware_versions:
-                    continue
-                if release.has_image(name, release.image_software_type(name, None, default)):
-                    continue
-                stranded.setdefault((index, newest.version), []).append(name)
-        for (index, untyped_version), names in sorted(stranded.items()):
-            release = ctx.registry.release(cohort.releases[index].version)
-            assert release is not None
-            types = sorted({a.software_type for a in release.artifacts
-                            if a.hardware_version in names and a.software_type})
-            yield ctx.at(cohort.source_path, ("releases", index, "version"),
-                         f"devices on {untyped_version} without a software type are never offered "
-                         f"{release.version} ({', '.join(types)}) in cohort '{cohort.slug}' "
-                         f"({', '.join(names)}): they are told they are up to date for good. Set "
-                         f"`default_software_type` in {', '.join(f'hardware/{n}.yaml' for n in names)} to the "
-                         "software type they take (docs/devices.md, \"Devices without a software type\")", "untyped-stranded",
-                         severity=Severity.WARNING)
-
-
 # A suffix that names a fix or update of its base, which people expect to sort after it.
 _POST_RELEASE = re.compile(r"^(?:hotfix|bugfix|fix|patch|post|pl|sp|p)(?![a-z])", re.IGNORECASE)
 _NATURAL_SPLIT = re.compile(r"^(?P<numbers>[0-9]+(?:\.[0-9]+)*)[-.+~_]?(?P<suffix>[A-Za-z].*)$")
 _RUNS = re.compile(r"[0-9]+|[^0-9]+")
-
-
-def _split_identifier(identifier: str) -> str:
-    """`rc10` -> `rc.10`: letters and numbers as separate SemVer identifiers (numbers without leading zeros)."""
-    return ".".join(str(int(run)) if run.isdigit() else run for run in _RUNS.findall(identifier))
-
-
-def _prerelease(version: str) -> str:
-    return version.split("+", 1)[0].partition("-")[2]
-
-
-def _order_fix(ctx: RuleContext, release: Release) -> str | None:
-    """The warning (and fix) for a version whose own text sorts other than people read it; None when it does not."""
-    version = release.version
-    numbers = ".".join(str(n) for n in release.parsed_version.numbers)
-    if ctx.registry.scheme.name == "semver":
-        prerelease = _prerelease(version)
-        if not prerelease:
-            return None
-        identifiers = prerelease.split(".")
-        if _POST_RELEASE.match(identifiers[0]):
-            major, minor, patch = release.parsed_version.numbers
-            return (f"prerelease '{prerelease}' reads like a fix after {numbers}, but a SemVer prerelease sorts "
-                    f"before its release: {version} < {numbers}, so devices on {numbers} are never offered it and "
-                    f"devices on it are offered {numbers}. Release it as {major}.{minor}.{patch + 1}")
-        mixed = [part for part in identifiers if not part.isdigit() and any(c.isdigit() for c in part)
-                 and any(c.isalpha() for c in part)]
-        if mixed:
-            suggested = ".".join(_split_identifier(part) if part in mixed else part for part in identifiers)
-            build = version.partition("+")[2]
-            suggestion = f"{version.partition('-')[0]}-{suggested}" + (f"+{build}" if build else "")
-            return (f"prerelease identifier '{mixed[0]}' mixes letters and digits, which SemVer compares as text, "
-                    "character by character (rc10 sorts below rc9): write "
-                    f"{suggestion} so that the number compares as a number")
-        return None
-    match = _NATURAL_SPLIT.match(version)
-    if match and _POST_RELEASE.match(match["suffix"]):
-        base = match["numbers"]
-        return (f"suffix '{match['suffix']}' reads like a fix after {base}, but under version_scheme natural a "
-                f"suffixed version sorts before the same numbers without one: {version} < {base}, so devices on "
-                f"{base} are never offered it and devices on it are offered {base}. Number it after its base "
-                f"instead: {base}.1")
-    return None
 
 
 def version_orders_that_surprise(ctx: RuleContext) -> Iterator[Diagnostic]:

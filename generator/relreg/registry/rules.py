@@ -130,6 +130,18 @@ def _artifact_places(releases: Iterable[Release]) -> list[tuple[Release, int]]:
     return [(release, index) for release in releases for index in range(len(release.artifacts))]
 
 
+def _artifact_place(releases: Iterable[Release]) -> Callable[[int], tuple[Release, int]]:
+    """The (release, artifact index) of the n-th artifact; the list is made on the first call, so a
+    registry without repeats never builds it."""
+    places: list[tuple[Release, int]] = []
+
+    def place(index: int) -> tuple[Release, int]:
+        if not places:
+            places.extend(_artifact_places(releases))
+        return places[index]
+    return place
+
+
 # What model.py's _PLAIN_PATH refuses, for many URLs at once (each after a line break): a character
 # outside its segments, an empty segment, or a '.' or '..' segment.
 _PLAIN_BYTES = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~%+-/\n"
@@ -204,12 +216,7 @@ def build_ids_unique(ctx: RuleContext) -> Iterator[Diagnostic]:
     """A build id names one binary; a reuse is reported at the newer file (or later artifact), naming the first."""
     releases = ctx.registry.releases
     build_ids = [artifact.build_id for release in releases for artifact in release.artifacts]
-    places: list[tuple[Release, int]] = []
-    def place(index: int) -> tuple[Release, int]:
-        if not places:
-            places.extend(_artifact_places(releases))
-        return places[index]
-    for group in _repeated_groups(build_ids, place):
+    for group in _repeated_groups(build_ids, _artifact_place(releases)):
         (first, first_index), *others = sorted(group, key=lambda place: (ctx.age(place[0].source_path), place[1]))
         for release, index in others:
             yield ctx.at(release.source_path, ("artifacts", index, "build_id"),
@@ -230,12 +237,7 @@ def artifact_urls_consistent(ctx: RuleContext) -> Iterator[Diagnostic]:
     base = ctx.registry.config.artifact_base_url
     releases = ctx.registry.releases
     urls = _url_keys(releases, base)
-    places: list[tuple[Release, int]] = []
-    def place(index: int) -> tuple[Release, int]:
-        if not places:
-            places.extend(_artifact_places(releases))
-        return places[index]
-    for group in _repeated_groups(urls, place):
+    for group in _repeated_groups(urls, _artifact_place(releases)):
         (first, first_index), *others = sorted(group, key=lambda place: (ctx.age(place[0].source_path), place[1]))
         reference = first.artifacts[first_index]
         for release, index in others:

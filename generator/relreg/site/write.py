@@ -286,7 +286,12 @@ class _Staging:
             text = self.previous.jobs.get(key)
             if text is not None and key in self.previous.summaries and self._carry(text):
                 return _Done(key, text, self.previous.summaries[key])
-        return self.place(key, job_files(job()))
+        done = self.place(key, job_files(job()))
+        if key is not None:
+            # Kept as the manifest will hold it: one string per job instead of three strings and a
+            # tuple per file (at 100,000 releases, 1.9 million files: 0.7 GB less in the build process).
+            done = _Done(key, _record_text(done.record), done.summary, done.written)  # type: ignore[arg-type]
+        return done
 
     def _carry(self, text: str) -> bool:
         """Link the served files of a record (but those the spare holds the same); False (and nothing placed)

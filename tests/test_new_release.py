@@ -288,3 +288,24 @@ def test_floats_in_extra_info_are_written_so_that_yaml_1_1_reads_numbers(build: 
     text = (base_registry / "releases" / "1.2.0.yaml").read_bytes()
     assert parse_yaml(text, "x").data["extra_info"] == {"big": 1e20, "small": [1e-5]}
     assert yaml.safe_load(text)["extra_info"] == {"big": 1e20, "small": [1e-5]}
+
+
+@pytest.mark.parametrize("written, stored", [
+    ("Hotfix\n", "Hotfix\n"),  # one word: once written as a plain scalar that lost its line break
+    ("true\n", "true\n"),
+    ("text\n\n\n", "text\n"),
+    ("Fixed A.  \nFixed B.\n", "Fixed A.  \nFixed B.\n"),  # two trailing spaces: a Markdown hard break
+    ("Fixed A.\u00a0\nFixed B.\n", "Fixed A.\u00a0\nFixed B.\n"),
+    ("a\n   \nb\n", "a\n   \nb\n"),
+    ("\n\nLeading blank lines go\r\nCRLF becomes LF  \n  \n", "Leading blank lines go\nCRLF becomes LF\n"),
+])
+def test_notes_are_stored_as_written(build: Path, base_registry: Path, tmp_path: Path,
+                                     written: str, stored: str) -> None:
+    """Only line endings, blank lines around the text and whitespace at its very end are normalized."""
+    notes = tmp_path / "notes.md"
+    notes.write_bytes(written.encode())
+    result = relreg("new-release", "1.2.0", "--registry", base_registry, "--revision", "",
+                    "--artifact", f"evt1={build / 'evt1.elf'}", "--notes-file", notes)
+    assert result.exit_code == 0, result.output
+    data = parse_yaml((base_registry / "releases" / "1.2.0.yaml").read_bytes(), "x").data
+    assert data["notes"] == stored

@@ -176,7 +176,8 @@ def read_notes(file: Path) -> tuple[str, str]:
     except UnicodeDecodeError:
         raise NewReleaseError(f"--notes-file {file}: not UTF-8 text") from None
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = "\n".join(line.rstrip() for line in text.strip("\n").split("\n"))
+    # Only the ends: whitespace inside is the author's (two trailing spaces are a Markdown hard break).
+    text = text.lstrip("\n").rstrip()
     return (text + "\n" if text else ""), notes_format
 
 
@@ -201,7 +202,7 @@ def firmware_revision(registry_dir: Path, start: Path) -> tuple[str | None, str 
 
 # --- YAML output -----------------------------------------------------------------------------
 
-_PLAIN = re.compile(r"^[A-Za-z][A-Za-z0-9._/-]*$")
+_PLAIN = re.compile(r"^[A-Za-z][A-Za-z0-9._/-]*\Z")  # \Z: "$" also matches before a final line break
 _WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}
 # Versions and hex ids are always quoted, as in the example registry: "1.10" or "12345678" stay text.
 _ALWAYS_QUOTED = {"version", "min_version", "revision", "delta_from", "build_id", "sha256"}

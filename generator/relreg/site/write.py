@@ -30,12 +30,12 @@ import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
 import click
 
 from relreg.site.jobs import Keyed, KeyedJob, job_files
-from relreg.site.manifest import WriteStats, read_manifest, write_manifest
+from relreg.site.manifest import Records, WriteStats, read_manifest, write_manifest
 from relreg.site.paths import MANIFEST
 from relreg.site.serving import family_of, path_families
 
@@ -74,18 +74,30 @@ def _exchange(staging: Path, out: Path) -> None:
 
 
 # A record lists the files of one job, one line each: path, sha256 and input key (empty when the
-# file was not planned as Keyed), tab-separated. The manifest holds each record as one string, so
-# reading the manifest costs a copy of the text, and only the records a build touches are split.
+# file was not planned as Keyed), tab-separated. The manifest holds the records one after the other
+# (see manifest.py): only the records a build touches are read and split, the others are copied as bytes.
 def _record_text(entries: Iterable[tuple[str, str, str]]) -> str:
     return "".join(f"{path}\t{digest}\t{key}\n" for path, digest, key in entries)
 
 
-def _record_entries(text: str) -> list[tuple[str, str, str]]:
+def _record_entries(text: str | bytes) -> list[tuple[str, str, str]]:
+    if isinstance(text, bytes):
+        text = text.decode()
     return [tuple(line.split("\t")) for line in text.splitlines()]  # type: ignore[misc]
 
 
-def _record_paths(text: str) -> list[str]:
+def _record_paths(text: str | bytes) -> list[str]:
+    if isinstance(text, bytes):
+        text = text.decode()
     return [line.partition("\t")[0] for line in text.splitlines()]
+
+
+# A placed job's record: its entries when it ran, the bytes of the record it was carried with otherwise.
+_Record = Union[list[tuple[str, str, str]], bytes]
+
+
+def _paths_of(record: _Record) -> list[str]:
+    return _record_paths(record) if isinstance(record, bytes) else [path for path, _, _ in record]
 
 
 @dataclass(frozen=True)
@@ -116,7 +128,7 @@ class PreviousBuild:
     fingerprint: str | None  # of every input, read and dated
     source: str | None  # of the commit and options, when built from a clean tree; see build.py
     releases: int
-    jobs: dict[str, str]  # KeyedJob key -> its record (see _record_text)
+    jobs: Records  # KeyedJob key -> its record (see _record_text), read from the manifest when asked for
     loose: str  # the record of the files no KeyedJob gave (unkeyed jobs, serving files)
     summaries: dict[str, JobSummary] = field(default_factory=dict)  # KeyedJob key -> its summary
 
@@ -127,8 +139,8 @@ class PreviousBuild:
     def paths(self) -> list[str]:
         """Every file of the build (splits every record: for publishing, not for rebuilding)."""
         found = _record_paths(self.loose)
-        for text in self.jobs.values():
-            found += _record_paths(text)
+        for key in self.jobs:
+            found += _record_paths(self.jobs.raw(key))
         return sorted(found)
 
 
@@ -145,7 +157,7 @@ def previous_build(out: Path) -> PreviousBuild | None:
     header, body = manifest
     try:
         return PreviousBuild(header.get("fingerprint"), header.get("source"), int(header.get("releases", 0)),
-                             dict(body["jobs"]), str(body["loose"]),
+                             body["jobs"], str(body["loose"]),
                              {key: JobSummary.from_json(value) for key, value in body["summaries"].items()})
     except (ValueError, AttributeError, KeyError, TypeError, IndexError):
         return None
@@ -198,7 +210,7 @@ class _Done:
     """What placing one job gave: its record, its summary, and how many files were written."""
 
     key: str | None
-    record: list[tuple[str, str, str]] | str
+    record: _Record
     summary: JobSummary
     written: int = 0
 
@@ -244,12 +256,14 @@ class _Staging:
         if self.previous is None:
             return
         keys = {job.key for job in jobs if isinstance(job, KeyedJob)}
-        texts = [text for key, text in self.previous.jobs.items() if key not in keys] + [self.previous.loose]
+        previous = self.previous.jobs
+        texts = [previous.raw(key) for key in previous if key not in keys] + [self.previous.loose]
         for text in texts:
             for path, digest, key in _record_entries(text):
                 self.served[path] = (digest, key)
         if self.spare_build is not None:
-            texts = [text for key, text in self.spare_build.jobs.items() if key not in keys] + [self.spare_build.loose]
+            spare = self.spare_build.jobs
+            texts = [spare.raw(key) for key in spare if key not in keys] + [self.spare_build.loose]
             for text in texts:
                 for path, digest, key in _record_entries(text):
                     self.in_place[path] = (digest, key)
@@ -282,18 +296,19 @@ class _Staging:
         key = job.key if isinstance(job, KeyedJob) else None
         if key is not None and self.previous is not None:
             if self.spare_build is not None and key in self.spare_build.jobs and key in self.spare_build.summaries:
-                return _Done(key, self.spare_build.jobs[key], self.spare_build.summaries[key])
-            text = self.previous.jobs.get(key)
-            if text is not None and key in self.previous.summaries and self._carry(text):
-                return _Done(key, text, self.previous.summaries[key])
+                return _Done(key, self.spare_build.jobs.raw(key), self.spare_build.summaries[key])
+            if key in self.previous.jobs and key in self.previous.summaries:
+                text = self.previous.jobs.raw(key)
+                if self._carry(text):
+                    return _Done(key, text, self.previous.summaries[key])
         return self.place(key, job_files(job()))
 
-    def _carry(self, text: str) -> bool:
+    def _carry(self, text: bytes) -> bool:
         """Link the served files of a record (but those the spare holds the same); False (and nothing placed)
         if one is gone."""
         done: list[str] = []
         in_place = self.in_place
-        for line in text.splitlines():
+        for line in text.decode().splitlines():
             relative, digest, _ = line.split("\t")
             held = in_place.get(relative)
             if held is not None and held[0] == digest:
@@ -366,9 +381,9 @@ class _Staging:
             return
         keys = {done.key for done in self.done if done.key is not None}
         old: set[str] = set(_record_paths(self.spare_build.loose))
-        for key, text in self.spare_build.jobs.items():
+        for key in self.spare_build.jobs:
             if key not in keys:
-                old.update(_record_paths(text))
+                old.update(_record_paths(self.spare_build.jobs.raw(key)))
         for relative in old - new_paths:
             try:
                 os.unlink(f"{self.folder}/{relative}")
@@ -387,29 +402,27 @@ class _Staging:
         found: set[str] = set()
         for done in self.done:
             if done.key is None or build is None or done.key not in build.jobs:
-                found.update(_record_paths(done.record) if isinstance(done.record, str)
-                             else (path for path, _, _ in done.record))
+                found.update(_paths_of(done.record))
         return found
 
     def swap_in(self, stamp: dict[str, object]) -> WriteStats:
         if self.spare_build is not None:
             self._remove_stale(self._changed_paths(self.spare_build))
-        jobs: dict[str, str] = {}
+        jobs: dict[str, bytes] = {}
         summaries: dict[str, list[Any]] = {}
         loose: list[tuple[str, str, str]] = []
         for done in self.done:
             if done.key is None:
-                assert not isinstance(done.record, str)
+                assert not isinstance(done.record, bytes)
                 loose += done.record
             else:
                 if done.key in jobs:
                     raise AssertionError(f"two plan jobs have the key {done.key}")
-                jobs[done.key] = done.record if isinstance(done.record, str) else _record_text(done.record)
+                jobs[done.key] = done.record if isinstance(done.record, bytes) else _record_text(done.record).encode()
                 summaries[done.key] = done.summary.to_json()
         loose.sort()
         total = sum(done.summary.count for done in self.done)
-        write_manifest(self.folder, {**stamp, "files": total},
-                       {"jobs": jobs, "summaries": summaries, "loose": _record_text(loose)})
+        write_manifest(self.folder, {**stamp, "files": total}, jobs, summaries, _record_text(loose).encode())
         _exchange(Path(self.folder), self.out)
         self.swapped = True
         written = sum(done.written for done in self.done)
@@ -417,9 +430,9 @@ class _Staging:
         if self.previous is not None:
             keys = {done.key for done in self.done if done.key is not None}
             gone = set(_record_paths(self.previous.loose))
-            for key, text in self.previous.jobs.items():
+            for key in self.previous.jobs:
                 if key not in keys:
-                    gone.update(_record_paths(text))
+                    gone.update(_record_paths(self.previous.jobs.raw(key)))
             removed = len(gone - self._changed_paths(self.previous))
         return WriteStats(written=written, unchanged=total - written, removed=removed,
                           notes=[done.summary.notes for done in self.done if done.summary.notes is not None])
@@ -455,9 +468,7 @@ class FamilySource:
         found = []
         for done in self._done:
             if any(item[0] == family for item in done.summary.families):
-                paths = _record_paths(done.record) if isinstance(done.record, str) else \
-                    [path for path, _, _ in done.record]
-                found += [path for path in paths if family_of(path) == family]
+                found += [path for path in _paths_of(done.record) if family_of(path) == family]
         return found
 
 

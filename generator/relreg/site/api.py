@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from relreg import __version__
 from relreg.registry.model import Artifact, Cohort, HardwareVersion, Release
+from relreg.site import jobs
 from relreg.site.jobs import (
     Keyed,
     KeyedJob,
@@ -204,17 +205,23 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
     # the group's releases alone, as its key does.
     release_groups = [[view.version for view in chunk] for chunk in by_id_chunks(views)]
     group_of = {version: number for number, versions in enumerate(release_groups) for version in versions}
+    # A release has a dozen small lists (its version, each build id, its revision): their groups are
+    # smaller, so that a job holds about as many files as a group of release documents, and a changed
+    # release re-places a few hundred list files, not thousands.
+    list_groups = [[view.version for view in chunk]
+                   for chunk in by_id_chunks(views, max(1, jobs.JOB_SIZE // LIST_GROUP_DIVISOR))]
+    list_group_of = {version: number for number, versions in enumerate(list_groups) for version in versions}
     large: list[tuple[str, str]] = []
     own_lists: dict[str, list[tuple[str, str]]] = {version: [("version", version)] for version in group_of}
-    shared: list[list[tuple[str, str]]] = [[] for _ in release_groups]  # lists of two releases or more
+    shared: list[list[tuple[str, str]]] = [[] for _ in list_groups]  # lists of two releases or more
     for name, versions in members.items():
         if len(versions) > PER_PAGE:
             large.append(name)
         else:
             own_lists[versions[0]].append(name)
             if len(versions) > 1:
-                shared[group_of[versions[0]]].append(name)
-    group_lists = [[name for version in versions for name in own_lists[version]] for versions in release_groups]
+                shared[list_group_of[versions[0]]].append(name)
+    group_lists = [[name for version in versions for name in own_lists[version]] for versions in list_groups]
     view_keys = {view.version: view_key(inputs, view) for view in views}
     if any(key is None for key in view_keys.values()):
         served_document = _nothing_served
@@ -230,7 +237,7 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
     # A group's own lists follow from its releases' files (their view keys); a shared list also from
     # the other releases it holds.
     lists_keys = [job_key(inputs, "api lists", base, site_url, [view_keys[version] for version in versions],
-                          list_members(lists)) for versions, lists in zip(release_groups, shared)]
+                          list_members(lists)) for versions, lists in zip(list_groups, shared)]
     served = inputs.served_files
     readers: dict[int, Callable[[str], bytes] | None] = {}
 
@@ -285,6 +292,9 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
             *[KeyedJob(key, partial(keyed_index_files, lists)) for lists, key in zip(group_lists, lists_keys) if lists],
             *[KeyedJob(job_key(inputs, "api list", base, site_url, name, list_key(members[name])),
                        partial(keyed_list, name)) for name in large]]
+
+
+LIST_GROUP_DIVISOR = 5  # releases per group of small lists: JOB_SIZE / this
 
 
 def _nothing_served(version: str) -> None:

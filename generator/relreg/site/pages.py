@@ -65,6 +65,16 @@ def environment() -> Environment:
     return env
 
 
+def compile_templates() -> None:
+    """Compile every template now (they are compiled on first use otherwise): called before the writer
+    forks its workers, so that they inherit the templates instead of each compiling them again (a third
+    of a second per process). A rebuild that runs its few jobs in one process compiles only the
+    templates those jobs use."""
+    env = environment()
+    for name in env.list_templates():
+        env.get_template(name)
+
+
 # ---------------------------------------------------------------------------------------------
 # Formatting helpers (also used as template filters)
 
@@ -707,10 +717,6 @@ def site_pages(inputs: "SiteInputs", views: list["ReleaseView"]) -> dict[str, by
 def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob"]:
     """The HTML side as independent jobs (see jobs.PlanJob): what spans the registry is computed once, here."""
     data = site_data(inputs, views)
-    # Compiled here, before the writer forks its workers, so that they inherit the templates
-    # instead of each compiling them again (a third of a second per process).
-    for name in environment().list_templates():
-        environment().get_template(name)
     positions = {view.version: index for index, view in enumerate(views)}
     deployments = inputs.cohort_history
     rollouts = rollout_history(deployments, inputs.registry.cohorts)  # one pass; pages pick their series

@@ -539,7 +539,8 @@ def _jobs_to_run(staging: _Staging, jobs: Sequence[Callable[[], Any]]) -> int:
     return sum(1 for job in jobs if not (isinstance(job, KeyedJob) and job.key in staging.previous.jobs))
 
 
-def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int) -> None:
+def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int,
+              before_fork: Callable[[], None] | None = None) -> None:
     global _SHARED
     if workers > 1 and _jobs_to_run(staging, jobs) < PARALLEL_SHARE * len(jobs):
         workers = 1
@@ -548,6 +549,8 @@ def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
         staging.done += [staging.run(job) for job in jobs]
         return
+    if before_fork is not None:
+        before_fork()
     _SHARED = (staging, jobs)
     try:
         # Jobs are handed out one at a time as workers free up, so a long job does not hold up the rest.
@@ -562,7 +565,7 @@ def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int
 def write_jobs(jobs: Sequence[Callable[[], Any]], finish: Callable[[Any], dict[str, bytes]],
                out: Path, fingerprint: str = "", *, reuse: bool = True, source: str | None = None,
                releases: int = 0, workers: int = 1, previous: PreviousBuild | None = None,
-               summarizer: Summarizer | None = None) -> WriteStats:
+               summarizer: Summarizer | None = None, before_fork: Callable[[], None] | None = None) -> WriteStats:
     """Like write_site, for a site given as plan jobs (plan.PlanJob), run by `workers` processes.
 
     Each process takes the next job as it frees up and places the files
@@ -570,11 +573,13 @@ def write_jobs(jobs: Sequence[Callable[[], Any]], finish: Callable[[Any], dict[s
     a whole.
     `finish` gives the files that depend on every path (the serving
     configuration, from serving.PathFamilies); the swap is the same single rename as write_site's.
+    `before_fork` runs just before worker processes are forked (when they are), for what they should
+    inherit rather than each make (compiled templates).
     """
     staging = _Staging(out, reuse, previous or previous_build(out), summarizer)
     try:
         staging.expect(jobs)
-        _run_jobs(staging, jobs, workers)
+        _run_jobs(staging, jobs, workers, before_fork)
         staging.finish(finish)
         return staging.swap_in({"fingerprint": fingerprint, "source": source, "releases": releases})
     finally:

@@ -16,7 +16,7 @@ from conftest import EXAMPLE_REGISTRY
 from relreg.registry.source import read_worktree
 from relreg.registry.validate import validate_files
 from relreg.site import jobs as site_jobs
-from relreg.site.jobs import KeyedJob, ReleaseDates, SiteInputs, job_files, merge_jobs
+from relreg.site.jobs import Keyed, KeyedJob, ReleaseDates, SiteInputs, job_files, merge_jobs
 from relreg.site.plan import plan_jobs
 
 COUNT = 1200  # releases: several groups of JOB_SIZE, so a change can miss some
@@ -89,6 +89,39 @@ def test_a_job_keeps_its_key_exactly_when_its_files_stay_the_same(change: Callab
     for first, (key, paths) in after.items():  # a different key: something in it changed
         if precise and first in before and before[first][0] != key:
             assert paths != before[first][1] or any(files_before.get(p) != files_after[p] for p in paths), first
+
+
+def _keyed_files(inputs: SiteInputs) -> dict[str, tuple[str, bytes]]:
+    """Every file planned as Keyed (in any job), by path: (key, bytes)."""
+    found = {}
+    for job in plan_jobs(inputs):
+        for path, content in job_files(job()):
+            if isinstance(content, Keyed):
+                found[path] = (content.key, content.render())
+    return found
+
+
+@pytest.mark.parametrize("change", [
+    lambda i: _with_release(i, COUNT),
+    lambda i: _notes_fixed(i, "1.0.0"),
+    lambda i: _notes_fixed(i, "2.99.0"),
+    lambda i: replace(i, device_counts={**i.device_counts, "0.5.0": 7}),
+    lambda i: replace(i, device_counts={"2.99.0": 7}, device_counts_date="2024-05-01"),
+    lambda i: replace(i, release_dates={**i.release_dates, "2.98.0": ReleaseDates(1_500_000_000, 1_800_000_000)}),
+    lambda i: replace(i, release_dates={**i.release_dates, "1.50.0": ReleaseDates(1_600_000_000, 1_900_000_000)}),
+    lambda i: replace(i, base_url="https://elsewhere.example.test/"),
+], ids=["release added", "old notes fixed", "newest notes fixed", "old device count", "snapshot date",
+        "newest dates", "old updated date", "base url"])
+def test_a_keyed_file_keeps_its_key_only_with_its_bytes(change: Callable[[SiteInputs], SiteInputs]) -> None:
+    """Whole-site files (the releases list, feeds, hardware pages...) are Keyed inside jobs that always run:
+    a file whose key stays is linked from the previous build, so its bytes must stay too."""
+    inputs = replace(_inputs(300), device_counts={"0.6.0": 1})  # counts shown: a change of one shows
+    before, after = _keyed_files(inputs), _keyed_files(change(inputs))
+    assert {"releases/index.html", "feed.xml", "update/releases.json"} <= set(before)
+    assert any(path.startswith("hardware/") for path in before)
+    for path, (key, content) in after.items():
+        if path in before and before[path][0] == key:
+            assert before[path][1] == content, path
 
 
 def test_a_release_added_or_fixed_changes_few_job_keys(monkeypatch: pytest.MonkeyPatch) -> None:

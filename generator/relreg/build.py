@@ -32,6 +32,7 @@ from relreg.site.notes import render_all
 from relreg.site.pages import compile_templates
 from relreg.site.plan import plan_jobs, plan_site
 from relreg.site.serving import serving_files
+from relreg.site.template_cache import keep_compiled_templates
 from relreg.site.write import (
     PreviousBuild,
     Summarizer,
@@ -221,6 +222,8 @@ def build_site(options: BuildOptions) -> BuildReport:
     blob_ids = {file.path: file.blob_id for file in files.files}
     release_keys = {release.version: blob_ids[release.source_path] for release in registry.releases
                     if release.source_path in blob_ids}
+    if cache.path is not None:
+        keep_compiled_templates(cache.path.parent)
     step("rendering release notes")
     notes = render_all([(r.notes, r.notes_format) for r in registry.releases], cache)
     cache.save()

@@ -143,3 +143,26 @@ def test_an_input_added_to_site_inputs_later_enters_every_key(monkeypatch: pytes
     keys = {key for key, _ in _keyed(inputs).values()}
     other = {key for key, _ in _keyed(replace(inputs, commit="f" * 40)).values()}
     assert keys.isdisjoint(other)
+
+
+@pytest.mark.parametrize("duplicate", [False, True], ids=["unique build ids", "a build id in two releases"])
+def test_build_id_lists_named_when_a_job_runs_equal_the_general_path(monkeypatch: pytest.MonkeyPatch,
+                                                                    duplicate: bool) -> None:
+    """Unique build ids are not gathered into the lists' members (each names its own release's list): the
+    fast path gives the same jobs, keys and files as the general one."""
+    from relreg.site import api
+
+    monkeypatch.setattr(site_jobs, "JOB_SIZE", 25)
+    inputs = _inputs(120)
+    if duplicate:  # the general path then runs both times
+        releases = list(inputs.registry.releases)
+        releases[5] = replace(releases[5], artifacts=(*releases[5].artifacts[:-1],
+                                                      replace(releases[5].artifacts[-1], build_id=releases[7].artifacts[0].build_id)))
+        inputs = replace(inputs, registry=replace(inputs.registry, releases=tuple(releases)))
+    fast = plan_jobs(inputs)
+    monkeypatch.setattr(api, "BUILD_ID_FAST_PATH", False)
+    general = plan_jobs(inputs)
+    assert [getattr(job, "key", None) for job in fast] == [getattr(job, "key", None) for job in general]
+    assert [[(path, getattr(content, "key", content)) for path, content in job_files(job())] for job in fast] == \
+        [[(path, getattr(content, "key", content)) for path, content in job_files(job())] for job in general]
+    assert merge_jobs(fast) == merge_jobs(general)

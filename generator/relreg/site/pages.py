@@ -350,17 +350,47 @@ class HistoryRow:
     changes: tuple[str, ...]
 
 
+class HardwareReleases(Sequence[tuple["ReleaseView", tuple["Artifact", ...]]]):
+    """A hardware version's releases, newest first, each as (view, its artifacts for that hardware version).
+
+    The artifacts are picked out when an item is read: a hardware page reads its newest hundred, and a
+    build that links the page from the previous one reads none (ten thousand releases for five hardware
+    versions are fifty thousand filters of their artifacts)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.views: list["ReleaseView"] = []
+
+    def _item(self, view: "ReleaseView") -> tuple["ReleaseView", tuple["Artifact", ...]]:
+        release = view.release
+        artifacts = release.artifacts
+        if len(release.hardware_versions) == 1:
+            return view, artifacts
+        return view, tuple([a for a in artifacts if a.hardware_version == self.name])
+
+    def __len__(self) -> int:
+        return len(self.views)
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
+        if isinstance(index, slice):
+            return [self._item(view) for view in self.views[index]]
+        return self._item(self.views[index])
+
+
 @dataclass
 class HardwareData:
     hardware: "HardwareVersion"
-    releases: list[tuple["ReleaseView", tuple["Artifact", ...]]] = field(default_factory=list)  # newest first
+    releases: HardwareReleases = field(init=False)  # newest first
     latest: "ReleaseView | None" = None  # newest stable version, not yanked
     latest_prerelease: "ReleaseView | None" = None  # only when above `latest`
     cohorts: list["Cohort"] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.releases = HardwareReleases(self.hardware.name)
+
     @property
     def updated(self) -> int:
-        return max((view.dates.updated for view, _ in self.releases), default=0)
+        return max((view.dates.updated for view in self.releases.views), default=0)
 
 
 @dataclass(frozen=True)
@@ -460,7 +490,6 @@ def site_data(inputs: "SiteInputs", views: list["ReleaseView"]) -> SiteData:
     for view in views:  # newest first
         release = view.release
         names = release.hardware_versions
-        artifacts = release.artifacts
         yanked = release.yanked is not None
         parsed = release.parsed_version
         key, pre = parsed.key, parsed.is_prerelease
@@ -469,8 +498,7 @@ def site_data(inputs: "SiteInputs", views: list["ReleaseView"]) -> SiteData:
             data = hardware.get(name)
             if data is None:
                 continue
-            data.releases.append((view, artifacts if len(names) == 1 else
-                                  tuple([a for a in artifacts if a.hardware_version == name])))
+            data.releases.views.append(view)
             if yanked:
                 continue
             if name not in best or key > best[name]:  # the first of equal keys (the newest) stays
@@ -843,7 +871,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         files: dict[str, bytes | Keyed] = {}
         for hw in data.hardware:
             name = hw.hardware.name
-            shown = [view for view, _ in hw.releases]
+            shown = hw.releases.views
             hw_devices = sum(view.count_devices for view in shown)
             # The page shows the hardware version, its newest and latest releases (their artifacts for it
             # come from their files), its cohorts, its device count and how many releases it has.

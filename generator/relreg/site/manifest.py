@@ -22,7 +22,8 @@ from typing import Any, Iterator, Mapping
 
 from relreg.site.paths import MANIFEST
 
-MANIFEST_FORMAT = 4  # 4: header line, index line, records; 3: header line, JSON body line; 2: one JSON object
+MANIFEST_FORMAT = 5  # 5: job summaries with their paths' digest; 4: header line, index line, records;
+# 3: header line, JSON body line; 2: one JSON object
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,13 @@ import tempfile
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
 import click
 
+from relreg.resources import code_digest
 from relreg.site.jobs import Keyed, KeyedJob, job_files
 from relreg.site.manifest import Records, WriteStats, read_manifest, write_manifest
 from relreg.site.paths import MANIFEST
@@ -106,19 +108,26 @@ class JobSummary:
 
     `families`: the serving policy of its paths, by family (see serving.path_families), so the
     `_headers` file is made from the summaries of the jobs, not from every path. `notes`: what the
-    writer's `summarize` said of the job's files (the device budget, see build.py), JSON.
+    writer's `summarize` said of the job's files (the device budget, see build.py), JSON. `paths`:
+    the sha256 of its sorted paths, so that the serving files are known to be the same as the previous
+    build's without the paths being read (see FamilySource.key).
     """
 
     count: int
     families: list[list[str]]
     notes: Any = None
+    paths: str = ""
 
     def to_json(self) -> list[Any]:
-        return [self.count, self.families, self.notes]
+        return [self.count, self.families, self.notes, self.paths]
 
     @classmethod
     def from_json(cls, value: list[Any]) -> "JobSummary":
-        return cls(int(value[0]), [list(item) for item in value[1]], value[2])
+        return cls(int(value[0]), [list(item) for item in value[1]], value[2], str(value[3]))
+
+
+def _paths_digest(paths: Iterable[str]) -> str:
+    return hashlib.sha256("\0".join(sorted(paths)).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -364,12 +373,16 @@ class _Staging:
             _write_new_file(target, content)
             written += 1
         notes = self.summarizer.summarize(wanted) if self.summarizer is not None and wanted else None
-        summary = JobSummary(len(entries), path_families(path for path, _, _ in entries), notes)
+        paths = [path for path, _, _ in entries]
+        summary = JobSummary(len(entries), path_families(paths), notes, _paths_digest(paths))
         return _Done(key, entries, summary, written)
 
     def finish(self, finish: Callable[["FamilySource"], dict[str, bytes]]) -> None:
-        """Place the files made from every path placed so far (the serving configuration)."""
-        self.done.append(self.place(None, finish(FamilySource(self.done)).items()))
+        """Place the files made from every path placed so far (the serving configuration): a job of its own,
+        known by what it reads (FamilySource.key), so that a build whose paths are the previous build's
+        takes them from it."""
+        source = FamilySource(self.done)
+        self.done.append(self.run(KeyedJob(source.key(), partial(finish, source))))
 
     def _remove_stale(self, new_paths: set[str]) -> None:
         """Remove the spare's files that the new site does not have, and the folders they leave empty.
@@ -462,6 +475,19 @@ class FamilySource:
 
     def families(self) -> list[list[str]]:
         return [family for done in self._done for family in done.summary.families]
+
+    def key(self) -> str:
+        """A key of what the files made from this source can depend on: the code, every (family, policy) and,
+        for each family whose paths differ in policy (the only ones `members` is asked for), the paths of
+        the jobs that have it (their digests)."""
+        policies: dict[str, set[tuple[str, ...]]] = {}
+        for family, *policy in self.families():
+            policies.setdefault(family, set()).add(tuple(policy))
+        mixed = [(family, [done.summary.paths for done in self._done
+                           if any(item[0] == family for item in done.summary.families)])
+                 for family in sorted(policies) if len(policies[family]) > 1]
+        parts = repr((sorted((family, sorted(found)) for family, found in policies.items()), mixed))
+        return "serving files " + hashlib.sha256(code_digest() + parts.encode()).hexdigest()
 
     def members(self, family: str) -> list[str]:
         """The paths of `family`: splits only the records of the jobs that have it."""

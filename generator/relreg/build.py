@@ -20,7 +20,7 @@ from relreg.history import gitlog
 from relreg.history.cache import WorkCache, work_cache_for
 from relreg.history.deployments import cohort_history
 from relreg.history.recency import GitRecency
-from relreg.registry.gcpause import gc_paused
+from relreg.registry.gcpause import gc_paused, return_freed_memory
 from relreg.registry.device_counts import FleetSnapshot, read_device_counts
 from relreg.registry.diagnostics import Diagnostic
 from relreg.registry.schemas import INPUT_SCHEMAS
@@ -251,6 +251,7 @@ def build_site(options: BuildOptions) -> BuildReport:
         release_keys=release_keys,
         served_files=served_files(options.out, previous) if not options.force else None,
     )
+    return_freed_memory()  # what validation freed, before the workers fork and inherit it
     # Planning and writing make few reference cycles, and each pass of the cycle collector would walk
     # them all again (at 10,000 releases, a rebuild spent a third of its plan and write in it).
     with gc_paused():

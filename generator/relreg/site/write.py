@@ -310,7 +310,12 @@ class _Staging:
                 text = self.previous.jobs.raw(key)
                 if self._carry(text):
                     return _Done(key, text, self.previous.summaries[key])
-        return self.place(key, job_files(job()))
+        done = self.place(key, job_files(job()))
+        if key is not None:
+            # Kept as the manifest will hold it: one byte string per job instead of three strings and a
+            # tuple per file (at 100,000 releases, 1.9 million files: 0.7 GB less in the build process).
+            done = _Done(key, _record_text(done.record).encode(), done.summary, done.written)
+        return done
 
     def _carry(self, text: bytes) -> bool:
         """Link the served files of a record (but those the spare holds the same); False (and nothing placed)

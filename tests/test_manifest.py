@@ -1,0 +1,49 @@
+"""The manifest: a header line, an index line, then every job's record as bytes, read back through a map.
+
+Records are written one after the other as they are (never joined into one string, so memory stays
+bounded), and a build reads back only the records it asks for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relreg.site.manifest import MANIFEST_FORMAT, read_header, read_manifest, write_manifest
+
+_line = st.tuples(st.text(alphabet=st.characters(blacklist_characters="\t\n\r", blacklist_categories=("Cs",)),
+                          min_size=1), st.text(alphabet="0123456789abcdef", max_size=64),
+                  st.text(alphabet="0123456789abcdef:key", max_size=70))
+_record = st.lists(_line, max_size=5).map(lambda lines: "".join(f"{a}\t{b}\t{c}\n" for a, b, c in lines).encode())
+
+
+@settings(max_examples=150, deadline=None)
+@given(records=st.dictionaries(st.text(min_size=1), _record, max_size=6), loose=_record,
+       summaries=st.dictionaries(st.text(), st.lists(st.integers(), max_size=3), max_size=4))
+def test_records_summaries_and_loose_files_round_trip(tmp_path_factory, records: dict, loose: bytes,
+                                                      summaries: dict) -> None:
+    folder = tmp_path_factory.mktemp("manifest")
+    header = {"fingerprint": "f", "source": None, "releases": 1, "files": 2}
+    write_manifest(str(folder), header, records, summaries, loose)
+    assert read_header(folder) == {**header, "format": MANIFEST_FORMAT}
+    read = read_manifest(folder)
+    assert read is not None
+    read_header_line, body = read
+    assert read_header_line == {**header, "format": MANIFEST_FORMAT}
+    assert body["loose"] == loose.decode() and body["summaries"] == summaries
+    assert set(body["jobs"]) == set(records)
+    assert {key: body["jobs"].raw(key) for key in body["jobs"]} == records
+    assert {key: body["jobs"][key] for key in body["jobs"]} == {key: value.decode() for key, value in records.items()}
+
+
+def test_a_manifest_whose_records_do_not_fit_its_index_is_not_trusted(tmp_path: Path) -> None:
+    records = {"release:1.0.0": b"api/v1/releases/1.0.0.json\tab12\tkey\nreleases/1.0.0/index.html\tcd34\t\n"}
+    write_manifest(str(tmp_path), {"fingerprint": None, "source": None, "releases": 1, "files": 2}, records, {}, b"")
+    manifest = tmp_path / ".relreg-manifest.json"
+    whole = manifest.read_bytes()
+    assert read_manifest(tmp_path) is not None
+    manifest.write_bytes(whole[:-1])
+    assert read_manifest(tmp_path) is None
+    manifest.write_bytes(whole + b"\n")
+    assert read_manifest(tmp_path) is None

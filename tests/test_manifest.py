@@ -1,35 +1,49 @@
-"""The manifest's body is written a member at a time (to bound memory), as json.dumps would write it whole."""
+"""The manifest: a header line, an index line, then every job's record as bytes, read back through a map.
+
+Records are written one after the other as they are (never joined into one string, so memory stays
+bounded), and a build reads back only the records it asks for."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relreg.site.manifest import read_manifest, write_manifest
+from relreg.site.manifest import MANIFEST_FORMAT, read_header, read_manifest, write_manifest
 
-_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.text(),
-                  st.lists(st.one_of(st.integers(), st.text()), max_size=4))
-_value = st.recursive(_leaf, lambda inner: st.dictionaries(st.text(), inner, max_size=4), max_leaves=12)
+_line = st.tuples(st.text(alphabet=st.characters(blacklist_characters="\t\n\r", blacklist_categories=("Cs",)),
+                          min_size=1), st.text(alphabet="0123456789abcdef", max_size=64),
+                  st.text(alphabet="0123456789abcdef:key", max_size=70))
+_record = st.lists(_line, max_size=5).map(lambda lines: "".join(f"{a}\t{b}\t{c}\n" for a, b, c in lines).encode())
 
 
 @settings(max_examples=150, deadline=None)
-@given(body=st.dictionaries(st.text(), _value, max_size=5))
-def test_body_is_what_json_dumps_writes(tmp_path_factory, body: dict) -> None:
+@given(records=st.dictionaries(st.text(min_size=1), _record, max_size=6), loose=_record,
+       summaries=st.dictionaries(st.text(), st.lists(st.integers(), max_size=3), max_size=4))
+def test_records_summaries_and_loose_files_round_trip(tmp_path_factory, records: dict, loose: bytes,
+                                                      summaries: dict) -> None:
     folder = tmp_path_factory.mktemp("manifest")
     header = {"fingerprint": "f", "source": None, "releases": 1, "files": 2}
-    write_manifest(str(folder), header, body)
-    lines = (Path(folder) / ".relreg-manifest.json").read_text(encoding="utf-8").split("\n")
-    assert lines[1] == json.dumps(body, sort_keys=True)
-    assert lines[2] == "" and len(lines) == 3
-    assert read_manifest(Path(folder)) == ({**header, "format": 3}, body)
+    write_manifest(str(folder), header, records, summaries, loose)
+    assert read_header(folder) == {**header, "format": MANIFEST_FORMAT}
+    read = read_manifest(folder)
+    assert read is not None
+    read_header_line, body = read
+    assert read_header_line == {**header, "format": MANIFEST_FORMAT}
+    assert body["loose"] == loose.decode() and body["summaries"] == summaries
+    assert set(body["jobs"]) == set(records)
+    assert {key: body["jobs"].raw(key) for key in body["jobs"]} == records
+    assert {key: body["jobs"][key] for key in body["jobs"]} == {key: value.decode() for key, value in records.items()}
 
 
-def test_job_records_with_tabs_and_newlines_round_trip(tmp_path: Path) -> None:
-    records = {"release:1.0.0": "api/v1/releases/1.0.0.json\tab12\tkey\nreleases/1.0.0/index.html\tcd34\t\n"}
-    body = {"jobs": records, "summaries": {"release:1.0.0": [2, [["api", "json"]], None]}, "loose": ""}
-    write_manifest(str(tmp_path), {"fingerprint": None, "source": None, "releases": 1, "files": 2}, body)
-    header, read = read_manifest(tmp_path)  # type: ignore[misc]
-    assert read == body and header["files"] == 2
+def test_a_manifest_whose_records_do_not_fit_its_index_is_not_trusted(tmp_path: Path) -> None:
+    records = {"release:1.0.0": b"api/v1/releases/1.0.0.json\tab12\tkey\nreleases/1.0.0/index.html\tcd34\t\n"}
+    write_manifest(str(tmp_path), {"fingerprint": None, "source": None, "releases": 1, "files": 2}, records, {}, b"")
+    manifest = tmp_path / ".relreg-manifest.json"
+    whole = manifest.read_bytes()
+    assert read_manifest(tmp_path) is not None
+    manifest.write_bytes(whole[:-1])
+    assert read_manifest(tmp_path) is None
+    manifest.write_bytes(whole + b"\n")
+    assert read_manifest(tmp_path) is None

@@ -22,7 +22,7 @@ from relreg.history.deployments import CohortChange
 from relreg.registry.model import Activation, Artifact
 from relreg.registry.source import read_worktree
 from relreg.registry.validate import validate_files
-from relreg.site import pages
+from relreg.site import pages, template_cache
 from relreg.site.charts import rollout_history
 from relreg.site.jobs import ReleaseDates, ReleaseView, SiteInputs, release_views
 
@@ -231,3 +231,29 @@ def test_extra_values_that_are_not_text_show_as_json(value: object) -> None:
     import json
     text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(", ", ": "))
     assert str(pages.extra_value(value)) == f"<code>{escape(text)}</code>"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.text(), st.one_of(st.just(0), st.integers(min_value=1, max_value=4_000_000_000))),
+                max_size=8))
+def test_the_sitemap_made_in_python_equals_the_template(urls: list[tuple[str, int]]) -> None:
+    template = pages.environment().get_template("sitemap.xml")
+    assert pages.sitemap_xml(urls) == template.render(urls=urls).encode()
+
+
+def test_templates_kept_compiled_give_the_same_pages_and_a_lost_folder_costs_nothing(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    env = pages.environment().overlay()  # its own caches, the same templates and filters
+    monkeypatch.setattr(template_cache, "environment", lambda: env)
+    plain = env.get_template("sitemap.xml").render(urls=[("https://x/", 1)])
+    template_cache.keep_compiled_templates(tmp_path)
+    folder, = tmp_path.glob("templates-*")
+    env.cache.clear()
+    assert env.get_template("sitemap.xml").render(urls=[("https://x/", 1)]) == plain  # compiled and written
+    assert list(folder.iterdir())
+    env.cache.clear()
+    assert env.get_template("sitemap.xml").render(urls=[("https://x/", 1)]) == plain  # loaded
+    for file in folder.iterdir():
+        file.unlink()
+    folder.rmdir()
+    env.cache.clear()
+    assert env.get_template("sitemap.xml").render(urls=[("https://x/", 1)]) == plain  # nowhere to write: compiled

@@ -16,7 +16,7 @@ from conftest import EXAMPLE_REGISTRY
 from relreg.registry.source import read_worktree
 from relreg.registry.validate import validate_files
 from relreg.site import jobs as site_jobs
-from relreg.site.jobs import KeyedJob, ReleaseDates, SiteInputs, job_files, merge_jobs
+from relreg.site.jobs import Keyed, KeyedJob, ReleaseDates, SiteInputs, job_files, merge_jobs
 from relreg.site.plan import plan_jobs
 
 COUNT = 1200  # releases: several groups of JOB_SIZE, so a change can miss some
@@ -91,6 +91,39 @@ def test_a_job_keeps_its_key_exactly_when_its_files_stay_the_same(change: Callab
             assert paths != before[first][1] or any(files_before.get(p) != files_after[p] for p in paths), first
 
 
+def _keyed_files(inputs: SiteInputs) -> dict[str, tuple[str, bytes]]:
+    """Every file planned as Keyed (in any job), by path: (key, bytes)."""
+    found = {}
+    for job in plan_jobs(inputs):
+        for path, content in job_files(job()):
+            if isinstance(content, Keyed):
+                found[path] = (content.key, content.render())
+    return found
+
+
+@pytest.mark.parametrize("change", [
+    lambda i: _with_release(i, COUNT),
+    lambda i: _notes_fixed(i, "1.0.0"),
+    lambda i: _notes_fixed(i, "2.99.0"),
+    lambda i: replace(i, device_counts={**i.device_counts, "0.5.0": 7}),
+    lambda i: replace(i, device_counts={"2.99.0": 7}, device_counts_date="2024-05-01"),
+    lambda i: replace(i, release_dates={**i.release_dates, "2.98.0": ReleaseDates(1_500_000_000, 1_800_000_000)}),
+    lambda i: replace(i, release_dates={**i.release_dates, "1.50.0": ReleaseDates(1_600_000_000, 1_900_000_000)}),
+    lambda i: replace(i, base_url="https://elsewhere.example.test/"),
+], ids=["release added", "old notes fixed", "newest notes fixed", "old device count", "snapshot date",
+        "newest dates", "old updated date", "base url"])
+def test_a_keyed_file_keeps_its_key_only_with_its_bytes(change: Callable[[SiteInputs], SiteInputs]) -> None:
+    """Whole-site files (the releases list, feeds, hardware pages...) are Keyed inside jobs that always run:
+    a file whose key stays is linked from the previous build, so its bytes must stay too."""
+    inputs = replace(_inputs(300), device_counts={"0.6.0": 1})  # counts shown: a change of one shows
+    before, after = _keyed_files(inputs), _keyed_files(change(inputs))
+    assert {"releases/index.html", "feed.xml", "update/releases.json"} <= set(before)
+    assert any(path.startswith("hardware/") for path in before)
+    for path, (key, content) in after.items():
+        if path in before and before[path][0] == key:
+            assert before[path][1] == content, path
+
+
 def test_a_release_added_or_fixed_changes_few_job_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(site_jobs, "JOB_SIZE", 25)  # many small groups
     inputs = _inputs()
@@ -110,3 +143,26 @@ def test_an_input_added_to_site_inputs_later_enters_every_key(monkeypatch: pytes
     keys = {key for key, _ in _keyed(inputs).values()}
     other = {key for key, _ in _keyed(replace(inputs, commit="f" * 40)).values()}
     assert keys.isdisjoint(other)
+
+
+@pytest.mark.parametrize("duplicate", [False, True], ids=["unique build ids", "a build id in two releases"])
+def test_build_id_lists_named_when_a_job_runs_equal_the_general_path(monkeypatch: pytest.MonkeyPatch,
+                                                                    duplicate: bool) -> None:
+    """Unique build ids are not gathered into the lists' members (each names its own release's list): the
+    fast path gives the same jobs, keys and files as the general one."""
+    from relreg.site import api
+
+    monkeypatch.setattr(site_jobs, "JOB_SIZE", 25)
+    inputs = _inputs(120)
+    if duplicate:  # the general path then runs both times
+        releases = list(inputs.registry.releases)
+        releases[5] = replace(releases[5], artifacts=(*releases[5].artifacts[:-1],
+                                                      replace(releases[5].artifacts[-1], build_id=releases[7].artifacts[0].build_id)))
+        inputs = replace(inputs, registry=replace(inputs.registry, releases=tuple(releases)))
+    fast = plan_jobs(inputs)
+    monkeypatch.setattr(api, "BUILD_ID_FAST_PATH", False)
+    general = plan_jobs(inputs)
+    assert [getattr(job, "key", None) for job in fast] == [getattr(job, "key", None) for job in general]
+    assert [[(path, getattr(content, "key", content)) for path, content in job_files(job())] for job in fast] == \
+        [[(path, getattr(content, "key", content)) for path, content in job_files(job())] for job in general]
+    assert merge_jobs(fast) == merge_jobs(general)

@@ -118,6 +118,10 @@ DAMAGES: dict[str, Callable[[Path], None]] = {
     "body cut off": _damage(lambda lines: [lines[0], lines[1][: len(lines[1]) // 2]]),
     "body not an object": _damage(lambda lines: [lines[0], "[]"]),
     "empty manifest": lambda out: (out / MANIFEST).write_text(""),
+    "records cut off": lambda out: (out / MANIFEST).write_bytes((out / MANIFEST).read_bytes()[:-10]),
+    "records grown": lambda out: (out / MANIFEST).write_bytes((out / MANIFEST).read_bytes() + b"x\tx\tx\n"),
+    "index span outside the records": _damage(lambda lines: [lines[0], lines[1].replace('"loose": [0, ', '"loose": [99999999, '),
+                                                              *lines[2:]]),
 }
 
 

@@ -29,8 +29,10 @@ from relreg.registry.validate import ValidationResult, validate_files
 from relreg.resources import code_digest, schema_dir
 from relreg.site.jobs import ReleaseDates, SiteInputs, format_date
 from relreg.site.notes import render_all
+from relreg.site.pages import compile_templates
 from relreg.site.plan import plan_jobs, plan_site
 from relreg.site.serving import serving_files
+from relreg.site.template_cache import keep_compiled_templates
 from relreg.site.write import (
     PreviousBuild,
     Summarizer,
@@ -220,6 +222,8 @@ def build_site(options: BuildOptions) -> BuildReport:
     blob_ids = {file.path: file.blob_id for file in files.files}
     release_keys = {release.version: blob_ids[release.source_path] for release in registry.releases
                     if release.source_path in blob_ids}
+    if cache.path is not None:
+        keep_compiled_templates(cache.path.parent)
     step("rendering release notes")
     notes = render_all([(r.notes, r.notes_format) for r in registry.releases], cache)
     cache.save()
@@ -264,7 +268,7 @@ def build_site(options: BuildOptions) -> BuildReport:
                  + (f" in {workers} processes" if workers > 1 else ""))
             stats = write_jobs(plan_jobs(inputs), serving_files, options.out, fingerprint, reuse=not options.force,
                                source=source, releases=len(release_dates), workers=workers, previous=previous,
-                               summarizer=DEVICE_BUDGET)
+                               summarizer=DEVICE_BUDGET, before_fork=compile_templates)
     step("checking device documents against a small device's buffer")
     warnings += _device_budget_warnings(stats)
     return BuildReport(releases=len(release_dates), stats=stats, seconds=time.perf_counter() - started,

@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from relreg import __version__
 from relreg.registry.model import Artifact, Cohort, HardwareVersion, Release
+from relreg.site import jobs
 from relreg.site.jobs import (
     Keyed,
     KeyedJob,
@@ -158,13 +159,18 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
     # list (one release) is not kept here: its members are known.
     members: dict[tuple[str, str], list[str]] = {}
     get = members.get
+    # Build ids are unique in a valid registry: then each names a list of one release, its own, and they
+    # are not gathered here (a hundred thousand of them at 10,000 releases) but named when a job runs.
+    owner = {artifact.build_id: view.version for view in views for artifact in view.release.artifacts}
+    unique_builds = BUILD_ID_FAST_PATH and len(owner) == sum(len(view.release.artifacts) for view in views)
     for view in views:
         release = view.release
         version = release.version
         names = [("hardware_version", hardware) for hardware in release.hardware_versions]
         if release.revision:
             names.append(("revision", release.revision))
-        names += [("build_id", artifact.build_id) for artifact in release.artifacts]
+        if not unique_builds:
+            names += [("build_id", artifact.build_id) for artifact in release.artifacts]
         for name in names:
             found = get(name)
             if found is None:
@@ -173,13 +179,20 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
                 found.append(version)
 
     def members_of(name: tuple[str, str]) -> list[str]:
-        return [name[1]] if name[0] == "version" else members[name]
+        if name[0] == "version":
+            return [name[1]]
+        if unique_builds and name[0] == "build_id":
+            return [owner[name[1]]]
+        return members[name]
 
     def index_files(keys: Sequence[tuple[str, str]]) -> Iterator[tuple[str, bytes]]:
         # One list at a time: a hardware version's list holds every release (50 MB at 10,000 releases).
         for dimension, key in keys:
             yield from paged([document(version) for version in members_of((dimension, key))],
                              lambda page, d=dimension, k=key: index_path(d, k, page), site_url)
+
+    def grouped_index_files(versions: Sequence[str]) -> Iterator[tuple[str, bytes]]:
+        return index_files(group_lists(versions))
 
     def all_releases() -> Iterator[tuple[str, bytes]]:
         return paged([document(view.version) for view in views], all_releases_path, site_url)
@@ -204,22 +217,38 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
     # the group's releases alone, as its key does.
     release_groups = [[view.version for view in chunk] for chunk in by_id_chunks(views)]
     group_of = {version: number for number, versions in enumerate(release_groups) for version in versions}
+    # A release has a dozen small lists (its version, each build id, its revision): their groups are
+    # smaller, so that a job holds about as many files as a group of release documents, and a changed
+    # release re-places a few hundred list files, not thousands.
+    list_groups = [[view.version for view in chunk]
+                   for chunk in by_id_chunks(views, max(1, jobs.JOB_SIZE // LIST_GROUP_DIVISOR))]
+    list_group_of = {version: number for number, versions in enumerate(list_groups) for version in versions}
     large: list[tuple[str, str]] = []
     own_lists: dict[str, list[tuple[str, str]]] = {version: [("version", version)] for version in group_of}
-    shared: list[list[tuple[str, str]]] = [[] for _ in release_groups]  # lists of two releases or more
+    shared: list[list[tuple[str, str]]] = [[] for _ in list_groups]  # lists of two releases or more
     for name, versions in members.items():
         if len(versions) > PER_PAGE:
             large.append(name)
         else:
             own_lists[versions[0]].append(name)
             if len(versions) > 1:
-                shared[group_of[versions[0]]].append(name)
-    group_lists = [[name for version in versions for name in own_lists[version]] for versions in release_groups]
+                shared[list_group_of[versions[0]]].append(name)
+
+    def group_lists(versions: Sequence[str]) -> list[tuple[str, str]]:
+        """The small lists whose newest release is among `versions`, in the order they name them (when a job runs)."""
+        if not unique_builds:
+            return [name for version in versions for name in own_lists[version]]
+        found = []
+        for version in versions:
+            found += own_lists[version]
+            found += [("build_id", artifact.build_id) for artifact in by_version[version].release.artifacts]
+        return found
+
     view_keys = {view.version: view_key(inputs, view) for view in views}
     if any(key is None for key in view_keys.values()):
         served_document = _nothing_served
         return [all_releases, lists_and_entry_point, *[partial(release_files, versions) for versions in release_groups],
-                *[partial(index_files, lists) for lists in group_lists if lists],
+                *[partial(grouped_index_files, versions) for versions in list_groups if versions],
                 *[partial(index_files, [name]) for name in large]]
 
     def list_members(names: Sequence[tuple[str, str]]) -> list[object]:
@@ -230,7 +259,7 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
     # A group's own lists follow from its releases' files (their view keys); a shared list also from
     # the other releases it holds.
     lists_keys = [job_key(inputs, "api lists", base, site_url, [view_keys[version] for version in versions],
-                          list_members(lists)) for versions, lists in zip(release_groups, shared)]
+                          list_members(lists)) for versions, lists in zip(list_groups, shared)]
     served = inputs.served_files
     readers: dict[int, Callable[[str], bytes] | None] = {}
 
@@ -260,8 +289,8 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
         return keyed_pages([view_keys[version] for version in versions],  # type: ignore[misc]
                            lambda index: document(versions[index]), path_of, site_url, f"{list_prefix}\0{name!r}")
 
-    def keyed_index_files(names: Sequence[tuple[str, str]]) -> Iterator[tuple[str, Keyed]]:
-        for name in names:
+    def keyed_index_files(versions: Sequence[str]) -> Iterator[tuple[str, Keyed]]:
+        for name in group_lists(versions):
             yield from keyed_list(name)
 
     def keyed_release_files(versions: Sequence[str]) -> Iterator[tuple[str, Keyed]]:
@@ -282,9 +311,14 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
                      partial(keyed_list, None)),
             lists_and_entry_point,
             *[KeyedJob(key, partial(keyed_release_files, versions)) for versions, key in zip(release_groups, group_keys)],
-            *[KeyedJob(key, partial(keyed_index_files, lists)) for lists, key in zip(group_lists, lists_keys) if lists],
+            *[KeyedJob(key, partial(keyed_index_files, versions)) for versions, key in zip(list_groups, lists_keys)
+              if versions],
             *[KeyedJob(job_key(inputs, "api list", base, site_url, name, list_key(members[name])),
                        partial(keyed_list, name)) for name in large]]
+
+
+BUILD_ID_FAST_PATH = True  # off in a test only: the general path, for the fast one to be held to
+LIST_GROUP_DIVISOR = 5  # releases per group of small lists: JOB_SIZE / this
 
 
 def _nothing_served(version: str) -> None:

@@ -66,14 +66,13 @@ class _ReleaseImages:
         self._base = artifact_base_url
         self.known: dict[Slot, list[Release]] = {}  # releases with an image for the slot, ascending
         self.software_types: dict[str, set[str | None]] = {}
-        for release in releases:  # ascending by version
-            slots: set[Slot] = set()
-            for artifact in release.artifacts:
-                slot = (artifact.hardware_version, artifact.software_type)
-                if slot not in slots:
-                    slots.add(slot)
-                    self.known.setdefault(slot, []).append(release)
-                self.software_types.setdefault(artifact.hardware_version, set()).add(artifact.software_type)
+        # Each release's slots, then each slot's releases: comprehensions, where a loop over every
+        # artifact of ten thousand releases took a quarter of a second.
+        slots_of = [{(a.hardware_version, a.software_type) for a in release.artifacts} for release in releases]
+        for slot in set().union(*slots_of):
+            # ascending by version, as `releases` is
+            self.known[slot] = [release for release, slots in zip(releases, slots_of) if slot in slots]
+            self.software_types.setdefault(slot[0], set()).add(slot[1])
         self._payloads: dict[tuple[str, Slot], tuple[Payload | None, tuple[Payload, ...]]] = {}
 
     def slots_of(self, hardware_version: str, default_software_type: str | None = None) -> list[Slot]:
@@ -255,7 +254,9 @@ def device_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list[PlanJo
                     "software_type": channel.software_type, "rollouts": rollout_entries(channel)}}) + b"\n"
                 digest = _answers_digest(data)
                 known = known_of.get(slot, [])
-                newest_first = sorted((views_by_version[release.version] for release in known), key=lambda v: -v.id)
+                # Newest first (by id, as views are): a pass over the views, not a sort.
+                known_versions = {release.version for release in known}
+                newest_first = [view for view in views if view.version in known_versions]
                 for group in by_id_chunks(newest_first):
                     releases = sorted((view.release for view in group), key=lambda r: r.parsed_version.key)
                     answer_jobs.append(KeyedJob(

@@ -83,10 +83,12 @@ class ReleaseView:
     dates: ReleaseDates
     notes_html: str
     count_devices: int
+    version: str = field(init=False)  # the release's: a field, not a property, read a hundred thousand times a build
+    # view_key's value, made once by release_views (None: not made, or the release's key is unknown)
+    key: str | None = field(default=None, compare=False)
 
-    @property
-    def version(self) -> str:
-        return self.release.version
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "version", self.release.version)
 
 
 def release_views(inputs: SiteInputs, render: Callable[[str, str], str] = render_notes) -> list[ReleaseView]:
@@ -98,16 +100,24 @@ def release_views(inputs: SiteInputs, render: Callable[[str, str], str] = render
     releases = inputs.registry.releases
     dated = [(inputs.release_dates[r.version], r) for r in releases]
     by_creation = sorted(dated, key=lambda item: (item[0].created, item[1].parsed_version.key))
+    release_keys = inputs.release_keys
     views = [ReleaseView(
         id=index,
         release=release,
         dates=dates,
         notes_html=inputs.notes_html[release.version] if release.version in inputs.notes_html
         else render(release.notes, release.notes_format),
-        count_devices=int(inputs.device_counts.get(release.version, 0)),
+        count_devices=(count := int(inputs.device_counts.get(release.version, 0))),
+        key=_view_key(release_keys.get(release.version), index, dates, count),
     ) for index, (dates, release) in enumerate(by_creation, start=1)]
     views.reverse()
     return views
+
+
+def _view_key(content: str | None, view_id: int, dates: ReleaseDates, count_devices: int) -> str | None:
+    if content is None:
+        return None
+    return f"{content}/{view_id}/{dates.created}/{dates.updated}/{count_devices}"
 
 
 @dataclass(frozen=True)
@@ -166,10 +176,9 @@ def job_key(inputs: SiteInputs, *parts: object) -> str:
 
 def view_key(inputs: SiteInputs, view: "ReleaseView") -> str | None:
     """What a release's documents depend on: its file, id, dates and device count; None if unknown."""
-    content = inputs.release_keys.get(view.version)
-    if content is None:
-        return None
-    return f"{content}/{view.id}/{view.dates.created}/{view.dates.updated}/{view.count_devices}"
+    if view.key is not None:  # made by release_views from the same inputs
+        return view.key
+    return _view_key(inputs.release_keys.get(view.version), view.id, view.dates, view.count_devices)
 
 
 def by_id_chunks(views: Sequence["ReleaseView"], size: int | None = None) -> list[list["ReleaseView"]]:

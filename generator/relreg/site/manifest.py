@@ -1,9 +1,11 @@
-"""The manifest file of a built site (`.relreg-manifest.json`, never served): its two lines.
+"""The manifest file of a built site (`.relreg-manifest.json`, never served): header, index, records.
 
 Line 1, the header, is small: the format, the fingerprint of every input, the source key (the
-commit and options, when built from a clean tree) and the release count. Line 2, the body, holds
-the record and summary of every job (see write.py), tens of megabytes for a large registry. A
-rebuild with nothing changed compares the source key and stops, so it reads line 1 only.
+commit and options, when built from a clean tree) and the release count. A rebuild with nothing
+changed compares the source key and stops, so it reads line 1 only. Line 2, the index, gives the
+summary of every job (see write.py) and where its record lies in the rest of the file: the records
+of every job, one after the other, tens of megabytes for a large registry. The file is mapped, not
+read: a rebuild reads the records of the few jobs it touches and copies the others as bytes.
 
 This module imports only the standard library: it is on the path of that rebuild, where start-up
 time is most of the time.
@@ -12,14 +14,16 @@ time is most of the time.
 from __future__ import annotations
 
 import json
+import mmap
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Iterator, Mapping
 
 from relreg.site.paths import MANIFEST
 
-MANIFEST_FORMAT = 3  # 3: header line, then body line; 2 was one JSON object
+MANIFEST_FORMAT = 5  # 5: job summaries with their paths' digest; 4: header line, index line, records;
+# 3: header line, JSON body line; 2: one JSON object
 
 
 @dataclass(frozen=True)
@@ -32,29 +36,52 @@ class WriteStats:
     notes: list[Any] = field(default_factory=list)  # what the Summarizer said of each job, in plan order
 
 
-def write_manifest(folder: str, header: dict[str, Any], body: dict[str, Any]) -> None:
-    """Write the manifest into `folder` (a staging folder: the swap makes it visible)."""
-    with open(os.path.join(folder, MANIFEST), "w", encoding="utf-8") as stream:
-        stream.write(json.dumps({**header, "format": MANIFEST_FORMAT}, sort_keys=True) + "\n")
-        _write_json_object(stream, body)
-        stream.write("\n")
+class Records(Mapping[str, str]):
+    """The records of a manifest by job key (UTF-8 text), each read from the mapped file when asked for."""
+
+    def __init__(self, blob: "mmap.mmap | bytes", start: int, index: Mapping[str, tuple[int, int]]) -> None:
+        self._blob = blob  # the whole file: a map cannot start within a page
+        self._start = start
+        self._index = index
+
+    def raw(self, key: str) -> bytes:
+        """The record of `key` as the file holds it (KeyError when there is none)."""
+        offset, length = self._index[key]
+        offset += self._start
+        return self._blob[offset:offset + length]
+
+    def __getitem__(self, key: str) -> str:
+        return self.raw(key).decode()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
 
 
-def _write_json_object(stream: TextIO, value: dict[str, Any]) -> None:
-    """Write `value` as json.dumps(value, sort_keys=True) would, a member of a member at a time.
+def write_manifest(folder: str, header: dict[str, Any], records: Mapping[str, bytes], summaries: dict[str, Any],
+                   loose: bytes) -> None:
+    """Write the manifest into `folder` (a staging folder: the swap makes it visible).
 
-    The body of a large site is hundreds of megabytes as one string (and as much again encoded):
-    written whole, it set the build's peak memory. Each leaf still goes through the C encoder in one call.
+    `records`: each job's record (UTF-8, newline-terminated lines) by job key; `summaries`: JSON by job key;
+    `loose`: the record of the files of no keyed job.
     """
-    stream.write("{")
-    for index, key in enumerate(sorted(value)):
-        stream.write((", " if index else "") + json.dumps(key) + ": ")
-        member = value[key]
-        if isinstance(member, dict):
-            _write_json_object(stream, member)
-        else:
-            stream.write(json.dumps(member, sort_keys=True))
-    stream.write("}")
+    index: dict[str, list[int]] = {}
+    offset = len(loose)
+    for key, record in records.items():
+        index[key] = [offset, len(record)]
+        offset += len(record)
+    with open(os.path.join(folder, MANIFEST), "wb") as stream:
+        # json.dumps, not json.dump: one call into the C encoder instead of a Python loop.
+        stream.write(json.dumps({**header, "format": MANIFEST_FORMAT}, sort_keys=True).encode() + b"\n")
+        stream.write(json.dumps({"jobs": index, "summaries": summaries, "loose": [0, len(loose)], "size": offset},
+                                sort_keys=True).encode() + b"\n")
+        stream.write(loose)
+        stream.writelines(records.values())
 
 
 def _is_header(value: object) -> bool:
@@ -73,14 +100,36 @@ def read_header(folder: Path) -> dict[str, Any] | None:
     return header if _is_header(header) else None
 
 
+def _span(value: object, size: int) -> tuple[int, int]:
+    """An [offset, length] of the index, checked to lie within the records (ValueError if not)."""
+    if not (isinstance(value, list) and len(value) == 2 and all(type(item) is int for item in value)):
+        raise ValueError("not a span")
+    offset, length = value
+    if offset < 0 or length < 0 or offset + length > size:
+        raise ValueError("span outside the records")
+    return offset, length
+
+
 def read_manifest(folder: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """Both lines of the manifest in `folder`: (header, body); None as for read_header."""
+    """The manifest in `folder` as (header, body), body {"jobs": Records, "summaries": {key: JSON},
+    "loose": str}; None as for read_header, or when the index or the size of the records is wrong."""
     try:
-        with open(folder / MANIFEST, encoding="utf-8") as stream:
+        with open(folder / MANIFEST, "rb") as stream:
             header = json.loads(stream.readline())
-            body = json.loads(stream.readline())
-    except (OSError, ValueError):
+            index = json.loads(stream.readline())
+            start = stream.tell()
+            size = os.fstat(stream.fileno()).st_size - start
+            if not (_is_header(header) and isinstance(index, dict) and index.get("size") == size):
+                return None
+            # Mapped, not read: the pages of the records no one asks for are never touched. The map stays
+            # valid when the file is then unlinked (the spare's) or its folder renamed (the swap).
+            blob: mmap.mmap | bytes = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
+            spans = {key: _span(value, size) for key, value in index["jobs"].items()}
+            offset, length = _span(index["loose"], size)
+            loose = blob[start + offset:start + offset + length].decode()
+            summaries = index["summaries"]
+            if not isinstance(summaries, dict):
+                return None
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return None
-    if not (_is_header(header) and isinstance(body, dict)):
-        return None
-    return header, body
+    return header, {"jobs": Records(blob, start, spans), "summaries": summaries, "loose": loose}

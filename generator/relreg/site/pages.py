@@ -65,6 +65,16 @@ def environment() -> Environment:
     return env
 
 
+def compile_templates() -> None:
+    """Compile every template now (they are compiled on first use otherwise): called before the writer
+    forks its workers, so that they inherit the templates instead of each compiling them again (a third
+    of a second per process). A rebuild that runs its few jobs in one process compiles only the
+    templates those jobs use."""
+    env = environment()
+    for name in env.list_templates():
+        env.get_template(name)
+
+
 # ---------------------------------------------------------------------------------------------
 # Formatting helpers (also used as template filters)
 
@@ -340,17 +350,47 @@ class HistoryRow:
     changes: tuple[str, ...]
 
 
+class HardwareReleases(Sequence[tuple["ReleaseView", tuple["Artifact", ...]]]):
+    """A hardware version's releases, newest first, each as (view, its artifacts for that hardware version).
+
+    The artifacts are picked out when an item is read: a hardware page reads its newest hundred, and a
+    build that links the page from the previous one reads none (ten thousand releases for five hardware
+    versions are fifty thousand filters of their artifacts)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.views: list["ReleaseView"] = []
+
+    def _item(self, view: "ReleaseView") -> tuple["ReleaseView", tuple["Artifact", ...]]:
+        release = view.release
+        artifacts = release.artifacts
+        if len(release.hardware_versions) == 1:
+            return view, artifacts
+        return view, tuple([a for a in artifacts if a.hardware_version == self.name])
+
+    def __len__(self) -> int:
+        return len(self.views)
+
+    def __getitem__(self, index):  # type: ignore[no-untyped-def, override]
+        if isinstance(index, slice):
+            return [self._item(view) for view in self.views[index]]
+        return self._item(self.views[index])
+
+
 @dataclass
 class HardwareData:
     hardware: "HardwareVersion"
-    releases: list[tuple["ReleaseView", tuple["Artifact", ...]]] = field(default_factory=list)  # newest first
+    releases: HardwareReleases = field(init=False)  # newest first
     latest: "ReleaseView | None" = None  # newest stable version, not yanked
     latest_prerelease: "ReleaseView | None" = None  # only when above `latest`
     cohorts: list["Cohort"] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.releases = HardwareReleases(self.hardware.name)
+
     @property
     def updated(self) -> int:
-        return max((view.dates.updated for view, _ in self.releases), default=0)
+        return max((view.dates.updated for view in self.releases.views), default=0)
 
 
 @dataclass(frozen=True)
@@ -450,7 +490,6 @@ def site_data(inputs: "SiteInputs", views: list["ReleaseView"]) -> SiteData:
     for view in views:  # newest first
         release = view.release
         names = release.hardware_versions
-        artifacts = release.artifacts
         yanked = release.yanked is not None
         parsed = release.parsed_version
         key, pre = parsed.key, parsed.is_prerelease
@@ -459,8 +498,7 @@ def site_data(inputs: "SiteInputs", views: list["ReleaseView"]) -> SiteData:
             data = hardware.get(name)
             if data is None:
                 continue
-            data.releases.append((view, artifacts if len(names) == 1 else
-                                  tuple([a for a in artifacts if a.hardware_version == name])))
+            data.releases.views.append(view)
             if yanked:
                 continue
             if name not in best or key > best[name]:  # the first of equal keys (the newest) stays
@@ -523,9 +561,11 @@ class PlannerChannel:
 def planner_channels(registry: "Registry") -> tuple[list[PlannerChannel], list[str]]:
     """(every update channel, every software type in use), from one pass over the artifacts."""
     types: dict[str, set[str | None]] = {}
-    for release in registry.releases:
-        for artifact in release.artifacts:
-            types.setdefault(artifact.hardware_version, set()).add(artifact.software_type)
+    # One set of the (hardware, software type) pairs in use: a comprehension over every artifact, then a loop over
+    # the few pairs.
+    for hardware, software in {(artifact.hardware_version, artifact.software_type)
+                               for release in registry.releases for artifact in release.artifacts}:
+        types.setdefault(hardware, set()).add(software)
     all_hardware = [hardware.name for hardware in registry.hardware]
     channels = []
     for cohort in registry.cohorts:
@@ -707,10 +747,6 @@ def site_pages(inputs: "SiteInputs", views: list["ReleaseView"]) -> dict[str, by
 def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob"]:
     """The HTML side as independent jobs (see jobs.PlanJob): what spans the registry is computed once, here."""
     data = site_data(inputs, views)
-    # Compiled here, before the writer forks its workers, so that they inherit the templates
-    # instead of each compiling them again (a third of a second per process).
-    for name in environment().list_templates():
-        environment().get_template(name)
     positions = {view.version: index for index, view in enumerate(views)}
     deployments = inputs.cohort_history
     rollouts = rollout_history(deployments, inputs.registry.cohorts)  # one pass; pages pick their series
@@ -722,6 +758,30 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         data.has_device_counts, jobs.other_inputs(inputs))).encode()).digest()
 
     release_pages_renderer = ReleasePages(data)
+    # The view key of every release (its file, id, dates, device count), or None when one is unknown:
+    # then the whole-site files below are rendered on every build, as they were before they had keys.
+    view_keys: dict[str, str] | None = {view.version: jobs.view_key(inputs, view) for view in views}  # type: ignore[misc]
+    if any(key is None for key in view_keys.values()):  # type: ignore[union-attr]
+        view_keys = None
+
+    def keyed(parts: Any, render: Any) -> "bytes | Keyed":
+        """A whole-site file known by `parts` (with site_key: what its bytes depend on) and rendered only
+        when the previous build has no file of that key; rendered now when release keys are unknown."""
+        if view_keys is None:
+            return render()
+        return Keyed(hashlib.sha256(site_key + repr(parts).encode()).hexdigest(), render)
+
+    def keys_of(shown: Iterable["ReleaseView"]) -> str:
+        """The view keys of `shown`, hashed (a list of ten thousand keys stands in the parts as one digest)."""
+        assert view_keys is not None
+        return hashlib.sha256("\0".join([view_keys[view.version] for view in shown]).encode()).hexdigest()
+
+    def keys_of_versions(versions: Iterable[str]) -> str:
+        assert view_keys is not None
+        return hashlib.sha256("\0".join([view_keys[version] for version in versions]).encode()).hexdigest()
+
+    def view_part(view: "ReleaseView | None") -> str | None:
+        return view_keys[view.version] if view is not None and view_keys is not None else None
 
     def release_page(view: "ReleaseView", newer: "ReleaseView | None", older: "ReleaseView | None") -> bytes:
         return release_pages_renderer.render(view, newer, older, rollouts.by_release.get(view.version, ()))
@@ -792,20 +852,37 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
                 position = found[1]
         return "".join(parts)
 
-    def hardware_pages() -> dict[str, bytes]:
-        render = _Renderer(data)
+    def hardware_page(hw: HardwareData, hw_devices: int) -> bytes:
+        name = hw.hardware.name
+        path = f"hardware/{name}/index.html"
+        return environment().get_template("hardware.html").render(
+            site=data, root=_root(path), path=path, hw=hw, hw_devices=hw_devices,
+            canonical=f"{data.site_url}hardware/{name}/",
+            has_software_type=any(a.software_type for _, artifacts in hw.releases[:HARDWARE_PAGE_RELEASES]
+                                  for a in artifacts)).encode()
+
+    def feed(path: str, title: str, alternate: str, shown: Sequence["ReleaseView"]) -> "bytes | Keyed":
+        """An Atom feed of the newest of `shown`: keyed by them (their notes and dates are in their view keys)."""
+        newest = shown[:FEED_ENTRIES]
+        return keyed(("feed", path, title, alternate, view_keys and keys_of(newest)),
+                     partial(_feed, data, path, title, alternate, newest))
+
+    def hardware_pages() -> dict[str, "bytes | Keyed"]:
+        files: dict[str, bytes | Keyed] = {}
         for hw in data.hardware:
             name = hw.hardware.name
-            render.page(f"hardware/{name}/index.html", "hardware.html", hw=hw,
-                        hw_devices=sum(view.count_devices for view, _ in hw.releases),
-                        canonical=f"{data.site_url}hardware/{name}/",
-                        has_software_type=any(a.software_type
-                                              for _, artifacts in hw.releases[:HARDWARE_PAGE_RELEASES]
-                                              for a in artifacts))
-            render.files[f"hardware/{name}/feed.xml"] = _feed(
-                data, f"hardware/{name}/feed.xml", f"{data.config.name}: {name}",
-                f"{data.site_url}hardware/{name}/", [view for view, _ in hw.releases])
-        return render.files
+            shown = hw.releases.views
+            hw_devices = sum(view.count_devices for view in shown)
+            # The page shows the hardware version, its newest and latest releases (their artifacts for it
+            # come from their files), its cohorts, its device count and how many releases it has.
+            files[f"hardware/{name}/index.html"] = keyed(
+                ("hardware page", repr(hw.hardware), data.device_counts_date, view_part(hw.latest),
+                 view_part(hw.latest_prerelease), [(cohort.slug, cohort.name) for cohort in hw.cohorts], hw_devices,
+                 len(shown), view_keys and keys_of(shown[:HARDWARE_PAGE_RELEASES])),
+                partial(hardware_page, hw, hw_devices))
+            files[f"hardware/{name}/feed.xml"] = feed(f"hardware/{name}/feed.xml", f"{data.config.name}: {name}",
+                                                      f"{data.site_url}hardware/{name}/", shown)
+        return files
 
     def cohort_pages() -> dict[str, bytes]:
         render = _Renderer(data)
@@ -822,24 +899,36 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
                         canonical=f"{data.site_url}cohorts/{cohort.slug}/")
         return render.files
 
-    def home_lists_and_feeds() -> dict[str, bytes]:
+    def releases_page() -> bytes:
+        path = "releases/index.html"
+        return environment().get_template("releases.html").render(
+            site=data, root=_root(path), path=path, canonical=data.site_url + "releases/",
+            rows=Markup(list_rows())).encode()
+
+    def home_lists_and_feeds() -> dict[str, "bytes | Keyed"]:
         render = _Renderer(data)
-        files = render.files
+        files: dict[str, bytes | Keyed] = {}
         files.update(data.assets.files)
         fleet = fleet_bars(inputs.device_counts) if data.has_device_counts else []
         render.page("index.html", "home.html", canonical=data.site_url, newest=views[:NEWEST_ON_HOME], fleet=fleet,
                     fleet_total=sum(inputs.device_counts.values()),
                     fleet_chart=bar_chart("fleet", "Devices per release", [(row.label, row.count) for row in fleet]))
-        render.page("releases/index.html", "releases.html", canonical=data.site_url + "releases/",
-                    rows=Markup(list_rows()))
+        # The list shows every release's row (from its file and dates) and the hardware filter.
+        files["releases/index.html"] = keyed(
+            ("releases list", data.assets.filters_css, [(hw.hardware.name, len(hw.releases)) for hw in data.hardware],
+             view_keys and keys_of(views)), releases_page)
         channels, software_types = planner_channels(inputs.registry)
         render.page("update/index.html", "update.html", canonical=data.site_url + "update/", channels=channels,
                     software_types=software_types, example_version=views[0].version if views else "1.0.0")
-        files["update/releases.json"] = planner_releases(inputs.registry)
-        files["feed.xml"] = _feed(data, "feed.xml", data.config.name, data.site_url, views)
+        # Every release's version and hardware versions (from its file), in version order.
+        files["update/releases.json"] = keyed(
+            ("planner releases", view_keys and keys_of_versions(release.version for release in inputs.registry.releases)),
+            partial(planner_releases, inputs.registry))
+        files["feed.xml"] = feed("feed.xml", data.config.name, data.site_url, views)
         files["404.html"] = _not_found_page(data)
         files.update(_sitemaps(data, inputs))
         files["robots.txt"] = f"User-agent: *\nAllow: /\nSitemap: {data.site_url}sitemap.xml\n".encode()
+        files.update(render.files)
         return files
 
     return [home_lists_and_feeds, hardware_pages, cohort_pages, *page_jobs]
@@ -882,6 +971,18 @@ def _feed(data: SiteData, path: str, title: str, alternate: str, views: Sequence
     ).encode()
 
 
+_SITEMAP_HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n'
+
+
+def sitemap_xml(urls: Sequence[tuple[str, int]]) -> bytes:
+    """A sitemap of (absolute URL, last change in unix seconds, 0 for unknown): the bytes of the template
+    sitemap.xml, made without it (the site's sitemap changes with any release's date and lists every page,
+    a hundred times faster this way; a test holds the two to the same bytes)."""
+    return "".join([_SITEMAP_HEAD, *[f"<url><loc>{_text(url)}</loc><lastmod>{format_iso(seconds)}</lastmod></url>\n"
+                                     if seconds else f"<url><loc>{_text(url)}</loc></url>\n" for url, seconds in urls],
+                    "</urlset>"]).encode()
+
+
 def _sitemaps(data: SiteData, inputs: "SiteInputs") -> dict[str, bytes]:
     """sitemap.xml with every page's absolute URL; a sitemap index above SITEMAP_LIMIT URLs."""
     urls: list[tuple[str, int]] = [(data.site_url, data.updated), (data.site_url + "releases/", data.updated),
@@ -891,14 +992,13 @@ def _sitemaps(data: SiteData, inputs: "SiteInputs") -> dict[str, bytes]:
     for cohort in inputs.registry.cohorts:
         dates = inputs.cohort_dates.get(cohort.slug)
         urls.append((f"{data.site_url}cohorts/{cohort.slug}/", dates.updated if dates else 0))
-    template = environment().get_template("sitemap.xml")
     if len(urls) <= SITEMAP_LIMIT:
-        return {"sitemap.xml": template.render(urls=urls).encode()}
+        return {"sitemap.xml": sitemap_xml(urls)}
     files: dict[str, bytes] = {}
     parts = []
     for number, start in enumerate(range(0, len(urls), SITEMAP_LIMIT), start=1):
         chunk = urls[start:start + SITEMAP_LIMIT]
-        files[f"sitemaps/{number}.xml"] = template.render(urls=chunk).encode()
+        files[f"sitemaps/{number}.xml"] = sitemap_xml(chunk)
         parts.append((f"{data.site_url}sitemaps/{number}.xml", max(seconds for _, seconds in chunk)))
     files["sitemap.xml"] = environment().get_template("sitemap-index.xml").render(parts=parts).encode()
     return files

@@ -29,13 +29,15 @@ import tempfile
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
 import click
 
+from relreg.resources import code_digest
 from relreg.site.jobs import Keyed, KeyedJob, job_files
-from relreg.site.manifest import WriteStats, read_manifest, write_manifest
+from relreg.site.manifest import Records, WriteStats, read_manifest, write_manifest
 from relreg.site.paths import MANIFEST
 from relreg.site.serving import family_of, path_families
 
@@ -74,18 +76,30 @@ def _exchange(staging: Path, out: Path) -> None:
 
 
 # A record lists the files of one job, one line each: path, sha256 and input key (empty when the
-# file was not planned as Keyed), tab-separated. The manifest holds each record as one string, so
-# reading the manifest costs a copy of the text, and only the records a build touches are split.
+# file was not planned as Keyed), tab-separated. The manifest holds the records one after the other
+# (see manifest.py): only the records a build touches are read and split, the others are copied as bytes.
 def _record_text(entries: Iterable[tuple[str, str, str]]) -> str:
     return "".join(f"{path}\t{digest}\t{key}\n" for path, digest, key in entries)
 
 
-def _record_entries(text: str) -> list[tuple[str, str, str]]:
+def _record_entries(text: str | bytes) -> list[tuple[str, str, str]]:
+    if isinstance(text, bytes):
+        text = text.decode()
     return [tuple(line.split("\t")) for line in text.splitlines()]  # type: ignore[misc]
 
 
-def _record_paths(text: str) -> list[str]:
+def _record_paths(text: str | bytes) -> list[str]:
+    if isinstance(text, bytes):
+        text = text.decode()
     return [line.partition("\t")[0] for line in text.splitlines()]
+
+
+# A placed job's record: its entries when it ran, the bytes of the record it was carried with otherwise.
+_Record = Union[list[tuple[str, str, str]], bytes]
+
+
+def _paths_of(record: _Record) -> list[str]:
+    return _record_paths(record) if isinstance(record, bytes) else [path for path, _, _ in record]
 
 
 @dataclass(frozen=True)
@@ -94,19 +108,26 @@ class JobSummary:
 
     `families`: the serving policy of its paths, by family (see serving.path_families), so the
     `_headers` file is made from the summaries of the jobs, not from every path. `notes`: what the
-    writer's `summarize` said of the job's files (the device budget, see build.py), JSON.
+    writer's `summarize` said of the job's files (the device budget, see build.py), JSON. `paths`:
+    the sha256 of its sorted paths, so that the serving files are known to be the same as the previous
+    build's without the paths being read (see FamilySource.key).
     """
 
     count: int
     families: list[list[str]]
     notes: Any = None
+    paths: str = ""
 
     def to_json(self) -> list[Any]:
-        return [self.count, self.families, self.notes]
+        return [self.count, self.families, self.notes, self.paths]
 
     @classmethod
     def from_json(cls, value: list[Any]) -> "JobSummary":
-        return cls(int(value[0]), [list(item) for item in value[1]], value[2])
+        return cls(int(value[0]), [list(item) for item in value[1]], value[2], str(value[3]))
+
+
+def _paths_digest(paths: Iterable[str]) -> str:
+    return hashlib.sha256("\0".join(sorted(paths)).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -116,7 +137,7 @@ class PreviousBuild:
     fingerprint: str | None  # of every input, read and dated
     source: str | None  # of the commit and options, when built from a clean tree; see build.py
     releases: int
-    jobs: dict[str, str]  # KeyedJob key -> its record (see _record_text)
+    jobs: Records  # KeyedJob key -> its record (see _record_text), read from the manifest when asked for
     loose: str  # the record of the files no KeyedJob gave (unkeyed jobs, serving files)
     summaries: dict[str, JobSummary] = field(default_factory=dict)  # KeyedJob key -> its summary
 
@@ -127,8 +148,8 @@ class PreviousBuild:
     def paths(self) -> list[str]:
         """Every file of the build (splits every record: for publishing, not for rebuilding)."""
         found = _record_paths(self.loose)
-        for text in self.jobs.values():
-            found += _record_paths(text)
+        for key in self.jobs:
+            found += _record_paths(self.jobs.raw(key))
         return sorted(found)
 
 
@@ -145,7 +166,7 @@ def previous_build(out: Path) -> PreviousBuild | None:
     header, body = manifest
     try:
         return PreviousBuild(header.get("fingerprint"), header.get("source"), int(header.get("releases", 0)),
-                             dict(body["jobs"]), str(body["loose"]),
+                             body["jobs"], str(body["loose"]),
                              {key: JobSummary.from_json(value) for key, value in body["summaries"].items()})
     except (ValueError, AttributeError, KeyError, TypeError, IndexError):
         return None
@@ -198,7 +219,7 @@ class _Done:
     """What placing one job gave: its record, its summary, and how many files were written."""
 
     key: str | None
-    record: list[tuple[str, str, str]] | str
+    record: _Record
     summary: JobSummary
     written: int = 0
 
@@ -244,12 +265,14 @@ class _Staging:
         if self.previous is None:
             return
         keys = {job.key for job in jobs if isinstance(job, KeyedJob)}
-        texts = [text for key, text in self.previous.jobs.items() if key not in keys] + [self.previous.loose]
+        previous = self.previous.jobs
+        texts = [previous.raw(key) for key in previous if key not in keys] + [self.previous.loose]
         for text in texts:
             for path, digest, key in _record_entries(text):
                 self.served[path] = (digest, key)
         if self.spare_build is not None:
-            texts = [text for key, text in self.spare_build.jobs.items() if key not in keys] + [self.spare_build.loose]
+            spare = self.spare_build.jobs
+            texts = [spare.raw(key) for key in spare if key not in keys] + [self.spare_build.loose]
             for text in texts:
                 for path, digest, key in _record_entries(text):
                     self.in_place[path] = (digest, key)
@@ -282,23 +305,24 @@ class _Staging:
         key = job.key if isinstance(job, KeyedJob) else None
         if key is not None and self.previous is not None:
             if self.spare_build is not None and key in self.spare_build.jobs and key in self.spare_build.summaries:
-                return _Done(key, self.spare_build.jobs[key], self.spare_build.summaries[key])
-            text = self.previous.jobs.get(key)
-            if text is not None and key in self.previous.summaries and self._carry(text):
-                return _Done(key, text, self.previous.summaries[key])
+                return _Done(key, self.spare_build.jobs.raw(key), self.spare_build.summaries[key])
+            if key in self.previous.jobs and key in self.previous.summaries:
+                text = self.previous.jobs.raw(key)
+                if self._carry(text):
+                    return _Done(key, text, self.previous.summaries[key])
         done = self.place(key, job_files(job()))
         if key is not None:
-            # Kept as the manifest will hold it: one string per job instead of three strings and a
+            # Kept as the manifest will hold it: one byte string per job instead of three strings and a
             # tuple per file (at 100,000 releases, 1.9 million files: 0.7 GB less in the build process).
-            done = _Done(key, _record_text(done.record), done.summary, done.written)  # type: ignore[arg-type]
+            done = _Done(key, _record_text(done.record).encode(), done.summary, done.written)
         return done
 
-    def _carry(self, text: str) -> bool:
+    def _carry(self, text: bytes) -> bool:
         """Link the served files of a record (but those the spare holds the same); False (and nothing placed)
         if one is gone."""
         done: list[str] = []
         in_place = self.in_place
-        for line in text.splitlines():
+        for line in text.decode().splitlines():
             relative, digest, _ = line.split("\t")
             held = in_place.get(relative)
             if held is not None and held[0] == digest:
@@ -354,12 +378,16 @@ class _Staging:
             _write_new_file(target, content)
             written += 1
         notes = self.summarizer.summarize(wanted) if self.summarizer is not None and wanted else None
-        summary = JobSummary(len(entries), path_families(path for path, _, _ in entries), notes)
+        paths = [path for path, _, _ in entries]
+        summary = JobSummary(len(entries), path_families(paths), notes, _paths_digest(paths))
         return _Done(key, entries, summary, written)
 
     def finish(self, finish: Callable[["FamilySource"], dict[str, bytes]]) -> None:
-        """Place the files made from every path placed so far (the serving configuration)."""
-        self.done.append(self.place(None, finish(FamilySource(self.done)).items()))
+        """Place the files made from every path placed so far (the serving configuration): a job of its own,
+        known by what it reads (FamilySource.key), so that a build whose paths are the previous build's
+        takes them from it."""
+        source = FamilySource(self.done)
+        self.done.append(self.run(KeyedJob(source.key(), partial(finish, source))))
 
     def _remove_stale(self, new_paths: set[str]) -> None:
         """Remove the spare's files that the new site does not have, and the folders they leave empty.
@@ -371,9 +399,9 @@ class _Staging:
             return
         keys = {done.key for done in self.done if done.key is not None}
         old: set[str] = set(_record_paths(self.spare_build.loose))
-        for key, text in self.spare_build.jobs.items():
+        for key in self.spare_build.jobs:
             if key not in keys:
-                old.update(_record_paths(text))
+                old.update(_record_paths(self.spare_build.jobs.raw(key)))
         for relative in old - new_paths:
             try:
                 os.unlink(f"{self.folder}/{relative}")
@@ -392,29 +420,27 @@ class _Staging:
         found: set[str] = set()
         for done in self.done:
             if done.key is None or build is None or done.key not in build.jobs:
-                found.update(_record_paths(done.record) if isinstance(done.record, str)
-                             else (path for path, _, _ in done.record))
+                found.update(_paths_of(done.record))
         return found
 
     def swap_in(self, stamp: dict[str, object]) -> WriteStats:
         if self.spare_build is not None:
             self._remove_stale(self._changed_paths(self.spare_build))
-        jobs: dict[str, str] = {}
+        jobs: dict[str, bytes] = {}
         summaries: dict[str, list[Any]] = {}
         loose: list[tuple[str, str, str]] = []
         for done in self.done:
             if done.key is None:
-                assert not isinstance(done.record, str)
+                assert not isinstance(done.record, bytes)
                 loose += done.record
             else:
                 if done.key in jobs:
                     raise AssertionError(f"two plan jobs have the key {done.key}")
-                jobs[done.key] = done.record if isinstance(done.record, str) else _record_text(done.record)
+                jobs[done.key] = done.record if isinstance(done.record, bytes) else _record_text(done.record).encode()
                 summaries[done.key] = done.summary.to_json()
         loose.sort()
         total = sum(done.summary.count for done in self.done)
-        write_manifest(self.folder, {**stamp, "files": total},
-                       {"jobs": jobs, "summaries": summaries, "loose": _record_text(loose)})
+        write_manifest(self.folder, {**stamp, "files": total}, jobs, summaries, _record_text(loose).encode())
         _exchange(Path(self.folder), self.out)
         self.swapped = True
         written = sum(done.written for done in self.done)
@@ -422,9 +448,9 @@ class _Staging:
         if self.previous is not None:
             keys = {done.key for done in self.done if done.key is not None}
             gone = set(_record_paths(self.previous.loose))
-            for key, text in self.previous.jobs.items():
+            for key in self.previous.jobs:
                 if key not in keys:
-                    gone.update(_record_paths(text))
+                    gone.update(_record_paths(self.previous.jobs.raw(key)))
             removed = len(gone - self._changed_paths(self.previous))
         return WriteStats(written=written, unchanged=total - written, removed=removed,
                           notes=[done.summary.notes for done in self.done if done.summary.notes is not None])
@@ -455,14 +481,25 @@ class FamilySource:
     def families(self) -> list[list[str]]:
         return [family for done in self._done for family in done.summary.families]
 
+    def key(self) -> str:
+        """A key of what the files made from this source can depend on: the code, every (family, policy) and,
+        for each family whose paths differ in policy (the only ones `members` is asked for), the paths of
+        the jobs that have it (their digests)."""
+        policies: dict[str, set[tuple[str, ...]]] = {}
+        for family, *policy in self.families():
+            policies.setdefault(family, set()).add(tuple(policy))
+        mixed = [(family, [done.summary.paths for done in self._done
+                           if any(item[0] == family for item in done.summary.families)])
+                 for family in sorted(policies) if len(policies[family]) > 1]
+        parts = repr((sorted((family, sorted(found)) for family, found in policies.items()), mixed))
+        return "serving files " + hashlib.sha256(code_digest() + parts.encode()).hexdigest()
+
     def members(self, family: str) -> list[str]:
         """The paths of `family`: splits only the records of the jobs that have it."""
         found = []
         for done in self._done:
             if any(item[0] == family for item in done.summary.families):
-                paths = _record_paths(done.record) if isinstance(done.record, str) else \
-                    [path for path, _, _ in done.record]
-                found += [path for path in paths if family_of(path) == family]
+                found += [path for path in _paths_of(done.record) if family_of(path) == family]
         return found
 
 
@@ -533,7 +570,8 @@ def _jobs_to_run(staging: _Staging, jobs: Sequence[Callable[[], Any]]) -> int:
     return sum(1 for job in jobs if not (isinstance(job, KeyedJob) and job.key in staging.previous.jobs))
 
 
-def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int) -> None:
+def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int,
+              before_fork: Callable[[], None] | None = None) -> None:
     global _SHARED
     if workers > 1 and _jobs_to_run(staging, jobs) < PARALLEL_SHARE * len(jobs):
         workers = 1
@@ -542,6 +580,8 @@ def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
         staging.done += [staging.run(job) for job in jobs]
         return
+    if before_fork is not None:
+        before_fork()
     _SHARED = (staging, jobs)
     try:
         # Jobs are handed out one at a time as workers free up, so a long job does not hold up the rest.
@@ -556,7 +596,7 @@ def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int
 def write_jobs(jobs: Sequence[Callable[[], Any]], finish: Callable[[Any], dict[str, bytes]],
                out: Path, fingerprint: str = "", *, reuse: bool = True, source: str | None = None,
                releases: int = 0, workers: int = 1, previous: PreviousBuild | None = None,
-               summarizer: Summarizer | None = None) -> WriteStats:
+               summarizer: Summarizer | None = None, before_fork: Callable[[], None] | None = None) -> WriteStats:
     """Like write_site, for a site given as plan jobs (plan.PlanJob), run by `workers` processes.
 
     Each process takes the next job as it frees up and places the files
@@ -564,11 +604,13 @@ def write_jobs(jobs: Sequence[Callable[[], Any]], finish: Callable[[Any], dict[s
     a whole.
     `finish` gives the files that depend on every path (the serving
     configuration, from serving.PathFamilies); the swap is the same single rename as write_site's.
+    `before_fork` runs just before worker processes are forked (when they are), for what they should
+    inherit rather than each make (compiled templates).
     """
     staging = _Staging(out, reuse, previous or previous_build(out), summarizer)
     try:
         staging.expect(jobs)
-        _run_jobs(staging, jobs, workers)
+        _run_jobs(staging, jobs, workers, before_fork)
         staging.finish(finish)
         return staging.swap_in({"fingerprint": fingerprint, "source": source, "releases": releases})
     finally:

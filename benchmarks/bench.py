@@ -137,11 +137,17 @@ def measure(repo: Path, releases: int, grouped: bool, runs: int, code: Path, ful
 LAST_CPU = [0.0]  # CPU seconds of the last measured process and the children it waited for
 
 
+def bench_environment(code: Path) -> dict[str, str]:
+    """The environment of a measured run: `code` first on the path, and bytecode written as a user's
+    install writes it (a shell with PYTHONDONTWRITEBYTECODE set made every run compile relreg again)."""
+    environment = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    return {**environment, "PYTHONPATH": str(code)}
+
+
 def run_measured_with_rusage(args: list[str], cwd: Path, code: Path) -> tuple[float, int, str]:
     started = time.perf_counter()
     errors = (WORK / "stderr.txt").open("w+b")
-    process = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=errors,
-                               env={**os.environ, "PYTHONPATH": str(code)})
+    process = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=errors, env=bench_environment(code))
     assert process.stdout is not None
     stdout = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)

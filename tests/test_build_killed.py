@@ -111,3 +111,44 @@ def test_killed_rebuild_serves_the_whole_previous_or_the_whole_new_site(
     assert _tree(out) == new_site
     _finish(_build(registry, out))
     assert _tree(out) == new_site
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads child processes from Linux's /proc")
+def test_workers_die_with_a_killed_build_and_its_leftovers_go(
+        sites: tuple[Path, Path, dict[str, bytes], dict[str, bytes], float], tmp_path: Path) -> None:
+    """SIGKILL to the build process alone (as the OOM killer sends it): no worker is left waiting on it."""
+    registry, served, old_site, new_site, seconds = sites
+    shutil.copytree(served, tmp_path / "served", symlinks=True)
+    out = tmp_path / "served" / "public"
+    shutil.rmtree(tmp_path / "served" / ".public.spare")  # the site is written in a staging folder
+    process = _build(registry, out)
+    deadline = time.monotonic() + 60 + 4 * seconds
+    while len(_children(process.pid)) < 2 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the site's workers run
+    assert process.poll() is None, "the build ended before its workers were seen"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail("worker processes outlived the killed build")
+    assert _tree(out) == old_site
+    _finish(_build(registry, out))
+    assert _tree(out) == new_site
+    deadline = time.monotonic() + 30  # the killed build's staging folder goes, in the background
+    while list(out.parent.glob(".public.staging-*")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not list(out.parent.glob(".public.staging-*"))

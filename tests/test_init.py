@@ -280,3 +280,19 @@ def test_next_hint_on_the_command_line(scaffold: Path, tmp_path: Path) -> None:
     assert result.output.rstrip().endswith(
         "Next: `relreg new-release VERSION --artifact HW=PATH ...` and `relreg validate`.")
     assert "set site_url" not in result.output
+
+
+def test_what_builds_leave_beside_the_output_is_ignored_by_git(scaffold: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The spare site, the lock and a killed build's staging folder never show up for `git add -A`."""
+    monkeypatch.chdir(scaffold)
+    commit_all(scaffold, "relreg init", "2024-01-01T10:00:00+00:00")
+    for day in (2, 3):  # the second build leaves the first site as .public.spare
+        hardware = scaffold / "registry" / "hardware" / "evt1.yaml"
+        hardware.write_text(hardware.read_text() + f"# day {day}\n")
+        commit_all(scaffold, f"day {day}", f"2024-01-0{day}T10:00:00+00:00")
+        built = run_relreg("build")
+        assert built.exit_code == 0, built.output
+    (scaffold / ".public.staging-killed" / "api").mkdir(parents=True)
+    (scaffold / ".public.staging-killed" / "api" / "x.json").write_text("{}")
+    assert (scaffold / ".public.spare").is_dir() and (scaffold / ".public.lock").is_file()
+    assert git(scaffold, "status", "--porcelain", "--untracked-files=all") == ""

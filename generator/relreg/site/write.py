@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import fcntl
 import gc
 import hashlib
 import multiprocessing
@@ -37,7 +38,7 @@ import click
 
 from relreg.resources import code_digest
 from relreg.site.jobs import Keyed, KeyedJob, job_files
-from relreg.site.manifest import Records, WriteStats, read_manifest, write_manifest
+from relreg.site.manifest import Records, WriteStats, read_header, read_manifest, write_manifest
 from relreg.site.paths import MANIFEST
 from relreg.site.serving import family_of, path_families
 
@@ -55,6 +56,50 @@ def _check_replaceable(out: Path) -> None:
         raise OutputFolderError(
             f"--out {out} is not empty and was not written by relreg (no {MANIFEST}); "
             "refusing to replace files you may have written. Choose another folder or empty it.")
+
+
+def _lock_output(out: Path, previous: "PreviousBuild | None") -> int:
+    """Hold `.<out>.lock` beside the output (an exclusive flock, released when the descriptor closes).
+
+    Two builds into one folder would share its spare and staging folders. The second one is refused
+    at once rather than made to wait: what it read of the previous build may be gone by then. For
+    the same reason a build whose output changed since it read it (another build swapped in) stops.
+    """
+    path = out.parent / f".{out.name}.lock"
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise OutputFolderError(f"another relreg build is writing --out {out}; run this one again when it "
+                                "is done (the output is untouched)") from None
+    if previous is None:
+        replaced = previous_build(out) is not None
+    else:
+        header = read_header(out)
+        replaced = header is None or header.get("fingerprint") != previous.fingerprint
+    if replaced:
+        os.close(descriptor)
+        raise OutputFolderError(f"--out {out} was replaced by another build while this one ran; run it again "
+                                "(the output is untouched)")
+    return descriptor
+
+
+def _folder_mode(out: Path) -> int:
+    """The served folder's mode, so a `chmod` of the output stays; for a new one, what the umask allows."""
+    try:
+        return out.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o777 & ~umask
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Staging folders of builds that were killed before they could clean up (the lock is held)."""
+    for leftover in out.parent.glob(f".{out.name}.staging-*"):
+        if leftover.is_dir() and not leftover.is_symlink():
+            _remove(str(leftover), in_background=True)
 
 
 def _exchange(staging: Path, out: Path) -> None:
@@ -241,6 +286,8 @@ class _Staging:
         self.reuse = reuse
         self.summarizer = summarizer
         self.spare = spare_folder(self.out)
+        self._lock = _lock_output(self.out, previous)
+        _remove_leftovers(self.out)
         spare = previous_build(self.spare) if reuse and previous is not None and self.spare.is_dir() else None
         if spare is not None:
             os.unlink(self.spare / MANIFEST)  # from here on the spare is in flux, until it is swapped in
@@ -249,6 +296,7 @@ class _Staging:
             if self.spare.exists():  # half-updated by a killed build, or made before `build --force`
                 _remove(str(self.spare), in_background=True)
             self.folder = tempfile.mkdtemp(prefix=f".{self.out.name}.staging-", dir=self.out.parent)
+        os.chmod(self.folder, _folder_mode(self.out))  # mkdtemp's 0700 would make a web server refuse the site
         self.in_spare = spare is not None
         self.spare_build = spare  # what the folder being assembled holds already
         self._made_dirs: set[str] = {""}
@@ -462,6 +510,12 @@ class _Staging:
         `build --force` the previous site is removed: it may hold files edited by hand that its
         manifest does not describe.
         """
+        try:
+            self._discard()
+        finally:
+            os.close(self._lock)
+
+    def _discard(self) -> None:
         if self.swapped and not os.path.isdir(self.folder):
             return  # the first build: there was no previous site
         if self.swapped and self.reuse:
@@ -570,6 +624,20 @@ def _jobs_to_run(staging: _Staging, jobs: Sequence[Callable[[], Any]]) -> int:
     return sum(1 for job in jobs if not (isinstance(job, KeyedJob) and job.key in staging.previous.jobs))
 
 
+def _start_worker() -> None:
+    """In a new worker: collect cycles (the build paused that), and die with the build process.
+
+    A build killed with SIGKILL (the OOM killer) cannot stop its workers; without this they wait
+    forever on the pipe to it, each holding a share of the site's memory.
+    """
+    gc.enable()
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+        if os.getppid() == 1:  # the build died before prctl took effect
+            os._exit(1)
+
+
 def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int,
               before_fork: Callable[[], None] | None = None) -> None:
     global _SHARED
@@ -587,7 +655,7 @@ def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int
         # Jobs are handed out one at a time as workers free up, so a long job does not hold up the rest.
         # A worker renders a share of the whole site: it collects cycles even where the build paused that.
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                 initializer=gc.enable) as pool:
+                                 initializer=_start_worker) as pool:
             staging.done += list(pool.map(_write_job, range(len(jobs))))
     finally:
         _SHARED = None

@@ -1,0 +1,86 @@
+"""The output folder as a web server and other builds meet it: its mode, one build at a time, leftovers."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import stat
+import time
+from pathlib import Path
+
+import pytest
+
+from relreg.site.write import OutputFolderError, previous_build, write_site
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def umask_022():
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def test_a_new_output_folder_is_readable_by_the_web_server(tmp_path: Path, umask_022: None) -> None:
+    out = tmp_path / "public"
+    write_site({"index.html": b"<p>one</p>"}, out)
+    assert _mode(out) == 0o755  # not mkdtemp's 0700, which nginx running as www-data refuses
+    write_site({"index.html": b"<p>two</p>"}, out)
+    assert _mode(out) == 0o755
+
+
+@pytest.mark.parametrize("mode", [0o750, 0o711, 0o755])
+def test_a_chmod_of_the_output_folder_stays_across_builds(tmp_path: Path, mode: int) -> None:
+    out = tmp_path / "public"
+    write_site({"index.html": b"1"}, out)
+    write_site({"index.html": b"2"}, out)  # a spare now sits beside the output, with the old mode
+    os.chmod(out, mode)
+    for content in (b"3", b"4", b"5"):  # the spare comes back in turn
+        write_site({"index.html": content}, out)
+        assert _mode(out) == mode
+        assert (out / "index.html").read_bytes() == content
+
+
+def test_a_second_build_into_the_same_folder_is_refused_and_touches_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "public"
+    write_site({"index.html": b"served"}, out)
+    descriptor = os.open(tmp_path / ".public.lock", os.O_RDWR)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)  # what a running build holds
+    try:
+        with pytest.raises(OutputFolderError, match="another relreg build is writing"):
+            write_site({"index.html": b"other"}, out)
+    finally:
+        os.close(descriptor)
+    assert (out / "index.html").read_bytes() == b"served"
+    write_site({"index.html": b"next"}, out)  # once the lock is free, builds go on
+    assert (out / "index.html").read_bytes() == b"next"
+
+
+def test_a_build_whose_output_was_replaced_meanwhile_stops(tmp_path: Path) -> None:
+    out = tmp_path / "public"
+    write_site({"index.html": b"a"}, out, "fingerprint-a")
+    stale = previous_build(out)  # read at the start of a build...
+    write_site({"index.html": b"b"}, out, "fingerprint-b")  # ...while another one swapped in its site
+    with pytest.raises(OutputFolderError, match="replaced by another build"):
+        write_site({"index.html": b"c"}, out, "fingerprint-c", previous=stale)
+    assert (out / "index.html").read_bytes() == b"b"
+
+
+def test_staging_folders_of_killed_builds_are_removed_by_the_next_build(tmp_path: Path) -> None:
+    out = tmp_path / "public"
+    write_site({"index.html": b"a"}, out)
+    leftovers = [tmp_path / ".public.staging-killed1", tmp_path / ".public.staging-killed2"]
+    for folder in leftovers:
+        (folder / "api").mkdir(parents=True)
+        (folder / "api" / "x.json").write_bytes(b"{}")
+    unrelated = tmp_path / ".other.staging-keep"
+    unrelated.mkdir()
+    write_site({"index.html": b"b"}, out)
+    deadline = time.monotonic() + 30  # large leftovers are removed in the background
+    while any(folder.exists() for folder in leftovers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(folder.exists() for folder in leftovers)
+    assert unrelated.is_dir()

@@ -209,21 +209,31 @@ def _text(value: object) -> str:
     return text if _SPECIAL.search(text) is None else str(escape(text))
 
 
+def _artifact_texts(release: "Release", artifact_base_url: str) -> list[tuple["Artifact", str, str, str, str, str, str, str]]:
+    """(artifact, hardware, build id, SHA-256, software type or "", delta base or "", download URL, file name) of
+    each artifact of `release`, escaped for HTML text and attributes. One search over all of them decides: a
+    registry's values rarely need escaping."""
+    artifacts = release.artifacts
+    urls = [download_url(artifact, artifact_base_url) for artifact in artifacts]
+    every = "".join([*urls, *(f"{a.hardware_version}{a.build_id}{a.sha256}{a.software_type or ''}{a.delta_from or ''}"
+                              f"{a.url}" for a in artifacts)])
+    if _SPECIAL.search(every) is None:
+        return [(a, a.hardware_version, a.build_id, a.sha256, a.software_type or "", a.delta_from or "", url,
+                 a.filename) for a, url in zip(artifacts, urls)]
+    return [(a, _text(a.hardware_version), _text(a.build_id), _text(a.sha256), _text(a.software_type or ""),
+             _text(a.delta_from or ""), _text(url), _text(a.filename)) for a, url in zip(artifacts, urls)]
+
+
 def artifact_table(release: "Release", has_software_type: bool, known: Mapping[str, object],
-                   artifact_base_url: str) -> Markup:
+                   artifact_base_url: str,
+                   texts: "list[tuple[Artifact, str, str, str, str, str, str, str]] | None" = None) -> Markup:
     """The rows of a release page's artifact table: hardware, software type (when any artifact has one), full
     or delta (linked to the base release's page when it is in `known`), build id, size, SHA-256 with its copy
-    button, and the download link."""
+    button, and the download link. `texts`: _artifact_texts of the release, when the caller has them."""
     rows = []
-    for artifact in release.artifacts:
-        url = download_url(artifact, artifact_base_url)
-        values = (artifact.hardware_version, artifact.build_id, artifact.sha256, artifact.software_type or "",
-                  artifact.delta_from or "", url)
-        # One search for the artifact's text (the url holds the file name): a registry's values rarely need escaping.
-        text = str if _SPECIAL.search("".join(values)) is None else _text
-        hardware, build_id, sha256, software, delta_from, url = map(text, values)
-        filename = text(artifact.filename)
-        if not artifact.is_delta:
+    for artifact, hardware, build_id, sha256, software, delta_from, url, filename in \
+            texts if texts is not None else _artifact_texts(release, artifact_base_url):
+        if artifact.type != "delta":
             kind = "full"
         elif artifact.delta_from in known:
             kind = f'delta from <a href="../{delta_from}/index.html">{delta_from}</a>'
@@ -240,13 +250,16 @@ def artifact_table(release: "Release", has_software_type: bool, known: Mapping[s
     return Markup("".join(rows))
 
 
-def download_list(release: "Release", artifact_base_url: str) -> Markup:
-    """The items of a release page's download list: its full images, by hardware version."""
+def download_list(release: "Release", artifact_base_url: str,
+                  texts: "list[tuple[Artifact, str, str, str, str, str, str, str]] | None" = None) -> Markup:
+    """The items of a release page's download list: its full images, by hardware version. `texts`: as for
+    artifact_table."""
     items = []
-    for artifact in sorted((a for a in release.artifacts if not a.is_delta), key=lambda a: a.hardware_version):
-        software = f" ({_text(artifact.software_type)})" if artifact.software_type else ""
-        items.append(f'<li><a class="button" href="{_text(download_url(artifact, artifact_base_url))}">Download for '
-                     f'{_text(artifact.hardware_version)}{software} <span class="muted">· '
+    full = [item for item in (texts if texts is not None else _artifact_texts(release, artifact_base_url))
+            if item[0].type != "delta"]
+    for artifact, hardware, _, _, software, _, url, _ in sorted(full, key=lambda item: item[0].hardware_version):
+        software = f" ({software})" if software else ""
+        items.append(f'<li><a class="button" href="{url}">Download for {hardware}{software} <span class="muted">· '
                      f'{human_size(artifact.size)}</span></a></li>\n')
     return Markup("".join(items))
 
@@ -671,13 +684,14 @@ class ReleasePages:
         base_url = data.config.artifact_base_url
         has_software_type = any(a.software_type for a in release.artifacts)
         cohorts = data.cohorts_of_release.get(view.version, ())
+        texts = _artifact_texts(release, base_url)
         return {
             "site": data, "root": "../../", "path": f"releases/{view.version}/index.html", "view": view,
             "release": release, "canonical": data.release_url(view.version), "newer": newer, "older": older,
             "cohorts": cohorts, "notes": Markup(nest_headings(view.notes_html)),
             "has_software_type": has_software_type, "held": held_back(cohorts),
-            "downloads": download_list(release, base_url),
-            "artifacts": artifact_table(release, has_software_type, data.by_version, base_url),
+            "downloads": download_list(release, base_url, texts),
+            "artifacts": artifact_table(release, has_software_type, data.by_version, base_url, texts),
             "chart": rollout_chart("rollout", f"Rollout of {view.version} by cohort", series) if series else "",
             "rollout": series,
         }

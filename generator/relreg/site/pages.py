@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2.filters import do_urlencode
 from markupsafe import Markup, escape
 
 from relreg import __version__
@@ -262,6 +263,61 @@ def download_list(release: "Release", artifact_base_url: str,
         items.append(f'<li><a class="button" href="{url}">Download for {hardware}{software} <span class="muted">· '
                      f'{human_size(artifact.size)}</span></a></li>\n')
     return Markup("".join(items))
+
+
+def release_facts(view: "ReleaseView", data: "SiteData", cohorts: Sequence["CohortRow"]) -> Markup:
+    """A release page's list of facts (<dl class="facts">): dates, revision, minimum version, required step,
+    hardware, cohorts (`cohorts`: the rows of those running it), devices, update path and JSON link. Made here,
+    as release.html would make it: a page's most variable part, some forty template expressions."""
+    release = view.release
+    version = _text(view.version)
+    created, updated = view.dates.created, view.dates.updated
+    parts = [f'<dl class="facts">\n<dt>Released</dt><dd><time datetime="{format_iso(created)}">'
+             f'{format_when(created)}</time></dd>\n']
+    if updated != created:
+        parts.append(f'<dt>Last updated</dt><dd><time datetime="{format_iso(updated)}">{format_when(updated)}'
+                     f'</time></dd>\n')
+    parts.append("<dt>Revision</dt><dd>")
+    if release.revision:
+        commit_url = data.config.commit_url(release.revision)
+        revision = f"<code>{_text(release.revision)}</code>"
+        parts.append(f'<a href="{_text(commit_url)}">{revision}</a>' if commit_url else revision)
+    else:
+        parts.append('<span class="muted">not given</span>')
+    parts.append("</dd>\n<dt>Minimum version</dt><dd>")
+    if release.min_version:
+        minimum = _text(release.min_version)
+        parts.append((f'<a href="../{minimum}/index.html">{minimum}</a>' if release.min_version in data.by_version
+                      else minimum) + ": devices on an older version install an earlier release first")
+    else:
+        parts.append('<span class="muted">none: any version can update to it</span>')
+    parts.append("</dd>\n")
+    if release.must_pass_through:
+        parts.append("<dt>Required step</dt><dd>Devices on an older version must install this release before any "
+                     "newer one.</dd>\n")
+    parts.append("<dt>Hardware</dt><dd>")
+    for name in release.hardware_versions:
+        name = _text(name)
+        parts.append(f'<a class="chip" href="../../hardware/{name}/index.html">{name}</a> ')
+    parts.append("</dd>\n<dt>Cohorts</dt><dd>")
+    if cohorts:
+        parts.append(", ".join(
+            f'<a href="../../cohorts/{_text(row.cohort.slug)}/index.html">{_text(row.cohort.name)}</a>&nbsp;'
+            f'<span class="muted">({_text(format_percent(row.activation.rollout_percent))}'
+            + (f"; held back on {_text(', '.join(row.held_back))} in {_text(row.cohort.slug)}" if row.held_back
+               else "") + ")</span>" for row in cohorts))
+    else:
+        parts.append('<span class="muted">not active in any cohort</span>')
+    parts.append("</dd>\n")
+    if data.has_device_counts:
+        snapshot = _text(data.device_counts_date) if data.device_counts_date else ""
+        parts.append(f"<dt>Devices</dt><dd>{_text(f'{view.count_devices:,}')} running it"
+                     + (f', in the snapshot of <time datetime="{snapshot}">{snapshot}</time>' if snapshot else "")
+                     + "</dd>\n")
+    parts.append(f'<dt>Update path</dt><dd><a href="../../update/index.html?current={_text(do_urlencode(view.version))}'
+                 f'">Plan an update from {version}</a></dd>\n<dt>JSON</dt><dd><a href="../../api/v1/releases/'
+                 f'{version}.json">api/v1/releases/{version}.json</a></dd>\n</dl>')
+    return Markup("".join(parts))
 
 
 _HEADING = re.compile(r"<(/?)h([1-6])>")
@@ -692,6 +748,7 @@ class ReleasePages:
             "has_software_type": has_software_type, "held": held_back(cohorts),
             "downloads": download_list(release, base_url, texts),
             "artifacts": artifact_table(release, has_software_type, data.by_version, base_url, texts),
+            "facts": release_facts(view, data, cohorts),
             "chart": rollout_chart("rollout", f"Rollout of {view.version} by cohort", series) if series else "",
             "rollout": series,
         }

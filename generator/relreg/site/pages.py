@@ -672,6 +672,7 @@ class PageFrame:
     prefix: str  # of `path`, before the page's segment
     suffix: str
     blocks: Mapping[str, list[Any]]  # each block of the template and the blocks it overrides (for super())
+    globals: dict[str, Any] = field(default_factory=dict)  # the template's globals, as one plain dict
 
     @classmethod
     def of(cls, template: Any, shared: Mapping[str, Any], prefix: str, suffix: str) -> "PageFrame":
@@ -685,7 +686,7 @@ class PageFrame:
             raise ValueError(f"{template.name}: its base template uses `path` or `canonical` other than as text")
         # Rendering the base template put the blocks they override behind the holes.
         blocks = {name: [block, *context.blocks[name][1:]] for name, block in template.blocks.items()}
-        return cls(template, pieces, prefix, suffix, blocks)
+        return cls(template, pieces, prefix, suffix, blocks, dict(template.globals))
 
     def render(self, context: Mapping[str, Any]) -> str:
         """The page of `context` (the template's whole context: `shared`'s values and the page's)."""
@@ -693,7 +694,11 @@ class PageFrame:
         if not (path.startswith(self.prefix) and path.endswith(self.suffix)):
             raise ValueError(f"{path} is not a page of this frame ({self.prefix}...{self.suffix})")
         segment = path[len(self.prefix):len(path) - len(self.suffix)]
-        page = self.template.new_context(context)
+        # The context template.new_context would make (the page's values over the globals), without copying
+        # the globals out of their ChainMap for each page, and with the frame's blocks rather than the template's.
+        environment = self.template.environment
+        page = environment.context_class(environment, {**self.globals, **context}, self.template.name, {},
+                                         globals=self.globals)
         page.blocks.update(self.blocks)
         parts = [self.pieces[0]]
         for index in range(1, len(self.pieces), 2):

@@ -15,6 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
+from git import GitCommandError
 import pytest
 from conftest import run_relreg
 from git_helpers import commit_all, git, init_repo
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 
 from relreg.devices.paths import answer_path
 from relreg.history import gitlog
+from relreg.history.recency import GitRecency
 
 REGISTRY_YAML = """name: Replay
 site_url: https://fw.example.test/
@@ -323,11 +325,20 @@ def test_dates_follow_releases_through_any_edits_and_moves(tmp_path_factory: pyt
         head = git(repo, "rev-parse", "HEAD")
         with_cache = gitlog.read_history(gitlog.open_repository(repo), head, folder)
         fresh = gitlog.read_history(gitlog.open_repository(repo), head, folder, use_cache=False)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(gitlog, "SPLIT_COMMITS", 1)  # this short history read by several runs of git
+            split = gitlog.read_history(gitlog.open_repository(repo), head, folder, use_cache=False, parts=3)
+        assert _fields(split) == _fields(fresh)
         for history in (with_cache, fresh):
             got = {v: (history.dates_of(f"releases/{v}.yaml").created, history.dates_of(f"releases/{v}.yaml").updated)
                    for v in created}
             assert got == {v: (created[v], updated[v]) for v in created}, (operations[:day], history is fresh)
             assert [c.subject for c in history.cohort_changes["cohorts/prod.yaml"]] == ["step 0", "step 1"]
+
+
+def _fields(history: gitlog.History) -> tuple:
+    return (history.commit, history.dates, history.commits_walked, history.cohort_changes, history.blobs,
+            history.present)
 
 
 def _branchy_repo(tmp_path: Path) -> tuple[Path, dict[str, str]]:
@@ -378,3 +389,56 @@ def test_a_cached_history_is_extended_only_from_its_own_first_parent_line(
         assert 0 < with_cache.commits_walked < fresh.commits_walked  # only the commits after the cached one
     else:
         assert with_cache.commits_walked == fresh.commits_walked  # the whole history again
+
+
+@pytest.mark.parametrize("parts", [2, 3, 5, 9])
+@pytest.mark.parametrize("built", ["B", "M", "C"])
+def test_a_history_read_in_parts_equals_one_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  parts: int, built: str) -> None:
+    """Split among several runs of git (at commits of the first-parent line), the history is the same."""
+    repo, ids = _branchy_repo(tmp_path)
+    handle = gitlog.open_repository(repo)
+    single = gitlog.read_history(handle, ids[built], "registry", use_cache=False, parts=1)
+    monkeypatch.setattr(gitlog, "SPLIT_COMMITS", 1)
+    ranges = gitlog._split(handle, None, ids[built], parts)
+    line = git(repo, "rev-list", "--first-parent", "--reverse", ids[built]).split()
+    assert len(ranges) == min(parts, len(line))
+    walked = [git(repo, "rev-list", "--first-parent", "--reverse", f"{a}..{b}" if a else b).split() for a, b in ranges]
+    assert sum(walked, []) == line  # consecutive, without gap or overlap
+    assert _fields(gitlog.read_history(handle, ids[built], "registry", use_cache=False, parts=parts)) == _fields(single)
+    # An incremental read (from a cached commit) split as well: the same, but for the commits it walked.
+    gitlog.read_history(handle, ids["A"], "registry", parts=1)
+    incremental = gitlog.read_history(handle, ids[built], "registry", parts=parts)
+    assert incremental.commits_walked == len(line) - 1
+    assert _fields(incremental)[3:] + _fields(incremental)[:2] == _fields(single)[3:] + _fields(single)[:2]
+
+
+def test_a_pending_history_stops_its_git_when_closed_unread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo, ids = _branchy_repo(tmp_path)
+    monkeypatch.setattr(gitlog, "SPLIT_COMMITS", 1)
+    pending = gitlog.start_history(gitlog.open_repository(repo), ids["C"], "registry", use_cache=False, parts=2)
+    runs = list(pending._runs)
+    assert len(runs) == 2
+    pending.close()
+    assert all(run.process.returncode is not None and run.output.closed for run in runs)
+    assert not pending.running()
+
+
+def test_a_failing_git_log_is_an_error_each_time_it_is_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo, ids = _branchy_repo(tmp_path)
+    monkeypatch.setattr(gitlog, "_git_log_command", lambda revisions, prefix: ["log", "--no-such-option"])
+    with gitlog.start_history(gitlog.open_repository(repo), ids["C"], "registry", use_cache=False) as pending:
+        for _ in range(2):
+            with pytest.raises(GitCommandError, match="no-such-option"):
+                pending.result()
+
+
+def test_recency_from_a_given_history_equals_recency_read_by_itself(tmp_path: Path) -> None:
+    """`relreg build` hands validation the history it started; the newer file of a conflict is the same."""
+    repo, ids = _branchy_repo(tmp_path)
+    (repo / "registry" / "releases" / "D.yaml").write_text("version: D\n")  # untracked: newest of all
+    handle = gitlog.open_repository(repo)
+    given = gitlog.start_history(handle, ids["C"], "registry")
+    own = dict(GitRecency(repo / "registry", "registry"))
+    assert own == dict(GitRecency(repo / "registry", "registry", history=given.result))
+    assert set(own) == {"registry/registry.yaml", *(f"registry/releases/{name}.yaml" for name in "A B C S1 S2".split())}

@@ -140,3 +140,15 @@ def test_feed_content_is_the_sanitized_notes_escaped_once(hostile: tuple[Path, d
     for version, path in by_version.items():
         assert contents[version] == _render(path), path.name
         assert audit_notes_html(contents[version]) == []
+
+
+@pytest.mark.parametrize("path", corpus_files(), ids=lambda p: p.name)
+def test_the_reusable_cleaner_sanitizes_as_nh3_clean_does(path: Path) -> None:
+    """sanitize_html's nh3.Cleaner, made once, against nh3.clean with the same options on each call."""
+    import nh3
+
+    from relreg.site import notes
+
+    text = path.read_text(encoding="utf-8")
+    for html_text in (text, notes.render_markdown(text)):
+        assert notes.sanitize_html(html_text) == nh3.clean(html_text, **notes._CLEAN_OPTIONS).strip(), path.name

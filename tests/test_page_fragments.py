@@ -257,3 +257,55 @@ def test_templates_kept_compiled_give_the_same_pages_and_a_lost_folder_costs_not
     folder.rmdir()
     env.cache.clear()
     assert env.get_template("sitemap.xml").render(urls=[("https://x/", 1)]) == plain  # nowhere to write: compiled
+
+
+# release.html's list of facts as the template wrote it before pages.release_facts made it in Python.
+_FACTS_TEMPLATE = """<dl class="facts">
+<dt>Released</dt><dd><time datetime="{{ view.dates.created|iso }}">{{ view.dates.created|when }}</time></dd>
+{% if view.dates.updated != view.dates.created %}
+<dt>Last updated</dt><dd><time datetime="{{ view.dates.updated|iso }}">{{ view.dates.updated|when }}</time></dd>
+{% endif %}
+<dt>Revision</dt><dd>{% if release.revision %}{% set commit_url = site.config.commit_url(release.revision) %}{% if commit_url %}<a href="{{ commit_url }}"><code>{{ release.revision }}</code></a>{% else %}<code>{{ release.revision }}</code>{% endif %}{% else %}<span class="muted">not given</span>{% endif %}</dd>
+<dt>Minimum version</dt><dd>{% if release.min_version %}{% if release.min_version in site.by_version %}<a href="../{{ release.min_version }}/index.html">{{ release.min_version }}</a>{% else %}{{ release.min_version }}{% endif %}: devices on an older version install an earlier release first{% else %}<span class="muted">none: any version can update to it</span>{% endif %}</dd>
+{% if release.must_pass_through %}
+<dt>Required step</dt><dd>Devices on an older version must install this release before any newer one.</dd>
+{% endif %}
+<dt>Hardware</dt><dd>{% for name in release.hardware_versions %}<a class="chip" href="../../hardware/{{ name }}/index.html">{{ name }}</a> {% endfor %}</dd>
+<dt>Cohorts</dt><dd>{% for row in cohorts %}<a href="../../cohorts/{{ row.cohort.slug }}/index.html">{{ row.cohort.name }}</a>&nbsp;<span class="muted">({{ row.activation.rollout_percent|percent }}{% if row.held_back %}; held back on {{ row.held_back|join(", ") }} in {{ row.cohort.slug }}{% endif %})</span>{{ ", " if not loop.last }}{% else %}<span class="muted">not active in any cohort</span>{% endfor %}</dd>
+{% if site.has_device_counts %}
+<dt>Devices</dt><dd>{{ "{:,}".format(view.count_devices) }} running it{% if site.device_counts_date %}, in the snapshot of <time datetime="{{ site.device_counts_date }}">{{ site.device_counts_date }}</time>{% endif %}</dd>
+{% endif %}
+<dt>Update path</dt><dd><a href="../../update/index.html?current={{ view.version|urlencode }}">Plan an update from {{ view.version }}</a></dd>
+<dt>JSON</dt><dd><a href="../../api/v1/releases/{{ view.version }}.json">api/v1/releases/{{ view.version }}.json</a></dd>
+</dl>"""
+
+
+def _facts_cases():  # type: ignore[no-untyped-def]
+    hostile = _hostile_release()
+    yield from [({}, None), ({"device_counts": {"2.0.1": 1200, "2.1.0": 7}, "device_counts_date": "2024-05-01"}, None),
+                ({"device_counts": {"2.1.0": 1234567}}, None),
+                ({"config": {"repository_url": "https://git.example/fw/commit/{revision}?a=1&b=<2>"}}, hostile),
+                ({}, replace(hostile, min_version="2.0.1", must_pass_through=True, revision=None)),
+                ({"device_counts": {"2.1.0": 3}}, replace(hostile, min_version=HOSTILE, version=f"{HOSTILE} 1/2%"))]
+
+
+@pytest.mark.parametrize(("changes", "extra"), list(_facts_cases()))
+def test_release_facts_equal_what_the_template_wrote(changes, extra) -> None:  # type: ignore[no-untyped-def]
+    inputs = _release_pages_inputs(**changes)
+    registry = inputs.registry
+    if extra is not None:  # a release with values that need escaping, in a cohort, holding some hardware back
+        version = extra.version if extra.version != "2.1.0" else "9.9.9"
+        extra = replace(extra, version=version)
+        held = replace(registry.cohorts[0], name=HOSTILE, releases=(
+            *registry.cohorts[0].releases, Activation(version, 12.5, (HOSTILE,))))
+        registry = replace(registry, releases=(*registry.releases, extra), cohorts=(held, *registry.cohorts[1:]))
+        inputs = replace(inputs, registry=registry, release_dates={**inputs.release_dates,
+                                                                   version: ReleaseDates(5, 7)})
+    views = release_views(inputs)
+    data = pages.site_data(inputs, views)
+    template = pages.environment().from_string(_FACTS_TEMPLATE)
+    assert any(data.cohorts_of_release.get(view.version) for view in views)
+    for view in views:
+        cohorts = data.cohorts_of_release.get(view.version, ())
+        expected = template.render(view=view, release=view.release, site=data, cohorts=cohorts)
+        assert str(pages.release_facts(view, data, cohorts)) == expected, view.version

@@ -6,6 +6,7 @@ the middle is pure.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -179,7 +180,15 @@ def build_site(options: BuildOptions) -> BuildReport:
     if head is None or head.commit != commit:
         source = None  # the repository changed between the two looks: no shortcut for this build
     previous = previous_build(options.out)
+    # The history's `git log` runs from here on, while this process reads and validates the files.
+    with gitlog.start_history(repo, commit, prefix or "") if repo is not None and commit is not None \
+            else contextlib.nullcontext() as pending:
+        return _build(options, started, source, repo, prefix, commit, previous, pending, warnings)
 
+
+def _build(options: BuildOptions, started: float, source: str | None, repo, prefix: str | None, commit: str | None,
+           previous: PreviousBuild | None, pending: gitlog.PendingHistory | None, warnings: list[str]) -> BuildReport:
+    """build_site's steps from reading the files on, with the git history (`pending`) read in the background."""
     cache = work_cache_for(options.registry_dir)
     try:
         files = _read_files(options, repo, prefix, cache)
@@ -188,7 +197,8 @@ def build_site(options: BuildOptions) -> BuildReport:
     step = options.progress or (lambda message: None)
     step(f"validating {len(files.files)} files")
     # Conflicts are reported at the newer file, as `relreg validate` does (git is read only if there is one).
-    result = validate_files(files, cache, recency=GitRecency(options.registry_dir, files.root, options.ref))
+    result = validate_files(files, cache, recency=GitRecency(options.registry_dir, files.root, options.ref,
+                                                             history=pending.result if pending else None))
     if not result.ok:
         cache.save()
         raise InvalidRegistry(result)
@@ -197,21 +207,26 @@ def build_site(options: BuildOptions) -> BuildReport:
     snapshot = read_device_counts(options.device_counts) if options.device_counts else FleetSnapshot()
     counts = snapshot.counts
     warnings += snapshot.warnings(release.version for release in result.registry.releases)  # type: ignore[union-attr]
+    registry = result.registry
+    assert registry is not None
+
+    notes = None
+    if pending is not None and pending.running():
+        step("rendering release notes while git reads the history")  # the wait for git would be idle
+        notes = render_all([(r.notes, r.notes_format) for r in registry.releases], cache)
 
     git_history = None
     uncommitted: set[str] = set()
     if repo is not None:
-        if commit is not None:
+        if pending is not None:
             step("reading git history")
-            git_history = gitlog.read_history(repo, commit, prefix or "")
+            git_history = pending.result()
         if options.ref is None:
             uncommitted = gitlog.uncommitted_paths(repo, prefix or "")
     else:
         warnings.append(f"{options.registry_dir} is not in a git repository: every file is dated by the build time")
     release_dates, cohort_dates = _dates(result, git_history, uncommitted, files.root, gitlog.build_time(), warnings)
 
-    registry = result.registry
-    assert registry is not None
     fingerprint = _fingerprint(files, release_dates, cohort_dates, snapshot, commit, options)
     signing = _signing(options, repo, prefix, commit, bool(uncommitted), warnings)
     if signing is not None:
@@ -224,8 +239,9 @@ def build_site(options: BuildOptions) -> BuildReport:
                     if release.source_path in blob_ids}
     if cache.path is not None:
         keep_compiled_templates(cache.path.parent)
-    step("rendering release notes")
-    notes = render_all([(r.notes, r.notes_format) for r in registry.releases], cache)
+    if notes is None:
+        step("rendering release notes")
+        notes = render_all([(r.notes, r.notes_format) for r in registry.releases], cache)
     cache.save()
     # The site is rendered by forked workers that inherit this process's memory:
     # let go of the raw files, the parsed documents and the cache first.

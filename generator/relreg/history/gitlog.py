@@ -5,14 +5,19 @@ pull request counts from its merge), with renames followed, gives every
 file's created and updated commit, and every change to a cohort file (the
 deployment log, see deployments.py). The result is cached by commit inside
 the repository's git folder, so a rebuild walks only the commits since the
-last build. Paths are relative to the registry folder.
+last build. Paths are relative to the registry folder. A build starts the
+pass first (`start_history`) and reads it after validation: git runs on one
+core while Python validates on another, and a long history is split among
+several runs of git.
 """
 
 from __future__ import annotations
 
 import marshal
 import os
+import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -229,8 +234,9 @@ def _apply_log(output: bytes, state: _State) -> int:
     return commits
 
 
-def _git_log(repo: git.Repo, revisions: str, prefix: str) -> bytes:
-    """Every first-parent commit with the registry files it touched, paths relative to the registry.
+def _git_log_command(revisions: str, prefix: str) -> list[str]:
+    """The `git log` arguments that list every first-parent commit of `revisions` with the registry files it
+    touched, paths relative to the registry.
 
     `--relative` rather than a pathspec: with `-- registry`, git matches every
     entry of each changed tree against the pathspec (twice, to simplify history
@@ -239,9 +245,8 @@ def _git_log(repo: git.Repo, revisions: str, prefix: str) -> bytes:
     which tells a content change from a move. `-z`: see `_parse_log`.
     """
     relative = [f"--relative={prefix}/"] if prefix else []
-    return repo.git.log(
-        "--first-parent", "--diff-merges=first-parent", "--reverse", "-M", "--raw", "--no-abbrev", "-z",
-        "--no-color", "--format=%H%x00%ct%x00%an%x00%s", *relative, revisions, stdout_as_string=False)
+    return ["log", "--first-parent", "--diff-merges=first-parent", "--reverse", "-M", "--raw", "--no-abbrev", "-z",
+            "--no-color", "--format=%H%x00%ct%x00%an%x00%s", *relative, revisions]
 
 
 def _config_path(prefix: str) -> str:
@@ -357,36 +362,166 @@ def _follows_on_first_parent(repo: git.Repo, cached: str, commit: str) -> bool:
     return bool(lines) and lines[-1].split()[1:2] == [cached]
 
 
-def read_history(repo: git.Repo, commit: str, prefix: str, *, use_cache: bool = True) -> History:
+# A stretch of history of at least this many first-parent commits is read by `SPLIT_PARTS` runs of git at
+# once, each over a part of it: git's cost is per commit (it rebuilds and compares each commit's registry
+# tree), so the parts take about the same time, on as many cores.
+SPLIT_COMMITS = 2000
+SPLIT_PARTS = 2
+
+
+def _split(repo: git.Repo, after: str | None, until: str, parts: int) -> list[tuple[str | None, str]]:
+    """`after..until` (None: from the root) as consecutive ranges of the first-parent line, oldest first.
+
+    Each bound is a commit of that line, so `git log --first-parent` over the
+    ranges, one after the other, lists the same commits with the same diffs
+    (each against its first parent) as over the whole range.
+    """
+    if parts < 2:
+        return [(after, until)]
+    line = repo.git.rev_list("--first-parent", f"{after}..{until}" if after else until).split()  # newest first
+    parts = min(parts, len(line))
+    if len(line) < SPLIT_COMMITS or parts < 2:
+        return [(after, until)]
+    bounds = [line[len(line) * part // parts] for part in range(parts - 1, 0, -1)]  # older first
+    return list(zip([after, *bounds], [*bounds, until]))
+
+
+class _GitRun:
+    """One `git log` running in the background, its output going to an unnamed temporary file (a pipe
+    would stall git until someone reads it)."""
+
+    def __init__(self, repo: git.Repo, arguments: list[str]) -> None:
+        self.command = [repo.git.GIT_PYTHON_GIT_EXECUTABLE or "git", *arguments]
+        self.output = tempfile.TemporaryFile()
+        self.errors = tempfile.TemporaryFile()
+        try:
+            self.process = subprocess.Popen(self.command, cwd=repo.working_dir, stdin=subprocess.DEVNULL,
+                                            stdout=self.output, stderr=self.errors,
+                                            env={**os.environ, "LANGUAGE": "C", "LC_ALL": "C"})
+        except BaseException:
+            self.close()
+            raise
+
+    def read(self) -> bytes:
+        """The whole output, once git is done; git.GitCommandError when git failed."""
+        status = self.process.wait()
+        if status != 0:
+            self.errors.seek(0)
+            raise git.GitCommandError(self.command, status, self.errors.read())
+        self.output.seek(0)
+        return self.output.read()
+
+    def close(self) -> None:
+        """Stops git if it still runs; the temporary files go."""
+        process = getattr(self, "process", None)
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+        self.output.close()
+        self.errors.close()
+
+
+class PendingHistory:
+    """`read_history` started early: the `git log` runs in the background while the caller does other
+    work (validation, release notes), and `result` folds its output.
+
+    Use it as a context manager, or call `close`: a history that is never read stops its git.
+    """
+
+    def __init__(self, repo: git.Repo, commit: str, prefix: str, *, use_cache: bool = True,
+                 parts: int = SPLIT_PARTS) -> None:
+        self._repo, self._commit, self._use_cache = repo, commit, use_cache
+        self._cache_path = _cache_file(repo, prefix)
+        self._history: History | None = None
+        self._error: BaseException | None = None
+        self._runs: list[_GitRun] = []
+        self._state = _State({}, {}, {}, set())
+        try:
+            cached = _read_cache(self._cache_path) if use_cache else None
+            if cached is not None and cached.commit == commit:
+                self._history = cached
+                return
+            since = None
+            if cached is not None and _follows_on_first_parent(repo, cached.commit, commit):
+                if len(registry_locations(repo, commit, prefix, since=cached.commit)) == 1:
+                    # The registry did not move since the cached commit: fold only the commits after it.
+                    self._state = _State(dict(cached.dates),
+                                         {path: list(items) for path, items in cached.cohort_changes.items()},
+                                         dict(cached.blobs), set(cached.present))
+                    since = cached.commit
+            locations = [(prefix, since)] if since else registry_locations(repo, commit, prefix)
+            for index, (folder, after) in enumerate(locations):
+                until = locations[index + 1][1] if index + 1 < len(locations) else commit
+                assert until is not None
+                for start, end in _split(repo, after, until, parts):
+                    self._runs.append(_GitRun(repo, _git_log_command(f"{start}..{end}" if start else end, folder)))
+        except BaseException:
+            self.close()
+            raise
+
+    def running(self) -> bool:
+        """True while a `git log` still runs (so `result` would wait)."""
+        return any(run.process.poll() is None for run in self._runs)
+
+    def result(self) -> History:
+        """The History (as read_history gives it), waiting for git; the same object, or error, on each call.
+
+        Raises git.GitCommandError when git fails.
+        """
+        if self._error is not None:
+            raise self._error
+        if self._history is None:
+            try:
+                walked = 0
+                for run in self._runs:  # oldest stretch first: the fold goes forward in time
+                    walked += _apply_log(run.read(), self._state)
+                state = self._state
+                self._history = History(self._commit, state.dates, walked, state.changes, state.blobs,
+                                        frozenset(state.present))
+            except Exception as error:
+                self._error = error
+                raise
+            finally:
+                self.close()
+            if self._use_cache:
+                _write_cache(self._cache_path, self._history)
+        return self._history
+
+    def close(self) -> None:
+        """Stops the git runs that are still going and lets go of their output."""
+        for run in self._runs:
+            run.close()
+        self._runs = []
+
+    def __enter__(self) -> "PendingHistory":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def start_history(repo: git.Repo, commit: str, prefix: str, *, use_cache: bool = True,
+                  parts: int = SPLIT_PARTS) -> PendingHistory:
+    """`read_history`, begun: git runs in the background until `PendingHistory.result` is asked for.
+
+    `parts`: how many runs of git may share a long stretch of history (see SPLIT_COMMITS); the
+    result is the same for any number.
+    """
+    return PendingHistory(repo, commit, prefix, use_cache=use_cache, parts=parts)
+
+
+def read_history(repo: git.Repo, commit: str, prefix: str, *, use_cache: bool = True,
+                 parts: int = SPLIT_PARTS) -> History:
     """Created/updated dates of every item under `prefix`, and the changes to its cohorts, as of `commit`.
 
     The walk follows the registry through moves of its folder (see
     `registry_locations`): each stretch of history is read with the folder it
     had then, and items are matched by identity, so dates and deployment
     history survive `git mv registry fw/registry` and regrouping releases.
+    The result is cached by commit (see `_cache_file`); git.GitCommandError when git fails.
     """
-    cache_path = _cache_file(repo, prefix)
-    cached = _read_cache(cache_path) if use_cache else None
-    if cached is not None and cached.commit == commit:
-        return cached
-    state = _State({}, {}, {}, set())
-    since = None
-    if cached is not None and _follows_on_first_parent(repo, cached.commit, commit):
-        if len(registry_locations(repo, commit, prefix, since=cached.commit)) == 1:
-            # The registry did not move since the cached commit: fold only the commits after it.
-            state = _State(dict(cached.dates), {path: list(items) for path, items in cached.cohort_changes.items()},
-                           dict(cached.blobs), set(cached.present))
-            since = cached.commit
-    locations = [(prefix, since)] if since else registry_locations(repo, commit, prefix)
-    walked = 0
-    for index, (folder, after) in enumerate(locations):
-        until = locations[index + 1][1] if index + 1 < len(locations) else commit
-        assert until is not None
-        walked += _apply_log(_git_log(repo, f"{after}..{until}" if after else until, folder), state)
-    history = History(commit, state.dates, walked, state.changes, state.blobs, frozenset(state.present))
-    if use_cache:
-        _write_cache(cache_path, history)
-    return history
+    with start_history(repo, commit, prefix, use_cache=use_cache, parts=parts) as pending:
+        return pending.result()
 
 
 def registry_is_clean(repo: git.Repo, prefix: str) -> bool:

@@ -10,7 +10,7 @@ untracked newest of all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import git
@@ -26,12 +26,16 @@ class GitRecency(Mapping[str, int]):
     newest of all. Git is read on the first lookup only, so a registry without
     conflicts never pays for it; outside git, or when history cannot be read
     (a shallow clone, no commit yet), the map is empty and conflicts fall back
-    to path order.
+    to path order. `history`: gives the history of that commit when the caller
+    reads it anyway (`relreg build` starts it before validating), instead of
+    reading it here.
     """
 
-    def __init__(self, registry_dir: Path, root: str, ref: str | None = None) -> None:
+    def __init__(self, registry_dir: Path, root: str, ref: str | None = None,
+                 history: Callable[[], gitlog.History] | None = None) -> None:
         self._registry_dir = registry_dir
         self._ref = ref  # a commit to read instead of HEAD and the work tree (`relreg build --ref`)
+        self._history = history
         self._strip = f"{root}/" if root not in ("", ".") else ""
         self._ranks: dict[str, int] | None = None
 
@@ -54,7 +58,7 @@ class GitRecency(Mapping[str, int]):
             return {}
         prefix = gitlog.registry_prefix(repo, self._registry_dir)
         commit = gitlog.resolve_commit(repo, self._ref) if self._ref else repo.head.commit.hexsha
-        history = gitlog.read_history(repo, commit, prefix)
+        history = self._history() if self._history is not None else gitlog.read_history(repo, commit, prefix)
         uncommitted = gitlog.uncommitted_paths(repo, prefix) if self._ref is None else set()
         return {self._strip + path: dates.updated for path, dates in history.dates.items() if path not in uncommitted}
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2.filters import do_urlencode
 from markupsafe import Markup, escape
 
 from relreg import __version__
@@ -219,21 +220,31 @@ def _text(value: object) -> str:
     return text if _SPECIAL.search(text) is None else str(escape(text))
 
 
+def _artifact_texts(release: "Release", artifact_base_url: str) -> list[tuple["Artifact", str, str, str, str, str, str, str]]:
+    """(artifact, hardware, build id, SHA-256, software type or "", delta base or "", download URL, file name) of
+    each artifact of `release`, escaped for HTML text and attributes. One search over all of them decides: a
+    registry's values rarely need escaping."""
+    artifacts = release.artifacts
+    urls = [download_url(artifact, artifact_base_url) for artifact in artifacts]
+    every = "".join([*urls, *(f"{a.hardware_version}{a.build_id}{a.sha256}{a.software_type or ''}{a.delta_from or ''}"
+                              f"{a.url}" for a in artifacts)])
+    if _SPECIAL.search(every) is None:
+        return [(a, a.hardware_version, a.build_id, a.sha256, a.software_type or "", a.delta_from or "", url,
+                 a.filename) for a, url in zip(artifacts, urls)]
+    return [(a, _text(a.hardware_version), _text(a.build_id), _text(a.sha256), _text(a.software_type or ""),
+             _text(a.delta_from or ""), _text(url), _text(a.filename)) for a, url in zip(artifacts, urls)]
+
+
 def artifact_table(release: "Release", has_software_type: bool, known: Mapping[str, object],
-                   artifact_base_url: str) -> Markup:
+                   artifact_base_url: str,
+                   texts: "list[tuple[Artifact, str, str, str, str, str, str, str]] | None" = None) -> Markup:
     """The rows of a release page's artifact table: hardware, software type (when any artifact has one), full
     or delta (linked to the base release's page when it is in `known`), build id, size, SHA-256 with its copy
-    button, and the download link."""
+    button, and the download link. `texts`: _artifact_texts of the release, when the caller has them."""
     rows = []
-    for artifact in release.artifacts:
-        url = download_url(artifact, artifact_base_url)
-        values = (artifact.hardware_version, artifact.build_id, artifact.sha256, artifact.software_type or "",
-                  artifact.delta_from or "", url)
-        # One search for the artifact's text (the url holds the file name): a registry's values rarely need escaping.
-        text = str if _SPECIAL.search("".join(values)) is None else _text
-        hardware, build_id, sha256, software, delta_from, url = map(text, values)
-        filename = text(artifact.filename)
-        if not artifact.is_delta:
+    for artifact, hardware, build_id, sha256, software, delta_from, url, filename in \
+            texts if texts is not None else _artifact_texts(release, artifact_base_url):
+        if artifact.type != "delta":
             kind = "full"
         elif artifact.delta_from in known:
             kind = f'delta from <a href="../{delta_from}/index.html">{delta_from}</a>'
@@ -250,15 +261,73 @@ def artifact_table(release: "Release", has_software_type: bool, known: Mapping[s
     return Markup("".join(rows))
 
 
-def download_list(release: "Release", artifact_base_url: str) -> Markup:
-    """The items of a release page's download list: its full images, by hardware version."""
+def download_list(release: "Release", artifact_base_url: str,
+                  texts: "list[tuple[Artifact, str, str, str, str, str, str, str]] | None" = None) -> Markup:
+    """The items of a release page's download list: its full images, by hardware version. `texts`: as for
+    artifact_table."""
     items = []
-    for artifact in sorted((a for a in release.artifacts if not a.is_delta), key=lambda a: a.hardware_version):
-        software = f" ({_text(artifact.software_type)})" if artifact.software_type else ""
-        items.append(f'<li><a class="button" href="{_text(download_url(artifact, artifact_base_url))}">Download for '
-                     f'{_text(artifact.hardware_version)}{software} <span class="muted">· '
+    full = [item for item in (texts if texts is not None else _artifact_texts(release, artifact_base_url))
+            if item[0].type != "delta"]
+    for artifact, hardware, _, _, software, _, url, _ in sorted(full, key=lambda item: item[0].hardware_version):
+        software = f" ({software})" if software else ""
+        items.append(f'<li><a class="button" href="{url}">Download for {hardware}{software} <span class="muted">· '
                      f'{human_size(artifact.size)}</span></a></li>\n')
     return Markup("".join(items))
+
+
+def release_facts(view: "ReleaseView", data: "SiteData", cohorts: Sequence["CohortRow"]) -> Markup:
+    """A release page's list of facts (<dl class="facts">): dates, revision, minimum version, required step,
+    hardware, cohorts (`cohorts`: the rows of those running it), devices, update path and JSON link. Made here,
+    as release.html would make it: a page's most variable part, some forty template expressions."""
+    release = view.release
+    version = _text(view.version)
+    created, updated = view.dates.created, view.dates.updated
+    parts = [f'<dl class="facts">\n<dt>Released</dt><dd><time datetime="{format_iso(created)}">'
+             f'{format_when(created)}</time></dd>\n']
+    if updated != created:
+        parts.append(f'<dt>Last updated</dt><dd><time datetime="{format_iso(updated)}">{format_when(updated)}'
+                     f'</time></dd>\n')
+    parts.append("<dt>Revision</dt><dd>")
+    if release.revision:
+        commit_url = data.config.commit_url(release.revision)
+        revision = f"<code>{_text(release.revision)}</code>"
+        parts.append(f'<a href="{_text(commit_url)}">{revision}</a>' if commit_url else revision)
+    else:
+        parts.append('<span class="muted">not given</span>')
+    parts.append("</dd>\n<dt>Minimum version</dt><dd>")
+    if release.min_version:
+        minimum = _text(release.min_version)
+        parts.append((f'<a href="../{minimum}/index.html">{minimum}</a>' if release.min_version in data.by_version
+                      else minimum) + ": devices on an older version install an earlier release first")
+    else:
+        parts.append('<span class="muted">none: any version can update to it</span>')
+    parts.append("</dd>\n")
+    if release.must_pass_through:
+        parts.append("<dt>Required step</dt><dd>Devices on an older version must install this release before any "
+                     "newer one.</dd>\n")
+    parts.append("<dt>Hardware</dt><dd>")
+    for name in release.hardware_versions:
+        name = _text(name)
+        parts.append(f'<a class="chip" href="../../hardware/{name}/index.html">{name}</a> ')
+    parts.append("</dd>\n<dt>Cohorts</dt><dd>")
+    if cohorts:
+        parts.append(", ".join(
+            f'<a href="../../cohorts/{_text(row.cohort.slug)}/index.html">{_text(row.cohort.name)}</a>&nbsp;'
+            f'<span class="muted">({_text(format_percent(row.activation.rollout_percent))}'
+            + (f"; held back on {_text(', '.join(row.held_back))} in {_text(row.cohort.slug)}" if row.held_back
+               else "") + ")</span>" for row in cohorts))
+    else:
+        parts.append('<span class="muted">not active in any cohort</span>')
+    parts.append("</dd>\n")
+    if data.has_device_counts:
+        snapshot = _text(data.device_counts_date) if data.device_counts_date else ""
+        parts.append(f"<dt>Devices</dt><dd>{_text(f'{view.count_devices:,}')} running it"
+                     + (f', in the snapshot of <time datetime="{snapshot}">{snapshot}</time>' if snapshot else "")
+                     + "</dd>\n")
+    parts.append(f'<dt>Update path</dt><dd><a href="../../update/index.html?current={_text(do_urlencode(view.version))}'
+                 f'">Plan an update from {version}</a></dd>\n<dt>JSON</dt><dd><a href="../../api/v1/releases/'
+                 f'{version}.json">api/v1/releases/{version}.json</a></dd>\n</dl>')
+    return Markup("".join(parts))
 
 
 _HEADING = re.compile(r"<(/?)h([1-6])>")
@@ -643,6 +712,7 @@ class PageFrame:
     prefix: str  # of `path`, before the page's segment
     suffix: str
     blocks: Mapping[str, list[Any]]  # each block of the template and the blocks it overrides (for super())
+    globals: dict[str, Any] = field(default_factory=dict)  # the template's globals, as one plain dict
 
     @classmethod
     def of(cls, template: Any, shared: Mapping[str, Any], prefix: str, suffix: str) -> "PageFrame":
@@ -656,7 +726,7 @@ class PageFrame:
             raise ValueError(f"{template.name}: its base template uses `path` or `canonical` other than as text")
         # Rendering the base template put the blocks they override behind the holes.
         blocks = {name: [block, *context.blocks[name][1:]] for name, block in template.blocks.items()}
-        return cls(template, pieces, prefix, suffix, blocks)
+        return cls(template, pieces, prefix, suffix, blocks, dict(template.globals))
 
     def render(self, context: Mapping[str, Any]) -> str:
         """The page of `context` (the template's whole context: `shared`'s values and the page's)."""
@@ -664,7 +734,11 @@ class PageFrame:
         if not (path.startswith(self.prefix) and path.endswith(self.suffix)):
             raise ValueError(f"{path} is not a page of this frame ({self.prefix}...{self.suffix})")
         segment = path[len(self.prefix):len(path) - len(self.suffix)]
-        page = self.template.new_context(context)
+        # The context template.new_context would make (the page's values over the globals), without copying
+        # the globals out of their ChainMap for each page, and with the frame's blocks rather than the template's.
+        environment = self.template.environment
+        page = environment.context_class(environment, {**self.globals, **context}, self.template.name, {},
+                                         globals=self.globals)
         page.blocks.update(self.blocks)
         parts = [self.pieces[0]]
         for index in range(1, len(self.pieces), 2):
@@ -711,13 +785,15 @@ class ReleasePages:
         base_url = data.config.artifact_base_url
         has_software_type = any(a.software_type for a in release.artifacts)
         cohorts = data.cohorts_of_release.get(view.version, ())
+        texts = _artifact_texts(release, base_url)
         return {
             "site": data, "root": "../../", "path": f"releases/{view.version}/index.html", "view": view,
             "release": release, "canonical": data.release_url(view.version), "newer": newer, "older": older,
             "cohorts": cohorts, "notes": Markup(nest_headings(view.notes_html)),
             "has_software_type": has_software_type, "held": held_back(cohorts),
-            "downloads": download_list(release, base_url),
-            "artifacts": artifact_table(release, has_software_type, data.by_version, base_url),
+            "downloads": download_list(release, base_url, texts),
+            "artifacts": artifact_table(release, has_software_type, data.by_version, base_url, texts),
+            "facts": release_facts(view, data, cohorts),
             "chart": rollout_chart("rollout", f"Rollout of {view.version} by cohort", series) if series else "",
             "rollout": series,
         }

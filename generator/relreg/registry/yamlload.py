@@ -419,19 +419,20 @@ _FAST_COMPLEX_KEY = re.compile(r"\?(?=[ \n]|\Z)")  # `? ` after nothing but inde
 _FAST_PLAIN_START_REFUSED = ",]}:?%@`"
 
 
-# The characters before an indicator that show where a plain scalar could start with it.
-_FAST_BEFORE_START = frozenset(" \n[{,")
+# The characters before an indicator that show where a plain scalar could start with it ("": the
+# indicator itself, for `,,`).
+_FAST_BEFORE_START = {indicator: frozenset(" \n[{,") | ({""} if indicator in " \n[{," else set())
+                      for indicator in _FAST_PLAIN_START_REFUSED}
 
 
 def _fast_plain_start_refused(text: str) -> bool:
     """Whether an indicator of _FAST_PLAIN_START_REFUSED may start a plain scalar in `text`."""
     if text[:1] in _FAST_PLAIN_START_REFUSED:
         return True
-    for indicator in _FAST_PLAIN_START_REFUSED:
-        # The characters just before each occurrence (one split, rather than a search for each pair of
-        # _FAST_FLOW_ENDS: `" :" in text` stops at every space, and every file has a ':' on each line).
-        if indicator in text and not _FAST_BEFORE_START.isdisjoint(
-                [piece[-1:] for piece in text.split(indicator)[:-1]]):
+    for indicator, before_start in _FAST_BEFORE_START.items():
+        # The characters just before each occurrence, from one split: a search for each pair (`" :" in
+        # text`) stops at every space, and every file has a ':' on each line.
+        if indicator in text and not before_start.isdisjoint([piece[-1:] for piece in text.split(indicator)[:-1]]):
             break
     else:
         return False
@@ -464,15 +465,18 @@ def _fast_refused_syntax(text: str) -> bool:
                 return True
     if _fast_plain_start_refused(text):
         return True
-    for indicator in "|>":  # a block scalar header other than `|`, `>-`, `|+`... after `:` or `- `
-        at = text.find(indicator)  # (rapidyaml reads `|1.2.3` as `|1`, PyYAML refuses it)
+    # A block scalar header other than `|`, `>-`, `|+`... after `:` or `- `, or first on its line (the value
+    # of a key that ends the line above: `artifacts:\n | - x`, which rapidyaml reads and PyYAML refuses; a
+    # Markdown table or quote in notes is then judged by the careful reader). rapidyaml reads `|1.2.3` as `|1`.
+    for indicator in "|>":
+        at = text.find(indicator)
         while at >= 0:
             after = text[at + 1:at + 3]
             if not (after[:1] == "\n" or after in ("-\n", "+\n")):
                 end = at
                 while end and text[end - 1] == " ":
                     end -= 1
-                if end and (text[end - 1] == ":" or text[end - 1] == "-" and (end == 1 or text[end - 2] in " \n")):
+                if not end or text[end - 1] in ":\n" or text[end - 1] == "-" and (end == 1 or text[end - 2] in " \n"):
                     return True
             at = text.find(indicator, at + 1)
     return False
@@ -578,6 +582,8 @@ def fast_load(raw: bytes) -> dict[str, Any] | None:
     if text.startswith(("%", "---", "...")) or "\n%" in text or "\n---" in text or "\n..." in text \
             or _fast_refused_syntax(text):
         return None
+    if not text.endswith("\n") and ("|" in text or ">" in text):
+        return None  # a block scalar ending the file without a line break: rapidyaml adds one, PyYAML does not
     try:
         tree = _ryml.parse_in_arena(raw)
         emitted = _emitted_json(tree)

@@ -90,7 +90,7 @@ class _Registry:
 
 
 EDITS = st.lists(st.tuples(
-    st.sampled_from(["add", "remove", "notes", "take-build-id", "take-url", "take-url-same-file",
+    st.sampled_from(["add", "remove", "notes", "notes-lines", "take-build-id", "take-url", "take-url-same-file",
                      "give-back", "revision-case", "version-case", "broken", "delta", "software-type-case"]),
     st.integers(0, 7), st.integers(0, 7)), min_size=1, max_size=12)
 
@@ -125,6 +125,9 @@ def test_cached_validation_equals_a_cold_one_after_every_edit(tmp_path_factory: 
             registry.remove(f"releases/1.0.{left}.yaml")
         elif kind == "notes":
             present[left]["notes"] = f"edit {right}"
+            put(left)
+        elif kind == "notes-lines":  # the same rules' facts, every later position moved
+            present[left]["notes"] = "|\n" + "".join(f"  line {n}\n" for n in range(right + 1)).rstrip("\n")
             put(left)
         elif kind in ("take-build-id", "take-url", "take-url-same-file"):
             ids, urls, sizes = own[left]
@@ -308,3 +311,30 @@ def test_a_file_that_changed_since_its_status_was_read_is_refused_and_not_cached
         (f.path, 1, 1, "file-changed") for f in files.files if f.kind == "release"}
     assert cache.document("release", stale) is None
     assert cache.document("hardware", next(f.blob_id for f in files.files if f.kind == "hardware")) is not None
+
+
+class _Poison:
+    """A field value that fails whatever a rule does with it."""
+
+    def _fail(self, *args: object, **kwargs: object) -> object:
+        raise AssertionError("a rule read a field that the cached rules' key leaves out (validate.NOT_READ_BY_RULES)")
+
+    __eq__ = __ne__ = __hash__ = __bool__ = __str__ = __repr__ = __len__ = __iter__ = __format__ = _fail  # type: ignore[assignment]
+    __lt__ = __gt__ = __contains__ = __getattr__ = _fail  # type: ignore[assignment]
+
+
+def test_no_rule_reads_a_field_left_out_of_the_cached_rules_key(tmp_path: Path) -> None:
+    """Changing such a field (a notes fix) reuses the rules' findings: so no rule may read one."""
+    from relreg.registry.validate import NOT_READ_BY_RULES
+
+    folder = tmp_path / "registry"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "base", folder)
+    result = validate_files(read_worktree(folder))
+    assert result.registry is not None and result.registry.releases and result.registry.hardware
+    registry = result.registry
+    expected = check_rules(RuleContext(registry, result.documents))
+    for kind, items in (("release", registry.releases), ("hardware", registry.hardware), ("cohort", registry.cohorts)):
+        for item in items:
+            for name in NOT_READ_BY_RULES[kind]:
+                object.__setattr__(item, name, _Poison())
+    assert check_rules(RuleContext(registry, result.documents)) == expected

@@ -117,6 +117,22 @@ class WorkCache:
         self._used_documents.add(key)
         return data
 
+    def fact(self, key: str) -> bytes | None:
+        """A small byte string stored under `key` by `store_fact` (registry/validate.py: what the rules
+        read of a file, and their findings), kept and dropped as documents are."""
+        stored = self.documents.get(f"fact:{key}")
+        if stored is not None:
+            self._used_documents.add(f"fact:{key}")
+        return stored
+
+    def store_fact(self, key: str, value: bytes) -> None:
+        """Remember `value` under `key` (see `fact`)."""
+        key = f"fact:{key}"
+        self.documents[key] = value
+        self._used_documents.add(key)
+        self._new_documents[key] = value
+        self._changed = True
+
     def store_document(self, kind: str, blob_id: str, data: Any, marshalled: bytes | None = None) -> None:
         """Remember `data` (JSON-like) for those bytes; `marshalled`: marshal.dumps(data), when the caller has it."""
         key = f"{kind}:{blob_id}"

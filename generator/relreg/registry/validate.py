@@ -16,6 +16,7 @@ are parsed with positions again, lazily, when a rule asks for one.
 
 from __future__ import annotations
 
+import hashlib
 import marshal
 import multiprocessing
 import os
@@ -23,9 +24,9 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from typing import Any, Iterator, Mapping, Protocol
 
-from relreg.registry.diagnostics import Diagnostic, sorted_diagnostics
+from relreg.registry.diagnostics import Diagnostic, Severity, sorted_diagnostics
 from relreg.registry.gcpause import gc_paused
 from relreg.registry.model import Cohort, HardwareVersion, Registry, RegistryConfig, Release
 from relreg.registry.rules import RuleContext, check_rules
@@ -151,11 +152,18 @@ def _check_all(files: list[RawFile]) -> list[tuple[Any | None, list[Diagnostic],
 
 
 class DocumentCache(Protocol):
-    """Parsed, schema-valid documents by (kind, git blob id): relreg.history.cache.WorkCache, or none."""
+    """Parsed, schema-valid documents by (kind, git blob id): relreg.history.cache.WorkCache, or none.
+
+    `fact`/`store_fact`: small byte strings by key (see `_rules_key`), kept as documents are.
+    """
 
     def document(self, kind: str, blob_id: str) -> Any | None: ...
 
     def store_document(self, kind: str, blob_id: str, data: Any, marshalled: bytes | None = None) -> None: ...
+
+    def fact(self, key: str) -> bytes | None: ...
+
+    def store_fact(self, key: str, value: bytes) -> None: ...
 
 
 class _NoCache:
@@ -164,6 +172,99 @@ class _NoCache:
 
     def store_document(self, kind: str, blob_id: str, data: Any, marshalled: bytes | None = None) -> None:
         pass
+
+    def fact(self, key: str) -> bytes | None:
+        return None
+
+    def store_fact(self, key: str, value: bytes) -> None:
+        pass
+
+
+# Fields no rule reads (tests/test_validate_incremental.py checks it): a change to them (a notes fix)
+# leaves the rules' findings as they were, so they are left out of the key those findings are cached under.
+NOT_READ_BY_RULES: dict[str, tuple[str, ...]] = {
+    "release": ("notes", "notes_format", "extra_info", "must_pass_through"),
+    "hardware": ("description",),
+    "cohort": ("description",),
+}
+_RULES_ENTRY = "rules"
+
+
+def _rule_facts(kind: str, data: dict[str, Any]) -> bytes:
+    """A digest of what the rules can read of one file's data: equal data give equal digests (repr of
+    JSON-like data is canonical, types and key order included)."""
+    left_out = NOT_READ_BY_RULES.get(kind, ())
+    if any(name in data for name in left_out):
+        data = {name: value for name, value in data.items() if name not in left_out}
+    return hashlib.sha1(repr(data).encode("utf-8", "surrogatepass")).digest()
+
+
+class _WatchedRecency(Mapping[str, int]):
+    """The caller's recency, noting whether a rule looked at it (the findings then depend on it too)."""
+
+    def __init__(self, recency: Mapping[str, int]) -> None:
+        self._recency = recency
+        self.read = False
+
+    def __getitem__(self, path: str) -> int:
+        self.read = True
+        return self._recency[path]
+
+    def get(self, path: str, default: Any = None) -> Any:
+        self.read = True
+        return self._recency.get(path, default)
+
+    def __contains__(self, path: object) -> bool:
+        self.read = True
+        return path in self._recency
+
+    def __iter__(self) -> Iterator[str]:
+        self.read = True
+        return iter(self._recency)
+
+    def __len__(self) -> int:
+        self.read = True
+        return len(self._recency)
+
+
+def _rules_key(valid: dict[str, list[tuple[RawFile, Any]]], unloaded: tuple[frozenset[str], frozenset[str]],
+               cache: DocumentCache) -> bytes:
+    """What the rules' findings are a function of, but for source positions and recency: each valid
+    file's path and `_rule_facts` (kept by blob id, so an unchanged file is not looked at again) and
+    the names of the files that did not load."""
+    digest = hashlib.sha1()
+    for kind in ("registry", "release", "hardware", "cohort"):
+        for file, data in valid[kind]:
+            key = f"facts:{kind}:{file.blob_id}"
+            facts = cache.fact(key)
+            if facts is None:
+                facts = _rule_facts(kind, data)
+                cache.store_fact(key, facts)
+            digest.update(b"%s\0%s\0%s\0" % (kind.encode(), file.path.encode("utf-8", "surrogatepass"), facts))
+    for names in unloaded:
+        digest.update(repr(sorted(names)).encode("utf-8", "surrogatepass"))
+    return digest.digest()
+
+
+def _cached_findings(cache: DocumentCache, key: bytes, blob_ids: dict[str, str]) -> list[Diagnostic] | None:
+    """The rules' findings stored under `key`, when every file they point into has the same bytes (and so
+    the same positions) as then; else None."""
+    stored = cache.fact(_RULES_ENTRY)
+    if stored is None:
+        return None
+    try:
+        stored_key, findings, where = marshal.loads(stored)
+    except (EOFError, ValueError, TypeError):
+        return None
+    if stored_key != key or any(blob_ids.get(path) != blob_id for path, blob_id in where.items()):
+        return None
+    return [Diagnostic(path, line, column, message, rule, Severity(severity))
+            for path, line, column, message, rule, severity in findings]
+
+
+def _store_findings(cache: DocumentCache, key: bytes, findings: list[Diagnostic], blob_ids: dict[str, str]) -> None:
+    rows = [(d.path, d.line, d.column, d.message, d.rule, d.severity.value) for d in findings]
+    cache.store_fact(_RULES_ENTRY, marshal.dumps((key, rows, {d.path: blob_ids[d.path] for d in findings})))
 
 
 def validate_files(files: RegistryFiles, cache: DocumentCache | None = None,
@@ -215,14 +316,34 @@ def _validate_files(files: RegistryFiles, cache: DocumentCache,
         registry = _build_model(valid, diagnostics, documents)
         if registry is not None:
             loaded = {item.source_path for item in (*registry.releases, *registry.hardware)}
-            diagnostics.extend(check_rules(RuleContext(
-                registry, documents,
-                unloaded_versions=files.names_not_loaded("release", loaded),
-                unloaded_hardware=files.names_not_loaded("hardware", loaded),
-                recency=recency if recency is not None else {})))
+            unloaded = (files.names_not_loaded("release", loaded), files.names_not_loaded("hardware", loaded))
+            diagnostics.extend(_check_rules(registry, documents, valid, unloaded, recency, cache,
+                                            warm=len(to_check) < len(files.files)))
     ordered = sorted_diagnostics(diagnostics)
     ok = registry is not None and not any(d.is_error for d in ordered)
     return ValidationResult(registry if ok else None, ordered, len(files.files), documents)
+
+
+def _check_rules(registry: Registry, documents: SourceDocuments, valid: dict[str, list[tuple[RawFile, Any]]],
+                 unloaded: tuple[frozenset[str], frozenset[str]], recency: Mapping[str, int] | None,
+                 cache: DocumentCache, warm: bool) -> list[Diagnostic]:
+    """The cross-file rules' findings, from the cache when what they read is as it was.
+
+    A cold run (no document came from the cache) neither looks for nor keeps findings: computing
+    each file's facts would cost it time for no gain. Findings that looked at recency are not kept.
+    """
+    blob_ids = {file.path: file.blob_id for files in valid.values() for file, _ in files}
+    key = _rules_key(valid, unloaded, cache) if warm else b""
+    if warm:
+        findings = _cached_findings(cache, key, blob_ids)
+        if findings is not None:
+            return findings
+    watched = _WatchedRecency(recency if recency is not None else {})
+    findings = check_rules(RuleContext(registry, documents, unloaded_versions=unloaded[0],
+                                       unloaded_hardware=unloaded[1], recency=watched))
+    if warm and not watched.read:
+        _store_findings(cache, key, findings, blob_ids)
+    return findings
 
 
 def _build_model(valid: dict[str, list[tuple[RawFile, Any]]], diagnostics: list[Diagnostic],

@@ -110,45 +110,66 @@ def _native_stderr_silenced():
         os.close(saved)
 
 
-# The files a forked worker checks: set just before the workers fork, so they inherit the
-# bytes instead of receiving them pickled.
+# The files a forked worker checks, and the number of the next chunk of them to take: set just before
+# the workers fork, so they inherit the bytes instead of receiving them pickled.
 _FORKED_FILES: list[RawFile] = []
+_NEXT_CHUNK: Any = None
+# Files per chunk: small enough that the processes finish within a chunk of each other on a shared
+# machine, large enough that taking one costs nothing.
+CHUNK_FILES = 100
 
 
-def _check_range(start: int, stop: int) -> list[Any]:
-    """Check _FORKED_FILES[start:stop] in a worker: a valid file's data comes back marshalled
-    (compact, and quick to load), anything else as (data, diagnostics)."""
-    results: list[Any] = []
+def _take_chunk() -> int:
+    with _NEXT_CHUNK.get_lock():
+        chunk = _NEXT_CHUNK.value
+        _NEXT_CHUNK.value = chunk + 1
+    return chunk
+
+
+def _check_chunks() -> list[tuple[int, list[Any]]]:
+    """Check chunks of _FORKED_FILES in a worker until none is left: (chunk, results) of each taken. A
+    valid file's data comes back marshalled (compact, and quick to load), anything else as (data, diagnostics)."""
+    done = []
+    chunks = -(-len(_FORKED_FILES) // CHUNK_FILES)
     with _native_stderr_silenced():
-        for file in _FORKED_FILES[start:stop]:
-            data, problems = quick_check_file(file.kind, file.path, file.content)
-            results.append(marshal.dumps(data) if data is not None and not problems else (data, problems))
-    return results
+        while (chunk := _take_chunk()) < chunks:
+            results: list[Any] = []
+            for file in _FORKED_FILES[chunk * CHUNK_FILES:(chunk + 1) * CHUNK_FILES]:
+                data, problems = quick_check_file(file.kind, file.path, file.content)
+                results.append(marshal.dumps(data) if data is not None and not problems else (data, problems))
+            done.append((chunk, results))
+    return done
 
 
 def _check_all(files: list[RawFile]) -> list[tuple[Any | None, list[Diagnostic], bytes | None]]:
-    """(data, problems, the data marshalled when a worker sent it so) of each file, in order."""
+    """(data, problems, the data marshalled when a worker sent it so) of each file, in order.
+
+    Every process, this one included, takes chunks of files until none is left, so that all finish
+    together whatever else runs on the machine; this one then loads what the workers sent.
+    """
     workers = min(os.cpu_count() or 1, 8)
     if len(files) < PARALLEL_THRESHOLD or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
         with _native_stderr_silenced():
             return [(*quick_check_file(f.kind, f.path, f.content), None) for f in files]
-    # The workers take most of the files; this process checks a smaller share meanwhile, since
-    # it also loads what the workers send back.
-    global _FORKED_FILES
-    _FORKED_FILES = files
-    own = len(files) * 4 // (workers * 5)
-    bounds = [own + (len(files) - own) * index // (workers - 1) for index in range(workers)]
+    global _FORKED_FILES, _NEXT_CHUNK
+    context = multiprocessing.get_context("fork")
+    _FORKED_FILES, _NEXT_CHUNK = files, context.Value("l", 0)
+    chunks = -(-len(files) // CHUNK_FILES)
+    by_chunk: list[list[Any]] = [[] for _ in range(chunks)]
     try:
-        with ProcessPoolExecutor(max_workers=workers - 1, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = [pool.submit(_check_range, start, stop) for start, stop in zip(bounds, bounds[1:])]
+        with ProcessPoolExecutor(max_workers=workers - 1, mp_context=context) as pool:
+            futures = [pool.submit(_check_chunks) for _ in range(workers - 1)]
             with _native_stderr_silenced():
-                results = [(*quick_check_file(f.kind, f.path, f.content), None) for f in files[:own]]
+                while (chunk := _take_chunk()) < chunks:
+                    by_chunk[chunk] = [(*quick_check_file(f.kind, f.path, f.content), None)
+                                       for f in files[chunk * CHUNK_FILES:(chunk + 1) * CHUNK_FILES]]
             for future in futures:
-                results.extend((marshal.loads(item), [], item) if item.__class__ is bytes else (*item, None)
-                               for item in future.result())
+                for chunk, results in future.result():
+                    by_chunk[chunk] = [(marshal.loads(item), [], item) if item.__class__ is bytes else (*item, None)
+                                       for item in results]
     finally:
-        _FORKED_FILES = []
-    return results
+        _FORKED_FILES, _NEXT_CHUNK = [], None
+    return [result for results in by_chunk for result in results]
 
 
 class DocumentCache(Protocol):

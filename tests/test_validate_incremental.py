@@ -175,10 +175,14 @@ CONFLICTS = st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5), st.sampled_
      "version-same", "hardware-missing", "twice"])), max_size=8)
 
 
-@settings(max_examples=120, deadline=None)
-@given(conflicts=CONFLICTS, base_url=st.sampled_from(["https://dl.example.test/fw/", "https://dl.example.test/fw"]))
+@settings(max_examples=150, deadline=None)
+@given(conflicts=CONFLICTS, base_url=st.sampled_from(["https://dl.example.test/fw/", "https://dl.example.test/fw"]),
+       cohort_hardware=st.sampled_from([(), HARDWARE, HARDWARE[:1]]), default_type=st.sampled_from([None, "app"]),
+       activated=st.lists(st.integers(0, 5), max_size=4), yanked=st.sets(st.integers(0, 5), max_size=2))
 def test_the_rules_fast_paths_find_what_the_reference_rules_find(conflicts: list[tuple[int, int, str]],
-                                                                  base_url: str) -> None:
+                                                                  base_url: str, cohort_hardware: tuple[str, ...],
+                                                                  default_type: str | None, activated: list[int],
+                                                                  yanked: set[int]) -> None:
     """The rules run on a model (no files needed): the same diagnostics as the rules without fast paths."""
     from relreg.registry.model import Artifact, RegistryConfig
     from relreg.registry.versions import scheme_named
@@ -213,16 +217,22 @@ def test_the_rules_fast_paths_find_what_the_reference_rules_find(conflicts: list
             mine[0]["hardware_version"] = "pvt9"
         else:
             mine.append(dict(mine[0]))
+    for n in yanked:
+        extra[n]["yanked"] = "broken"
     releases = tuple(sorted((Release.from_dict({"version": versions[n], "artifacts": artifacts[n], **extra[n]},
                                                scheme, f"registry/releases/{n}.yaml") for n in range(6)),
                             key=lambda r: (r.parsed_version.key, r.source_path)))
-    from relreg.registry.model import HardwareVersion
+    from relreg.registry.model import Cohort, HardwareVersion
 
+    cohort = Cohort.from_dict({"slug": "beta", "name": "Beta", "hardware_versions": list(cohort_hardware),
+                               "releases": [{"version": versions[n]} for n in activated]}, "registry/cohorts/beta.yaml")
     model = Registry(config=RegistryConfig(name="t", site_url="https://x.test/", artifact_base_url=base_url),
                      scheme=scheme, releases=releases,
-                     hardware=tuple(HardwareVersion(name, f"registry/hardware/{name}.yaml") for name in HARDWARE),
-                     cohorts=())
+                     hardware=tuple(HardwareVersion(name, f"registry/hardware/{name}.yaml",
+                                                    default_software_type=default_type) for name in HARDWARE),
+                     cohorts=(cohort,))
     documents = {r.source_path: SourceDocument(r.source_path, {}) for r in releases}
+    documents[cohort.source_path] = SourceDocument(cohort.source_path, {})
     documents.update({f"registry/hardware/{name}.yaml": SourceDocument("h", {}) for name in HARDWARE})
     assert sorted(set(check_rules(RuleContext(model, documents)))) == _reference_rules(model, documents)
     assert Artifact  # the model's artifacts are built by Release.from_dict above

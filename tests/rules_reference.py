@@ -14,7 +14,7 @@ import sys
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from relreg.registry.diagnostics import Diagnostic, Severity
-from relreg.registry.model import HardwareVersion
+from relreg.registry.model import HardwareVersion, Release
 from relreg.registry.versions import VersionError
 from relreg.registry.rules import (  # unchanged by the fast paths: the same code serves both sides
     RuleContext,
@@ -282,6 +282,7 @@ ALL_RULES: tuple[Rule, ...] = (
     path_values_distinct,
     cohorts_name_live_releases,
     activation_hardware,
+    untyped_devices_stranded,
     version_orders_that_surprise,
 )
 

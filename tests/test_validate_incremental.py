@@ -24,7 +24,7 @@ from relreg.registry import source
 from relreg.registry.model import Registry, Release
 from relreg.registry.rules import RuleContext, check_rules
 from relreg.registry.source import read_worktree
-from relreg.registry.validate import validate_files
+from relreg.registry.validate import summary, validate_files
 
 CONFIG = """name: Test
 site_url: https://fw.example.test/
@@ -163,6 +163,12 @@ def test_cached_validation_equals_a_cold_one_after_every_edit(tmp_path_factory: 
         cold = validate_files(read_worktree(folder), None, recency={})
         assert cached.diagnostics == cold.diagnostics
         assert _plain(cached.registry) == _plain(cold.registry)
+        # `relreg validate` (no model): the verdict the cached run kept, or a validation of its own.
+        cache = WorkCache.open(cache_folder, "fingerprint")
+        verdict = validate_files(read_worktree(folder, known=cache), cache, recency={}, model=False)
+        cache.save()
+        assert verdict.diagnostics == cold.diagnostics and summary(verdict) == summary(cold)
+        assert verdict.ok == cold.ok
 
 
 def _reference_rules(result_registry: Registry, documents: dict) -> list:
@@ -348,3 +354,30 @@ def test_no_rule_reads_a_field_left_out_of_the_cached_rules_key(tmp_path: Path) 
             for name in NOT_READ_BY_RULES[kind]:
                 object.__setattr__(item, name, _Poison())
     assert check_rules(RuleContext(registry, result.documents)) == expected
+
+
+def test_relreg_validate_gives_the_kept_verdict_without_reading_a_document(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unchanged registry: the verdict comes back without a document loaded, the documents stay in
+    the cache for the next build, and a changed file (or recency that a rule read) is validated afresh."""
+    monkeypatch.setattr(source, "RACY_NS", 0)
+    folder = tmp_path / "registry"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "base", folder)
+    first = WorkCache.open(tmp_path / "cache", "fingerprint")
+    full = validate_files(read_worktree(folder, known=first), first, recency={})
+    first.save()
+    cache = WorkCache.open(tmp_path / "cache", "fingerprint")
+    documents = set(cache.documents)
+    monkeypatch.setattr(WorkCache, "document", lambda *args: pytest.fail("a document was read"))
+    verdict = validate_files(read_worktree(folder, known=cache), cache, recency={}, model=False)
+    assert verdict.registry is None and verdict.counts is not None
+    assert verdict.diagnostics == full.diagnostics and summary(verdict) == summary(full)
+    cache.save()
+    assert documents <= set(WorkCache.open(tmp_path / "cache", "fingerprint").documents)
+    monkeypatch.undo()
+    monkeypatch.setattr(source, "RACY_NS", 0)
+    changed = next(folder.glob("releases/*.yaml"))
+    changed.write_text(changed.read_text().replace("version:", "version: 9.9.9\nversion:", 1))
+    cache = WorkCache.open(tmp_path / "cache", "fingerprint")
+    again = validate_files(read_worktree(folder, known=cache), cache, recency={}, model=False)
+    assert any(d.rule == "yaml-duplicate-key" for d in again.errors) and not again.ok

@@ -133,6 +133,10 @@ class WorkCache:
         self._new_documents[key] = value
         self._changed = True
 
+    def keep_documents(self) -> None:
+        """Keep every document and fact when the cache is saved, though this run did not ask for them."""
+        self._used_documents.update(self.documents)
+
     def store_document(self, kind: str, blob_id: str, data: Any, marshalled: bytes | None = None) -> None:
         """Remember `data` (JSON-like) for those bytes; `marshalled`: marshal.dumps(data), when the caller has it."""
         key = f"{kind}:{blob_id}"

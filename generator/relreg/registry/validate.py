@@ -46,6 +46,8 @@ class ValidationResult:
     files_checked: int
     # Parsed on demand for diagnostics; `documents.clear()` lets go of them and of the files' bytes.
     documents: dict[str, SourceDocument] = field(default_factory=dict, repr=False)
+    # (releases, hardware versions, cohorts) of a valid registry whose model was not built (model=False)
+    counts: tuple[int, int, int] | None = None
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -175,7 +177,8 @@ def _check_all(files: list[RawFile]) -> list[tuple[Any | None, list[Diagnostic],
 class DocumentCache(Protocol):
     """Parsed, schema-valid documents by (kind, git blob id): relreg.history.cache.WorkCache, or none.
 
-    `fact`/`store_fact`: small byte strings by key (see `_rules_key`), kept as documents are.
+    `fact`/`store_fact`: small byte strings by key (see `_rules_key`), kept as documents are;
+    `keep_documents`: keep every document and fact, used by this run or not (a run that read none).
     """
 
     def document(self, kind: str, blob_id: str) -> Any | None: ...
@@ -185,6 +188,8 @@ class DocumentCache(Protocol):
     def fact(self, key: str) -> bytes | None: ...
 
     def store_fact(self, key: str, value: bytes) -> None: ...
+
+    def keep_documents(self) -> None: ...
 
 
 class _NoCache:
@@ -198,6 +203,9 @@ class _NoCache:
         return None
 
     def store_fact(self, key: str, value: bytes) -> None:
+        pass
+
+    def keep_documents(self) -> None:
         pass
 
 
@@ -289,20 +297,59 @@ def _store_findings(cache: DocumentCache, key: bytes, findings: list[Diagnostic]
 
 
 def validate_files(files: RegistryFiles, cache: DocumentCache | None = None,
-                   recency: Mapping[str, int] | None = None) -> ValidationResult:
+                   recency: Mapping[str, int] | None = None, *, model: bool = True) -> ValidationResult:
     """Check every file and the rules across them: (model when valid, every diagnostic, sorted).
 
     `recency` (display path -> larger is newer; a file not in it is newest)
     decides where a conflict between two files is reported: at the newer one,
     naming the older. The caller gives it (git history, the files a pull
     request changes); it is only read when a conflict or a version order needs it.
+
+    `model=False`: the caller needs the diagnostics only (`relreg validate`): when the cache holds
+    the verdict on exactly these files (paths and blob ids), it is given without reading a document,
+    with `registry` None and `counts` set when valid.
     """
     with gc_paused():
-        return _validate_files(files, cache if cache is not None else _NoCache(), recency)
+        return _validate_files(files, cache if cache is not None else _NoCache(), recency, model)
+
+
+_VERDICT_ENTRY = "verdict"
+
+
+def _verdict_key(files: RegistryFiles) -> bytes:
+    """What a whole validation is a function of, but for recency: every file's kind, path and blob id,
+    and what reading the files found."""
+    digest = hashlib.sha1()
+    for file in files.files:
+        digest.update(b"%s\0%s\0%s\0" % (file.kind.encode(), file.path.encode("utf-8", "surrogatepass"),
+                                           file.blob_id.encode()))
+    digest.update(repr((sorted(files.problems), sorted(files.refused))).encode("utf-8", "surrogatepass"))
+    return digest.digest()
+
+
+def _cached_verdict(cache: DocumentCache, key: bytes) -> tuple[list[Diagnostic], tuple[int, int, int] | None] | None:
+    stored = cache.fact(_VERDICT_ENTRY)
+    if stored is None:
+        return None
+    try:
+        stored_key, rows, counts = marshal.loads(stored)
+    except (EOFError, ValueError, TypeError):
+        return None
+    if stored_key != key:
+        return None
+    return ([Diagnostic(path, line, column, message, rule, Severity(severity))
+             for path, line, column, message, rule, severity in rows], counts)
 
 
 def _validate_files(files: RegistryFiles, cache: DocumentCache,
-                    recency: Mapping[str, int] | None) -> ValidationResult:
+                    recency: Mapping[str, int] | None, model: bool) -> ValidationResult:
+    verdict_key = _verdict_key(files)
+    if not model:
+        verdict = _cached_verdict(cache, verdict_key)
+        if verdict is not None:
+            cache.keep_documents()  # the next build reads them
+            diagnostics, counts = verdict
+            return ValidationResult(None, diagnostics, len(files.files), SourceDocuments(files), counts)
     diagnostics: list[Diagnostic] = list(files.problems)
     valid: dict[str, list[tuple[RawFile, Any]]] = {"registry": [], "release": [], "hardware": [], "cohort": []}
     to_check = []
@@ -333,22 +380,31 @@ def _validate_files(files: RegistryFiles, cache: DocumentCache,
     documents = SourceDocuments(files)
     documents._files.update((file.path, file) for file in to_check)  # positions from the bytes checked
     registry = None
+    recency_read = False
     if valid["registry"]:
         registry = _build_model(valid, diagnostics, documents)
         if registry is not None:
             loaded = {item.source_path for item in (*registry.releases, *registry.hardware)}
             unloaded = (files.names_not_loaded("release", loaded), files.names_not_loaded("hardware", loaded))
-            diagnostics.extend(_check_rules(registry, documents, valid, unloaded, recency, cache,
-                                            warm=len(to_check) < len(files.files)))
+            findings, recency_read = _check_rules(registry, documents, valid, unloaded, recency, cache,
+                                                  warm=len(to_check) < len(files.files))
+            diagnostics.extend(findings)
     ordered = sorted_diagnostics(diagnostics)
     ok = registry is not None and not any(d.is_error for d in ordered)
+    if not recency_read and not any(d.rule == "file-changed" for d in ordered):
+        counts = (len(registry.releases), len(registry.hardware), len(registry.cohorts)) if ok and registry else None
+        rows = [(d.path, d.line, d.column, d.message, d.rule, d.severity.value) for d in ordered]
+        verdict = marshal.dumps((verdict_key, rows, counts))
+        if cache.fact(_VERDICT_ENTRY) != verdict:  # an unchanged registry leaves the cache unwritten
+            cache.store_fact(_VERDICT_ENTRY, verdict)
     return ValidationResult(registry if ok else None, ordered, len(files.files), documents)
 
 
 def _check_rules(registry: Registry, documents: SourceDocuments, valid: dict[str, list[tuple[RawFile, Any]]],
                  unloaded: tuple[frozenset[str], frozenset[str]], recency: Mapping[str, int] | None,
-                 cache: DocumentCache, warm: bool) -> list[Diagnostic]:
-    """The cross-file rules' findings, from the cache when what they read is as it was.
+                 cache: DocumentCache, warm: bool) -> tuple[list[Diagnostic], bool]:
+    """The cross-file rules' findings, from the cache when what they read is as it was, and whether
+    they looked at recency.
 
     A cold run (no document came from the cache) neither looks for nor keeps findings: computing
     each file's facts would cost it time for no gain. Findings that looked at recency are not kept.
@@ -358,13 +414,13 @@ def _check_rules(registry: Registry, documents: SourceDocuments, valid: dict[str
     if warm:
         findings = _cached_findings(cache, key, blob_ids)
         if findings is not None:
-            return findings
+            return findings, False
     watched = _WatchedRecency(recency if recency is not None else {})
     findings = check_rules(RuleContext(registry, documents, unloaded_versions=unloaded[0],
                                        unloaded_hardware=unloaded[1], recency=watched))
     if warm and not watched.read:
         _store_findings(cache, key, findings, blob_ids)
-    return findings
+    return findings, watched.read
 
 
 def _build_model(valid: dict[str, list[tuple[RawFile, Any]]], diagnostics: list[Diagnostic],
@@ -402,7 +458,11 @@ def summary(result: ValidationResult) -> str:
         return f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''} " \
                f"in {result.files_checked} files"
     registry = result.registry
-    assert registry is not None
-    return (f"registry is valid: {len(registry.releases)} releases, {len(registry.hardware)} hardware versions, "
-            f"{len(registry.cohorts)} cohorts ({result.files_checked} files"
+    if registry is not None:
+        releases, hardware, cohorts = len(registry.releases), len(registry.hardware), len(registry.cohorts)
+    else:
+        assert result.counts is not None
+        releases, hardware, cohorts = result.counts
+    return (f"registry is valid: {releases} releases, {hardware} hardware versions, "
+            f"{cohorts} cohorts ({result.files_checked} files"
             + (f", {warnings} warnings)" if warnings else ")"))

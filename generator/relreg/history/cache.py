@@ -162,13 +162,15 @@ class WorkCache:
         self._new_notes[key] = html
         self._changed = True
 
-    def save(self, *, prune: bool = True) -> None:
+    def save(self, *, prune: bool = True, keep_notes: bool = False) -> None:
         """Write the cache; with `prune`, drop what this run did not use (a build that skips
-        rendering passes prune=False, or it would throw the rendered notes away)."""
+        rendering passes prune=False, or it would throw the rendered notes away). `keep_notes`:
+        keep the rendered notes though unused (`relreg validate`, which renders none)."""
         if not prune:
             self._used_documents.update(self.documents)
-            self._used_notes.update(self.notes)
             self._used_blob_ids.update(self.blob_ids)
+        if not prune or keep_notes:
+            self._used_notes.update(self.notes)
         entries = len(self.documents) + len(self.notes) + len(self.blob_ids)
         unused = entries - len(self._used_documents) - len(self._used_notes) - len(self._used_blob_ids)
         if self.path is None or not (self._changed or unused):

@@ -14,19 +14,21 @@ import sys
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from relreg.registry.diagnostics import Diagnostic, Severity
-from relreg.registry.model import HardwareVersion
+from relreg.registry.model import HardwareVersion, Release
 from relreg.registry.versions import VersionError
 from relreg.registry.rules import (  # unchanged by the fast paths: the same code serves both sides
     RuleContext,
     _collisions,
     _delta_source,
     _groups,
-    _order_fix,
+    _POST_RELEASE,
+    _NATURAL_SPLIT,
+    _prerelease,
+    _split_identifier,
     activation_hardware,
     cohorts_name_live_releases,
     file_names_match,
     min_version_not_above_version,
-    untyped_devices_stranded,
 )
 
 
@@ -160,6 +162,82 @@ def path_values_distinct(ctx: RuleContext) -> Iterator[Diagnostic]:
 _POST_RELEASE = re.compile(r"^(?:hotfix|bugfix|fix|patch|post|pl|sp|p)(?![a-z])", re.IGNORECASE)
 _NATURAL_SPLIT = re.compile(r"^(?P<numbers>[0-9]+(?:\.[0-9]+)*)[-.+~_]?(?P<suffix>[A-Za-z].*)$")
 _RUNS = re.compile(r"[0-9]+|[^0-9]+")
+
+
+def _order_fix(ctx: RuleContext, release: Release) -> str | None:
+    """The warning (and fix) for a version whose own text sorts other than people read it; None when it does not."""
+    version = release.version
+    numbers = ".".join(str(n) for n in release.parsed_version.numbers)
+    if ctx.registry.scheme.name == "semver":
+        prerelease = _prerelease(version)
+        if not prerelease:
+            return None
+        identifiers = prerelease.split(".")
+        if _POST_RELEASE.match(identifiers[0]):
+            major, minor, patch = release.parsed_version.numbers
+            return (f"prerelease '{prerelease}' reads like a fix after {numbers}, but a SemVer prerelease sorts "
+                    f"before its release: {version} < {numbers}, so devices on {numbers} are never offered it and "
+                    f"devices on it are offered {numbers}. Release it as {major}.{minor}.{patch + 1}")
+        mixed = [part for part in identifiers if not part.isdigit() and any(c.isdigit() for c in part)
+                 and any(c.isalpha() for c in part)]
+        if mixed:
+            suggested = ".".join(_split_identifier(part) if part in mixed else part for part in identifiers)
+            build = version.partition("+")[2]
+            suggestion = f"{version.partition('-')[0]}-{suggested}" + (f"+{build}" if build else "")
+            return (f"prerelease identifier '{mixed[0]}' mixes letters and digits, which SemVer compares as text, "
+                    "character by character (rc10 sorts below rc9): write "
+                    f"{suggestion} so that the number compares as a number")
+        return None
+    match = _NATURAL_SPLIT.match(version)
+    if match and _POST_RELEASE.match(match["suffix"]):
+        base = match["numbers"]
+        return (f"suffix '{match['suffix']}' reads like a fix after {base}, but under version_scheme natural a "
+                f"suffixed version sorts before the same numbers without one: {version} < {base}, so devices on "
+                f"{base} are never offered it and devices on it are offered {base}. Number it after its base "
+                f"instead: {base}.1")
+    return None
+
+
+def untyped_devices_stranded(ctx: RuleContext) -> Iterator[Diagnostic]:
+    """Warn when devices that report no software type are never offered the newer releases of their cohort.
+
+    For each cohort and hardware version H: U is the newest release (not
+    yanked) with an image for H without a software type, the last one such a
+    device can be running. A release deployed to H above U that has images
+    for H only under software types, none of which the device takes (see
+    `Release.image_software_type` and hardware's `default_software_type`),
+    is one that device is never offered: it is "up to date" for good.
+    """
+    hardware = {h.name: h for h in ctx.registry.hardware}
+    for cohort in ctx.registry.cohorts:
+        stranded: dict[tuple[int, str], list[str]] = {}  # (activation index, U) -> hardware versions
+        for name in cohort.hardware_versions or sorted(hardware):
+            untyped = [r for r in ctx.registry.releases if not r.is_yanked and r.has_image(name, None)]
+            if not untyped:
+                continue
+            newest = untyped[-1]  # releases are sorted by version
+            default = hardware[name].default_software_type if name in hardware else None
+            for index, activation in enumerate(cohort.releases):
+                release = ctx.registry.release(activation.version)
+                if release is None or release.is_yanked or not activation.deploys_to(name) \
+                        or not release.parsed_version > newest.parsed_version \
+                        or name not in release.hardware_versions:
+                    continue
+                if release.has_image(name, release.image_software_type(name, None, default)):
+                    continue
+                stranded.setdefault((index, newest.version), []).append(name)
+        for (index, untyped_version), names in sorted(stranded.items()):
+            release = ctx.registry.release(cohort.releases[index].version)
+            assert release is not None
+            types = sorted({a.software_type for a in release.artifacts
+                            if a.hardware_version in names and a.software_type})
+            yield ctx.at(cohort.source_path, ("releases", index, "version"),
+                         f"devices on {untyped_version} without a software type are never offered "
+                         f"{release.version} ({', '.join(types)}) in cohort '{cohort.slug}' "
+                         f"({', '.join(names)}): they are told they are up to date for good. Set "
+                         f"`default_software_type` in {', '.join(f'hardware/{n}.yaml' for n in names)} to the "
+                         "software type they take (docs/devices.md, \"Devices without a software type\")", "untyped-stranded",
+                         severity=Severity.WARNING)
 
 
 def version_orders_that_surprise(ctx: RuleContext) -> Iterator[Diagnostic]:

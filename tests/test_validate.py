@@ -205,3 +205,27 @@ def test_validate_warns_about_devices_stranded_by_a_software_type(base_registry:
     hardware.write_text(hardware.read_text() + "default_software_type: main\n")
     fixed = run_relreg("validate", "--registry", base_registry)
     assert fixed.exit_code == 0 and "warning" not in fixed.output, fixed.output
+
+
+@pytest.mark.parametrize("cores", [2, 3])
+def test_checking_files_in_worker_processes_gives_what_one_process_gives(cores: int,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every chunk is checked once, whichever process takes it, and the results come back in file order:
+    the same diagnostics (file, line, column, message) and the same model as checking them all here."""
+    from relreg.registry import validate
+
+    base = read_worktree(FIXTURES / "base")
+    cases = [RawFile("release", f"{case.name}/{path.name}", f"releases/{case.name}-{path.name}", path.read_bytes(),
+                     git_blob_id(path.read_bytes()))
+             for case in sorted((FIXTURES / "invalid").iterdir()) for path in sorted(case.rglob("releases/*.yaml"))]
+    mixed = RegistryFiles(base.root, base.files + tuple(cases), base.problems)
+    monkeypatch.setattr(validate.os, "cpu_count", lambda: cores)
+    for files in (base, mixed):
+        monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 10**9)
+        alone = validate_files(files)
+        monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 1)
+        monkeypatch.setattr(validate, "CHUNK_FILES", 2)
+        shared = validate_files(files)
+        assert shared.diagnostics == alone.diagnostics
+        assert shared.registry == alone.registry
+    assert alone.errors and not validate_files(base).errors

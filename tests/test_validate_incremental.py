@@ -24,7 +24,7 @@ from relreg.registry import source
 from relreg.registry.model import Registry, Release
 from relreg.registry.rules import RuleContext, check_rules
 from relreg.registry.source import read_worktree
-from relreg.registry.validate import validate_files
+from relreg.registry.validate import summary, validate_files
 
 CONFIG = """name: Test
 site_url: https://fw.example.test/
@@ -90,7 +90,7 @@ class _Registry:
 
 
 EDITS = st.lists(st.tuples(
-    st.sampled_from(["add", "remove", "notes", "take-build-id", "take-url", "take-url-same-file",
+    st.sampled_from(["add", "remove", "notes", "notes-lines", "take-build-id", "take-url", "take-url-same-file",
                      "give-back", "revision-case", "version-case", "broken", "delta", "software-type-case"]),
     st.integers(0, 7), st.integers(0, 7)), min_size=1, max_size=12)
 
@@ -126,6 +126,9 @@ def test_cached_validation_equals_a_cold_one_after_every_edit(tmp_path_factory: 
         elif kind == "notes":
             present[left]["notes"] = f"edit {right}"
             put(left)
+        elif kind == "notes-lines":  # the same rules' facts, every later position moved
+            present[left]["notes"] = "|\n" + "".join(f"  line {n}\n" for n in range(right + 1)).rstrip("\n")
+            put(left)
         elif kind in ("take-build-id", "take-url", "take-url-same-file"):
             ids, urls, sizes = own[left]
             other_ids, other_urls, other_sizes = own[right]
@@ -160,6 +163,12 @@ def test_cached_validation_equals_a_cold_one_after_every_edit(tmp_path_factory: 
         cold = validate_files(read_worktree(folder), None, recency={})
         assert cached.diagnostics == cold.diagnostics
         assert _plain(cached.registry) == _plain(cold.registry)
+        # `relreg validate` (no model): the verdict the cached run kept, or a validation of its own.
+        cache = WorkCache.open(cache_folder, "fingerprint")
+        verdict = validate_files(read_worktree(folder, known=cache), cache, recency={}, model=False)
+        cache.save()
+        assert verdict.diagnostics == cold.diagnostics and summary(verdict) == summary(cold)
+        assert verdict.ok == cold.ok
 
 
 def _reference_rules(result_registry: Registry, documents: dict) -> list:
@@ -172,10 +181,14 @@ CONFLICTS = st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5), st.sampled_
      "version-same", "hardware-missing", "twice"])), max_size=8)
 
 
-@settings(max_examples=120, deadline=None)
-@given(conflicts=CONFLICTS, base_url=st.sampled_from(["https://dl.example.test/fw/", "https://dl.example.test/fw"]))
+@settings(max_examples=150, deadline=None)
+@given(conflicts=CONFLICTS, base_url=st.sampled_from(["https://dl.example.test/fw/", "https://dl.example.test/fw"]),
+       cohort_hardware=st.sampled_from([(), HARDWARE, HARDWARE[:1]]), default_type=st.sampled_from([None, "app"]),
+       activated=st.lists(st.integers(0, 5), max_size=4), yanked=st.sets(st.integers(0, 5), max_size=2))
 def test_the_rules_fast_paths_find_what_the_reference_rules_find(conflicts: list[tuple[int, int, str]],
-                                                                  base_url: str) -> None:
+                                                                  base_url: str, cohort_hardware: tuple[str, ...],
+                                                                  default_type: str | None, activated: list[int],
+                                                                  yanked: set[int]) -> None:
     """The rules run on a model (no files needed): the same diagnostics as the rules without fast paths."""
     from relreg.registry.model import Artifact, RegistryConfig
     from relreg.registry.versions import scheme_named
@@ -210,16 +223,22 @@ def test_the_rules_fast_paths_find_what_the_reference_rules_find(conflicts: list
             mine[0]["hardware_version"] = "pvt9"
         else:
             mine.append(dict(mine[0]))
+    for n in yanked:
+        extra[n]["yanked"] = "broken"
     releases = tuple(sorted((Release.from_dict({"version": versions[n], "artifacts": artifacts[n], **extra[n]},
                                                scheme, f"registry/releases/{n}.yaml") for n in range(6)),
                             key=lambda r: (r.parsed_version.key, r.source_path)))
-    from relreg.registry.model import HardwareVersion
+    from relreg.registry.model import Cohort, HardwareVersion
 
+    cohort = Cohort.from_dict({"slug": "beta", "name": "Beta", "hardware_versions": list(cohort_hardware),
+                               "releases": [{"version": versions[n]} for n in activated]}, "registry/cohorts/beta.yaml")
     model = Registry(config=RegistryConfig(name="t", site_url="https://x.test/", artifact_base_url=base_url),
                      scheme=scheme, releases=releases,
-                     hardware=tuple(HardwareVersion(name, f"registry/hardware/{name}.yaml") for name in HARDWARE),
-                     cohorts=())
+                     hardware=tuple(HardwareVersion(name, f"registry/hardware/{name}.yaml",
+                                                    default_software_type=default_type) for name in HARDWARE),
+                     cohorts=(cohort,))
     documents = {r.source_path: SourceDocument(r.source_path, {}) for r in releases}
+    documents[cohort.source_path] = SourceDocument(cohort.source_path, {})
     documents.update({f"registry/hardware/{name}.yaml": SourceDocument("h", {}) for name in HARDWARE})
     assert sorted(set(check_rules(RuleContext(model, documents)))) == _reference_rules(model, documents)
     assert Artifact  # the model's artifacts are built by Release.from_dict above
@@ -308,3 +327,57 @@ def test_a_file_that_changed_since_its_status_was_read_is_refused_and_not_cached
         (f.path, 1, 1, "file-changed") for f in files.files if f.kind == "release"}
     assert cache.document("release", stale) is None
     assert cache.document("hardware", next(f.blob_id for f in files.files if f.kind == "hardware")) is not None
+
+
+class _Poison:
+    """A field value that fails whatever a rule does with it."""
+
+    def _fail(self, *args: object, **kwargs: object) -> object:
+        raise AssertionError("a rule read a field that the cached rules' key leaves out (validate.NOT_READ_BY_RULES)")
+
+    __eq__ = __ne__ = __hash__ = __bool__ = __str__ = __repr__ = __len__ = __iter__ = __format__ = _fail  # type: ignore[assignment]
+    __lt__ = __gt__ = __contains__ = __getattr__ = _fail  # type: ignore[assignment]
+
+
+def test_no_rule_reads_a_field_left_out_of_the_cached_rules_key(tmp_path: Path) -> None:
+    """Changing such a field (a notes fix) reuses the rules' findings: so no rule may read one."""
+    from relreg.registry.validate import NOT_READ_BY_RULES
+
+    folder = tmp_path / "registry"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "base", folder)
+    result = validate_files(read_worktree(folder))
+    assert result.registry is not None and result.registry.releases and result.registry.hardware
+    registry = result.registry
+    expected = check_rules(RuleContext(registry, result.documents))
+    for kind, items in (("release", registry.releases), ("hardware", registry.hardware), ("cohort", registry.cohorts)):
+        for item in items:
+            for name in NOT_READ_BY_RULES[kind]:
+                object.__setattr__(item, name, _Poison())
+    assert check_rules(RuleContext(registry, result.documents)) == expected
+
+
+def test_relreg_validate_gives_the_kept_verdict_without_reading_a_document(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unchanged registry: the verdict comes back without a document loaded, the documents stay in
+    the cache for the next build, and a changed file (or recency that a rule read) is validated afresh."""
+    monkeypatch.setattr(source, "RACY_NS", 0)
+    folder = tmp_path / "registry"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "base", folder)
+    first = WorkCache.open(tmp_path / "cache", "fingerprint")
+    full = validate_files(read_worktree(folder, known=first), first, recency={})
+    first.save()
+    cache = WorkCache.open(tmp_path / "cache", "fingerprint")
+    documents = set(cache.documents)
+    monkeypatch.setattr(WorkCache, "document", lambda *args: pytest.fail("a document was read"))
+    verdict = validate_files(read_worktree(folder, known=cache), cache, recency={}, model=False)
+    assert verdict.registry is None and verdict.counts is not None
+    assert verdict.diagnostics == full.diagnostics and summary(verdict) == summary(full)
+    cache.save()
+    assert documents <= set(WorkCache.open(tmp_path / "cache", "fingerprint").documents)
+    monkeypatch.undo()
+    monkeypatch.setattr(source, "RACY_NS", 0)
+    changed = next(folder.glob("releases/*.yaml"))
+    changed.write_text(changed.read_text().replace("version:", "version: 9.9.9\nversion:", 1))
+    cache = WorkCache.open(tmp_path / "cache", "fingerprint")
+    again = validate_files(read_worktree(folder, known=cache), cache, recency={}, model=False)
+    assert any(d.rule == "yaml-duplicate-key" for d in again.errors) and not again.ok

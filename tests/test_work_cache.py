@@ -61,3 +61,18 @@ def test_unused_entries_are_dropped_when_the_cache_is_rewritten(tmp_path: Path) 
     cache.save()
     reopened = WorkCache.open(tmp_path, FINGERPRINT)
     assert reopened.document("release", "blob10") is not None and reopened.document("release", "blob60") is None
+
+
+def test_relreg_validate_keeps_the_rendered_notes_and_drops_unused_documents(tmp_path: Path) -> None:
+    """Validation renders no notes: a save that keeps them leaves the next build nothing to render again."""
+    base = _filled(tmp_path, 100)
+    for number in range(100):
+        base.store_notes(f"note{number}", f"<p>{number}</p>")
+    base.save()
+    cache = WorkCache.open(tmp_path, FINGERPRINT)
+    for number in range(50):
+        cache.document("release", f"blob{number}")
+    cache.save(keep_notes=True)
+    reopened = WorkCache.open(tmp_path, FINGERPRINT)
+    assert reopened.rendered_notes("note70") == "<p>70</p>"
+    assert reopened.document("release", "blob10") is not None and reopened.document("release", "blob60") is None

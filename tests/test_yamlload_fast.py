@@ -85,6 +85,7 @@ TABLE = [
     "a: @x", "a: `x", "a: %x", "a: |x", "a: >x", "a: \"x\" y", "a: 'x' 'y'", "a: b\n# c\nd: e",
     "a: ''", 'a: ""', "a: ' '", "a: [ ]", "a: { }", "{}", "{a: 1}", "a: {b: [c, {d: e}]}",
     "a: [,]", "a: [a,,b]", "a: [a, ]", "a: {,}", "a: {b: ]}", "a: [b, ]c]", "a:\n- ]", "a: x\n  ]",
+    "a:\n | x", "a:\n  |\n  x", "a: |\n  x", "a: >\n  x", "a: |+\n  x", "a: |-\n  x", "a: |\n  x\n\n", "a:\n  > - x", "a: b\n| x", "a:\n  - |\n    x\n  - >- y",
     "{a:!x}", '{"a":!x}', '{"a":&x 1}', "a: [!x]", "a: [&x 1]", "a: {b: !x}", "a:!x", "- !x", "a: b !x",
 ]
 
@@ -178,3 +179,43 @@ def test_every_string_that_needs_a_second_look_is_found_in_the_json(text: str) -
 
     if _plain_reads_otherwise(text) and text[:1] not in ",]}:?%!&" and not text.endswith("\n"):
         assert _FAST_JSON_SUSPECT.search(json.dumps(text, ensure_ascii=False)), text
+
+
+def _plain_start_refused_by_pairs(text: str) -> bool:
+    """The check as it was written first: a search for each (character before, indicator) pair."""
+    from relreg.registry.yamlload import _FAST_PLAIN_START_REFUSED
+
+    if text[:1] in _FAST_PLAIN_START_REFUSED:
+        return True
+    if not any(indicator in text and any(before + indicator in text for before in " \n[{,")
+               for indicator in _FAST_PLAIN_START_REFUSED):
+        return False
+    for at, character in enumerate(text):
+        if character in _FAST_PLAIN_START_REFUSED:
+            end = at
+            while end and text[end - 1] == " ":
+                end -= 1
+            if end == 0 or text[end - 1] in ":-\n[{,":
+                return True
+    return False
+
+
+@given(st.one_of(_text, _document(), st.text(alphabet=",]}:?%@` \n[{-ax", max_size=16)))
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_the_indicator_check_agrees_with_the_pair_search(text: str) -> None:
+    from relreg.registry.yamlload import _fast_plain_start_refused
+
+    assert _fast_plain_start_refused(text) == _plain_start_refused_by_pairs(text)
+
+
+@pytest.mark.parametrize("text", [RELEASE.decode(), "a: 1", "{}", "a:\n" + "- x\n" * 5000,
+                                  "".join(" " * depth + "b:\n" for depth in range(40)) + " " * 40 + "c: 1\n"])
+@pytest.mark.parametrize("size", [None, 1, 100])
+def test_json_written_into_a_buffer_is_rapidyamls_json(text: str, size: int | None) -> None:
+    """A buffer too small for the JSON (a guess of 1 or 100 bytes) is written again at the size rapidyaml asks for."""
+    import ryml
+
+    from relreg.registry.yamlload import _emitted_json
+
+    tree = ryml.parse_in_arena(text.encode())
+    assert _emitted_json(tree, size) == ryml.emit_json_malloc(tree, tree.root_id())

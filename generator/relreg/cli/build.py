@@ -44,8 +44,8 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
         except RegistryNotFound as error:
             raise RegistryUsageError(str(error)) from None
         # A conflict between two files is reported at the newer one (git history; uncommitted files newest).
-        result = validate_files(files, cache, recency=GitRecency(registry_path, files.root))
-        cache.save()
+        result = validate_files(files, cache, recency=GitRecency(registry_path, files.root), model=False)
+        cache.save(keep_notes=True)  # the next build's, though validation renders none
     click.echo(REPORTERS[output_format](result.diagnostics, summary(result)))
     sys.exit(0 if result.ok else 1)
 

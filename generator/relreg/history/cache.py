@@ -117,6 +117,26 @@ class WorkCache:
         self._used_documents.add(key)
         return data
 
+    def fact(self, key: str) -> bytes | None:
+        """A small byte string stored under `key` by `store_fact` (registry/validate.py: what the rules
+        read of a file, and their findings), kept and dropped as documents are."""
+        stored = self.documents.get(f"fact:{key}")
+        if stored is not None:
+            self._used_documents.add(f"fact:{key}")
+        return stored
+
+    def store_fact(self, key: str, value: bytes) -> None:
+        """Remember `value` under `key` (see `fact`)."""
+        key = f"fact:{key}"
+        self.documents[key] = value
+        self._used_documents.add(key)
+        self._new_documents[key] = value
+        self._changed = True
+
+    def keep_documents(self) -> None:
+        """Keep every document and fact when the cache is saved, though this run did not ask for them."""
+        self._used_documents.update(self.documents)
+
     def store_document(self, kind: str, blob_id: str, data: Any, marshalled: bytes | None = None) -> None:
         """Remember `data` (JSON-like) for those bytes; `marshalled`: marshal.dumps(data), when the caller has it."""
         key = f"{kind}:{blob_id}"
@@ -142,13 +162,15 @@ class WorkCache:
         self._new_notes[key] = html
         self._changed = True
 
-    def save(self, *, prune: bool = True) -> None:
+    def save(self, *, prune: bool = True, keep_notes: bool = False) -> None:
         """Write the cache; with `prune`, drop what this run did not use (a build that skips
-        rendering passes prune=False, or it would throw the rendered notes away)."""
+        rendering passes prune=False, or it would throw the rendered notes away). `keep_notes`:
+        keep the rendered notes though unused (`relreg validate`, which renders none)."""
         if not prune:
             self._used_documents.update(self.documents)
-            self._used_notes.update(self.notes)
             self._used_blob_ids.update(self.blob_ids)
+        if not prune or keep_notes:
+            self._used_notes.update(self.notes)
         entries = len(self.documents) + len(self.notes) + len(self.blob_ids)
         unused = entries - len(self._used_documents) - len(self._used_notes) - len(self._used_blob_ids)
         if self.path is None or not (self._changed or unused):

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import git
-
-from relreg.history import gitlog
 from relreg.registry.source import RegistryFiles
+
+if TYPE_CHECKING:  # GitPython (~0.1 s to import) is imported on the first lookup: a valid registry never pays it
+    import git
 
 
 class GitRecency(Mapping[str, int]):
@@ -41,6 +42,10 @@ class GitRecency(Mapping[str, int]):
 
     def _load(self) -> dict[str, int]:
         if self._ranks is None:
+            import git
+
+            from relreg.history import gitlog
+
             self._ranks = {}
             repo = gitlog.open_repository(self._registry_dir)
             if repo is not None:
@@ -53,6 +58,8 @@ class GitRecency(Mapping[str, int]):
         return self._ranks
 
     def _read(self, repo: git.Repo) -> dict[str, int]:
+        from relreg.history import gitlog
+
         if self._ref is None and not repo.head.is_valid() \
                 or repo.git.rev_parse("--is-shallow-repository").strip() == "true":
             return {}

@@ -427,13 +427,16 @@ def untyped_devices_stranded(ctx: RuleContext) -> Iterator[Diagnostic]:
     is one that device is never offered: it is "up to date" for good.
     """
     hardware = {h.name: h for h in ctx.registry.hardware}
+    newest_untyped: dict[str, Release | None] = {}
     for cohort in ctx.registry.cohorts:
         stranded: dict[tuple[int, str], list[str]] = {}  # (activation index, U) -> hardware versions
         for name in cohort.hardware_versions or sorted(hardware):
-            untyped = [r for r in ctx.registry.releases if not r.is_yanked and r.has_image(name, None)]
-            if not untyped:
+            if name not in newest_untyped:  # releases are sorted by version: the first from the top is U
+                newest_untyped[name] = next((r for r in reversed(ctx.registry.releases)
+                                             if not r.is_yanked and r.has_image(name, None)), None)
+            newest = newest_untyped[name]
+            if newest is None:
                 continue
-            newest = untyped[-1]  # releases are sorted by version
             default = hardware[name].default_software_type if name in hardware else None
             for index, activation in enumerate(cohort.releases):
                 release = ctx.registry.release(activation.version)
@@ -476,11 +479,11 @@ def _prerelease(version: str) -> str:
 def _order_fix(ctx: RuleContext, release: Release) -> str | None:
     """The warning (and fix) for a version whose own text sorts other than people read it; None when it does not."""
     version = release.version
-    numbers = ".".join(str(n) for n in release.parsed_version.numbers)
     if ctx.registry.scheme.name == "semver":
         prerelease = _prerelease(version)
         if not prerelease:
-            return None
+            return None  # the common case, decided before the numbers are written out
+        numbers = ".".join(str(n) for n in release.parsed_version.numbers)
         identifiers = prerelease.split(".")
         if _POST_RELEASE.match(identifiers[0]):
             major, minor, patch = release.parsed_version.numbers

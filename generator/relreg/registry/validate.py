@@ -7,6 +7,8 @@ everything that is wrong.
 
 Checking a file depends only on its bytes, so results are cached by git blob
 id (see relreg/history/cache.py) and, for large registries, spread over the machine's cores.
+The cross-file rules' findings are cached too, under a key of what the rules read (so a notes fix
+reuses them), and so is the whole verdict on an unchanged set of files (`relreg validate`).
 Source positions are only needed to report a problem, so a file is first read
 by the fast reader (`yamlload.fast_load`, no positions) and checked by the
 compiled schema validator; only a file either of them doubts goes through the
@@ -16,6 +18,7 @@ are parsed with positions again, lazily, when a rule asks for one.
 
 from __future__ import annotations
 
+import hashlib
 import marshal
 import multiprocessing
 import os
@@ -23,9 +26,9 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from typing import Any, Iterator, Mapping, Protocol
 
-from relreg.registry.diagnostics import Diagnostic, sorted_diagnostics
+from relreg.registry.diagnostics import Diagnostic, Severity, sorted_diagnostics
 from relreg.registry.gcpause import gc_paused
 from relreg.registry.model import Cohort, HardwareVersion, Registry, RegistryConfig, Release
 from relreg.registry.rules import RuleContext, check_rules
@@ -45,6 +48,8 @@ class ValidationResult:
     files_checked: int
     # Parsed on demand for diagnostics; `documents.clear()` lets go of them and of the files' bytes.
     documents: dict[str, SourceDocument] = field(default_factory=dict, repr=False)
+    # (releases, hardware versions, cohorts) of a valid registry whose model was not built (model=False)
+    counts: tuple[int, int, int] | None = None
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -109,53 +114,84 @@ def _native_stderr_silenced():
         os.close(saved)
 
 
-# The files a forked worker checks: set just before the workers fork, so they inherit the
-# bytes instead of receiving them pickled.
+# The files a forked worker checks, and the number of the next chunk of them to take: set just before
+# the workers fork, so they inherit the bytes instead of receiving them pickled.
 _FORKED_FILES: list[RawFile] = []
+_NEXT_CHUNK: Any = None
+# Files per chunk: small enough that the processes finish within a chunk of each other on a shared
+# machine, large enough that taking one costs nothing.
+CHUNK_FILES = 100
 
 
-def _check_range(start: int, stop: int) -> list[Any]:
-    """Check _FORKED_FILES[start:stop] in a worker: a valid file's data comes back marshalled
-    (compact, and quick to load), anything else as (data, diagnostics)."""
-    results: list[Any] = []
+def _take_chunk() -> int:
+    with _NEXT_CHUNK.get_lock():
+        chunk = _NEXT_CHUNK.value
+        _NEXT_CHUNK.value = chunk + 1
+    return chunk
+
+
+def _check_chunks() -> list[tuple[int, list[Any]]]:
+    """Check chunks of _FORKED_FILES in a worker until none is left: (chunk, results) of each taken. A
+    valid file's data comes back marshalled (compact, and quick to load), anything else as (data, diagnostics)."""
+    done = []
+    chunks = -(-len(_FORKED_FILES) // CHUNK_FILES)
     with _native_stderr_silenced():
-        for file in _FORKED_FILES[start:stop]:
-            data, problems = quick_check_file(file.kind, file.path, file.content)
-            results.append(marshal.dumps(data) if data is not None and not problems else (data, problems))
-    return results
+        while (chunk := _take_chunk()) < chunks:
+            results: list[Any] = []
+            for file in _FORKED_FILES[chunk * CHUNK_FILES:(chunk + 1) * CHUNK_FILES]:
+                data, problems = quick_check_file(file.kind, file.path, file.content)
+                results.append(marshal.dumps(data) if data is not None and not problems else (data, problems))
+            done.append((chunk, results))
+    return done
 
 
 def _check_all(files: list[RawFile]) -> list[tuple[Any | None, list[Diagnostic], bytes | None]]:
-    """(data, problems, the data marshalled when a worker sent it so) of each file, in order."""
+    """(data, problems, the data marshalled when a worker sent it so) of each file, in order.
+
+    Every process, this one included, takes chunks of files until none is left, so that all finish
+    together whatever else runs on the machine; this one then loads what the workers sent.
+    """
     workers = min(os.cpu_count() or 1, 8)
     if len(files) < PARALLEL_THRESHOLD or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
         with _native_stderr_silenced():
             return [(*quick_check_file(f.kind, f.path, f.content), None) for f in files]
-    # The workers take most of the files; this process checks a smaller share meanwhile, since
-    # it also loads what the workers send back.
-    global _FORKED_FILES
-    _FORKED_FILES = files
-    own = len(files) * 4 // (workers * 5)
-    bounds = [own + (len(files) - own) * index // (workers - 1) for index in range(workers)]
+    global _FORKED_FILES, _NEXT_CHUNK
+    context = multiprocessing.get_context("fork")
+    _FORKED_FILES, _NEXT_CHUNK = files, context.Value("l", 0)
+    chunks = -(-len(files) // CHUNK_FILES)
+    by_chunk: list[list[Any]] = [[] for _ in range(chunks)]
     try:
-        with ProcessPoolExecutor(max_workers=workers - 1, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = [pool.submit(_check_range, start, stop) for start, stop in zip(bounds, bounds[1:])]
+        with ProcessPoolExecutor(max_workers=workers - 1, mp_context=context) as pool:
+            futures = [pool.submit(_check_chunks) for _ in range(workers - 1)]
             with _native_stderr_silenced():
-                results = [(*quick_check_file(f.kind, f.path, f.content), None) for f in files[:own]]
+                while (chunk := _take_chunk()) < chunks:
+                    by_chunk[chunk] = [(*quick_check_file(f.kind, f.path, f.content), None)
+                                       for f in files[chunk * CHUNK_FILES:(chunk + 1) * CHUNK_FILES]]
             for future in futures:
-                results.extend((marshal.loads(item), [], item) if item.__class__ is bytes else (*item, None)
-                               for item in future.result())
+                for chunk, results in future.result():
+                    by_chunk[chunk] = [(marshal.loads(item), [], item) if item.__class__ is bytes else (*item, None)
+                                       for item in results]
     finally:
-        _FORKED_FILES = []
-    return results
+        _FORKED_FILES, _NEXT_CHUNK = [], None
+    return [result for results in by_chunk for result in results]
 
 
 class DocumentCache(Protocol):
-    """Parsed, schema-valid documents by (kind, git blob id): relreg.history.cache.WorkCache, or none."""
+    """Parsed, schema-valid documents by (kind, git blob id): relreg.history.cache.WorkCache, or none.
+
+    `fact`/`store_fact`: small byte strings by key (see `_rules_key`), kept as documents are;
+    `keep_documents`: keep every document and fact, used by this run or not (a run that read none).
+    """
 
     def document(self, kind: str, blob_id: str) -> Any | None: ...
 
     def store_document(self, kind: str, blob_id: str, data: Any, marshalled: bytes | None = None) -> None: ...
+
+    def fact(self, key: str) -> bytes | None: ...
+
+    def store_fact(self, key: str, value: bytes) -> None: ...
+
+    def keep_documents(self) -> None: ...
 
 
 class _NoCache:
@@ -165,22 +201,157 @@ class _NoCache:
     def store_document(self, kind: str, blob_id: str, data: Any, marshalled: bytes | None = None) -> None:
         pass
 
+    def fact(self, key: str) -> bytes | None:
+        return None
+
+    def store_fact(self, key: str, value: bytes) -> None:
+        pass
+
+    def keep_documents(self) -> None:
+        pass
+
+
+# Fields no rule reads (tests/test_validate_incremental.py checks it): a change to them (a notes fix)
+# leaves the rules' findings as they were, so they are left out of the key those findings are cached under.
+NOT_READ_BY_RULES: dict[str, tuple[str, ...]] = {
+    "release": ("notes", "notes_format", "extra_info", "must_pass_through"),
+    "hardware": ("description",),
+    "cohort": ("description",),
+}
+_RULES_ENTRY = "rules"
+
+
+def _rule_facts(kind: str, data: dict[str, Any]) -> bytes:
+    """A digest of what the rules can read of one file's data: equal data give equal digests (repr of
+    JSON-like data is canonical, types and key order included)."""
+    left_out = NOT_READ_BY_RULES.get(kind, ())
+    if any(name in data for name in left_out):
+        data = {name: value for name, value in data.items() if name not in left_out}
+    return hashlib.sha1(repr(data).encode("utf-8", "surrogatepass")).digest()
+
+
+class _WatchedRecency(Mapping[str, int]):
+    """The caller's recency, noting whether a rule looked at it (the findings then depend on it too)."""
+
+    def __init__(self, recency: Mapping[str, int]) -> None:
+        self._recency = recency
+        self.read = False
+
+    def __getitem__(self, path: str) -> int:
+        self.read = True
+        return self._recency[path]
+
+    def get(self, path: str, default: Any = None) -> Any:
+        self.read = True
+        return self._recency.get(path, default)
+
+    def __contains__(self, path: object) -> bool:
+        self.read = True
+        return path in self._recency
+
+    def __iter__(self) -> Iterator[str]:
+        self.read = True
+        return iter(self._recency)
+
+    def __len__(self) -> int:
+        self.read = True
+        return len(self._recency)
+
+
+def _rules_key(valid: dict[str, list[tuple[RawFile, Any]]], unloaded: tuple[frozenset[str], frozenset[str]],
+               cache: DocumentCache) -> bytes:
+    """What the rules' findings are a function of, but for source positions and recency: each valid
+    file's path and `_rule_facts` (kept by blob id, so an unchanged file is not looked at again) and
+    the names of the files that did not load."""
+    digest = hashlib.sha1()
+    for kind in ("registry", "release", "hardware", "cohort"):
+        for file, data in valid[kind]:
+            key = f"facts:{kind}:{file.blob_id}"
+            facts = cache.fact(key)
+            if facts is None:
+                facts = _rule_facts(kind, data)
+                cache.store_fact(key, facts)
+            digest.update(b"%s\0%s\0%s\0" % (kind.encode(), file.path.encode("utf-8", "surrogatepass"), facts))
+    for names in unloaded:
+        digest.update(repr(sorted(names)).encode("utf-8", "surrogatepass"))
+    return digest.digest()
+
+
+def _cached_findings(cache: DocumentCache, key: bytes, blob_ids: dict[str, str]) -> list[Diagnostic] | None:
+    """The rules' findings stored under `key`, when every file they point into has the same bytes (and so
+    the same positions) as then; else None."""
+    stored = cache.fact(_RULES_ENTRY)
+    if stored is None:
+        return None
+    try:
+        stored_key, findings, where = marshal.loads(stored)
+    except (EOFError, ValueError, TypeError):
+        return None
+    if stored_key != key or any(blob_ids.get(path) != blob_id for path, blob_id in where.items()):
+        return None
+    return [Diagnostic(path, line, column, message, rule, Severity(severity))
+            for path, line, column, message, rule, severity in findings]
+
+
+def _store_findings(cache: DocumentCache, key: bytes, findings: list[Diagnostic], blob_ids: dict[str, str]) -> None:
+    rows = [(d.path, d.line, d.column, d.message, d.rule, d.severity.value) for d in findings]
+    cache.store_fact(_RULES_ENTRY, marshal.dumps((key, rows, {d.path: blob_ids[d.path] for d in findings})))
+
 
 def validate_files(files: RegistryFiles, cache: DocumentCache | None = None,
-                   recency: Mapping[str, int] | None = None) -> ValidationResult:
+                   recency: Mapping[str, int] | None = None, *, model: bool = True) -> ValidationResult:
     """Check every file and the rules across them: (model when valid, every diagnostic, sorted).
 
     `recency` (display path -> larger is newer; a file not in it is newest)
     decides where a conflict between two files is reported: at the newer one,
     naming the older. The caller gives it (git history, the files a pull
     request changes); it is only read when a conflict or a version order needs it.
+
+    `model=False`: the caller needs the diagnostics only (`relreg validate`): when the cache holds
+    the verdict on exactly these files (paths and blob ids), it is given without reading a document,
+    with `registry` None and `counts` set when valid.
     """
     with gc_paused():
-        return _validate_files(files, cache if cache is not None else _NoCache(), recency)
+        return _validate_files(files, cache if cache is not None else _NoCache(), recency, model)
+
+
+_VERDICT_ENTRY = "verdict"
+
+
+def _verdict_key(files: RegistryFiles) -> bytes:
+    """What a whole validation is a function of, but for recency: every file's kind, path and blob id,
+    and what reading the files found."""
+    digest = hashlib.sha1()
+    for file in files.files:
+        digest.update(b"%s\0%s\0%s\0" % (file.kind.encode(), file.path.encode("utf-8", "surrogatepass"),
+                                           file.blob_id.encode()))
+    digest.update(repr((sorted(files.problems), sorted(files.refused))).encode("utf-8", "surrogatepass"))
+    return digest.digest()
+
+
+def _cached_verdict(cache: DocumentCache, key: bytes) -> tuple[list[Diagnostic], tuple[int, int, int] | None] | None:
+    stored = cache.fact(_VERDICT_ENTRY)
+    if stored is None:
+        return None
+    try:
+        stored_key, rows, counts = marshal.loads(stored)
+    except (EOFError, ValueError, TypeError):
+        return None
+    if stored_key != key:
+        return None
+    return ([Diagnostic(path, line, column, message, rule, Severity(severity))
+             for path, line, column, message, rule, severity in rows], counts)
 
 
 def _validate_files(files: RegistryFiles, cache: DocumentCache,
-                    recency: Mapping[str, int] | None) -> ValidationResult:
+                    recency: Mapping[str, int] | None, model: bool) -> ValidationResult:
+    verdict_key = _verdict_key(files)
+    if not model:
+        verdict = _cached_verdict(cache, verdict_key)
+        if verdict is not None:
+            cache.keep_documents()  # the next build reads them
+            diagnostics, counts = verdict
+            return ValidationResult(None, diagnostics, len(files.files), SourceDocuments(files), counts)
     diagnostics: list[Diagnostic] = list(files.problems)
     valid: dict[str, list[tuple[RawFile, Any]]] = {"registry": [], "release": [], "hardware": [], "cohort": []}
     to_check = []
@@ -211,18 +382,47 @@ def _validate_files(files: RegistryFiles, cache: DocumentCache,
     documents = SourceDocuments(files)
     documents._files.update((file.path, file) for file in to_check)  # positions from the bytes checked
     registry = None
+    recency_read = False
     if valid["registry"]:
         registry = _build_model(valid, diagnostics, documents)
         if registry is not None:
             loaded = {item.source_path for item in (*registry.releases, *registry.hardware)}
-            diagnostics.extend(check_rules(RuleContext(
-                registry, documents,
-                unloaded_versions=files.names_not_loaded("release", loaded),
-                unloaded_hardware=files.names_not_loaded("hardware", loaded),
-                recency=recency if recency is not None else {})))
+            unloaded = (files.names_not_loaded("release", loaded), files.names_not_loaded("hardware", loaded))
+            findings, recency_read = _check_rules(registry, documents, valid, unloaded, recency, cache,
+                                                  warm=len(to_check) < len(files.files))
+            diagnostics.extend(findings)
     ordered = sorted_diagnostics(diagnostics)
     ok = registry is not None and not any(d.is_error for d in ordered)
+    if not recency_read and not any(d.rule == "file-changed" for d in ordered):
+        counts = (len(registry.releases), len(registry.hardware), len(registry.cohorts)) if ok and registry else None
+        rows = [(d.path, d.line, d.column, d.message, d.rule, d.severity.value) for d in ordered]
+        verdict = marshal.dumps((verdict_key, rows, counts))
+        if cache.fact(_VERDICT_ENTRY) != verdict:  # an unchanged registry leaves the cache unwritten
+            cache.store_fact(_VERDICT_ENTRY, verdict)
     return ValidationResult(registry if ok else None, ordered, len(files.files), documents)
+
+
+def _check_rules(registry: Registry, documents: SourceDocuments, valid: dict[str, list[tuple[RawFile, Any]]],
+                 unloaded: tuple[frozenset[str], frozenset[str]], recency: Mapping[str, int] | None,
+                 cache: DocumentCache, warm: bool) -> tuple[list[Diagnostic], bool]:
+    """The cross-file rules' findings, from the cache when what they read is as it was, and whether
+    they looked at recency.
+
+    A cold run (no document came from the cache) neither looks for nor keeps findings: computing
+    each file's facts would cost it time for no gain. Findings that looked at recency are not kept.
+    """
+    blob_ids = {file.path: file.blob_id for files in valid.values() for file, _ in files}
+    key = _rules_key(valid, unloaded, cache) if warm else b""
+    if warm:
+        findings = _cached_findings(cache, key, blob_ids)
+        if findings is not None:
+            return findings, False
+    watched = _WatchedRecency(recency if recency is not None else {})
+    findings = check_rules(RuleContext(registry, documents, unloaded_versions=unloaded[0],
+                                       unloaded_hardware=unloaded[1], recency=watched))
+    if warm and not watched.read:
+        _store_findings(cache, key, findings, blob_ids)
+    return findings, watched.read
 
 
 def _build_model(valid: dict[str, list[tuple[RawFile, Any]]], diagnostics: list[Diagnostic],
@@ -260,7 +460,11 @@ def summary(result: ValidationResult) -> str:
         return f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning{'s' if warnings != 1 else ''} " \
                f"in {result.files_checked} files"
     registry = result.registry
-    assert registry is not None
-    return (f"registry is valid: {len(registry.releases)} releases, {len(registry.hardware)} hardware versions, "
-            f"{len(registry.cohorts)} cohorts ({result.files_checked} files"
+    if registry is not None:
+        releases, hardware, cohorts = len(registry.releases), len(registry.hardware), len(registry.cohorts)
+    else:
+        assert result.counts is not None
+        releases, hardware, cohorts = result.counts
+    return (f"registry is valid: {releases} releases, {hardware} hardware versions, "
+            f"{cohorts} cohorts ({result.files_checked} files"
             + (f", {warnings} warnings)" if warnings else ")"))

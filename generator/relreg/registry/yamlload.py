@@ -415,17 +415,24 @@ _FAST_ASCII_REFUSED = bytes(code for code in range(128) if code < 0x20 and code 
 _FAST_NODE_PROPERTY = re.compile(r"[&!]")  # an anchor or tag where a node starts: after space or [ ] { } ,
 _FAST_COMPLEX_KEY = re.compile(r"\?(?=[ \n]|\Z)")  # `? ` after nothing but indentation and `- `
 # Indicators that cannot start a plain scalar and that rapidyaml reads as text where PyYAML refuses
-# them (`a: ]`, `[:x]`, `[%]`), and the pairs that show where one could start such a scalar.
+# them (`a: ]`, `[:x]`, `[%]`).
 _FAST_PLAIN_START_REFUSED = ",]}:?%@`"
-_FAST_FLOW_ENDS = {indicator: tuple(before + indicator for before in " \n[{,") for indicator in _FAST_PLAIN_START_REFUSED}
+
+
+# The characters before an indicator that show where a plain scalar could start with it ("": the
+# indicator itself, for `,,`).
+_FAST_BEFORE_START = {indicator: frozenset(" \n[{,") | ({""} if indicator in " \n[{," else set())
+                      for indicator in _FAST_PLAIN_START_REFUSED}
 
 
 def _fast_plain_start_refused(text: str) -> bool:
     """Whether an indicator of _FAST_PLAIN_START_REFUSED may start a plain scalar in `text`."""
     if text[:1] in _FAST_PLAIN_START_REFUSED:
         return True
-    for indicator, pairs in _FAST_FLOW_ENDS.items():
-        if indicator in text and any(pair in text for pair in pairs):
+    for indicator, before_start in _FAST_BEFORE_START.items():
+        # The characters just before each occurrence, from one split: a search for each pair (`" :" in
+        # text`) stops at every space, and every file has a ':' on each line.
+        if indicator in text and not before_start.isdisjoint([piece[-1:] for piece in text.split(indicator)[:-1]]):
             break
     else:
         return False
@@ -458,15 +465,18 @@ def _fast_refused_syntax(text: str) -> bool:
                 return True
     if _fast_plain_start_refused(text):
         return True
-    for indicator in "|>":  # a block scalar header other than `|`, `>-`, `|+`... after `:` or `- `
-        at = text.find(indicator)  # (rapidyaml reads `|1.2.3` as `|1`, PyYAML refuses it)
+    # A block scalar header other than `|`, `>-`, `|+`... after `:` or `- `, or first on its line (the value
+    # of a key that ends the line above: `artifacts:\n | - x`, which rapidyaml reads and PyYAML refuses; a
+    # Markdown table or quote in notes is then judged by the careful reader). rapidyaml reads `|1.2.3` as `|1`.
+    for indicator in "|>":
+        at = text.find(indicator)
         while at >= 0:
             after = text[at + 1:at + 3]
             if not (after[:1] == "\n" or after in ("-\n", "+\n")):
                 end = at
                 while end and text[end - 1] == " ":
                     end -= 1
-                if end and (text[end - 1] == ":" or text[end - 1] == "-" and (end == 1 or text[end - 2] in " \n")):
+                if not end or text[end - 1] in ":\n" or text[end - 1] == "-" and (end == 1 or text[end - 2] in " \n"):
                     return True
             at = text.find(indicator, at + 1)
     return False
@@ -537,6 +547,19 @@ _FAST_DECODER = json.JSONDecoder(object_pairs_hook=_fast_mapping, parse_int=_fas
                                  parse_float=_fast_refuse, parse_constant=_fast_refuse)
 
 
+def _emitted_json(tree: Any, size: int | None = None) -> str:
+    """rapidyaml's JSON of `tree`, written into a buffer of a likely size (`size` bytes, when given): half
+    the time of emit_json_malloc, which measures the output in a first pass. Written again at the size
+    rapidyaml asks for when the guess was short (JSON's indentation is rarely over twice YAML's)."""
+    size = size or 4096 + 3 * tree.arena_size()
+    for _ in range(2):
+        buffer = bytearray(size)
+        failed, size = _ryml.emit_json_to_substr(tree, tree.root_id(), buffer)
+        if not failed:
+            return str(memoryview(buffer)[:size], "utf-8")
+    return _ryml.emit_json_malloc(tree, tree.root_id())
+
+
 def fast_load(raw: bytes) -> dict[str, Any] | None:
     """The data of a plainly fine registry file, or None when `parse_yaml` must decide.
 
@@ -559,9 +582,11 @@ def fast_load(raw: bytes) -> dict[str, Any] | None:
     if text.startswith(("%", "---", "...")) or "\n%" in text or "\n---" in text or "\n..." in text \
             or _fast_refused_syntax(text):
         return None
+    if not text.endswith("\n") and ("|" in text or ">" in text):
+        return None  # a block scalar ending the file without a line break: rapidyaml adds one, PyYAML does not
     try:
         tree = _ryml.parse_in_arena(raw)
-        emitted = _ryml.emit_json_malloc(tree, tree.root_id())
+        emitted = _emitted_json(tree)
         for match in _FAST_JSON_SUSPECT.finditer(emitted):
             if _plain_reads_otherwise(_scan_json_string(emitted, match.start() + 1)[0]):
                 return None

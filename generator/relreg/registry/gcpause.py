@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import os
 import sys
 from contextlib import contextmanager
 from typing import Iterator
@@ -44,3 +45,20 @@ def return_freed_memory() -> None:
     except (OSError, AttributeError):  # musl and others have no malloc_trim
         return
     trim(0)
+
+
+def die_with_parent() -> None:
+    """In a worker process: be killed when the process that forked it dies (Linux PR_SET_PDEATHSIG).
+
+    A build or validation killed with SIGKILL (the OOM killer) cannot stop its workers; without
+    this they wait forever on the pipe to it, each holding a share of its memory.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Protocol
 
 from relreg.registry.diagnostics import Diagnostic, Severity, sorted_diagnostics
-from relreg.registry.gcpause import gc_paused
+from relreg.registry.gcpause import die_with_parent, gc_paused
 from relreg.registry.model import Cohort, HardwareVersion, Registry, RegistryConfig, Release
 from relreg.registry.rules import RuleContext, check_rules
 from relreg.registry.schemas import default_schemas
@@ -161,7 +161,7 @@ def _check_all(files: list[RawFile]) -> list[tuple[Any | None, list[Diagnostic],
     chunks = -(-len(files) // CHUNK_FILES)
     by_chunk: list[list[Any]] = [[] for _ in range(chunks)]
     try:
-        with ProcessPoolExecutor(max_workers=workers - 1, mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=workers - 1, mp_context=context, initializer=die_with_parent) as pool:
             futures = [pool.submit(_check_chunks) for _ in range(workers - 1)]
             with _native_stderr_silenced():
                 while (chunk := _take_chunk()) < chunks:

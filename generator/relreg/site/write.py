@@ -36,6 +36,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
 import click
 
+from relreg.registry.gcpause import die_with_parent
 from relreg.resources import code_digest
 from relreg.site.jobs import Keyed, KeyedJob, job_files
 from relreg.site.manifest import Records, WriteStats, read_header, read_manifest, write_manifest
@@ -625,17 +626,9 @@ def _jobs_to_run(staging: _Staging, jobs: Sequence[Callable[[], Any]]) -> int:
 
 
 def _start_worker() -> None:
-    """In a new worker: collect cycles (the build paused that), and die with the build process.
-
-    A build killed with SIGKILL (the OOM killer) cannot stop its workers; without this they wait
-    forever on the pipe to it, each holding a share of the site's memory.
-    """
+    """In a new worker: collect cycles (the build paused that), and die with the build process."""
     gc.enable()
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
-        if os.getppid() == 1:  # the build died before prctl took effect
-            os._exit(1)
+    die_with_parent()
 
 
 def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int,

@@ -583,3 +583,30 @@ def test_the_device_budget_bound_is_never_below_the_token_count(document: object
 
     encoded = json.dumps(document, separators=(",", ":")).encode()
     assert _most_tokens(encoded) >= json_tokens(document)
+
+
+@pytest.mark.parametrize("rewrite", [["commit", "-q", "--amend", "-m", "amended"],
+                                     ["reset", "-q", "--hard", "HEAD~1"]], ids=["amend", "reset"])
+def test_a_built_commit_rewritten_away_and_collected_is_walked_again(history_repo: Path, tmp_path: Path,
+                                                                      rewrite: list[str]) -> None:
+    """The history cache names the last built commit; once git has dropped it, the history is read anew."""
+    registry = history_repo / "registry"
+    built = run_relreg("build", "--registry", registry, "--out", tmp_path / "out")
+    assert built.exit_code == 0, built.output
+    notes = registry / "releases" / "1.0.0.yaml"
+    notes.write_text(notes.read_text().replace("notes corrected.", "notes corrected twice."))
+    git(history_repo, "add", "-A")
+    git(history_repo, *rewrite, date="2024-05-01T10:00:00+00:00")
+    git(history_repo, "checkout", "-q", "--", ".")
+    git(history_repo, "reflog", "expire", "--expire=now", "--all")
+    git(history_repo, "gc", "-q", "--prune=now")
+    rebuilt = run_relreg("build", "--registry", registry, "--out", tmp_path / "out")
+    assert rebuilt.exit_code == 0, rebuilt.output
+    shutil.rmtree(history_repo / ".git" / "relreg")
+    fresh = run_relreg("build", "--registry", registry, "--out", tmp_path / "fresh")
+    assert fresh.exit_code == 0, fresh.output
+    assert _files(tmp_path / "out") == _files(tmp_path / "fresh")
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}

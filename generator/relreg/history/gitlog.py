@@ -358,7 +358,10 @@ def _follows_on_first_parent(repo: git.Repo, cached: str, commit: str) -> bool:
     Lists only the commits between them, not the whole history: the first-parent walk from
     `commit` stops at `cached` exactly when `cached` is on that line.
     """
-    lines = repo.git.rev_list("--first-parent", "--parents", f"{cached}..{commit}").splitlines()
+    try:
+        lines = repo.git.rev_list("--first-parent", "--parents", f"{cached}..{commit}").splitlines()
+    except git.GitCommandError:  # `cached` is gone (amended or rebased away, then garbage-collected)
+        return False
     return bool(lines) and lines[-1].split()[1:2] == [cached]
 
 

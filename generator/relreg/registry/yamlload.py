@@ -51,6 +51,10 @@ except ImportError:  # pragma: no cover - depends on how PyYAML was built
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
 MAX_FILE_BYTES = 1024 * 1024
+# Levels of nested lists and mappings, the file's own mapping included. Registry files are shallow
+# (extra_info is the only free-form part); deeper data would only overflow the recursion of the
+# JSON encoders and readers that handle it later.
+MAX_DEPTH = 32
 
 JsonPath = tuple[str | int, ...]
 
@@ -252,6 +256,9 @@ class _Builder:
         self.value_positions[path] = position
         if kind is ScalarEvent:
             return self.scalar(event, path, position)
+        if len(path) >= MAX_DEPTH:
+            raise YamlLoadError(f"nested more than {MAX_DEPTH} levels deep: keep registry data (and extra_info) "
+                                "flatter", position, "yaml-depth")
         if kind is SequenceStartEvent:
             items: list[Any] = []
             next_event = self.next_event
@@ -452,6 +459,8 @@ def _fast_refused_syntax(text: str) -> bool:
     Python's regular expressions cost ~10 ns a character even when nothing
     matches, so the common characters are looked for with `in` and `find`.
     """
+    if ":]" in text or ":}" in text or ":," in text:
+        return True  # `[yes:]`: rapidyaml reads the text `yes:`, PyYAML a flow mapping it then refuses
     if "&" in text or "!" in text:
         for match in _FAST_NODE_PROPERTY.finditer(text):
             start = match.start()
@@ -558,6 +567,17 @@ def _emitted_json(tree: Any, size: int | None = None) -> str:
         if not failed:
             return str(memoryview(buffer)[:size], "utf-8")
     return _ryml.emit_json_malloc(tree, tree.root_id())
+
+
+def nested_within(value: Any, levels: int) -> bool:
+    """True when `value` holds lists and mappings at most `levels` deep (a scalar: 0 levels)."""
+    frontier = [value]
+    for _ in range(levels):
+        containers = [node for node in frontier if isinstance(node, (dict, list))]
+        if not containers:
+            return True
+        frontier = [item for node in containers for item in (node.values() if isinstance(node, dict) else node)]
+    return not any(isinstance(node, (dict, list)) for node in frontier)
 
 
 def fast_load(raw: bytes) -> dict[str, Any] | None:

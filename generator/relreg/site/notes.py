@@ -138,7 +138,17 @@ def sanitize_html(html: str) -> str:
     """`html` with only the allowlist left (see the module's docstring); lone surrogates become U+FFFD."""
     if not html.isascii():
         html = _SURROGATE.sub("\ufffd", html)
-    return _cleaner()(html).strip()
+    clean = _cleaner()
+    html = html.strip()
+    for _ in range(4):
+        # What the sanitizer writes may parse into another tree (`<pre>\n` loses its newline, a `<p>`
+        # inside a `<p>` is split): again until nothing changes, so what is published is a fixed point.
+        # Clean Markdown output is one already, and costs one pass.
+        cleaned = clean(html).strip()
+        if cleaned == html:
+            break
+        html = cleaned
+    return html
 
 
 def render_notes(text: str, notes_format: str) -> str:

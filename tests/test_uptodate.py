@@ -191,3 +191,30 @@ def test_an_upgrade_of_a_library_that_shapes_the_output_changes_every_key(
         assert (f"{library}-99.0.0.dist-info" in resources.library_versions()) is counts
     finally:
         resources.code_digest.cache_clear()
+
+
+@pytest.mark.parametrize("hide", [
+    ["sparse-checkout", "set", "--no-cone", "/registry/registry.yaml", "/registry/hardware/", "/registry/cohorts/"],
+    ["update-index", "--skip-worktree", "registry/releases/1.1.0.yaml"],
+    ["update-index", "--assume-unchanged", "registry/releases/1.1.0.yaml"],
+], ids=["sparse-checkout", "skip-worktree", "assume-unchanged"])
+def test_a_registry_partly_hidden_from_the_work_tree_is_refused(tmp_path: Path, hide: list[str]) -> None:
+    """git status calls such a tree clean: read from disk, it would be published as the whole commit."""
+    repo = init_repo(tmp_path / "repo")
+    shutil.copytree(BASE_REGISTRY, repo / "registry")
+    commit_all(repo, "registry", "2024-01-01T10:00:00+00:00")
+    out = tmp_path / "out"
+    git(repo, *hide)
+    if "assume-unchanged" in hide:  # an edit git will not see
+        release = repo / "registry" / "releases" / "1.1.0.yaml"
+        release.write_text(release.read_text().replace("version:", "versoin:"))
+    for args in (["build", "--out", str(out)], ["validate"]):
+        result = run_relreg(*args, "--registry", repo / "registry")
+        assert result.exit_code == 2, result.output
+        assert "hidden from the work tree" in result.output and "--ref HEAD" in result.output
+        assert "Traceback" not in result.output
+    assert not out.exists()
+    built = run_relreg("build", "--ref", "HEAD", "--registry", repo / "registry", "--out", str(out))
+    assert built.exit_code == 0, built.output  # the commit itself is whole
+    releases = json.loads((out / "api" / "v1" / "releases.json").read_text())
+    assert len(releases["data"]) == len(list((BASE_REGISTRY / "releases").glob("*.yaml")))

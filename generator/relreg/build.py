@@ -18,6 +18,7 @@ import click
 from relreg.devices.budget import DEVICE_BUFFER_BYTES, DEVICE_TOKENS, DeviceBudget, document_kind
 from relreg.devices.paths import DEVICES
 from relreg.history import gitlog
+from relreg.history.head import hidden_files_problem
 from relreg.history.cache import WorkCache, work_cache_for
 from relreg.history.deployments import cohort_history
 from relreg.history.recency import GitRecency
@@ -62,6 +63,9 @@ class InvalidRegistry(click.ClickException):
 
 def _read_files(options: BuildOptions, repo, prefix: str | None, cache: WorkCache) -> RegistryFiles:
     if options.ref is None:
+        problem = hidden_files_problem(options.registry_dir)
+        if problem is not None:
+            raise click.UsageError(problem)
         return read_worktree(options.registry_dir, known=cache)
     commit = repo.commit(gitlog.resolve_commit(repo, options.ref))
     return read_git_tree(commit.tree, prefix or "")

@@ -31,12 +31,16 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
     Exit status: 0 valid, 1 problems found, 2 usage error.
     """
     from relreg.history.cache import work_cache_for
+    from relreg.history.head import hidden_files_problem
     from relreg.history.recency import GitRecency
     from relreg.registry.gcpause import gc_paused
     from relreg.registry.source import RegistryNotFound, read_worktree
     from relreg.registry.validate import summary, validate_files
 
     registry_path = resolve_registry(registry_dir)
+    problem = hidden_files_problem(registry_path)
+    if problem is not None:
+        raise RegistryUsageError(problem)
     with gc_paused():  # the whole command builds objects without cycles, and exits
         cache = work_cache_for(registry_path)
         try:

@@ -31,6 +31,35 @@ def _git(folder: Path, *args: str) -> str | None:
     return done.stdout if done.returncode == 0 else None
 
 
+def hidden_paths(registry_dir: Path) -> list[str]:
+    """Files under `registry_dir` that git has but the work tree does not show as they are: left out
+    by a sparse checkout or `--skip-worktree`, or marked `--assume-unchanged` (their edits are not seen).
+
+    `git status` calls such a tree clean, so a build from it would publish a partial registry as
+    the commit's. Paths are relative to `registry_dir`; [] when it is not in a repository.
+    """
+    listed = _git(registry_dir, "ls-files", "-v", "-z", "--", ".")
+    if not listed:
+        return []
+    hidden = []
+    for entry in listed.split("\0"):
+        if len(entry) > 2 and (entry[0] == "S" or entry[0].islower()):
+            hidden.append(entry[2:])
+    return hidden
+
+
+def hidden_files_problem(registry_dir: Path) -> str | None:
+    """Why the work tree of `registry_dir` cannot be read as the registry (see hidden_paths), or None."""
+    hidden = hidden_paths(registry_dir)
+    if not hidden:
+        return None
+    more = f" and {len(hidden) - 1} more" if len(hidden) > 1 else ""
+    return (f"{registry_dir}/{hidden[0]}{more}: in git but hidden from the work tree (sparse checkout, "
+            "--skip-worktree or --assume-unchanged), so the registry read from disk would be incomplete. "
+            "Check out the whole registry (git sparse-checkout disable; git update-index --no-skip-worktree "
+            "--no-assume-unchanged <file>), or read the commit itself with --ref HEAD")
+
+
 def read_head(registry_dir: Path, ref: str | None = None) -> HeadState | None:
     """The state of `registry_dir`'s repository; None when it is not in one (or git cannot tell).
 
@@ -48,5 +77,5 @@ def read_head(registry_dir: Path, ref: str | None = None) -> HeadState | None:
     clean = True
     if ref is None:
         status = _git(registry_dir, "status", "--porcelain=v1", "--untracked-files=all", "--ignored=matching", "--", ".")
-        clean = status is not None and not status.strip()
+        clean = status is not None and not status.strip() and not hidden_paths(registry_dir)
     return HeadState(prefix=prefix, commit=commit.strip() if commit else None, shallow=shallow, clean=clean)

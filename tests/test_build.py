@@ -395,8 +395,8 @@ def test_failure_while_writing_leaves_the_previous_output_untouched(
         real_write(target, content)
 
     monkeypatch.setattr(relreg.site.write, "_write_new_file", disk_full_after_five_files)
-    with pytest.raises(OSError):
-        run_relreg("build", "--registry", history_repo / "registry", "--out", out)
+    result = run_relreg("build", "--registry", history_repo / "registry", "--out", out)
+    assert result.exit_code == 1 and "build stopped: No space left on device" in result.output, result.output
     monkeypatch.undo()
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert [p.name for p in out.parent.iterdir() if ".staging-" in p.name] == []
@@ -610,3 +610,29 @@ def test_a_built_commit_rewritten_away_and_collected_is_walked_again(history_rep
 
 def _files(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_an_output_folder_inside_the_registry_is_refused(history_repo: Path) -> None:
+    registry = history_repo / "registry"
+    for out in (registry, registry / "releases" / "site"):
+        result = run_relreg("build", "--registry", registry, "--out", out)
+        assert result.exit_code == 2 and "inside the registry" in result.output, result.output
+    assert not (registry / "releases" / "site").exists()
+    assert run_relreg("validate", "--registry", registry).exit_code == 0
+
+
+def test_a_write_error_stops_the_build_with_a_message_and_the_site_whole(history_repo: Path, tmp_path: Path) -> None:
+    """An OSError while writing (a full disk; here a lock path that is a folder, which even root cannot
+    open for writing): a message and exit 1, no traceback, the served site unchanged."""
+    out = tmp_path / "public"
+    assert run_relreg("build", "--registry", history_repo / "registry", "--out", out).exit_code == 0
+    before = _files(out)
+    notes = history_repo / "registry" / "releases" / "1.0.0.yaml"
+    notes.write_text(notes.read_text().replace("notes corrected.", "notes corrected again."))
+    commit_all(history_repo, "notes", "2024-05-01T10:00:00+00:00")
+    (tmp_path / ".public.lock").unlink()
+    (tmp_path / ".public.lock").mkdir()
+    result = run_relreg("build", "--registry", history_repo / "registry", "--out", out)
+    assert result.exit_code == 1 and "build stopped: Is a directory" in result.output, result.output
+    assert ".public.lock" in result.output and "Traceback" not in result.output
+    assert _files(out) == before

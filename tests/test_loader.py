@@ -29,6 +29,8 @@ def test_every_value_and_key_keeps_its_position() -> None:
     (b"\n\n", "yaml-empty", Position(1, 1)),
     (b"just text\n", "yaml-not-mapping", Position(1, 1)),
     (b"a: 'x'\nb:\t\n  \tc: 1\n", "yaml-tab", Position(3, 3)),
+    (b'version: "1.2.0"\nnotes: "a\x00b"\n', "yaml-syntax", Position(2, 10)),  # at the character, not at 1:1
+    (b"a: 1\nb: x\x07y\n", "yaml-syntax", Position(2, 5)),
 ])
 def test_traps_are_refused_with_their_position(source: bytes, rule: str, position: Position) -> None:
     with pytest.raises(YamlLoadError) as caught:
@@ -42,3 +44,9 @@ def test_billion_laughs_is_refused_before_expansion() -> None:
     with pytest.raises(YamlLoadError) as caught:
         parse_yaml(bomb, "f.yaml")
     assert caught.value.rule == "yaml-anchor"
+
+
+def test_a_character_yaml_forbids_is_named_without_the_readers_jargon() -> None:
+    with pytest.raises(YamlLoadError) as caught:
+        parse_yaml(b'a: 1\nnotes: "a\x00b"\n', "f.yaml")
+    assert caught.value.message == "invalid YAML: the character U+0000 is not allowed in YAML text; remove it"

@@ -229,3 +229,16 @@ def test_checking_files_in_worker_processes_gives_what_one_process_gives(cores: 
         assert shared.diagnostics == alone.diagnostics
         assert shared.registry == alone.registry
     assert alone.errors and not validate_files(base).errors
+
+
+def test_a_hardware_file_that_does_not_load_is_reported_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not also as warnings to set a default_software_type the broken file may well set."""
+    registry = tmp_path / "registry"
+    shutil.copytree(EXAMPLE_REGISTRY, registry)
+    pvt = registry / "hardware" / "pvt.yaml"
+    assert "default_software_type" in pvt.read_text()
+    pvt.write_text(pvt.read_text() + "name: again\n")
+    monkeypatch.chdir(registry)
+    result = run_relreg("validate", "--registry", ".", "--format", "json")
+    assert result.exit_code == 1
+    assert [d["rule"] for d in json.loads(result.output)["diagnostics"]] == ["yaml-duplicate-key"]

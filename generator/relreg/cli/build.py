@@ -96,6 +96,10 @@ def build(registry_dir: Path | None, out: Path, ref: str | None, device_counts: 
         else find_registry(Path.cwd())
     if base_url is not None and not base_url.endswith("/"):
         base_url += "/"
+    if out.resolve() == registry_path.resolve() or registry_path.resolve() in out.resolve().parents:
+        raise RegistryUsageError(f"--out {out} is inside the registry {registry_path}: its files would be read "
+                                 "as registry files; write the site outside the registry folder")
+
     def progress(message: str) -> None:
         click.echo(f"relreg: {message}...", err=True)
 
@@ -119,6 +123,11 @@ def build(registry_dir: Path | None, out: Path, ref: str | None, device_counts: 
     except BrokenProcessPool:
         click.echo("build stopped: a worker process was killed (out of memory? see dmesg); "
                    "the previous output is untouched", err=True)
+        sys.exit(1)
+    except OSError as error:  # a full disk, a folder that may not be written: the swap is all or nothing
+        where = f" ({error.filename})" if error.filename else ""
+        click.echo(f"build stopped: {error.strerror or error}{where}; the output folder holds a whole site, "
+                   "the previous one unless the error came after the swap", err=True)
         sys.exit(1)
     shown = report.warnings if len(report.warnings) <= 10 else report.warnings[:8]
     for warning in shown:

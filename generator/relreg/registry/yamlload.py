@@ -348,7 +348,14 @@ def _check_tabs(text: str) -> None:
                                 Position(number, indent.index("\t") + 1), "yaml-tab")
 
 
-def _syntax_error(error: yaml.YAMLError) -> YamlLoadError:
+def _syntax_error(error: yaml.YAMLError, text: str) -> YamlLoadError:
+    if isinstance(error, yaml.reader.ReaderError) and isinstance(error.position, int):
+        # The reader names a character index in its own words ('in "<unicode string>", position 1532').
+        before = text[:error.position]
+        position = Position(before.count("\n") + 1, error.position - before.rfind("\n"))
+        code = error.character if isinstance(error.character, int) else ord(str(error.character)[:1] or "\0")
+        return YamlLoadError(f"invalid YAML: the character U+{code:04X} is not allowed in YAML text; remove it",
+                             position, "yaml-syntax")
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
     position = _position(mark) if mark is not None else Position(1, 1)
     problem = getattr(error, "problem", None) or str(error)
@@ -379,7 +386,7 @@ def parse_yaml(raw: bytes, path: str) -> SourceDocument:
             raise YamlLoadError("a registry file holds exactly one YAML document; remove the extra '---'",
                                 _position(trailing.start_mark), "yaml-multiple-documents")
     except yaml.YAMLError as error:
-        raise _syntax_error(error) from None
+        raise _syntax_error(error, text) from None
     finally:
         parser.dispose()
     if data is None:

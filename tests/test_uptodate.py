@@ -208,7 +208,7 @@ def test_a_registry_partly_hidden_from_the_work_tree_is_refused(tmp_path: Path, 
     if "assume-unchanged" in hide:  # an edit git will not see
         release = repo / "registry" / "releases" / "1.1.0.yaml"
         release.write_text(release.read_text().replace("version:", "versoin:"))
-    for args in (["build", "--out", str(out)], ["validate"]):
+    for args in (["build", "--out", str(out)], ["validate"], ["check", "--base", "HEAD"]):
         result = run_relreg(*args, "--registry", repo / "registry")
         assert result.exit_code == 2, result.output
         assert "hidden from the work tree" in result.output and "--ref HEAD" in result.output

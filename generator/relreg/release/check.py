@@ -21,6 +21,7 @@ import git
 
 from relreg.history import gitlog
 from relreg.history.cache import WorkCache, work_cache_for
+from relreg.history.head import hidden_files_problem
 from relreg.registry.diagnostics import Diagnostic, sorted_diagnostics
 from relreg.registry.model import Cohort, HardwareVersion, RegistryConfig, Release
 from relreg.registry.source import CONFIG_FILE, RegistryFiles, RegistryNotFound, read_git_tree, read_worktree
@@ -221,6 +222,9 @@ def run_check(registry_dir: Path, base_ref: str) -> CheckResult:
 
 def _check(repo: git.Repo, registry_dir: Path, base_ref: str) -> CheckResult:
     base = resolve_base(repo, base_ref)
+    problem = hidden_files_problem(registry_dir)
+    if problem is not None:
+        raise CheckUsageError(problem)
     try:
         head_files = read_worktree(registry_dir)
     except RegistryNotFound as error:

@@ -197,13 +197,16 @@ def test_incremental_builds_equal_fresh_builds(history_repo: Path, tmp_path: Pat
     for number, (step, change) in enumerate(INCREMENTAL_STEPS):
         change(registry)
         commit_all(history_repo, step, f"2024-06-{number + 1:02d}T10:00:00+00:00")
-        fresh = tmp_path / f"fresh-{number}"
-        assert run_relreg("build", "--registry", registry, "--out", incremental).exit_code == 0, step
-        assert run_relreg("build", "--registry", registry, "--out", fresh).exit_code == 0, step
-        built = {p.relative_to(incremental): p.read_bytes() for p in incremental.rglob("*") if p.is_file()}
-        expected = {p.relative_to(fresh): p.read_bytes() for p in fresh.rglob("*") if p.is_file()}
-        assert built.keys() == expected.keys(), step
-        assert [path for path in expected if built[path] != expected[path]] == [], step
+        _assert_rebuild_equals_fresh_build(registry, incremental, tmp_path / f"fresh-{number}", step)
+
+
+def _assert_rebuild_equals_fresh_build(registry: Path, incremental: Path, fresh: Path, step: str) -> None:
+    """Rebuild into `incremental`, build anew into `fresh`: the same files with the same bytes."""
+    assert run_relreg("build", "--registry", registry, "--out", incremental).exit_code == 0, step
+    assert run_relreg("build", "--registry", registry, "--out", fresh).exit_code == 0, step
+    built, expected = _files(incremental), _files(fresh)
+    assert built.keys() == expected.keys(), step
+    assert [path for path in expected if built[path] != expected[path]] == [], step
 
 
 def _random_edit(registry: Path, rng: random.Random, added: list[str]) -> str:
@@ -252,13 +255,7 @@ def test_random_edit_sequences_build_what_a_fresh_build_gives(history_repo: Path
     for number in range(6):
         step = _random_edit(registry, rng, added)
         commit_all(history_repo, step, f"2024-07-{number + 1:02d}T10:00:00+00:00")
-        fresh = tmp_path / f"fresh-{number}"
-        assert run_relreg("build", "--registry", registry, "--out", incremental).exit_code == 0, step
-        assert run_relreg("build", "--registry", registry, "--out", fresh).exit_code == 0, step
-        built = {p.relative_to(incremental): p.read_bytes() for p in incremental.rglob("*") if p.is_file()}
-        expected = {p.relative_to(fresh): p.read_bytes() for p in fresh.rglob("*") if p.is_file()}
-        assert built.keys() == expected.keys(), step
-        assert [path for path in expected if built[path] != expected[path]] == [], (number, step)
+        _assert_rebuild_equals_fresh_build(registry, incremental, tmp_path / f"fresh-{number}", f"{number}: {step}")
 
 
 def test_a_rebuild_joins_the_served_documents_of_unchanged_releases_into_lists(

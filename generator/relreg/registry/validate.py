@@ -280,17 +280,27 @@ def _rules_key(valid: dict[str, list[tuple[RawFile, Any]]], unloaded: tuple[froz
     return digest.digest()
 
 
-def _cached_findings(cache: DocumentCache, key: bytes, blob_ids: dict[str, str]) -> list[Diagnostic] | None:
-    """The rules' findings stored under `key`, when every file they point into has the same bytes (and so
-    the same positions) as then; else None."""
-    stored = cache.fact(_RULES_ENTRY)
+def _stored_under(cache: DocumentCache, entry: str, key: bytes, items: int) -> tuple[Any, ...] | None:
+    """The `items` values after the key in the marshalled tuple kept as `entry`, when its key is `key`;
+    else (none kept, another key, unreadable or of another shape) None."""
+    stored = cache.fact(entry)
     if stored is None:
         return None
     try:
-        stored_key, findings, where = marshal.loads(stored)
+        stored_key, *rest = marshal.loads(stored)
     except (EOFError, ValueError, TypeError):
         return None
-    if stored_key != key or any(blob_ids.get(path) != blob_id for path, blob_id in where.items()):
+    return tuple(rest) if stored_key == key and len(rest) == items else None
+
+
+def _cached_findings(cache: DocumentCache, key: bytes, blob_ids: dict[str, str]) -> list[Diagnostic] | None:
+    """The rules' findings stored under `key`, when every file they point into has the same bytes (and so
+    the same positions) as then; else None."""
+    stored = _stored_under(cache, _RULES_ENTRY, key, 2)
+    if stored is None:
+        return None
+    findings, where = stored
+    if any(blob_ids.get(path) != blob_id for path, blob_id in where.items()):
         return None
     return [Diagnostic(path, line, column, message, rule, Severity(severity))
             for path, line, column, message, rule, severity in findings]
@@ -333,15 +343,10 @@ def _verdict_key(files: RegistryFiles) -> bytes:
 
 
 def _cached_verdict(cache: DocumentCache, key: bytes) -> tuple[list[Diagnostic], tuple[int, int, int] | None] | None:
-    stored = cache.fact(_VERDICT_ENTRY)
+    stored = _stored_under(cache, _VERDICT_ENTRY, key, 2)
     if stored is None:
         return None
-    try:
-        stored_key, rows, counts = marshal.loads(stored)
-    except (EOFError, ValueError, TypeError):
-        return None
-    if stored_key != key:
-        return None
+    rows, counts = stored
     return ([Diagnostic(path, line, column, message, rule, Severity(severity))
              for path, line, column, message, rule, severity in rows], counts)
 

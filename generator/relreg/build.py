@@ -62,20 +62,22 @@ class InvalidRegistry(click.ClickException):
 
 
 def _read_files(options: BuildOptions, repo, prefix: str | None, cache: WorkCache,
-                head: HeadState | None) -> RegistryFiles:
+                head: HeadState | None) -> tuple[RegistryFiles, bool]:
+    """The registry's files, and whether they are exactly the commit's (read from git's index, which
+    `git status` found clean: no uncommitted change to date by the build time)."""
     if options.ref is None and head is not None and head.tracked is not None:
         # A clean registry is what git's index says: every file and its blob id in one listing.
         files = read_tracked(options.registry_dir, head.tracked, cache.holds_document, known=cache)
         if files is not None:
             cache.keep_blob_ids()  # for the next build from a changed work tree
-            return files
+            return files, True
     if options.ref is None:
         problem = hidden_files_problem(options.registry_dir)
         if problem is not None:
             raise click.UsageError(problem)
-        return read_worktree(options.registry_dir, known=cache)
+        return read_worktree(options.registry_dir, known=cache), False
     commit = repo.commit(gitlog.resolve_commit(repo, options.ref))
-    return read_git_tree(commit.tree, prefix or "")
+    return read_git_tree(commit.tree, prefix or ""), False
 
 
 def _dates(result: ValidationResult, git_history: gitlog.History | None, uncommitted: set[str],
@@ -212,7 +214,7 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
     """build_site's steps from reading the files on, with the git history (`pending`) read in the background."""
     cache = work_cache_for(options.registry_dir)
     try:
-        files = _read_files(options, repo, prefix, cache, head)
+        files, committed = _read_files(options, repo, prefix, cache, head)
     except RegistryNotFound as error:
         raise click.UsageError(str(error)) from None
     step = options.progress or (lambda message: None)
@@ -242,7 +244,7 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
         if pending is not None:
             step("reading git history")
             git_history = pending.result()
-        if options.ref is None:
+        if options.ref is None and not committed:
             uncommitted = gitlog.uncommitted_paths(repo, prefix or "")
     else:
         warnings.append(f"{options.registry_dir} is not in a git repository: every file is dated by the build time")

@@ -289,10 +289,11 @@ def test_a_fixed_release_renders_only_its_row_of_the_releases_list_and_the_list_
     assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
     rows: list[str] = []
     pages: list[bytes] = []
-    real_row, real_page = relreg.site.pages.release_list_row, relreg.site.api._page_bytes
+    real_row, real_page = relreg.site.pages.release_list_row, relreg.site.api._page_parts
     monkeypatch.setattr(relreg.site.pages, "release_list_row", lambda view: (rows.append(view.version),
                                                                               real_row(view))[1])
-    monkeypatch.setattr(relreg.site.api, "_page_bytes", lambda *args: (pages.append(real_page(*args)), pages[-1])[1])
+    monkeypatch.setattr(relreg.site.api, "_page_parts",
+                        lambda *args: (pages.append(b"".join(real_page(*args))), real_page(*args))[1])
     _replace_in(registry / "releases" / "1.0.0.yaml", "notes corrected", "notes fixed")
     commit_all(history_repo, "fix notes", "2024-05-01T10:00:00+00:00")
     assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0

@@ -91,39 +91,62 @@ def paged(items: list[bytes], path_of: Callable[[int], str], site_url: str) -> I
 
 
 def keyed_pages(keys: Sequence[str], item: Callable[[int], bytes], path_of: Callable[[int], str], site_url: str,
-                prefix: str) -> Iterator[tuple[str, Keyed]]:
+                prefix: str, ids: Sequence[str] | None = None,
+                bodies: "dict[tuple[int, int, int, str], Any] | None" = None) -> Iterator[tuple[str, Keyed]]:
     """The pages of `paged`, each a Keyed file known by `prefix` (everything the list's pages share), its
     place in the list and the keys of its items (`keys[i]` stands for the bytes `item(i)` gives).
 
     A release changed in a list of many pages changes one page: the writer links the others from the
     served site without their items being read or encoded.
+
+    With `ids` (what names the bytes of `item(i)`, among the lists that share `bodies`) and `bodies` (a
+    dict shared by those lists), each page also comes with its sha256 (Keyed.render_digested): the part
+    of a page before its links is the same in every list with the same items at the same place, and is
+    hashed once for them all (a hardware version on every release has the pages of the releases list).
     """
     total = len(keys)
     page_count = max(1, -(-total // PER_PAGE))
 
-    def render(page: int) -> bytes:
+    def parts(page: int) -> tuple[bytes, bytes]:
         start = (page - 1) * PER_PAGE
         items = [item(index) for index in range(start, min(start + PER_PAGE, total))]
-        return _page_bytes(items, page, page_count, total, path_of, site_url)
+        return _page_parts(items, page, page_count, total, path_of, site_url)
 
+    def render(page: int) -> bytes:
+        return b"".join(parts(page))
+
+    def render_digested(page: int) -> tuple[tuple[bytes, bytes], str]:
+        assert ids is not None and bodies is not None
+        body, links = parts(page)
+        start = (page - 1) * PER_PAGE
+        name = (page, page_count, total, "\0".join(ids[start:start + PER_PAGE]))
+        hashed = bodies.get(name)
+        if hashed is None:
+            hashed = bodies[name] = hashlib.sha256(body)
+        digest = hashed.copy()
+        digest.update(links)
+        return (body, links), digest.hexdigest()
+
+    digested = ids is not None and bodies is not None
     for page in range(1, page_count + 1):
         start = (page - 1) * PER_PAGE
         key = hashlib.sha256(f"{prefix}\0{page}\0{page_count}\0{total}\0".encode()
                              + "\0".join(keys[start:start + PER_PAGE]).encode()).hexdigest()
-        yield path_of(page), Keyed(key, partial(render, page))
+        yield path_of(page), Keyed(key, partial(render, page), partial(render_digested, page) if digested else None)
 
 
-def _page_bytes(items: list[bytes], page: int, page_count: int, total: int, path_of: Callable[[int], str],
-                site_url: str) -> bytes:
-    """One page of `paged`, alone (the same bytes `paged` gives for it)."""
+def _page_parts(items: list[bytes], page: int, page_count: int, total: int, path_of: Callable[[int], str],
+                site_url: str) -> tuple[bytes, bytes]:
+    """One page of `paged`, alone (the same bytes `paged` gives for it), in two parts: what the lists with
+    the same items share (data and paging), then the links, which name the list."""
     url = {number: encode(site_url + path_of(number)) if 1 <= number <= page_count else b"null"
            for number in (1, page - 1, page, page + 1, page_count)}
     return b"".join((
         b'{"data":[', b",".join(items),
         b'],"paging":{"page":%d,"per_page":%d,"page_count":%d,"item_count":%d,"total_count":%d}'
-        % (page, PER_PAGE, page_count, len(items), total),
-        b',"links":{"self":', url[page], b',"first":', url[1], b',"last":', url[page_count],
-        b',"prev":', url[page - 1], b',"next":', url[page + 1], b"}}\n"))
+        % (page, PER_PAGE, page_count, len(items), total), b',"links":{"self":')), b"".join((
+            url[page], b',"first":', url[1], b',"last":', url[page_count],
+            b',"prev":', url[page - 1], b',"next":', url[page + 1], b"}}\n"))
 
 
 def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
@@ -161,8 +184,11 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
     get = members.get
     # Build ids are unique in a valid registry: then each names a list of one release, its own, and they
     # are not gathered here (a hundred thousand of them at 10,000 releases) but named when a job runs.
-    owner = {artifact.build_id: view.version for view in views for artifact in view.release.artifacts}
-    unique_builds = BUILD_ID_FAST_PATH and len(owner) == sum(len(view.release.artifacts) for view in views)
+    build_ids = [artifact.build_id for view in views for artifact in view.release.artifacts]
+    unique_builds = BUILD_ID_FAST_PATH and len(set(build_ids)) == len(build_ids)
+    del build_ids
+    # build id -> its release, for the build ids group_lists has named (the only ones a job asks members_of for)
+    owner: dict[str, str] = {}
     for view in views:
         release = view.release
         version = release.version
@@ -182,6 +208,8 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
         if name[0] == "version":
             return [name[1]]
         if unique_builds and name[0] == "build_id":
+            if name[1] not in owner:  # not named by group_lists in this process: every one is looked up
+                owner.update((artifact.build_id, view.version) for view in views for artifact in view.release.artifacts)
             return [owner[name[1]]]
         return members[name]
 
@@ -241,7 +269,9 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
         found = []
         for version in versions:
             found += own_lists[version]
-            found += [("build_id", artifact.build_id) for artifact in by_version[version].release.artifacts]
+            for artifact in by_version[version].release.artifacts:
+                found.append(("build_id", artifact.build_id))
+                owner[artifact.build_id] = version
         return found
 
     view_keys = {view.version: view_key(inputs, view) for view in views}
@@ -281,13 +311,15 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
             return None
 
     list_prefix = job_key(inputs, "api list page", base, site_url)
+    bodies: dict[tuple[int, int, int, str], Any] = {}  # see keyed_pages: shared by the lists of this process
     release_prefix = job_key(inputs, "api release", base)
 
     def keyed_list(name: tuple[str, str] | None) -> Iterator[tuple[str, Keyed]]:
         versions = members_of(name) if name is not None else [view.version for view in views]
         path_of = all_releases_path if name is None else partial(_index_page_path, *name)
         return keyed_pages([view_keys[version] for version in versions],  # type: ignore[misc]
-                           lambda index: document(versions[index]), path_of, site_url, f"{list_prefix}\0{name!r}")
+                           lambda index: document(versions[index]), path_of, site_url, f"{list_prefix}\0{name!r}",
+                           versions, bodies)
 
     def keyed_index_files(versions: Sequence[str]) -> Iterator[tuple[str, Keyed]]:
         for name in group_lists(versions):

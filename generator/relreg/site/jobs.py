@@ -131,6 +131,10 @@ class Keyed:
 
     key: str
     render: Callable[[], bytes]
+    # The same bytes as `render` gives, in parts, with their sha256 (hex): for a file whose digest is cheaper
+    # made from a digest of a part it shares with other files (the pages of lists with the same releases).
+    # None: the writer renders and hashes the file itself.
+    render_digested: "Callable[[], tuple[Sequence[bytes], str]] | None" = field(default=None, compare=False)
 
 
 # A piece of the plan: a call that returns some of the site's files, as a mapping or,

@@ -192,12 +192,12 @@ def release_list_row(view: "ReleaseView") -> str:
 _SPECIAL = re.compile(r"[&<>\"']")
 
 
-def served_rows(page: bytes, chunk: Sequence["ReleaseView"], start: int = 0) -> tuple[str, int] | None:
+def served_rows(page: bytes, chunk: Sequence["ReleaseView"], start: int = 0) -> tuple[bytes, int] | None:
     """The rows of `chunk` (newest first, next to each other) in a releases list page `page` (UTF-8), as
     release_list_row made them, and where they end; None when the page does not hold them all at or after
     `start`. The page is searched from `start` on: a list's chunks come in order."""
     if not chunk:
-        return "", start
+        return b"", start
     first = page.find(f'<a class="k version" href="{_text(chunk[0].version)}/index.html">'.encode(), start)
     last = page.find(f'<a class="k version" href="{_text(chunk[-1].version)}/index.html">'.encode(), max(first, 0))
     begin = page.rfind(b'<tr data-hw="', start, first) if first >= 0 else -1
@@ -207,10 +207,13 @@ def served_rows(page: bytes, chunk: Sequence["ReleaseView"], start: int = 0) -> 
     end += len(b"</tr>\n")
     if page.count(b'<tr data-hw="', begin, end) != len(chunk):
         return None
-    try:
-        return page[begin:end].decode(), end
-    except UnicodeDecodeError:
-        return None
+    rows = page[begin:end]
+    if not rows.isascii():  # the usual case is checked at once; else the rows must be UTF-8 as the page is
+        try:
+            rows.decode()
+        except UnicodeDecodeError:
+            return None
+    return rows, end
 
 
 def _text(value: object) -> str:
@@ -904,13 +907,13 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
     chunks = jobs.by_id_chunks(views)
     page_jobs = [release_page_job(chunk) for chunk in chunks]
 
-    def list_rows() -> str:
-        """The rows of the releases list: a chunk whose release pages the previous build made with the same key
-        (so the same releases, dates and code) has the same rows, taken from the served list."""
+    def list_rows() -> list[bytes]:
+        """The rows of the releases list (UTF-8): a chunk whose release pages the previous build made with the
+        same key (so the same releases, dates and code) has the same rows, taken from the served list."""
         served = inputs.served_files
         page: bytes | None = None
         position = 0
-        parts = []
+        parts: list[bytes] = []
         for chunk, job in zip(chunks, page_jobs):
             found = None
             read = served(job.key) if served is not None else None
@@ -922,11 +925,11 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
                         page = b""
                 found = served_rows(page, chunk, position)
             if found is None:
-                parts.append("".join(map(release_list_row, chunk)))
+                parts.append("".join(map(release_list_row, chunk)).encode())
             else:
                 parts.append(found[0])
                 position = found[1]
-        return "".join(parts)
+        return parts
 
     def hardware_page(hw: HardwareData, hw_devices: int) -> bytes:
         name = hw.hardware.name
@@ -977,9 +980,44 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
 
     def releases_page() -> bytes:
         path = "releases/index.html"
-        return environment().get_template("releases.html").render(
-            site=data, root=_root(path), path=path, canonical=data.site_url + "releases/",
-            rows=Markup(list_rows())).encode()
+        # The page around a hole where the rows go, then the rows as bytes: megabytes of rows are not joined
+        # into the template's text and encoded again.
+        template = environment().get_template("releases.html")
+        hole = _HOLE.format("rows")
+        head, *tail = template.render(site=data, root=_root(path), path=path, canonical=data.site_url + "releases/",
+                                      rows=Markup(hole)).split(hole)
+        if len(tail) == 1:
+            return b"".join([head.encode(), *list_rows(), tail[0].encode()])
+        # The hole's text is elsewhere on the page too (a NUL in the registry's name): rendered in one piece.
+        return template.render(site=data, root=_root(path), path=path, canonical=data.site_url + "releases/",
+                               rows=Markup(b"".join(list_rows()).decode())).encode()
+
+    every: list[str | None] = []
+
+    def every_key() -> str | None:
+        """keys_of(views), made once: the view keys of every release, hashed (None when they are unknown)."""
+        if not every:
+            every.append(view_keys and keys_of(views))
+        return every[0]
+
+    def sitemaps() -> dict[str, "bytes | Keyed"]:
+        """_sitemaps' files, keyed by what they list: every release's URL and date (in their view keys, in
+        the order of the views), the hardware versions (their dates are their releases'), the cohorts' dates."""
+        if view_keys is None:
+            return _sitemaps(data, inputs)  # type: ignore[return-value]
+        count = 3 + len(views) + len(data.hardware) + len(inputs.registry.cohorts)  # as _sitemaps lists them
+        paths = ["sitemap.xml"] if count <= SITEMAP_LIMIT else \
+            [*[f"sitemaps/{number}.xml" for number in range(1, -(-count // SITEMAP_LIMIT) + 1)], "sitemap.xml"]
+        made: dict[str, bytes] = {}
+
+        def render(path: str) -> bytes:
+            if not made:
+                made.update(_sitemaps(data, inputs))
+            return made[path]
+
+        parts = ("sitemaps", every_key(), [hw.hardware.name for hw in data.hardware],
+                 [(cohort.slug, inputs.cohort_dates.get(cohort.slug)) for cohort in inputs.registry.cohorts])
+        return {path: keyed((*parts, path), partial(render, path)) for path in paths}
 
     def home_lists_and_feeds() -> dict[str, "bytes | Keyed"]:
         render = _Renderer(data)
@@ -992,7 +1030,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         # The list shows every release's row (from its file and dates) and the hardware filter.
         files["releases/index.html"] = keyed(
             ("releases list", data.assets.filters_css, [(hw.hardware.name, len(hw.releases)) for hw in data.hardware],
-             view_keys and keys_of(views)), releases_page)
+             every_key()), releases_page)
         channels, software_types = planner_channels(inputs.registry)
         render.page("update/index.html", "update.html", canonical=data.site_url + "update/", channels=channels,
                     software_types=software_types, example_version=views[0].version if views else "1.0.0")
@@ -1002,7 +1040,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
             partial(planner_releases, inputs.registry))
         files["feed.xml"] = feed("feed.xml", data.config.name, data.site_url, views)
         files["404.html"] = _not_found_page(data)
-        files.update(_sitemaps(data, inputs))
+        files.update(sitemaps())
         files["robots.txt"] = f"User-agent: *\nAllow: /\nSitemap: {data.site_url}sitemap.xml\n".encode()
         files.update(render.files)
         return files

@@ -241,9 +241,17 @@ def served_files(out: Path, previous: PreviousBuild | None) -> Callable[[str], C
     return reader
 
 
-def _write_new_file(target: str, content: bytes) -> None:
+def _write_new_file(target: str, content: bytes | Sequence[bytes]) -> None:
+    """Create `target` with `content`: bytes, or the parts of the file's bytes in order."""
     descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # a third cheaper than open()
     try:
+        if not isinstance(content, bytes):
+            parts = list(content)
+            size = sum(map(len, parts))
+            written = os.writev(descriptor, parts) if parts else 0  # the parts are not joined into one copy
+            if written == size:
+                return
+            content = b"".join(parts)[written:]  # a short write: the rest as one
         remaining = memoryview(content)
         while remaining:
             remaining = remaining[os.write(descriptor, remaining):]
@@ -410,11 +418,17 @@ class _Staging:
                         with open(target, "rb") as stream:
                             wanted.append((relative, stream.read()))
                     continue
-                content = content.render()
-            digest = hashlib.sha256(content).hexdigest()
+                if content.render_digested is not None:
+                    parts, digest = content.render_digested()
+                    content = parts[0] if len(parts) == 1 else parts  # type: ignore[assignment]
+                else:
+                    content = content.render()
+                    digest = hashlib.sha256(content).hexdigest()
+            else:
+                digest = hashlib.sha256(content).hexdigest()
             entries.append((relative, digest, file_key))
             if wants is not None and wants(relative):
-                wanted.append((relative, content))
+                wanted.append((relative, content if isinstance(content, bytes) else b"".join(content)))
             if held is not None and held[0] == digest:
                 continue
             if served is not None and served[0] == digest and self._link_served(relative, target):

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import hashlib
 from functools import partial
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from itertools import chain
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from relreg import __version__
 from relreg.registry.model import Artifact, Cohort, HardwareVersion, Release
@@ -189,20 +190,22 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
     del build_ids
     # build id -> its release, for the build ids group_lists has named (the only ones a job asks members_of for)
     owner: dict[str, str] = {}
-    for view in views:
-        release = view.release
-        version = release.version
-        names = [("hardware_version", hardware) for hardware in release.hardware_versions]
-        if release.revision:
-            names.append(("revision", release.revision))
-        if not unique_builds:
+    if unique_builds:
+        members.update(_hardware_and_revision_lists(views))
+    else:
+        for view in views:
+            release = view.release
+            version = release.version
+            names = [("hardware_version", hardware) for hardware in release.hardware_versions]
+            if release.revision:
+                names.append(("revision", release.revision))
             names += [("build_id", artifact.build_id) for artifact in release.artifacts]
-        for name in names:
-            found = get(name)
-            if found is None:
-                members[name] = [version]
-            elif found[-1] != version:  # a release names a list once
-                found.append(version)
+            for name in names:
+                found = get(name)
+                if found is None:
+                    members[name] = [version]
+                elif found[-1] != version:  # a release names a list once
+                    found.append(version)
 
     def members_of(name: tuple[str, str]) -> list[str]:
         if name[0] == "version":
@@ -227,9 +230,11 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
 
     def lists_and_entry_point() -> dict[str, bytes]:
         files: dict[str, bytes] = {}
+        # The version key of every stable release (not yanked, not a pre-release), for each hardware's latest.
+        stable = {view.version: view.release.parsed_version.key for view in views
+                  if view.release.yanked is None and not view.release.parsed_version.is_prerelease}
         files[f"{API}/hardware_versions.json"] = encode_json(
-            {"data": [hardware_document(h, [by_version[version] for version in
-                                            members.get(("hardware_version", h.name), ())], site_url)
+            {"data": [hardware_document(h, members.get(("hardware_version", h.name), []), stable, site_url)
                       for h in registry.hardware],
              "paging": _single_page(len(registry.hardware))})
         cohorts = cohort_documents(inputs)
@@ -274,7 +279,7 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
                 owner[artifact.build_id] = version
         return found
 
-    view_keys = {view.version: view_key(inputs, view) for view in views}
+    view_keys = {view.version: view.key if view.key is not None else view_key(inputs, view) for view in views}
     if any(key is None for key in view_keys.values()):
         served_document = _nothing_served
         return [all_releases, lists_and_entry_point, *[partial(release_files, versions) for versions in release_groups],
@@ -336,7 +341,7 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
         return b'{"data":' + document(version) + b"}\n"
 
     def list_key(versions: Iterable[str]) -> str:
-        return hashlib.sha256("\0".join(view_keys[version] for version in versions).encode()).hexdigest()  # type: ignore[misc]
+        return hashlib.sha256("\0".join([view_keys[version] for version in versions]).encode()).hexdigest()  # type: ignore[misc]
 
     # releases.json and its pages hold every release: keyed, so a cohort change does not encode them all.
     return [KeyedJob(job_key(inputs, "api all releases", base, site_url, list_key(view_keys)),
@@ -347,6 +352,47 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
               if versions],
             *[KeyedJob(job_key(inputs, "api list", base, site_url, name, list_key(members[name])),
                        partial(keyed_list, name)) for name in large]]
+
+
+def _hardware_and_revision_lists(views: Sequence[ReleaseView]) -> dict[tuple[str, str], list[str]]:
+    """The members (versions, newest first) of each hardware version's and revision's list, in the order the
+    general path of api_jobs names them: by their newest release, then a release's hardware versions (in
+    order) before its revision. Releases are gathered by their set of hardware versions (a registry has
+    few), not hardware by hardware: one step per release instead of one per hardware version."""
+    combos: dict[tuple[str, ...], list[int]] = {}  # hardware versions -> the positions of their releases
+    revisions: dict[str, list[str]] = {}
+    first_revision: dict[str, int] = {}
+    versions = [view.version for view in views]
+    for position, view in enumerate(views):
+        release = view.release
+        found = combos.get(release.hardware_versions)
+        if found is None:
+            combos[release.hardware_versions] = [position]
+        else:
+            found.append(position)
+        revision = release.revision
+        if revision:
+            listed = revisions.get(revision)
+            if listed is None:
+                revisions[revision] = [release.version]
+                first_revision[revision] = position
+            else:
+                listed.append(release.version)
+    of_hardware: dict[str, list[list[int]]] = {}
+    for combo, positions in combos.items():
+        for hardware in combo:
+            of_hardware.setdefault(hardware, []).append(positions)
+    named: list[tuple[int, int, tuple[str, str], list[str]]] = []  # (newest position, place in release, name, members)
+    for hardware, lists in of_hardware.items():
+        positions = lists[0] if len(lists) == 1 else sorted(chain.from_iterable(lists))
+        newest = positions[0]
+        named.append((newest, views[newest].release.hardware_versions.index(hardware), ("hardware_version", hardware),
+                      [versions[position] for position in positions]))
+    for revision, listed in revisions.items():
+        newest = first_revision[revision]
+        named.append((newest, len(views[newest].release.hardware_versions), ("revision", revision), listed))
+    named.sort(key=lambda item: item[:2])
+    return {name: listed for _, _, name, listed in named}
 
 
 BUILD_ID_FAST_PATH = True  # off in a test only: the general path, for the fast one to be held to
@@ -376,16 +422,17 @@ def latest_release(views: Iterable[ReleaseView], hardware: str, *, prereleases: 
     return max(candidates, key=lambda r: r.parsed_version.key, default=None)
 
 
-def hardware_document(hardware: HardwareVersion, views: list[ReleaseView], site_url: str) -> dict[str, Any]:
-    """A hardware version's entry; `views`: the releases with an image for it (any order)."""
-    stable = [view.release for view in views
-              if view.release.yanked is None and not view.release.parsed_version.is_prerelease]
-    latest = max(stable, key=lambda r: r.parsed_version.key, default=None)
+def hardware_document(hardware: HardwareVersion, versions: Sequence[str], stable: Mapping[str, tuple],
+                      site_url: str) -> dict[str, Any]:
+    """A hardware version's entry; `versions`: the releases with an image for it (newest first: the first of
+    equal version keys is its latest), `stable`: the version key of each release neither yanked nor a
+    pre-release, by version."""
+    latest = max([version for version in versions if version in stable], key=stable.__getitem__, default=None)
     return {
         "name": hardware.name,
         "description": hardware.description,
-        "latest_version": latest.version if latest else None,
-        "count_releases": len(views),
+        "latest_version": latest,
+        "count_releases": len(versions),
         "releases_url": site_url + index_path("hardware_version", hardware.name),
     }
 

@@ -67,8 +67,9 @@ class _ReleaseImages:
         self.known: dict[Slot, list[Release]] = {}  # releases with an image for the slot, ascending
         self.software_types: dict[str, set[str | None]] = {}
         # Each release's slots, then each slot's releases: comprehensions, where a loop over every
-        # artifact of ten thousand releases took a quarter of a second.
-        slots_of = [{(a.hardware_version, a.software_type) for a in release.artifacts} for release in releases]
+        # artifact of ten thousand releases took a quarter of a second. A release's slots are the set
+        # Release.has_image reads, made once per release for both.
+        slots_of = [release._slots for release in releases]
         for slot in set().union(*slots_of):
             # ascending by version, as `releases` is
             self.known[slot] = [release for release, slots in zip(releases, slots_of) if slot in slots]
@@ -206,6 +207,27 @@ def device_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list[PlanJo
             barriers[slot] = barriers_of((r.version, r.parsed_version.key) for r in releases
                                          if r.must_pass_through and not r.is_yanked)
 
+    groups_of: dict[object, list[tuple[list[Release], str]]] = {}
+
+    def answer_groups(slot: Slot, known: list[Release]) -> list[tuple[list[Release], str]]:
+        """The known versions of a slot in groups by release id (see jobs.by_id_chunks), each as its releases in
+        version order and the digest of their versions (what the group's answers are for): made once for the
+        channels of a slot, and once for every slot whose images every release has."""
+        memo = "every release" if len(known) == len(views) else slot  # known holds each release once
+        found = groups_of.get(memo)
+        if found is None:
+            if len(known) == len(views):
+                newest_first = views
+            else:  # newest first (by id, as views are): a pass over the views, not a sort
+                known_versions = {release.version for release in known}
+                newest_first = [view for view in views if view.version in known_versions]
+            found = groups_of[memo] = []
+            for group in by_id_chunks(newest_first):
+                releases = sorted((view.release for view in group), key=lambda r: r.parsed_version.key)
+                found.append((releases, hashlib.sha256(repr([release.version for release in releases]).encode())
+                               .hexdigest()))
+        return found
+
     small: dict[str, bytes] = {}  # the index and the candidates of every channel
     answer_jobs: list[PlanJob] = []
     channels: list[dict[str, Any]] = []
@@ -254,14 +276,9 @@ def device_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list[PlanJo
                     "software_type": channel.software_type, "rollouts": rollout_entries(channel)}}) + b"\n"
                 digest = _answers_digest(data)
                 known = known_of.get(slot, [])
-                # Newest first (by id, as views are): a pass over the views, not a sort.
-                known_versions = {release.version for release in known}
-                newest_first = [view for view in views if view.version in known_versions]
-                for group in by_id_chunks(newest_first):
-                    releases = sorted((view.release for view in group), key=lambda r: r.parsed_version.key)
-                    answer_jobs.append(KeyedJob(
-                        job_key(inputs, "device answers", digest, [release.version for release in releases]),
-                        partial(_answers, channel, releases)))
+                for releases, versions in answer_groups(slot, known):
+                    answer_jobs.append(KeyedJob(job_key(inputs, "device answers", digest, versions),
+                                                partial(_answers, channel, releases)))
                 channels.append({
                     "cohort": cohort.slug,
                     "hardware_version": hardware,

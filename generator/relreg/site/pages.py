@@ -23,6 +23,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import quote
 
@@ -551,34 +552,56 @@ def _history_rows(changes: Sequence["CohortChange"]) -> list[HistoryRow]:
     return rows
 
 
+def _gather_hardware(views: Sequence["ReleaseView"], hardware: Mapping[str, HardwareData]) -> None:
+    """Give each hardware version its releases (newest first), its latest stable release and its latest
+    pre-release (neither yanked; the newest of equal version keys).
+
+    Releases are gathered by their set of hardware versions (a registry has few), the latest found once
+    per set, then each hardware version takes its sets': a step per release, not one per release and
+    hardware version."""
+    combos: dict[tuple[str, ...], list[int]] = {}  # hardware versions -> the positions of their releases
+    for position, view in enumerate(views):
+        found = combos.get(view.release.hardware_versions)
+        if found is None:
+            combos[view.release.hardware_versions] = [position]
+        else:
+            found.append(position)
+    # hardware -> (positions, (position, key) of the latest stable release, of the latest pre-release) of each set
+    sets: dict[str, list[tuple[list[int], tuple | None, tuple | None]]] = {}
+    for combo, positions in combos.items():
+        stable: tuple | None = None
+        pre: tuple | None = None
+        for position in positions:  # newest first: a later release of an equal key does not replace one
+            release = views[position].release
+            if release.yanked is not None:
+                continue
+            parsed = release.parsed_version
+            if parsed.is_prerelease:
+                if pre is None or parsed.key > pre[1]:
+                    pre = (position, parsed.key)
+            elif stable is None or parsed.key > stable[1]:
+                stable = (position, parsed.key)
+        for name in combo:
+            if name in hardware:
+                sets.setdefault(name, []).append((positions, stable, pre))
+    newest_of_best = lambda found: (found[1], -found[0])  # noqa: E731 - the highest key, then the newest
+    for name, found in sets.items():
+        data = hardware[name]
+        positions = found[0][0] if len(found) == 1 else sorted(chain.from_iterable(item[0] for item in found))
+        data.releases.views.extend([views[position] for position in positions])
+        stable = max((item[1] for item in found if item[1] is not None), key=newest_of_best, default=None)
+        pre = max((item[2] for item in found if item[2] is not None), key=newest_of_best, default=None)
+        data.latest = views[stable[0]] if stable is not None else None
+        data.latest_prerelease = views[pre[0]] if pre is not None else None
+
+
 def site_data(inputs: "SiteInputs", views: list["ReleaseView"]) -> SiteData:
     registry = inputs.registry
     site_url = inputs.site_url if inputs.site_url.endswith("/") else inputs.site_url + "/"
     by_version = {view.version: view for view in views}
 
     hardware = {h.name: HardwareData(h) for h in registry.hardware}
-    latest: dict[str, tuple] = {}  # hardware -> the key of its latest stable release so far
-    latest_pre: dict[str, tuple] = {}
-    for view in views:  # newest first
-        release = view.release
-        names = release.hardware_versions
-        yanked = release.yanked is not None
-        parsed = release.parsed_version
-        key, pre = parsed.key, parsed.is_prerelease
-        best = latest_pre if pre else latest
-        for name in names:
-            data = hardware.get(name)
-            if data is None:
-                continue
-            data.releases.views.append(view)
-            if yanked:
-                continue
-            if name not in best or key > best[name]:  # the first of equal keys (the newest) stays
-                best[name] = key
-                if pre:
-                    data.latest_prerelease = view
-                else:
-                    data.latest = view
+    _gather_hardware(views, hardware)
     for data in hardware.values():
         if data.latest and data.latest_prerelease and \
                 data.latest_prerelease.release.parsed_version.key < data.latest.release.parsed_version.key:
@@ -633,10 +656,9 @@ class PlannerChannel:
 def planner_channels(registry: "Registry") -> tuple[list[PlannerChannel], list[str]]:
     """(every update channel, every software type in use), from one pass over the artifacts."""
     types: dict[str, set[str | None]] = {}
-    # One set of the (hardware, software type) pairs in use: a comprehension over every artifact, then a loop over
-    # the few pairs.
-    for hardware, software in {(artifact.hardware_version, artifact.software_type)
-                               for release in registry.releases for artifact in release.artifacts}:
+    # One set of the (hardware, software type) pairs in use, from each release's (made once per release, as
+    # Release.has_image and the device documents read them), then a loop over the few pairs.
+    for hardware, software in set().union(*[release._slots for release in registry.releases]):
         types.setdefault(hardware, set()).add(software)
     all_hardware = [hardware.name for hardware in registry.hardware]
     channels = []
@@ -839,7 +861,8 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
     release_pages_renderer = ReleasePages(data)
     # The view key of every release (its file, id, dates, device count), or None when one is unknown:
     # then the whole-site files below are rendered on every build, as they were before they had keys.
-    view_keys: dict[str, str] | None = {view.version: jobs.view_key(inputs, view) for view in views}  # type: ignore[misc]
+    view_keys: dict[str, str] | None = {view.version: view.key if view.key is not None else jobs.view_key(inputs, view)
+                                        for view in views}  # type: ignore[misc]
     if any(key is None for key in view_keys.values()):  # type: ignore[union-attr]
         view_keys = None
 
@@ -876,7 +899,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
             rows = tuple((row.cohort.slug, row.cohort.name, row.activation.rollout_percent, row.held_back)
                          for row in rows)
         # The release's file (by its blob id) stands for its content: cheaper than the repr of the model.
-        own = jobs.view_key(inputs, view)
+        own = view.key if view.key is not None else jobs.view_key(inputs, view)
         own_inputs = (own, release.source_path) if own is not None else \
             (view.id, view.dates, view.notes_html, view.count_devices, release)
         return (*own_inputs, newer.version if newer else None, older.version if older else None, rows, linked,

@@ -262,3 +262,18 @@ def test_hardware_releases_and_latest_gathered_by_sets_equal_a_release_at_a_time
         assert (hardware.latest.version if hardware.latest else None) == stable
         if hardware.latest_prerelease is not None:  # dropped by site_data when below the latest stable
             assert hardware.latest_prerelease.version == pre
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_releases_of_each_device_slot_are_those_with_an_image_for_it(seed: int) -> None:
+    """The device documents' releases by (hardware, software type), gathered by sets of slots, are the
+    releases with an image for each, in registry order."""
+    from relreg.site.device_documents import _ReleaseImages
+
+    releases = _varied(_inputs(90), seed).registry.releases
+    images = _ReleaseImages(releases, "https://example.test/")
+    every = {(a.hardware_version, a.software_type) for release in releases for a in release.artifacts}
+    assert set(images.known) == every
+    for slot in every:
+        assert images.known[slot] == [release for release in releases
+                                      if any((a.hardware_version, a.software_type) == slot for a in release.artifacts)]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import partial
+from itertools import chain
 from typing import Any, Sequence
 
 from relreg.devices.paths import DEVICES, NO_SOFTWARE_TYPE, candidates_path, channel_folder, index_path, rollouts_path
@@ -66,13 +67,22 @@ class _ReleaseImages:
         self._base = artifact_base_url
         self.known: dict[Slot, list[Release]] = {}  # releases with an image for the slot, ascending
         self.software_types: dict[str, set[str | None]] = {}
-        # Each release's slots, then each slot's releases: comprehensions, where a loop over every
-        # artifact of ten thousand releases took a quarter of a second. A release's slots are the set
-        # Release.has_image reads, made once per release for both.
-        slots_of = [release._slots for release in releases]
-        for slot in set().union(*slots_of):
+        # Releases are gathered by their set of slots (the one Release.has_image reads, made once per
+        # release for both; a registry has few), then each slot takes the releases of the sets that have
+        # it: no pass over every artifact here, and none over every release for each slot.
+        sets: dict[frozenset[Slot], list[int]] = {}  # slots -> the positions of the releases that have them
+        for position, release in enumerate(releases):
+            slots = release._slots
+            found = sets.get(slots)
+            if found is None:
+                sets[slots] = [position]
+            else:
+                found.append(position)
+        for slot in set().union(*sets):
+            lists = [positions for slots, positions in sets.items() if slot in slots]
+            positions = lists[0] if len(lists) == 1 else sorted(chain.from_iterable(lists))
             # ascending by version, as `releases` is
-            self.known[slot] = [release for release, slots in zip(releases, slots_of) if slot in slots]
+            self.known[slot] = list(releases) if len(positions) == len(releases) else [releases[p] for p in positions]
             self.software_types.setdefault(slot[0], set()).add(slot[1])
         self._payloads: dict[tuple[str, Slot], tuple[Payload | None, tuple[Payload, ...]]] = {}
 

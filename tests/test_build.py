@@ -304,6 +304,28 @@ def test_a_fixed_release_renders_only_its_row_of_the_releases_list_and_the_list_
         assert (out / relative).read_bytes() == (fresh / relative).read_bytes(), relative
 
 
+def test_a_fixed_release_makes_only_its_chunk_of_the_sitemap_again(
+        history_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import relreg.site.jobs
+    import relreg.site.pages
+
+    monkeypatch.setattr(relreg.site.jobs, "JOB_SIZE", 1)  # a chunk of release pages per release
+    registry, out, fresh = history_repo / "registry", tmp_path / "public", tmp_path / "fresh"
+    assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
+    made: list[list[str]] = []
+    real = relreg.site.pages.sitemap_xml
+    monkeypatch.setattr(relreg.site.pages, "sitemap_xml", lambda urls: (made.append([url for url, _ in urls]),
+                                                                        real(urls))[1])
+    _replace_in(registry / "releases" / "1.0.0.yaml", "notes corrected", "notes fixed")
+    commit_all(history_repo, "fix notes", "2024-05-01T10:00:00+00:00")
+    assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
+    release_urls = [url for urls in made for url in urls if "/releases/" in url and not url.endswith("/releases/")]
+    assert release_urls and all(url.endswith("/releases/1.0.0/") for url in release_urls)
+    monkeypatch.undo()
+    assert run_relreg("build", "--registry", registry, "--out", fresh).exit_code == 0
+    assert (out / "sitemap.xml").read_bytes() == (fresh / "sitemap.xml").read_bytes()
+
+
 def test_a_fixed_release_is_the_only_document_of_its_group_encoded_again(
         history_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import relreg.site.api

@@ -360,9 +360,7 @@ def _hardware_and_revision_lists(views: Sequence[ReleaseView]) -> dict[tuple[str
     order) before its revision. Releases are gathered by their set of hardware versions (a registry has
     few), not hardware by hardware: one step per release instead of one per hardware version."""
     combos: dict[tuple[str, ...], list[int]] = {}  # hardware versions -> the positions of their releases
-    revisions: dict[str, list[str]] = {}
-    first_revision: dict[str, int] = {}
-    versions = [view.version for view in views]
+    revisions: dict[str, tuple[int, list[str]]] = {}  # in the order of their newest release
     for position, view in enumerate(views):
         release = view.release
         found = combos.get(release.hardware_versions)
@@ -374,25 +372,34 @@ def _hardware_and_revision_lists(views: Sequence[ReleaseView]) -> dict[tuple[str
         if revision:
             listed = revisions.get(revision)
             if listed is None:
-                revisions[revision] = [release.version]
-                first_revision[revision] = position
+                revisions[revision] = (position, [release.version])
             else:
-                listed.append(release.version)
+                listed[1].append(release.version)
     of_hardware: dict[str, list[list[int]]] = {}
     for combo, positions in combos.items():
         for hardware in combo:
             of_hardware.setdefault(hardware, []).append(positions)
-    named: list[tuple[int, int, tuple[str, str], list[str]]] = []  # (newest position, place in release, name, members)
+    # The few hardware lists by (newest position, place in that release), each named before the revisions
+    # whose newest release is not newer than theirs.
+    hardware_lists = []
     for hardware, lists in of_hardware.items():
         positions = lists[0] if len(lists) == 1 else sorted(chain.from_iterable(lists))
         newest = positions[0]
-        named.append((newest, views[newest].release.hardware_versions.index(hardware), ("hardware_version", hardware),
-                      [versions[position] for position in positions]))
-    for revision, listed in revisions.items():
-        newest = first_revision[revision]
-        named.append((newest, len(views[newest].release.hardware_versions), ("revision", revision), listed))
-    named.sort(key=lambda item: item[:2])
-    return {name: listed for _, _, name, listed in named}
+        hardware_lists.append((newest, views[newest].release.hardware_versions.index(hardware), hardware,
+                               [views[position].version for position in positions]))
+    hardware_lists.sort(key=lambda item: item[:2])
+    named: dict[tuple[str, str], list[str]] = {}
+    waiting = iter(hardware_lists)
+    pending = next(waiting, None)
+    for revision, (newest, listed) in revisions.items():
+        while pending is not None and pending[0] <= newest:
+            named[("hardware_version", pending[2])] = pending[3]
+            pending = next(waiting, None)
+        named[("revision", revision)] = listed
+    while pending is not None:
+        named[("hardware_version", pending[2])] = pending[3]
+        pending = next(waiting, None)
+    return named
 
 
 BUILD_ID_FAST_PATH = True  # off in a test only: the general path, for the fast one to be held to

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from itertools import chain
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -954,6 +954,31 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
                 position = found[1]
         return parts
 
+    def sitemap_release_lines() -> list[bytes]:
+        """The sitemap's lines of the release pages: a chunk whose release pages the previous build made with
+        the same key (so the same releases, dates and code) has the same lines, taken from the served sitemap."""
+        served = inputs.served_files
+        sitemap: bytes | None = None
+        position = 0
+        parts: list[bytes] = []
+        for chunk, job in zip(chunks, page_jobs):
+            found = None
+            read = served(job.key) if served is not None else None
+            if read is not None:
+                if sitemap is None:
+                    try:
+                        sitemap = read("sitemap.xml")
+                    except OSError:
+                        sitemap = b""
+                found = served_sitemap_lines(sitemap, [data.release_url(view.version) for view in chunk], position)
+            if found is None:
+                made = sitemap_xml([(data.release_url(view.version), view.dates.updated) for view in chunk])
+                parts.append(made[len(_SITEMAP_HEAD):-len(_SITEMAP_FOOT)])
+            else:
+                parts.append(found[0])
+                position = found[1]
+        return parts
+
     def hardware_page(hw: HardwareData, hw_devices: int) -> bytes:
         name = hw.hardware.name
         path = f"hardware/{name}/index.html"
@@ -974,7 +999,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         for hw in data.hardware:
             name = hw.hardware.name
             shown = hw.releases.views
-            hw_devices = sum(view.count_devices for view in shown)
+            hw_devices = sum([view.count_devices for view in shown]) if inputs.device_counts else 0
             # The page shows the hardware version, its newest and latest releases (their artifacts for it
             # come from their files), its cohorts, its device count and how many releases it has.
             files[f"hardware/{name}/index.html"] = keyed(
@@ -1035,7 +1060,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
 
         def render(path: str) -> bytes:
             if not made:
-                made.update(_sitemaps(data, inputs))
+                made.update(_sitemaps(data, inputs, sitemap_release_lines))
             return made[path]
 
         parts = ("sitemaps", every_key(), [hw.hardware.name for hw in data.hardware],
@@ -1117,18 +1142,55 @@ def sitemap_xml(urls: Sequence[tuple[str, int]]) -> bytes:
     a hundred times faster this way; a test holds the two to the same bytes)."""
     return "".join([_SITEMAP_HEAD, *[f"<url><loc>{_text(url)}</loc><lastmod>{format_iso(seconds)}</lastmod></url>\n"
                                      if seconds else f"<url><loc>{_text(url)}</loc></url>\n" for url, seconds in urls],
-                    "</urlset>"]).encode()
+                    _SITEMAP_FOOT]).encode()
 
 
-def _sitemaps(data: SiteData, inputs: "SiteInputs") -> dict[str, bytes]:
-    """sitemap.xml with every page's absolute URL; a sitemap index above SITEMAP_LIMIT URLs."""
-    urls: list[tuple[str, int]] = [(data.site_url, data.updated), (data.site_url + "releases/", data.updated),
+_SITEMAP_FOOT = "</urlset>"
+
+
+def served_sitemap_lines(sitemap: bytes, urls: Sequence[str], start: int = 0) -> tuple[bytes, int] | None:
+    """The lines of the pages `urls` (absolute, next to each other in this order) in a sitemap made by
+    sitemap_xml, and where they end; None when it does not hold them all at or after `start`."""
+    if not urls:
+        return b"", start
+    first = sitemap.find(f"<url><loc>{_text(urls[0])}</loc>".encode(), start)
+    if first < 0:
+        return None
+    last = sitemap.find(f"<url><loc>{_text(urls[-1])}</loc>".encode(), first)
+    end = sitemap.find(b"</url>\n", last) if last >= 0 else -1
+    if end < 0:
+        return None
+    end += len(b"</url>\n")
+    if sitemap.count(b"<url>", first, end) != len(urls) or not sitemap[first:end].isascii() and \
+            not _is_utf8(sitemap[first:end]):
+        return None
+    return sitemap[first:end], end
+
+
+def _is_utf8(text: bytes) -> bool:
+    try:
+        text.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _sitemaps(data: SiteData, inputs: "SiteInputs",
+              release_lines: "Callable[[], list[bytes]] | None" = None) -> dict[str, bytes]:
+    """sitemap.xml with every page's absolute URL; a sitemap index above SITEMAP_LIMIT URLs.
+
+    `release_lines`: the lines sitemap_xml gives for the release pages (in the order of the views), from
+    the served sitemap where their releases did not change (see served_sitemap_lines); for one file only."""
+    head: list[tuple[str, int]] = [(data.site_url, data.updated), (data.site_url + "releases/", data.updated),
                                    (data.site_url + "update/", data.updated)]
-    urls += [(data.release_url(view.version), view.dates.updated) for view in data.views]
-    urls += [(f"{data.site_url}hardware/{hw.hardware.name}/", hw.updated) for hw in data.hardware]
+    tail = [(f"{data.site_url}hardware/{hw.hardware.name}/", hw.updated) for hw in data.hardware]
     for cohort in inputs.registry.cohorts:
         dates = inputs.cohort_dates.get(cohort.slug)
-        urls.append((f"{data.site_url}cohorts/{cohort.slug}/", dates.updated if dates else 0))
+        tail.append((f"{data.site_url}cohorts/{cohort.slug}/", dates.updated if dates else 0))
+    if release_lines is not None and len(head) + len(data.views) + len(tail) <= SITEMAP_LIMIT:
+        return {"sitemap.xml": b"".join([sitemap_xml(head)[:-len(_SITEMAP_FOOT)], *release_lines(),
+                                         sitemap_xml(tail)[len(_SITEMAP_HEAD):]])}
+    urls = [*head, *[(data.release_url(view.version), view.dates.updated) for view in data.views], *tail]
     if len(urls) <= SITEMAP_LIMIT:
         return {"sitemap.xml": sitemap_xml(urls)}
     files: dict[str, bytes] = {}

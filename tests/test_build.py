@@ -326,6 +326,27 @@ def test_a_fixed_release_makes_only_its_chunk_of_the_sitemap_again(
     assert (out / "sitemap.xml").read_bytes() == (fresh / "sitemap.xml").read_bytes()
 
 
+def test_a_job_run_again_with_the_same_paths_takes_its_serving_families_from_the_previous_build(
+        history_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import relreg.site.write
+
+    registry, out, fresh = history_repo / "registry", tmp_path / "public", tmp_path / "fresh"
+    assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
+    looked_at: list[list[str]] = []
+    real = relreg.site.write.path_families
+    monkeypatch.setattr(relreg.site.write, "path_families", lambda paths: (looked_at.append(list(paths)),
+                                                                           real(paths))[1])
+    _replace_in(registry / "releases" / "1.0.0.yaml", "notes corrected", "notes fixed")
+    commit_all(history_repo, "fix notes", "2024-05-01T10:00:00+00:00")
+    assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
+    assert looked_at and not any("api/v1/releases/1.0.0.json" in paths for paths in looked_at)
+    monkeypatch.undo()
+    assert run_relreg("build", "--registry", registry, "--out", fresh).exit_code == 0
+    assert (out / ".relreg-manifest.json").read_bytes().split(b"\n", 2)[1] == \
+        (fresh / ".relreg-manifest.json").read_bytes().split(b"\n", 2)[1]  # the summaries, families among them
+    assert (out / "_headers").read_bytes() == (fresh / "_headers").read_bytes()
+
+
 def test_a_fixed_release_is_the_only_document_of_its_group_encoded_again(
         history_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import relreg.site.api

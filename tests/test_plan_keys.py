@@ -178,7 +178,7 @@ def _varied(inputs: SiteInputs, seed: int) -> SiteInputs:
         artifacts = tuple(a for a in release.artifacts if rng.random() < 0.6)
         revision = rng.choice([None, release.revision, f"rev{rng.randrange(8)}"])
         releases.append(replace(release, artifacts=artifacts, revision=revision))
-    dates = {version: ReleaseDates(d.created + rng.randrange(-3, 4) * 3600, d.updated)
+    dates = {version: ReleaseDates(d.created + rng.randrange(-3, 4) * 3600, d.updated + rng.randrange(0, 400) * 3600)
              for version, d in inputs.release_dates.items()}
     return replace(inputs, registry=replace(inputs.registry, releases=tuple(releases)), release_dates=dates)
 
@@ -260,6 +260,7 @@ def test_hardware_releases_and_latest_gathered_by_sets_equal_a_release_at_a_time
         members, stable, pre = expected[hardware.hardware.name]
         assert [view.version for view in hardware.releases.views] == members
         assert (hardware.latest.version if hardware.latest else None) == stable
+        assert hardware.updated == max((view.dates.updated for view in views if view.version in members), default=0)
         if hardware.latest_prerelease is not None:  # dropped by site_data when below the latest stable
             assert hardware.latest_prerelease.version == pre
 

@@ -457,12 +457,16 @@ class HardwareData:
     latest: "ReleaseView | None" = None  # newest stable version, not yanked
     latest_prerelease: "ReleaseView | None" = None  # only when above `latest`
     cohorts: list["Cohort"] = field(default_factory=list)
+    # the newest updated date of its releases, when site_data has it (see `updated`)
+    newest_update: int | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.releases = HardwareReleases(self.hardware.name)
 
     @property
     def updated(self) -> int:
+        if self.newest_update is not None:
+            return self.newest_update
         return max((view.dates.updated for view in self.releases.views), default=0)
 
 
@@ -566,11 +570,13 @@ def _gather_hardware(views: Sequence["ReleaseView"], hardware: Mapping[str, Hard
             combos[view.release.hardware_versions] = [position]
         else:
             found.append(position)
-    # hardware -> (positions, (position, key) of the latest stable release, of the latest pre-release) of each set
-    sets: dict[str, list[tuple[list[int], tuple | None, tuple | None]]] = {}
+    # hardware -> (positions, (position, key) of the latest stable release, of the latest pre-release, newest
+    # updated date) of each set
+    sets: dict[str, list[tuple[list[int], tuple | None, tuple | None, int]]] = {}
     for combo, positions in combos.items():
         stable: tuple | None = None
         pre: tuple | None = None
+        updated = max([views[position].dates.updated for position in positions])
         for position in positions:  # newest first: a later release of an equal key does not replace one
             release = views[position].release
             if release.yanked is not None:
@@ -583,7 +589,7 @@ def _gather_hardware(views: Sequence["ReleaseView"], hardware: Mapping[str, Hard
                 stable = (position, parsed.key)
         for name in combo:
             if name in hardware:
-                sets.setdefault(name, []).append((positions, stable, pre))
+                sets.setdefault(name, []).append((positions, stable, pre, updated))
     newest_of_best = lambda found: (found[1], -found[0])  # noqa: E731 - the highest key, then the newest
     for name, found in sets.items():
         data = hardware[name]
@@ -593,6 +599,7 @@ def _gather_hardware(views: Sequence["ReleaseView"], hardware: Mapping[str, Hard
         pre = max((item[2] for item in found if item[2] is not None), key=newest_of_best, default=None)
         data.latest = views[stable[0]] if stable is not None else None
         data.latest_prerelease = views[pre[0]] if pre is not None else None
+        data.newest_update = max(item[3] for item in found)
 
 
 def site_data(inputs: "SiteInputs", views: list["ReleaseView"]) -> SiteData:

@@ -337,6 +337,8 @@ class _Staging:
         # the spare holds with the same bytes is left as it is (most are links to the served one already).
         self.in_place: dict[str, tuple[str, str]] = {}
         self.swapped = False  # once swapped in, the staging folder holds the previous site
+        # paths digest -> serving families, from the summaries of a build made by this code (see expect)
+        self.families: dict[str, list[list[str]]] = {}
 
     def expect(self, jobs: Sequence[Callable[[], Any]]) -> None:
         """Index the served files a run job may give again: those of the served jobs this plan does not
@@ -344,6 +346,12 @@ class _Staging:
         if self.previous is None:
             return
         keys = {job.key for job in jobs if isinstance(job, KeyedJob)}
+        if any(key in self.previous.summaries for key in keys):
+            # A job key takes in the code (see jobs.job_key): the previous build was made by this code, so a
+            # job of its paths has its serving families (path_families), and a job that runs now with the
+            # same paths (most of those whose key changed) takes them instead of looking at each path.
+            self.families = {summary.paths: summary.families for summary in self.previous.summaries.values()
+                             if summary.paths}
         previous = self.previous.jobs
         texts = [previous.raw(key) for key in previous if key not in keys] + [self.previous.loose]
         for text in texts:
@@ -464,7 +472,9 @@ class _Staging:
             written += 1
         notes = self.summarizer.summarize(wanted) if self.summarizer is not None and wanted else None
         paths = [path for path, _, _ in entries]
-        summary = JobSummary(len(entries), path_families(paths), notes, _paths_digest(paths))
+        digest = _paths_digest(paths)
+        families = self.families.get(digest)
+        summary = JobSummary(len(entries), families if families is not None else path_families(paths), notes, digest)
         return _Done(key, entries, summary, written)
 
     def finish(self, finish: Callable[["FamilySource"], dict[str, bytes]]) -> None:

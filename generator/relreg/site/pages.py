@@ -898,9 +898,9 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
     def page_inputs(view: "ReleaseView", newer: "ReleaseView | None", older: "ReleaseView | None") -> tuple:
         """What a release page shows besides the whole site's (site_key): its release, neighbours, cohorts, links."""
         release = view.release
-        artifacts = release.artifacts
-        linked = (release.min_version in by_version, *[a.delta_from in by_version for a in artifacts]) \
-            if any(a.delta_from for a in artifacts) else release.min_version in by_version
+        bases = [a.delta_from for a in release.artifacts]  # one look at each artifact
+        linked = (release.min_version in by_version, *[base in by_version for base in bases]) \
+            if any(bases) else release.min_version in by_version
         rows = cohorts_of_release.get(view.version)
         if rows:
             rows = tuple((row.cohort.slug, row.cohort.name, row.activation.rollout_percent, row.held_back)

@@ -278,3 +278,27 @@ def test_the_releases_of_each_device_slot_are_those_with_an_image_for_it(seed: i
     for slot in every:
         assert images.known[slot] == [release for release in releases
                                       if any((a.hardware_version, a.software_type) == slot for a in release.artifacts)]
+
+
+@pytest.mark.parametrize("total", [0, 1, 2, 99, 100, 101, 250])
+def test_keyed_list_pages_are_the_pages_of_paged_with_their_sha256(total: int) -> None:
+    """Each Keyed page of a list renders the bytes `paged` gives for it, in parts too, with their sha256;
+    a second list of the same items takes the digest of their shared part and still gets its own."""
+    import hashlib
+
+    from relreg.site.api import keyed_pages, paged
+
+    items = [b'{"id":%d,"notes":"%s"}' % (index, b"x" * (index % 7)) for index in range(total)]
+    ids = [f"v{index}" for index in range(total)]
+    bodies: dict = {}
+    for name in ("all", "hardware"):
+        def path_of(page: int, name: str = name) -> str:
+            return f"api/v1/{name}/page/{page}.json"
+
+        expected = dict(paged(items, path_of, "https://example.test/"))
+        pages = list(keyed_pages(ids, items.__getitem__, path_of, "https://example.test/", name, ids, bodies))
+        assert [path for path, _ in pages] == list(expected)
+        for path, keyed in pages:
+            parts, digest = keyed.render_digested()
+            assert keyed.render() == b"".join(parts) == expected[path]
+            assert digest == hashlib.sha256(expected[path]).hexdigest()

@@ -142,10 +142,12 @@ def _page_parts(items: list[bytes], page: int, page_count: int, total: int, path
     the same items share (data and paging), then the links, which name the list."""
     url = {number: encode(site_url + path_of(number)) if 1 <= number <= page_count else b"null"
            for number in (1, page - 1, page, page + 1, page_count)}
-    return b"".join((
-        b'{"data":[', b",".join(items),
-        b'],"paging":{"page":%d,"per_page":%d,"page_count":%d,"item_count":%d,"total_count":%d}'
-        % (page, PER_PAGE, page_count, len(items), total), b',"links":{"self":')), b"".join((
+    # The items between commas, joined once with the rest (a page of a long list is half a megabyte).
+    body = [b'{"data":[', *([b","] * (2 * len(items) - 1) if items else ()),
+            b'],"paging":{"page":%d,"per_page":%d,"page_count":%d,"item_count":%d,"total_count":%d}'
+            b',"links":{"self":' % (page, PER_PAGE, page_count, len(items), total)]
+    body[1:-1:2] = items
+    return b"".join(body), b"".join((
             url[page], b',"first":', url[1], b',"last":', url[page_count],
             b',"prev":', url[page - 1], b',"next":', url[page + 1], b"}}\n"))
 

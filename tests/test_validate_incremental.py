@@ -381,3 +381,51 @@ def test_relreg_validate_gives_the_kept_verdict_without_reading_a_document(tmp_p
     cache = WorkCache.open(tmp_path / "cache", "fingerprint")
     again = validate_files(read_worktree(folder, known=cache), cache, recency={}, model=False)
     assert any(d.rule == "yaml-duplicate-key" for d in again.errors) and not again.ok
+
+
+def _rules_runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that grows by one each time validation runs the cross-file rules (rather than reusing findings)."""
+    from relreg.registry import validate
+
+    runs: list[int] = []
+    real = validate.check_rules
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        runs.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(validate, "check_rules", counted)
+    return runs
+
+
+@pytest.mark.parametrize("edited", ["1.0.0", "1.0.1", "1.0.2"])
+def test_the_rules_findings_are_reused_whichever_file_a_notes_fix_edits(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch,
+                                                                         edited: str) -> None:
+    """A notes fix leaves what the rules read as it was, so their findings are reused, whichever file it
+    edits and whatever order the files came in (from the cache, or checked in this run); a release
+    added first sorts among the others."""
+    monkeypatch.setattr(source, "RACY_NS", 0)
+    registry = _Registry(tmp_path / "registry")
+    own = {n: ([f"{n:040x}", f"{n + 100:040x}"], [f"1.0.{n}/a.bin", f"1.0.{n}/b.bin"], [1000 + n, 2000 + n])
+           for n in range(4)}
+    for number in (1, 2, 3):
+        registry.write(f"releases/1.0.{number}.yaml", _release(number, *own[number]))
+    runs = _rules_runs(monkeypatch)
+
+    def validate() -> list:
+        cache = WorkCache.open(tmp_path / "cache", "fingerprint")
+        result = validate_files(read_worktree(registry.folder, known=cache), cache, recency={})
+        cache.save()
+        counted = len(runs)
+        assert result.diagnostics == validate_files(read_worktree(registry.folder), None, recency={}).diagnostics
+        del runs[counted:]  # the cold run's
+        return result.diagnostics
+
+    validate()
+    registry.write("releases/1.0.0.yaml", _release(0, *own[0]))  # added: checked in this run, the others cached
+    validate()
+    before = len(runs)
+    registry.write(f"releases/{edited}.yaml", _release(int(edited[-1]), *own[int(edited[-1])], notes="fixed"))
+    validate()
+    assert len(runs) == before  # the findings of the run before were reused

@@ -265,10 +265,11 @@ def _rules_key(valid: dict[str, list[tuple[RawFile, Any]]], unloaded: tuple[froz
                cache: DocumentCache) -> bytes:
     """What the rules' findings are a function of, but for source positions and recency: each valid
     file's path and `_rule_facts` (kept by blob id, so an unchanged file is not looked at again) and
-    the names of the files that did not load."""
+    the names of the files that did not load. Files are taken in order of path: `valid` lists the
+    files from the cache before those checked in this run, an order that changes from run to run."""
     digest = hashlib.sha1()
     for kind in ("registry", "release", "hardware", "cohort"):
-        for file, data in valid[kind]:
+        for file, data in sorted(valid[kind], key=lambda item: item[0].path):
             key = f"facts:{kind}:{file.blob_id}"
             facts = cache.fact(key)
             if facts is None:

@@ -1,8 +1,9 @@
 """Rules a schema cannot say, checked across the whole registry.
 
 Each rule is a function from the registry (plus source positions) to
-diagnostics; `ALL_RULES` lists them in the order their findings read best.
-The model is already schema-valid when these run.
+diagnostics; `ALL_RULES` lists them, those that read cohorts last (callers
+sort the findings by file and position). The model is already schema-valid
+when these run.
 """
 
 from __future__ import annotations
@@ -64,9 +65,18 @@ def _stem(source_path: str) -> str:
 
 
 def file_names_match(ctx: RuleContext) -> Iterator[Diagnostic]:
+    """Each release's version and hardware's name is its file's name (cohorts: `cohort_file_names_match`)."""
     items: list[tuple[str, str, str]] = [(r.source_path, "version", r.version) for r in ctx.registry.releases]
     items += [(h.source_path, "name", h.name) for h in ctx.registry.hardware]
-    items += [(c.source_path, "slug", c.slug) for c in ctx.registry.cohorts]
+    return _names_match(ctx, items)
+
+
+def cohort_file_names_match(ctx: RuleContext) -> Iterator[Diagnostic]:
+    """Each cohort's slug is its file's name."""
+    return _names_match(ctx, [(c.source_path, "slug", c.slug) for c in ctx.registry.cohorts])
+
+
+def _names_match(ctx: RuleContext, items: list[tuple[str, str, str]]) -> Iterator[Diagnostic]:
     for source_path, field_name, value in items:
         if _stem(source_path) != value:
             yield ctx.at(source_path, (field_name,),
@@ -89,6 +99,11 @@ def versions_parse(ctx: RuleContext) -> Iterator[Diagnostic]:
                     and ctx.parse(artifact.delta_from) is None:
                 yield ctx.at(release.source_path, ("artifacts", index, "delta_from"),
                              f"delta_from: '{artifact.delta_from}' is not a {scheme.name} version", "version-scheme")
+
+
+def cohort_versions_parse(ctx: RuleContext) -> Iterator[Diagnostic]:
+    """Each version a cohort activates parses under the registry's scheme."""
+    scheme = ctx.registry.scheme
     for cohort in ctx.registry.cohorts:
         for index, activation in enumerate(cohort.releases):
             if ctx.parse(activation.version) is None:
@@ -306,10 +321,15 @@ def _delta_source(ctx: RuleContext, release: Release, index: int) -> Iterator[Di
                      f"'{artifact.hardware_version}', so no device can apply a delta from it", "delta-from")
 
 
-def hardware_exists(ctx: RuleContext) -> Iterator[Diagnostic]:
+def _hardware_known(ctx: RuleContext) -> tuple[set[str], str]:
+    """The hardware versions that have a file (loaded or not), and the hint naming those that loaded."""
     known = {hardware.name for hardware in ctx.registry.hardware}
-    exists = known | ctx.unloaded_hardware
-    hint = f"known: {', '.join(sorted(known))}" if known else "hardware/ is empty"
+    return known | ctx.unloaded_hardware, f"known: {', '.join(sorted(known))}" if known else "hardware/ is empty"
+
+
+def hardware_exists(ctx: RuleContext) -> Iterator[Diagnostic]:
+    """Each artifact's hardware version has a file (cohorts: `cohort_hardware_exists`)."""
+    exists, hint = _hardware_known(ctx)
     named = {artifact.hardware_version for release in ctx.registry.releases for artifact in release.artifacts}
     for release in ctx.registry.releases if not named <= exists else ():
         for index, artifact in enumerate(release.artifacts):
@@ -317,6 +337,11 @@ def hardware_exists(ctx: RuleContext) -> Iterator[Diagnostic]:
                 yield ctx.at(release.source_path, ("artifacts", index, "hardware_version"),
                              f"hardware_version '{artifact.hardware_version}' has no file "
                              f"hardware/{artifact.hardware_version}.yaml ({hint})", "hardware-exists")
+
+
+def cohort_hardware_exists(ctx: RuleContext) -> Iterator[Diagnostic]:
+    """Each hardware version a cohort names has a file."""
+    exists, hint = _hardware_known(ctx)
     for cohort in ctx.registry.cohorts:
         for index, name in enumerate(cohort.hardware_versions):
             if name not in exists:
@@ -543,7 +568,10 @@ def version_orders_that_surprise(ctx: RuleContext) -> Iterator[Diagnostic]:
                              f"version above {other.version}", "version-order", severity=Severity.WARNING)
 
 
-ALL_RULES: tuple[Rule, ...] = (
+# The rules that read no cohort (tests/test_validate_incremental.py checks it): their findings are a
+# function of the registry, release and hardware files alone, so registry/validate.py keeps them
+# across a rollout change (a cohort file edited) and runs only COHORT_RULES again.
+RULES_WITHOUT_COHORTS: tuple[Rule, ...] = (
     file_names_match,
     versions_parse,
     versions_unique,
@@ -553,12 +581,19 @@ ALL_RULES: tuple[Rule, ...] = (
     artifacts_well_formed,
     hardware_exists,
     path_values_distinct,
+    version_orders_that_surprise,
+)
+COHORT_RULES: tuple[Rule, ...] = (
+    cohort_file_names_match,
+    cohort_versions_parse,
+    cohort_hardware_exists,
     cohorts_name_live_releases,
     activation_hardware,
     untyped_devices_stranded,
-    version_orders_that_surprise,
 )
+ALL_RULES: tuple[Rule, ...] = RULES_WITHOUT_COHORTS + COHORT_RULES
 
 
-def check_rules(ctx: RuleContext) -> list[Diagnostic]:
-    return [diagnostic for rule in ALL_RULES for diagnostic in rule(ctx)]
+def check_rules(ctx: RuleContext, rules: tuple[Rule, ...] = ALL_RULES) -> list[Diagnostic]:
+    """The findings of `rules` (all of them by default), in that order; callers sort them."""
+    return [diagnostic for rule in rules for diagnostic in rule(ctx)]

@@ -31,7 +31,7 @@ from typing import Any, Iterator, Mapping, Protocol
 from relreg.registry.diagnostics import Diagnostic, Severity, sorted_diagnostics
 from relreg.registry.gcpause import die_with_parent, gc_paused
 from relreg.registry.model import Cohort, HardwareVersion, Registry, RegistryConfig, Release
-from relreg.registry.rules import RuleContext, check_rules
+from relreg.registry.rules import COHORT_RULES, RULES_WITHOUT_COHORTS, RuleContext, check_rules
 from relreg.registry.schemas import default_schemas
 from relreg.registry.source import RawFile, RegistryFiles, git_blob_id
 from relreg.registry.versions import VersionError, scheme_named
@@ -221,7 +221,9 @@ NOT_READ_BY_RULES: dict[str, tuple[str, ...]] = {
     "hardware": ("description",),
     "cohort": ("description",),
 }
+# The cache entries of the findings of the rules that read no cohort, and of those that do.
 _RULES_ENTRY = "rules"
+_COHORT_RULES_ENTRY = "cohort-rules"
 
 
 def _rule_facts(kind: str, data: dict[str, Any]) -> bytes:
@@ -261,24 +263,30 @@ class _WatchedRecency(Mapping[str, int]):
         return len(self._recency)
 
 
-def _rules_key(valid: dict[str, list[tuple[RawFile, Any]]], unloaded: tuple[frozenset[str], frozenset[str]],
-               cache: DocumentCache) -> bytes:
+def _rules_keys(valid: dict[str, list[tuple[RawFile, Any]]], unloaded: tuple[frozenset[str], frozenset[str]],
+                cache: DocumentCache) -> tuple[bytes, bytes]:
     """What the rules' findings are a function of, but for source positions and recency: each valid
     file's path and `_rule_facts` (kept by blob id, so an unchanged file is not looked at again) and
-    the names of the files that did not load. Files are taken in order of path: `valid` lists the
-    files from the cache before those checked in this run, an order that changes from run to run."""
-    digest = hashlib.sha1()
-    for kind in ("registry", "release", "hardware", "cohort"):
-        for file, data in sorted(valid[kind], key=lambda item: item[0].path):
-            key = f"facts:{kind}:{file.blob_id}"
-            facts = cache.fact(key)
-            if facts is None:
-                facts = _rule_facts(kind, data)
-                cache.store_fact(key, facts)
-            digest.update(b"%s\0%s\0%s\0" % (kind.encode(), file.path.encode("utf-8", "surrogatepass"), facts))
-    for names in unloaded:
-        digest.update(repr(sorted(names)).encode("utf-8", "surrogatepass"))
-    return digest.digest()
+    the names of the files that did not load. Two keys: without the cohort files (for
+    RULES_WITHOUT_COHORTS), and with them (COHORT_RULES, which read the rest too).
+
+    Files are taken in order of path: `valid` lists the files from the cache before those checked in
+    this run, an order that changes from run to run."""
+    parts = [repr((sorted(unloaded[0]), sorted(unloaded[1]))).encode("utf-8", "surrogatepass")]
+    keys = []
+    for kinds in (("registry", "release", "hardware"), ("cohort",)):
+        for kind in kinds:
+            tag = kind.encode()
+            for file, data in sorted(valid[kind], key=lambda item: item[0].path):
+                key = f"facts:{kind}:{file.blob_id}"
+                facts = cache.fact(key)
+                if facts is None:
+                    facts = _rule_facts(kind, data)
+                    cache.store_fact(key, facts)
+                parts += (tag, file.path.encode("utf-8", "surrogatepass"), facts)
+        keys.append(hashlib.sha1(b"\0".join(parts)).digest())
+        parts = [keys[-1]]  # the cohorts' key extends the other
+    return keys[0], keys[1]
 
 
 def _stored_under(cache: DocumentCache, entry: str, key: bytes, items: int) -> tuple[Any, ...] | None:
@@ -294,10 +302,11 @@ def _stored_under(cache: DocumentCache, entry: str, key: bytes, items: int) -> t
     return tuple(rest) if stored_key == key and len(rest) == items else None
 
 
-def _cached_findings(cache: DocumentCache, key: bytes, blob_ids: dict[str, str]) -> list[Diagnostic] | None:
-    """The rules' findings stored under `key`, when every file they point into has the same bytes (and so
-    the same positions) as then; else None."""
-    stored = _stored_under(cache, _RULES_ENTRY, key, 2)
+def _cached_findings(cache: DocumentCache, entry: str, key: bytes,
+                     blob_ids: dict[str, str]) -> list[Diagnostic] | None:
+    """The rules' findings stored as `entry` under `key`, when every file they point into has the same
+    bytes (and so the same positions) as then; else None."""
+    stored = _stored_under(cache, entry, key, 2)
     if stored is None:
         return None
     findings, where = stored
@@ -307,9 +316,10 @@ def _cached_findings(cache: DocumentCache, key: bytes, blob_ids: dict[str, str])
             for path, line, column, message, rule, severity in findings]
 
 
-def _store_findings(cache: DocumentCache, key: bytes, findings: list[Diagnostic], blob_ids: dict[str, str]) -> None:
+def _store_findings(cache: DocumentCache, entry: str, key: bytes, findings: list[Diagnostic],
+                    blob_ids: dict[str, str]) -> None:
     rows = [(d.path, d.line, d.column, d.message, d.rule, d.severity.value) for d in findings]
-    cache.store_fact(_RULES_ENTRY, marshal.dumps((key, rows, {d.path: blob_ids[d.path] for d in findings})))
+    cache.store_fact(entry, marshal.dumps((key, rows, {d.path: blob_ids[d.path] for d in findings})))
 
 
 def validate_files(files: RegistryFiles, cache: DocumentCache | None = None,
@@ -417,21 +427,28 @@ def _check_rules(registry: Registry, documents: SourceDocuments, valid: dict[str
     """The cross-file rules' findings, from the cache when what they read is as it was, and whether
     they looked at recency.
 
-    A cold run (no document came from the cache) neither looks for nor keeps findings: computing
-    each file's facts would cost it time for no gain. Findings that looked at recency are not kept.
+    The rules that read no cohort and those that do are cached apart: a rollout change (a cohort file
+    edited) reruns only the second. A cold run (no document came from the cache) neither looks for
+    nor keeps findings: computing each file's facts would cost it time for no gain. Findings that
+    looked at recency are not kept.
     """
     blob_ids = {file.path: file.blob_id for files in valid.values() for file, _ in files}
-    key = _rules_key(valid, unloaded, cache) if warm else b""
-    if warm:
-        findings = _cached_findings(cache, key, blob_ids)
-        if findings is not None:
-            return findings, False
-    watched = _WatchedRecency(recency if recency is not None else {})
-    findings = check_rules(RuleContext(registry, documents, unloaded_versions=unloaded[0],
-                                       unloaded_hardware=unloaded[1], recency=watched))
-    if warm and not watched.read:
-        _store_findings(cache, key, findings, blob_ids)
-    return findings, watched.read
+    keys = _rules_keys(valid, unloaded, cache) if warm else (b"", b"")
+    findings: list[Diagnostic] = []
+    recency_read = False
+    for rules, entry, key in ((RULES_WITHOUT_COHORTS, _RULES_ENTRY, keys[0]), (COHORT_RULES, _COHORT_RULES_ENTRY, keys[1])):
+        cached = _cached_findings(cache, entry, key, blob_ids) if warm else None
+        if cached is not None:
+            findings += cached
+            continue
+        watched = _WatchedRecency(recency if recency is not None else {})
+        found = check_rules(RuleContext(registry, documents, unloaded_versions=unloaded[0],
+                                        unloaded_hardware=unloaded[1], recency=watched), rules)
+        if warm and not watched.read:
+            _store_findings(cache, entry, key, found, blob_ids)
+        findings += found
+        recency_read = recency_read or watched.read
+    return findings, recency_read
 
 
 def _build_model(valid: dict[str, list[tuple[RawFile, Any]]], diagnostics: list[Diagnostic],

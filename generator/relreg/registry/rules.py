@@ -85,18 +85,29 @@ def _names_match(ctx: RuleContext, items: list[tuple[str, str, str]]) -> Iterato
 
 
 def versions_parse(ctx: RuleContext) -> Iterator[Diagnostic]:
+    """Each min_version and delta_from parses under the registry's scheme (cohorts: `cohort_versions_parse`)."""
     scheme = ctx.registry.scheme
-    release_named = ctx.registry.release
-    for release in ctx.registry.releases:
-        if release.min_version is not None:
+    releases = ctx.registry.releases
+    # Each distinct text is parsed once; a release's own version parses, so only a delta_from naming
+    # none needs parsing. The releases are gone through again only when one of them does not parse.
+    minimums: dict[str, str] = {}
+    for text in {release.min_version for release in releases}:
+        if text is not None:
             try:
-                scheme.parse(release.min_version)
+                scheme.parse(text)
             except VersionError as error:
-                yield ctx.at(release.source_path, ("min_version",), f"min_version: {error}", "version-scheme")
+                minimums[text] = str(error)
+    sources = {artifact.delta_from for release in releases for artifact in release.artifacts}
+    sources.difference_update(ctx.registry.releases_by_version, (None,))
+    unparsed = {text for text in sources if ctx.parse(text) is None}
+    if not minimums and not unparsed:
+        return
+    for release in releases:
+        if release.min_version in minimums:
+            yield ctx.at(release.source_path, ("min_version",), f"min_version: {minimums[release.min_version]}",
+                         "version-scheme")
         for index, artifact in enumerate(release.artifacts):
-            # A release's own version parses: only a delta_from naming none needs parsing.
-            if artifact.delta_from is not None and release_named(artifact.delta_from) is None \
-                    and ctx.parse(artifact.delta_from) is None:
+            if artifact.delta_from in unparsed:
                 yield ctx.at(release.source_path, ("artifacts", index, "delta_from"),
                              f"delta_from: '{artifact.delta_from}' is not a {scheme.name} version", "version-scheme")
 
@@ -271,17 +282,18 @@ def artifact_urls_consistent(ctx: RuleContext) -> Iterator[Diagnostic]:
 
 def artifacts_well_formed(ctx: RuleContext) -> Iterator[Diagnostic]:
     """One full artifact per (hardware, software type); one delta per source; deltas are sound."""
-    release_named = ctx.registry.release
+    release_named = ctx.registry.releases_by_version.get
     for release in ctx.registry.releases:
         artifacts = release.artifacts
         if len({(a.hardware_version, a.software_type, a.type, a.delta_from) for a in artifacts}) != len(artifacts):
             yield from _artifacts_twice(ctx, release)
+        key = release.parsed_version.key
         for index, artifact in enumerate(artifacts):
             if artifact.type == "delta" and artifact.delta_from is not None:
                 source = release_named(artifact.delta_from)
                 # Only a delta whose source is missing or wrong goes through _delta_source, which words why.
-                if source is None or not source.parsed_version.key < release.parsed_version.key \
-                        or not source.has_image(artifact.hardware_version, artifact.software_type):
+                if source is None or not source.parsed_version.key < key \
+                        or (artifact.hardware_version, artifact.software_type) not in source.image_slots:
                     yield from _delta_source(ctx, release, index)
 
 
@@ -357,12 +369,12 @@ def path_values_distinct(ctx: RuleContext) -> Iterator[Diagnostic]:
                            "hardware version", "path-collision")
     revisions = ((r.source_path, ("revision",), r.revision)
                  for r in sorted(ctx.registry.releases, key=lambda r: r.source_path) if r.revision)
-    if not _folds_apart(r.revision for r in releases if r.revision):
+    if not _folds_apart([r.revision for r in releases if r.revision]):
         yield from _collisions(ctx, revisions, "revision", "path-collision")  # type: ignore[arg-type]
     software_types = ((r.source_path, ("artifacts", index, "software_type"), a.software_type)
                       for r in sorted(ctx.registry.releases, key=lambda r: r.source_path)
                       for index, a in enumerate(r.artifacts) if a.software_type)
-    if not _folds_apart(a.software_type for r in releases for a in r.artifacts if a.software_type):
+    if not _folds_apart({a.software_type for r in releases for a in r.artifacts}.difference((None, ""))):
         yield from _collisions(ctx, software_types, "software_type", "path-collision")  # type: ignore[arg-type]
 
 

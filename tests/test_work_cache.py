@@ -76,3 +76,20 @@ def test_relreg_validate_keeps_the_rendered_notes_and_drops_unused_documents(tmp
     reopened = WorkCache.open(tmp_path, FINGERPRINT)
     assert reopened.rendered_notes("note70") == "<p>70</p>"
     assert reopened.document("release", "blob10") is not None and reopened.document("release", "blob60") is None
+
+
+def test_facts_asked_for_together_are_found_and_kept_as_when_asked_for_one_by_one(tmp_path: Path) -> None:
+    """`facts` answers as `fact` does for each key, and keeps what it found (and only that) when the cache
+    is rewritten; a key not in the cache does not stop the rewrite."""
+    cache = WorkCache.open(tmp_path, FINGERPRINT)
+    for number in range(100):
+        cache.store_fact(f"facts:release:{number}", b"%d" % number)
+    cache.save()
+    cache = WorkCache.open(tmp_path, FINGERPRINT)
+    keys = [f"facts:release:{number}" for number in (3, 500, 40)]
+    assert cache.facts(keys) == [cache.fact(key) for key in keys] == [b"3", None, b"40"]
+    cache = WorkCache.open(tmp_path, FINGERPRINT)
+    assert cache.facts(keys) == [b"3", None, b"40"]
+    cache.save()  # 98 of 100 unused: rewritten
+    reopened = WorkCache.open(tmp_path, FINGERPRINT)
+    assert set(reopened.documents) == {"fact:facts:release:3", "fact:facts:release:40"}

@@ -182,7 +182,7 @@ def _check_all(files: list[RawFile]) -> list[tuple[Any | None, list[Diagnostic],
 class DocumentCache(Protocol):
     """Parsed, schema-valid documents by (kind, git blob id): relreg.history.cache.WorkCache, or none.
 
-    `fact`/`store_fact`: small byte strings by key (see `_rules_key`), kept as documents are;
+    `fact`/`facts`/`store_fact`: small byte strings by key (see `_rules_keys`), kept as documents are;
     `keep_documents`: keep every document and fact, used by this run or not (a run that read none).
     """
 
@@ -191,6 +191,8 @@ class DocumentCache(Protocol):
     def store_document(self, kind: str, blob_id: str, data: Any, marshalled: bytes | None = None) -> None: ...
 
     def fact(self, key: str) -> bytes | None: ...
+
+    def facts(self, keys: list[str]) -> list[bytes | None]: ...
 
     def store_fact(self, key: str, value: bytes) -> None: ...
 
@@ -206,6 +208,9 @@ class _NoCache:
 
     def fact(self, key: str) -> bytes | None:
         return None
+
+    def facts(self, keys: list[str]) -> list[bytes | None]:
+        return [None] * len(keys)
 
     def store_fact(self, key: str, value: bytes) -> None:
         pass
@@ -272,20 +277,21 @@ def _rules_keys(valid: dict[str, list[tuple[RawFile, Any]]], unloaded: tuple[fro
 
     Files are taken in order of path: `valid` lists the files from the cache before those checked in
     this run, an order that changes from run to run."""
-    parts = [repr((sorted(unloaded[0]), sorted(unloaded[1]))).encode("utf-8", "surrogatepass")]
+    digest = hashlib.sha1(repr((sorted(unloaded[0]), sorted(unloaded[1]))).encode("utf-8", "surrogatepass"))
     keys = []
     for kinds in (("registry", "release", "hardware"), ("cohort",)):
         for kind in kinds:
-            tag = kind.encode()
-            for file, data in sorted(valid[kind], key=lambda item: item[0].path):
-                key = f"facts:{kind}:{file.blob_id}"
-                facts = cache.fact(key)
-                if facts is None:
-                    facts = _rule_facts(kind, data)
-                    cache.store_fact(key, facts)
-                parts += (tag, file.path.encode("utf-8", "surrogatepass"), facts)
-        keys.append(hashlib.sha1(b"\0".join(parts)).digest())
-        parts = [keys[-1]]  # the cohorts' key extends the other
+            ordered = sorted(valid[kind], key=lambda item: item[0].path)
+            names = [f"facts:{kind}:{file.blob_id}" for file, _ in ordered]
+            facts = cache.facts(names)
+            for index, found in enumerate(facts):
+                if found is None:
+                    facts[index] = _rule_facts(kind, ordered[index][1])
+                    cache.store_fact(names[index], facts[index])
+            # Each file's facts are 20 bytes: the paths, one a line, and the facts in their order say it all.
+            digest.update(b"%s\0%s\0%s" % (kind.encode(), "\n".join([file.path for file, _ in ordered])
+                                             .encode("utf-8", "surrogatepass"), b"".join(facts)))
+        keys.append(digest.digest())  # the cohorts' key extends the other's
     return keys[0], keys[1]
 
 
@@ -345,10 +351,8 @@ _VERDICT_ENTRY = "verdict"
 def _verdict_key(files: RegistryFiles) -> bytes:
     """What a whole validation is a function of, but for recency: every file's kind, path and blob id,
     and what reading the files found."""
-    digest = hashlib.sha1()
-    for file in files.files:
-        digest.update(b"%s\0%s\0%s\0" % (file.kind.encode(), file.path.encode("utf-8", "surrogatepass"),
-                                           file.blob_id.encode()))
+    digest = hashlib.sha1("\0".join([f"{file.kind}\0{file.path}\0{file.blob_id}" for file in files.files])
+                          .encode("utf-8", "surrogatepass"))
     digest.update(repr((sorted(files.problems), sorted(files.refused))).encode("utf-8", "surrogatepass"))
     return digest.digest()
 

@@ -8,7 +8,8 @@ everything that is wrong.
 Checking a file depends only on its bytes, so results are cached by git blob
 id (see relreg/history/cache.py) and, for large registries, spread over the machine's cores.
 The cross-file rules' findings are cached too, under a key of what the rules read (so a notes fix
-reuses them), and so is the whole verdict on an unchanged set of files (`relreg validate`).
+reuses them; the rules that read no cohort under a key without the cohort files, so a rollout change
+reruns only the cohort rules), and so is the whole verdict on an unchanged set of files (`relreg validate`).
 Source positions are only needed to report a problem, so a file is first read
 by the fast reader (`yamlload.fast_load`, no positions) and checked by the
 compiled schema validator; only a file either of them doubts goes through the

@@ -93,3 +93,40 @@ def test_facts_asked_for_together_are_found_and_kept_as_when_asked_for_one_by_on
     cache.save()  # 98 of 100 unused: rewritten
     reopened = WorkCache.open(tmp_path, FINGERPRINT)
     assert set(reopened.documents) == {"fact:facts:release:3", "fact:facts:release:40"}
+
+
+def test_documents_read_from_the_mapped_file_are_those_stored_and_survive_a_rewrite(tmp_path: Path) -> None:
+    """Documents and facts come back as stored after the cache is rewritten and reopened (read from the
+    memory-mapped file), and the object that rewrote it still answers."""
+    cache = WorkCache.open(tmp_path, FINGERPRINT)
+    stored = {f"blob{number}": {"version": f"1.0.{number}", "notes": "é" * number, "artifacts": [{"size": number}]}
+              for number in range(50)}
+    for blob_id, data in stored.items():
+        cache.store_document("release", blob_id, data)
+    cache.store_fact("verdict", b"\0" * 7)
+    cache.save()
+    reopened = WorkCache.open(tmp_path, FINGERPRINT)
+    assert all(isinstance(place, tuple) for place in reopened.documents.values())  # not read yet
+    assert {blob_id: reopened.document("release", blob_id) for blob_id in stored} == stored
+    assert reopened.fact("verdict") == b"\0" * 7 and reopened.facts(["verdict", "other"]) == [b"\0" * 7, None]
+    reopened = WorkCache.open(tmp_path, FINGERPRINT)
+    for number in range(40):  # a fifth of the cache unused: the next save rewrites it
+        reopened.document("release", f"blob{number + 10}")
+    reopened.store_document("release", "new", {"version": "2.0.0"})
+    reopened.save()
+    assert not reopened.path.with_suffix(".journal").exists()
+    assert reopened.document("release", "blob20") == stored["blob20"]
+    again = WorkCache.open(tmp_path, FINGERPRINT)
+    assert again.document("release", "blob20") == stored["blob20"] and again.document("release", "new") is not None
+    assert again.document("release", "blob0") is None and again.fact("verdict") is None  # unused: dropped
+
+
+@pytest.mark.parametrize("damage", ["cut", "old format", "empty"])
+def test_a_damaged_or_foreign_cache_file_is_an_empty_cache(tmp_path: Path, damage: str) -> None:
+    import marshal
+
+    base = _filled(tmp_path, 100)
+    content = base.path.read_bytes()
+    base.path.write_bytes({"cut": content[:-10], "old format": marshal.dumps(({}, {}, {})), "empty": b""}[damage])
+    reopened = WorkCache.open(tmp_path, FINGERPRINT)
+    assert not reopened.documents and reopened.document("release", "blob1") is None

@@ -14,15 +14,20 @@ the same timestamp tick would leave its status unchanged.
 
 The cache is written with marshal, each document marshalled on its own: a
 cold validate stores what its workers sent back as it is, and opening the
-cache reads byte strings, not millions of objects. marshal's format belongs to
-the Python version, which is part of the key; the small journal stays pickle,
-whose records are read one after the other.
+cache reads byte strings, not millions of objects. The file is a header (the
+rendered notes, the blob ids, and where each document lies) followed by the
+documents, which are memory-mapped, not read: opening the cache of 10,000
+releases reads 15 of its 50 MB, and a document is read when asked for
+(`relreg validate` on an unchanged registry asks for none). marshal's format
+belongs to the Python version, which is part of the key; the small journal
+stays pickle, whose records are read one after the other.
 """
 
 from __future__ import annotations
 
 import hashlib
 import marshal
+import mmap
 import os
 import pickle
 import sys
@@ -41,6 +46,9 @@ from relreg.resources import code_digest
 # cache instead of rewriting all of it; the cache is rewritten (and the journal
 # folded in) when the journal or the unused entries pass a tenth of the entries.
 REWRITE_SHARE = 0.1
+# The file starts with this line, then the header's length (8 bytes, little-endian), the header
+# (marshal of (documents: key -> (offset, length) in what follows, notes, blob ids)), then the documents.
+_MAGIC = b"relreg work cache 2\n"
 
 
 @dataclass
@@ -48,7 +56,8 @@ class WorkCache:
     path: Path | None = None
     # "kind:blob id" -> parsed data, marshalled: the cache is then written and read as a few
     # thousand byte strings rather than millions of objects; a document is loaded when asked for.
-    documents: dict[str, bytes] = field(default_factory=dict)
+    # Those of the file opened are (offset, length) in `_mapped`, its memory-mapped documents.
+    documents: dict[str, bytes | tuple[int, int]] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)  # sha256(format, text) -> safe HTML
     # absolute file path -> ((size, mtime_ns, ctime_ns, inode, device), blob id): see registry.source.BlobIds
     blob_ids: dict[str, tuple[tuple[int, ...], str]] = field(default_factory=dict)
@@ -60,6 +69,7 @@ class WorkCache:
     _new_notes: dict[str, str] = field(default_factory=dict)
     _new_blob_ids: dict[str, tuple[tuple[int, ...], str]] = field(default_factory=dict)
     _journal_entries: int = 0  # entries in the journal when opened
+    _mapped: memoryview = field(default_factory=lambda: memoryview(b""))
 
     @classmethod
     def open(cls, folder: Path | None, fingerprint: str) -> "WorkCache":
@@ -70,9 +80,7 @@ class WorkCache:
         path = folder / f"work-cache-{key}.marshal"
         try:
             with gc_paused():
-                documents, notes, blob_ids = marshal.loads(path.read_bytes())  # marshal.load(stream) reads item by item
-            if not isinstance(documents, dict) or not isinstance(notes, dict) or not isinstance(blob_ids, dict):
-                raise ValueError("not a work cache")
+                documents, notes, blob_ids, mapped = _read(path)
         except (OSError, EOFError, ValueError, TypeError):
             return cls(path=path)
         journal = 0
@@ -86,7 +94,8 @@ class WorkCache:
                     journal += len(more_documents) + len(more_notes) + len(more_blob_ids)
         except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError):
             pass
-        return cls(path=path, documents=documents, notes=notes, blob_ids=blob_ids, _journal_entries=journal)
+        return cls(path=path, documents=documents, notes=notes, blob_ids=blob_ids, _journal_entries=journal,
+                   _mapped=mapped)
 
     def blob_id_of(self, file: str, status: tuple[int, ...]) -> str | None:
         """The blob id remembered for `file` (an absolute path) when its status is still `status`, else None."""
@@ -110,8 +119,10 @@ class WorkCache:
         stored = self.documents.get(key)
         if stored is None:
             return None
+        if stored.__class__ is tuple:
+            stored = self._mapped[stored[0]:stored[0] + stored[1]]  # type: ignore[index]
         try:
-            data = marshal.loads(stored)
+            data = marshal.loads(stored)  # type: ignore[arg-type]
         except (EOFError, ValueError, TypeError):
             return None
         self._used_documents.add(key)
@@ -121,9 +132,10 @@ class WorkCache:
         """A small byte string stored under `key` by `store_fact` (registry/validate.py: what the rules
         read of a file, and their findings), kept and dropped as documents are."""
         stored = self.documents.get(f"fact:{key}")
-        if stored is not None:
-            self._used_documents.add(f"fact:{key}")
-        return stored
+        if stored is None:
+            return None
+        self._used_documents.add(f"fact:{key}")
+        return self._bytes(stored)
 
     def facts(self, keys: list[str]) -> list[bytes | None]:
         """`fact` of each key, in order (one call for the 10,000 files of a large registry)."""
@@ -132,7 +144,13 @@ class WorkCache:
         if None in found:
             names = [name for name, value in zip(names, found) if value is not None]
         self._used_documents.update(names)
-        return found
+        return [value if value is None else self._bytes(value) for value in found]
+
+    def _bytes(self, stored: bytes | tuple[int, int]) -> bytes:
+        """A stored value as bytes: those of the file opened are read from the mapped documents."""
+        if stored.__class__ is tuple:
+            return bytes(self._mapped[stored[0]:stored[0] + stored[1]])  # type: ignore[index]
+        return stored  # type: ignore[return-value]
 
     def store_fact(self, key: str, value: bytes) -> None:
         """Remember `value` under `key` (see `fact`)."""
@@ -188,18 +206,28 @@ class WorkCache:
         if unused + self._journal_entries + new <= REWRITE_SHARE * entries:
             self._append_journal()
             return
-        documents = {key: self.documents[key] for key in self._used_documents}
+        documents = {key: self._bytes(self.documents[key]) for key in self._used_documents}
         notes = {key: self.notes[key] for key in self._used_notes}
         blob_ids = {key: self.blob_ids[key] for key in self._used_blob_ids}
+        # This object stays usable, and the file it mapped can be replaced (Windows refuses a mapped one).
+        self.documents.update(documents)
+        self._mapped.release()
+        self._mapped = memoryview(b"")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             for old in self.path.parent.glob("work-cache-*"):
                 if old not in (self.path, _journal(self.path)) and old.suffix in (".marshal", ".pickle", ".journal"):
                     old.unlink(missing_ok=True)  # made by another relreg version
-            content = marshal.dumps((documents, notes, blob_ids))
+            places: dict[str, tuple[int, int]] = {}
+            offset = 0
+            for key, value in documents.items():
+                places[key] = (offset, len(value))
+                offset += len(value)
+            header = marshal.dumps((places, notes, blob_ids))
             handle, temporary = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
             with os.fdopen(handle, "wb") as stream:
-                stream.write(content)
+                stream.write(_MAGIC + len(header).to_bytes(8, "little") + header)
+                stream.write(b"".join(documents.values()))
             os.replace(temporary, self.path)
             _journal(self.path).unlink(missing_ok=True)  # folded in
         except (OSError, ValueError):  # ValueError: a value marshal cannot write (none today)
@@ -218,6 +246,32 @@ class WorkCache:
                 os.close(descriptor)
         except OSError:
             pass
+
+
+def _read(path: Path) -> tuple[dict[str, tuple[int, int]], dict[str, str], dict[str, Any], memoryview]:
+    """(documents' places, notes, blob ids, the documents memory-mapped) of a cache file written by `save`.
+
+    Raises OSError (unreadable), ValueError/EOFError/TypeError (not such a file, or cut short)."""
+    with path.open("rb") as stream:
+        start = stream.read(len(_MAGIC) + 8)
+        if not start.startswith(_MAGIC) or len(start) != len(_MAGIC) + 8:
+            raise ValueError("not a work cache")
+        size = int.from_bytes(start[len(_MAGIC):], "little")
+        places, notes, blob_ids = marshal.loads(stream.read(size))
+        if not isinstance(places, dict) or not isinstance(notes, dict) or not isinstance(blob_ids, dict):
+            raise ValueError("not a work cache")
+        begin = len(_MAGIC) + 8 + size
+        length = sum(length for _, length in places.values())
+        if os.fstat(stream.fileno()).st_size != begin + length:
+            raise ValueError("a work cache cut short")
+        if not length:
+            return places, notes, blob_ids, memoryview(b"")
+        try:
+            mapped = memoryview(mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ))
+        except (OSError, ValueError):  # a file system that cannot map files
+            stream.seek(0)
+            mapped = memoryview(stream.read())
+    return places, notes, blob_ids, mapped[begin:]
 
 
 def _journal(path: Path) -> Path:

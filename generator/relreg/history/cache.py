@@ -47,7 +47,8 @@ from relreg.resources import code_digest
 # folded in) when the journal or the unused entries pass a tenth of the entries.
 REWRITE_SHARE = 0.1
 # The file starts with this line, then the header's length (8 bytes, little-endian), the header
-# (marshal of (documents: key -> (offset, length) in what follows, notes, blob ids)), then the documents.
+# (marshal of (documents: key -> (offset, length) in what follows, or the value itself for a fact,
+# which is small and read by every run; notes; blob ids)), then the documents.
 _MAGIC = b"relreg work cache 2\n"
 
 
@@ -132,10 +133,9 @@ class WorkCache:
         """A small byte string stored under `key` by `store_fact` (registry/validate.py: what the rules
         read of a file, and their findings), kept and dropped as documents are."""
         stored = self.documents.get(f"fact:{key}")
-        if stored is None:
-            return None
-        self._used_documents.add(f"fact:{key}")
-        return self._bytes(stored)
+        if stored is not None:
+            self._used_documents.add(f"fact:{key}")
+        return stored  # type: ignore[return-value]  # facts are kept as bytes, not mapped (see _MAGIC)
 
     def facts(self, keys: list[str]) -> list[bytes | None]:
         """`fact` of each key, in order (one call for the 10,000 files of a large registry)."""
@@ -144,7 +144,7 @@ class WorkCache:
         if None in found:
             names = [name for name, value in zip(names, found) if value is not None]
         self._used_documents.update(names)
-        return [value if value is None else self._bytes(value) for value in found]
+        return found  # type: ignore[return-value]  # facts are kept as bytes, not mapped (see _MAGIC)
 
     def _bytes(self, stored: bytes | tuple[int, int]) -> bytes:
         """A stored value as bytes: those of the file opened are read from the mapped documents."""
@@ -218,16 +218,21 @@ class WorkCache:
             for old in self.path.parent.glob("work-cache-*"):
                 if old not in (self.path, _journal(self.path)) and old.suffix in (".marshal", ".pickle", ".journal"):
                     old.unlink(missing_ok=True)  # made by another relreg version
-            places: dict[str, tuple[int, int]] = {}
+            places: dict[str, bytes | tuple[int, int]] = {}
+            mapped = []
             offset = 0
             for key, value in documents.items():
-                places[key] = (offset, len(value))
-                offset += len(value)
+                if key.startswith("fact:"):
+                    places[key] = value
+                else:
+                    places[key] = (offset, len(value))
+                    offset += len(value)
+                    mapped.append(value)
             header = marshal.dumps((places, notes, blob_ids))
             handle, temporary = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
             with os.fdopen(handle, "wb") as stream:
                 stream.write(_MAGIC + len(header).to_bytes(8, "little") + header)
-                stream.write(b"".join(documents.values()))
+                stream.write(b"".join(mapped))
             os.replace(temporary, self.path)
             _journal(self.path).unlink(missing_ok=True)  # folded in
         except (OSError, ValueError):  # ValueError: a value marshal cannot write (none today)
@@ -248,7 +253,7 @@ class WorkCache:
             pass
 
 
-def _read(path: Path) -> tuple[dict[str, tuple[int, int]], dict[str, str], dict[str, Any], memoryview]:
+def _read(path: Path) -> tuple[dict[str, bytes | tuple[int, int]], dict[str, str], dict[str, Any], memoryview]:
     """(documents' places, notes, blob ids, the documents memory-mapped) of a cache file written by `save`.
 
     Raises OSError (unreadable), ValueError/EOFError/TypeError (not such a file, or cut short)."""
@@ -261,7 +266,7 @@ def _read(path: Path) -> tuple[dict[str, tuple[int, int]], dict[str, str], dict[
         if not isinstance(places, dict) or not isinstance(notes, dict) or not isinstance(blob_ids, dict):
             raise ValueError("not a work cache")
         begin = len(_MAGIC) + 8 + size
-        length = sum(length for _, length in places.values())
+        length = sum(place[1] for place in places.values() if place.__class__ is tuple)
         if os.fstat(stream.fileno()).st_size != begin + length:
             raise ValueError("a work cache cut short")
         if not length:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass, field
-from itertools import repeat
 from functools import cached_property
+from itertools import repeat
 from typing import Any
 from urllib.parse import urljoin
 

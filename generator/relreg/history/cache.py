@@ -14,13 +14,13 @@ the same timestamp tick would leave its status unchanged.
 
 The cache is written with marshal, each document marshalled on its own: a
 cold validate stores what its workers sent back as it is, and opening the
-cache reads byte strings, not millions of objects. The file is a header (the
-rendered notes, the blob ids, and where each document lies) followed by the
-documents, which are memory-mapped, not read: opening the cache of 10,000
-releases reads 15 of its 50 MB, and a document is read when asked for
-(`relreg validate` on an unchanged registry asks for none). marshal's format
-belongs to the Python version, which is part of the key; the small journal
-stays pickle, whose records are read one after the other.
+cache reads byte strings, not millions of objects. The file holds the
+documents, memory-mapped and read when asked for (opening the cache of 10,000
+releases reads 15 of its 50 MB; `relreg validate` on an unchanged registry
+reads none), then the tables (where each document lies, the facts, the notes,
+the blob ids) in parts of a few thousand entries: it is never held whole in
+memory. marshal's format belongs to the Python version, which is part of the
+key; the small journal stays pickle, whose records are read one after the other.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from relreg import __version__
 from relreg.registry.gcpause import gc_paused
@@ -46,10 +46,6 @@ from relreg.resources import code_digest
 # cache instead of rewriting all of it; the cache is rewritten (and the journal
 # folded in) when the journal or the unused entries pass a tenth of the entries.
 REWRITE_SHARE = 0.1
-# The file starts with this line, then the header's length (8 bytes, little-endian), the header
-# (marshal of (documents: key -> (offset, length) in what follows, or the value itself for a fact,
-# which is small and read by every run; notes; blob ids)), then the documents.
-_MAGIC = b"relreg work cache 2\n"
 
 
 @dataclass
@@ -81,7 +77,7 @@ class WorkCache:
         path = folder / f"work-cache-{key}.marshal"
         try:
             with gc_paused():
-                documents, notes, blob_ids, mapped = _read(path)
+                documents, notes, blob_ids, mapped = _read_parts(path)
         except (OSError, EOFError, ValueError, TypeError):
             return cls(path=path)
         journal = 0
@@ -135,7 +131,7 @@ class WorkCache:
         stored = self.documents.get(f"fact:{key}")
         if stored is not None:
             self._used_documents.add(f"fact:{key}")
-        return stored  # type: ignore[return-value]  # facts are kept as bytes, not mapped (see _MAGIC)
+        return stored  # type: ignore[return-value]  # facts are kept as bytes, not mapped (see _write_parts)
 
     def facts(self, keys: list[str]) -> list[bytes | None]:
         """`fact` of each key, in order (one call for the 10,000 files of a large registry)."""
@@ -144,7 +140,7 @@ class WorkCache:
         if None in found:
             names = [name for name, value in zip(names, found) if value is not None]
         self._used_documents.update(names)
-        return found  # type: ignore[return-value]  # facts are kept as bytes, not mapped (see _MAGIC)
+        return found  # type: ignore[return-value]  # facts are kept as bytes, not mapped (see _write_parts)
 
     def _bytes(self, stored: bytes | tuple[int, int]) -> bytes:
         """A stored value as bytes: those of the file opened are read from the mapped documents."""
@@ -159,6 +155,15 @@ class WorkCache:
         self._used_documents.add(key)
         self._new_documents[key] = value
         self._changed = True
+
+    def holds_document(self, kind: str, blob_id: str) -> bool:
+        """Whether `document(kind, blob_id)` would find one (without reading it)."""
+        return f"{kind}:{blob_id}" in self.documents
+
+    def keep_blob_ids(self) -> None:
+        """Keep every remembered blob id when the cache is saved, though this run did not look them up
+        (a build that read the registry from git's index: the next may read a changed work tree)."""
+        self._used_blob_ids.update(self.blob_ids)
 
     def keep_documents(self) -> None:
         """Keep every document and fact when the cache is saved, though this run did not ask for them."""
@@ -218,22 +223,14 @@ class WorkCache:
             for old in self.path.parent.glob("work-cache-*"):
                 if old not in (self.path, _journal(self.path)) and old.suffix in (".marshal", ".pickle", ".journal"):
                     old.unlink(missing_ok=True)  # made by another relreg version
-            places: dict[str, bytes | tuple[int, int]] = {}
-            mapped = []
-            offset = 0
-            for key, value in documents.items():
-                if key.startswith("fact:"):
-                    places[key] = value
-                else:
-                    places[key] = (offset, len(value))
-                    offset += len(value)
-                    mapped.append(value)
-            header = marshal.dumps((places, notes, blob_ids))
             handle, temporary = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(_MAGIC + len(header).to_bytes(8, "little") + header)
-                stream.write(b"".join(mapped))
-            os.replace(temporary, self.path)
+            try:
+                with os.fdopen(handle, "wb") as stream:
+                    _write_parts(stream, documents, notes, blob_ids)
+                os.replace(temporary, self.path)
+            except BaseException:
+                os.unlink(temporary)
+                raise
             _journal(self.path).unlink(missing_ok=True)  # folded in
         except (OSError, ValueError):  # ValueError: a value marshal cannot write (none today)
             pass  # a cache that cannot be written only costs time next run
@@ -253,30 +250,69 @@ class WorkCache:
             pass
 
 
-def _read(path: Path) -> tuple[dict[str, bytes | tuple[int, int]], dict[str, str], dict[str, Any], memoryview]:
-    """(documents' places, notes, blob ids, the documents memory-mapped) of a cache file written by `save`.
+# The cache file: this line; the documents' length (8 bytes, little-endian) and the documents, one
+# after the other; then parts, each an 8-byte little-endian length and the marshalled (table,
+# {key: value, ...}) of up to PART_ENTRIES entries of one table (0 documents: (offset, length) in the
+# documents, or for a fact, small and read by every run, its bytes; 1 notes; 2 blob ids). Written and
+# read a part at a time: as one marshalled whole, the file's bytes stood in memory beside the tables
+# (about 500 MB more at 100,000 releases, the build's peak). The documents are memory-mapped.
+_MAGIC = b"relreg work cache, mapped documents, parts\n"
+PART_ENTRIES = 4096
 
-    Raises OSError (unreadable), ValueError/EOFError/TypeError (not such a file, or cut short)."""
+
+def _write_parts(stream: BinaryIO, documents: dict[str, bytes], notes: dict[str, str],
+                 blob_ids: dict[str, tuple[tuple[int, ...], str]]) -> None:
+    places: dict[str, bytes | tuple[int, int]] = {}
+    mapped = []
+    offset = 0
+    for key, value in documents.items():
+        if key.startswith("fact:"):
+            places[key] = value
+        else:
+            places[key] = (offset, len(value))
+            offset += len(value)
+            mapped.append(value)
+    stream.write(_MAGIC + offset.to_bytes(8, "little"))
+    stream.writelines(mapped)
+    for index, table in enumerate((places, notes, blob_ids)):
+        items = list(table.items())
+        for start in range(0, len(items), PART_ENTRIES):
+            part = marshal.dumps((index, dict(items[start:start + PART_ENTRIES])))
+            stream.write(len(part).to_bytes(8, "little"))
+            stream.write(part)
+
+
+def _read_parts(path: Path) -> tuple[dict[str, bytes | tuple[int, int]], dict[str, str],
+                                     dict[str, tuple[tuple[int, ...], str]], memoryview]:
+    """The three tables of a cache file, and its documents memory-mapped; ValueError (or EOFError,
+    TypeError) when it is not one, or cut short; OSError when it cannot be read."""
+    tables: tuple[dict[str, Any], ...] = ({}, {}, {})
     with path.open("rb") as stream:
         start = stream.read(len(_MAGIC) + 8)
         if not start.startswith(_MAGIC) or len(start) != len(_MAGIC) + 8:
             raise ValueError("not a work cache")
-        size = int.from_bytes(start[len(_MAGIC):], "little")
-        places, notes, blob_ids = marshal.loads(stream.read(size))
-        if not isinstance(places, dict) or not isinstance(notes, dict) or not isinstance(blob_ids, dict):
-            raise ValueError("not a work cache")
-        begin = len(_MAGIC) + 8 + size
-        length = sum(place[1] for place in places.values() if place.__class__ is tuple)
-        if os.fstat(stream.fileno()).st_size != begin + length:
-            raise ValueError("a work cache cut short")
-        if not length:
-            return places, notes, blob_ids, memoryview(b"")
-        try:
-            mapped = memoryview(mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ))
-        except (OSError, ValueError):  # a file system that cannot map files
-            stream.seek(0)
-            mapped = memoryview(stream.read())
-    return places, notes, blob_ids, mapped[begin:]
+        length = int.from_bytes(start[len(_MAGIC):], "little")
+        if os.fstat(stream.fileno()).st_size < len(start) + length:
+            raise ValueError("work cache cut short")
+        mapped = memoryview(b"")
+        if length:
+            try:
+                mapped = memoryview(mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ))
+            except (OSError, ValueError):  # a file system that cannot map files
+                stream.seek(0)
+                mapped = memoryview(stream.read(len(start) + length))
+            mapped = mapped[len(start):len(start) + length]
+        stream.seek(len(start) + length)
+        while header := stream.read(8):
+            size = int.from_bytes(header, "little")
+            part = stream.read(size)
+            if len(header) != 8 or len(part) != size:
+                raise ValueError("work cache cut short")
+            index, entries = marshal.loads(part)
+            if not isinstance(entries, dict):
+                raise ValueError("not a work cache")
+            tables[index].update(entries)
+    return (*tables, mapped)  # type: ignore[return-value]
 
 
 def _journal(path: Path) -> Path:

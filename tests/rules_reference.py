@@ -1,6 +1,7 @@
 """relreg.registry.rules as it was before its fast paths (commit 27d3213): the reference the differential test compares with.
 
-Only the rules that gained a fast path are kept here as they were; the rest are imported.
+Only the rules that gained a fast path, or were split in two (file_names_match: cohorts apart), are kept
+here as they were; the rest are imported.
 
 Each rule is a function from the registry (plus source positions) to
 diagnostics; `ALL_RULES` lists them in the order their findings read best.
@@ -26,8 +27,8 @@ from relreg.registry.rules import (  # unchanged by the fast paths: the same cod
     _prerelease,
     _split_identifier,
     activation_hardware,
+    _stem,
     cohorts_name_live_releases,
-    file_names_match,
     min_version_not_above_version,
 )
 
@@ -35,6 +36,17 @@ from relreg.registry.rules import (  # unchanged by the fast paths: the same cod
 Rule = Callable[[RuleContext], Iterable[Diagnostic]]
 _UNTRACKED = sys.maxsize  # recency of a file the caller knows nothing of: newest of all
 _T = TypeVar("_T")
+
+
+def file_names_match(ctx: RuleContext) -> Iterator[Diagnostic]:
+    items: list[tuple[str, str, str]] = [(r.source_path, "version", r.version) for r in ctx.registry.releases]
+    items += [(h.source_path, "name", h.name) for h in ctx.registry.hardware]
+    items += [(c.source_path, "slug", c.slug) for c in ctx.registry.cohorts]
+    for source_path, field_name, value in items:
+        if _stem(source_path) != value:
+            yield ctx.at(source_path, (field_name,),
+                         f"{field_name} '{value}' does not match the file name '{_stem(source_path)}.yaml': "
+                         f"rename the file to {value}.yaml or fix the {field_name}", "file-name-mismatch")
 
 
 def versions_parse(ctx: RuleContext) -> Iterator[Diagnostic]:

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
+from dataclasses import fields
 from urllib.parse import urljoin
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relreg.registry.model import Artifact
+
+
+def _values(item: object) -> dict[str, object]:
+    """Every field's value, those with a default included (vars() leaves out a default that from_dict
+    leaves to the class)."""
+    return {f.name: getattr(item, f.name) for f in fields(item)}  # type: ignore[arg-type]
 
 BASE = "https://dl.example.test/fw/"
 URL_PARTS = st.lists(st.sampled_from(["a", "b", ".", "..", "/", "?", "#", "%", ";", "-", "~", "_", "1.0.0"]),
@@ -36,21 +45,24 @@ def test_from_dict_makes_the_same_objects_as_the_constructors() -> None:
             "software_type": "main", "type": "delta", "delta_from": "0.9.0"}
     bare = {key: full[key] for key in ("hardware_version", "build_id", "url", "size", "sha256")}
     for data in (full, bare):
-        made = Artifact.from_dict(data)
+        made = Artifact.from_dict(dict(data))
         expected = Artifact(**data)
         assert made == expected and repr(made) == repr(expected) and hash(made) == hash(expected)
-        assert vars(made) == vars(expected)
+        assert _values(made) == _values(expected) and pickle.loads(pickle.dumps(made)) == expected
     for data in ({"version": "1.0.0", "artifacts": [full, bare]},
                  {"version": "1.0.0", "artifacts": [bare], "min_version": "0.1.0", "revision": "r", "notes": "n",
                   "notes_format": "text", "extra_info": {"a": 1}, "must_pass_through": True, "yanked": "bad"}):
+        before = copy.deepcopy(data)
         made = Release.from_dict(data, scheme, "releases/1.0.0.yaml")
         expected = Release(version=data["version"], parsed_version=scheme.parse(data["version"]),
                            artifacts=tuple(Artifact(**item) for item in data["artifacts"]),
                            source_path="releases/1.0.0.yaml",
                            **{key: value for key, value in data.items() if key not in ("version", "artifacts")})
         assert made == expected and repr(made) == repr(expected) and hash(made) == hash(expected)
-        assert vars(made) == vars(expected)
+        assert _values(made) == _values(expected) and pickle.loads(pickle.dumps(made)) == expected
+        assert [_values(a) for a in made.artifacts] == [_values(a) for a in expected.artifacts]
         assert made.hardware_versions == expected.hardware_versions  # cached_property still works
+        assert data == before  # validate.py reads the data again, for the rules' cache key
         try:
             made.version = "2.0.0"  # type: ignore[misc]
         except AttributeError:

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from relreg.history.cache import WorkCache
 from relreg.registry import source
 from relreg.registry.model import Registry, Release
-from relreg.registry.rules import RuleContext, check_rules
+from relreg.registry.rules import COHORT_RULES, RULES_WITHOUT_COHORTS, RuleContext, check_rules
 from relreg.registry.source import read_worktree
 from relreg.registry.validate import summary, validate_files
 
@@ -91,7 +91,8 @@ class _Registry:
 
 EDITS = st.lists(st.tuples(
     st.sampled_from(["add", "remove", "notes", "notes-lines", "take-build-id", "take-url", "take-url-same-file",
-                     "give-back", "revision-case", "version-case", "broken", "delta", "software-type-case"]),
+                     "give-back", "revision-case", "version-case", "broken", "delta", "software-type-case",
+                     "rollout", "rollout-hold", "cohort-broken"]),
     st.integers(0, 7), st.integers(0, 7)), min_size=1, max_size=12)
 
 
@@ -155,6 +156,17 @@ def test_cached_validation_equals_a_cold_one_after_every_edit(tmp_path_factory: 
         elif kind == "delta":
             present[left]["delta_from"] = right
             put(left)
+        elif kind in ("rollout", "rollout-hold"):  # a cohort file edited (only the cohort rules read it)
+            cohort = "beta" if right % 2 else "alpha"
+            hardware = f"hardware_versions: [{HARDWARE[right % 2]}]\n" if right % 3 == 0 else ""
+            releases = "".join(f'  - version: "1.0.{n}"\n    rollout_percent: {10 + right}\n'
+                               + (f"    hardware_versions: [{HARDWARE[n % 2]}]\n" if kind == "rollout-hold" else "")
+                               for n in sorted({left, (left + right) % 8}))
+            registry.write(f"cohorts/{cohort}.yaml",
+                           f"slug: {cohort}\nname: {cohort.title()}\n{hardware}releases:\n{releases}")
+        elif kind == "cohort-broken":  # a version that does not parse, a slug not its file's name
+            registry.write("cohorts/alpha.yaml", f'slug: alpha{right % 2 or ""}\nname: A\nreleases:\n'
+                                                 f'  - version: "x{left}"\n')
         else:  # broken: a file that is no YAML mapping, fixed by the next edit of that release
             registry.write(f"releases/1.0.{left}.yaml", "version: [\n")
         cache = WorkCache.open(cache_folder, "fingerprint")
@@ -183,13 +195,15 @@ CONFLICTS = st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5), st.sampled_
 
 @settings(max_examples=150, deadline=None)
 @given(conflicts=CONFLICTS, base_url=st.sampled_from(["https://dl.example.test/fw/", "https://dl.example.test/fw"]),
-       cohort_hardware=st.sampled_from([(), HARDWARE, HARDWARE[:1]]), default_type=st.sampled_from([None, "app"]),
-       activated=st.lists(st.integers(0, 5), max_size=4), yanked=st.sets(st.integers(0, 5), max_size=2))
+       cohort_hardware=st.sampled_from([(), HARDWARE, HARDWARE[:1], ("evt1", "pvt9")]),
+       default_type=st.sampled_from([None, "app"]), activated=st.lists(st.integers(0, 6), max_size=4),
+       yanked=st.sets(st.integers(0, 5), max_size=2), slug=st.sampled_from(["beta", "Beta"]))
 def test_the_rules_fast_paths_find_what_the_reference_rules_find(conflicts: list[tuple[int, int, str]],
                                                                   base_url: str, cohort_hardware: tuple[str, ...],
                                                                   default_type: str | None, activated: list[int],
-                                                                  yanked: set[int]) -> None:
-    """The rules run on a model (no files needed): the same diagnostics as the rules without fast paths."""
+                                                                  yanked: set[int], slug: str) -> None:
+    """The rules run on a model (no files needed): the same diagnostics as the rules without fast paths;
+    and the rules said to read no cohort find the same with the cohorts made unreadable."""
     from relreg.registry.model import Artifact, RegistryConfig
     from relreg.registry.versions import scheme_named
     from relreg.registry.yamlload import SourceDocument
@@ -230,8 +244,9 @@ def test_the_rules_fast_paths_find_what_the_reference_rules_find(conflicts: list
                             key=lambda r: (r.parsed_version.key, r.source_path)))
     from relreg.registry.model import Cohort, HardwareVersion
 
-    cohort = Cohort.from_dict({"slug": "beta", "name": "Beta", "hardware_versions": list(cohort_hardware),
-                               "releases": [{"version": versions[n]} for n in activated]}, "registry/cohorts/beta.yaml")
+    cohort = Cohort.from_dict({"slug": slug, "name": "Beta", "hardware_versions": list(cohort_hardware),
+                               "releases": [{"version": versions.get(n, "not-a-version")} for n in activated]},
+                              "registry/cohorts/beta.yaml")
     model = Registry(config=RegistryConfig(name="t", site_url="https://x.test/", artifact_base_url=base_url),
                      scheme=scheme, releases=releases,
                      hardware=tuple(HardwareVersion(name, f"registry/hardware/{name}.yaml",
@@ -242,6 +257,9 @@ def test_the_rules_fast_paths_find_what_the_reference_rules_find(conflicts: list
     documents.update({f"registry/hardware/{name}.yaml": SourceDocument("h", {}) for name in HARDWARE})
     assert sorted(set(check_rules(RuleContext(model, documents)))) == _reference_rules(model, documents)
     assert Artifact  # the model's artifacts are built by Release.from_dict above
+    without_cohorts = check_rules(RuleContext(model, documents), RULES_WITHOUT_COHORTS)
+    object.__setattr__(model, "cohorts", _Poison())
+    assert check_rules(RuleContext(model, documents), RULES_WITHOUT_COHORTS) == without_cohorts
 
 
 def test_a_file_whose_status_is_remembered_is_not_read(tmp_path: Path) -> None:
@@ -333,10 +351,11 @@ class _Poison:
     """A field value that fails whatever a rule does with it."""
 
     def _fail(self, *args: object, **kwargs: object) -> object:
-        raise AssertionError("a rule read a field that the cached rules' key leaves out (validate.NOT_READ_BY_RULES)")
+        raise AssertionError("a rule read a field that the cached rules' key leaves out (validate.NOT_READ_BY_RULES, "
+                             "or the cohorts for RULES_WITHOUT_COHORTS)")
 
     __eq__ = __ne__ = __hash__ = __bool__ = __str__ = __repr__ = __len__ = __iter__ = __format__ = _fail  # type: ignore[assignment]
-    __lt__ = __gt__ = __contains__ = __getattr__ = _fail  # type: ignore[assignment]
+    __lt__ = __gt__ = __contains__ = __getattr__ = __getitem__ = _fail  # type: ignore[assignment]
 
 
 def test_no_rule_reads_a_field_left_out_of_the_cached_rules_key(tmp_path: Path) -> None:
@@ -381,3 +400,85 @@ def test_relreg_validate_gives_the_kept_verdict_without_reading_a_document(tmp_p
     cache = WorkCache.open(tmp_path / "cache", "fingerprint")
     again = validate_files(read_worktree(folder, known=cache), cache, recency={}, model=False)
     assert any(d.rule == "yaml-duplicate-key" for d in again.errors) and not again.ok
+
+
+def _rules_runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
+    """A list of the rules validation runs (rather than reusing their findings), one tuple of rules a call."""
+    from relreg.registry import validate
+    from relreg.registry.rules import ALL_RULES
+
+    runs: list[tuple] = []
+    real = validate.check_rules
+
+    def counted(ctx, rules=ALL_RULES):  # type: ignore[no-untyped-def]
+        runs.append(rules)
+        return real(ctx, rules)
+
+    monkeypatch.setattr(validate, "check_rules", counted)
+    return runs
+
+
+@pytest.mark.parametrize("edited", ["1.0.0", "1.0.1", "1.0.2"])
+def test_the_rules_findings_are_reused_whichever_file_a_notes_fix_edits(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch,
+                                                                         edited: str) -> None:
+    """A notes fix leaves what the rules read as it was, so their findings are reused, whichever file it
+    edits and whatever order the files came in (from the cache, or checked in this run); a release
+    added first sorts among the others."""
+    monkeypatch.setattr(source, "RACY_NS", 0)
+    registry = _Registry(tmp_path / "registry")
+    own = {n: ([f"{n:040x}", f"{n + 100:040x}"], [f"1.0.{n}/a.bin", f"1.0.{n}/b.bin"], [1000 + n, 2000 + n])
+           for n in range(4)}
+    for number in (1, 2, 3):
+        registry.write(f"releases/1.0.{number}.yaml", _release(number, *own[number]))
+    runs = _rules_runs(monkeypatch)
+
+    def validate() -> list:
+        cache = WorkCache.open(tmp_path / "cache", "fingerprint")
+        result = validate_files(read_worktree(registry.folder, known=cache), cache, recency={})
+        cache.save()
+        counted = len(runs)
+        assert result.diagnostics == validate_files(read_worktree(registry.folder), None, recency={}).diagnostics
+        del runs[counted:]  # the cold run's
+        return result.diagnostics
+
+    validate()
+    registry.write("releases/1.0.0.yaml", _release(0, *own[0]))  # added: checked in this run, the others cached
+    validate()
+    before = len(runs)
+    registry.write(f"releases/{edited}.yaml", _release(int(edited[-1]), *own[int(edited[-1])], notes="fixed"))
+    validate()
+    assert len(runs) == before  # the findings of the run before were reused
+
+
+def test_a_rollout_change_reruns_only_the_rules_that_read_cohorts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cohort file edited: the findings of the rules that read no cohort are reused, the cohort rules run
+    again, and together they equal a cold run's, problems in the cohort included."""
+    monkeypatch.setattr(source, "RACY_NS", 0)
+    folder = tmp_path / "registry"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "base", folder)
+    runs = _rules_runs(monkeypatch)
+
+    def validate() -> list:
+        cache = WorkCache.open(tmp_path / "cache", "fingerprint")
+        result = validate_files(read_worktree(folder, known=cache), cache, recency={})
+        cache.save()
+        counted = len(runs)
+        assert result.diagnostics == validate_files(read_worktree(folder), None, recency={}).diagnostics
+        del runs[counted:]  # the cold run's
+        return result.diagnostics
+
+    validate()
+    validate()  # the first warm run keeps the findings
+    cohort = folder / "cohorts" / "stable.yaml"
+    text = cohort.read_text()
+    rollout = text.replace("rollout_percent: 50", "rollout_percent: 40")
+    described = rollout + "description: not read by the rules\n"
+    for edited, rerun in ((rollout, [COHORT_RULES]), (described, []),
+                          (described.replace("slug: stable", "slug: stable2"), [COHORT_RULES])):
+        assert edited != cohort.read_text()
+        del runs[:]
+        cohort.write_text(edited)
+        diagnostics = validate()
+        assert runs == rerun
+    assert any(d.rule == "file-name-mismatch" and d.path.endswith("stable.yaml") for d in diagnostics)

@@ -79,6 +79,49 @@ def test_relreg_validate_keeps_the_rendered_notes_and_drops_unused_documents(tmp
     assert reopened.document("release", "blob10") is not None and reopened.document("release", "blob60") is None
 
 
+def test_facts_asked_for_together_are_found_and_kept_as_when_asked_for_one_by_one(tmp_path: Path) -> None:
+    """`facts` answers as `fact` does for each key, and keeps what it found (and only that) when the cache
+    is rewritten; a key not in the cache does not stop the rewrite."""
+    cache = WorkCache.open(tmp_path, FINGERPRINT)
+    for number in range(100):
+        cache.store_fact(f"facts:release:{number}", b"%d" % number)
+    cache.save()
+    cache = WorkCache.open(tmp_path, FINGERPRINT)
+    keys = [f"facts:release:{number}" for number in (3, 500, 40)]
+    assert cache.facts(keys) == [cache.fact(key) for key in keys] == [b"3", None, b"40"]
+    cache = WorkCache.open(tmp_path, FINGERPRINT)
+    assert cache.facts(keys) == [b"3", None, b"40"]
+    cache.save()  # 98 of 100 unused: rewritten
+    reopened = WorkCache.open(tmp_path, FINGERPRINT)
+    assert set(reopened.documents) == {"fact:facts:release:3", "fact:facts:release:40"}
+
+
+def test_documents_read_from_the_mapped_file_are_those_stored_and_survive_a_rewrite(tmp_path: Path) -> None:
+    """Documents and facts come back as stored after the cache is rewritten and reopened (read from the
+    memory-mapped file), and the object that rewrote it still answers."""
+    cache = WorkCache.open(tmp_path, FINGERPRINT)
+    stored = {f"blob{number}": {"version": f"1.0.{number}", "notes": "é" * number, "artifacts": [{"size": number}]}
+              for number in range(50)}
+    for blob_id, data in stored.items():
+        cache.store_document("release", blob_id, data)
+    cache.store_fact("verdict", b"\0" * 7)
+    cache.save()
+    reopened = WorkCache.open(tmp_path, FINGERPRINT)
+    assert all(isinstance(reopened.documents[f"release:{blob_id}"], tuple) for blob_id in stored)  # not read yet
+    assert {blob_id: reopened.document("release", blob_id) for blob_id in stored} == stored
+    assert reopened.fact("verdict") == b"\0" * 7 and reopened.facts(["verdict", "other"]) == [b"\0" * 7, None]
+    reopened = WorkCache.open(tmp_path, FINGERPRINT)
+    for number in range(40):  # a fifth of the cache unused: the next save rewrites it
+        reopened.document("release", f"blob{number + 10}")
+    reopened.store_document("release", "new", {"version": "2.0.0"})
+    reopened.save()
+    assert not reopened.path.with_suffix(".journal").exists()
+    assert reopened.document("release", "blob20") == stored["blob20"]
+    again = WorkCache.open(tmp_path, FINGERPRINT)
+    assert again.document("release", "blob20") == stored["blob20"] and again.document("release", "new") is not None
+    assert again.document("release", "blob0") is None and again.fact("verdict") is None  # unused: dropped
+
+
 @pytest.mark.parametrize("entries", [0, 1, PART_ENTRIES - 1, PART_ENTRIES, 2 * PART_ENTRIES + 3])
 def test_the_cache_file_holds_every_entry_across_its_parts(tmp_path: Path, entries: int) -> None:
     cache = WorkCache.open(tmp_path, FINGERPRINT)
@@ -88,17 +131,21 @@ def test_the_cache_file_holds_every_entry_across_its_parts(tmp_path: Path, entri
         cache.remember_blob_id(f"/r/{number}.yaml", (number, 1, 2, 3, 4), f"blob{number}")
     cache.save()
     reopened = WorkCache.open(tmp_path, FINGERPRINT)
-    assert reopened.documents == cache.documents and reopened.notes == cache.notes
+    assert set(reopened.documents) == set(cache.documents) and reopened.notes == cache.notes
     assert reopened.blob_ids == cache.blob_ids
+    assert [reopened.document("release", f"blob{n}") for n in range(entries)] == \
+        [{"version": f"1.0.{n}"} for n in range(entries)]
     assert len(reopened.documents) == entries
 
 
-@pytest.mark.parametrize("damage", ["cut in a part", "cut in a length", "old single-marshal format", "empty"])
+@pytest.mark.parametrize("damage", ["cut in a part", "cut in a length", "cut in the documents",
+                                    "old single-marshal format", "empty"])
 def test_a_damaged_cache_file_reads_as_an_empty_cache(tmp_path: Path, damage: str) -> None:
     cache = _filled(tmp_path, PART_ENTRIES + 10)
     content = cache.path.read_bytes()
     damaged = {"cut in a part": content[:len(content) // 2],
                "cut in a length": content + b"\x05\x00\x00",  # three bytes of a length after the last part
+               "cut in the documents": content[:len(content) // 10],
                "old single-marshal format": marshal.dumps((cache.documents, cache.notes, cache.blob_ids)),
                "empty": b""}[damage]
     cache.path.write_bytes(damaged)

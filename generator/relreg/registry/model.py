@@ -8,8 +8,10 @@ cross-file rules live in `rules.py`. Nothing here does I/O.
 from __future__ import annotations
 
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import repeat
 from typing import Any
 from urllib.parse import urljoin
 
@@ -59,12 +61,9 @@ class Artifact:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Artifact":
-        # The same object as cls(...) (tests/test_model.py checks it), made without the frozen
-        # dataclass __init__, whose eight object.__setattr__ calls dominate building 100,000 artifacts.
-        # One merge in C: the schema allows no other keys and requires the first five.
-        artifact = _new_object(cls)
-        _set_attribute(artifact, "__dict__", {**_ARTIFACT_DEFAULTS, **data})
-        return artifact
+        """The artifact of one schema-valid `artifacts` item, which becomes the artifact's own: the
+        caller must not change it afterwards."""
+        return _adopt(cls, [data])[0]
 
     @property
     def is_delta(self) -> bool:
@@ -85,9 +84,17 @@ class Artifact:
         return urljoin(artifact_base_url, url)
 
 
-# Artifact's fields in order, with the defaults of the optional ones (the required ones are always given).
-_ARTIFACT_DEFAULTS: dict[str, Any] = {"hardware_version": None, "build_id": None, "url": None, "size": None,
-                                      "sha256": None, "software_type": None, "type": "full", "delta_from": None}
+def _adopt(cls: type, dicts: list[dict[str, Any]]) -> tuple[Any, ...]:
+    """Objects of the frozen dataclass `cls` whose attributes are `dicts`, one each, taken as they are.
+
+    The same objects as cls(**item) (tests/test_model.py checks it), but for a field left out of an
+    item, which the class attribute holding its default answers (fields with a default_factory have
+    none: the caller sets those). Made in C, without the dataclass __init__ and its object.__setattr__
+    per field, nor a copy of each dict: building 100,000 artifacts is most of building a large model.
+    The schemas allow no key that is not a field."""
+    made = tuple(map(_new_object, repeat(cls, len(dicts))))
+    deque(map(_set_attribute, made, repeat("__dict__"), dicts), maxlen=0)
+    return made
 
 
 @dataclass(frozen=True)
@@ -106,22 +113,18 @@ class Release:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], scheme: VersionScheme, source_path: str) -> "Release":
-        # As Artifact.from_dict: the same object as cls(...), without the frozen dataclass __init__.
+        """The release of one schema-valid release file's data, whose `artifacts` items become the
+        artifacts' own (see `_adopt`): the caller must not change them afterwards.
+
+        Raises VersionError when `version` does not parse under `scheme`."""
+        fields = dict(data)  # `data` itself stays as it was: validate.py reads what the rules read from it
+        fields["parsed_version"] = scheme.parse(data["version"])
+        fields["artifacts"] = _adopt(Artifact, data["artifacts"])
+        fields["source_path"] = source_path
+        if "extra_info" not in fields:
+            fields["extra_info"] = {}
         release = _new_object(cls)
-        artifact = Artifact.from_dict
-        _set_attribute(release, "__dict__", {
-            "version": data["version"],
-            "parsed_version": scheme.parse(data["version"]),
-            "artifacts": tuple([artifact(item) for item in data["artifacts"]]),
-            "source_path": source_path,
-            "min_version": data.get("min_version"),
-            "revision": data.get("revision"),
-            "notes": data.get("notes") or "",
-            "notes_format": data.get("notes_format", "markdown"),
-            "extra_info": data.get("extra_info") or {},
-            "must_pass_through": data.get("must_pass_through", False),
-            "yanked": data.get("yanked"),
-        })
+        _set_attribute(release, "__dict__", fields)
         return release
 
     @property
@@ -133,12 +136,13 @@ class Release:
         return tuple(sorted({artifact.hardware_version for artifact in self.artifacts}))
 
     @cached_property
-    def _slots(self) -> frozenset[tuple[str, str | None]]:
+    def image_slots(self) -> frozenset[tuple[str, str | None]]:
+        """(hardware version, software type) of every artifact, full or delta: see `has_image`."""
         return frozenset((a.hardware_version, a.software_type) for a in self.artifacts)
 
     def has_image(self, hardware_version: str, software_type: str | None) -> bool:
         """Whether an artifact (full or delta) exists for exactly this hardware version and software type."""
-        return (hardware_version, software_type) in self._slots
+        return (hardware_version, software_type) in self.image_slots
 
     def image_software_type(self, hardware_version: str, software_type: str | None,
                             default_software_type: str | None = None) -> str | None:
@@ -243,10 +247,12 @@ class Registry:
     def release(self, version: str) -> Release | None:
         """The release of that version, or None. (Rules call this ~100,000 times: one lookup once the map is made.)"""
         by_version = self.__dict__.get("_by_version")
-        return (by_version if by_version is not None else self._releases_by_version).get(version)
+        return (by_version if by_version is not None else self.releases_by_version).get(version)
 
     @property
-    def _releases_by_version(self) -> dict[str, Release]:
+    def releases_by_version(self) -> dict[str, Release]:
+        """The releases by version (made on first use, then kept: not to be changed). Two releases of the
+        same version are an error (rules.versions_unique); the map then holds the last by version order."""
         cached = self.__dict__.get("_by_version")
         if cached is None:
             cached = {release.version: release for release in self.releases}

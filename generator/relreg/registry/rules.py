@@ -1,8 +1,9 @@
 """Rules a schema cannot say, checked across the whole registry.
 
 Each rule is a function from the registry (plus source positions) to
-diagnostics; `ALL_RULES` lists them in the order their findings read best.
-The model is already schema-valid when these run.
+diagnostics; `ALL_RULES` lists them, those that read cohorts last (callers
+sort the findings by file and position). The model is already schema-valid
+when these run.
 """
 
 from __future__ import annotations
@@ -64,9 +65,18 @@ def _stem(source_path: str) -> str:
 
 
 def file_names_match(ctx: RuleContext) -> Iterator[Diagnostic]:
+    """Each release's version and hardware's name is its file's name (cohorts: `cohort_file_names_match`)."""
     items: list[tuple[str, str, str]] = [(r.source_path, "version", r.version) for r in ctx.registry.releases]
     items += [(h.source_path, "name", h.name) for h in ctx.registry.hardware]
-    items += [(c.source_path, "slug", c.slug) for c in ctx.registry.cohorts]
+    return _names_match(ctx, items)
+
+
+def cohort_file_names_match(ctx: RuleContext) -> Iterator[Diagnostic]:
+    """Each cohort's slug is its file's name."""
+    return _names_match(ctx, [(c.source_path, "slug", c.slug) for c in ctx.registry.cohorts])
+
+
+def _names_match(ctx: RuleContext, items: list[tuple[str, str, str]]) -> Iterator[Diagnostic]:
     for source_path, field_name, value in items:
         if _stem(source_path) != value:
             yield ctx.at(source_path, (field_name,),
@@ -75,20 +85,36 @@ def file_names_match(ctx: RuleContext) -> Iterator[Diagnostic]:
 
 
 def versions_parse(ctx: RuleContext) -> Iterator[Diagnostic]:
+    """Each min_version and delta_from parses under the registry's scheme (cohorts: `cohort_versions_parse`)."""
     scheme = ctx.registry.scheme
-    release_named = ctx.registry.release
-    for release in ctx.registry.releases:
-        if release.min_version is not None:
+    releases = ctx.registry.releases
+    # Each distinct text is parsed once; a release's own version parses, so only a delta_from naming
+    # none needs parsing. The releases are gone through again only when one of them does not parse.
+    minimums: dict[str, str] = {}
+    for text in {release.min_version for release in releases}:
+        if text is not None:
             try:
-                scheme.parse(release.min_version)
+                scheme.parse(text)
             except VersionError as error:
-                yield ctx.at(release.source_path, ("min_version",), f"min_version: {error}", "version-scheme")
+                minimums[text] = str(error)
+    sources = {artifact.delta_from for release in releases for artifact in release.artifacts}
+    sources.difference_update(ctx.registry.releases_by_version, (None,))
+    unparsed = {text for text in sources if ctx.parse(text) is None}
+    if not minimums and not unparsed:
+        return
+    for release in releases:
+        if release.min_version in minimums:
+            yield ctx.at(release.source_path, ("min_version",), f"min_version: {minimums[release.min_version]}",
+                         "version-scheme")
         for index, artifact in enumerate(release.artifacts):
-            # A release's own version parses: only a delta_from naming none needs parsing.
-            if artifact.delta_from is not None and release_named(artifact.delta_from) is None \
-                    and ctx.parse(artifact.delta_from) is None:
+            if artifact.delta_from in unparsed:
                 yield ctx.at(release.source_path, ("artifacts", index, "delta_from"),
                              f"delta_from: '{artifact.delta_from}' is not a {scheme.name} version", "version-scheme")
+
+
+def cohort_versions_parse(ctx: RuleContext) -> Iterator[Diagnostic]:
+    """Each version a cohort activates parses under the registry's scheme."""
+    scheme = ctx.registry.scheme
     for cohort in ctx.registry.cohorts:
         for index, activation in enumerate(cohort.releases):
             if ctx.parse(activation.version) is None:
@@ -256,17 +282,18 @@ def artifact_urls_consistent(ctx: RuleContext) -> Iterator[Diagnostic]:
 
 def artifacts_well_formed(ctx: RuleContext) -> Iterator[Diagnostic]:
     """One full artifact per (hardware, software type); one delta per source; deltas are sound."""
-    release_named = ctx.registry.release
+    release_named = ctx.registry.releases_by_version.get
     for release in ctx.registry.releases:
         artifacts = release.artifacts
         if len({(a.hardware_version, a.software_type, a.type, a.delta_from) for a in artifacts}) != len(artifacts):
             yield from _artifacts_twice(ctx, release)
+        key = release.parsed_version.key
         for index, artifact in enumerate(artifacts):
             if artifact.type == "delta" and artifact.delta_from is not None:
                 source = release_named(artifact.delta_from)
                 # Only a delta whose source is missing or wrong goes through _delta_source, which words why.
-                if source is None or not source.parsed_version.key < release.parsed_version.key \
-                        or not source.has_image(artifact.hardware_version, artifact.software_type):
+                if source is None or not source.parsed_version.key < key \
+                        or (artifact.hardware_version, artifact.software_type) not in source.image_slots:
                     yield from _delta_source(ctx, release, index)
 
 
@@ -306,10 +333,15 @@ def _delta_source(ctx: RuleContext, release: Release, index: int) -> Iterator[Di
                      f"'{artifact.hardware_version}', so no device can apply a delta from it", "delta-from")
 
 
-def hardware_exists(ctx: RuleContext) -> Iterator[Diagnostic]:
+def _hardware_known(ctx: RuleContext) -> tuple[set[str], str]:
+    """The hardware versions that have a file (loaded or not), and the hint naming those that loaded."""
     known = {hardware.name for hardware in ctx.registry.hardware}
-    exists = known | ctx.unloaded_hardware
-    hint = f"known: {', '.join(sorted(known))}" if known else "hardware/ is empty"
+    return known | ctx.unloaded_hardware, f"known: {', '.join(sorted(known))}" if known else "hardware/ is empty"
+
+
+def hardware_exists(ctx: RuleContext) -> Iterator[Diagnostic]:
+    """Each artifact's hardware version has a file (cohorts: `cohort_hardware_exists`)."""
+    exists, hint = _hardware_known(ctx)
     named = {artifact.hardware_version for release in ctx.registry.releases for artifact in release.artifacts}
     for release in ctx.registry.releases if not named <= exists else ():
         for index, artifact in enumerate(release.artifacts):
@@ -317,6 +349,11 @@ def hardware_exists(ctx: RuleContext) -> Iterator[Diagnostic]:
                 yield ctx.at(release.source_path, ("artifacts", index, "hardware_version"),
                              f"hardware_version '{artifact.hardware_version}' has no file "
                              f"hardware/{artifact.hardware_version}.yaml ({hint})", "hardware-exists")
+
+
+def cohort_hardware_exists(ctx: RuleContext) -> Iterator[Diagnostic]:
+    """Each hardware version a cohort names has a file."""
+    exists, hint = _hardware_known(ctx)
     for cohort in ctx.registry.cohorts:
         for index, name in enumerate(cohort.hardware_versions):
             if name not in exists:
@@ -332,12 +369,12 @@ def path_values_distinct(ctx: RuleContext) -> Iterator[Diagnostic]:
                            "hardware version", "path-collision")
     revisions = ((r.source_path, ("revision",), r.revision)
                  for r in sorted(ctx.registry.releases, key=lambda r: r.source_path) if r.revision)
-    if not _folds_apart(r.revision for r in releases if r.revision):
+    if not _folds_apart([r.revision for r in releases if r.revision]):
         yield from _collisions(ctx, revisions, "revision", "path-collision")  # type: ignore[arg-type]
     software_types = ((r.source_path, ("artifacts", index, "software_type"), a.software_type)
                       for r in sorted(ctx.registry.releases, key=lambda r: r.source_path)
                       for index, a in enumerate(r.artifacts) if a.software_type)
-    if not _folds_apart(a.software_type for r in releases for a in r.artifacts if a.software_type):
+    if not _folds_apart({a.software_type for r in releases for a in r.artifacts}.difference((None, ""))):
         yield from _collisions(ctx, software_types, "software_type", "path-collision")  # type: ignore[arg-type]
 
 
@@ -543,7 +580,10 @@ def version_orders_that_surprise(ctx: RuleContext) -> Iterator[Diagnostic]:
                              f"version above {other.version}", "version-order", severity=Severity.WARNING)
 
 
-ALL_RULES: tuple[Rule, ...] = (
+# The rules that read no cohort (tests/test_validate_incremental.py checks it): their findings are a
+# function of the registry, release and hardware files alone, so registry/validate.py keeps them
+# across a rollout change (a cohort file edited) and runs only COHORT_RULES again.
+RULES_WITHOUT_COHORTS: tuple[Rule, ...] = (
     file_names_match,
     versions_parse,
     versions_unique,
@@ -553,12 +593,19 @@ ALL_RULES: tuple[Rule, ...] = (
     artifacts_well_formed,
     hardware_exists,
     path_values_distinct,
+    version_orders_that_surprise,
+)
+COHORT_RULES: tuple[Rule, ...] = (
+    cohort_file_names_match,
+    cohort_versions_parse,
+    cohort_hardware_exists,
     cohorts_name_live_releases,
     activation_hardware,
     untyped_devices_stranded,
-    version_orders_that_surprise,
 )
+ALL_RULES: tuple[Rule, ...] = RULES_WITHOUT_COHORTS + COHORT_RULES
 
 
-def check_rules(ctx: RuleContext) -> list[Diagnostic]:
-    return [diagnostic for rule in ALL_RULES for diagnostic in rule(ctx)]
+def check_rules(ctx: RuleContext, rules: tuple[Rule, ...] = ALL_RULES) -> list[Diagnostic]:
+    """The findings of `rules` (all of them by default), in that order; callers sort them."""
+    return [diagnostic for rule in rules for diagnostic in rule(ctx)]

@@ -8,7 +8,8 @@ everything that is wrong.
 Checking a file depends only on its bytes, so results are cached by git blob
 id (see relreg/history/cache.py) and, for large registries, spread over the machine's cores.
 The cross-file rules' findings are cached too, under a key of what the rules read (so a notes fix
-reuses them), and so is the whole verdict on an unchanged set of files (`relreg validate`).
+reuses them; the rules that read no cohort under a key without the cohort files, so a rollout change
+reruns only the cohort rules), and so is the whole verdict on an unchanged set of files (`relreg validate`).
 Source positions are only needed to report a problem, so a file is first read
 by the fast reader (`yamlload.fast_load`, no positions) and checked by the
 compiled schema validator; only a file either of them doubts goes through the
@@ -31,7 +32,7 @@ from typing import Any, Iterator, Mapping, Protocol
 from relreg.registry.diagnostics import Diagnostic, Severity, sorted_diagnostics
 from relreg.registry.gcpause import die_with_parent, gc_paused
 from relreg.registry.model import Cohort, HardwareVersion, Registry, RegistryConfig, Release
-from relreg.registry.rules import RuleContext, check_rules
+from relreg.registry.rules import COHORT_RULES, RULES_WITHOUT_COHORTS, RuleContext, check_rules
 from relreg.registry.schemas import default_schemas
 from relreg.registry.source import RawFile, RegistryFiles, git_blob_id
 from relreg.registry.versions import VersionError, scheme_named
@@ -182,7 +183,7 @@ def _check_all(files: list[RawFile]) -> list[tuple[Any | None, list[Diagnostic],
 class DocumentCache(Protocol):
     """Parsed, schema-valid documents by (kind, git blob id): relreg.history.cache.WorkCache, or none.
 
-    `fact`/`store_fact`: small byte strings by key (see `_rules_key`), kept as documents are;
+    `fact`/`facts`/`store_fact`: small byte strings by key (see `_rules_keys`), kept as documents are;
     `keep_documents`: keep every document and fact, used by this run or not (a run that read none).
     """
 
@@ -191,6 +192,8 @@ class DocumentCache(Protocol):
     def store_document(self, kind: str, blob_id: str, data: Any, marshalled: bytes | None = None) -> None: ...
 
     def fact(self, key: str) -> bytes | None: ...
+
+    def facts(self, keys: list[str]) -> list[bytes | None]: ...
 
     def store_fact(self, key: str, value: bytes) -> None: ...
 
@@ -207,6 +210,9 @@ class _NoCache:
     def fact(self, key: str) -> bytes | None:
         return None
 
+    def facts(self, keys: list[str]) -> list[bytes | None]:
+        return [None] * len(keys)
+
     def store_fact(self, key: str, value: bytes) -> None:
         pass
 
@@ -221,7 +227,9 @@ NOT_READ_BY_RULES: dict[str, tuple[str, ...]] = {
     "hardware": ("description",),
     "cohort": ("description",),
 }
+# The cache entries of the findings of the rules that read no cohort, and of those that do.
 _RULES_ENTRY = "rules"
+_COHORT_RULES_ENTRY = "cohort-rules"
 
 
 def _rule_facts(kind: str, data: dict[str, Any]) -> bytes:
@@ -261,23 +269,31 @@ class _WatchedRecency(Mapping[str, int]):
         return len(self._recency)
 
 
-def _rules_key(valid: dict[str, list[tuple[RawFile, Any]]], unloaded: tuple[frozenset[str], frozenset[str]],
-               cache: DocumentCache) -> bytes:
+def _rules_keys(valid: dict[str, list[tuple[RawFile, Any]]], unloaded: tuple[frozenset[str], frozenset[str]],
+                cache: DocumentCache) -> tuple[bytes, bytes]:
     """What the rules' findings are a function of, but for source positions and recency: each valid
     file's path and `_rule_facts` (kept by blob id, so an unchanged file is not looked at again) and
-    the names of the files that did not load."""
-    digest = hashlib.sha1()
-    for kind in ("registry", "release", "hardware", "cohort"):
-        for file, data in valid[kind]:
-            key = f"facts:{kind}:{file.blob_id}"
-            facts = cache.fact(key)
-            if facts is None:
-                facts = _rule_facts(kind, data)
-                cache.store_fact(key, facts)
-            digest.update(b"%s\0%s\0%s\0" % (kind.encode(), file.path.encode("utf-8", "surrogatepass"), facts))
-    for names in unloaded:
-        digest.update(repr(sorted(names)).encode("utf-8", "surrogatepass"))
-    return digest.digest()
+    the names of the files that did not load. Two keys: without the cohort files (for
+    RULES_WITHOUT_COHORTS), and with them (COHORT_RULES, which read the rest too).
+
+    Files are taken in order of path: `valid` lists the files from the cache before those checked in
+    this run, an order that changes from run to run."""
+    digest = hashlib.sha1(repr((sorted(unloaded[0]), sorted(unloaded[1]))).encode("utf-8", "surrogatepass"))
+    keys = []
+    for kinds in (("registry", "release", "hardware"), ("cohort",)):
+        for kind in kinds:
+            ordered = sorted(valid[kind], key=lambda item: item[0].path)
+            names = [f"facts:{kind}:{file.blob_id}" for file, _ in ordered]
+            facts = cache.facts(names)
+            for index, found in enumerate(facts):
+                if found is None:
+                    facts[index] = _rule_facts(kind, ordered[index][1])
+                    cache.store_fact(names[index], facts[index])
+            # Each file's facts are 20 bytes: the paths, one a line, and the facts in their order say it all.
+            digest.update(b"%s\0%s\0%s" % (kind.encode(), "\n".join([file.path for file, _ in ordered])
+                                             .encode("utf-8", "surrogatepass"), b"".join(facts)))
+        keys.append(digest.digest())  # the cohorts' key extends the other's
+    return keys[0], keys[1]
 
 
 def _stored_under(cache: DocumentCache, entry: str, key: bytes, items: int) -> tuple[Any, ...] | None:
@@ -293,10 +309,11 @@ def _stored_under(cache: DocumentCache, entry: str, key: bytes, items: int) -> t
     return tuple(rest) if stored_key == key and len(rest) == items else None
 
 
-def _cached_findings(cache: DocumentCache, key: bytes, blob_ids: dict[str, str]) -> list[Diagnostic] | None:
-    """The rules' findings stored under `key`, when every file they point into has the same bytes (and so
-    the same positions) as then; else None."""
-    stored = _stored_under(cache, _RULES_ENTRY, key, 2)
+def _cached_findings(cache: DocumentCache, entry: str, key: bytes,
+                     blob_ids: dict[str, str]) -> list[Diagnostic] | None:
+    """The rules' findings stored as `entry` under `key`, when every file they point into has the same
+    bytes (and so the same positions) as then; else None."""
+    stored = _stored_under(cache, entry, key, 2)
     if stored is None:
         return None
     findings, where = stored
@@ -306,9 +323,10 @@ def _cached_findings(cache: DocumentCache, key: bytes, blob_ids: dict[str, str])
             for path, line, column, message, rule, severity in findings]
 
 
-def _store_findings(cache: DocumentCache, key: bytes, findings: list[Diagnostic], blob_ids: dict[str, str]) -> None:
+def _store_findings(cache: DocumentCache, entry: str, key: bytes, findings: list[Diagnostic],
+                    blob_ids: dict[str, str]) -> None:
     rows = [(d.path, d.line, d.column, d.message, d.rule, d.severity.value) for d in findings]
-    cache.store_fact(_RULES_ENTRY, marshal.dumps((key, rows, {d.path: blob_ids[d.path] for d in findings})))
+    cache.store_fact(entry, marshal.dumps((key, rows, {d.path: blob_ids[d.path] for d in findings})))
 
 
 def validate_files(files: RegistryFiles, cache: DocumentCache | None = None,
@@ -334,10 +352,8 @@ _VERDICT_ENTRY = "verdict"
 def _verdict_key(files: RegistryFiles) -> bytes:
     """What a whole validation is a function of, but for recency: every file's kind, path and blob id,
     and what reading the files found."""
-    digest = hashlib.sha1()
-    for file in files.files:
-        digest.update(b"%s\0%s\0%s\0" % (file.kind.encode(), file.path.encode("utf-8", "surrogatepass"),
-                                           file.blob_id.encode()))
+    digest = hashlib.sha1("\0".join([f"{file.kind}\0{file.path}\0{file.blob_id}" for file in files.files])
+                          .encode("utf-8", "surrogatepass"))
     digest.update(repr((sorted(files.problems), sorted(files.refused))).encode("utf-8", "surrogatepass"))
     return digest.digest()
 
@@ -416,21 +432,28 @@ def _check_rules(registry: Registry, documents: SourceDocuments, valid: dict[str
     """The cross-file rules' findings, from the cache when what they read is as it was, and whether
     they looked at recency.
 
-    A cold run (no document came from the cache) neither looks for nor keeps findings: computing
-    each file's facts would cost it time for no gain. Findings that looked at recency are not kept.
+    The rules that read no cohort and those that do are cached apart: a rollout change (a cohort file
+    edited) reruns only the second. A cold run (no document came from the cache) neither looks for
+    nor keeps findings: computing each file's facts would cost it time for no gain. Findings that
+    looked at recency are not kept.
     """
     blob_ids = {file.path: file.blob_id for files in valid.values() for file, _ in files}
-    key = _rules_key(valid, unloaded, cache) if warm else b""
-    if warm:
-        findings = _cached_findings(cache, key, blob_ids)
-        if findings is not None:
-            return findings, False
-    watched = _WatchedRecency(recency if recency is not None else {})
-    findings = check_rules(RuleContext(registry, documents, unloaded_versions=unloaded[0],
-                                       unloaded_hardware=unloaded[1], recency=watched))
-    if warm and not watched.read:
-        _store_findings(cache, key, findings, blob_ids)
-    return findings, watched.read
+    keys = _rules_keys(valid, unloaded, cache) if warm else (b"", b"")
+    findings: list[Diagnostic] = []
+    recency_read = False
+    for rules, entry, key in ((RULES_WITHOUT_COHORTS, _RULES_ENTRY, keys[0]), (COHORT_RULES, _COHORT_RULES_ENTRY, keys[1])):
+        cached = _cached_findings(cache, entry, key, blob_ids) if warm else None
+        if cached is not None:
+            findings += cached
+            continue
+        watched = _WatchedRecency(recency if recency is not None else {})
+        found = check_rules(RuleContext(registry, documents, unloaded_versions=unloaded[0],
+                                        unloaded_hardware=unloaded[1], recency=watched), rules)
+        if warm and not watched.read:
+            _store_findings(cache, entry, key, found, blob_ids)
+        findings += found
+        recency_read = recency_read or watched.read
+    return findings, recency_read
 
 
 def _build_model(valid: dict[str, list[tuple[RawFile, Any]]], diagnostics: list[Diagnostic],

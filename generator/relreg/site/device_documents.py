@@ -72,7 +72,7 @@ class _ReleaseImages:
         # it: no pass over every artifact here, and none over every release for each slot.
         sets: dict[frozenset[Slot], list[int]] = {}  # slots -> the positions of the releases that have them
         for position, release in enumerate(releases):
-            slots = release._slots
+            slots = release.image_slots
             found = sets.get(slots)
             if found is None:
                 sets[slots] = [position]

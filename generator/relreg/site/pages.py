@@ -665,7 +665,7 @@ def planner_channels(registry: "Registry") -> tuple[list[PlannerChannel], list[s
     types: dict[str, set[str | None]] = {}
     # One set of the (hardware, software type) pairs in use, from each release's (made once per release, as
     # Release.has_image and the device documents read them), then a loop over the few pairs.
-    for hardware, software in set().union(*[release._slots for release in registry.releases]):
+    for hardware, software in set().union(*[release.image_slots for release in registry.releases]):
         types.setdefault(hardware, set()).add(software)
     all_hardware = [hardware.name for hardware in registry.hardware]
     channels = []

@@ -231,6 +231,67 @@ def test_checking_files_in_worker_processes_gives_what_one_process_gives(cores: 
     assert alone.errors and not validate_files(base).errors
 
 
+def _lazy(files: RegistryFiles, stale: set[str]) -> RegistryFiles:
+    """`files` known by blob id, not held (as from their status or git's index); those in `stale` under
+    a blob id their bytes no longer have."""
+    return RegistryFiles(files.root, tuple(RawFile(f.kind, f.path, f.registry_path, None,
+                                                   "0" * 40 if f.path in stale else f.blob_id, f.disk_path)
+                                           for f in files.files), files.problems, files.refused)
+
+
+@pytest.mark.parametrize("stale_every", [0, 3])
+def test_files_known_by_blob_id_are_read_and_checked_by_the_worker_that_checks_them(
+        stale_every: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file not held is read by whichever process checks it; one whose bytes are not those of its blob
+    id is refused at 1:1 as changed (run again), in worker processes as in this one."""
+    from relreg.registry import validate
+
+    files = read_worktree(FIXTURES / "base")
+    stale = {f.path for index, f in enumerate(files.files) if stale_every and index % stale_every == 1}
+    lazy = _lazy(files, stale)
+    monkeypatch.setattr(validate.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 10**9)
+    alone = validate_files(lazy)
+    monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 1)
+    monkeypatch.setattr(validate, "CHUNK_FILES", 2)
+    shared = validate_files(lazy)
+    assert shared.diagnostics == alone.diagnostics
+    assert shared.registry == alone.registry
+    assert {d.path for d in shared.diagnostics if d.rule == "file-changed"} == stale
+    assert all((d.line, d.column) == (1, 1) for d in shared.diagnostics if d.rule == "file-changed")
+    if not stale:
+        assert shared.ok and shared.registry == validate_files(files).registry
+
+
+def test_a_worker_killed_while_checking_leaves_its_chunks_to_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that dies (the OOM killer) does not hang the run: its pipe closes, and the chunks it took
+    but did not send are checked by this process, with the same diagnostics and model as one process."""
+    import os
+
+    from relreg.registry import validate
+
+    base = read_worktree(FIXTURES / "base")
+    cases = [RawFile("release", f"{case.name}/{path.name}", f"releases/{case.name}-{path.name}", path.read_bytes(),
+                     git_blob_id(path.read_bytes()))
+             for case in sorted((FIXTURES / "invalid").iterdir()) for path in sorted(case.rglob("releases/*.yaml"))]
+    mixed = RegistryFiles(base.root, base.files + tuple(cases), base.problems)
+    monkeypatch.setattr(validate.os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 10**9)
+    alone = validate_files(mixed)
+
+    def dies_after_taking_chunks(files: list[RawFile], tokens: int, results: int) -> None:
+        validate._take_chunk(tokens)
+        validate._take_chunk(tokens)
+        os.kill(os.getpid(), 9)
+
+    monkeypatch.setattr(validate, "_worker", dies_after_taking_chunks)
+    monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 1)
+    monkeypatch.setattr(validate, "CHUNK_FILES", 2)
+    killed = validate_files(mixed)
+    assert killed.diagnostics == alone.diagnostics and killed.errors
+    assert killed.registry == alone.registry
+
+
 def test_a_hardware_file_that_does_not_load_is_reported_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Not also as warnings to set a default_software_type the broken file may well set."""
     registry = tmp_path / "registry"

@@ -19,11 +19,14 @@ are parsed with positions again, lazily, when a rule asks for one.
 from __future__ import annotations
 
 import hashlib
+import io
 import marshal
-import multiprocessing
 import os
+import pickle
+import select
+import signal
+import struct
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Protocol
@@ -117,66 +120,183 @@ def _native_stderr_silenced():
         os.close(saved)
 
 
-# The files a forked worker checks, and the number of the next chunk of them to take: set just before
-# the workers fork, so they inherit the bytes instead of receiving them pickled.
-_FORKED_FILES: list[RawFile] = []
-_NEXT_CHUNK: Any = None
 # Files per chunk: small enough that the processes finish within a chunk of each other on a shared
 # machine, large enough that taking one costs nothing.
 CHUNK_FILES = 100
+# What checking a file gives when its bytes are not those its blob id names (see _check_here).
+_CHANGED = "changed"
 
 
-def _take_chunk() -> int:
-    with _NEXT_CHUNK.get_lock():
-        chunk = _NEXT_CHUNK.value
-        _NEXT_CHUNK.value = chunk + 1
-    return chunk
+def _check_here(file: RawFile) -> Any:
+    """(data, problems, None) of one file, or _CHANGED. A file not held (known by its blob id, from its
+    status or git's index) is read now, by the process that checks it: if its bytes are not those the
+    blob id names, it changed after its status was taken, and is not checked."""
+    content = file.held_content
+    if content is None:
+        content = file.content
+        if git_blob_id(content) != file.blob_id:
+            return _CHANGED
+    return (*quick_check_file(file.kind, file.path, content), None)
 
 
-def _check_chunks() -> list[tuple[int, list[Any]]]:
-    """Check chunks of _FORKED_FILES in a worker until none is left: (chunk, results) of each taken. A
-    valid file's data comes back marshalled (compact, and quick to load), anything else as (data, diagnostics)."""
-    done = []
-    chunks = -(-len(_FORKED_FILES) // CHUNK_FILES)
+def _check_chunk(files: list[RawFile], chunk: int) -> list[Any]:
+    return [_check_here(file) for file in files[chunk * CHUNK_FILES:(chunk + 1) * CHUNK_FILES]]
+
+
+_HEADER = struct.Struct("<Q")
+
+
+def _take_chunk(tokens: int) -> int | None:
+    """The next chunk nobody took, from the pipe of chunk numbers all processes share (a read of 4 bytes
+    from a pipe is atomic: each number goes to one process, with no lock a killed process could keep)."""
+    try:
+        taken = os.read(tokens, 4)
+    except BlockingIOError:
+        return None
+    return int.from_bytes(taken, "little") if len(taken) == 4 else None
+
+
+def _worker(files: list[RawFile], tokens: int, results: int) -> None:
+    """In a forked process: check chunks until none is left, sending each as it is done, so that the
+    main process loads them while the others are still being checked. A valid file's data goes
+    marshalled (compact, quick to load, and what the cache keeps), a changed file as None, anything else
+    as (data, problems)."""
+    die_with_parent()
+    out = io.FileIO(results, "wb")
     with _native_stderr_silenced():
-        while (chunk := _take_chunk()) < chunks:
-            results: list[Any] = []
-            for file in _FORKED_FILES[chunk * CHUNK_FILES:(chunk + 1) * CHUNK_FILES]:
-                data, problems = quick_check_file(file.kind, file.path, file.content)
-                results.append(marshal.dumps(data) if data is not None and not problems else (data, problems))
-            done.append((chunk, results))
-    return done
+        while (chunk := _take_chunk(tokens)) is not None:
+            sent = [None if item is _CHANGED else marshal.dumps(item[0]) if item[0] is not None and not item[1]
+                    else item[:2] for item in _check_chunk(files, chunk)]
+            message = pickle.dumps((chunk, sent), protocol=pickle.HIGHEST_PROTOCOL)
+            view = memoryview(_HEADER.pack(len(message)) + message)
+            while view:
+                view = view[out.write(view):]
+    out.close()
 
 
-def _check_all(files: list[RawFile]) -> list[tuple[Any | None, list[Diagnostic], bytes | None]]:
-    """(data, problems, the data marshalled when a worker sent it so) of each file, in order.
+def _received(item: Any) -> Any:
+    if item is None:
+        return _CHANGED
+    if item.__class__ is bytes:
+        return marshal.loads(item), [], item
+    return (*item, None)
+
+
+class _Inbox:
+    """The results a worker sends, read as they come (its pipe is read whenever it holds something, so
+    the worker seldom waits for room to write)."""
+
+    def __init__(self, fd: int) -> None:
+        self.stream = io.FileIO(fd, "rb")
+        self.fd = fd
+        self.open = True
+
+    def _exactly(self, size: int) -> bytes | None:
+        buffer = bytearray(size)
+        view = memoryview(buffer)
+        while view:
+            got = self.stream.readinto(view)
+            if not got:
+                return None
+            view = view[got:]
+        return bytes(buffer)
+
+    def receive(self, by_chunk: list[Any]) -> None:
+        """Read one message into `by_chunk`; at the end of the stream (the worker exited), close."""
+        header = self._exactly(_HEADER.size)
+        message = self._exactly(_HEADER.unpack(header)[0]) if header is not None else None
+        if message is None:
+            self.stream.close()
+            self.open = False
+            return
+        chunk, items = pickle.loads(message)
+        by_chunk[chunk] = [_received(item) for item in items]
+
+
+def _check_all(files: list[RawFile]) -> list[Any]:
+    """(data, problems, the data marshalled when a worker sent it so) of each file, or _CHANGED, in order.
 
     Every process, this one included, takes chunks of files until none is left, so that all finish
-    together whatever else runs on the machine; this one then loads what the workers sent.
+    together whatever else runs on the machine; this one loads what the workers sent between its own
+    chunks. A worker that dies (killed) closes its pipe: the chunks it did not send are checked here.
     """
     workers = min(os.cpu_count() or 1, 8)
-    if len(files) < PARALLEL_THRESHOLD or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    if len(files) < PARALLEL_THRESHOLD or workers < 2 or not hasattr(os, "fork"):
         with _native_stderr_silenced():
-            return [(*quick_check_file(f.kind, f.path, f.content), None) for f in files]
-    global _FORKED_FILES, _NEXT_CHUNK
-    context = multiprocessing.get_context("fork")
-    _FORKED_FILES, _NEXT_CHUNK = files, context.Value("l", 0)
+            return [_check_here(file) for file in files]
     chunks = -(-len(files) // CHUNK_FILES)
-    by_chunk: list[list[Any]] = [[] for _ in range(chunks)]
+    by_chunk: list[Any] = [None] * chunks
+    tokens_read, tokens_write = os.pipe()
+    inboxes: list[_Inbox] = []
+    children: list[int] = []
     try:
-        with ProcessPoolExecutor(max_workers=workers - 1, mp_context=context, initializer=die_with_parent) as pool:
-            futures = [pool.submit(_check_chunks) for _ in range(workers - 1)]
-            with _native_stderr_silenced():
-                while (chunk := _take_chunk()) < chunks:
-                    by_chunk[chunk] = [(*quick_check_file(f.kind, f.path, f.content), None)
-                                       for f in files[chunk * CHUNK_FILES:(chunk + 1) * CHUNK_FILES]]
-            for future in futures:
-                for chunk, results in future.result():
-                    by_chunk[chunk] = [(marshal.loads(item), [], item) if item.__class__ is bytes else (*item, None)
-                                       for item in results]
+        _fill_tokens(tokens_write, chunks)
+        os.set_blocking(tokens_read, False)
+        for _ in range(workers - 1):
+            results_read, results_write = os.pipe()
+            _widen(results_write)
+            pid = os.fork()
+            if pid == 0:  # the worker: never returns
+                status = 1
+                try:
+                    os.close(results_read)
+                    for inbox in inboxes:
+                        os.close(inbox.fd)
+                    _worker(files, tokens_read, results_write)
+                    status = 0
+                finally:
+                    os._exit(status)
+            children.append(pid)
+            os.close(results_write)
+            inboxes.append(_Inbox(results_read))
+        with _native_stderr_silenced():
+            while (chunk := _take_chunk(tokens_read)) is not None:
+                by_chunk[chunk] = _check_chunk(files, chunk)
+                ready = [inbox for inbox in inboxes if inbox.open]
+                while ready:
+                    readable = select.select([inbox.fd for inbox in ready], [], [], 0)[0]
+                    ready = [inbox for inbox in ready if inbox.fd in readable]
+                    for inbox in ready:
+                        inbox.receive(by_chunk)
+                    ready = [inbox for inbox in ready if inbox.open]
+            for inbox in inboxes:
+                while inbox.open:
+                    inbox.receive(by_chunk)
+            for chunk, results in enumerate(by_chunk):
+                if results is None:  # taken by a worker that died before sending it
+                    by_chunk[chunk] = _check_chunk(files, chunk)
     finally:
-        _FORKED_FILES, _NEXT_CHUNK = [], None
+        os.close(tokens_read)
+        os.close(tokens_write)
+        for inbox in inboxes:
+            if inbox.open:
+                inbox.stream.close()
+        for pid in children:
+            try:
+                if os.waitpid(pid, os.WNOHANG) == (0, 0):  # still running: this process is failing
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
     return [result for results in by_chunk for result in results]
+
+
+def _fill_tokens(fd: int, chunks: int) -> None:
+    _widen(fd, chunks * 4)
+    data = memoryview(b"".join(chunk.to_bytes(4, "little") for chunk in range(chunks)))
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def _widen(fd: int, size: int = 1 << 20) -> None:
+    """Make a pipe hold `size` bytes (Linux; the kernel's limit for others is 1 MiB): a worker then
+    writes its results without waiting for this process to read them."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, min(max(size, 65536), 1 << 20))
+    except (ImportError, AttributeError, OSError):
+        pass
 
 
 class DocumentCache(Protocol):
@@ -367,18 +487,16 @@ def _validate_files(files: RegistryFiles, cache: DocumentCache,
         data = cache.document(file.kind, file.blob_id)
         if data is not None:
             valid[file.kind].append((file, data))
+        else:
+            to_check.append(file)  # a file known by its status is read by the process that checks it
+    for file, result in zip(to_check, _check_all(to_check)):
+        if result is _CHANGED:
+            # Changed since its status was taken: its blob id (a cache key, and the key of its
+            # pages) no longer names these bytes. Refused, so that nothing is built or cached from it.
+            diagnostics.append(Diagnostic(file.path, 1, 1, "file changed while relreg was reading the registry: "
+                                          "run the command again", "file-changed"))
             continue
-        if file.held_content is None:  # known by its status, read now
-            content = file.content
-            if git_blob_id(content) != file.blob_id:
-                # Changed since its status was taken: its blob id (a cache key, and the key of its
-                # pages) no longer names these bytes. Refused, so that nothing is built or cached from it.
-                diagnostics.append(Diagnostic(file.path, 1, 1, "file changed while relreg was reading the registry: "
-                                              "run the command again", "file-changed"))
-                continue
-            file = RawFile(file.kind, file.path, file.registry_path, content, file.blob_id, file.disk_path)
-        to_check.append(file)
-    for file, (data, problems, marshalled) in zip(to_check, _check_all(to_check)):
+        data, problems, marshalled = result
         diagnostics.extend(problems)
         if data is not None and not problems:
             valid[file.kind].append((file, data))
@@ -388,7 +506,6 @@ def _validate_files(files: RegistryFiles, cache: DocumentCache,
                 cache.store_document(file.kind, file.blob_id, data, marshalled=marshalled)
 
     documents = SourceDocuments(files)
-    documents._files.update((file.path, file) for file in to_check)  # positions from the bytes checked
     registry = None
     recency_read = False
     if valid["registry"]:

@@ -464,9 +464,10 @@ def _fast_refused_syntax(text: str) -> bool:
     """Whether `text` may hold an anchor, tag, complex key, unusual block scalar header or flow end.
 
     Python's regular expressions cost ~10 ns a character even when nothing
-    matches, so the common characters are looked for with `in` and `find`.
+    matches, so characters are looked for with `in` and `find`: one character
+    first (memchr), a pair only when the rarer character of it is there.
     """
-    if ":]" in text or ":}" in text or ":," in text:
+    if ("]" in text and ":]" in text) or ("}" in text and ":}" in text) or ("," in text and ":," in text):
         return True  # `[yes:]`: rapidyaml reads the text `yes:`, PyYAML a flow mapping it then refuses
     if "&" in text or "!" in text:
         for match in _FAST_NODE_PROPERTY.finditer(text):
@@ -518,6 +519,19 @@ def _plain_reads_otherwise(text: str) -> bool:
     The fast reader does not know whether a string was quoted; a string the
     careful reader would take as written either way needs no second look.
     """
+    known = _PLAIN_READINGS.get(text)
+    if known is None:
+        if len(_PLAIN_READINGS) >= 4096:  # bounded: most strings looked at are keys and versions seen before
+            _PLAIN_READINGS.clear()
+        known = _PLAIN_READINGS[text] = _reads_otherwise(text)
+    return known
+
+
+# Answers of _plain_reads_otherwise by text: the same keys ("type", "notes") and versions recur in every file.
+_PLAIN_READINGS: dict[str, bool] = {}
+
+
+def _reads_otherwise(text: str) -> bool:
     if text in _FAST_WORDS:
         return True
     first = text[:1]
@@ -561,6 +575,9 @@ def _fast_refuse(text: str) -> Any:
 
 _FAST_DECODER = json.JSONDecoder(object_pairs_hook=_fast_mapping, parse_int=_fast_int,
                                  parse_float=_fast_refuse, parse_constant=_fast_refuse)
+# JSON's integers read back as written but for `-0`: without one, C's int() reads them, not _fast_int.
+_FAST_DECODER_NO_MINUS_ZERO = json.JSONDecoder(object_pairs_hook=_fast_mapping, parse_float=_fast_refuse,
+                                               parse_constant=_fast_refuse)
 
 
 def _emitted_json(tree: Any, size: int | None = None) -> str:
@@ -606,18 +623,30 @@ def fast_load(raw: bytes) -> dict[str, Any] | None:
             return None
     elif _FAST_ODD_CHARACTER.search(text):
         return None
-    if text.startswith(("%", "---", "...")) or "\n%" in text or "\n---" in text or "\n..." in text \
-            or _fast_refused_syntax(text):
+    if text.startswith(("%", "---", "...")) or ("%" in text and "\n%" in text) or "\n---" in text \
+            or "\n..." in text or _fast_refused_syntax(text):
         return None
     if not text.endswith("\n") and ("|" in text or ">" in text):
         return None  # a block scalar ending the file without a line break: rapidyaml adds one, PyYAML does not
+    global _FAST_TREE
     try:
-        tree = _ryml.parse_in_arena(raw)
+        tree = _FAST_TREE
+        if tree is None:
+            tree = _FAST_TREE = _ryml.Tree()
+        else:
+            tree.clear()
+            tree.clear_arena()
+        _ryml.parse_csubstr(raw, tree)  # parse_in_arena(raw, tree), without a wrapper call
         emitted = _emitted_json(tree)
         for match in _FAST_JSON_SUSPECT.finditer(emitted):
             if _plain_reads_otherwise(_scan_json_string(emitted, match.start() + 1)[0]):
                 return None
-        data = _FAST_DECODER.decode(emitted)
+        data = (_FAST_DECODER if "-0" in emitted else _FAST_DECODER_NO_MINUS_ZERO).decode(emitted)
     except Exception:  # noqa: BLE001 - rapidyaml's errors, JSON it could not emit, _Unsure: all mean "ask parse_yaml"
+        _FAST_TREE = None  # not reused after an error, whatever state it was left in
         return None
     return data if data.__class__ is dict else None
+
+
+# One tree, cleared and reused for each file: making one costs as much as clearing it does not.
+_FAST_TREE: Any = None

@@ -146,6 +146,25 @@ def test_python_dash_m_runs_the_cli() -> None:
     assert completed.stdout.startswith("relreg, version ")
 
 
+@pytest.mark.parametrize("case", [None, "yaml-duplicate-key"])
+def test_relreg_validate_in_its_own_process_writes_its_whole_report_and_status(case: str | None,
+                                                                           base_registry: Path) -> None:
+    """The command ends its own process without the usual clean-up: what it wrote to a pipe is all
+    there, its exit status is the verdict's, and it is the report click's runner gets in-process."""
+    import subprocess
+    import sys
+
+    if case is not None:
+        shutil.copytree(FIXTURES / "invalid" / case, base_registry, dirs_exist_ok=True)
+        (base_registry / "expected.txt").unlink()
+    for output_format in ("text", "json"):
+        args = ["validate", "--registry", str(base_registry), "--format", output_format]
+        completed = subprocess.run([sys.executable, "-m", "relreg", *args], capture_output=True, text=True)
+        in_process = run_relreg(*args)
+        assert completed.returncode == in_process.exit_code == (0 if case is None else 1)
+        assert completed.stdout == in_process.output and completed.stdout.strip()
+
+
 # --- holds per hardware: an activation's hardware_versions ----------------------------------------
 
 

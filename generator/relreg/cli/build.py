@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import click
 
 from relreg.cli.common import RegistryUsageError, find_registry, format_option, registry_option, resolve_registry
 from relreg.registry.report import REPORTERS
-from relreg.uptodate import BuildOptions, up_to_date
 
 
 @click.command()
@@ -50,8 +49,24 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
         # A conflict between two files is reported at the newer one (git history; uncommitted files newest).
         result = validate_files(files, cache, recency=GitRecency(registry_path, files.root), model=False)
         cache.save(keep_notes=True)  # the next build's, though validation renders none
-    click.echo(REPORTERS[output_format](result.diagnostics, summary(result)))
-    sys.exit(0 if result.ok else 1)
+        click.echo(REPORTERS[output_format](result.diagnostics, summary(result)))
+        _exit(0 if result.ok else 1)
+
+
+def _exit(status: int) -> None:
+    """End the command with `status`. In the relreg process itself (its own standard output, not one a
+    caller such as click's test runner put in place), once the output is written, without freeing
+    every object of the run one by one and collecting them first: a fifth of a second for 10,000
+    releases, spent on memory the operating system takes back at once."""
+    if sys.stdout is sys.__stdout__ and sys.stderr is sys.__stderr__:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass  # the output could not be written: let the usual exit say so
+        else:
+            os._exit(status)
+    sys.exit(status)
 
 
 @click.command()
@@ -92,6 +107,10 @@ def build(registry_dir: Path | None, out: Path, ref: str | None, device_counts: 
     same commit always gives byte-identical files. An invalid registry writes
     nothing and leaves the previous output untouched.
     """
+    from concurrent.futures.process import BrokenProcessPool  # here, not for `relreg validate`
+
+    from relreg.uptodate import BuildOptions, up_to_date
+
     registry_path = resolve_registry(registry_dir) if ref is None or registry_dir is not None \
         else find_registry(Path.cwd())
     if base_url is not None and not base_url.endswith("/"):

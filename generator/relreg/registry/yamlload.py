@@ -30,6 +30,7 @@ import json
 import re
 from json.decoder import scanstring as _scan_json_string
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -423,8 +424,17 @@ except ImportError:  # pragma: no cover - a dependency; without it every file ta
 # start of a line, complex keys (`? `), block scalar headers with more than a chomping
 # indicator, and `,` `]` `}` where a plain scalar starts. Any of these sends the file to the
 # careful reader; in notes they are rare enough to cost little.
-_FAST_ODD_CHARACTER = re.compile(
-    r"[^\n\x20-\x5b\x5d-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+_FAST_ODD_CHARACTER_PATTERN = \
+    r"[^\n\x20-\x5b\x5d-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+
+
+@lru_cache(maxsize=1)
+def _fast_odd_character() -> re.Pattern[str]:
+    """_FAST_ODD_CHARACTER_PATTERN, compiled when a file first holds non-ASCII text (compiling it takes
+    longer than reading a hundred files)."""
+    return re.compile(_FAST_ODD_CHARACTER_PATTERN)
+
+
 _FAST_ASCII_REFUSED = bytes(code for code in range(128) if code < 0x20 and code != 0x0A or code in (0x5C, 0x7F))
 _FAST_NODE_PROPERTY = re.compile(r"[&!]")  # an anchor or tag where a node starts: after space or [ ] { } ,
 _FAST_COMPLEX_KEY = re.compile(r"\?(?=[ \n]|\Z)")  # `? ` after nothing but indentation and `- `
@@ -621,7 +631,7 @@ def fast_load(raw: bytes) -> dict[str, Any] | None:
     if text.isascii():
         if len(raw.translate(None, _FAST_ASCII_REFUSED)) != len(raw):
             return None
-    elif _FAST_ODD_CHARACTER.search(text):
+    elif _fast_odd_character().search(text):
         return None
     if text.startswith(("%", "---", "...")) or ("%" in text and "\n%" in text) or "\n---" in text \
             or "\n..." in text or _fast_refused_syntax(text):

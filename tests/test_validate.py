@@ -22,8 +22,17 @@ def _reported(output: str) -> list[str]:
     return [f"{d['path']}:{d['line']}:{d['column']} {d['rule']}" for d in report["diagnostics"]]
 
 
+@pytest.mark.parametrize("parallel", [False, True], ids=["one process", "workers"])
 @pytest.mark.parametrize("case", INVALID_CASES)
-def test_invalid_registry_is_reported_at_the_offending_line(case: str, base_registry: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_invalid_registry_is_reported_at_the_offending_line(case: str, parallel: bool, base_registry: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alike whether the files are checked here or by workers (which start before the files are read)."""
+    if parallel:
+        from relreg.registry import validate
+
+        monkeypatch.setattr(validate.os, "cpu_count", lambda: 2)
+        monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 1)
+        monkeypatch.setattr(validate, "CHUNK_FILES", 2)
     case_dir = FIXTURES / "invalid" / case
     shutil.copytree(case_dir, base_registry, dirs_exist_ok=True)
     (base_registry / "expected.txt").unlink()
@@ -298,17 +307,60 @@ def test_a_worker_killed_while_checking_leaves_its_chunks_to_this_process(monkey
     monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 10**9)
     alone = validate_files(mixed)
 
-    def dies_after_taking_chunks(files: list[RawFile], tokens: int, results: int) -> None:
-        validate._take_chunk(tokens)
-        validate._take_chunk(tokens)
+    def dies_after_taking_chunks(workers: validate._Workers, work: object, results: int) -> None:
+        workers.take()
+        workers.take()
         os.kill(os.getpid(), 9)
 
-    monkeypatch.setattr(validate, "_worker", dies_after_taking_chunks)
+    monkeypatch.setattr(validate._Workers, "_work", dies_after_taking_chunks)
     monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 1)
     monkeypatch.setattr(validate, "CHUNK_FILES", 2)
     killed = validate_files(mixed)
     assert killed.diagnostics == alone.diagnostics and killed.errors
     assert killed.registry == alone.registry
+    early = validate_files(base, early=validate.EarlyCheck(FIXTURES / "base"))
+    assert early.diagnostics == validate_files(base).diagnostics and early.registry == validate_files(base).registry
+
+
+@pytest.mark.parametrize("cores", [2, 3])
+def test_workers_started_before_the_files_are_read_give_what_one_process_gives(
+        cores: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """EarlyCheck's workers read and check the files on their own: their result for a file counts only
+    when it was of the bytes the caller read. Files changed after the workers started (some read by a
+    worker before, some after the change), a file replaced by a link and a file added are all judged
+    on what the caller read, as without workers."""
+    import time
+
+    from relreg.registry import validate
+    from relreg.registry.validate import EarlyCheck
+
+    registry = tmp_path / "registry"
+    shutil.copytree(FIXTURES / "base", registry)
+    for case in sorted((FIXTURES / "invalid").iterdir()):
+        for path in sorted(case.glob("releases/*.yaml")):
+            (registry / "releases" / f"{case.name}-{path.name}").write_bytes(path.read_bytes())
+    monkeypatch.setattr(validate.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 1)
+    monkeypatch.setattr(validate, "CHUNK_FILES", 2)
+    monkeypatch.chdir(tmp_path)
+    early = EarlyCheck(Path("registry"))
+    assert early.workers is not None
+    time.sleep(0.3)  # let the workers read (and check) some files before they change
+    releases = sorted((registry / "releases").glob("*.yaml"))
+    for path in releases[::4]:
+        path.write_text(path.read_text() + "extra_field: 1\n")
+    releases[1].unlink()
+    releases[1].symlink_to(releases[2].name)
+    (registry / "releases" / "9.9.9.yaml").write_text(releases[3].read_text())
+    files = read_worktree(Path("registry"))
+    monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 10**9)
+    alone = validate_files(files)
+    monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 1)
+    together = validate_files(files, early=early)
+    assert early.workers is None  # closed: its workers ended
+    assert together.diagnostics == alone.diagnostics and alone.errors
+    assert together.registry == alone.registry
+    assert any(d.rule == "schema-unknown-field" for d in together.diagnostics)
 
 
 def test_a_hardware_file_that_does_not_load_is_reported_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -32,9 +32,10 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
     from relreg.history.cache import work_cache_for
     from relreg.history.head import hidden_files_problem
     from relreg.history.recency import GitRecency
+    from relreg.registry import CONFIG_FILE
     from relreg.registry.gcpause import gc_paused
     from relreg.registry.source import RegistryNotFound, read_worktree
-    from relreg.registry.validate import summary, validate_files
+    from relreg.registry.validate import start_early_check, summary, validate_files
 
     registry_path = resolve_registry(registry_dir)
     problem = hidden_files_problem(registry_path)
@@ -42,12 +43,19 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
         raise RegistryUsageError(problem)
     with gc_paused():  # the whole command builds objects without cycles, and exits
         cache = work_cache_for(registry_path)
+        # A cold run: workers start checking the files while this process reads them.
+        early = start_early_check(registry_path, cache) if (registry_path / CONFIG_FILE).is_file() else None
         try:
             files = read_worktree(registry_path, known=cache)
-        except RegistryNotFound as error:
-            raise RegistryUsageError(str(error)) from None
+        except BaseException as error:
+            if early is not None:
+                early.close()
+            if isinstance(error, RegistryNotFound):
+                raise RegistryUsageError(str(error)) from None
+            raise
         # A conflict between two files is reported at the newer one (git history; uncommitted files newest).
-        result = validate_files(files, cache, recency=GitRecency(registry_path, files.root), model=False)
+        result = validate_files(files, cache, recency=GitRecency(registry_path, files.root), model=False,
+                                early=early)
         cache.save(keep_notes=True)  # the next build's, though validation renders none
         click.echo(REPORTERS[output_format](result.diagnostics, summary(result)))
         _exit(0 if result.ok else 1)

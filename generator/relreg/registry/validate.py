@@ -25,20 +25,24 @@ import os
 import pickle
 import select
 import signal
+import stat
 import struct
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Protocol
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Protocol
 
 from relreg.registry.diagnostics import Diagnostic, Severity, sorted_diagnostics
 from relreg.registry.gcpause import die_with_parent, gc_paused
 from relreg.registry.model import Cohort, HardwareVersion, Registry, RegistryConfig, Release
 from relreg.registry.rules import RuleContext, check_rules
 from relreg.registry.schemas import default_schemas
-from relreg.registry.source import RawFile, RegistryFiles, git_blob_id
+from relreg.registry import CONFIG_FILE
+from relreg.registry.source import KIND_FOLDERS, RawFile, RegistryFiles, display_path, git_blob_id
 from relreg.registry.versions import VersionError, scheme_named
-from relreg.registry.yamlload import MAX_DEPTH, SourceDocument, YamlLoadError, fast_load, nested_within, parse_yaml
+from relreg.registry.yamlload import (MAX_DEPTH, MAX_FILE_BYTES, SourceDocument, YamlLoadError, fast_load, nested_within,
+                                      parse_yaml)
 
 # Below this many files to check, starting worker processes costs more than it saves.
 PARALLEL_THRESHOLD = 400
@@ -143,35 +147,12 @@ def _check_chunk(files: list[RawFile], chunk: int) -> list[Any]:
     return [_check_here(file) for file in files[chunk * CHUNK_FILES:(chunk + 1) * CHUNK_FILES]]
 
 
-_HEADER = struct.Struct("<Q")
-
-
-def _take_chunk(tokens: int) -> int | None:
-    """The next chunk nobody took, from the pipe of chunk numbers all processes share (a read of 4 bytes
-    from a pipe is atomic: each number goes to one process, with no lock a killed process could keep)."""
-    try:
-        taken = os.read(tokens, 4)
-    except BlockingIOError:
+def _sent(item: Any) -> Any:
+    """A worker's result for the pipe: a valid file's data marshalled (compact, quick to load, and what
+    the cache keeps), a changed file as None, anything else as (data, problems)."""
+    if item is _CHANGED:
         return None
-    return int.from_bytes(taken, "little") if len(taken) == 4 else None
-
-
-def _worker(files: list[RawFile], tokens: int, results: int) -> None:
-    """In a forked process: check chunks until none is left, sending each as it is done, so that the
-    main process loads them while the others are still being checked. A valid file's data goes
-    marshalled (compact, quick to load, and what the cache keeps), a changed file as None, anything else
-    as (data, problems)."""
-    die_with_parent()
-    out = io.FileIO(results, "wb")
-    with _native_stderr_silenced():
-        while (chunk := _take_chunk(tokens)) is not None:
-            sent = [None if item is _CHANGED else marshal.dumps(item[0]) if item[0] is not None and not item[1]
-                    else item[:2] for item in _check_chunk(files, chunk)]
-            message = pickle.dumps((chunk, sent), protocol=pickle.HIGHEST_PROTOCOL)
-            view = memoryview(_HEADER.pack(len(message)) + message)
-            while view:
-                view = view[out.write(view):]
-    out.close()
+    return marshal.dumps(item[0]) if item[0] is not None and not item[1] else item[:2]
 
 
 def _received(item: Any) -> Any:
@@ -182,57 +163,34 @@ def _received(item: Any) -> Any:
     return (*item, None)
 
 
-class _Inbox:
-    """The results a worker sends, read as they come (its pipe is read whenever it holds something, so
-    the worker seldom waits for room to write)."""
-
-    def __init__(self, fd: int) -> None:
-        self.stream = io.FileIO(fd, "rb")
-        self.fd = fd
-        self.open = True
-
-    def _exactly(self, size: int) -> bytes | None:
-        buffer = bytearray(size)
-        view = memoryview(buffer)
-        while view:
-            got = self.stream.readinto(view)
-            if not got:
-                return None
-            view = view[got:]
-        return bytes(buffer)
-
-    def receive(self, by_chunk: list[Any]) -> None:
-        """Read one message into `by_chunk`; at the end of the stream (the worker exited), close."""
-        header = self._exactly(_HEADER.size)
-        message = self._exactly(_HEADER.unpack(header)[0]) if header is not None else None
-        if message is None:
-            self.stream.close()
-            self.open = False
-            return
-        chunk, items = pickle.loads(message)
-        by_chunk[chunk] = [_received(item) for item in items]
+_HEADER = struct.Struct("<Q")
 
 
-def _check_all(files: list[RawFile]) -> list[Any]:
-    """(data, problems, the data marshalled when a worker sent it so) of each file, or _CHANGED, in order.
+class _Workers:
+    """Forked processes that take numbered chunks of work from a pipe of chunk numbers, with this
+    process, until none is left, and send each chunk's results through a pipe of their own as soon as
+    it is done.
 
-    Every process, this one included, takes chunks of files until none is left, so that all finish
-    together whatever else runs on the machine; this one loads what the workers sent between its own
-    chunks. A worker that dies (killed) closes its pipe: the chunks it did not send are checked here.
+    A read of 4 bytes from a pipe is atomic, so each number goes to one process, with no lock that a
+    killed process could keep. A worker that dies (the OOM killer) closes its pipe: `missing` then
+    names the chunks it took but did not send, for this process to do. Workers die with this process
+    (die_with_parent).
     """
-    workers = min(os.cpu_count() or 1, 8)
-    if len(files) < PARALLEL_THRESHOLD or workers < 2 or not hasattr(os, "fork"):
-        with _native_stderr_silenced():
-            return [_check_here(file) for file in files]
-    chunks = -(-len(files) // CHUNK_FILES)
-    by_chunk: list[Any] = [None] * chunks
-    tokens_read, tokens_write = os.pipe()
-    inboxes: list[_Inbox] = []
-    children: list[int] = []
-    try:
-        _fill_tokens(tokens_write, chunks)
-        os.set_blocking(tokens_read, False)
-        for _ in range(workers - 1):
+
+    def __init__(self, chunks: int, work: Callable[[int], list[Any]], processes: int) -> None:
+        self.chunks = chunks
+        self.results: list[list[Any] | None] = [None] * chunks
+        self.children: list[int] = []
+        self.inboxes: list[_Inbox] = []
+        self.tokens, tokens_write = os.pipe()
+        try:
+            _widen(tokens_write, chunks * 4)
+            numbers = memoryview(b"".join(chunk.to_bytes(4, "little") for chunk in range(chunks)))
+            while numbers:
+                numbers = numbers[os.write(tokens_write, numbers):]
+        finally:
+            os.close(tokens_write)  # when all are taken, a read finds the end of the pipe
+        for _ in range(processes):
             results_read, results_write = os.pipe()
             _widen(results_write)
             pid = os.fork()
@@ -240,52 +198,261 @@ def _check_all(files: list[RawFile]) -> list[Any]:
                 status = 1
                 try:
                     os.close(results_read)
-                    for inbox in inboxes:
+                    for inbox in self.inboxes:
                         os.close(inbox.fd)
-                    _worker(files, tokens_read, results_write)
+                    self._work(work, results_write)
                     status = 0
                 finally:
                     os._exit(status)
-            children.append(pid)
+            self.children.append(pid)
             os.close(results_write)
-            inboxes.append(_Inbox(results_read))
+            self.inboxes.append(_Inbox(results_read))
+
+    def take(self) -> int | None:
+        """The number of the next chunk nobody took, or None when all are taken."""
+        try:
+            taken = os.read(self.tokens, 4)
+        except OSError:  # closed: this process is done with the workers
+            return None
+        return int.from_bytes(taken, "little") if len(taken) == 4 else None
+
+    def _work(self, work: Callable[[int], list[Any]], results: int) -> None:
+        die_with_parent()
+        out = io.FileIO(results, "wb")
         with _native_stderr_silenced():
-            while (chunk := _take_chunk(tokens_read)) is not None:
-                by_chunk[chunk] = _check_chunk(files, chunk)
-                ready = [inbox for inbox in inboxes if inbox.open]
-                while ready:
-                    readable = select.select([inbox.fd for inbox in ready], [], [], 0)[0]
-                    ready = [inbox for inbox in ready if inbox.fd in readable]
-                    for inbox in ready:
-                        inbox.receive(by_chunk)
-                    ready = [inbox for inbox in ready if inbox.open]
-            for inbox in inboxes:
-                while inbox.open:
-                    inbox.receive(by_chunk)
-            for chunk, results in enumerate(by_chunk):
-                if results is None:  # taken by a worker that died before sending it
-                    by_chunk[chunk] = _check_chunk(files, chunk)
-    finally:
-        os.close(tokens_read)
-        os.close(tokens_write)
-        for inbox in inboxes:
+            while (chunk := self.take()) is not None:
+                message = pickle.dumps((chunk, work(chunk)), protocol=pickle.HIGHEST_PROTOCOL)
+                view = memoryview(_HEADER.pack(len(message)) + message)
+                while view:
+                    view = view[out.write(view):]
+        out.close()
+
+    def receive(self, wait: bool) -> list[int]:
+        """The chunks whose results came in since (into `results`); `wait`: all of them, until every
+        worker has closed its pipe (sent all it took, or died)."""
+        received: list[int] = []
+        open_inboxes = [inbox for inbox in self.inboxes if inbox.open]
+        while open_inboxes:
+            fds = [inbox.fd for inbox in open_inboxes]
+            readable = select.select(fds, [], [], None if wait else 0)[0]
+            if not readable:
+                break
+            for inbox in open_inboxes:
+                if inbox.fd in readable:
+                    chunk = inbox.receive(self.results)
+                    if chunk is not None:
+                        received.append(chunk)
+            open_inboxes = [inbox for inbox in open_inboxes if inbox.open]
+        return received
+
+    def close(self) -> None:
+        """Let go of the pipes, and end and reap the workers (killed if still at work: this process failed)."""
+        if self.tokens >= 0:
+            os.close(self.tokens)
+            self.tokens = -1
+        for inbox in self.inboxes:
             if inbox.open:
                 inbox.stream.close()
-        for pid in children:
+                inbox.open = False
+        for pid in self.children:
             try:
-                if os.waitpid(pid, os.WNOHANG) == (0, 0):  # still running: this process is failing
+                if os.waitpid(pid, os.WNOHANG) == (0, 0):
                     os.kill(pid, signal.SIGKILL)
                     os.waitpid(pid, 0)
             except ChildProcessError:
                 pass
-    return [result for results in by_chunk for result in results]
+        self.children = []
 
 
-def _fill_tokens(fd: int, chunks: int) -> None:
-    _widen(fd, chunks * 4)
-    data = memoryview(b"".join(chunk.to_bytes(4, "little") for chunk in range(chunks)))
-    while data:
-        data = data[os.write(fd, data):]
+class _Inbox:
+    """One worker's pipe of results, each a header (length) and a pickled (chunk, results)."""
+
+    def __init__(self, fd: int) -> None:
+        self.stream = io.FileIO(fd, "rb")
+        self.fd = fd
+        self.open = True
+
+    def _exactly(self, size: int) -> bytearray | None:
+        buffer = bytearray(size)
+        view = memoryview(buffer)
+        while view:
+            got = self.stream.readinto(view)
+            if not got:
+                return None
+            view = view[got:]
+        return buffer
+
+    def receive(self, results: list[Any]) -> int | None:
+        """Read one message into `results` and give its chunk; at the end of the stream (the worker
+        exited), close and give None."""
+        header = self._exactly(_HEADER.size)
+        message = self._exactly(_HEADER.unpack(header)[0]) if header is not None else None
+        if message is None:
+            self.stream.close()
+            self.open = False
+            return None
+        chunk, items = pickle.loads(message)
+        results[chunk] = items
+        return chunk
+
+
+def _worker_processes(files: int) -> int:
+    """How many processes to fork for checking `files` files (this one checks too): 0 when too few files."""
+    workers = min(os.cpu_count() or 1, 8)
+    if files < PARALLEL_THRESHOLD or workers < 2 or not hasattr(os, "fork"):
+        return 0
+    return workers - 1
+
+
+def _check_all(files: list[RawFile], early: EarlyCheck | None = None) -> list[Any]:
+    """(data, problems, the data marshalled when a worker sent it so) of each file, or _CHANGED, in order.
+
+    Every process, this one included, takes chunks of files until none is left, so that all finish
+    together whatever else runs on the machine; this one loads what the workers sent between its own
+    chunks. With `early`, the workers began before the files were read (see EarlyCheck).
+    """
+    if early is not None and early.workers is not None:
+        return early.check(files)
+    processes = _worker_processes(len(files))
+    if not processes:
+        with _native_stderr_silenced():
+            return [_check_here(file) for file in files]
+    workers = _Workers(-(-len(files) // CHUNK_FILES), lambda chunk: [_sent(item) for item in _check_chunk(files, chunk)],
+                       processes)
+    results: list[Any] = [None] * workers.chunks
+    try:
+        with _native_stderr_silenced():
+            while (chunk := workers.take()) is not None:
+                results[chunk] = _check_chunk(files, chunk)
+                for done in workers.receive(wait=False):  # loaded while the workers check on
+                    results[done] = [_received(item) for item in workers.results[done]]  # type: ignore[union-attr]
+            for done in workers.receive(wait=True):
+                results[done] = [_received(item) for item in workers.results[done]]  # type: ignore[union-attr]
+            for chunk, done in enumerate(results):
+                if done is None:  # taken by a worker that died before sending it
+                    results[chunk] = _check_chunk(files, chunk)
+    finally:
+        workers.close()
+    return [item for items in results for item in items]
+
+
+class EarlyCheck:
+    """The files of a registry folder, checked by worker processes that start before the caller reads
+    the folder (read_worktree): a cold `relreg validate` then uses the other cores while this process
+    reads every file and looks them up in the cache. Give it to `validate_files`, or `close` it.
+
+    A worker lists the folder's .yaml files on its own, reads each (a regular file of at most
+    MAX_FILE_BYTES), and checks it as a file of its folder's kind unless the cache holds its document.
+    Its result for a file is taken only when it was of the same path, kind and blob id (the same bytes)
+    as the file the caller read; any other file is checked by this process.
+    """
+
+    def __init__(self, registry_dir: Path, cache: DocumentCache | None = None, display_base: Path | None = None) -> None:
+        self.top = os.path.abspath(registry_dir)
+        self.root = display_path(registry_dir, display_base or Path.cwd())
+        self.cache = cache if cache is not None else _NoCache()
+        self.paths = _yaml_paths(self.top)
+        processes = _worker_processes(len(self.paths))
+        self.workers = _Workers(-(-len(self.paths) // CHUNK_FILES), self._check_listed, processes) \
+            if processes else None
+
+    def _check_listed(self, chunk: int) -> list[tuple[str, str, str, str, Any]]:
+        """(registry path, shown path, kind, blob id, result as sent) of the chunk's files (in a worker)."""
+        checked = []
+        for registry_path in self.paths[chunk * CHUNK_FILES:(chunk + 1) * CHUNK_FILES]:
+            kind = "registry" if registry_path == CONFIG_FILE else KIND_FOLDERS[registry_path.partition("/")[0]]
+            content = _regular_file_bytes(os.path.join(self.top, registry_path))
+            if content is None:
+                continue
+            blob_id = git_blob_id(content)
+            if self.cache.document(kind, blob_id) is not None:
+                continue
+            shown = f"{self.root}/{registry_path}" if self.root not in ("", ".") else registry_path
+            checked.append((registry_path, shown, kind, blob_id, _sent((*quick_check_file(kind, shown, content), None))))
+        return checked
+
+    def check(self, files: list[RawFile]) -> list[Any]:
+        """_check_all's answer for `files` (read by the caller since), the workers' results taken where they
+        are of the same bytes."""
+        workers = self.workers
+        assert workers is not None
+        if not files:  # every document came from the cache
+            self.close()
+            return []
+        where = {file.registry_path: index for index, file in enumerate(files)}
+        results: list[Any] = [None] * len(files)
+
+        def take(chunk: int) -> None:
+            for registry_path, shown, kind, blob_id, item in workers.results[chunk]:  # type: ignore[union-attr]
+                index = where.get(registry_path)
+                if index is not None:
+                    file = files[index]
+                    if file.blob_id == blob_id and file.kind == kind and file.path == shown:
+                        results[index] = _received(item)
+
+        try:
+            with _native_stderr_silenced():
+                while (chunk := workers.take()) is not None:
+                    for registry_path in self.paths[chunk * CHUNK_FILES:(chunk + 1) * CHUNK_FILES]:
+                        index = where.get(registry_path)
+                        if index is not None:
+                            results[index] = _check_here(files[index])
+                    for done in workers.receive(wait=False):
+                        take(done)
+                for done in workers.receive(wait=True):
+                    take(done)
+                for index, result in enumerate(results):
+                    if result is None:  # not listed, of other bytes, or of a chunk a killed worker took
+                        results[index] = _check_here(files[index])
+        finally:
+            self.close()
+        return results
+
+    def close(self) -> None:
+        """End the workers (killed if still at work) and let go of their pipes."""
+        if self.workers is not None:
+            self.workers.close()
+            self.workers = None
+
+
+def _yaml_paths(top: str) -> list[str]:
+    """registry.yaml and the .yaml files under the kinds' folders, as paths relative to `top`, in the
+    order read_worktree reads them (which only matters for how soon both get to each)."""
+    paths = [CONFIG_FILE]
+    for folder in KIND_FOLDERS:
+        for directory, folders, names in os.walk(os.path.join(top, folder)):
+            folders.sort()
+            relative = os.path.relpath(directory, top).replace(os.sep, "/")
+            paths.extend(f"{relative}/{name}" for name in sorted(names) if name.endswith(".yaml"))
+    return paths
+
+
+def _regular_file_bytes(path: str) -> bytes | None:
+    """The bytes of a regular file of at most MAX_FILE_BYTES; None for anything else (a link, a fifo,
+    a folder, a file gone), which the caller's own reading judges."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode) or status.st_size > MAX_FILE_BYTES:
+            return None
+        with io.FileIO(descriptor, "rb", closefd=False) as stream:
+            return stream.readall()
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
+
+
+def start_early_check(registry_dir: Path, cache: DocumentCache) -> EarlyCheck | None:
+    """An EarlyCheck of `registry_dir` when `cache` holds no verdict (a cold run checks every file: a warm one,
+    given the verdict or a few changed files, would only be slowed by workers reading every file)."""
+    if cache.fact(_VERDICT_ENTRY) is not None:
+        return None
+    early = EarlyCheck(registry_dir, cache)
+    return early if early.workers is not None else None
 
 
 def _widen(fd: int, size: int = 1 << 20) -> None:
@@ -432,7 +599,8 @@ def _store_findings(cache: DocumentCache, key: bytes, findings: list[Diagnostic]
 
 
 def validate_files(files: RegistryFiles, cache: DocumentCache | None = None,
-                   recency: Mapping[str, int] | None = None, *, model: bool = True) -> ValidationResult:
+                   recency: Mapping[str, int] | None = None, *, model: bool = True,
+                   early: EarlyCheck | None = None) -> ValidationResult:
     """Check every file and the rules across them: (model when valid, every diagnostic, sorted).
 
     `recency` (display path -> larger is newer; a file not in it is newest)
@@ -443,9 +611,15 @@ def validate_files(files: RegistryFiles, cache: DocumentCache | None = None,
     `model=False`: the caller needs the diagnostics only (`relreg validate`): when the cache holds
     the verdict on exactly these files (paths and blob ids), it is given without reading a document,
     with `registry` None and `counts` set when valid.
+
+    `early`: workers started on these files before they were read (start_early_check); closed here.
     """
-    with gc_paused():
-        return _validate_files(files, cache if cache is not None else _NoCache(), recency, model)
+    try:
+        with gc_paused():
+            return _validate_files(files, cache if cache is not None else _NoCache(), recency, model, early)
+    finally:
+        if early is not None:
+            early.close()
 
 
 _VERDICT_ENTRY = "verdict"
@@ -472,7 +646,7 @@ def _cached_verdict(cache: DocumentCache, key: bytes) -> tuple[list[Diagnostic],
 
 
 def _validate_files(files: RegistryFiles, cache: DocumentCache,
-                    recency: Mapping[str, int] | None, model: bool) -> ValidationResult:
+                    recency: Mapping[str, int] | None, model: bool, early: EarlyCheck | None) -> ValidationResult:
     verdict_key = _verdict_key(files)
     if not model:
         verdict = _cached_verdict(cache, verdict_key)
@@ -489,7 +663,7 @@ def _validate_files(files: RegistryFiles, cache: DocumentCache,
             valid[file.kind].append((file, data))
         else:
             to_check.append(file)  # a file known by its status is read by the process that checks it
-    for file, result in zip(to_check, _check_all(to_check)):
+    for file, result in zip(to_check, _check_all(to_check, early)):
         if result is _CHANGED:
             # Changed since its status was taken: its blob id (a cache key, and the key of its
             # pages) no longer names these bytes. Refused, so that nothing is built or cached from it.

@@ -13,6 +13,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from relreg.registry import source
+
 from conftest import BASE_REGISTRY, run_relreg
 from git_helpers import commit_all, init_repo
 
@@ -129,3 +133,31 @@ def test_hardware_and_cohort_folders_are_accounted_for_too(base_registry: Path, 
     found = _diagnostics(result.output)
     assert [(d["path"], d["line"], d["column"], d["rule"]) for d in found] == [(path, 1, 1, "file-name")]
     assert message in found[0]["message"]
+
+
+# Names and folders mixing what the checks look at: case, '.', spaces, control and non-ASCII
+# characters, undecodable bytes (as surrogates), the allowed other files.
+_SEGMENTS = st.one_of(
+    st.sampled_from(["1.2.3.yaml", "a.yaml", ".yaml", "x.YAML", "x.yml", "README.md", ".gitkeep", "1.2",
+                     "releases", "hardware", "cohorts", "registry.yaml", "a b.yaml", ".hidden.yaml", "x.yaml~"]),
+    st.text(alphabet=st.sampled_from("aZ09._-~ \t/\x7f\u00e9\u00a0\udc80"), min_size=0, max_size=8),
+    st.text(alphabet=st.sampled_from("aZ09._-"), min_size=1, max_size=6).map(lambda stem: stem + ".yaml"),
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.sampled_from(["releases", "hardware", "cohorts", "other", "registry.yaml", "releases/1"]),
+       st.lists(_SEGMENTS, min_size=0, max_size=3))
+def test_fast_file_classification_agrees_with_every_check(top: str, rest: list[str]) -> None:
+    """The one-match path of _kind_of gives what the checks one by one give, for any path."""
+    path = "/".join([top, *rest])
+    assert source._kind_of(path) == source._checked_kind_of(path)
+
+
+@pytest.mark.parametrize("path, kind", [
+    ("releases/1.2.3.yaml", "release"), ("releases/1/1.2/1.2.3.yaml", "release"), ("hardware/pvt.yaml", "hardware"),
+    ("cohorts/beta.yaml", "cohort"), ("hardware/sub/pvt.yaml", None), ("releases/.x.yaml", None),
+    ("releases/a b.yaml", None), ("releases/x.yml", None), ("releases/README.md", None), ("other/x.yaml", None),
+])
+def test_file_classification_table(path: str, kind: str | None) -> None:
+    assert source._kind_of(path)[0] == kind

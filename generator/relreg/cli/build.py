@@ -133,7 +133,8 @@ def build(registry_dir: Path | None, out: Path, ref: str | None, device_counts: 
     options = BuildOptions(registry_dir=registry_path, out=out, ref=ref, device_counts=device_counts,
                            base_url=base_url, force=force, signing_key=signing_key,
                            progress=progress if sys.stderr.isatty() else None)
-    report, _, _ = up_to_date(options)
+    checked = up_to_date(options)
+    report = checked[0]
     if report is not None:  # nothing changed since the last build of this output: nothing else to load
         click.echo(report.summary())
         return
@@ -142,7 +143,7 @@ def build(registry_dir: Path | None, out: Path, ref: str | None, device_counts: 
     from relreg.registry.validate import summary as validation_summary
 
     try:
-        report = build_site(options)
+        report = build_site(options, checked)
     except InvalidRegistry as error:
         click.echo(REPORTERS[output_format](error.result.diagnostics, validation_summary(error.result)))
         click.echo("build stopped: the registry has errors; the previous output is untouched", err=True)

@@ -133,6 +133,15 @@ class WorkCache:
         self._new_documents[key] = value
         self._changed = True
 
+    def holds_document(self, kind: str, blob_id: str) -> bool:
+        """Whether `document(kind, blob_id)` would find one (without reading it)."""
+        return f"{kind}:{blob_id}" in self.documents
+
+    def keep_blob_ids(self) -> None:
+        """Keep every remembered blob id when the cache is saved, though this run did not look them up
+        (a build that read the registry from git's index: the next may read a changed work tree)."""
+        self._used_blob_ids.update(self.blob_ids)
+
     def keep_documents(self) -> None:
         """Keep every document and fact when the cache is saved, though this run did not ask for them."""
         self._used_documents.update(self.documents)

@@ -9,7 +9,7 @@ gitlog.py (GitPython) as before.
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -21,6 +21,9 @@ class HeadState:
     commit: str | None  # the full id of `ref` (HEAD when no ref), None when it names no commit
     shallow: bool  # a shallow clone: dates would be wrong, so the full build refuses it
     clean: bool  # the registry folder holds exactly what HEAD holds (no change, untracked or ignored file)
+    # When clean: git's index of the registry folder, which then names every file and its blob id
+    # (registry.source.read_tracked reads the registry from it without looking at each file).
+    tracked: tuple[TrackedFile, ...] | None = field(default=None, compare=False, repr=False)
 
 
 def _git(folder: Path, *args: str) -> str | None:
@@ -31,21 +34,45 @@ def _git(folder: Path, *args: str) -> str | None:
     return done.stdout if done.returncode == 0 else None
 
 
-def hidden_paths(registry_dir: Path) -> list[str]:
+@dataclass(frozen=True)
+class TrackedFile:
+    """A file of git's index under the registry folder (`git ls-files --stage -v`)."""
+
+    path: str  # relative to the registry folder, '/'-separated
+    mode: str  # git's file mode: "100644", "100755", "120000" (a symbolic link), "160000" (a submodule)
+    blob_id: str
+    hidden: bool  # left out of the work tree (sparse, --skip-worktree) or --assume-unchanged
+
+
+def tracked_files(registry_dir: Path) -> list[TrackedFile] | None:
+    """Every file git's index holds under `registry_dir`, in git's order; None when it is not in a repository."""
+    listed = _git(registry_dir, "ls-files", "--stage", "-v", "-z", "--", ".")
+    if listed is None:
+        return None
+    files = []
+    for entry in listed.split("\0"):
+        # "<tag> <mode> <blob id> <stage>\t<path>": tag H is a file as it is; S is skip-worktree and
+        # a lower-case tag is assume-unchanged (see git ls-files -v).
+        about, tab, path = entry.partition("\t")
+        fields = about.split(" ")
+        if not tab or len(fields) != 4:
+            continue
+        tag, mode, blob_id, _ = fields
+        files.append(TrackedFile(path, mode, blob_id, tag == "S" or tag.islower()))
+    return files
+
+
+def hidden_paths(registry_dir: Path, tracked: list[TrackedFile] | None = None) -> list[str]:
     """Files under `registry_dir` that git has but the work tree does not show as they are: left out
     by a sparse checkout or `--skip-worktree`, or marked `--assume-unchanged` (their edits are not seen).
 
     `git status` calls such a tree clean, so a build from it would publish a partial registry as
     the commit's. Paths are relative to `registry_dir`; [] when it is not in a repository.
+    `tracked`: tracked_files(registry_dir), when the caller has it.
     """
-    listed = _git(registry_dir, "ls-files", "-v", "-z", "--", ".")
-    if not listed:
-        return []
-    hidden = []
-    for entry in listed.split("\0"):
-        if len(entry) > 2 and (entry[0] == "S" or entry[0].islower()):
-            hidden.append(entry[2:])
-    return hidden
+    if tracked is None:
+        tracked = tracked_files(registry_dir)
+    return [file.path for file in tracked or () if file.hidden]
 
 
 def hidden_files_problem(registry_dir: Path) -> str | None:
@@ -75,7 +102,11 @@ def read_head(registry_dir: Path, ref: str | None = None) -> HeadState | None:
     prefix, shallow = lines[0].rstrip("/"), lines[1].strip() == "true"
     commit = _git(registry_dir, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref or 'HEAD'}^{{commit}}")
     clean = True
+    tracked = None
     if ref is None:
         status = _git(registry_dir, "status", "--porcelain=v1", "--untracked-files=all", "--ignored=matching", "--", ".")
-        clean = status is not None and not status.strip() and not hidden_paths(registry_dir)
-    return HeadState(prefix=prefix, commit=commit.strip() if commit else None, shallow=shallow, clean=clean)
+        listed = tracked_files(registry_dir) if status is not None and not status.strip() else None
+        clean = listed is not None and not hidden_paths(registry_dir, listed)
+        tracked = tuple(listed) if clean and listed is not None else None
+    return HeadState(prefix=prefix, commit=commit.strip() if commit else None, shallow=shallow, clean=clean,
+                     tracked=tracked)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Protocol
+from typing import Callable, Protocol, Sequence
 
 from relreg.registry import CONFIG_FILE
 from relreg.registry.diagnostics import Diagnostic
@@ -141,6 +142,13 @@ def _odd_character(name: str) -> str | None:
     return None
 
 
+# A path that passes every check of _checked_kind_of: printable ASCII names without spaces, a file
+# `<name>.yaml` not starting with '.', in subfolders only under releases/. Nearly every path is one.
+_SEGMENT = r"[!-.0-~]+"  # printable ASCII but ' ' and '/'
+_PLAIN_REGISTRY_FILE = re.compile(
+    rf"(?:(releases)/(?:{_SEGMENT}/)*|(hardware|cohorts)/)(?!\.){_SEGMENT}\.yaml\Z")
+
+
 def _kind_of(registry_path: str) -> tuple[str | None, str | None]:
     """(kind, problem) for a path relative to the registry folder.
 
@@ -148,6 +156,14 @@ def _kind_of(registry_path: str) -> tuple[str | None, str | None]:
     registry file named exactly `<name>.yaml`, a file of ALLOWED_OTHER_FILES,
     or a problem that names it.
     """
+    plain = _PLAIN_REGISTRY_FILE.match(registry_path)
+    if plain is not None:  # the answer of _checked_kind_of, in one match (tests/test_file_names.py)
+        return KIND_FOLDERS[plain.group(1) or plain.group(2)], None
+    return _checked_kind_of(registry_path)
+
+
+def _checked_kind_of(registry_path: str) -> tuple[str | None, str | None]:
+    """_kind_of, every check made one by one."""
     parts = registry_path.split("/")
     if registry_path == CONFIG_FILE:
         return "registry", None
@@ -213,6 +229,14 @@ class BlobIds(Protocol):
     def remember_blob_id(self, file: str, status: tuple[int, ...], blob_id: str) -> None: ...
 
 
+class IndexedFile(Protocol):
+    """A file of git's index (history.head.TrackedFile): path relative to the registry folder, git's mode, blob id."""
+
+    path: str
+    mode: str
+    blob_id: str
+
+
 # A file changed less than this long before it was read may change again without its
 # status changing (a coarse timestamp): its blob id is not remembered by status.
 RACY_NS = 3_000_000_000
@@ -231,17 +255,9 @@ def read_worktree(registry_dir: Path, display_base: Path | None = None,
 
 def _read_worktree(registry_dir: Path, display_base: Path | None, known: BlobIds | None) -> RegistryFiles:
     base = display_base or Path.cwd()
-    if not (registry_dir / CONFIG_FILE).is_file():
-        raise RegistryNotFound(
-            f"no registry at '{registry_dir}': expected {registry_dir / CONFIG_FILE} "
-            "(use --registry DIR, or run relreg init DIR to create one)")
-    root = display_path(registry_dir, base)
-    files: list[RawFile] = []
-    problems: list[Diagnostic] = []
-    refused: list[tuple[str, str]] = []
+    _require_config(registry_dir)
     # Plain strings and one lstat per file: pathlib costs more than the reading on 10,000 files.
     top = os.path.abspath(registry_dir)
-    settled = time.time_ns() - RACY_NS
     candidates = [CONFIG_FILE]
     for folder in KIND_FOLDERS:
         if os.path.isdir(os.path.join(top, folder)):
@@ -249,40 +265,123 @@ def _read_worktree(registry_dir: Path, display_base: Path | None, known: BlobIds
                 dirnames.sort()
                 relative_dir = os.path.relpath(dirpath, top).replace(os.sep, "/")
                 candidates.extend(f"{relative_dir}/{name}" for name in sorted(filenames))
+    reader = _DiskReader(top, display_path(registry_dir, base), known)
     for registry_path in candidates:
-        shown = f"{root}/{registry_path}" if root not in ("", ".") else registry_path
-        kind, problem = _kind_of(registry_path)
-        if problem:
-            problems.append(_problem(shown_name(shown), problem, "file-name"))
+        kind = reader.kind_of(registry_path)
+        if kind is not None:
+            reader.read(kind, registry_path)
+    return reader.result()
+
+
+def read_tracked(registry_dir: Path, tracked: Sequence["IndexedFile"], holds: Callable[[str, str], bool],
+                 display_base: Path | None = None, known: BlobIds | None = None) -> RegistryFiles | None:
+    """read_worktree's result for a registry folder that is exactly what git's index holds (`git status`
+    clean, nothing ignored or hidden: head.read_head's `tracked`), from the index instead of each file.
+
+    A file whose blob `holds(kind, blob_id)` (a validated document of it is cached) is taken by its blob
+    id without looking at it; the others are read from disk, checked and hashed as read_worktree does.
+    None (read the work tree instead) when the folder holds a submodule, which the index does not list.
+    """
+    base = display_base or Path.cwd()
+    _require_config(registry_dir)
+    top = os.path.abspath(registry_dir)
+    entries = []
+    for file in tracked:
+        parts = file.path.split("/")
+        if file.path != CONFIG_FILE and (len(parts) < 2 or parts[0] not in KIND_FOLDERS):
+            continue
+        if file.mode == "160000":
+            return None
+        if file.mode == "120000" and os.path.isdir(os.path.join(top, file.path)):
+            continue  # a link to a folder: read_worktree's walk does not enter it either
+        entries.append((_walk_order(parts), file))
+    entries.sort(key=lambda entry: entry[0])
+    reader = _DiskReader(top, display_path(registry_dir, base), known)
+    for _, file in entries:
+        kind = reader.kind_of(file.path)
         if kind is None:
             continue
+        if file.mode != "120000" and holds(kind, file.blob_id):
+            reader.files.append(RawFile(kind, reader.shown(file.path), file.path, None, file.blob_id,
+                                        os.path.join(top, file.path)))
+        else:
+            reader.read(kind, file.path)
+    return reader.result()
+
+
+_FOLDER_ORDER = {folder: index for index, folder in enumerate(KIND_FOLDERS)}
+
+
+def _walk_order(parts: list[str]) -> tuple[object, ...]:
+    """The place of a path in read_worktree's walk: registry.yaml, then each kind's folder in turn, and
+    in a folder its files by name before its subfolders by name."""
+    if len(parts) == 1:
+        return (0,)
+    return (1, _FOLDER_ORDER[parts[0]], *[(1, folder) for folder in parts[1:-1]], (0, parts[-1]))
+
+
+def _require_config(registry_dir: Path) -> None:
+    if not (registry_dir / CONFIG_FILE).is_file():
+        raise RegistryNotFound(
+            f"no registry at '{registry_dir}': expected {registry_dir / CONFIG_FILE} "
+            "(use --registry DIR, or run relreg init DIR to create one)")
+
+
+class _DiskReader:
+    """The files, problems and refusals of a registry folder on disk, gathered one path at a time."""
+
+    def __init__(self, top: str, root: str, known: BlobIds | None) -> None:
+        self.top, self.root, self.known = top, root, known
+        self.settled = time.time_ns() - RACY_NS
+        self.files: list[RawFile] = []
+        self.problems: list[Diagnostic] = []
+        self.refused: list[tuple[str, str]] = []
+
+    def shown(self, registry_path: str) -> str:
+        return f"{self.root}/{registry_path}" if self.root not in ("", ".") else registry_path
+
+    def kind_of(self, registry_path: str) -> str | None:
+        """The path's kind (None: not a registry file), noting the problem with its name if there is one."""
+        kind, problem = _kind_of(registry_path)
+        if problem:
+            self.problems.append(_problem(shown_name(self.shown(registry_path)), problem, "file-name"))
+        return kind
+
+    def read(self, kind: str, registry_path: str) -> None:
+        """Read one registry file (refused when a symbolic link or too large), or take its blob id from
+        `known` when its status is the remembered one."""
+        shown = self.shown(registry_path)
         name = registry_path.rpartition("/")[2].removesuffix(".yaml")
-        file = os.path.join(top, registry_path)
+        file = os.path.join(self.top, registry_path)
         status = os.lstat(file)
         if stat.S_ISLNK(status.st_mode):
-            refused.append((kind, name))
-            problems.append(_problem(shown, "file is a symbolic link: registry files must be regular files",
-                                     "file-symlink"))
-            continue
+            self.refused.append((kind, name))
+            self.problems.append(_problem(shown, "file is a symbolic link: registry files must be regular files",
+                                          "file-symlink"))
+            return
         if status.st_size > MAX_FILE_BYTES:
-            refused.append((kind, name))
-            problems.append(_problem(shown, f"file is {status.st_size} bytes, over the limit of {MAX_FILE_BYTES} "
-                                            "(1 MiB)", "file-too-large"))
-            continue
+            self.refused.append((kind, name))
+            self.problems.append(_problem(shown, f"file is {status.st_size} bytes, over the limit of "
+                                                 f"{MAX_FILE_BYTES} (1 MiB)", "file-too-large"))
+            return
+        known = self.known
         if known is not None:
             status_key = (status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino, status.st_dev)
             blob_id = known.blob_id_of(file, status_key)
             if blob_id is not None:
-                files.append(RawFile(kind, shown, registry_path, None, blob_id, file))
-                continue
+                self.files.append(RawFile(kind, shown, registry_path, None, blob_id, file))
+                return
         with open(file, "rb", buffering=0) as stream:  # unbuffered: one read, no buffer object per file
             content = stream.readall()
         blob_id = git_blob_id(content)
         if known is not None and len(content) == status.st_size \
-                and max(status.st_mtime_ns, status.st_ctime_ns) < settled:
+                and max(status.st_mtime_ns, status.st_ctime_ns) < self.settled:
             known.remember_blob_id(file, status_key, blob_id)
-        files.append(RawFile(kind, shown, registry_path, content, blob_id, file))
-    return RegistryFiles(root=root, files=tuple(files), problems=tuple(problems), refused=tuple(refused))
+        self.files.append(RawFile(kind, shown, registry_path, content, blob_id, file))
+
+    def result(self) -> RegistryFiles:
+        return RegistryFiles(root=self.root, files=tuple(self.files), problems=tuple(self.problems),
+                             refused=tuple(self.refused))
 
 
 def read_git_tree(tree: "object", registry_prefix: str) -> RegistryFiles:

@@ -644,6 +644,10 @@ def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int
     if before_fork is not None:
         before_fork()
     _SHARED = (staging, jobs)
+    # What the workers inherit (model, encoded releases, templates) is moved out of the collector's
+    # reach: a worker's collections then walk only what it made, and do not touch (and so copy) the
+    # pages of a heap shared with this process (the pattern the gc.freeze documentation gives).
+    gc.freeze()
     try:
         # Jobs are handed out one at a time as workers free up, so a long job does not hold up the rest.
         # A worker renders a share of the whole site: it collects cycles even where the build paused that.
@@ -651,6 +655,7 @@ def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int
                                  initializer=_start_worker) as pool:
             staging.done += list(pool.map(_write_job, range(len(jobs))))
     finally:
+        gc.unfreeze()  # a long-lived process (relreg serve) collects them again later
         _SHARED = None
 
 

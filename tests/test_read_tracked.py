@@ -1,0 +1,88 @@
+"""A clean registry is read from git's index (registry.source.read_tracked) exactly as from the work tree.
+
+The build takes this path whenever `git status` shows the registry clean: it must give the same
+files in the same order, with the same blob ids, problems and refusals as read_worktree, for odd
+names, nested releases, links and files too large to read.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import BASE_REGISTRY
+from git_helpers import commit_all, git, init_repo
+from relreg.history.head import read_head
+from relreg.registry.source import RegistryFiles, read_tracked, read_worktree
+from relreg.registry.yamlload import MAX_FILE_BYTES
+
+
+def _as_read(files: RegistryFiles) -> tuple[object, ...]:
+    return ([(f.kind, f.path, f.registry_path, f.blob_id) for f in files.files], files.problems, files.refused,
+            files.root)
+
+
+def _odd_tree(registry: Path) -> None:
+    """Files a long-lived registry gathers: nested releases, stray and oddly named files, links."""
+    release = (registry / "releases" / "1.1.0.yaml").read_text()
+    (registry / "releases" / "2" / "2.1").mkdir(parents=True)
+    (registry / "releases" / "2" / "2.1" / "2.1.0.yaml").write_text(release.replace("1.1.0", "2.1.0"))
+    (registry / "releases" / "2" / "README.md").write_text("grouped\n")
+    (registry / "releases" / "zz.yaml").write_text(release.replace("1.1.0", "9.9.9"))
+    (registry / "releases" / "2.2.0.YAML").write_text("version: x\n")
+    (registry / "releases" / "notes.txt").write_text("stray\n")
+    (registry / "releases" / "a b.yaml").write_text("version: x\n")
+    (registry / "hardware" / "sub").mkdir()
+    (registry / "hardware" / "sub" / "evt.yaml").write_text("name: evt\n")
+    (registry / "cohorts" / ".gitkeep").write_text("")
+    (registry / "releases" / "link.yaml").symlink_to("1.1.0.yaml")
+    (registry / "releases" / "folder-link").symlink_to("2", target_is_directory=True)
+    (registry / "releases" / "huge.yaml").write_bytes(b"#" * (MAX_FILE_BYTES + 1))
+    (registry / "README.md").write_text("not read\n")
+
+
+@pytest.mark.parametrize("odd", [False, True], ids=["plain", "odd files"])
+@pytest.mark.parametrize("cached", ["none", "all readable"])
+def test_index_read_equals_work_tree_read(tmp_path: Path, odd: bool, cached: str) -> None:
+    repo = init_repo(tmp_path / "repo")
+    registry = repo / "fw" / "registry"
+    shutil.copytree(BASE_REGISTRY, registry)
+    if odd:
+        _odd_tree(registry)
+    commit_all(repo, "registry", "2024-01-01T00:00:00Z")
+    head = read_head(registry)
+    assert head is not None and head.clean and head.tracked is not None
+    from_disk = read_worktree(registry, display_base=repo)
+    # What a real cache can hold: documents of files read_worktree read (never of a refused one).
+    readable = {(f.kind, f.blob_id) for f in from_disk.files} if cached == "all readable" else set()
+    from_index = read_tracked(registry, head.tracked, lambda kind, blob: (kind, blob) in readable, display_base=repo)
+    assert from_index is not None
+    assert _as_read(from_index) == _as_read(from_disk)
+    assert [f.content for f in from_index.files] == [f.content for f in from_disk.files]
+    assert any(f.held_content is None for f in from_index.files) == bool(readable)
+
+
+def test_a_registry_not_clean_is_not_read_from_the_index(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "repo")
+    shutil.copytree(BASE_REGISTRY, repo / "registry")
+    commit_all(repo, "registry", "2024-01-01T00:00:00Z")
+    (repo / "registry" / "releases" / "1.1.0.yaml").write_text("version: changed\n")
+    head = read_head(repo / "registry")
+    assert head is not None and not head.clean and head.tracked is None
+
+
+def test_a_submodule_in_the_registry_sends_the_read_to_the_work_tree(tmp_path: Path) -> None:
+    repo = init_repo(tmp_path / "repo")
+    shutil.copytree(BASE_REGISTRY, repo / "registry")
+    inner = init_repo(repo / "registry" / "releases" / "vendor")
+    (inner / "3.0.0.yaml").write_text("version: '3.0.0'\n")
+    commit_all(inner, "vendor", "2024-01-01T00:00:00Z")
+    commit_all(repo, "registry with a nested repository", "2024-01-01T00:00:00Z")
+    listing = git(repo, "ls-files", "--stage", "registry/releases/vendor")
+    assert listing.startswith("160000")
+    head = read_head(repo / "registry")
+    assert head is not None and head.tracked is not None
+    assert read_tracked(repo / "registry", head.tracked, lambda kind, blob: True) is None
+    assert os.path.isfile(repo / "registry" / "releases" / "vendor" / "3.0.0.yaml")

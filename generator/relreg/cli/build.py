@@ -38,14 +38,14 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
     from relreg.registry.validate import start_early_check, summary, validate_files
 
     registry_path = resolve_registry(registry_dir)
-    problem = hidden_files_problem(registry_path)
-    if problem is not None:
-        raise RegistryUsageError(problem)
     with gc_paused():  # the whole command builds objects without cycles, and exits
         cache = work_cache_for(registry_path)
-        # A cold run: workers start checking the files while this process reads them.
+        # A cold run: workers start checking the files while this process asks git and reads them.
         early = start_early_check(registry_path, cache) if (registry_path / CONFIG_FILE).is_file() else None
         try:
+            problem = hidden_files_problem(registry_path)
+            if problem is not None:
+                raise RegistryUsageError(problem)
             files = read_worktree(registry_path, known=cache)
         except BaseException as error:
             if early is not None:

@@ -147,6 +147,14 @@ def _check_chunk(files: list[RawFile], chunk: int) -> list[Any]:
     return [_check_here(file) for file in files[chunk * CHUNK_FILES:(chunk + 1) * CHUNK_FILES]]
 
 
+def _with_marshalled(item: Any) -> Any:
+    """A result of _check_here with a valid file's data marshalled, as the cache keeps it: done while the
+    workers check on, not after."""
+    if item is not _CHANGED and item[0] is not None and not item[1]:
+        return item[0], item[1], marshal.dumps(item[0])
+    return item
+
+
 def _sent(item: Any) -> Any:
     """A worker's result for the pipe: a valid file's data marshalled (compact, quick to load, and what
     the cache keeps), a changed file as None, anything else as (data, problems)."""
@@ -323,7 +331,7 @@ def _check_all(files: list[RawFile], early: EarlyCheck | None = None) -> list[An
     try:
         with _native_stderr_silenced():
             while (chunk := workers.take()) is not None:
-                results[chunk] = _check_chunk(files, chunk)
+                results[chunk] = [_with_marshalled(item) for item in _check_chunk(files, chunk)]
                 for done in workers.receive(wait=False):  # loaded while the workers check on
                     results[done] = [_received(item) for item in workers.results[done]]  # type: ignore[union-attr]
             for done in workers.receive(wait=True):
@@ -396,7 +404,7 @@ class EarlyCheck:
                     for registry_path in self.paths[chunk * CHUNK_FILES:(chunk + 1) * CHUNK_FILES]:
                         index = where.get(registry_path)
                         if index is not None:
-                            results[index] = _check_here(files[index])
+                            results[index] = _with_marshalled(_check_here(files[index]))
                     for done in workers.receive(wait=False):
                         take(done)
                 for done in workers.receive(wait=True):

@@ -449,17 +449,29 @@ _FAST_BEFORE_START = {indicator: frozenset(" \n[{,") | ({""} if indicator in " \
                       for indicator in _FAST_PLAIN_START_REFUSED}
 
 
-def _fast_plain_start_refused(text: str) -> bool:
-    """Whether an indicator of _FAST_PLAIN_START_REFUSED may start a plain scalar in `text`."""
+# Each byte as "b" when a plain scalar can start after it, "c" for the colon, else "x": a colon after a
+# "b" is then one search of the translated bytes, where splitting the text at its colons (one or more
+# on every line) would make a string of each line.
+_FAST_COLON_CLASSES = bytes(ord("b") if chr(code) in _FAST_BEFORE_START[":"] else ord("c") if code == ord(":")
+                            else ord("x") for code in range(256))
+
+
+def _fast_plain_start_refused(text: str, raw: bytes | None = None) -> bool:
+    """Whether an indicator of _FAST_PLAIN_START_REFUSED may start a plain scalar in `text` (`raw`: its
+    UTF-8 bytes, when the caller has them)."""
     if text[:1] in _FAST_PLAIN_START_REFUSED:
         return True
-    for indicator, before_start in _FAST_BEFORE_START.items():
-        # The characters just before each occurrence, from one split: a search for each pair (`" :" in
-        # text`) stops at every space, and every file has a ':' on each line.
-        if indicator in text and not before_start.isdisjoint([piece[-1:] for piece in text.split(indicator)[:-1]]):
-            break
-    else:
-        return False
+    if raw is None:
+        raw = text.encode("utf-8", "surrogatepass")
+    if b"bc" not in raw.translate(_FAST_COLON_CLASSES):
+        for indicator, before_start in _FAST_BEFORE_START.items():
+            # The characters just before each occurrence, from one split: a search for each pair (`" ,"
+            # in text`) stops at every space.
+            if indicator != ":" and indicator in text \
+                    and not before_start.isdisjoint([piece[-1:] for piece in text.split(indicator)[:-1]]):
+                break
+        else:
+            return False
     for at, character in enumerate(text):  # rare: look at each (`a: ]`, `[, ]`; not `a ]`)
         if character in _FAST_PLAIN_START_REFUSED:
             end = at
@@ -470,8 +482,9 @@ def _fast_plain_start_refused(text: str) -> bool:
     return False
 
 
-def _fast_refused_syntax(text: str) -> bool:
-    """Whether `text` may hold an anchor, tag, complex key, unusual block scalar header or flow end.
+def _fast_refused_syntax(text: str, raw: bytes | None = None) -> bool:
+    """Whether `text` (of UTF-8 bytes `raw`, when the caller has them) may hold an anchor, tag, complex
+    key, unusual block scalar header or flow end.
 
     Python's regular expressions cost ~10 ns a character even when nothing
     matches, so characters are looked for with `in` and `find`: one character
@@ -490,7 +503,7 @@ def _fast_refused_syntax(text: str) -> bool:
             line = text[text.rfind("\n", 0, start) + 1:start]
             if line.strip(" -") == "":
                 return True
-    if _fast_plain_start_refused(text):
+    if _fast_plain_start_refused(text, raw):
         return True
     # A block scalar header other than `|`, `>-`, `|+`... after `:` or `- `, or first on its line (the value
     # of a key that ends the line above: `artifacts:\n | - x`, which rapidyaml reads and PyYAML refuses; a
@@ -634,7 +647,7 @@ def fast_load(raw: bytes) -> dict[str, Any] | None:
     elif _fast_odd_character().search(text):
         return None
     if text.startswith(("%", "---", "...")) or ("%" in text and "\n%" in text) or "\n---" in text \
-            or "\n..." in text or _fast_refused_syntax(text):
+            or "\n..." in text or _fast_refused_syntax(text, raw):
         return None
     if not text.endswith("\n") and ("|" in text or ">" in text):
         return None  # a block scalar ending the file without a line break: rapidyaml adds one, PyYAML does not

@@ -180,9 +180,9 @@ class _Workers:
     it is done.
 
     A read of 4 bytes from a pipe is atomic, so each number goes to one process, with no lock that a
-    killed process could keep. A worker that dies (the OOM killer) closes its pipe: `missing` then
-    names the chunks it took but did not send, for this process to do. Workers die with this process
-    (die_with_parent).
+    killed process could keep. A worker that dies (the OOM killer) closes its pipe: the chunks it took
+    but did not send stay None in `results`, for this process to do. Workers die with this process
+    (die_with_parent), and `close` ends them when this process gives up early.
     """
 
     def __init__(self, chunks: int, work: Callable[[int], list[Any]], processes: int) -> None:
@@ -198,23 +198,35 @@ class _Workers:
                 numbers = numbers[os.write(tokens_write, numbers):]
         finally:
             os.close(tokens_write)  # when all are taken, a read finds the end of the pipe
-        for _ in range(processes):
-            results_read, results_write = os.pipe()
+        try:
+            for _ in range(processes):
+                self._fork(work)
+        except BaseException:
+            self.close()
+            raise
+
+    def _fork(self, work: Callable[[int], list[Any]]) -> None:
+        results_read, results_write = os.pipe()
+        try:
             _widen(results_write)
             pid = os.fork()
-            if pid == 0:  # the worker: never returns
-                status = 1
-                try:
-                    os.close(results_read)
-                    for inbox in self.inboxes:
-                        os.close(inbox.fd)
-                    self._work(work, results_write)
-                    status = 0
-                finally:
-                    os._exit(status)
-            self.children.append(pid)
+        except BaseException:
+            os.close(results_read)
             os.close(results_write)
-            self.inboxes.append(_Inbox(results_read))
+            raise
+        if pid == 0:  # the worker: never returns
+            status = 1
+            try:
+                os.close(results_read)
+                for inbox in self.inboxes:
+                    os.close(inbox.fd)
+                self._work(work, results_write)
+                status = 0
+            finally:
+                os._exit(status)
+        self.children.append(pid)
+        os.close(results_write)
+        self.inboxes.append(_Inbox(results_read))
 
     def take(self) -> int | None:
         """The number of the next chunk nobody took, or None when all are taken."""

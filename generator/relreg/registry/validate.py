@@ -33,12 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Protocol
 
+from relreg.registry import CONFIG_FILE
 from relreg.registry.diagnostics import Diagnostic, Severity, sorted_diagnostics
 from relreg.registry.gcpause import die_with_parent, gc_paused
 from relreg.registry.model import Cohort, HardwareVersion, Registry, RegistryConfig, Release
 from relreg.registry.rules import RuleContext, check_rules
 from relreg.registry.schemas import default_schemas
-from relreg.registry import CONFIG_FILE
 from relreg.registry.source import KIND_FOLDERS, RawFile, RegistryFiles, display_path, git_blob_id
 from relreg.registry.versions import VersionError, scheme_named
 from relreg.registry.yamlload import (MAX_DEPTH, MAX_FILE_BYTES, SourceDocument, YamlLoadError, fast_load, nested_within,

@@ -34,22 +34,43 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import yaml
-from yaml.constructor import SafeConstructor
-from yaml.events import (
-    AliasEvent,
-    MappingEndEvent,
-    MappingStartEvent,
-    ScalarEvent,
-    SequenceEndEvent,
-    SequenceStartEvent,
-    StreamEndEvent,
-)
+# PyYAML is loaded (_load_pyyaml) when a file is read carefully or a scalar is read as YAML 1.1 reads
+# it: the fast path reads a plainly fine registry without it (a thirtieth of a second of every cold
+# `relreg validate`). These names are PyYAML's once it is loaded.
+yaml: Any = None
+_Loader: Any = None
+AliasEvent: Any = None
+MappingEndEvent: Any = None
+MappingStartEvent: Any = None
+ScalarEvent: Any = None
+SequenceEndEvent: Any = None
+SequenceStartEvent: Any = None
+StreamEndEvent: Any = None
+_YAML11_RESOLVERS: dict[str | None, list[tuple[str, re.Pattern[str]]]] = {}
+_YAML11_CONSTRUCTOR: Any = None
 
-try:  # the C parser is ~9x faster than the pure-Python one
-    from yaml import CSafeLoader as _Loader
-except ImportError:  # pragma: no cover - depends on how PyYAML was built
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+def _load_pyyaml() -> None:
+    global yaml, _Loader, AliasEvent, MappingEndEvent, MappingStartEvent, ScalarEvent, SequenceEndEvent
+    global SequenceStartEvent, StreamEndEvent, _YAML11_RESOLVERS, _YAML11_CONSTRUCTOR
+    if yaml is not None:
+        return
+    import yaml as pyyaml
+    from yaml import events
+    from yaml.constructor import SafeConstructor
+
+    try:  # the C parser is ~9x faster than the pure-Python one
+        _Loader = pyyaml.CSafeLoader
+    except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+        _Loader = pyyaml.SafeLoader
+    AliasEvent, MappingEndEvent, MappingStartEvent = events.AliasEvent, events.MappingEndEvent, events.MappingStartEvent
+    ScalarEvent, SequenceEndEvent = events.ScalarEvent, events.SequenceEndEvent
+    SequenceStartEvent, StreamEndEvent = events.SequenceStartEvent, events.StreamEndEvent
+    # YAML 1.1's implicit types, as PyYAML resolves and constructs them: the reading
+    # every accepted plain scalar must agree with.
+    _YAML11_RESOLVERS = pyyaml.SafeLoader.yaml_implicit_resolvers
+    _YAML11_CONSTRUCTOR = SafeConstructor()
+    yaml = pyyaml
 
 MAX_FILE_BYTES = 1024 * 1024
 # Levels of nested lists and mappings, the file's own mapping included. Registry files are shallow
@@ -70,11 +91,9 @@ _WORDS: dict[str, bool | None] = {"": None, "~": None, "null": None, "Null": Non
                                   "false": False, "False": False, "FALSE": False}
 _NUMBER_START = frozenset("-+.0123456789")
 
-# YAML 1.1's implicit types, as PyYAML resolves and constructs them: the reading
-# every accepted plain scalar must agree with.
-_YAML11_RESOLVERS = yaml.SafeLoader.yaml_implicit_resolvers
-_YAML11_FIRST = frozenset(key for key in _YAML11_RESOLVERS if key)
-_YAML11_CONSTRUCTOR = SafeConstructor()
+# The first characters of PyYAML's implicit resolvers (its SafeLoader.yaml_implicit_resolvers, which
+# tests/test_yamlload_fast.py holds these equal to): a plain scalar starting otherwise is text to it.
+_YAML11_FIRST = frozenset("!&*+-.0123456789<=FNOTYfnoty~")
 _STR_TAG = "tag:yaml.org,2002:str"
 # The only words YAML 1.1 reads otherwise than 1.2 (as booleans); other plain text starting with a
 # letter is text to both, which decides most scalars with one set lookup.
@@ -83,8 +102,23 @@ _YAML11_WORDS = frozenset(variant for word in ("yes", "no", "on", "off")
 # Plain scalars that can only be ambiguous when they start like a number, merge key or value key.
 _SUSPECT_START = frozenset("-+.0123456789<=!&*")
 # Every YAML 1.1 implicit type but str in one expression: text it does not match is text to YAML 1.1.
-_YAML11_NOT_TEXT = re.compile("|".join(sorted({f"(?:{regexp.pattern})" for resolvers in _YAML11_RESOLVERS.values()
-                                               for _, regexp in resolvers})), re.VERBOSE)
+# PyYAML's own patterns (verbose), as written in its resolver (tests/test_yamlload_fast.py holds them equal).
+_YAML11_PATTERNS = (
+    "^(?: ~\n                    |null|Null|NULL\n                    | )$",
+    "^(?:!|&|\\*)$",
+    "^(?:<<)$",
+    "^(?:=)$",
+    "^(?:[-+]?(?:[0-9][0-9_]*)\\.[0-9_]*(?:[eE][-+][0-9]+)?\n                    |\\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+    "\n                    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\\.[0-9_]*\n                    |[-+]?\\.(?:inf|Inf|INF)"
+    "\n                    |\\.(?:nan|NaN|NAN))$",
+    "^(?:[-+]?0b[0-1_]+\n                    |[-+]?0[0-7_]+\n                    |[-+]?(?:0|[1-9][0-9_]*)"
+    "\n                    |[-+]?0x[0-9a-fA-F_]+\n                    |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$",
+    "^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]\n                    |[0-9][0-9][0-9][0-9] -[0-9][0-9]? -[0-9][0-9]?"
+    "\n                     (?:[Tt]|[ \\t]+)[0-9][0-9]?\n                     :[0-9][0-9] :[0-9][0-9] (?:\\.[0-9]*)?"
+    "\n                     (?:[ \\t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$",
+    "^(?:yes|Yes|YES|no|No|NO\n                    |true|True|TRUE|false|False|FALSE\n                    |on|On|ON|off|Off|OFF)$",
+)
+_YAML11_NOT_TEXT = re.compile("|".join(sorted(f"(?:{pattern})" for pattern in _YAML11_PATTERNS)), re.VERBOSE)
 _RADIX = re.compile(r"^[-+]?0[xXoObB]")
 _LEADING_ZERO = re.compile(r"^[-+]?0[0-9_]")
 
@@ -156,6 +190,7 @@ _UNREADABLE = _Unreadable()
 
 def _yaml11_reading(text: str) -> tuple[str, Any]:
     """(tag, value) of a plain scalar as YAML 1.1 reads it (PyYAML's resolver and SafeConstructor)."""
+    _load_pyyaml()
     for tag, regexp in _YAML11_RESOLVERS.get(text[:1], ()):
         if regexp.match(text):
             if tag.endswith((":merge", ":value")):
@@ -367,6 +402,7 @@ def _syntax_error(error: yaml.YAMLError, text: str) -> YamlLoadError:
 
 def parse_yaml(raw: bytes, path: str) -> SourceDocument:
     """Parse the bytes of one registry file strictly. Raises YamlLoadError."""
+    _load_pyyaml()
     if len(raw) > MAX_FILE_BYTES:
         raise YamlLoadError(f"file is {len(raw)} bytes, over the limit of {MAX_FILE_BYTES} (1 MiB)",
                             Position(1, 1), "file-too-large")

@@ -47,15 +47,15 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
             if problem is not None:
                 raise RegistryUsageError(problem)
             files = read_worktree(registry_path, known=cache)
+            # A conflict between two files is reported at the newer one (git history; uncommitted files newest).
+            recency = GitRecency(registry_path, files.root)
         except BaseException as error:
             if early is not None:
                 early.close()
             if isinstance(error, RegistryNotFound):
                 raise RegistryUsageError(str(error)) from None
             raise
-        # A conflict between two files is reported at the newer one (git history; uncommitted files newest).
-        result = validate_files(files, cache, recency=GitRecency(registry_path, files.root), model=False,
-                                early=early)
+        result = validate_files(files, cache, recency=recency, model=False, early=early)
         cache.save(keep_notes=True)  # the next build's, though validation renders none
         click.echo(REPORTERS[output_format](result.diagnostics, summary(result)))
         _exit(0 if result.ok else 1)

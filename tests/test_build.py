@@ -289,10 +289,11 @@ def test_a_fixed_release_renders_only_its_row_of_the_releases_list_and_the_list_
     assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
     rows: list[str] = []
     pages: list[bytes] = []
-    real_row, real_page = relreg.site.pages.release_list_row, relreg.site.api._page_bytes
+    real_row, real_page = relreg.site.pages.release_list_row, relreg.site.api._page_parts
     monkeypatch.setattr(relreg.site.pages, "release_list_row", lambda view: (rows.append(view.version),
                                                                               real_row(view))[1])
-    monkeypatch.setattr(relreg.site.api, "_page_bytes", lambda *args: (pages.append(real_page(*args)), pages[-1])[1])
+    monkeypatch.setattr(relreg.site.api, "_page_parts",
+                        lambda *args: (pages.append(b"".join(real_page(*args))), real_page(*args))[1])
     _replace_in(registry / "releases" / "1.0.0.yaml", "notes corrected", "notes fixed")
     commit_all(history_repo, "fix notes", "2024-05-01T10:00:00+00:00")
     assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
@@ -301,6 +302,49 @@ def test_a_fixed_release_renders_only_its_row_of_the_releases_list_and_the_list_
     assert run_relreg("build", "--registry", registry, "--out", fresh).exit_code == 0
     for relative in ("releases/index.html", "api/v1/releases.json", "api/v1/releases/page/3.json"):
         assert (out / relative).read_bytes() == (fresh / relative).read_bytes(), relative
+
+
+def test_a_fixed_release_makes_only_its_chunk_of_the_sitemap_again(
+        history_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import relreg.site.jobs
+    import relreg.site.pages
+
+    monkeypatch.setattr(relreg.site.jobs, "JOB_SIZE", 1)  # a chunk of release pages per release
+    registry, out, fresh = history_repo / "registry", tmp_path / "public", tmp_path / "fresh"
+    assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
+    made: list[list[str]] = []
+    real = relreg.site.pages.sitemap_xml
+    monkeypatch.setattr(relreg.site.pages, "sitemap_xml", lambda urls: (made.append([url for url, _ in urls]),
+                                                                        real(urls))[1])
+    _replace_in(registry / "releases" / "1.0.0.yaml", "notes corrected", "notes fixed")
+    commit_all(history_repo, "fix notes", "2024-05-01T10:00:00+00:00")
+    assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
+    release_urls = [url for urls in made for url in urls if "/releases/" in url and not url.endswith("/releases/")]
+    assert release_urls and all(url.endswith("/releases/1.0.0/") for url in release_urls)
+    monkeypatch.undo()
+    assert run_relreg("build", "--registry", registry, "--out", fresh).exit_code == 0
+    assert (out / "sitemap.xml").read_bytes() == (fresh / "sitemap.xml").read_bytes()
+
+
+def test_a_job_run_again_with_the_same_paths_takes_its_serving_families_from_the_previous_build(
+        history_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import relreg.site.write
+
+    registry, out, fresh = history_repo / "registry", tmp_path / "public", tmp_path / "fresh"
+    assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
+    looked_at: list[list[str]] = []
+    real = relreg.site.write.path_families
+    monkeypatch.setattr(relreg.site.write, "path_families", lambda paths: (looked_at.append(list(paths)),
+                                                                           real(paths))[1])
+    _replace_in(registry / "releases" / "1.0.0.yaml", "notes corrected", "notes fixed")
+    commit_all(history_repo, "fix notes", "2024-05-01T10:00:00+00:00")
+    assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
+    assert looked_at and not any("api/v1/releases/1.0.0.json" in paths for paths in looked_at)
+    monkeypatch.undo()
+    assert run_relreg("build", "--registry", registry, "--out", fresh).exit_code == 0
+    assert (out / ".relreg-manifest.json").read_bytes().split(b"\n", 2)[1] == \
+        (fresh / ".relreg-manifest.json").read_bytes().split(b"\n", 2)[1]  # the summaries, families among them
+    assert (out / "_headers").read_bytes() == (fresh / "_headers").read_bytes()
 
 
 def test_a_fixed_release_is_the_only_document_of_its_group_encoded_again(

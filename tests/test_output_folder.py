@@ -84,3 +84,17 @@ def test_staging_folders_of_killed_builds_are_removed_by_the_next_build(tmp_path
         time.sleep(0.05)
     assert not any(folder.exists() for folder in leftovers)
     assert unrelated.is_dir()
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 65535, 65536, 65537, 3 * 65536, 200_001])
+def test_served_files_are_read_whole_at_any_size(tmp_path: Path, size: int) -> None:
+    """The reader of served files (os.read in steps) gives a file's bytes exactly, about and across its step."""
+    from relreg.site.write import _read_file, _write_new_file
+
+    content = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    (tmp_path / "file").write_bytes(content)
+    assert _read_file(str(tmp_path / "file")) == content
+    _write_new_file(str(tmp_path / "parts"), [content[:size // 3], b"", content[size // 3:]])
+    assert (tmp_path / "parts").read_bytes() == content
+    with pytest.raises(FileNotFoundError):
+        _read_file(str(tmp_path / "gone"))

@@ -7,6 +7,7 @@ misses an input serves a stale file, and a key that takes in too much costs a re
 from __future__ import annotations
 
 import dataclasses
+import random
 from dataclasses import replace
 from typing import Callable
 
@@ -166,3 +167,138 @@ def test_build_id_lists_named_when_a_job_runs_equal_the_general_path(monkeypatch
     assert [[(path, getattr(content, "key", content)) for path, content in job_files(job())] for job in fast] == \
         [[(path, getattr(content, "key", content)) for path, content in job_files(job())] for job in general]
     assert merge_jobs(fast) == merge_jobs(general)
+
+
+def _varied(inputs: SiteInputs, seed: int) -> SiteInputs:
+    """`inputs` with releases on different sets of hardware versions (some on none), revisions shared by
+    some releases and missing on others, and dates that do not follow the versions."""
+    rng = random.Random(seed)
+    releases = []
+    for release in inputs.registry.releases:
+        artifacts = tuple(a for a in release.artifacts if rng.random() < 0.6)
+        revision = rng.choice([None, release.revision, f"rev{rng.randrange(8)}"])
+        releases.append(replace(release, artifacts=artifacts, revision=revision))
+    dates = {version: ReleaseDates(d.created + rng.randrange(-3, 4) * 3600, d.updated + rng.randrange(0, 400) * 3600)
+             for version, d in inputs.release_dates.items()}
+    return replace(inputs, registry=replace(inputs.registry, releases=tuple(releases)), release_dates=dates)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_lists_gathered_by_sets_of_hardware_equal_the_general_path(monkeypatch: pytest.MonkeyPatch,
+                                                                   seed: int) -> None:
+    """The hardware and revision lists of the fast path (releases gathered by their set of hardware versions)
+    are the general path's: the same jobs in the same order, with the same keys and files."""
+    from relreg.site import api
+
+    monkeypatch.setattr(site_jobs, "JOB_SIZE", 25)
+    monkeypatch.setattr(api, "PER_PAGE", 7)  # lists of more than a page, and small lists shared by releases
+    inputs = _varied(_inputs(150), seed)
+    fast = plan_jobs(inputs)
+    monkeypatch.setattr(api, "BUILD_ID_FAST_PATH", False)
+    general = plan_jobs(inputs)
+    assert [getattr(job, "key", None) for job in fast] == [getattr(job, "key", None) for job in general]
+    assert [[(path, getattr(content, "key", content)) for path, content in job_files(job())] for job in fast] == \
+        [[(path, getattr(content, "key", content)) for path, content in job_files(job())] for job in general]
+    assert merge_jobs(fast) == merge_jobs(general)
+
+
+def test_release_views_are_the_dataclass_s_own_objects() -> None:
+    """release_views makes its views without ReleaseView's __init__: they equal, hash and print as made by it."""
+    from relreg.site.jobs import ReleaseView, release_views
+
+    views = release_views(_varied(_inputs(40), 0))
+    made = [ReleaseView(id=view.id, release=view.release, dates=view.dates, notes_html=view.notes_html,
+                        count_devices=view.count_devices, key=view.key) for view in views]
+    assert views == made and [hash(view) for view in views] == [hash(view) for view in made]
+    assert [repr(view) for view in views] == [repr(view) for view in made]
+    assert [vars(view) for view in views] == [vars(view) for view in made]
+
+
+def _hardware_reference(views: list, names: list[str]) -> dict[str, tuple[list[str], str | None, str | None]]:
+    """Each hardware version's releases, latest stable and latest pre-release, a release at a time (the loop
+    site_data ran before it gathered releases by their sets of hardware versions)."""
+    found: dict[str, tuple[list[str], str | None, str | None]] = {name: ([], None, None) for name in names}
+    best: dict[tuple[str, bool], tuple] = {}
+    for view in views:
+        release = view.release
+        for name in release.hardware_versions:
+            if name not in found:
+                continue
+            members, stable, pre = found[name]
+            members.append(view.version)
+            prerelease = release.parsed_version.is_prerelease
+            if release.yanked is not None:
+                continue
+            if (name, prerelease) not in best or release.parsed_version.key > best[(name, prerelease)]:
+                best[(name, prerelease)] = release.parsed_version.key
+                found[name] = (members, stable, view.version) if prerelease else (members, view.version, pre)
+    return found
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_hardware_releases_and_latest_gathered_by_sets_equal_a_release_at_a_time(seed: int) -> None:
+    """site_data's hardware versions (releases newest first, latest stable, latest pre-release) are the ones a
+    loop over every release gives, with yanked releases, pre-releases and equal version keys about."""
+    from relreg.site.jobs import release_views
+    from relreg.site.pages import site_data
+
+    rng = random.Random(seed)
+    inputs = _varied(_inputs(120), seed)
+    releases = []
+    for release in inputs.registry.releases:
+        parsed = release.parsed_version
+        if rng.random() < 0.3:  # equal keys: several releases stand for one version
+            parsed = replace(parsed, key=(rng.randrange(3), 0, 0, 1, ()))
+        if rng.random() < 0.3:
+            parsed = replace(parsed, is_prerelease=True)
+        releases.append(replace(release, parsed_version=parsed, yanked="broken" if rng.random() < 0.2 else None))
+    inputs = replace(inputs, registry=replace(inputs.registry, releases=tuple(releases)))
+    views = release_views(inputs)
+    data = site_data(inputs, views)
+    expected = _hardware_reference(views, [hardware.name for hardware in inputs.registry.hardware])
+    for hardware in data.hardware:
+        members, stable, pre = expected[hardware.hardware.name]
+        assert [view.version for view in hardware.releases.views] == members
+        assert (hardware.latest.version if hardware.latest else None) == stable
+        assert hardware.updated == max((view.dates.updated for view in views if view.version in members), default=0)
+        if hardware.latest_prerelease is not None:  # dropped by site_data when below the latest stable
+            assert hardware.latest_prerelease.version == pre
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_releases_of_each_device_slot_are_those_with_an_image_for_it(seed: int) -> None:
+    """The device documents' releases by (hardware, software type), gathered by sets of slots, are the
+    releases with an image for each, in registry order."""
+    from relreg.site.device_documents import _ReleaseImages
+
+    releases = _varied(_inputs(90), seed).registry.releases
+    images = _ReleaseImages(releases, "https://example.test/")
+    every = {(a.hardware_version, a.software_type) for release in releases for a in release.artifacts}
+    assert set(images.known) == every
+    for slot in every:
+        assert images.known[slot] == [release for release in releases
+                                      if any((a.hardware_version, a.software_type) == slot for a in release.artifacts)]
+
+
+@pytest.mark.parametrize("total", [0, 1, 2, 99, 100, 101, 250])
+def test_keyed_list_pages_are_the_pages_of_paged_with_their_sha256(total: int) -> None:
+    """Each Keyed page of a list renders the bytes `paged` gives for it, in parts too, with their sha256;
+    a second list of the same items takes the digest of their shared part and still gets its own."""
+    import hashlib
+
+    from relreg.site.api import keyed_pages, paged
+
+    items = [b'{"id":%d,"notes":"%s"}' % (index, b"x" * (index % 7)) for index in range(total)]
+    ids = [f"v{index}" for index in range(total)]
+    bodies: dict = {}
+    for name in ("all", "hardware"):
+        def path_of(page: int, name: str = name) -> str:
+            return f"api/v1/{name}/page/{page}.json"
+
+        expected = dict(paged(items, path_of, "https://example.test/"))
+        pages = list(keyed_pages(ids, items.__getitem__, path_of, "https://example.test/", name, ids, bodies))
+        assert [path for path, _ in pages] == list(expected)
+        for path, keyed in pages:
+            parts, digest = keyed.render_digested()
+            assert keyed.render() == b"".join(parts) == expected[path]
+            assert digest == hashlib.sha256(expected[path]).hexdigest()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import marshal
 from pathlib import Path
 
 import pytest
-from relreg.history.cache import WorkCache
+from relreg.history.cache import PART_ENTRIES, WorkCache
 
 FINGERPRINT = "code"
 
@@ -76,3 +77,33 @@ def test_relreg_validate_keeps_the_rendered_notes_and_drops_unused_documents(tmp
     reopened = WorkCache.open(tmp_path, FINGERPRINT)
     assert reopened.rendered_notes("note70") == "<p>70</p>"
     assert reopened.document("release", "blob10") is not None and reopened.document("release", "blob60") is None
+
+
+@pytest.mark.parametrize("entries", [0, 1, PART_ENTRIES - 1, PART_ENTRIES, 2 * PART_ENTRIES + 3])
+def test_the_cache_file_holds_every_entry_across_its_parts(tmp_path: Path, entries: int) -> None:
+    cache = WorkCache.open(tmp_path, FINGERPRINT)
+    for number in range(entries):
+        cache.store_document("release", f"blob{number}", {"version": f"1.0.{number}"})
+        cache.store_notes(f"notes{number}", f"<p>{number}</p>")
+        cache.remember_blob_id(f"/r/{number}.yaml", (number, 1, 2, 3, 4), f"blob{number}")
+    cache.save()
+    reopened = WorkCache.open(tmp_path, FINGERPRINT)
+    assert reopened.documents == cache.documents and reopened.notes == cache.notes
+    assert reopened.blob_ids == cache.blob_ids
+    assert len(reopened.documents) == entries
+
+
+@pytest.mark.parametrize("damage", ["cut in a part", "cut in a length", "old single-marshal format", "empty"])
+def test_a_damaged_cache_file_reads_as_an_empty_cache(tmp_path: Path, damage: str) -> None:
+    cache = _filled(tmp_path, PART_ENTRIES + 10)
+    content = cache.path.read_bytes()
+    damaged = {"cut in a part": content[:len(content) // 2],
+               "cut in a length": content + b"\x05\x00\x00",  # three bytes of a length after the last part
+               "old single-marshal format": marshal.dumps((cache.documents, cache.notes, cache.blob_ids)),
+               "empty": b""}[damage]
+    cache.path.write_bytes(damaged)
+    reopened = WorkCache.open(tmp_path, FINGERPRINT)
+    assert reopened.documents == {} and reopened.notes == {} and reopened.blob_ids == {}
+    reopened.store_document("release", "fresh", {"version": "9.9.9"})
+    reopened.save()
+    assert WorkCache.open(tmp_path, FINGERPRINT).document("release", "fresh") == {"version": "9.9.9"}

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import hashlib
 from functools import partial
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from itertools import chain
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from relreg import __version__
 from relreg.registry.model import Artifact, Cohort, HardwareVersion, Release
@@ -91,39 +92,64 @@ def paged(items: list[bytes], path_of: Callable[[int], str], site_url: str) -> I
 
 
 def keyed_pages(keys: Sequence[str], item: Callable[[int], bytes], path_of: Callable[[int], str], site_url: str,
-                prefix: str) -> Iterator[tuple[str, Keyed]]:
+                prefix: str, ids: Sequence[str] | None = None,
+                bodies: "dict[tuple[int, int, int, str], Any] | None" = None) -> Iterator[tuple[str, Keyed]]:
     """The pages of `paged`, each a Keyed file known by `prefix` (everything the list's pages share), its
     place in the list and the keys of its items (`keys[i]` stands for the bytes `item(i)` gives).
 
     A release changed in a list of many pages changes one page: the writer links the others from the
     served site without their items being read or encoded.
+
+    With `ids` (what names the bytes of `item(i)`, among the lists that share `bodies`) and `bodies` (a
+    dict shared by those lists), each page also comes with its sha256 (Keyed.render_digested): the part
+    of a page before its links is the same in every list with the same items at the same place, and is
+    hashed once for them all (a hardware version on every release has the pages of the releases list).
     """
     total = len(keys)
     page_count = max(1, -(-total // PER_PAGE))
 
-    def render(page: int) -> bytes:
+    def parts(page: int) -> tuple[bytes, bytes]:
         start = (page - 1) * PER_PAGE
         items = [item(index) for index in range(start, min(start + PER_PAGE, total))]
-        return _page_bytes(items, page, page_count, total, path_of, site_url)
+        return _page_parts(items, page, page_count, total, path_of, site_url)
 
+    def render(page: int) -> bytes:
+        return b"".join(parts(page))
+
+    def render_digested(page: int) -> tuple[tuple[bytes, bytes], str]:
+        assert ids is not None and bodies is not None
+        body, links = parts(page)
+        start = (page - 1) * PER_PAGE
+        name = (page, page_count, total, "\0".join(ids[start:start + PER_PAGE]))
+        hashed = bodies.get(name)
+        if hashed is None:
+            hashed = bodies[name] = hashlib.sha256(body)
+        digest = hashed.copy()
+        digest.update(links)
+        return (body, links), digest.hexdigest()
+
+    digested = ids is not None and bodies is not None
     for page in range(1, page_count + 1):
         start = (page - 1) * PER_PAGE
         key = hashlib.sha256(f"{prefix}\0{page}\0{page_count}\0{total}\0".encode()
                              + "\0".join(keys[start:start + PER_PAGE]).encode()).hexdigest()
-        yield path_of(page), Keyed(key, partial(render, page))
+        yield path_of(page), Keyed(key, partial(render, page), partial(render_digested, page) if digested else None)
 
 
-def _page_bytes(items: list[bytes], page: int, page_count: int, total: int, path_of: Callable[[int], str],
-                site_url: str) -> bytes:
-    """One page of `paged`, alone (the same bytes `paged` gives for it)."""
+def _page_parts(items: list[bytes], page: int, page_count: int, total: int, path_of: Callable[[int], str],
+                site_url: str) -> tuple[bytes, bytes]:
+    """One page of `paged`, alone (the same bytes `paged` gives for it), in two parts: what the lists with
+    the same items share (data and paging), then the links, which name the list."""
     url = {number: encode(site_url + path_of(number)) if 1 <= number <= page_count else b"null"
            for number in (1, page - 1, page, page + 1, page_count)}
-    return b"".join((
-        b'{"data":[', b",".join(items),
-        b'],"paging":{"page":%d,"per_page":%d,"page_count":%d,"item_count":%d,"total_count":%d}'
-        % (page, PER_PAGE, page_count, len(items), total),
-        b',"links":{"self":', url[page], b',"first":', url[1], b',"last":', url[page_count],
-        b',"prev":', url[page - 1], b',"next":', url[page + 1], b"}}\n"))
+    # The items between commas, joined once with the rest (a page of a long list is half a megabyte).
+    body = [b'{"data":[', *([b","] * (2 * len(items) - 1) if items else ()),
+            b'],"paging":{"page":%d,"per_page":%d,"page_count":%d,"item_count":%d,"total_count":%d}'
+            b',"links":{"self":' % (page, PER_PAGE, page_count, len(items), total)]
+    body[1:-1:2] = items
+    return b"".join(body), b"".join((
+            url[page], b',"first":', url[1], b',"last":', url[page_count],
+            b',"prev":', url[page - 1], b',"next":', url[page + 1], b"}}\n"))
 
 
 def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
@@ -161,27 +187,34 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
     get = members.get
     # Build ids are unique in a valid registry: then each names a list of one release, its own, and they
     # are not gathered here (a hundred thousand of them at 10,000 releases) but named when a job runs.
-    owner = {artifact.build_id: view.version for view in views for artifact in view.release.artifacts}
-    unique_builds = BUILD_ID_FAST_PATH and len(owner) == sum(len(view.release.artifacts) for view in views)
-    for view in views:
-        release = view.release
-        version = release.version
-        names = [("hardware_version", hardware) for hardware in release.hardware_versions]
-        if release.revision:
-            names.append(("revision", release.revision))
-        if not unique_builds:
+    build_ids = [artifact.build_id for view in views for artifact in view.release.artifacts]
+    unique_builds = BUILD_ID_FAST_PATH and len(set(build_ids)) == len(build_ids)
+    del build_ids
+    # build id -> its release, for the build ids group_lists has named (the only ones a job asks members_of for)
+    owner: dict[str, str] = {}
+    if unique_builds:
+        members.update(_hardware_and_revision_lists(views))
+    else:
+        for view in views:
+            release = view.release
+            version = release.version
+            names = [("hardware_version", hardware) for hardware in release.hardware_versions]
+            if release.revision:
+                names.append(("revision", release.revision))
             names += [("build_id", artifact.build_id) for artifact in release.artifacts]
-        for name in names:
-            found = get(name)
-            if found is None:
-                members[name] = [version]
-            elif found[-1] != version:  # a release names a list once
-                found.append(version)
+            for name in names:
+                found = get(name)
+                if found is None:
+                    members[name] = [version]
+                elif found[-1] != version:  # a release names a list once
+                    found.append(version)
 
     def members_of(name: tuple[str, str]) -> list[str]:
         if name[0] == "version":
             return [name[1]]
         if unique_builds and name[0] == "build_id":
+            if name[1] not in owner:  # not named by group_lists in this process: every one is looked up
+                owner.update((artifact.build_id, view.version) for view in views for artifact in view.release.artifacts)
             return [owner[name[1]]]
         return members[name]
 
@@ -199,9 +232,11 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
 
     def lists_and_entry_point() -> dict[str, bytes]:
         files: dict[str, bytes] = {}
+        # The version key of every stable release (not yanked, not a pre-release), for each hardware's latest.
+        stable = {view.version: view.release.parsed_version.key for view in views
+                  if view.release.yanked is None and not view.release.parsed_version.is_prerelease}
         files[f"{API}/hardware_versions.json"] = encode_json(
-            {"data": [hardware_document(h, [by_version[version] for version in
-                                            members.get(("hardware_version", h.name), ())], site_url)
+            {"data": [hardware_document(h, members.get(("hardware_version", h.name), []), stable, site_url)
                       for h in registry.hardware],
              "paging": _single_page(len(registry.hardware))})
         cohorts = cohort_documents(inputs)
@@ -241,10 +276,12 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
         found = []
         for version in versions:
             found += own_lists[version]
-            found += [("build_id", artifact.build_id) for artifact in by_version[version].release.artifacts]
+            for artifact in by_version[version].release.artifacts:
+                found.append(("build_id", artifact.build_id))
+                owner[artifact.build_id] = version
         return found
 
-    view_keys = {view.version: view_key(inputs, view) for view in views}
+    view_keys = {view.version: view.key if view.key is not None else view_key(inputs, view) for view in views}
     if any(key is None for key in view_keys.values()):
         served_document = _nothing_served
         return [all_releases, lists_and_entry_point, *[partial(release_files, versions) for versions in release_groups],
@@ -281,13 +318,15 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
             return None
 
     list_prefix = job_key(inputs, "api list page", base, site_url)
+    bodies: dict[tuple[int, int, int, str], Any] = {}  # see keyed_pages: shared by the lists of this process
     release_prefix = job_key(inputs, "api release", base)
 
     def keyed_list(name: tuple[str, str] | None) -> Iterator[tuple[str, Keyed]]:
         versions = members_of(name) if name is not None else [view.version for view in views]
         path_of = all_releases_path if name is None else partial(_index_page_path, *name)
         return keyed_pages([view_keys[version] for version in versions],  # type: ignore[misc]
-                           lambda index: document(versions[index]), path_of, site_url, f"{list_prefix}\0{name!r}")
+                           lambda index: document(versions[index]), path_of, site_url, f"{list_prefix}\0{name!r}",
+                           versions, bodies)
 
     def keyed_index_files(versions: Sequence[str]) -> Iterator[tuple[str, Keyed]]:
         for name in group_lists(versions):
@@ -304,7 +343,7 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
         return b'{"data":' + document(version) + b"}\n"
 
     def list_key(versions: Iterable[str]) -> str:
-        return hashlib.sha256("\0".join(view_keys[version] for version in versions).encode()).hexdigest()  # type: ignore[misc]
+        return hashlib.sha256("\0".join([view_keys[version] for version in versions]).encode()).hexdigest()  # type: ignore[misc]
 
     # releases.json and its pages hold every release: keyed, so a cohort change does not encode them all.
     return [KeyedJob(job_key(inputs, "api all releases", base, site_url, list_key(view_keys)),
@@ -315,6 +354,54 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
               if versions],
             *[KeyedJob(job_key(inputs, "api list", base, site_url, name, list_key(members[name])),
                        partial(keyed_list, name)) for name in large]]
+
+
+def _hardware_and_revision_lists(views: Sequence[ReleaseView]) -> dict[tuple[str, str], list[str]]:
+    """The members (versions, newest first) of each hardware version's and revision's list, in the order the
+    general path of api_jobs names them: by their newest release, then a release's hardware versions (in
+    order) before its revision. Releases are gathered by their set of hardware versions (a registry has
+    few), not hardware by hardware: one step per release instead of one per hardware version."""
+    combos: dict[tuple[str, ...], list[int]] = {}  # hardware versions -> the positions of their releases
+    revisions: dict[str, tuple[int, list[str]]] = {}  # in the order of their newest release
+    for position, view in enumerate(views):
+        release = view.release
+        found = combos.get(release.hardware_versions)
+        if found is None:
+            combos[release.hardware_versions] = [position]
+        else:
+            found.append(position)
+        revision = release.revision
+        if revision:
+            listed = revisions.get(revision)
+            if listed is None:
+                revisions[revision] = (position, [release.version])
+            else:
+                listed[1].append(release.version)
+    of_hardware: dict[str, list[list[int]]] = {}
+    for combo, positions in combos.items():
+        for hardware in combo:
+            of_hardware.setdefault(hardware, []).append(positions)
+    # The few hardware lists by (newest position, place in that release), each named before the revisions
+    # whose newest release is not newer than theirs.
+    hardware_lists = []
+    for hardware, lists in of_hardware.items():
+        positions = lists[0] if len(lists) == 1 else sorted(chain.from_iterable(lists))
+        newest = positions[0]
+        hardware_lists.append((newest, views[newest].release.hardware_versions.index(hardware), hardware,
+                               [views[position].version for position in positions]))
+    hardware_lists.sort(key=lambda item: item[:2])
+    named: dict[tuple[str, str], list[str]] = {}
+    waiting = iter(hardware_lists)
+    pending = next(waiting, None)
+    for revision, (newest, listed) in revisions.items():
+        while pending is not None and pending[0] <= newest:
+            named[("hardware_version", pending[2])] = pending[3]
+            pending = next(waiting, None)
+        named[("revision", revision)] = listed
+    while pending is not None:
+        named[("hardware_version", pending[2])] = pending[3]
+        pending = next(waiting, None)
+    return named
 
 
 BUILD_ID_FAST_PATH = True  # off in a test only: the general path, for the fast one to be held to
@@ -344,16 +431,17 @@ def latest_release(views: Iterable[ReleaseView], hardware: str, *, prereleases: 
     return max(candidates, key=lambda r: r.parsed_version.key, default=None)
 
 
-def hardware_document(hardware: HardwareVersion, views: list[ReleaseView], site_url: str) -> dict[str, Any]:
-    """A hardware version's entry; `views`: the releases with an image for it (any order)."""
-    stable = [view.release for view in views
-              if view.release.yanked is None and not view.release.parsed_version.is_prerelease]
-    latest = max(stable, key=lambda r: r.parsed_version.key, default=None)
+def hardware_document(hardware: HardwareVersion, versions: Sequence[str], stable: Mapping[str, tuple],
+                      site_url: str) -> dict[str, Any]:
+    """A hardware version's entry; `versions`: the releases with an image for it (newest first: the first of
+    equal version keys is its latest), `stable`: the version key of each release neither yanked nor a
+    pre-release, by version."""
+    latest = max([version for version in versions if version in stable], key=stable.__getitem__, default=None)
     return {
         "name": hardware.name,
         "description": hardware.description,
-        "latest_version": latest.version if latest else None,
-        "count_releases": len(views),
+        "latest_version": latest,
+        "count_releases": len(versions),
         "releases_url": site_url + index_path("hardware_version", hardware.name),
     }
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import partial
+from itertools import chain
 from typing import Any, Sequence
 
 from relreg.devices.paths import DEVICES, NO_SOFTWARE_TYPE, candidates_path, channel_folder, index_path, rollouts_path
@@ -66,12 +67,22 @@ class _ReleaseImages:
         self._base = artifact_base_url
         self.known: dict[Slot, list[Release]] = {}  # releases with an image for the slot, ascending
         self.software_types: dict[str, set[str | None]] = {}
-        # Each release's slots, then each slot's releases: comprehensions, where a loop over every
-        # artifact of ten thousand releases took a quarter of a second.
-        slots_of = [{(a.hardware_version, a.software_type) for a in release.artifacts} for release in releases]
-        for slot in set().union(*slots_of):
+        # Releases are gathered by their set of slots (the one Release.has_image reads, made once per
+        # release for both; a registry has few), then each slot takes the releases of the sets that have
+        # it: no pass over every artifact here, and none over every release for each slot.
+        sets: dict[frozenset[Slot], list[int]] = {}  # slots -> the positions of the releases that have them
+        for position, release in enumerate(releases):
+            slots = release._slots
+            found = sets.get(slots)
+            if found is None:
+                sets[slots] = [position]
+            else:
+                found.append(position)
+        for slot in set().union(*sets):
+            lists = [positions for slots, positions in sets.items() if slot in slots]
+            positions = lists[0] if len(lists) == 1 else sorted(chain.from_iterable(lists))
             # ascending by version, as `releases` is
-            self.known[slot] = [release for release, slots in zip(releases, slots_of) if slot in slots]
+            self.known[slot] = list(releases) if len(positions) == len(releases) else [releases[p] for p in positions]
             self.software_types.setdefault(slot[0], set()).add(slot[1])
         self._payloads: dict[tuple[str, Slot], tuple[Payload | None, tuple[Payload, ...]]] = {}
 
@@ -206,6 +217,27 @@ def device_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list[PlanJo
             barriers[slot] = barriers_of((r.version, r.parsed_version.key) for r in releases
                                          if r.must_pass_through and not r.is_yanked)
 
+    groups_of: dict[object, list[tuple[list[Release], str]]] = {}
+
+    def answer_groups(slot: Slot, known: list[Release]) -> list[tuple[list[Release], str]]:
+        """The known versions of a slot in groups by release id (see jobs.by_id_chunks), each as its releases in
+        version order and the digest of their versions (what the group's answers are for): made once for the
+        channels of a slot, and once for every slot whose images every release has."""
+        memo = "every release" if len(known) == len(views) else slot  # known holds each release once
+        found = groups_of.get(memo)
+        if found is None:
+            if len(known) == len(views):
+                newest_first = views
+            else:  # newest first (by id, as views are): a pass over the views, not a sort
+                known_versions = {release.version for release in known}
+                newest_first = [view for view in views if view.version in known_versions]
+            found = groups_of[memo] = []
+            for group in by_id_chunks(newest_first):
+                releases = sorted((view.release for view in group), key=lambda r: r.parsed_version.key)
+                found.append((releases, hashlib.sha256(repr([release.version for release in releases]).encode())
+                               .hexdigest()))
+        return found
+
     small: dict[str, bytes] = {}  # the index and the candidates of every channel
     answer_jobs: list[PlanJob] = []
     channels: list[dict[str, Any]] = []
@@ -254,14 +286,9 @@ def device_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list[PlanJo
                     "software_type": channel.software_type, "rollouts": rollout_entries(channel)}}) + b"\n"
                 digest = _answers_digest(data)
                 known = known_of.get(slot, [])
-                # Newest first (by id, as views are): a pass over the views, not a sort.
-                known_versions = {release.version for release in known}
-                newest_first = [view for view in views if view.version in known_versions]
-                for group in by_id_chunks(newest_first):
-                    releases = sorted((view.release for view in group), key=lambda r: r.parsed_version.key)
-                    answer_jobs.append(KeyedJob(
-                        job_key(inputs, "device answers", digest, [release.version for release in releases]),
-                        partial(_answers, channel, releases)))
+                for releases, versions in answer_groups(slot, known):
+                    answer_jobs.append(KeyedJob(job_key(inputs, "device answers", digest, versions),
+                                                partial(_answers, channel, releases)))
                 channels.append({
                     "cohort": cohort.slug,
                     "hardware_version": hardware,

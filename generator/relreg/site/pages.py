@@ -23,7 +23,8 @@ import re
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
+from itertools import chain
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -192,12 +193,12 @@ def release_list_row(view: "ReleaseView") -> str:
 _SPECIAL = re.compile(r"[&<>\"']")
 
 
-def served_rows(page: bytes, chunk: Sequence["ReleaseView"], start: int = 0) -> tuple[str, int] | None:
+def served_rows(page: bytes, chunk: Sequence["ReleaseView"], start: int = 0) -> tuple[bytes, int] | None:
     """The rows of `chunk` (newest first, next to each other) in a releases list page `page` (UTF-8), as
     release_list_row made them, and where they end; None when the page does not hold them all at or after
     `start`. The page is searched from `start` on: a list's chunks come in order."""
     if not chunk:
-        return "", start
+        return b"", start
     first = page.find(f'<a class="k version" href="{_text(chunk[0].version)}/index.html">'.encode(), start)
     last = page.find(f'<a class="k version" href="{_text(chunk[-1].version)}/index.html">'.encode(), max(first, 0))
     begin = page.rfind(b'<tr data-hw="', start, first) if first >= 0 else -1
@@ -207,10 +208,13 @@ def served_rows(page: bytes, chunk: Sequence["ReleaseView"], start: int = 0) -> 
     end += len(b"</tr>\n")
     if page.count(b'<tr data-hw="', begin, end) != len(chunk):
         return None
-    try:
-        return page[begin:end].decode(), end
-    except UnicodeDecodeError:
-        return None
+    rows = page[begin:end]
+    if not rows.isascii():  # the usual case is checked at once; else the rows must be UTF-8 as the page is
+        try:
+            rows.decode()
+        except UnicodeDecodeError:
+            return None
+    return rows, end
 
 
 def _text(value: object) -> str:
@@ -453,12 +457,16 @@ class HardwareData:
     latest: "ReleaseView | None" = None  # newest stable version, not yanked
     latest_prerelease: "ReleaseView | None" = None  # only when above `latest`
     cohorts: list["Cohort"] = field(default_factory=list)
+    # the newest updated date of its releases, when site_data has it (see `updated`)
+    newest_update: int | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.releases = HardwareReleases(self.hardware.name)
 
     @property
     def updated(self) -> int:
+        if self.newest_update is not None:
+            return self.newest_update
         return max((view.dates.updated for view in self.releases.views), default=0)
 
 
@@ -548,34 +556,59 @@ def _history_rows(changes: Sequence["CohortChange"]) -> list[HistoryRow]:
     return rows
 
 
+def _gather_hardware(views: Sequence["ReleaseView"], hardware: Mapping[str, HardwareData]) -> None:
+    """Give each hardware version its releases (newest first), its latest stable release and its latest
+    pre-release (neither yanked; the newest of equal version keys).
+
+    Releases are gathered by their set of hardware versions (a registry has few), the latest found once
+    per set, then each hardware version takes its sets': a step per release, not one per release and
+    hardware version."""
+    combos: dict[tuple[str, ...], list[int]] = {}  # hardware versions -> the positions of their releases
+    for position, view in enumerate(views):
+        found = combos.get(view.release.hardware_versions)
+        if found is None:
+            combos[view.release.hardware_versions] = [position]
+        else:
+            found.append(position)
+    # hardware -> (positions, (position, key) of the latest stable release, of the latest pre-release, newest
+    # updated date) of each set
+    sets: dict[str, list[tuple[list[int], tuple | None, tuple | None, int]]] = {}
+    for combo, positions in combos.items():
+        stable: tuple | None = None
+        pre: tuple | None = None
+        updated = max([views[position].dates.updated for position in positions])
+        for position in positions:  # newest first: a later release of an equal key does not replace one
+            release = views[position].release
+            if release.yanked is not None:
+                continue
+            parsed = release.parsed_version
+            if parsed.is_prerelease:
+                if pre is None or parsed.key > pre[1]:
+                    pre = (position, parsed.key)
+            elif stable is None or parsed.key > stable[1]:
+                stable = (position, parsed.key)
+        for name in combo:
+            if name in hardware:
+                sets.setdefault(name, []).append((positions, stable, pre, updated))
+    newest_of_best = lambda found: (found[1], -found[0])  # noqa: E731 - the highest key, then the newest
+    for name, found in sets.items():
+        data = hardware[name]
+        positions = found[0][0] if len(found) == 1 else sorted(chain.from_iterable(item[0] for item in found))
+        data.releases.views.extend([views[position] for position in positions])
+        stable = max((item[1] for item in found if item[1] is not None), key=newest_of_best, default=None)
+        pre = max((item[2] for item in found if item[2] is not None), key=newest_of_best, default=None)
+        data.latest = views[stable[0]] if stable is not None else None
+        data.latest_prerelease = views[pre[0]] if pre is not None else None
+        data.newest_update = max(item[3] for item in found)
+
+
 def site_data(inputs: "SiteInputs", views: list["ReleaseView"]) -> SiteData:
     registry = inputs.registry
     site_url = inputs.site_url if inputs.site_url.endswith("/") else inputs.site_url + "/"
     by_version = {view.version: view for view in views}
 
     hardware = {h.name: HardwareData(h) for h in registry.hardware}
-    latest: dict[str, tuple] = {}  # hardware -> the key of its latest stable release so far
-    latest_pre: dict[str, tuple] = {}
-    for view in views:  # newest first
-        release = view.release
-        names = release.hardware_versions
-        yanked = release.yanked is not None
-        parsed = release.parsed_version
-        key, pre = parsed.key, parsed.is_prerelease
-        best = latest_pre if pre else latest
-        for name in names:
-            data = hardware.get(name)
-            if data is None:
-                continue
-            data.releases.views.append(view)
-            if yanked:
-                continue
-            if name not in best or key > best[name]:  # the first of equal keys (the newest) stays
-                best[name] = key
-                if pre:
-                    data.latest_prerelease = view
-                else:
-                    data.latest = view
+    _gather_hardware(views, hardware)
     for data in hardware.values():
         if data.latest and data.latest_prerelease and \
                 data.latest_prerelease.release.parsed_version.key < data.latest.release.parsed_version.key:
@@ -630,10 +663,9 @@ class PlannerChannel:
 def planner_channels(registry: "Registry") -> tuple[list[PlannerChannel], list[str]]:
     """(every update channel, every software type in use), from one pass over the artifacts."""
     types: dict[str, set[str | None]] = {}
-    # One set of the (hardware, software type) pairs in use: a comprehension over every artifact, then a loop over
-    # the few pairs.
-    for hardware, software in {(artifact.hardware_version, artifact.software_type)
-                               for release in registry.releases for artifact in release.artifacts}:
+    # One set of the (hardware, software type) pairs in use, from each release's (made once per release, as
+    # Release.has_image and the device documents read them), then a loop over the few pairs.
+    for hardware, software in set().union(*[release._slots for release in registry.releases]):
         types.setdefault(hardware, set()).add(software)
     all_hardware = [hardware.name for hardware in registry.hardware]
     channels = []
@@ -836,7 +868,8 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
     release_pages_renderer = ReleasePages(data)
     # The view key of every release (its file, id, dates, device count), or None when one is unknown:
     # then the whole-site files below are rendered on every build, as they were before they had keys.
-    view_keys: dict[str, str] | None = {view.version: jobs.view_key(inputs, view) for view in views}  # type: ignore[misc]
+    view_keys: dict[str, str] | None = {view.version: view.key if view.key is not None else jobs.view_key(inputs, view)
+                                        for view in views}  # type: ignore[misc]
     if any(key is None for key in view_keys.values()):  # type: ignore[union-attr]
         view_keys = None
 
@@ -865,15 +898,15 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
     def page_inputs(view: "ReleaseView", newer: "ReleaseView | None", older: "ReleaseView | None") -> tuple:
         """What a release page shows besides the whole site's (site_key): its release, neighbours, cohorts, links."""
         release = view.release
-        artifacts = release.artifacts
-        linked = (release.min_version in by_version, *[a.delta_from in by_version for a in artifacts]) \
-            if any(a.delta_from for a in artifacts) else release.min_version in by_version
+        bases = [a.delta_from for a in release.artifacts]  # one look at each artifact
+        linked = (release.min_version in by_version, *[base in by_version for base in bases]) \
+            if any(bases) else release.min_version in by_version
         rows = cohorts_of_release.get(view.version)
         if rows:
             rows = tuple((row.cohort.slug, row.cohort.name, row.activation.rollout_percent, row.held_back)
                          for row in rows)
         # The release's file (by its blob id) stands for its content: cheaper than the repr of the model.
-        own = jobs.view_key(inputs, view)
+        own = view.key if view.key is not None else jobs.view_key(inputs, view)
         own_inputs = (own, release.source_path) if own is not None else \
             (view.id, view.dates, view.notes_html, view.count_devices, release)
         return (*own_inputs, newer.version if newer else None, older.version if older else None, rows, linked,
@@ -904,13 +937,13 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
     chunks = jobs.by_id_chunks(views)
     page_jobs = [release_page_job(chunk) for chunk in chunks]
 
-    def list_rows() -> str:
-        """The rows of the releases list: a chunk whose release pages the previous build made with the same key
-        (so the same releases, dates and code) has the same rows, taken from the served list."""
+    def list_rows() -> list[bytes]:
+        """The rows of the releases list (UTF-8): a chunk whose release pages the previous build made with the
+        same key (so the same releases, dates and code) has the same rows, taken from the served list."""
         served = inputs.served_files
         page: bytes | None = None
         position = 0
-        parts = []
+        parts: list[bytes] = []
         for chunk, job in zip(chunks, page_jobs):
             found = None
             read = served(job.key) if served is not None else None
@@ -922,11 +955,36 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
                         page = b""
                 found = served_rows(page, chunk, position)
             if found is None:
-                parts.append("".join(map(release_list_row, chunk)))
+                parts.append("".join(map(release_list_row, chunk)).encode())
             else:
                 parts.append(found[0])
                 position = found[1]
-        return "".join(parts)
+        return parts
+
+    def sitemap_release_lines() -> list[bytes]:
+        """The sitemap's lines of the release pages: a chunk whose release pages the previous build made with
+        the same key (so the same releases, dates and code) has the same lines, taken from the served sitemap."""
+        served = inputs.served_files
+        sitemap: bytes | None = None
+        position = 0
+        parts: list[bytes] = []
+        for chunk, job in zip(chunks, page_jobs):
+            found = None
+            read = served(job.key) if served is not None else None
+            if read is not None:
+                if sitemap is None:
+                    try:
+                        sitemap = read("sitemap.xml")
+                    except OSError:
+                        sitemap = b""
+                found = served_sitemap_lines(sitemap, [data.release_url(view.version) for view in chunk], position)
+            if found is None:
+                made = sitemap_xml([(data.release_url(view.version), view.dates.updated) for view in chunk])
+                parts.append(made[len(_SITEMAP_HEAD):-len(_SITEMAP_FOOT)])
+            else:
+                parts.append(found[0])
+                position = found[1]
+        return parts
 
     def hardware_page(hw: HardwareData, hw_devices: int) -> bytes:
         name = hw.hardware.name
@@ -948,7 +1006,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         for hw in data.hardware:
             name = hw.hardware.name
             shown = hw.releases.views
-            hw_devices = sum(view.count_devices for view in shown)
+            hw_devices = sum([view.count_devices for view in shown]) if inputs.device_counts else 0
             # The page shows the hardware version, its newest and latest releases (their artifacts for it
             # come from their files), its cohorts, its device count and how many releases it has.
             files[f"hardware/{name}/index.html"] = keyed(
@@ -977,9 +1035,44 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
 
     def releases_page() -> bytes:
         path = "releases/index.html"
-        return environment().get_template("releases.html").render(
-            site=data, root=_root(path), path=path, canonical=data.site_url + "releases/",
-            rows=Markup(list_rows())).encode()
+        # The page around a hole where the rows go, then the rows as bytes: megabytes of rows are not joined
+        # into the template's text and encoded again.
+        template = environment().get_template("releases.html")
+        hole = _HOLE.format("rows")
+        head, *tail = template.render(site=data, root=_root(path), path=path, canonical=data.site_url + "releases/",
+                                      rows=Markup(hole)).split(hole)
+        if len(tail) == 1:
+            return b"".join([head.encode(), *list_rows(), tail[0].encode()])
+        # The hole's text is elsewhere on the page too (a NUL in the registry's name): rendered in one piece.
+        return template.render(site=data, root=_root(path), path=path, canonical=data.site_url + "releases/",
+                               rows=Markup(b"".join(list_rows()).decode())).encode()
+
+    every: list[str | None] = []
+
+    def every_key() -> str | None:
+        """keys_of(views), made once: the view keys of every release, hashed (None when they are unknown)."""
+        if not every:
+            every.append(view_keys and keys_of(views))
+        return every[0]
+
+    def sitemaps() -> dict[str, "bytes | Keyed"]:
+        """_sitemaps' files, keyed by what they list: every release's URL and date (in their view keys, in
+        the order of the views), the hardware versions (their dates are their releases'), the cohorts' dates."""
+        if view_keys is None:
+            return _sitemaps(data, inputs)  # type: ignore[return-value]
+        count = 3 + len(views) + len(data.hardware) + len(inputs.registry.cohorts)  # as _sitemaps lists them
+        paths = ["sitemap.xml"] if count <= SITEMAP_LIMIT else \
+            [*[f"sitemaps/{number}.xml" for number in range(1, -(-count // SITEMAP_LIMIT) + 1)], "sitemap.xml"]
+        made: dict[str, bytes] = {}
+
+        def render(path: str) -> bytes:
+            if not made:
+                made.update(_sitemaps(data, inputs, sitemap_release_lines))
+            return made[path]
+
+        parts = ("sitemaps", every_key(), [hw.hardware.name for hw in data.hardware],
+                 [(cohort.slug, inputs.cohort_dates.get(cohort.slug)) for cohort in inputs.registry.cohorts])
+        return {path: keyed((*parts, path), partial(render, path)) for path in paths}
 
     def home_lists_and_feeds() -> dict[str, "bytes | Keyed"]:
         render = _Renderer(data)
@@ -992,7 +1085,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         # The list shows every release's row (from its file and dates) and the hardware filter.
         files["releases/index.html"] = keyed(
             ("releases list", data.assets.filters_css, [(hw.hardware.name, len(hw.releases)) for hw in data.hardware],
-             view_keys and keys_of(views)), releases_page)
+             every_key()), releases_page)
         channels, software_types = planner_channels(inputs.registry)
         render.page("update/index.html", "update.html", canonical=data.site_url + "update/", channels=channels,
                     software_types=software_types, example_version=views[0].version if views else "1.0.0")
@@ -1002,7 +1095,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
             partial(planner_releases, inputs.registry))
         files["feed.xml"] = feed("feed.xml", data.config.name, data.site_url, views)
         files["404.html"] = _not_found_page(data)
-        files.update(_sitemaps(data, inputs))
+        files.update(sitemaps())
         files["robots.txt"] = f"User-agent: *\nAllow: /\nSitemap: {data.site_url}sitemap.xml\n".encode()
         files.update(render.files)
         return files
@@ -1056,18 +1149,55 @@ def sitemap_xml(urls: Sequence[tuple[str, int]]) -> bytes:
     a hundred times faster this way; a test holds the two to the same bytes)."""
     return "".join([_SITEMAP_HEAD, *[f"<url><loc>{_text(url)}</loc><lastmod>{format_iso(seconds)}</lastmod></url>\n"
                                      if seconds else f"<url><loc>{_text(url)}</loc></url>\n" for url, seconds in urls],
-                    "</urlset>"]).encode()
+                    _SITEMAP_FOOT]).encode()
 
 
-def _sitemaps(data: SiteData, inputs: "SiteInputs") -> dict[str, bytes]:
-    """sitemap.xml with every page's absolute URL; a sitemap index above SITEMAP_LIMIT URLs."""
-    urls: list[tuple[str, int]] = [(data.site_url, data.updated), (data.site_url + "releases/", data.updated),
+_SITEMAP_FOOT = "</urlset>"
+
+
+def served_sitemap_lines(sitemap: bytes, urls: Sequence[str], start: int = 0) -> tuple[bytes, int] | None:
+    """The lines of the pages `urls` (absolute, next to each other in this order) in a sitemap made by
+    sitemap_xml, and where they end; None when it does not hold them all at or after `start`."""
+    if not urls:
+        return b"", start
+    first = sitemap.find(f"<url><loc>{_text(urls[0])}</loc>".encode(), start)
+    if first < 0:
+        return None
+    last = sitemap.find(f"<url><loc>{_text(urls[-1])}</loc>".encode(), first)
+    end = sitemap.find(b"</url>\n", last) if last >= 0 else -1
+    if end < 0:
+        return None
+    end += len(b"</url>\n")
+    if sitemap.count(b"<url>", first, end) != len(urls) or not sitemap[first:end].isascii() and \
+            not _is_utf8(sitemap[first:end]):
+        return None
+    return sitemap[first:end], end
+
+
+def _is_utf8(text: bytes) -> bool:
+    try:
+        text.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _sitemaps(data: SiteData, inputs: "SiteInputs",
+              release_lines: "Callable[[], list[bytes]] | None" = None) -> dict[str, bytes]:
+    """sitemap.xml with every page's absolute URL; a sitemap index above SITEMAP_LIMIT URLs.
+
+    `release_lines`: the lines sitemap_xml gives for the release pages (in the order of the views), from
+    the served sitemap where their releases did not change (see served_sitemap_lines); for one file only."""
+    head: list[tuple[str, int]] = [(data.site_url, data.updated), (data.site_url + "releases/", data.updated),
                                    (data.site_url + "update/", data.updated)]
-    urls += [(data.release_url(view.version), view.dates.updated) for view in data.views]
-    urls += [(f"{data.site_url}hardware/{hw.hardware.name}/", hw.updated) for hw in data.hardware]
+    tail = [(f"{data.site_url}hardware/{hw.hardware.name}/", hw.updated) for hw in data.hardware]
     for cohort in inputs.registry.cohorts:
         dates = inputs.cohort_dates.get(cohort.slug)
-        urls.append((f"{data.site_url}cohorts/{cohort.slug}/", dates.updated if dates else 0))
+        tail.append((f"{data.site_url}cohorts/{cohort.slug}/", dates.updated if dates else 0))
+    if release_lines is not None and len(head) + len(data.views) + len(tail) <= SITEMAP_LIMIT:
+        return {"sitemap.xml": b"".join([sitemap_xml(head)[:-len(_SITEMAP_FOOT)], *release_lines(),
+                                         sitemap_xml(tail)[len(_SITEMAP_HEAD):]])}
+    urls = [*head, *[(data.release_url(view.version), view.dates.updated) for view in data.views], *tail]
     if len(urls) <= SITEMAP_LIMIT:
         return {"sitemap.xml": sitemap_xml(urls)}
     files: dict[str, bytes] = {}

@@ -22,8 +22,17 @@ def _reported(output: str) -> list[str]:
     return [f"{d['path']}:{d['line']}:{d['column']} {d['rule']}" for d in report["diagnostics"]]
 
 
+@pytest.mark.parametrize("parallel", [False, True], ids=["one process", "workers"])
 @pytest.mark.parametrize("case", INVALID_CASES)
-def test_invalid_registry_is_reported_at_the_offending_line(case: str, base_registry: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_invalid_registry_is_reported_at_the_offending_line(case: str, parallel: bool, base_registry: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Alike whether the files are checked here or by workers (which start before the files are read)."""
+    if parallel:
+        from relreg.registry import validate
+
+        monkeypatch.setattr(validate.os, "cpu_count", lambda: 2)
+        monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 1)
+        monkeypatch.setattr(validate, "CHUNK_FILES", 2)
     case_dir = FIXTURES / "invalid" / case
     shutil.copytree(case_dir, base_registry, dirs_exist_ok=True)
     (base_registry / "expected.txt").unlink()
@@ -146,6 +155,25 @@ def test_python_dash_m_runs_the_cli() -> None:
     assert completed.stdout.startswith("relreg, version ")
 
 
+@pytest.mark.parametrize("case", [None, "yaml-duplicate-key"])
+def test_relreg_validate_in_its_own_process_writes_its_whole_report_and_status(case: str | None,
+                                                                           base_registry: Path) -> None:
+    """The command ends its own process without the usual clean-up: what it wrote to a pipe is all
+    there, its exit status is the verdict's, and it is the report click's runner gets in-process."""
+    import subprocess
+    import sys
+
+    if case is not None:
+        shutil.copytree(FIXTURES / "invalid" / case, base_registry, dirs_exist_ok=True)
+        (base_registry / "expected.txt").unlink()
+    for output_format in ("text", "json"):
+        args = ["validate", "--registry", str(base_registry), "--format", output_format]
+        completed = subprocess.run([sys.executable, "-m", "relreg", *args], capture_output=True, text=True)
+        in_process = run_relreg(*args)
+        assert completed.returncode == in_process.exit_code == (0 if case is None else 1)
+        assert completed.stdout == in_process.output and completed.stdout.strip()
+
+
 # --- holds per hardware: an activation's hardware_versions ----------------------------------------
 
 
@@ -229,6 +257,110 @@ def test_checking_files_in_worker_processes_gives_what_one_process_gives(cores: 
         assert shared.diagnostics == alone.diagnostics
         assert shared.registry == alone.registry
     assert alone.errors and not validate_files(base).errors
+
+
+def _lazy(files: RegistryFiles, stale: set[str]) -> RegistryFiles:
+    """`files` known by blob id, not held (as from their status or git's index); those in `stale` under
+    a blob id their bytes no longer have."""
+    return RegistryFiles(files.root, tuple(RawFile(f.kind, f.path, f.registry_path, None,
+                                                   "0" * 40 if f.path in stale else f.blob_id, f.disk_path)
+                                           for f in files.files), files.problems, files.refused)
+
+
+@pytest.mark.parametrize("stale_every", [0, 3])
+def test_files_known_by_blob_id_are_read_and_checked_by_the_worker_that_checks_them(
+        stale_every: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file not held is read by whichever process checks it; one whose bytes are not those of its blob
+    id is refused at 1:1 as changed (run again), in worker processes as in this one."""
+    from relreg.registry import validate
+
+    files = read_worktree(FIXTURES / "base")
+    stale = {f.path for index, f in enumerate(files.files) if stale_every and index % stale_every == 1}
+    lazy = _lazy(files, stale)
+    monkeypatch.setattr(validate.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 10**9)
+    alone = validate_files(lazy)
+    monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 1)
+    monkeypatch.setattr(validate, "CHUNK_FILES", 2)
+    shared = validate_files(lazy)
+    assert shared.diagnostics == alone.diagnostics
+    assert shared.registry == alone.registry
+    assert {d.path for d in shared.diagnostics if d.rule == "file-changed"} == stale
+    assert all((d.line, d.column) == (1, 1) for d in shared.diagnostics if d.rule == "file-changed")
+    if not stale:
+        assert shared.ok and shared.registry == validate_files(files).registry
+
+
+def test_a_worker_killed_while_checking_leaves_its_chunks_to_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that dies (the OOM killer) does not hang the run: its pipe closes, and the chunks it took
+    but did not send are checked by this process, with the same diagnostics and model as one process."""
+    import os
+
+    from relreg.registry import validate
+
+    base = read_worktree(FIXTURES / "base")
+    cases = [RawFile("release", f"{case.name}/{path.name}", f"releases/{case.name}-{path.name}", path.read_bytes(),
+                     git_blob_id(path.read_bytes()))
+             for case in sorted((FIXTURES / "invalid").iterdir()) for path in sorted(case.rglob("releases/*.yaml"))]
+    mixed = RegistryFiles(base.root, base.files + tuple(cases), base.problems)
+    monkeypatch.setattr(validate.os, "cpu_count", lambda: 3)
+    monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 10**9)
+    alone = validate_files(mixed)
+
+    def dies_after_taking_chunks(workers: validate._Workers, work: object, results: int) -> None:
+        workers.take()
+        workers.take()
+        os.kill(os.getpid(), 9)
+
+    monkeypatch.setattr(validate._Workers, "_work", dies_after_taking_chunks)
+    monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 1)
+    monkeypatch.setattr(validate, "CHUNK_FILES", 2)
+    killed = validate_files(mixed)
+    assert killed.diagnostics == alone.diagnostics and killed.errors
+    assert killed.registry == alone.registry
+    early = validate_files(base, early=validate.EarlyCheck(FIXTURES / "base"))
+    assert early.diagnostics == validate_files(base).diagnostics and early.registry == validate_files(base).registry
+
+
+@pytest.mark.parametrize("cores", [2, 3])
+def test_workers_started_before_the_files_are_read_give_what_one_process_gives(
+        cores: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """EarlyCheck's workers read and check the files on their own: their result for a file counts only
+    when it was of the bytes the caller read. Files changed after the workers started (some read by a
+    worker before, some after the change), a file replaced by a link and a file added are all judged
+    on what the caller read, as without workers."""
+    import time
+
+    from relreg.registry import validate
+    from relreg.registry.validate import EarlyCheck
+
+    registry = tmp_path / "registry"
+    shutil.copytree(FIXTURES / "base", registry)
+    for case in sorted((FIXTURES / "invalid").iterdir()):
+        for path in sorted(case.glob("releases/*.yaml")):
+            (registry / "releases" / f"{case.name}-{path.name}").write_bytes(path.read_bytes())
+    monkeypatch.setattr(validate.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 1)
+    monkeypatch.setattr(validate, "CHUNK_FILES", 2)
+    monkeypatch.chdir(tmp_path)
+    early = EarlyCheck(Path("registry"))
+    assert early.workers is not None
+    time.sleep(0.3)  # let the workers read (and check) some files before they change
+    releases = sorted((registry / "releases").glob("*.yaml"))
+    for path in releases[::4]:
+        path.write_text(path.read_text() + "extra_field: 1\n")
+    releases[1].unlink()
+    releases[1].symlink_to(releases[2].name)
+    (registry / "releases" / "9.9.9.yaml").write_text(releases[3].read_text())
+    files = read_worktree(Path("registry"))
+    monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 10**9)
+    alone = validate_files(files)
+    monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 1)
+    together = validate_files(files, early=early)
+    assert early.workers is None  # closed: its workers ended
+    assert together.diagnostics == alone.diagnostics and alone.errors
+    assert together.registry == alone.registry
+    assert any(d.rule == "schema-unknown-field" for d in together.diagnostics)
 
 
 def test_a_hardware_file_that_does_not_load_is_reported_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -219,3 +219,27 @@ def test_json_written_into_a_buffer_is_rapidyamls_json(text: str, size: int | No
 
     tree = ryml.parse_in_arena(text.encode())
     assert _emitted_json(tree, size) == ryml.emit_json_malloc(tree, tree.root_id())
+
+
+def test_yaml_1_1_patterns_are_pyyamls() -> None:
+    """The fast path judges plain scalars with PyYAML's implicit resolvers, copied so that it need not load
+    PyYAML: the copy is PyYAML's own patterns and first characters."""
+    import yaml
+
+    from relreg.registry.yamlload import _YAML11_FIRST, _YAML11_PATTERNS
+
+    resolvers = yaml.SafeLoader.yaml_implicit_resolvers
+    assert sorted(_YAML11_PATTERNS) == sorted({regexp.pattern for items in resolvers.values() for _, regexp in items})
+    assert _YAML11_FIRST == frozenset(key for key in resolvers if key)
+
+
+def test_a_plainly_fine_file_is_read_without_loading_pyyaml() -> None:
+    """(In a process of its own: this one has PyYAML loaded.) A file the careful reader must judge loads it."""
+    import subprocess
+    import sys
+
+    script = ("import sys; from relreg.registry.yamlload import fast_load, parse_yaml; "
+              f"assert fast_load({RELEASE!r}) is not None; print('yaml' in sys.modules); "
+              "parse_yaml(b'a: 1\\n', 'x.yaml'); print('yaml' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False", "True"]

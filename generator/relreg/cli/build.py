@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import click
 
 from relreg.cli.common import RegistryUsageError, find_registry, format_option, registry_option, resolve_registry
 from relreg.registry.report import REPORTERS
-from relreg.uptodate import BuildOptions, up_to_date
 
 
 @click.command()
@@ -33,25 +32,49 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
     from relreg.history.cache import work_cache_for
     from relreg.history.head import hidden_files_problem
     from relreg.history.recency import GitRecency
+    from relreg.registry import CONFIG_FILE
     from relreg.registry.gcpause import gc_paused
     from relreg.registry.source import RegistryNotFound, read_worktree
-    from relreg.registry.validate import summary, validate_files
+    from relreg.registry.validate import start_early_check, summary, validate_files
 
     registry_path = resolve_registry(registry_dir)
-    problem = hidden_files_problem(registry_path)
-    if problem is not None:
-        raise RegistryUsageError(problem)
     with gc_paused():  # the whole command builds objects without cycles, and exits
         cache = work_cache_for(registry_path)
+        # A cold run: workers start checking the files while this process asks git and reads them.
+        early = start_early_check(registry_path, cache) if (registry_path / CONFIG_FILE).is_file() else None
         try:
+            problem = hidden_files_problem(registry_path)
+            if problem is not None:
+                raise RegistryUsageError(problem)
             files = read_worktree(registry_path, known=cache)
-        except RegistryNotFound as error:
-            raise RegistryUsageError(str(error)) from None
-        # A conflict between two files is reported at the newer one (git history; uncommitted files newest).
-        result = validate_files(files, cache, recency=GitRecency(registry_path, files.root), model=False)
+            # A conflict between two files is reported at the newer one (git history; uncommitted files newest).
+            recency = GitRecency(registry_path, files.root)
+        except BaseException as error:
+            if early is not None:
+                early.close()
+            if isinstance(error, RegistryNotFound):
+                raise RegistryUsageError(str(error)) from None
+            raise
+        result = validate_files(files, cache, recency=recency, model=False, early=early)
         cache.save(keep_notes=True)  # the next build's, though validation renders none
-    click.echo(REPORTERS[output_format](result.diagnostics, summary(result)))
-    sys.exit(0 if result.ok else 1)
+        click.echo(REPORTERS[output_format](result.diagnostics, summary(result)))
+        _exit(0 if result.ok else 1)
+
+
+def _exit(status: int) -> None:
+    """End the command with `status`. In the relreg process itself (its own standard output, not one a
+    caller such as click's test runner put in place), once the output is written, without freeing
+    every object of the run one by one and collecting them first: a fifth of a second for 10,000
+    releases, spent on memory the operating system takes back at once."""
+    if sys.stdout is sys.__stdout__ and sys.stderr is sys.__stderr__:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass  # the output could not be written: let the usual exit say so
+        else:
+            os._exit(status)
+    sys.exit(status)
 
 
 @click.command()
@@ -92,6 +115,10 @@ def build(registry_dir: Path | None, out: Path, ref: str | None, device_counts: 
     same commit always gives byte-identical files. An invalid registry writes
     nothing and leaves the previous output untouched.
     """
+    from concurrent.futures.process import BrokenProcessPool  # here, not for `relreg validate`
+
+    from relreg.uptodate import BuildOptions, up_to_date
+
     registry_path = resolve_registry(registry_dir) if ref is None or registry_dir is not None \
         else find_registry(Path.cwd())
     if base_url is not None and not base_url.endswith("/"):

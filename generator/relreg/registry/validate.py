@@ -20,23 +20,30 @@ are parsed with positions again, lazily, when a rule asks for one.
 from __future__ import annotations
 
 import hashlib
+import io
 import marshal
-import multiprocessing
 import os
+import pickle
+import select
+import signal
+import stat
+import struct
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Protocol
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Protocol
 
+from relreg.registry import CONFIG_FILE
 from relreg.registry.diagnostics import Diagnostic, Severity, sorted_diagnostics
 from relreg.registry.gcpause import die_with_parent, gc_paused
 from relreg.registry.model import Cohort, HardwareVersion, Registry, RegistryConfig, Release
 from relreg.registry.rules import COHORT_RULES, RULES_WITHOUT_COHORTS, RuleContext, check_rules
 from relreg.registry.schemas import default_schemas
-from relreg.registry.source import RawFile, RegistryFiles, git_blob_id
+from relreg.registry.source import KIND_FOLDERS, RawFile, RegistryFiles, display_path, git_blob_id
 from relreg.registry.versions import VersionError, scheme_named
-from relreg.registry.yamlload import MAX_DEPTH, SourceDocument, YamlLoadError, fast_load, nested_within, parse_yaml
+from relreg.registry.yamlload import (MAX_DEPTH, MAX_FILE_BYTES, SourceDocument, YamlLoadError, fast_load, nested_within,
+                                      parse_yaml)
 
 # Below this many files to check, starting worker processes costs more than it saves.
 PARALLEL_THRESHOLD = 400
@@ -118,66 +125,366 @@ def _native_stderr_silenced():
         os.close(saved)
 
 
-# The files a forked worker checks, and the number of the next chunk of them to take: set just before
-# the workers fork, so they inherit the bytes instead of receiving them pickled.
-_FORKED_FILES: list[RawFile] = []
-_NEXT_CHUNK: Any = None
 # Files per chunk: small enough that the processes finish within a chunk of each other on a shared
 # machine, large enough that taking one costs nothing.
 CHUNK_FILES = 100
+# What checking a file gives when its bytes are not those its blob id names (see _check_here).
+_CHANGED = "changed"
 
 
-def _take_chunk() -> int:
-    with _NEXT_CHUNK.get_lock():
-        chunk = _NEXT_CHUNK.value
-        _NEXT_CHUNK.value = chunk + 1
-    return chunk
+def _check_here(file: RawFile) -> Any:
+    """(data, problems, None) of one file, or _CHANGED. A file not held (known by its blob id, from its
+    status or git's index) is read now, by the process that checks it: if its bytes are not those the
+    blob id names, it changed after its status was taken, and is not checked."""
+    content = file.held_content
+    if content is None:
+        content = file.content
+        if git_blob_id(content) != file.blob_id:
+            return _CHANGED
+    return (*quick_check_file(file.kind, file.path, content), None)
 
 
-def _check_chunks() -> list[tuple[int, list[Any]]]:
-    """Check chunks of _FORKED_FILES in a worker until none is left: (chunk, results) of each taken. A
-    valid file's data comes back marshalled (compact, and quick to load), anything else as (data, diagnostics)."""
-    done = []
-    chunks = -(-len(_FORKED_FILES) // CHUNK_FILES)
-    with _native_stderr_silenced():
-        while (chunk := _take_chunk()) < chunks:
-            results: list[Any] = []
-            for file in _FORKED_FILES[chunk * CHUNK_FILES:(chunk + 1) * CHUNK_FILES]:
-                data, problems = quick_check_file(file.kind, file.path, file.content)
-                results.append(marshal.dumps(data) if data is not None and not problems else (data, problems))
-            done.append((chunk, results))
-    return done
+def _check_chunk(files: list[RawFile], chunk: int) -> list[Any]:
+    return [_check_here(file) for file in files[chunk * CHUNK_FILES:(chunk + 1) * CHUNK_FILES]]
 
 
-def _check_all(files: list[RawFile]) -> list[tuple[Any | None, list[Diagnostic], bytes | None]]:
-    """(data, problems, the data marshalled when a worker sent it so) of each file, in order.
+def _with_marshalled(item: Any) -> Any:
+    """A result of _check_here with a valid file's data marshalled, as the cache keeps it: done while the
+    workers check on, not after."""
+    if item is not _CHANGED and item[0] is not None and not item[1]:
+        return item[0], item[1], marshal.dumps(item[0])
+    return item
+
+
+def _sent(item: Any) -> Any:
+    """A worker's result for the pipe: a valid file's data marshalled (compact, quick to load, and what
+    the cache keeps), a changed file as None, anything else as (data, problems)."""
+    if item is _CHANGED:
+        return None
+    return marshal.dumps(item[0]) if item[0] is not None and not item[1] else item[:2]
+
+
+def _received(item: Any) -> Any:
+    if item is None:
+        return _CHANGED
+    if item.__class__ is bytes:
+        return marshal.loads(item), [], item
+    return (*item, None)
+
+
+_HEADER = struct.Struct("<Q")
+
+
+class _Workers:
+    """Forked processes that take numbered chunks of work from a pipe of chunk numbers, with this
+    process, until none is left, and send each chunk's results through a pipe of their own as soon as
+    it is done.
+
+    A read of 4 bytes from a pipe is atomic, so each number goes to one process, with no lock that a
+    killed process could keep. A worker that dies (the OOM killer) closes its pipe: the chunks it took
+    but did not send stay None in `results`, for this process to do. Workers die with this process
+    (die_with_parent), and `close` ends them when this process gives up early.
+    """
+
+    def __init__(self, chunks: int, work: Callable[[int], list[Any]], processes: int) -> None:
+        self.chunks = chunks
+        self.results: list[list[Any] | None] = [None] * chunks
+        self.children: list[int] = []
+        self.inboxes: list[_Inbox] = []
+        self.tokens, tokens_write = os.pipe()
+        try:
+            _widen(tokens_write, chunks * 4)
+            numbers = memoryview(b"".join(chunk.to_bytes(4, "little") for chunk in range(chunks)))
+            while numbers:
+                numbers = numbers[os.write(tokens_write, numbers):]
+        finally:
+            os.close(tokens_write)  # when all are taken, a read finds the end of the pipe
+        try:
+            for _ in range(processes):
+                self._fork(work)
+        except BaseException:
+            self.close()
+            raise
+
+    def _fork(self, work: Callable[[int], list[Any]]) -> None:
+        results_read, results_write = os.pipe()
+        try:
+            _widen(results_write)
+            pid = os.fork()
+        except BaseException:
+            os.close(results_read)
+            os.close(results_write)
+            raise
+        if pid == 0:  # the worker: never returns
+            status = 1
+            try:
+                os.close(results_read)
+                for inbox in self.inboxes:
+                    os.close(inbox.fd)
+                self._work(work, results_write)
+                status = 0
+            finally:
+                os._exit(status)
+        self.children.append(pid)
+        os.close(results_write)
+        self.inboxes.append(_Inbox(results_read))
+
+    def take(self) -> int | None:
+        """The number of the next chunk nobody took, or None when all are taken."""
+        try:
+            taken = os.read(self.tokens, 4)
+        except OSError:  # closed: this process is done with the workers
+            return None
+        return int.from_bytes(taken, "little") if len(taken) == 4 else None
+
+    def _work(self, work: Callable[[int], list[Any]], results: int) -> None:
+        die_with_parent()
+        out = io.FileIO(results, "wb")
+        with _native_stderr_silenced():
+            while (chunk := self.take()) is not None:
+                message = pickle.dumps((chunk, work(chunk)), protocol=pickle.HIGHEST_PROTOCOL)
+                view = memoryview(_HEADER.pack(len(message)) + message)
+                while view:
+                    view = view[out.write(view):]
+        out.close()
+
+    def receive(self, wait: bool) -> list[int]:
+        """The chunks whose results came in since (into `results`); `wait`: all of them, until every
+        worker has closed its pipe (sent all it took, or died)."""
+        received: list[int] = []
+        open_inboxes = [inbox for inbox in self.inboxes if inbox.open]
+        while open_inboxes:
+            fds = [inbox.fd for inbox in open_inboxes]
+            readable = select.select(fds, [], [], None if wait else 0)[0]
+            if not readable:
+                break
+            for inbox in open_inboxes:
+                if inbox.fd in readable:
+                    chunk = inbox.receive(self.results)
+                    if chunk is not None:
+                        received.append(chunk)
+            open_inboxes = [inbox for inbox in open_inboxes if inbox.open]
+        return received
+
+    def close(self) -> None:
+        """Let go of the pipes, and end and reap the workers (killed if still at work: this process failed)."""
+        if self.tokens >= 0:
+            os.close(self.tokens)
+            self.tokens = -1
+        for inbox in self.inboxes:
+            if inbox.open:
+                inbox.stream.close()
+                inbox.open = False
+        for pid in self.children:
+            try:
+                if os.waitpid(pid, os.WNOHANG) == (0, 0):
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+        self.children = []
+
+
+class _Inbox:
+    """One worker's pipe of results, each a header (length) and a pickled (chunk, results)."""
+
+    def __init__(self, fd: int) -> None:
+        self.stream = io.FileIO(fd, "rb")
+        self.fd = fd
+        self.open = True
+
+    def _exactly(self, size: int) -> bytearray | None:
+        buffer = bytearray(size)
+        view = memoryview(buffer)
+        while view:
+            got = self.stream.readinto(view)
+            if not got:
+                return None
+            view = view[got:]
+        return buffer
+
+    def receive(self, results: list[Any]) -> int | None:
+        """Read one message into `results` and give its chunk; at the end of the stream (the worker
+        exited), close and give None."""
+        header = self._exactly(_HEADER.size)
+        message = self._exactly(_HEADER.unpack(header)[0]) if header is not None else None
+        if message is None:
+            self.stream.close()
+            self.open = False
+            return None
+        chunk, items = pickle.loads(message)
+        results[chunk] = items
+        return chunk
+
+
+def _worker_processes(files: int) -> int:
+    """How many processes to fork for checking `files` files (this one checks too): 0 when too few files."""
+    workers = min(os.cpu_count() or 1, 8)
+    if files < PARALLEL_THRESHOLD or workers < 2 or not hasattr(os, "fork"):
+        return 0
+    return workers - 1
+
+
+def _check_all(files: list[RawFile], early: EarlyCheck | None = None) -> list[Any]:
+    """(data, problems, the data marshalled when a worker sent it so) of each file, or _CHANGED, in order.
 
     Every process, this one included, takes chunks of files until none is left, so that all finish
-    together whatever else runs on the machine; this one then loads what the workers sent.
+    together whatever else runs on the machine; this one loads what the workers sent between its own
+    chunks. With `early`, the workers began before the files were read (see EarlyCheck).
     """
-    workers = min(os.cpu_count() or 1, 8)
-    if len(files) < PARALLEL_THRESHOLD or workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    if early is not None and early.workers is not None:
+        return early.check(files)
+    processes = _worker_processes(len(files))
+    if not processes:
         with _native_stderr_silenced():
-            return [(*quick_check_file(f.kind, f.path, f.content), None) for f in files]
-    global _FORKED_FILES, _NEXT_CHUNK
-    context = multiprocessing.get_context("fork")
-    _FORKED_FILES, _NEXT_CHUNK = files, context.Value("l", 0)
-    chunks = -(-len(files) // CHUNK_FILES)
-    by_chunk: list[list[Any]] = [[] for _ in range(chunks)]
+            return [_check_here(file) for file in files]
+    workers = _Workers(-(-len(files) // CHUNK_FILES), lambda chunk: [_sent(item) for item in _check_chunk(files, chunk)],
+                       processes)
+    results: list[Any] = [None] * workers.chunks
     try:
-        with ProcessPoolExecutor(max_workers=workers - 1, mp_context=context, initializer=die_with_parent) as pool:
-            futures = [pool.submit(_check_chunks) for _ in range(workers - 1)]
-            with _native_stderr_silenced():
-                while (chunk := _take_chunk()) < chunks:
-                    by_chunk[chunk] = [(*quick_check_file(f.kind, f.path, f.content), None)
-                                       for f in files[chunk * CHUNK_FILES:(chunk + 1) * CHUNK_FILES]]
-            for future in futures:
-                for chunk, results in future.result():
-                    by_chunk[chunk] = [(marshal.loads(item), [], item) if item.__class__ is bytes else (*item, None)
-                                       for item in results]
+        with _native_stderr_silenced():
+            while (chunk := workers.take()) is not None:
+                results[chunk] = [_with_marshalled(item) for item in _check_chunk(files, chunk)]
+                for done in workers.receive(wait=False):  # loaded while the workers check on
+                    results[done] = [_received(item) for item in workers.results[done]]  # type: ignore[union-attr]
+            for done in workers.receive(wait=True):
+                results[done] = [_received(item) for item in workers.results[done]]  # type: ignore[union-attr]
+            for chunk, done in enumerate(results):
+                if done is None:  # taken by a worker that died before sending it
+                    results[chunk] = _check_chunk(files, chunk)
     finally:
-        _FORKED_FILES, _NEXT_CHUNK = [], None
-    return [result for results in by_chunk for result in results]
+        workers.close()
+    return [item for items in results for item in items]
+
+
+class EarlyCheck:
+    """The files of a registry folder, checked by worker processes that start before the caller reads
+    the folder (read_worktree): a cold `relreg validate` then uses the other cores while this process
+    reads every file and looks them up in the cache. Give it to `validate_files`, or `close` it.
+
+    A worker lists the folder's .yaml files on its own, reads each (a regular file of at most
+    MAX_FILE_BYTES), and checks it as a file of its folder's kind unless the cache holds its document.
+    Its result for a file is taken only when it was of the same path, kind and blob id (the same bytes)
+    as the file the caller read; any other file is checked by this process.
+    """
+
+    def __init__(self, registry_dir: Path, cache: DocumentCache | None = None, display_base: Path | None = None) -> None:
+        self.top = os.path.abspath(registry_dir)
+        self.root = display_path(registry_dir, display_base or Path.cwd())
+        self.cache = cache if cache is not None else _NoCache()
+        self.paths = _yaml_paths(self.top)
+        processes = _worker_processes(len(self.paths))
+        self.workers = _Workers(-(-len(self.paths) // CHUNK_FILES), self._check_listed, processes) \
+            if processes else None
+
+    def _check_listed(self, chunk: int) -> list[tuple[str, str, str, str, Any]]:
+        """(registry path, shown path, kind, blob id, result as sent) of the chunk's files (in a worker)."""
+        checked = []
+        for registry_path in self.paths[chunk * CHUNK_FILES:(chunk + 1) * CHUNK_FILES]:
+            kind = "registry" if registry_path == CONFIG_FILE else KIND_FOLDERS[registry_path.partition("/")[0]]
+            content = _regular_file_bytes(os.path.join(self.top, registry_path))
+            if content is None:
+                continue
+            blob_id = git_blob_id(content)
+            if self.cache.document(kind, blob_id) is not None:
+                continue
+            shown = f"{self.root}/{registry_path}" if self.root not in ("", ".") else registry_path
+            checked.append((registry_path, shown, kind, blob_id, _sent((*quick_check_file(kind, shown, content), None))))
+        return checked
+
+    def check(self, files: list[RawFile]) -> list[Any]:
+        """_check_all's answer for `files` (read by the caller since), the workers' results taken where they
+        are of the same bytes."""
+        workers = self.workers
+        assert workers is not None
+        if not files:  # every document came from the cache
+            self.close()
+            return []
+        where = {file.registry_path: index for index, file in enumerate(files)}
+        results: list[Any] = [None] * len(files)
+
+        def take(chunk: int) -> None:
+            for registry_path, shown, kind, blob_id, item in workers.results[chunk]:  # type: ignore[union-attr]
+                index = where.get(registry_path)
+                if index is not None:
+                    file = files[index]
+                    if file.blob_id == blob_id and file.kind == kind and file.path == shown:
+                        results[index] = _received(item)
+
+        try:
+            with _native_stderr_silenced():
+                while (chunk := workers.take()) is not None:
+                    for registry_path in self.paths[chunk * CHUNK_FILES:(chunk + 1) * CHUNK_FILES]:
+                        index = where.get(registry_path)
+                        if index is not None:
+                            results[index] = _with_marshalled(_check_here(files[index]))
+                    for done in workers.receive(wait=False):
+                        take(done)
+                for done in workers.receive(wait=True):
+                    take(done)
+                for index, result in enumerate(results):
+                    if result is None:  # not listed, of other bytes, or of a chunk a killed worker took
+                        results[index] = _check_here(files[index])
+        finally:
+            self.close()
+        return results
+
+    def close(self) -> None:
+        """End the workers (killed if still at work) and let go of their pipes."""
+        if self.workers is not None:
+            self.workers.close()
+            self.workers = None
+
+
+def _yaml_paths(top: str) -> list[str]:
+    """registry.yaml and the .yaml files under the kinds' folders, as paths relative to `top`, in the
+    order read_worktree reads them (which only matters for how soon both get to each)."""
+    paths = [CONFIG_FILE]
+    for folder in KIND_FOLDERS:
+        for directory, folders, names in os.walk(os.path.join(top, folder)):
+            folders.sort()
+            relative = os.path.relpath(directory, top).replace(os.sep, "/")
+            paths.extend(f"{relative}/{name}" for name in sorted(names) if name.endswith(".yaml"))
+    return paths
+
+
+def _regular_file_bytes(path: str) -> bytes | None:
+    """The bytes of a regular file of at most MAX_FILE_BYTES; None for anything else (a link, a fifo,
+    a folder, a file gone), which the caller's own reading judges."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode) or status.st_size > MAX_FILE_BYTES:
+            return None
+        with io.FileIO(descriptor, "rb", closefd=False) as stream:
+            return stream.readall()
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
+
+
+def start_early_check(registry_dir: Path, cache: DocumentCache) -> EarlyCheck | None:
+    """An EarlyCheck of `registry_dir` when `cache` holds no verdict (a cold run checks every file: a warm one,
+    given the verdict or a few changed files, would only be slowed by workers reading every file)."""
+    if cache.fact(_VERDICT_ENTRY) is not None:
+        return None
+    early = EarlyCheck(registry_dir, cache)
+    return early if early.workers is not None else None
+
+
+def _widen(fd: int, size: int = 1 << 20) -> None:
+    """Make a pipe hold `size` bytes (Linux; the kernel's limit for others is 1 MiB): a worker then
+    writes its results without waiting for this process to read them."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, min(max(size, 65536), 1 << 20))
+    except (ImportError, AttributeError, OSError):
+        pass
 
 
 class DocumentCache(Protocol):
@@ -330,7 +637,8 @@ def _store_findings(cache: DocumentCache, entry: str, key: bytes, findings: list
 
 
 def validate_files(files: RegistryFiles, cache: DocumentCache | None = None,
-                   recency: Mapping[str, int] | None = None, *, model: bool = True) -> ValidationResult:
+                   recency: Mapping[str, int] | None = None, *, model: bool = True,
+                   early: EarlyCheck | None = None) -> ValidationResult:
     """Check every file and the rules across them: (model when valid, every diagnostic, sorted).
 
     `recency` (display path -> larger is newer; a file not in it is newest)
@@ -341,9 +649,15 @@ def validate_files(files: RegistryFiles, cache: DocumentCache | None = None,
     `model=False`: the caller needs the diagnostics only (`relreg validate`): when the cache holds
     the verdict on exactly these files (paths and blob ids), it is given without reading a document,
     with `registry` None and `counts` set when valid.
+
+    `early`: workers started on these files before they were read (start_early_check); closed here.
     """
-    with gc_paused():
-        return _validate_files(files, cache if cache is not None else _NoCache(), recency, model)
+    try:
+        with gc_paused():
+            return _validate_files(files, cache if cache is not None else _NoCache(), recency, model, early)
+    finally:
+        if early is not None:
+            early.close()
 
 
 _VERDICT_ENTRY = "verdict"
@@ -368,7 +682,7 @@ def _cached_verdict(cache: DocumentCache, key: bytes) -> tuple[list[Diagnostic],
 
 
 def _validate_files(files: RegistryFiles, cache: DocumentCache,
-                    recency: Mapping[str, int] | None, model: bool) -> ValidationResult:
+                    recency: Mapping[str, int] | None, model: bool, early: EarlyCheck | None) -> ValidationResult:
     verdict_key = _verdict_key(files)
     if not model:
         verdict = _cached_verdict(cache, verdict_key)
@@ -383,18 +697,16 @@ def _validate_files(files: RegistryFiles, cache: DocumentCache,
         data = cache.document(file.kind, file.blob_id)
         if data is not None:
             valid[file.kind].append((file, data))
+        else:
+            to_check.append(file)  # a file known by its status is read by the process that checks it
+    for file, result in zip(to_check, _check_all(to_check, early)):
+        if result is _CHANGED:
+            # Changed since its status was taken: its blob id (a cache key, and the key of its
+            # pages) no longer names these bytes. Refused, so that nothing is built or cached from it.
+            diagnostics.append(Diagnostic(file.path, 1, 1, "file changed while relreg was reading the registry: "
+                                          "run the command again", "file-changed"))
             continue
-        if file.held_content is None:  # known by its status, read now
-            content = file.content
-            if git_blob_id(content) != file.blob_id:
-                # Changed since its status was taken: its blob id (a cache key, and the key of its
-                # pages) no longer names these bytes. Refused, so that nothing is built or cached from it.
-                diagnostics.append(Diagnostic(file.path, 1, 1, "file changed while relreg was reading the registry: "
-                                              "run the command again", "file-changed"))
-                continue
-            file = RawFile(file.kind, file.path, file.registry_path, content, file.blob_id, file.disk_path)
-        to_check.append(file)
-    for file, (data, problems, marshalled) in zip(to_check, _check_all(to_check)):
+        data, problems, marshalled = result
         diagnostics.extend(problems)
         if data is not None and not problems:
             valid[file.kind].append((file, data))
@@ -404,7 +716,6 @@ def _validate_files(files: RegistryFiles, cache: DocumentCache,
                 cache.store_document(file.kind, file.blob_id, data, marshalled=marshalled)
 
     documents = SourceDocuments(files)
-    documents._files.update((file.path, file) for file in to_check)  # positions from the bytes checked
     registry = None
     recency_read = False
     if valid["registry"]:

@@ -30,25 +30,47 @@ import json
 import re
 from json.decoder import scanstring as _scan_json_string
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import yaml
-from yaml.constructor import SafeConstructor
-from yaml.events import (
-    AliasEvent,
-    MappingEndEvent,
-    MappingStartEvent,
-    ScalarEvent,
-    SequenceEndEvent,
-    SequenceStartEvent,
-    StreamEndEvent,
-)
+# PyYAML is loaded (_load_pyyaml) when a file is read carefully or a scalar is read as YAML 1.1 reads
+# it: the fast path reads a plainly fine registry without it (a thirtieth of a second of every cold
+# `relreg validate`). These names are PyYAML's once it is loaded.
+yaml: Any = None
+_Loader: Any = None
+AliasEvent: Any = None
+MappingEndEvent: Any = None
+MappingStartEvent: Any = None
+ScalarEvent: Any = None
+SequenceEndEvent: Any = None
+SequenceStartEvent: Any = None
+StreamEndEvent: Any = None
+_YAML11_RESOLVERS: dict[str | None, list[tuple[str, re.Pattern[str]]]] = {}
+_YAML11_CONSTRUCTOR: Any = None
 
-try:  # the C parser is ~9x faster than the pure-Python one
-    from yaml import CSafeLoader as _Loader
-except ImportError:  # pragma: no cover - depends on how PyYAML was built
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+def _load_pyyaml() -> None:
+    global yaml, _Loader, AliasEvent, MappingEndEvent, MappingStartEvent, ScalarEvent, SequenceEndEvent
+    global SequenceStartEvent, StreamEndEvent, _YAML11_RESOLVERS, _YAML11_CONSTRUCTOR
+    if yaml is not None:
+        return
+    import yaml as pyyaml
+    from yaml import events
+    from yaml.constructor import SafeConstructor
+
+    try:  # the C parser is ~9x faster than the pure-Python one
+        _Loader = pyyaml.CSafeLoader
+    except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+        _Loader = pyyaml.SafeLoader
+    AliasEvent, MappingEndEvent, MappingStartEvent = events.AliasEvent, events.MappingEndEvent, events.MappingStartEvent
+    ScalarEvent, SequenceEndEvent = events.ScalarEvent, events.SequenceEndEvent
+    SequenceStartEvent, StreamEndEvent = events.SequenceStartEvent, events.StreamEndEvent
+    # YAML 1.1's implicit types, as PyYAML resolves and constructs them: the reading
+    # every accepted plain scalar must agree with.
+    _YAML11_RESOLVERS = pyyaml.SafeLoader.yaml_implicit_resolvers
+    _YAML11_CONSTRUCTOR = SafeConstructor()
+    yaml = pyyaml
 
 MAX_FILE_BYTES = 1024 * 1024
 # Levels of nested lists and mappings, the file's own mapping included. Registry files are shallow
@@ -69,11 +91,9 @@ _WORDS: dict[str, bool | None] = {"": None, "~": None, "null": None, "Null": Non
                                   "false": False, "False": False, "FALSE": False}
 _NUMBER_START = frozenset("-+.0123456789")
 
-# YAML 1.1's implicit types, as PyYAML resolves and constructs them: the reading
-# every accepted plain scalar must agree with.
-_YAML11_RESOLVERS = yaml.SafeLoader.yaml_implicit_resolvers
-_YAML11_FIRST = frozenset(key for key in _YAML11_RESOLVERS if key)
-_YAML11_CONSTRUCTOR = SafeConstructor()
+# The first characters of PyYAML's implicit resolvers (its SafeLoader.yaml_implicit_resolvers, which
+# tests/test_yamlload_fast.py holds these equal to): a plain scalar starting otherwise is text to it.
+_YAML11_FIRST = frozenset("!&*+-.0123456789<=FNOTYfnoty~")
 _STR_TAG = "tag:yaml.org,2002:str"
 # The only words YAML 1.1 reads otherwise than 1.2 (as booleans); other plain text starting with a
 # letter is text to both, which decides most scalars with one set lookup.
@@ -82,8 +102,23 @@ _YAML11_WORDS = frozenset(variant for word in ("yes", "no", "on", "off")
 # Plain scalars that can only be ambiguous when they start like a number, merge key or value key.
 _SUSPECT_START = frozenset("-+.0123456789<=!&*")
 # Every YAML 1.1 implicit type but str in one expression: text it does not match is text to YAML 1.1.
-_YAML11_NOT_TEXT = re.compile("|".join(sorted({f"(?:{regexp.pattern})" for resolvers in _YAML11_RESOLVERS.values()
-                                               for _, regexp in resolvers})), re.VERBOSE)
+# PyYAML's own patterns (verbose), as written in its resolver (tests/test_yamlload_fast.py holds them equal).
+_YAML11_PATTERNS = (
+    "^(?: ~\n                    |null|Null|NULL\n                    | )$",
+    "^(?:!|&|\\*)$",
+    "^(?:<<)$",
+    "^(?:=)$",
+    "^(?:[-+]?(?:[0-9][0-9_]*)\\.[0-9_]*(?:[eE][-+][0-9]+)?\n                    |\\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+    "\n                    |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\\.[0-9_]*\n                    |[-+]?\\.(?:inf|Inf|INF)"
+    "\n                    |\\.(?:nan|NaN|NAN))$",
+    "^(?:[-+]?0b[0-1_]+\n                    |[-+]?0[0-7_]+\n                    |[-+]?(?:0|[1-9][0-9_]*)"
+    "\n                    |[-+]?0x[0-9a-fA-F_]+\n                    |[-+]?[1-9][0-9_]*(?::[0-5]?[0-9])+)$",
+    "^(?:[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]\n                    |[0-9][0-9][0-9][0-9] -[0-9][0-9]? -[0-9][0-9]?"
+    "\n                     (?:[Tt]|[ \\t]+)[0-9][0-9]?\n                     :[0-9][0-9] :[0-9][0-9] (?:\\.[0-9]*)?"
+    "\n                     (?:[ \\t]*(?:Z|[-+][0-9][0-9]?(?::[0-9][0-9])?))?)$",
+    "^(?:yes|Yes|YES|no|No|NO\n                    |true|True|TRUE|false|False|FALSE\n                    |on|On|ON|off|Off|OFF)$",
+)
+_YAML11_NOT_TEXT = re.compile("|".join(sorted(f"(?:{pattern})" for pattern in _YAML11_PATTERNS)), re.VERBOSE)
 _RADIX = re.compile(r"^[-+]?0[xXoObB]")
 _LEADING_ZERO = re.compile(r"^[-+]?0[0-9_]")
 
@@ -155,6 +190,7 @@ _UNREADABLE = _Unreadable()
 
 def _yaml11_reading(text: str) -> tuple[str, Any]:
     """(tag, value) of a plain scalar as YAML 1.1 reads it (PyYAML's resolver and SafeConstructor)."""
+    _load_pyyaml()
     for tag, regexp in _YAML11_RESOLVERS.get(text[:1], ()):
         if regexp.match(text):
             if tag.endswith((":merge", ":value")):
@@ -366,6 +402,7 @@ def _syntax_error(error: yaml.YAMLError, text: str) -> YamlLoadError:
 
 def parse_yaml(raw: bytes, path: str) -> SourceDocument:
     """Parse the bytes of one registry file strictly. Raises YamlLoadError."""
+    _load_pyyaml()
     if len(raw) > MAX_FILE_BYTES:
         raise YamlLoadError(f"file is {len(raw)} bytes, over the limit of {MAX_FILE_BYTES} (1 MiB)",
                             Position(1, 1), "file-too-large")
@@ -423,8 +460,17 @@ except ImportError:  # pragma: no cover - a dependency; without it every file ta
 # start of a line, complex keys (`? `), block scalar headers with more than a chomping
 # indicator, and `,` `]` `}` where a plain scalar starts. Any of these sends the file to the
 # careful reader; in notes they are rare enough to cost little.
-_FAST_ODD_CHARACTER = re.compile(
-    r"[^\n\x20-\x5b\x5d-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+_FAST_ODD_CHARACTER_PATTERN = \
+    r"[^\n\x20-\x5b\x5d-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]"
+
+
+@lru_cache(maxsize=1)
+def _fast_odd_character() -> re.Pattern[str]:
+    """_FAST_ODD_CHARACTER_PATTERN, compiled when a file first holds non-ASCII text (compiling it takes
+    longer than reading a hundred files)."""
+    return re.compile(_FAST_ODD_CHARACTER_PATTERN)
+
+
 _FAST_ASCII_REFUSED = bytes(code for code in range(128) if code < 0x20 and code != 0x0A or code in (0x5C, 0x7F))
 _FAST_NODE_PROPERTY = re.compile(r"[&!]")  # an anchor or tag where a node starts: after space or [ ] { } ,
 _FAST_COMPLEX_KEY = re.compile(r"\?(?=[ \n]|\Z)")  # `? ` after nothing but indentation and `- `
@@ -439,17 +485,29 @@ _FAST_BEFORE_START = {indicator: frozenset(" \n[{,") | ({""} if indicator in " \
                       for indicator in _FAST_PLAIN_START_REFUSED}
 
 
-def _fast_plain_start_refused(text: str) -> bool:
-    """Whether an indicator of _FAST_PLAIN_START_REFUSED may start a plain scalar in `text`."""
+# Each byte as "b" when a plain scalar can start after it, "c" for the colon, else "x": a colon after a
+# "b" is then one search of the translated bytes, where splitting the text at its colons (one or more
+# on every line) would make a string of each line.
+_FAST_COLON_CLASSES = bytes(ord("b") if chr(code) in _FAST_BEFORE_START[":"] else ord("c") if code == ord(":")
+                            else ord("x") for code in range(256))
+
+
+def _fast_plain_start_refused(text: str, raw: bytes | None = None) -> bool:
+    """Whether an indicator of _FAST_PLAIN_START_REFUSED may start a plain scalar in `text` (`raw`: its
+    UTF-8 bytes, when the caller has them)."""
     if text[:1] in _FAST_PLAIN_START_REFUSED:
         return True
-    for indicator, before_start in _FAST_BEFORE_START.items():
-        # The characters just before each occurrence, from one split: a search for each pair (`" :" in
-        # text`) stops at every space, and every file has a ':' on each line.
-        if indicator in text and not before_start.isdisjoint([piece[-1:] for piece in text.split(indicator)[:-1]]):
-            break
-    else:
-        return False
+    if raw is None:
+        raw = text.encode("utf-8", "surrogatepass")
+    if b"bc" not in raw.translate(_FAST_COLON_CLASSES):
+        for indicator, before_start in _FAST_BEFORE_START.items():
+            # The characters just before each occurrence, from one split: a search for each pair (`" ,"
+            # in text`) stops at every space.
+            if indicator != ":" and indicator in text \
+                    and not before_start.isdisjoint([piece[-1:] for piece in text.split(indicator)[:-1]]):
+                break
+        else:
+            return False
     for at, character in enumerate(text):  # rare: look at each (`a: ]`, `[, ]`; not `a ]`)
         if character in _FAST_PLAIN_START_REFUSED:
             end = at
@@ -460,13 +518,15 @@ def _fast_plain_start_refused(text: str) -> bool:
     return False
 
 
-def _fast_refused_syntax(text: str) -> bool:
-    """Whether `text` may hold an anchor, tag, complex key, unusual block scalar header or flow end.
+def _fast_refused_syntax(text: str, raw: bytes | None = None) -> bool:
+    """Whether `text` (of UTF-8 bytes `raw`, when the caller has them) may hold an anchor, tag, complex
+    key, unusual block scalar header or flow end.
 
     Python's regular expressions cost ~10 ns a character even when nothing
-    matches, so the common characters are looked for with `in` and `find`.
+    matches, so characters are looked for with `in` and `find`: one character
+    first (memchr), a pair only when the rarer character of it is there.
     """
-    if ":]" in text or ":}" in text or ":," in text:
+    if ("]" in text and ":]" in text) or ("}" in text and ":}" in text) or ("," in text and ":," in text):
         return True  # `[yes:]`: rapidyaml reads the text `yes:`, PyYAML a flow mapping it then refuses
     if "&" in text or "!" in text:
         for match in _FAST_NODE_PROPERTY.finditer(text):
@@ -479,7 +539,7 @@ def _fast_refused_syntax(text: str) -> bool:
             line = text[text.rfind("\n", 0, start) + 1:start]
             if line.strip(" -") == "":
                 return True
-    if _fast_plain_start_refused(text):
+    if _fast_plain_start_refused(text, raw):
         return True
     # A block scalar header other than `|`, `>-`, `|+`... after `:` or `- `, or first on its line (the value
     # of a key that ends the line above: `artifacts:\n | - x`, which rapidyaml reads and PyYAML refuses; a
@@ -518,6 +578,19 @@ def _plain_reads_otherwise(text: str) -> bool:
     The fast reader does not know whether a string was quoted; a string the
     careful reader would take as written either way needs no second look.
     """
+    known = _PLAIN_READINGS.get(text)
+    if known is None:
+        if len(_PLAIN_READINGS) >= 4096:  # bounded: most strings looked at are keys and versions seen before
+            _PLAIN_READINGS.clear()
+        known = _PLAIN_READINGS[text] = _reads_otherwise(text)
+    return known
+
+
+# Answers of _plain_reads_otherwise by text: the same keys ("type", "notes") and versions recur in every file.
+_PLAIN_READINGS: dict[str, bool] = {}
+
+
+def _reads_otherwise(text: str) -> bool:
     if text in _FAST_WORDS:
         return True
     first = text[:1]
@@ -561,6 +634,9 @@ def _fast_refuse(text: str) -> Any:
 
 _FAST_DECODER = json.JSONDecoder(object_pairs_hook=_fast_mapping, parse_int=_fast_int,
                                  parse_float=_fast_refuse, parse_constant=_fast_refuse)
+# JSON's integers read back as written but for `-0`: without one, C's int() reads them, not _fast_int.
+_FAST_DECODER_NO_MINUS_ZERO = json.JSONDecoder(object_pairs_hook=_fast_mapping, parse_float=_fast_refuse,
+                                               parse_constant=_fast_refuse)
 
 
 def _emitted_json(tree: Any, size: int | None = None) -> str:
@@ -604,20 +680,32 @@ def fast_load(raw: bytes) -> dict[str, Any] | None:
     if text.isascii():
         if len(raw.translate(None, _FAST_ASCII_REFUSED)) != len(raw):
             return None
-    elif _FAST_ODD_CHARACTER.search(text):
+    elif _fast_odd_character().search(text):
         return None
-    if text.startswith(("%", "---", "...")) or "\n%" in text or "\n---" in text or "\n..." in text \
-            or _fast_refused_syntax(text):
+    if text.startswith(("%", "---", "...")) or ("%" in text and "\n%" in text) or "\n---" in text \
+            or "\n..." in text or _fast_refused_syntax(text, raw):
         return None
     if not text.endswith("\n") and ("|" in text or ">" in text):
         return None  # a block scalar ending the file without a line break: rapidyaml adds one, PyYAML does not
+    global _FAST_TREE
     try:
-        tree = _ryml.parse_in_arena(raw)
+        tree = _FAST_TREE
+        if tree is None:
+            tree = _FAST_TREE = _ryml.Tree()
+        else:
+            tree.clear()
+            tree.clear_arena()
+        _ryml.parse_csubstr(raw, tree)  # parse_in_arena(raw, tree), without a wrapper call
         emitted = _emitted_json(tree)
         for match in _FAST_JSON_SUSPECT.finditer(emitted):
             if _plain_reads_otherwise(_scan_json_string(emitted, match.start() + 1)[0]):
                 return None
-        data = _FAST_DECODER.decode(emitted)
+        data = (_FAST_DECODER if "-0" in emitted else _FAST_DECODER_NO_MINUS_ZERO).decode(emitted)
     except Exception:  # noqa: BLE001 - rapidyaml's errors, JSON it could not emit, _Unsure: all mean "ask parse_yaml"
+        _FAST_TREE = None  # not reused after an error, whatever state it was left in
         return None
     return data if data.__class__ is dict else None
+
+
+# One tree, cleared and reused for each file: making one costs as much as clearing it does not.
+_FAST_TREE: Any = None

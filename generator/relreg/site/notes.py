@@ -16,13 +16,13 @@ alone decides what is kept.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any, Callable
 
-import cffi
 import nh3
 from cmarkgfm import _cmark
 from cmarkgfm.cmark import Options
@@ -68,25 +68,33 @@ _OPTIONS = Options.CMARK_OPT_UNSAFE
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+class _CmarkMem(ctypes.Structure):
+    """cmark-gfm's allocator (cmark_mem): its free is the one that releases what the library allocated."""
+
+    _fields_ = [("calloc", ctypes.c_void_p), ("realloc", ctypes.c_void_p),
+                ("free", ctypes.CFUNCTYPE(None, ctypes.c_void_p))]
+
+
 @lru_cache(maxsize=1)
-def _cmark_gfm() -> tuple[Any, Any, Any, list[Any]]:
-    """(our cffi, our handle on cmark-gfm's library, its allocator, the extensions), once per process.
+def _cmark_gfm() -> tuple[Any, Any, list[Any]]:
+    """(cmark_node_free, the allocator's free, the extensions), once per process.
 
     cmarkgfm's wrappers never free the document tree nor the rendered buffer (some 90 KB for a long
     note: ten thousand notes would keep most of a gigabyte), so the two calls that free them are
-    declared here on the same library and made after each note.
+    taken from the same library with ctypes and made after each note. (cffi's own declarations
+    would load its C parser, a tenth of a second of every rebuild that renders a note.)
     """
-    ffi = cffi.FFI()
-    ffi.cdef("typedef struct { void *(*calloc)(size_t, size_t); void *(*realloc)(void *, size_t);"
-             " void (*free)(void *); } cmark_mem;"
-             "cmark_mem *cmark_get_default_mem_allocator(void); void cmark_node_free(void *node);")
-    library = ffi.dlopen(_cmark.__file__)
+    library = ctypes.CDLL(_cmark.__file__)
+    library.cmark_get_default_mem_allocator.restype = ctypes.POINTER(_CmarkMem)
+    library.cmark_get_default_mem_allocator.argtypes = []
+    node_free = library.cmark_node_free
+    node_free.argtypes, node_free.restype = [ctypes.c_void_p], None
     lib = _cmark.lib
     lib.cmark_gfm_core_extensions_ensure_registered()
     extensions = [lib.cmark_find_syntax_extension(name) for name in EXTENSIONS]
     if any(extension == _cmark.ffi.NULL for extension in extensions):
         raise RuntimeError(f"cmark-gfm lacks one of the extensions {EXTENSIONS}")
-    return ffi, library, library.cmark_get_default_mem_allocator(), extensions
+    return node_free, library.cmark_get_default_mem_allocator().contents.free, extensions
 
 
 def render_markdown(text: str) -> str:
@@ -95,7 +103,7 @@ def render_markdown(text: str) -> str:
         data = text.encode()
     except UnicodeEncodeError:
         data = _SURROGATE.sub("\ufffd", text).encode()
-    ffi, library, allocator, extensions = _cmark_gfm()
+    node_free, free, extensions = _cmark_gfm()
     lib, cffi_of_cmark = _cmark.lib, _cmark.ffi
     parser = lib.cmark_parser_new(_OPTIONS)
     try:
@@ -108,9 +116,9 @@ def render_markdown(text: str) -> str:
             try:
                 return cffi_of_cmark.string(html).decode()
             finally:
-                allocator.free(ffi.cast("void *", int(cffi_of_cmark.cast("uintptr_t", html))))
+                free(int(cffi_of_cmark.cast("uintptr_t", html)))
         finally:
-            library.cmark_node_free(ffi.cast("void *", int(cffi_of_cmark.cast("uintptr_t", root))))
+            node_free(int(cffi_of_cmark.cast("uintptr_t", root)))
     finally:
         lib.cmark_parser_free(parser)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -34,8 +35,7 @@ def _git(folder: Path, *args: str) -> str | None:
     return done.stdout if done.returncode == 0 else None
 
 
-@dataclass(frozen=True)
-class TrackedFile:
+class TrackedFile(NamedTuple):  # a tuple: ten thousand are made on every build of a clean registry
     """A file of git's index under the registry folder (`git ls-files --stage -v`)."""
 
     path: str  # relative to the registry folder, '/'-separated

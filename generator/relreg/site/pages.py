@@ -937,54 +937,48 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
     chunks = jobs.by_id_chunks(views)
     page_jobs = [release_page_job(chunk) for chunk in chunks]
 
-    def list_rows() -> list[bytes]:
-        """The rows of the releases list (UTF-8): a chunk whose release pages the previous build made with the
-        same key (so the same releases, dates and code) has the same rows, taken from the served list."""
+    def reused_parts(served_path: str, find: Callable[[bytes, list["ReleaseView"], int], tuple[bytes, int] | None],
+                     make: Callable[[list["ReleaseView"]], bytes]) -> list[bytes]:
+        """One part of the whole-site file `served_path` per chunk of releases: a chunk whose release pages
+        the previous build made with the same key (so the same releases, dates and code) has the same part,
+        which `find` takes from the served file (from `position` on: (part, where it ends), or None);
+        the others are made."""
         served = inputs.served_files
-        page: bytes | None = None
+        content: bytes | None = None
         position = 0
         parts: list[bytes] = []
         for chunk, job in zip(chunks, page_jobs):
             found = None
             read = served(job.key) if served is not None else None
             if read is not None:
-                if page is None:
+                if content is None:
                     try:
-                        page = read("releases/index.html")
+                        content = read(served_path)
                     except OSError:
-                        page = b""
-                found = served_rows(page, chunk, position)
+                        content = b""
+                found = find(content, chunk, position)
             if found is None:
-                parts.append("".join(map(release_list_row, chunk)).encode())
+                parts.append(make(chunk))
             else:
                 parts.append(found[0])
                 position = found[1]
         return parts
 
+    def list_rows() -> list[bytes]:
+        """The rows of the releases list (UTF-8), taken from the served list where they are the same."""
+        return reused_parts("releases/index.html", served_rows,
+                            lambda chunk: "".join(map(release_list_row, chunk)).encode())
+
     def sitemap_release_lines() -> list[bytes]:
-        """The sitemap's lines of the release pages: a chunk whose release pages the previous build made with
-        the same key (so the same releases, dates and code) has the same lines, taken from the served sitemap."""
-        served = inputs.served_files
-        sitemap: bytes | None = None
-        position = 0
-        parts: list[bytes] = []
-        for chunk, job in zip(chunks, page_jobs):
-            found = None
-            read = served(job.key) if served is not None else None
-            if read is not None:
-                if sitemap is None:
-                    try:
-                        sitemap = read("sitemap.xml")
-                    except OSError:
-                        sitemap = b""
-                found = served_sitemap_lines(sitemap, [data.release_url(view.version) for view in chunk], position)
-            if found is None:
-                made = sitemap_xml([(data.release_url(view.version), view.dates.updated) for view in chunk])
-                parts.append(made[len(_SITEMAP_HEAD):-len(_SITEMAP_FOOT)])
-            else:
-                parts.append(found[0])
-                position = found[1]
-        return parts
+        """The sitemap's lines of the release pages, taken from the served sitemap where they are the same."""
+        def find(sitemap: bytes, chunk: list["ReleaseView"], position: int) -> tuple[bytes, int] | None:
+            return served_sitemap_lines(sitemap, [data.release_url(view.version) for view in chunk], position)
+
+        def make(chunk: list["ReleaseView"]) -> bytes:
+            made = sitemap_xml([(data.release_url(view.version), view.dates.updated) for view in chunk])
+            return made[len(_SITEMAP_HEAD):-len(_SITEMAP_FOOT)]
+
+        return reused_parts("sitemap.xml", find, make)
 
     def hardware_page(hw: HardwareData, hw_devices: int) -> bytes:
         name = hw.hardware.name

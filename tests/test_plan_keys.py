@@ -151,8 +151,6 @@ def test_build_id_lists_named_when_a_job_runs_equal_the_general_path(monkeypatch
                                                                     duplicate: bool) -> None:
     """Unique build ids are not gathered into the lists' members (each names its own release's list): the
     fast path gives the same jobs, keys and files as the general one."""
-    from relreg.site import api
-
     monkeypatch.setattr(site_jobs, "JOB_SIZE", 25)
     inputs = _inputs(120)
     if duplicate:  # the general path then runs both times
@@ -160,6 +158,14 @@ def test_build_id_lists_named_when_a_job_runs_equal_the_general_path(monkeypatch
         releases[5] = replace(releases[5], artifacts=(*releases[5].artifacts[:-1],
                                                       replace(releases[5].artifacts[-1], build_id=releases[7].artifacts[0].build_id)))
         inputs = replace(inputs, registry=replace(inputs.registry, releases=tuple(releases)))
+    _assert_fast_path_is_general(monkeypatch, inputs)
+
+
+def _assert_fast_path_is_general(monkeypatch: pytest.MonkeyPatch, inputs: SiteInputs) -> None:
+    """The plan of `inputs` with the API's fast paths and without them: the same jobs in the same order,
+    with the same keys and files."""
+    from relreg.site import api
+
     fast = plan_jobs(inputs)
     monkeypatch.setattr(api, "BUILD_ID_FAST_PATH", False)
     general = plan_jobs(inputs)
@@ -193,13 +199,7 @@ def test_lists_gathered_by_sets_of_hardware_equal_the_general_path(monkeypatch: 
     monkeypatch.setattr(site_jobs, "JOB_SIZE", 25)
     monkeypatch.setattr(api, "PER_PAGE", 7)  # lists of more than a page, and small lists shared by releases
     inputs = _varied(_inputs(150), seed)
-    fast = plan_jobs(inputs)
-    monkeypatch.setattr(api, "BUILD_ID_FAST_PATH", False)
-    general = plan_jobs(inputs)
-    assert [getattr(job, "key", None) for job in fast] == [getattr(job, "key", None) for job in general]
-    assert [[(path, getattr(content, "key", content)) for path, content in job_files(job())] for job in fast] == \
-        [[(path, getattr(content, "key", content)) for path, content in job_files(job())] for job in general]
-    assert merge_jobs(fast) == merge_jobs(general)
+    _assert_fast_path_is_general(monkeypatch, inputs)
 
 
 def test_release_views_are_the_dataclass_s_own_objects() -> None:

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relreg.registry.source import RawFile, RegistryFiles, git_blob_id, read_worktree
-from relreg.registry.validate import validate_files
+from relreg.registry.validate import ValidationResult, validate_files
 
 INVALID_CASES = sorted(path.name for path in (FIXTURES / "invalid").iterdir())
 
@@ -249,14 +249,22 @@ def test_checking_files_in_worker_processes_gives_what_one_process_gives(cores: 
     mixed = RegistryFiles(base.root, base.files + tuple(cases), base.problems)
     monkeypatch.setattr(validate.os, "cpu_count", lambda: cores)
     for files in (base, mixed):
-        monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 10**9)
-        alone = validate_files(files)
-        monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 1)
-        monkeypatch.setattr(validate, "CHUNK_FILES", 2)
-        shared = validate_files(files)
+        alone, shared = _alone_and_in_workers(monkeypatch, files)
         assert shared.diagnostics == alone.diagnostics
         assert shared.registry == alone.registry
     assert alone.errors and not validate_files(base).errors
+
+
+def _alone_and_in_workers(monkeypatch: pytest.MonkeyPatch, files: RegistryFiles
+                          ) -> tuple[ValidationResult, ValidationResult]:
+    """`files` validated by this process alone, then shared with worker processes in chunks of two files."""
+    from relreg.registry import validate
+
+    monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 10**9)
+    alone = validate_files(files)
+    monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 1)
+    monkeypatch.setattr(validate, "CHUNK_FILES", 2)
+    return alone, validate_files(files)
 
 
 def _lazy(files: RegistryFiles, stale: set[str]) -> RegistryFiles:
@@ -278,11 +286,7 @@ def test_files_known_by_blob_id_are_read_and_checked_by_the_worker_that_checks_t
     stale = {f.path for index, f in enumerate(files.files) if stale_every and index % stale_every == 1}
     lazy = _lazy(files, stale)
     monkeypatch.setattr(validate.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 10**9)
-    alone = validate_files(lazy)
-    monkeypatch.setattr(validate, "PARALLEL_THRESHOLD", 1)
-    monkeypatch.setattr(validate, "CHUNK_FILES", 2)
-    shared = validate_files(lazy)
+    alone, shared = _alone_and_in_workers(monkeypatch, lazy)
     assert shared.diagnostics == alone.diagnostics
     assert shared.registry == alone.registry
     assert {d.path for d in shared.diagnostics if d.rule == "file-changed"} == stale

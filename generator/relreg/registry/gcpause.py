@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import gc
 import os
 import sys
@@ -29,6 +29,21 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+@functools.lru_cache(maxsize=None)
+def linux_libc() -> ctypes.CDLL | None:
+    """The C library this process runs with (its functions with errno kept), on Linux; None elsewhere.
+
+    Found among the symbols already loaded (dlopen(NULL)), not by `ctypes.util.find_library`, which
+    runs `/sbin/ldconfig -p` each time: two programs started per build for two calls.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
 def return_freed_memory() -> None:
     """Hand the heap memory freed so far back to the OS (glibc's malloc_trim); elsewhere, nothing.
 
@@ -37,14 +52,10 @@ def return_freed_memory() -> None:
     this process and, once forked, in every worker: at 10,000 releases, 330 MiB before and 237 MiB
     after the trim.
     """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        trim = libc.malloc_trim
-    except (OSError, AttributeError):  # musl and others have no malloc_trim
-        return
-    trim(0)
+    libc = linux_libc()
+    trim = getattr(libc, "malloc_trim", None)  # musl and others have none
+    if trim is not None:
+        trim(0)
 
 
 def die_with_parent() -> None:
@@ -53,12 +64,10 @@ def die_with_parent() -> None:
     A build or validation killed with SIGKILL (the OOM killer) cannot stop its workers; without
     this they wait forever on the pipe to it, each holding a share of its memory.
     """
-    if not sys.platform.startswith("linux"):
+    libc = linux_libc()
+    prctl = getattr(libc, "prctl", None)
+    if prctl is None:
         return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        libc.prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
-    except (OSError, AttributeError):
-        return
+    prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
     if os.getppid() == 1:  # the parent died before prctl took effect
         os._exit(1)

@@ -17,8 +17,6 @@ killed build is recognized and thrown away, never trusted.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import fcntl
 import gc
 import hashlib
@@ -36,7 +34,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
 import click
 
-from relreg.registry.gcpause import die_with_parent
+from relreg.registry.gcpause import die_with_parent, linux_libc
 from relreg.resources import code_digest
 from relreg.site.jobs import Keyed, KeyedJob, job_files
 from relreg.site.manifest import Records, WriteStats, read_header, read_manifest, write_manifest
@@ -108,8 +106,8 @@ def _exchange(staging: Path, out: Path) -> None:
     if not out.exists():
         os.rename(staging, out)
         return
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc = linux_libc()
+    if libc is not None:
         renameat2 = getattr(libc, "renameat2", None)
         if renameat2 is not None:
             at_fdcwd = -100

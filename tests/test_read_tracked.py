@@ -12,9 +12,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from conftest import BASE_REGISTRY
 from git_helpers import commit_all, git, init_repo
-from relreg.history.head import read_head
+from relreg.history.head import _HIDDEN_ENTRY, _parse_listing, read_head
 from relreg.registry.source import RegistryFiles, read_tracked, read_worktree
 from relreg.registry.yamlload import MAX_FILE_BYTES
 
@@ -86,3 +88,19 @@ def test_a_submodule_in_the_registry_sends_the_read_to_the_work_tree(tmp_path: P
     assert head is not None and head.tracked is not None
     assert read_tracked(repo / "registry", head.tracked, lambda kind, blob: True) is None
     assert os.path.isfile(repo / "registry" / "releases" / "vendor" / "3.0.0.yaml")
+
+
+_TAGS = "HSMRCK?hsmrck"  # git ls-files -v: lower case is assume-unchanged, S skip-worktree
+
+
+@given(st.lists(st.tuples(st.sampled_from(_TAGS), st.sampled_from(["100644", "100755", "120000", "160000"]),
+                          st.text(alphabet="0123456789abcdef", min_size=40, max_size=40),
+                          st.text(st.characters(blacklist_characters="\0", blacklist_categories=["Cs"]), min_size=1)),
+                max_size=8))
+def test_the_quick_hidden_scan_agrees_with_the_parsed_listing(entries: list[tuple[str, str, str, str]]) -> None:
+    """read_head calls a registry clean after scanning git's listing for hidden entries; the build later
+    parses the same listing. Paths may hold tabs, spaces, newlines and tag-like text."""
+    listed = "".join(f"{tag} {mode} {blob} 0\t{path}\0" for tag, mode, blob, path in entries)
+    parsed = _parse_listing(listed)
+    assert [(f.path, f.mode, f.blob_id) for f in parsed] == [(p, m, b) for _, m, b, p in entries]
+    assert (_HIDDEN_ENTRY.search(listed) is not None) == any(f.hidden for f in parsed)

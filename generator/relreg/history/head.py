@@ -8,8 +8,10 @@ gitlog.py (GitPython) as before.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
 
@@ -22,9 +24,16 @@ class HeadState:
     commit: str | None  # the full id of `ref` (HEAD when no ref), None when it names no commit
     shallow: bool  # a shallow clone: dates would be wrong, so the full build refuses it
     clean: bool  # the registry folder holds exactly what HEAD holds (no change, untracked or ignored file)
-    # When clean: git's index of the registry folder, which then names every file and its blob id
-    # (registry.source.read_tracked reads the registry from it without looking at each file).
-    tracked: tuple[TrackedFile, ...] | None = field(default=None, compare=False, repr=False)
+    # When clean: git's index of the registry folder as `git ls-files --stage -v -z` lists it. It is
+    # parsed (`tracked`) only by a build that reads the registry: an unchanged rebuild stops first.
+    listing: str | None = field(default=None, compare=False, repr=False)
+
+    @cached_property
+    def tracked(self) -> tuple[TrackedFile, ...] | None:
+        """When clean, every file git's index holds under the registry folder, with its blob id, in
+        git's order (registry.source.read_tracked reads the registry from it without looking at each
+        file); None otherwise."""
+        return tuple(_parse_listing(self.listing)) if self.listing is not None else None
 
 
 def _git(folder: Path, *args: str) -> str | None:
@@ -47,8 +56,17 @@ class TrackedFile(NamedTuple):  # a tuple: ten thousand are made on every build 
 def tracked_files(registry_dir: Path) -> list[TrackedFile] | None:
     """Every file git's index holds under `registry_dir`, in git's order; None when it is not in a repository."""
     listed = _git(registry_dir, "ls-files", "--stage", "-v", "-z", "--", ".")
-    if listed is None:
-        return None
+    return _parse_listing(listed) if listed is not None else None
+
+
+# An entry of `git ls-files -v` whose tag says the work tree does not show the file as it is:
+# S (skip-worktree) or a lower-case tag (assume-unchanged). Entries are NUL-separated and a path
+# holds no NUL, so a tag is at the start or right after a NUL.
+_HIDDEN_ENTRY = re.compile(r"(?:\A|\x00)(?:S|[a-z]) ")
+
+
+def _parse_listing(listed: str) -> list[TrackedFile]:
+    """The entries of `git ls-files --stage -v -z` output."""
     files = []
     for entry in listed.split("\0"):
         # "<tag> <mode> <blob id> <stage>\t<path>": tag H is a file as it is; S is skip-worktree and
@@ -102,11 +120,12 @@ def read_head(registry_dir: Path, ref: str | None = None) -> HeadState | None:
     prefix, shallow = lines[0].rstrip("/"), lines[1].strip() == "true"
     commit = _git(registry_dir, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref or 'HEAD'}^{{commit}}")
     clean = True
-    tracked = None
+    listing = None
     if ref is None:
         status = _git(registry_dir, "status", "--porcelain=v1", "--untracked-files=all", "--ignored=matching", "--", ".")
-        listed = tracked_files(registry_dir) if status is not None and not status.strip() else None
-        clean = listed is not None and not hidden_paths(registry_dir, listed)
-        tracked = tuple(listed) if clean and listed is not None else None
+        listed = _git(registry_dir, "ls-files", "--stage", "-v", "-z", "--", ".") \
+            if status is not None and not status.strip() else None
+        clean = listed is not None and _HIDDEN_ENTRY.search(listed) is None
+        listing = listed if clean else None
     return HeadState(prefix=prefix, commit=commit.strip() if commit else None, shallow=shallow, clean=clean,
-                     tracked=tracked)
+                     listing=listing)

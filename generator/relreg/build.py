@@ -197,7 +197,11 @@ def _build_site(options: BuildOptions, started: float, head: HeadState | None, s
     prefix = gitlog.registry_prefix(repo, options.registry_dir) if repo is not None else None
 
     commit = None
-    if repo is not None:
+    if repo is not None and head is not None and head.commit is not None:
+        # up_to_date asked git these a moment ago (history/head.py): two runs of git fewer.
+        gitlog.ensure_full_history(repo, head.shallow)
+        commit = head.commit
+    elif repo is not None:
         gitlog.ensure_full_history(repo)
         commit = gitlog.resolve_commit(repo, options.ref or "HEAD") if options.ref or repo.head.is_valid() else None
     if head is None or head.commit != commit:

@@ -98,8 +98,11 @@ def registry_prefix(repo: git.Repo, registry_dir: Path) -> str:
     return "" if relative == "." else relative
 
 
-def ensure_full_history(repo: git.Repo) -> None:
-    if repo.git.rev_parse("--is-shallow-repository").strip() == "true":
+def ensure_full_history(repo: git.Repo, shallow: bool | None = None) -> None:
+    """Raise HistoryError when `repo` is a shallow clone (`shallow`: the answer when the caller has it)."""
+    if shallow is None:
+        shallow = repo.git.rev_parse("--is-shallow-repository").strip() == "true"
+    if shallow:
         raise HistoryError(
             "this is a shallow clone, so release dates from git history would be wrong. "
             "Fetch the full history first: `git fetch --unshallow` "

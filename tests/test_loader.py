@@ -25,6 +25,8 @@ def test_every_value_and_key_keeps_its_position() -> None:
     (b"a: 1\nb:\n  c: 2\n  c: 3\n", "yaml-duplicate-key", Position(4, 3)),
     (b"a: &x [1]\n", "yaml-anchor", Position(1, 4)),
     (b"a: .nan\n", "yaml-number", Position(1, 4)),
+    (b"a: 1\nb: 1.0e+309\n", "yaml-number", Position(2, 4)),  # read as infinity: not JSON
+    (b"a: [1, -2e400]\n", "yaml-number", Position(1, 8)),
     (b"? [a]\n: 1\n", "yaml-key", Position(1, 3)),
     (b"\n\n", "yaml-empty", Position(1, 1)),
     (b"just text\n", "yaml-not-mapping", Position(1, 1)),

@@ -20,7 +20,7 @@ import hashlib
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,9 @@ if TYPE_CHECKING:  # jsonschema itself is imported when a file is invalid: it co
 
 from relreg.registry.diagnostics import Diagnostic
 from relreg.registry.yamlload import JsonPath, SourceDocument
+
+# A path in a schema's terms: property names, None for any item of a list.
+SchemaPath = tuple[str | None, ...]
 from relreg.resources import schema_dir
 
 INPUT_SCHEMAS = {
@@ -65,6 +68,7 @@ class SchemaSet:
         self.schemas: dict[str, Any] = {}
         self.fast_validators: dict[str, Any] = {}
         self._validators: dict[str, Draft202012Validator] | None = None
+        self._integer_paths: dict[str, list[SchemaPath]] = {}
         digest = hashlib.sha256()
         for kind, filename in INPUT_SCHEMAS.items():
             text = (directory / filename).read_text(encoding="utf-8")
@@ -88,13 +92,22 @@ class SchemaSet:
         return self._validators
 
     def check(self, kind: str, doc: SourceDocument) -> list[Diagnostic]:
+        """The problems of `doc`, a file of `kind` ("release", "cohort", ...), as diagnostics at their lines."""
         fast = self.fast_validators[kind]
         if fast.is_valid(doc.data):
-            return []
+            return _decimal_whole_numbers(self.integer_paths(kind), doc)
         found = [diagnostic
                  for error in self.validators[kind].iter_errors(doc.data)
                  for diagnostic in _diagnostics_for(error, doc)]
         return found or [self._strict_diagnostic(kind, error, doc) for error in fast.iter_errors(doc.data)]
+
+    def integer_paths(self, kind: str) -> list[SchemaPath]:
+        """Where the schema of `kind` wants an integer: paths of property names, None standing for any list index."""
+        found = self._integer_paths.get(kind)
+        if found is None:
+            found = self._integer_paths[kind] = sorted(set(_integer_paths(self.schemas[kind], self.schemas[kind], ())),
+                                                       key=str)
+        return found
 
     def _strict_diagnostic(self, kind: str, error: Any, doc: SourceDocument) -> Diagnostic:
         """A problem only the ECMA-262 reading of the schema finds (in practice: a trailing line break)."""
@@ -115,6 +128,53 @@ class SchemaSet:
         position = doc.position(path)
         return Diagnostic(path=doc.path, line=position.line, column=position.column, message=message,
                           rule=f"schema-{keyword}")
+
+
+def _integer_paths(node: Any, root: dict[str, Any], path: SchemaPath, depth: int = 0) -> Iterator[SchemaPath]:
+    """The paths under `node` (a schema, its local $refs followed) whose type is integer."""
+    if not isinstance(node, dict) or depth > 32:
+        return
+    if node.get("type") == "integer":
+        yield path
+    reference = node.get("$ref")
+    if isinstance(reference, str) and reference.startswith("#/"):
+        target: Any = root
+        for part in reference[2:].split("/"):
+            target = target.get(part, {}) if isinstance(target, dict) else {}
+        yield from _integer_paths(target, root, path, depth + 1)
+    for name, child in node.get("properties", {}).items():
+        yield from _integer_paths(child, root, path + (name,), depth + 1)
+    yield from _integer_paths(node.get("items"), root, path + (None,), depth + 1)
+    for keyword in ("allOf", "anyOf", "oneOf"):
+        for child in node.get(keyword, ()):
+            yield from _integer_paths(child, root, path, depth + 1)
+    for keyword in ("then", "else"):
+        yield from _integer_paths(node.get(keyword), root, path, depth + 1)
+
+
+def _decimal_whole_numbers(integer_paths: list[SchemaPath], doc: SourceDocument) -> list[Diagnostic]:
+    """Values where an integer is wanted that were written as decimals (`size: 832896.0`).
+
+    JSON Schema counts 832896.0 as an integer (draft 2020-12, "type"), but the model and the served
+    JSON would carry the float: the Memfault API gives sizes as integers, and C clients parse them so.
+    """
+    found = []
+    for pattern in integer_paths:
+        values: list[tuple[JsonPath, Any]] = [((), doc.data)]
+        for part in pattern:
+            if part is None:
+                values = [(at + (index,), item) for at, value in values if isinstance(value, list)
+                          for index, item in enumerate(value)]
+            else:
+                values = [(at + (part,), value[part]) for at, value in values
+                          if isinstance(value, dict) and part in value]
+        for at, value in values:
+            if value.__class__ is float:
+                written = doc.plain_text.get(at, repr(value))
+                found.append(_diagnostic(doc, doc.position(at),
+                                         f"{field_name(at)} must be a whole number, not the decimal {written}: "
+                                         f"write {int(value)}", "schema-type"))
+    return found
 
 
 def _diagnostic(doc: SourceDocument, position: Any, message: str, rule: str) -> Diagnostic:

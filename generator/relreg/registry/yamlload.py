@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import math
 import re
 from json.decoder import scanstring as _scan_json_string
 from dataclasses import dataclass, field
@@ -316,6 +317,10 @@ class _Builder:
                 f"'{text}' is not a JSON number; quote it if you mean the text",
                 position, "yaml-number")
         resolved = _resolve_plain(text)
+        if resolved.__class__ is float and not math.isfinite(resolved):
+            raise YamlLoadError(
+                f"'{text}' is beyond the range of a JSON number (a 64-bit float, at most about 1.8e308, "
+                "reads it as infinity); quote it if you mean the text", position, "yaml-number")
         if text[:1] in _SUSPECT_START or text in _YAML11_WORDS:  # the rest reads alike, without a call
             problem = ambiguity(text, resolved)
             if problem is not None:

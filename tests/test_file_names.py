@@ -161,3 +161,54 @@ def test_fast_file_classification_agrees_with_every_check(top: str, rest: list[s
 ])
 def test_file_classification_table(path: str, kind: str | None) -> None:
     assert source._kind_of(path)[0] == kind
+
+
+# A registry file put where it is not read: at the top, or in a folder named like a registry folder.
+MISPLACED = [
+    ("2.2.0.yaml", "named like a release, but releases are read from releases/ only: move it to releases/2.2.0.yaml"),
+    ("v2.2.0.yml", "move it to releases/v2.2.0.yml"),
+    ("Registry.yaml", "the registry's settings file is named registry.yaml"),
+    ("release/2.2.0.yaml", "'release/' is not a registry folder, so this file is not read: did you mean releases/?"),
+    ("Releases/2.2/2.2.0.yaml", "did you mean releases/?"),
+    ("relases/2.2.0.yaml", "did you mean releases/?"),
+    ("cohort/eu.yaml", "did you mean cohorts/?"),
+    ("Hardwares/pvt.yml", "did you mean hardware/?"),
+]
+# YAML the registry folder may hold beside its own (it may be the repository's top).
+NOT_REGISTRY_FILES = ["mkdocs.yml", "notes.yaml", "docs/2.2.0.yaml", "release-notes/2.2.0.yaml",
+                      ".github/workflows/check.yml", "releases.md", ".release/2.2.0.yaml"]
+
+
+@pytest.mark.parametrize("path, message", MISPLACED, ids=[case[0] for case in MISPLACED])
+@pytest.mark.parametrize("read", ["work tree", "clean commit", "--ref"])
+def test_a_registry_file_where_it_is_not_read_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, path: str,
+                                                           message: str, read: str) -> None:
+    """Whichever way the registry is read (validate and a dirty build walk the folder, a build of a clean
+    registry reads git's index, --ref reads the commit), the file is named, not silently skipped."""
+    repo = init_repo(tmp_path / "repo")
+    registry = repo / "registry"
+    shutil.copytree(BASE_REGISTRY, registry)
+    (registry / path).parent.mkdir(parents=True, exist_ok=True)
+    (registry / path).write_bytes(RELEASE)
+    for allowed in NOT_REGISTRY_FILES:
+        (registry / allowed).parent.mkdir(parents=True, exist_ok=True)
+        (registry / allowed).write_bytes(RELEASE)
+    commit_all(repo, "misplaced", "2026-01-02T10:00:00+00:00")
+    monkeypatch.chdir(repo)  # paths are reported relative to the current folder
+    if read == "work tree":
+        result = run_relreg("validate", "--registry", registry, "--format", "json")
+    else:
+        result = run_relreg("build", "--registry", registry, "--out", tmp_path / "out", "--format", "json",
+                            *(["--ref", "HEAD"] if read == "--ref" else []))
+    assert result.exit_code == 1, result.output
+    found = _diagnostics(_json_part(result.output))
+    assert [(d["path"], d["line"], d["column"], d["rule"]) for d in found] == [(f"registry/{path}", 1, 1, "file-name")]
+    assert message in found[0]["message"]
+
+
+def test_yaml_beside_the_registry_that_is_not_named_like_it_is_left_alone(base_registry: Path) -> None:
+    for allowed in NOT_REGISTRY_FILES:
+        (base_registry / allowed).parent.mkdir(parents=True, exist_ok=True)
+        (base_registry / allowed).write_bytes(RELEASE)
+    result = run_relreg("validate", "--registry", base_registry)
+    assert result.exit_code == 0, result.output

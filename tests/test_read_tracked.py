@@ -43,6 +43,13 @@ def _odd_tree(registry: Path) -> None:
     (registry / "releases" / "folder-link").symlink_to("2", target_is_directory=True)
     (registry / "releases" / "huge.yaml").write_bytes(b"#" * (MAX_FILE_BYTES + 1))
     (registry / "README.md").write_text("not read\n")
+    (registry / "3.0.0.yaml").write_text(release.replace("1.1.0", "3.0.0"))  # misplaced: named as problems
+    (registry / "Releases" / "3").mkdir(parents=True)
+    (registry / "Releases" / "3" / "3.1.0.yaml").write_text("version: x\n")
+    (registry / "Releases" / "3.2.0.yaml").symlink_to("3/3.1.0.yaml")
+    (registry / "Releases" / "4.yaml").symlink_to("3", target_is_directory=True)
+    (registry / "docs").mkdir()
+    (registry / "docs" / "x.yaml").write_text("not read\n")
 
 
 @pytest.mark.parametrize("odd", [False, True], ids=["plain", "odd files"])

@@ -6,6 +6,7 @@ so everything after this stage is indifferent to where the bytes came from.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import re
@@ -168,7 +169,7 @@ def _checked_kind_of(registry_path: str) -> tuple[str | None, str | None]:
     if registry_path == CONFIG_FILE:
         return "registry", None
     if len(parts) < 2 or parts[0] not in KIND_FOLDERS:
-        return None, None
+        return None, _misplaced(parts)
     kind = KIND_FOLDERS[parts[0]]
     name = parts[-1]
     if name in ALLOWED_OTHER_FILES:
@@ -202,6 +203,40 @@ def _checked_kind_of(registry_path: str) -> tuple[str | None, str | None]:
     if len(parts) > 2 and kind not in NESTED_KINDS:
         return None, f"{parts[0]}/ files may not be in subfolders; move it to {parts[0]}/{name}"
     return kind, None
+
+
+# A top-level file named like a release ("2.2.0.yaml", "v3.0.0-rc.1.yaml").
+_VERSION_LIKE = re.compile(r"[vV]?[0-9]+\.[0-9]")
+
+
+def misplaced_folder(folder: str) -> str | None:
+    """The registry folder that `folder` (a top-level folder of the registry that is none of them) is
+    likely a slip for: `release`, `Releases`, `relases` -> "releases"; None for an unrelated name."""
+    if folder.startswith(".") or folder in KIND_FOLDERS:
+        return None
+    close = difflib.get_close_matches(folder.lower(), KIND_FOLDERS, n=1, cutoff=0.85)
+    return close[0] if close else None
+
+
+def _misplaced(parts: list[str]) -> str | None:
+    """Why a YAML file outside releases/, hardware/ and cohorts/ that looks like a registry file is not
+    read: a release at the top, or a file in a folder named like a registry folder. None for any other
+    path (other files may sit beside the registry's, e.g. when it is the repository's top)."""
+    name = parts[-1]
+    if not name.lower().endswith((".yaml", ".yml")) or any(part.startswith(".") for part in parts):
+        return None
+    if len(parts) == 1:
+        if name.lower() in ("registry.yml", "registry.yaml"):
+            return f"the registry's settings file is named {CONFIG_FILE}: rename it, so that it is read"
+        if _VERSION_LIKE.match(name):
+            return f"'{name}' is named like a release, but releases are read from releases/ only: " \
+                   f"move it to releases/{name}"
+        return None
+    folder = misplaced_folder(parts[0])
+    if folder is None:
+        return None
+    return f"'{parts[0]}/' is not a registry folder, so this file is not read: did you mean {folder}/? " \
+           f"(registry files are read from {', '.join(f'{kind}/' for kind in KIND_FOLDERS)})"
 
 
 def _problem(path: str, message: str, rule: str) -> Diagnostic:
@@ -259,7 +294,16 @@ def _read_worktree(registry_dir: Path, display_base: Path | None, known: BlobIds
     # Plain strings and one lstat per file: pathlib costs more than the reading on 10,000 files.
     top = os.path.abspath(registry_dir)
     candidates = [CONFIG_FILE]
-    for folder in KIND_FOLDERS:
+    top_files, slips = [], []
+    with os.scandir(top) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                if misplaced_folder(entry.name) is not None:
+                    slips.append(entry.name)
+            elif entry.name != CONFIG_FILE and not (entry.is_symlink() and entry.is_dir()):
+                top_files.append(entry.name)  # a link to a folder is not walked into, as below
+    candidates.extend(sorted(top_files))
+    for folder in [*KIND_FOLDERS, *sorted(slips)]:
         if os.path.isdir(os.path.join(top, folder)):
             for dirpath, dirnames, filenames in os.walk(os.path.join(top, folder)):
                 dirnames.sort()
@@ -289,6 +333,9 @@ def read_tracked(registry_dir: Path, tracked: Sequence["IndexedFile"], holds: Ca
     for file in tracked:
         parts = file.path.split("/")
         if file.path != CONFIG_FILE and (len(parts) < 2 or parts[0] not in KIND_FOLDERS):
+            if _misplaced(parts) is not None and not (file.mode == "120000"
+                                                      and os.path.isdir(os.path.join(top, file.path))):
+                entries.append((_walk_order(parts), file))  # not read, but named as a problem
             continue
         if file.mode == "160000":
             return None
@@ -316,8 +363,10 @@ def _walk_order(parts: list[str]) -> tuple[object, ...]:
     """The place of a path in read_worktree's walk: registry.yaml, then each kind's folder in turn, and
     in a folder its files by name before its subfolders by name."""
     if len(parts) == 1:
-        return (0,)
-    return (1, _FOLDER_ORDER[parts[0]], *[(1, folder) for folder in parts[1:-1]], (0, parts[-1]))
+        return (0,) if parts[0] == CONFIG_FILE else (0, parts[0])
+    folder = _FOLDER_ORDER.get(parts[0])
+    return (1, *((folder,) if folder is not None else (len(_FOLDER_ORDER), parts[0])),
+            *[(1, folder) for folder in parts[1:-1]], (0, parts[-1]))
 
 
 def _require_config(registry_dir: Path) -> None:

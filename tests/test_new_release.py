@@ -162,6 +162,11 @@ def test_invalid_result_writes_nothing(build: Path, base_registry: Path, monkeyp
      "would both be at url 1.2.0/evt1.elf"),
     (["--artifact", "evt1={build}/evt1.elf", "--notes-file", "{build}/extra.yaml"], "use a Markdown (.md) or HTML"),
     (["--artifact", "evt1={build}/evt1.elf", "--extra-info", "size:=1.2.3"], "the value after := must be JSON"),
+    (["--artifact", "evt1={build}/evt1.elf", "--extra-info", "gain:=1e999"], "1e999 is beyond the range of a JSON number"),
+    (["--artifact", "evt1={build}/evt1.elf", "--extra-info", "gain:=[-1e400]"], "-1e400 is beyond the range"),
+    (["--artifact", "evt1={build}/evt1.elf", "--extra-info", 'x:={"a": 1, "a": 2}'], 'the key "a" is given twice'),
+    (["--artifact", "evt1={build}/evt1.elf", "--extra-info", 'x:="\\ud800"'], "lone surrogate"),
+    (["--artifact", "evt1={build}/evt1.elf", "--extra-info", 'x:={"\\udfff": 1}'], "lone surrogate"),
     (["--artifact", "evt1={build}/evt1.elf", "--build-id", "evt1=xyz"], "expected 8 to 64 hex digits"),
     ([], "give at least one --artifact"),
 ])
@@ -309,3 +314,19 @@ def test_notes_are_stored_as_written(build: Path, base_registry: Path, tmp_path:
     assert result.exit_code == 0, result.output
     data = parse_yaml((base_registry / "releases" / "1.2.0.yaml").read_bytes(), "x").data
     assert data["notes"] == stored
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--notes-file", "{notes}"], "over the limit of 1048576 (1 MiB) (line 1, column 1); shorten the notes"),
+    (["--extra-info", "deep:=" + "[" * 40 + "]" * 40], "nested more than 32 levels deep"),
+])
+def test_a_release_that_would_not_be_a_valid_file_is_an_error_not_a_crash(
+        args: list[str], message: str, build: Path, base_registry: Path, tmp_path: Path) -> None:
+    notes = tmp_path / "changelog.md"
+    notes.write_text("- fixed a bug\n" * 80_000)  # a generated changelog of 1.1 MB
+    result = relreg("new-release", "1.2.0", "--registry", base_registry, "--revision", "",
+                    "--artifact", f"evt1={build / 'evt1.elf'}", *[arg.replace("{notes}", str(notes)) for arg in args])
+    assert result.exit_code == 1, result.output
+    assert "would not be a valid registry file" in result.output and message in result.output
+    assert "Traceback" not in result.output
+    assert not (base_registry / "releases" / "1.2.0.yaml").exists()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import tempfile
@@ -25,7 +26,7 @@ from typing import Any
 from relreg.history.cache import work_cache_for
 from relreg.registry.source import RawFile, RegistryFiles, git_blob_id, read_worktree
 from relreg.registry.validate import ValidationResult, validate_files
-from relreg.registry.yamlload import YamlLoadError, parse_yaml
+from relreg.registry.yamlload import MAX_FILE_BYTES, YamlLoadError, parse_yaml
 
 DEFAULT_URL_TEMPLATE = "{version}/{filename}"
 URL_FIELDS = ("version", "hardware_version", "software_type", "type", "delta_from", "filename", "sha256")
@@ -131,7 +132,7 @@ def parse_extra_info(assignments: list[str], file: Path | None) -> dict[str, Any
         raw = file.read_bytes()
         if file.suffix.lower() == ".json":
             try:
-                data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+                data = _strict_json(raw.decode("utf-8"))
             except (ValueError, UnicodeDecodeError) as error:
                 raise NewReleaseError(f"--extra-info-file {file}: not valid JSON ({error})") from None
         elif file.suffix.lower() in (".yaml", ".yml"):
@@ -152,7 +153,7 @@ def parse_extra_info(assignments: list[str], file: Path | None) -> dict[str, Any
         if key.endswith(":"):  # KEY:=JSON gives a number, boolean, list or object
             key = key[:-1]
             try:
-                value = json.loads(value, parse_constant=_no_constant)
+                value = _strict_json(value)
             except ValueError as error:
                 raise NewReleaseError(f"--extra-info {assignment!r}: the value after := must be JSON "
                                       f"({error})") from None
@@ -162,6 +163,46 @@ def parse_extra_info(assignments: list[str], file: Path | None) -> dict[str, Any
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is beyond the range of a JSON number (a 64-bit float reads it as infinity)")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+        raise ValueError(f"the key {json.dumps(twice)} is given twice in one object")
+    return result
+
+
+def _strict_json(text: str) -> Any:
+    """JSON as the registry can hold it: no NaN or Infinity, no number beyond a 64-bit float, no key
+    given twice in an object, no text that is not Unicode (a lone surrogate escape such as \\ud800).
+    Raises ValueError saying which."""
+    value = json.loads(text, parse_constant=_no_constant, parse_float=_finite, object_pairs_hook=_unique_keys)
+    if _has_lone_surrogate(value):
+        raise ValueError("a string holds a lone surrogate escape (\\ud800-\\udfff), which is not a character")
+    return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(key) or _has_lone_surrogate(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    return False
 
 
 def read_notes(file: Path) -> tuple[str, str]:
@@ -480,7 +521,14 @@ def new_release(options: NewReleaseOptions) -> NewReleaseResult:
     content = text.encode("utf-8")
     registry_path = f"releases/{version}.yaml"
     display = f"{files.root}/{registry_path}" if files.root not in ("", ".") else registry_path
-    if parse_yaml(content, display).data != data:  # the writer must say exactly what was meant
+    try:
+        read_back = parse_yaml(content, display).data
+    except YamlLoadError as error:  # e.g. notes over the size limit, extra_info nested too deep
+        hint = "; shorten the notes (--notes-file) or extra_info" if len(content) > MAX_FILE_BYTES else ""
+        raise NewReleaseError(f"{display} as composed would not be a valid registry file: {error.message} "
+                              f"(line {error.position.line}, column {error.position.column}){hint}",
+                              usage=False) from None
+    if read_back != data:  # the writer must say exactly what was meant
         raise AssertionError(f"release YAML does not read back as written:\n{text}")
 
     new_file = RawFile("release", display, registry_path, content, git_blob_id(content))

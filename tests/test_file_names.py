@@ -212,3 +212,28 @@ def test_yaml_beside_the_registry_that_is_not_named_like_it_is_left_alone(base_r
         (base_registry / allowed).write_bytes(RELEASE)
     result = run_relreg("validate", "--registry", base_registry)
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("read", ["work tree", "clean commit", "--ref"])
+def test_a_link_to_a_folder_is_an_error_however_the_registry_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     read: str) -> None:
+    """hardware/ as a link to ../boards, releases/more as a link to ../../extra: validate used to follow the
+    first, the build of the clean commit saw an empty hardware/, and --ref called the second a stray file."""
+    repo = init_repo(tmp_path / "repo")
+    registry = repo / "registry"
+    shutil.copytree(BASE_REGISTRY, registry)
+    (registry / "hardware").rename(repo / "boards")
+    (registry / "hardware").symlink_to("../boards", target_is_directory=True)
+    (repo / "extra").mkdir()
+    (repo / "extra" / "2.2.0.yaml").write_bytes(RELEASE)
+    (registry / "releases" / "more").symlink_to("../../extra", target_is_directory=True)
+    commit_all(repo, "linked folders", "2026-01-02T10:00:00+00:00")
+    monkeypatch.chdir(repo)
+    if read == "work tree":
+        result = run_relreg("validate", "--registry", registry, "--format", "json")
+    else:
+        result = run_relreg("build", "--registry", registry, "--out", tmp_path / "out", "--format", "json",
+                            *(["--ref", "HEAD"] if read == "--ref" else []))
+    assert result.exit_code == 1, result.output
+    links = [(d["path"], d["rule"]) for d in _diagnostics(_json_part(result.output)) if d["rule"] != "hardware-exists"]
+    assert links == [("registry/hardware", "file-symlink"), ("registry/releases/more", "file-symlink")]

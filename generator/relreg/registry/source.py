@@ -9,12 +9,13 @@ from __future__ import annotations
 import difflib
 import hashlib
 import os
+import posixpath
 import re
 import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from relreg.registry import CONFIG_FILE
 from relreg.registry.diagnostics import Diagnostic
@@ -239,6 +240,10 @@ def _misplaced(parts: list[str]) -> str | None:
            f"(registry files are read from {', '.join(f'{kind}/' for kind in KIND_FOLDERS)})"
 
 
+FOLDER_LINK = "is a symbolic link to a folder: registry folders must be real folders (git keeps a link as a " \
+              "link, so a build of the commit would not see the files it points to); move the files here"
+
+
 def _problem(path: str, message: str, rule: str) -> Diagnostic:
     return Diagnostic(path=path, line=1, column=1, message=message, rule=rule)
 
@@ -303,14 +308,26 @@ def _read_worktree(registry_dir: Path, display_base: Path | None, known: BlobIds
             elif entry.name != CONFIG_FILE and not (entry.is_symlink() and entry.is_dir()):
                 top_files.append(entry.name)  # a link to a folder is not walked into, as below
     candidates.extend(sorted(top_files))
+    folder_links = []
     for folder in [*KIND_FOLDERS, *sorted(slips)]:
+        if os.path.islink(os.path.join(top, folder)):
+            if folder in KIND_FOLDERS and os.path.isdir(os.path.join(top, folder)):
+                folder_links.append(folder)
+            continue
         if os.path.isdir(os.path.join(top, folder)):
             for dirpath, dirnames, filenames in os.walk(os.path.join(top, folder)):
                 dirnames.sort()
                 relative_dir = os.path.relpath(dirpath, top).replace(os.sep, "/")
                 candidates.extend(f"{relative_dir}/{name}" for name in sorted(filenames))
+                if folder in KIND_FOLDERS:  # os.walk lists links to folders with the folders, and skips them
+                    folder_links.extend(f"{relative_dir}/{name}" for name in dirnames
+                                        if os.path.islink(os.path.join(dirpath, name)))
     reader = _DiskReader(top, display_path(registry_dir, base), known)
-    for registry_path in candidates:
+    for registry_path in sorted(candidates + folder_links, key=lambda path: _walk_order(path.split("/"))) \
+            if folder_links else candidates:
+        if registry_path in folder_links:
+            reader.folder_link(registry_path)
+            continue
         kind = reader.kind_of(registry_path)
         if kind is not None:
             reader.read(kind, registry_path)
@@ -332,19 +349,23 @@ def read_tracked(registry_dir: Path, tracked: Sequence["IndexedFile"], holds: Ca
     entries = []
     for file in tracked:
         parts = file.path.split("/")
+        folder_link = file.mode == "120000" and os.path.isdir(os.path.join(top, file.path))
+        if file.path in KIND_FOLDERS and folder_link:
+            entries.append((_walk_order(parts), file))
+            continue
         if file.path != CONFIG_FILE and (len(parts) < 2 or parts[0] not in KIND_FOLDERS):
-            if _misplaced(parts) is not None and not (file.mode == "120000"
-                                                      and os.path.isdir(os.path.join(top, file.path))):
+            if _misplaced(parts) is not None and not folder_link:
                 entries.append((_walk_order(parts), file))  # not read, but named as a problem
             continue
         if file.mode == "160000":
             return None
-        if file.mode == "120000" and os.path.isdir(os.path.join(top, file.path)):
-            continue  # a link to a folder: read_worktree's walk does not enter it either
         entries.append((_walk_order(parts), file))
     entries.sort(key=lambda entry: entry[0])
     reader = _DiskReader(top, display_path(registry_dir, base), known)
     for _, file in entries:
+        if file.mode == "120000" and os.path.isdir(os.path.join(top, file.path)):
+            reader.folder_link(file.path)
+            continue
         kind = reader.kind_of(file.path)
         if kind is None:
             continue
@@ -396,6 +417,11 @@ class _DiskReader:
             self.problems.append(_problem(shown_name(self.shown(registry_path)), problem, "file-name"))
         return kind
 
+    def folder_link(self, registry_path: str) -> None:
+        """Note a link to a folder at or under a registry folder (never followed)."""
+        self.problems.append(_problem(shown_name(self.shown(registry_path)),
+                                      f"'{registry_path}' {FOLDER_LINK}", "file-symlink"))
+
     def read(self, kind: str, registry_path: str) -> None:
         """Read one registry file (refused when a symbolic link or too large), or take its blob id from
         `known` when its status is the remembered one."""
@@ -433,6 +459,18 @@ class _DiskReader:
                              refused=tuple(self.refused))
 
 
+def _links_to_folder(tree: Any, link: Any) -> bool:
+    """Whether `link` (a symbolic link's blob in the commit of `tree`) points to a folder of that commit."""
+    target = link.data_stream.read().decode("utf-8", "surrogateescape")
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(link.path), target))
+    if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
+        return False  # outside the repository: not a folder of this commit
+    try:
+        return (tree / resolved).type == "tree" if resolved != "." else True
+    except KeyError:
+        return False
+
+
 def read_git_tree(tree: "object", registry_prefix: str) -> RegistryFiles:
     """Read every registry file of a GitPython tree (a commit's tree) under `registry_prefix`."""
     import git  # imported here so that plain validation never pays for GitPython
@@ -457,8 +495,12 @@ def read_git_tree(tree: "object", registry_prefix: str) -> RegistryFiles:
         if item.type != "blob":
             continue
         registry_path = item.path[len(prefix) + 1:] if prefix else item.path
-        kind, problem = _kind_of(registry_path)
         shown = item.path
+        if item.mode == git.objects.blob.Blob.link_mode and registry_path.split("/")[0] in KIND_FOLDERS \
+                and _links_to_folder(tree, item):
+            problems.append(_problem(shown_name(shown), f"'{registry_path}' {FOLDER_LINK}", "file-symlink"))
+            continue
+        kind, problem = _kind_of(registry_path)
         if problem:
             problems.append(_problem(shown_name(shown), problem, "file-name"))
         if kind is None:

@@ -395,6 +395,23 @@ def test_uncommitted_release_is_dated_by_source_date_epoch_with_a_warning(
     assert _json(out, "api/v1/index.json")["data"]["dirty"] is True
 
 
+@pytest.mark.parametrize("value, message", [
+    ("99999999999999999999", "is outside 0 (1970) to 253402300799"),
+    ("253402300800", "is outside 0 (1970) to 253402300799"),  # year 10000: not a four-digit year
+    ("-1", "is outside 0 (1970)"),
+    ("1.5e9", "is not a number of seconds"),
+])
+def test_a_source_date_epoch_that_is_no_date_is_a_usage_error(history_repo: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              value: str, message: str) -> None:
+    (history_repo / "registry" / "releases" / "1.3.0.yaml").write_text(
+        RELEASE_120.replace('1.2.0', '1.3.0').replace("e555", "f555"))  # uncommitted: dated by the build time
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", value)
+    out = history_repo / "public"
+    result = run_relreg("build", "--registry", history_repo / "registry", "--out", out)
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output, result.output
+    assert not out.exists()
+
+
 def test_shallow_clone_is_refused_with_how_to_fix(history_repo: Path, tmp_path: Path) -> None:
     clone = tmp_path / "shallow"
     git(tmp_path, "clone", "-q", "--depth", "1", f"file://{history_repo}", str(clone))

@@ -73,14 +73,24 @@ class History:
         return self.dates.get(identity(registry_path))
 
 
+# The last second of year 9999: dates are written as YYYY-MM-DDTHH:MM:SS (RFC 3339 has four-digit years).
+LAST_DATE = 253_402_300_799
+
+
 def build_time() -> int:
-    """`SOURCE_DATE_EPOCH` when set (reproducible builds), else now."""
+    """`SOURCE_DATE_EPOCH` when set (reproducible builds, https://reproducible-builds.org/specs/source-date-epoch/),
+    else now: unix seconds. Raises click.ClickException for a value that is not whole seconds from 1970
+    to the end of year 9999."""
     value = os.environ.get("SOURCE_DATE_EPOCH")
     if value:
         try:
-            return int(value)
+            seconds = int(value)
         except ValueError:
             raise click.ClickException(f"SOURCE_DATE_EPOCH={value!r} is not a number of seconds") from None
+        if not 0 <= seconds <= LAST_DATE:
+            raise click.ClickException(f"SOURCE_DATE_EPOCH={value!r} is outside 0 (1970) to {LAST_DATE} "
+                                       "(the end of year 9999): give unix seconds, e.g. $(git log -1 --format=%ct)")
+        return seconds
     return int(datetime.now(tz=timezone.utc).timestamp())
 
 

@@ -328,9 +328,22 @@ def _delta_source(ctx: RuleContext, release: Release, index: int) -> Iterator[Di
                      "a delta upgrades from an older release", "delta-from")
     if not any(a.hardware_version == artifact.hardware_version and a.software_type == artifact.software_type
                for a in source.artifacts):
+        types = sorted({a.software_type or "" for a in source.artifacts
+                        if a.hardware_version == artifact.hardware_version})
+        if not types:
+            yield ctx.at(release.source_path, path,
+                         f"release {source.version} has no artifact for hardware_version "
+                         f"'{artifact.hardware_version}', so no device can apply a delta from it", "delta-from")
+            return
+        image = f"software_type '{artifact.software_type}'" if artifact.software_type else "no software_type"
+        has = ", ".join(f"'{t}'" if t else "none" for t in types)
+        named = [f"'{t}'" for t in types if t]
+        fix = f"; give this delta the software_type of the image it patches ({' or '.join(named)})" \
+            if not artifact.software_type and named else ""
         yield ctx.at(release.source_path, path,
-                     f"release {source.version} has no artifact for hardware_version "
-                     f"'{artifact.hardware_version}', so no device can apply a delta from it", "delta-from")
+                     f"release {source.version} has no '{artifact.hardware_version}' image with {image} "
+                     f"(its '{artifact.hardware_version}' software types: {has}), so no device can apply "
+                     f"a delta from it{fix}", "delta-from")
 
 
 def _hardware_known(ctx: RuleContext) -> tuple[set[str], str]:

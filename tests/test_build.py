@@ -412,6 +412,26 @@ def test_a_source_date_epoch_that_is_no_date_is_a_usage_error(history_repo: Path
     assert not out.exists()
 
 
+def test_format_json_gives_one_json_object_for_a_build_with_warnings_and_for_an_unchanged_one(
+        history_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tools read standard output: --format json is JSON whether the build fails, succeeds or has nothing to do."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1750000000")
+    out = history_repo / "public"
+    (history_repo / "registry" / "releases" / "1.3.0.yaml").write_text(
+        RELEASE_120.replace('1.2.0', '1.3.0').replace("e555", "f555"))
+    built = run_relreg("build", "--registry", history_repo / "registry", "--out", out, "--format", "json")
+    assert built.exit_code == 0, built.output
+    report = json.loads(built.stdout)
+    assert report["ok"] is True and report["build"]["releases"] == 4 and report["build"]["written"] > 0
+    assert report["warning_count"] == 1 and "1.3.0.yaml is not committed" in report["warnings"][0]
+    commit_all(history_repo, "add 1.3.0", "2025-06-15T15:06:40Z")
+    run_relreg("build", "--registry", history_repo / "registry", "--out", out)
+    unchanged = run_relreg("build", "--registry", history_repo / "registry", "--out", out, "--format", "json")
+    assert unchanged.exit_code == 0
+    report = json.loads(unchanged.stdout)
+    assert report["ok"] is True and report["build"]["written"] == 0 and report["build"]["unchanged"] > 0
+
+
 def test_shallow_clone_is_refused_with_how_to_fix(history_repo: Path, tmp_path: Path) -> None:
     clone = tmp_path / "shallow"
     git(tmp_path, "clone", "-q", "--depth", "1", f"file://{history_repo}", str(clone))

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from relreg.cli.common import RegistryUsageError, find_registry, format_option, registry_option, resolve_registry
 from relreg.registry.report import REPORTERS
+
+if TYPE_CHECKING:
+    from relreg.uptodate import BuildReport
 
 
 @click.command()
@@ -59,6 +64,27 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
         cache.save(keep_notes=True)  # the next build's, though validation renders none
         click.echo(REPORTERS[output_format](result.diagnostics, summary(result)))
         _exit(0 if result.ok else 1)
+
+
+def _print_report(report: "BuildReport", output_format: str) -> None:
+    """A successful build's report: warnings on standard error (the first ones), then the summary line,
+    or with --format json one JSON object on standard output (what `validate --format json` gives, with
+    the build's figures and every warning)."""
+    shown = report.warnings if len(report.warnings) <= 10 else report.warnings[:8]
+    for warning in shown:
+        click.echo(f"warning: {warning}", err=True)
+    if len(shown) < len(report.warnings):
+        click.echo(f"warning: ... and {len(report.warnings) - len(shown)} more like these", err=True)
+    if output_format != "json":
+        click.echo(report.summary())
+        return
+    click.echo(json.dumps({
+        "ok": True, "summary": report.summary(), "error_count": 0, "warning_count": len(report.warnings),
+        "diagnostics": [], "warnings": report.warnings,
+        "build": {"releases": report.releases, "written": report.stats.written,
+                  "unchanged": report.stats.unchanged, "removed": report.stats.removed,
+                  "seconds": round(report.seconds, 3), "commit": report.commit},
+    }, indent=2, sort_keys=True))
 
 
 def _exit(status: int) -> None:
@@ -136,7 +162,7 @@ def build(registry_dir: Path | None, out: Path, ref: str | None, device_counts: 
     checked = up_to_date(options)
     report = checked[0]
     if report is not None:  # nothing changed since the last build of this output: nothing else to load
-        click.echo(report.summary())
+        _print_report(report, output_format)
         return
 
     from relreg.build import InvalidRegistry, build_site
@@ -157,10 +183,5 @@ def build(registry_dir: Path | None, out: Path, ref: str | None, device_counts: 
         click.echo(f"build stopped: {error.strerror or error}{where}; the output folder holds a whole site, "
                    "the previous one unless the error came after the swap", err=True)
         sys.exit(1)
-    shown = report.warnings if len(report.warnings) <= 10 else report.warnings[:8]
-    for warning in shown:
-        click.echo(f"warning: {warning}", err=True)
-    if len(shown) < len(report.warnings):
-        click.echo(f"warning: ... and {len(report.warnings) - len(shown)} more like these", err=True)
-    click.echo(report.summary())
+    _print_report(report, output_format)
     _exit(0)  # the site is swapped in and the caches saved: nothing is left to free one object at a time

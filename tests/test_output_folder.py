@@ -98,3 +98,18 @@ def test_served_files_are_read_whole_at_any_size(tmp_path: Path, size: int) -> N
     assert (tmp_path / "parts").read_bytes() == content
     with pytest.raises(FileNotFoundError):
         _read_file(str(tmp_path / "gone"))
+
+
+def test_a_mount_point_as_output_is_refused_up_front_with_what_to_do(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A volume cannot be swapped by rename: refused before anything is written, not failed after staging.
+    (Mounting needs privileges tests do not have: the OS's answer for this folder is replaced.)"""
+    out = tmp_path / "volume"
+    out.mkdir()
+    real_ismount = os.path.ismount
+    monkeypatch.setattr(os.path, "ismount", lambda path: Path(path) == out or real_ismount(path))
+    with pytest.raises(OutputFolderError, match="is a mount point .* Build into a folder inside it"):
+        write_site({"a.json": b"{}\n"}, out)
+    assert list(out.iterdir()) == [] and [p.name for p in tmp_path.iterdir()] == ["volume"]
+    write_site({"a.json": b"{}\n"}, out / "site")  # what the message says to do
+    assert (out / "site" / "a.json").read_bytes() == b"{}\n"

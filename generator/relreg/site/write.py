@@ -51,6 +51,11 @@ class OutputFolderError(click.ClickException):
 def _check_replaceable(out: Path) -> None:
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise OutputFolderError(f"--out {out} exists and is not a folder; refusing to replace it")
+    if out.is_dir() and os.path.ismount(out):
+        raise OutputFolderError(
+            f"--out {out} is a mount point (a volume, tmpfs or network share): the site is swapped in whole by "
+            "renaming folders, and a mount point cannot be renamed. Build into a folder inside it "
+            f"(--out {out / 'site'}) and serve that folder")
     if out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).is_file():
         raise OutputFolderError(
             f"--out {out} is not empty and was not written by relreg (no {MANIFEST}); "

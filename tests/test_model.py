@@ -7,6 +7,7 @@ import pickle
 from dataclasses import fields
 from urllib.parse import urljoin
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,6 +34,17 @@ def test_artifact_url_is_resolved_as_urljoin_resolves_it(parts: list[str]) -> No
 def test_absolute_https_urls_are_kept() -> None:
     url = "https://cdn.example.test/x/evt1.bin"
     assert Artifact("evt1", "b1", url, 1, "0" * 64).absolute_url(BASE) == url
+
+
+@pytest.mark.parametrize("url, filename", [
+    ("1.0.0/evt1.bin", "evt1.bin"),
+    ("https://cdn.example.test/x/evt1.bin", "evt1.bin"),
+    ("https://cdn.example.test/x/evt1.bin?v=2&cache=no", "evt1.bin"),  # the query is not part of the name
+    ("https://cdn.example.test/x/evt1.bin/", "evt1.bin"),
+    ("evt1.bin", "evt1.bin"),
+])
+def test_an_artifacts_filename_is_the_last_segment_of_its_urls_path(url: str, filename: str) -> None:
+    assert Artifact("evt1", "b1", url, 1, "0" * 64).filename == filename
 
 
 def test_from_dict_makes_the_same_objects_as_the_constructors() -> None:

@@ -71,7 +71,8 @@ class Artifact:
 
     @property
     def filename(self) -> str:
-        return self.url.rstrip("/").rsplit("/", 1)[-1]
+        """The last segment of the URL's path, without a query (`https://cdn/fw/a.bin?v=2` -> `a.bin`)."""
+        return self.url.partition("?")[0].rstrip("/").rsplit("/", 1)[-1]
 
     def absolute_url(self, artifact_base_url: str) -> str:
         url = self.url

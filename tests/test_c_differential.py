@@ -239,6 +239,52 @@ def test_a_version_with_a_trailing_newline_is_refused_by_both_clients(tmp_path: 
             assert "is not a natural version" in python.stderr
 
 
+# A served answer or rollouts document changed on its way (an unsigned site: a buggy proxy, a hand
+# edit): (document, pattern, replacement). Found by a new-user trial, where the reference client took
+# values the C client refuses, and the two picked different releases for an escaped version.
+TAMPERED = {
+    "file_size -1": ("answer", r'"file_size":\d+', '"file_size":-1'),
+    "file_size 2^64": ("answer", r'"file_size":\d+', '"file_size":18446744073709551616'),
+    "file_size 1e3": ("answer", r'"file_size":\d+', '"file_size":1e3'),
+    "file_size decimal": ("answer", r'"file_size":(\d+)', r'"file_size":\1.0'),
+    "sha256 upper case": ("answer", r'"sha256":"([0-9a-f]{64})"', lambda m: f'"sha256":"{m[1].upper()}"'),
+    "sha256 short": ("answer", r'"sha256":"([0-9a-f]{4})[0-9a-f]{60}"', r'"sha256":"\1"'),
+    "threshold -1": ("rollouts", r'"rollout_threshold":\d+', '"rollout_threshold":-1'),
+    "threshold decimal": ("rollouts", r'"rollout_threshold":(\d+)', r'"rollout_threshold":\1.5'),
+    "threshold 9e99": ("rollouts", r'"rollout_threshold":\d+', '"rollout_threshold":9e99'),
+    "threshold 20000": ("rollouts", r'"rollout_threshold":\d+', '"rollout_threshold":20000'),
+    "byte-order mark": ("answer", r'\A', "\ufeff"),
+    "escaped version": ("answer", r'"version":"1\.2\.0"', r'"version":"1.2.\\u0030"'),
+    "version not a string": ("answer", r'"version":"1\.2\.0"', '"version":120'),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TAMPERED))
+def test_both_clients_take_or_refuse_a_tampered_document_alike(name: str, tmp_path: Path) -> None:
+    import re
+
+    spec = GenRegistry("semver", [GenRelease(v, {"h1": [None]}) for v in ("1.0.0", "1.1.0", "1.2.0")],
+                       {"alpha": (None, [("1.1.0", 100, None), ("1.2.0", 50, None)])}, [], 0)
+    site = build(spec, tmp_path)
+    channel = site / "api" / "v1" / "devices" / "alpha" / "h1" / "_"
+    document, pattern, replacement = TAMPERED[name]
+    path = channel / ("from/1.0.0.json" if document == "answer" else "rollouts.json")
+    original = path.read_text(encoding="utf-8")
+    changed = re.sub(pattern, replacement, original, count=1)
+    assert changed != original, name
+    path.write_text(changed, encoding="utf-8")
+    outcomes = set()
+    for serial in [f"SN-{n}" for n in range(12)]:
+        arguments = ["--site", site, "--cohort", "alpha", "--hardware-version", "h1", "--current-version", "1.0.0",
+                     "--serial", serial]
+        python, c = run_python(*arguments), run_c(*arguments)
+        assert (c.returncode, c.stdout) == (python.returncode, python.stdout), (serial, python.stderr, c.stderr)
+        assert "Traceback" not in python.stderr
+        outcomes.add(python.returncode)
+    if name not in ("escaped version", "threshold 20000"):  # those two are still read as the same values
+        assert 1 in outcomes, "refused by both for the devices that take the tampered offer"
+
+
 # --- version ordering ------------------------------------------------------------------------------
 
 VERSION_TEXT = st.one_of(

@@ -420,6 +420,28 @@ static rr_str str_of(const rr_doc *doc, int token)
     return tok_type(doc, token) == JSMN_STRING ? rr_raw(doc, token) : none;
 }
 
+/* The text of string token `token`: its raw contents, or when they hold escapes, the decoded text
+ * written into buf (cap bytes). {NULL, 0} when the token is not a string, or its escapes do not
+ * decode or do not fit. Versions are compared and hashed as text, as the reference client does. */
+static rr_str text_of(const rr_doc *doc, int token, char *buf, size_t cap)
+{
+    rr_str none = {NULL, 0};
+    rr_str raw = str_of(doc, token);
+    if (!raw.ptr || !memchr(raw.ptr, '\\', raw.len))
+        return raw;
+    size_t i = 0, j = 0;
+    char c[4];
+    while (i < raw.len) {
+        size_t n = next_char(raw.ptr, raw.len, &i, c);
+        if (n == 0 || j + n > cap)
+            return none;
+        memcpy(buf + j, c, n);
+        j += n;
+    }
+    rr_str text = {buf, j};
+    return text;
+}
+
 rr_status rr_hex_decode(const char *hex, size_t hex_len, uint8_t *out, size_t out_len)
 {
     if (hex_len != 2 * out_len)
@@ -840,8 +862,7 @@ static int64_t rollout_of(const rr_doc *rollouts, int list, rr_str version)
         if (tok_type(rollouts, entry) != JSMN_OBJECT || tok_type(rollouts, v) != JSMN_STRING ||
             !get_int(rollouts, rr_object_get(rollouts, entry, "rollout_threshold"), &threshold))
             return -1;
-        rr_str raw = rr_raw(rollouts, v);
-        if (raw.len == version.len && !memcmp(raw.ptr, version.ptr, raw.len))
+        if (str_eq(rollouts, v, version.ptr, version.len))
             found = threshold; /* the last entry of a version counts, as in the reference client */
         entry = rr_skip(rollouts, entry);
     }
@@ -894,7 +915,10 @@ rr_status rr_decide_answer(const rr_doc *doc, const rr_doc *rollouts, const rr_i
     offer = offers + 1;
     for (int k = 0; k < doc->tokens[offers].size && chosen < 0; k++) {
         int release = rr_object_get(doc, offer, "release");
-        rr_str version = str_of(doc, rr_object_get(doc, release, "version"));
+        char text[256];
+        rr_str version = text_of(doc, rr_object_get(doc, release, "version"), text, sizeof text);
+        if (!version.ptr)
+            return RR_ERR_MALFORMED;
         int64_t threshold = (int64_t)RR_BUCKETS;
         if (is_literal(doc, rr_object_get(doc, offer, "staged"), "true"))
             threshold = rollout_of(rollouts, list, version);

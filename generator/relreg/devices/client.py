@@ -249,6 +249,8 @@ class DeviceClient:
             return cached[1], True
         body = self._verified(path, fetched.body) if self.trusted_keys is not None else fetched.body
         try:
+            if body.startswith(b"\xef\xbb\xbf"):  # json.loads skips it; relreg writes none, the C client refuses it
+                raise ValueError("a byte-order mark before the JSON")
             document = json.loads(body)
         except ValueError as error:
             raise ClientError(f"GET {url}: not JSON ({error})") from None
@@ -336,14 +338,15 @@ class DeviceClient:
                                 (device.cohort, device.hardware_version, device.software_type), "rollouts")
                 rollouts = document["data"]["rollouts"]
             thresholds = answer_thresholds(offers, rollouts)
-        except (KeyError, TypeError) as error:
+            index = choose_index(thresholds, device.serial, device.cohort)
+            if index is None:
+                document = data["up_to_date"] or up_to_date_document(device.current_version, "latest")
+                return CheckResult(document, None, "answer", requests, not_modified)
+            release = offers[index]["release"]
+            payload = Payload.from_document(release["artifacts"][0])
+        except (KeyError, TypeError, ValueError, IndexError) as error:
             raise ClientError(f"malformed answer or rollouts document: {error!r}") from None
-        index = choose_index(thresholds, device.serial, device.cohort)
-        if index is None:
-            document = data["up_to_date"] or up_to_date_document(device.current_version, "latest")
-            return CheckResult(document, None, "answer", requests, not_modified)
-        release = offers[index]["release"]
-        return CheckResult(release, Payload.from_document(release["artifacts"][0]), "answer", requests, not_modified)
+        return CheckResult(release, payload, "answer", requests, not_modified)
 
     def download(self, payload: Payload, folder: Path) -> Path:
         """Fetch the image into `folder`, verify size and sha256, and return its path.

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -60,6 +61,17 @@ from relreg.registry.versions import Version, VersionScheme
 
 BUCKETS = 10_000  # rollout resolution: 0.01 %
 FULL_ROLLOUT = BUCKETS
+# What a device document's whole numbers may be: the C client reads them as int64 (clients/c).
+_INT64_MAX = 2**63 - 1
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}\Z")
+
+
+def document_int(value: Any, name: str) -> int:
+    """A whole number of a device document (file_size, rollout_threshold): a JSON integer, written
+    without a decimal point or exponent, from 0 to 2^63 - 1, as the C client takes it. Raises ValueError."""
+    if value.__class__ is not int or not 0 <= value <= _INT64_MAX:
+        raise ValueError(f"{name} is a whole number from 0 to 2^63 - 1, not {value!r}")
+    return value
 
 # Why the answer is what it is (the seed's `reason` field).
 REASON_LATEST = "latest"  # nothing newer is deployed to the cohort
@@ -122,13 +134,18 @@ class Payload:
 
     @classmethod
     def from_document(cls, data: Mapping[str, Any]) -> "Payload":
+        """The payload of a device document's artifact. Raises KeyError, or ValueError for a size or digest
+        the C client refuses too (a decimal or negative size, a digest that is not 64 lowercase hex digits)."""
+        sha256 = data["sha256"]
+        if not isinstance(sha256, str) or not _SHA256_HEX.match(sha256):
+            raise ValueError(f"sha256 is 64 lowercase hex digits, not {sha256!r}")
         return cls(
             hardware_version=data["hardware_version"],
             software_type=data["software_type"],
             filename=data["filename"],
-            size=data["file_size"],
+            size=document_int(data["file_size"], "file_size"),
             build_id=data["build_id"],
-            sha256=data["sha256"],
+            sha256=sha256,
             url=data["url"],
             delta_from=data["delta_from"],
         )
@@ -344,9 +361,10 @@ def answer_thresholds(offers: Sequence[Mapping[str, Any]], rollouts: Sequence[Ma
     An offer with `"staged": false` reaches every device; a staged one takes the threshold its version
     has in the channel's rollouts entries, and 0 (nobody) when it is not listed there: a rollouts
     document older than the answer (a cache between two builds) holds devices back, never pushes them.
-    Raises KeyError or TypeError on a malformed offer.
+    Raises KeyError, TypeError or ValueError on a malformed offer or rollouts entry.
     """
-    thresholds = {entry["version"]: entry["rollout_threshold"] for entry in rollouts or ()}
+    thresholds = {entry["version"]: document_int(entry["rollout_threshold"], "rollout_threshold")
+                  for entry in rollouts or ()}
     found = []
     for offer in offers:
         version = offer["release"]["version"]

@@ -352,3 +352,18 @@ def test_device_cli_verifies_pinned_signatures(builds: dict[str, Path], tmp_path
 
     unpinned = run_relreg(*arguments[:-2], "--site", tampered)  # without a pin nothing is checked
     assert unpinned.exit_code != 1 or "digest-mismatch" not in unpinned.output
+
+
+@pytest.mark.parametrize("days_ago, expired", [(0, None), (8, "timestamp"), (31, "documents and timestamp")])
+def test_a_build_of_a_commit_whose_signatures_are_already_expired_warns(tmp_path: Path, days_ago: int,
+                                                                        expired: str | None) -> None:
+    """Expiry counts from the commit's date (the same commit, the same bytes): an old commit is signed expired.
+    Defaults: the timestamp lives 7 days, document signatures 30."""
+    repo = signed_repo(tmp_path / "repo", keys_yaml([("ci", ALL_ROLES)]), hours_ago=24 * days_ago + 1)
+    report = build(repo, tmp_path / "site", key_file("ci"))
+    warned = [w for w in report.warnings if "have expired already" in w]
+    if expired is None:
+        assert warned == []
+    else:
+        assert len(warned) == 1 and f"the {expired} signatures" in warned[0]
+        assert "relreg sign --refresh --documents" in warned[0]

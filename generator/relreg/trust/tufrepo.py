@@ -39,6 +39,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -399,6 +400,7 @@ class SiteSigning:
         if not config.trusted_document_keys():
             warnings.append(f"no key in {KEYS_FILE} has the 'documents' role: device documents get no detached "
                             "signature (only the TUF repository)")
+        warnings.extend(_expired_on_arrival(config, state.commit_time, int(time.time())))
         return cls(config, keys, state, chain, root_bytes)
 
     def fingerprint(self, base: str) -> str:
@@ -430,6 +432,23 @@ class SiteSigning:
             files[f"{TUF_DIR}/{version}.root.json"] = content
         files[f"{TUF_DIR}/root.json"] = self.root_bytes[root.version]
         return dict(sorted(files.items()))
+
+
+def _expired_on_arrival(config: KeysConfig, commit_time: int, now: int) -> list[str]:
+    """A warning when what a build signs expires before `now` (unix seconds, the real clock): expiry counts
+    from the commit's date so that a build stays byte-identical, so an old commit (a redeploy, a registry
+    left alone for a month) is signed already expired, and every device would refuse it."""
+    lifetimes = {"timestamp": config.expires_days["timestamp"]}
+    if config.trusted_document_keys():
+        lifetimes["documents"] = config.expires_days["documents"]
+    expired = sorted(role for role, days in lifetimes.items() if commit_time + days * DAY <= now)
+    if not expired:
+        return []
+    dated = datetime.fromtimestamp(commit_time, tz=timezone.utc)
+    return [f"the commit built is dated {dated:%Y-%m-%d}, and the {' and '.join(expired)} signatures, which expire "
+            f"{' and '.join(f'{lifetimes[role]} days' for role in expired)} after it, have expired already: "
+            "devices refuse this site as built. Renew them before publishing: relreg sign --refresh "
+            "--documents --out <the output folder>"]
 
 
 # --- relreg keys sign-root ---------------------------------------------------------------------

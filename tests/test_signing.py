@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import shutil
 import stat
 import time
@@ -253,6 +254,28 @@ def test_refresh_documents_renews_expiry_and_keeps_the_version(builds: dict[str,
     result = CliRunner().invoke(sign_command, ["--refresh", "--documents", "--out", str(site),
                                                "--signing-key", str(key_file("ci"))])
     assert result.exit_code == 1 and "digest-mismatch" in result.output
+
+
+def test_refresh_waits_for_no_build_it_is_refused_while_one_holds_the_output(builds: dict[str, Path],
+                                                                             tmp_path: Path) -> None:
+    """A refresh during a build into the same folder could leave signatures of the old site beside the new
+    documents; it is refused, as a second build is, and changes nothing."""
+    import fcntl
+
+    site = tmp_path / "site"
+    shutil.copytree(builds["b"], site)
+    before = {p: p.read_bytes() for p in site.rglob("*") if p.is_file()}
+    descriptor = os.open(tmp_path / ".site.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)  # what a running build holds
+    try:
+        result = CliRunner().invoke(sign_command, ["--refresh", "--documents", "--out", str(site),
+                                                   "--signing-key", str(key_file("ci"))])
+    finally:
+        os.close(descriptor)
+    assert result.exit_code == 1 and "a relreg build is writing --out" in result.output, result.output
+    assert {p: p.read_bytes() for p in site.rglob("*") if p.is_file()} == before
+    result = CliRunner().invoke(sign_command, ["--refresh", "--out", str(site), "--signing-key", str(key_file("ci"))])
+    assert result.exit_code == 0, result.output  # once the build is done
 
 
 # --- keys ---------------------------------------------------------------------------------------

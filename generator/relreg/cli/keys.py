@@ -132,7 +132,10 @@ def sign(refresh: bool, site: Path, signing_key: Path | None, expires_days: int 
     loaded = load_private_keys(signing_key)
     if not loaded:
         raise click.UsageError(f"give the timestamp key with --signing-key FILE or {ENV_VAR}")
-    report = refresh_site(site, loaded, _now(), expires_days, documents)
+    from relreg.site.write import output_locked
+
+    with output_locked(site):  # never between a build's signatures and its documents
+        report = refresh_site(site, loaded, _now(), expires_days, documents)
     extra = f"; renewed {report.documents} document signatures" if documents else ""
     click.echo(f"timestamp version {report.timestamp_version}, expires {report.timestamp_expires:%Y-%m-%dT%H:%M:%SZ}"
                + extra)

@@ -17,6 +17,7 @@ killed build is recognized and thrown away, never trusted.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import gc
 import hashlib
@@ -30,7 +31,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, Union
 
 import click
 
@@ -69,14 +70,8 @@ def _lock_output(out: Path, previous: "PreviousBuild | None") -> int:
     at once rather than made to wait: what it read of the previous build may be gone by then. For
     the same reason a build whose output changed since it read it (another build swapped in) stops.
     """
-    path = out.parent / f".{out.name}.lock"
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(descriptor)
-        raise OutputFolderError(f"another relreg build is writing --out {out}; run this one again when it "
-                                "is done (the output is untouched)") from None
+    descriptor = _flock_output(out, f"another relreg build is writing --out {out}; run this one again when it "
+                                    "is done (the output is untouched)")
     if previous is None:
         replaced = previous_build(out) is not None
     else:
@@ -87,6 +82,31 @@ def _lock_output(out: Path, previous: "PreviousBuild | None") -> int:
         raise OutputFolderError(f"--out {out} was replaced by another build while this one ran; run it again "
                                 "(the output is untouched)")
     return descriptor
+
+
+def _flock_output(out: Path, busy: str) -> int:
+    """The descriptor of `.<out>.lock`, locked (exclusive, not waited for); OutputFolderError(`busy`) when
+    another process holds it."""
+    descriptor = os.open(out.parent / f".{out.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise OutputFolderError(busy) from None
+    return descriptor
+
+
+@contextlib.contextmanager
+def output_locked(out: Path) -> Iterator[None]:
+    """Hold the output folder's build lock while changing files in it outside a build (`relreg sign
+    --refresh`): a build swapping in a new site meanwhile would mix the two. OutputFolderError when a
+    build holds it."""
+    descriptor = _flock_output(out, f"a relreg build is writing --out {out}; run this again when it is done "
+                                    "(nothing was changed)")
+    try:
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def _folder_mode(out: Path) -> int:

@@ -352,7 +352,7 @@ def test_workers_started_before_the_files_are_read_give_what_one_process_gives(
     time.sleep(0.3)  # let the workers read (and check) some files before they change
     releases = sorted((registry / "releases").glob("*.yaml"))
     for path in releases[::4]:
-        path.write_text(path.read_text() + "extra_field: 1\n")
+        path.write_bytes(path.read_bytes() + b"extra_field: 1\n")  # bytes: one fixture is not UTF-8
     releases[1].unlink()
     releases[1].symlink_to(releases[2].name)
     (registry / "releases" / "9.9.9.yaml").write_text(releases[3].read_text())

@@ -333,6 +333,26 @@ def test_keys_file_errors_name_the_line(tmp_path: Path) -> None:
         parse_keys_file(keys_yaml([("ci", ["owner"])]).encode(), "keys.yaml")
 
 
+@pytest.mark.parametrize("command", ["validate", "check"])
+def test_validate_and_check_report_keys_yaml_problems_at_their_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  command: str) -> None:
+    """A keys.yaml broken in a pull request is caught by the pull request's check, not by the publish job."""
+    from conftest import run_relreg
+    from git_helpers import commit_all
+
+    repo = signed_repo(tmp_path / "repo", keys_yaml([("ci", ALL_ROLES)]))
+    keys = repo / "registry" / "keys.yaml"
+    keys.write_text(keys.read_text().replace(CI.keyid, SECOND.keyid))
+    commit_all(repo, "a typo in keys.yaml", "2026-01-02T10:00:00+00:00")
+    monkeypatch.chdir(repo)
+    arguments = ["--registry", "registry", "--format", "json"] + (["--base", "HEAD~1"] if command == "check" else [])
+    result = run_relreg(command, *arguments)
+    assert result.exit_code == 1, result.output
+    found = json.loads(result.stdout)["diagnostics"]
+    assert [(d["path"], d["line"], d["rule"]) for d in found] == [("registry/keys.yaml", 2, "keys-file")]
+    assert "keys[0].keyid does not match its public key" in found[0]["message"]
+
+
 def test_build_refuses_a_key_that_keys_yaml_does_not_list(builds: dict[str, Path], tmp_path: Path) -> None:
     with pytest.raises(SigningError, match="is not listed in keys.yaml"):
         build(builds["repo"], tmp_path / "out", key_file("attacker"))

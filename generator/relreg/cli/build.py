@@ -41,6 +41,7 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
     from relreg.registry.gcpause import gc_paused
     from relreg.registry.source import RegistryNotFound, read_worktree
     from relreg.registry.validate import start_early_check, summary, validate_files
+    from relreg.trust.where import registry_keys_diagnostics
 
     registry_path = resolve_registry(registry_dir)
     with gc_paused():  # the whole command builds objects without cycles, and exits
@@ -61,6 +62,7 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
                 raise RegistryUsageError(str(error)) from None
             raise
         result = validate_files(files, cache, recency=recency, model=False, early=early)
+        result.diagnostics.extend(registry_keys_diagnostics(registry_path, files.root))
         cache.save(keep_notes=True)  # the next build's, though validation renders none
         click.echo(REPORTERS[output_format](result.diagnostics, summary(result)))
         _exit(0 if result.ok else 1)

@@ -26,6 +26,7 @@ from relreg.registry.diagnostics import Diagnostic, sorted_diagnostics
 from relreg.registry.model import Cohort, HardwareVersion, RegistryConfig, Release
 from relreg.registry.source import CONFIG_FILE, RegistryFiles, RegistryNotFound, read_git_tree, read_worktree
 from relreg.registry.validate import SourceDocuments, check_file, validate_files
+from relreg.trust.where import registry_keys_diagnostics
 from relreg.registry.versions import VersionError, scheme_named
 from relreg.release.policy import Snapshot, changes, check_policy
 from relreg.history.recency import changed_recency
@@ -235,7 +236,7 @@ def _check(repo: git.Repo, registry_dir: Path, base_ref: str) -> CheckResult:
     base_files = read_git_tree(repo.commit(base.merge_base).tree, base_prefix) if base_prefix is not None else None
     # A conflict is reported at the file the change adds or modifies, which is in the pull request's diff.
     result = validate_files(head_files, cache, recency=changed_recency(head_files, base_files))
-    diagnostics = list(result.diagnostics)
+    diagnostics = list(result.diagnostics) + registry_keys_diagnostics(registry_dir, head_files.root)
     if base_files is None:
         note = f"{base.describe()} has no registry yet: nothing is published, so nothing to protect"
     else:

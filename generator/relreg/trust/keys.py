@@ -30,7 +30,10 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+if TYPE_CHECKING:
+    from relreg.registry.diagnostics import Diagnostic
 
 import click
 
@@ -197,7 +200,26 @@ class KeysConfig:
 
 
 class KeysFileError(SigningKeyError):
-    """keys.yaml is invalid; the message names the file, line and column."""
+    """keys.yaml is invalid: `problems` are (line, column, message), the message names the file at each."""
+
+    def __init__(self, path: str, problems: list[tuple[int, int, str]]) -> None:
+        super().__init__("\n".join(f"{path}:{line}:{column}: {message}" for line, column, message in problems))
+        self.path = path
+        self.problems = problems
+
+
+def keys_file_diagnostics(raw: bytes, path: str) -> list[Diagnostic]:
+    """The problems of a keys.yaml (`raw`, shown as `path`) as registry diagnostics (rule keys-file), for
+    `relreg validate` and `relreg check`: [] when it is valid."""
+    from relreg.registry.diagnostics import Diagnostic
+
+    try:
+        parse_keys_file(raw, path)
+    except KeysFileError as error:
+        return [Diagnostic(path, line, column, message, "keys-file") for line, column, message in error.problems]
+    except SigningKeyError:
+        return []  # without the crypto packages the keys cannot be read: the signed build says so
+    return []
 
 
 @lru_cache(maxsize=1)
@@ -219,14 +241,14 @@ def parse_keys_file(raw: bytes, path: str) -> KeysConfig:
     try:
         doc = parse_yaml(raw, path)
     except YamlLoadError as error:
-        raise KeysFileError(f"{path}:{error.position.line}:{error.position.column}: {error.message}") from None
-    problems: list[str] = []
+        raise KeysFileError(path, [(error.position.line, error.position.column, error.message)]) from None
+    problems: list[tuple[int, int, str]] = []
     for error in sorted(_keys_validator().iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))):
         where = doc.position(tuple(error.absolute_path))
         field_path = ".".join(str(part) for part in error.absolute_path) or "the file"
-        problems.append(f"{path}:{where.line}:{where.column}: {field_path}: {error.message}")
+        problems.append((where.line, where.column, f"{field_path}: {error.message}"))
     if problems:
-        raise KeysFileError("\n".join(problems))
+        raise KeysFileError(path, problems)
     data = doc.data
     keys: list[PublicKey] = []
     seen: set[str] = set()
@@ -236,25 +258,25 @@ def parse_keys_file(raw: bytes, path: str) -> KeysConfig:
         expected = keyid_of(public)
         keyid = entry["keyid"].lower()
         if keyid != expected:
-            problems.append(f"{path}:{where.line}:{where.column}: keys[{index}].keyid does not match its public "
-                            f"key: the key id of that public key is {expected}")
+            problems.append((where.line, where.column, f"keys[{index}].keyid does not match its public "
+                            f"key: the key id of that public key is {expected}"))
         if keyid in seen:
-            problems.append(f"{path}:{where.line}:{where.column}: keys[{index}]: key {keyid} is listed twice")
+            problems.append((where.line, where.column, f"keys[{index}]: key {keyid} is listed twice"))
         seen.add(keyid)
         try:
             public_key_from_hex(public)
         except ValueError:
-            problems.append(f"{path}:{where.line}:{where.column}: keys[{index}].public is not an Ed25519 key")
+            problems.append((where.line, where.column, f"keys[{index}].public is not an Ed25519 key"))
         keys.append(PublicKey(keyid, public, entry.get("name", ""), tuple(r for r in ROLES if r in entry["roles"])))
     thresholds = {role: int(data.get("thresholds", {}).get(role, 1)) for role in TUF_ROLES}
     for role in TUF_ROLES:
         count = sum(1 for key in keys if role in key.roles)
         if count < thresholds[role]:
             where = doc.position(("thresholds", role)) if role in data.get("thresholds", {}) else doc.position(())
-            problems.append(f"{path}:{where.line}:{where.column}: role '{role}' needs {thresholds[role]} "
-                            f"signature(s) but only {count} key(s) have that role")
+            problems.append((where.line, where.column, f"role '{role}' needs {thresholds[role]} "
+                            f"signature(s) but only {count} key(s) have that role"))
     if problems:
-        raise KeysFileError("\n".join(problems))
+        raise KeysFileError(path, problems)
     expires = {**DEFAULT_EXPIRES_DAYS, **{k: int(v) for k, v in data.get("expires_days", {}).items()}}
     return KeysConfig(tuple(keys), thresholds, expires, raw)
 

@@ -41,7 +41,7 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
     from relreg.registry.gcpause import gc_paused
     from relreg.registry.source import RegistryNotFound, read_worktree
     from relreg.registry.validate import start_early_check, summary, validate_files
-    from relreg.trust.where import registry_keys_diagnostics
+    from relreg.trust.keys_check import registry_keys_diagnostics
 
     registry_path = resolve_registry(registry_dir)
     with gc_paused():  # the whole command builds objects without cycles, and exits

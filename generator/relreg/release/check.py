@@ -26,7 +26,7 @@ from relreg.registry.diagnostics import Diagnostic, sorted_diagnostics
 from relreg.registry.model import Cohort, HardwareVersion, RegistryConfig, Release
 from relreg.registry.source import CONFIG_FILE, RegistryFiles, RegistryNotFound, read_git_tree, read_worktree
 from relreg.registry.validate import SourceDocuments, check_file, validate_files
-from relreg.trust.where import registry_keys_diagnostics
+from relreg.trust.keys_check import registry_keys_diagnostics
 from relreg.registry.versions import VersionError, scheme_named
 from relreg.release.policy import Snapshot, changes, check_policy
 from relreg.history.recency import changed_recency

@@ -52,3 +52,18 @@ def test_a_character_yaml_forbids_is_named_without_the_readers_jargon() -> None:
     with pytest.raises(YamlLoadError) as caught:
         parse_yaml(b'a: 1\nnotes: "a\x00b"\n', "f.yaml")
     assert caught.value.message == "invalid YAML: the character U+0000 is not allowed in YAML text; remove it"
+
+
+def test_every_problem_reading_can_go_on_after_is_reported_in_one_run() -> None:
+    """A duplicate key, ambiguous scalars and numbers JSON lacks are noted and the reading goes on, so a
+    file with four of them takes one edit, not four runs; a problem of structure (a tag) stops it there."""
+    source = (b"a: 1\nextra:\n  a: 1\n  a: [0x10]\n  b: yes\n  c: 2024-01-02\n  d: .nan\n  e: 1e400\n"
+              b"  on: 1\nz: !tag x\nlater: yes\n")
+    with pytest.raises(YamlLoadError) as caught:
+        parse_yaml(source, "f.yaml")
+    found = [(p.rule, p.position) for p in caught.value.problems]
+    assert found == [("yaml-duplicate-key", Position(4, 3)), ("yaml-ambiguous", Position(4, 7)),
+                     ("yaml-ambiguous", Position(5, 6)), ("yaml-ambiguous", Position(6, 6)),
+                     ("yaml-number", Position(7, 6)), ("yaml-number", Position(8, 6)),
+                     ("yaml-ambiguous", Position(9, 3)), ("yaml-tag", Position(10, 4))]
+    assert caught.value is caught.value.problems[0]  # the first, as callers that show one expect

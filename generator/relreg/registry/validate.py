@@ -91,7 +91,8 @@ def check_file(kind: str, path: str, content: bytes) -> tuple[Any | None, list[D
     try:
         document = parse_yaml(content, path)
     except YamlLoadError as error:
-        return None, [Diagnostic(path, error.position.line, error.position.column, error.message, error.rule)]
+        return None, [Diagnostic(path, problem.position.line, problem.position.column, problem.message, problem.rule)
+                      for problem in error.problems]
     return document.data, default_schemas().check(kind, document)
 
 

@@ -130,13 +130,15 @@ class Position(NamedTuple):
 
 
 class YamlLoadError(Exception):
-    """A file that cannot be read as strict YAML; carries where and why."""
+    """A file that cannot be read as strict YAML; carries where and why (its first problem), and in
+    `problems` every problem found in the file, in order of position."""
 
     def __init__(self, message: str, position: Position, rule: str) -> None:
         super().__init__(message)
         self.message = message
         self.position = position
         self.rule = rule
+        self.problems: list[YamlLoadError] = [self]
 
 
 @dataclass
@@ -274,6 +276,9 @@ class _Builder:
         self.next_event = parser.get_event
         self.doc = doc
         self.value_positions = doc.value_positions
+        # Problems after which reading can go on (a duplicate key, an ambiguous or out-of-range scalar):
+        # noted, so that one run reports them all; the others stop the reading at once.
+        self.found: list[YamlLoadError] = []
 
     def value(self, event: Any, path: JsonPath) -> Any:
         kind = type(event)
@@ -313,18 +318,20 @@ class _Builder:
         if event.style:  # quoted or block scalar: always a string
             return text
         if text[:1] in ("-", "+", ".") and _FLOAT_SPECIAL.match(text):
-            raise YamlLoadError(
+            self.found.append(YamlLoadError(
                 f"'{text}' is not a JSON number; quote it if you mean the text",
-                position, "yaml-number")
+                position, "yaml-number"))
+            return text
         resolved = _resolve_plain(text)
         if resolved.__class__ is float and not math.isfinite(resolved):
-            raise YamlLoadError(
+            self.found.append(YamlLoadError(
                 f"'{text}' is beyond the range of a JSON number (a 64-bit float, at most about 1.8e308, "
-                "reads it as infinity); quote it if you mean the text", position, "yaml-number")
+                "reads it as infinity); quote it if you mean the text", position, "yaml-number"))
+            return text
         if text[:1] in _SUSPECT_START or text in _YAML11_WORDS:  # the rest reads alike, without a call
             problem = ambiguity(text, resolved)
             if problem is not None:
-                raise YamlLoadError(problem, position, "yaml-ambiguous")
+                self.found.append(YamlLoadError(problem, position, "yaml-ambiguous"))
         if resolved is not None and resolved.__class__ is not str:
             self.doc.plain_text[path] = text
         return resolved
@@ -349,17 +356,19 @@ class _Builder:
             if not event.style and key.__class__ is str and (key[:1] in _SUSPECT_START or key in _YAML11_WORDS):
                 problem = ambiguity(event.value, key, key=True)
                 if problem is not None:
-                    raise YamlLoadError(f"key {problem}", key_position, "yaml-ambiguous")
+                    self.found.append(YamlLoadError(f"key {problem}", key_position, "yaml-ambiguous"))
             if key.__class__ is not str:
                 raise YamlLoadError(
                     f"key {event.value!r} is read as a {type(key).__name__}, keys must be strings: "
                     f"quote it (\"{event.value}\")", key_position, "yaml-key")
             if key in result:
                 first = key_positions[path + (key,)]
-                raise YamlLoadError(
+                self.found.append(YamlLoadError(
                     f"duplicate key '{key}' (first defined at line {first.line}): "
                     "a later value would silently replace the earlier one",
-                    key_position, "yaml-duplicate-key")
+                    key_position, "yaml-duplicate-key"))
+                self.value(next_event(), path + (key, len(result)))  # read for its problems, then dropped
+                continue
             key_path = path + (key,)
             key_positions[key_path] = key_position
             result[key] = self.value(next_event(), key_path)
@@ -405,6 +414,14 @@ def _syntax_error(error: yaml.YAMLError, text: str) -> YamlLoadError:
     return YamlLoadError(message, position, "yaml-syntax")
 
 
+def _all_of(found: list[YamlLoadError]) -> YamlLoadError:
+    """The first of `found` by position, carrying them all in `problems`."""
+    ordered = sorted(found, key=lambda error: error.position)
+    first = ordered[0]
+    first.problems = ordered
+    return first
+
+
 def parse_yaml(raw: bytes, path: str) -> SourceDocument:
     """Parse the bytes of one registry file strictly. Raises YamlLoadError."""
     _load_pyyaml()
@@ -421,12 +438,20 @@ def parse_yaml(raw: bytes, path: str) -> SourceDocument:
         if type(first) is StreamEndEvent:
             raise YamlLoadError("file is empty: it must hold a mapping of fields", Position(1, 1), "yaml-empty")
         root_event = parser.get_event()  # after DocumentStart
-        data = _Builder(parser, doc).value(root_event, ())
-        parser.get_event()  # DocumentEnd
-        trailing = parser.get_event()
-        if type(trailing) is not StreamEndEvent:
-            raise YamlLoadError("a registry file holds exactly one YAML document; remove the extra '---'",
-                                _position(trailing.start_mark), "yaml-multiple-documents")
+        builder = _Builder(parser, doc)
+        try:
+            data = builder.value(root_event, ())
+            parser.get_event()  # DocumentEnd
+            trailing = parser.get_event()
+            if type(trailing) is not StreamEndEvent:
+                raise YamlLoadError("a registry file holds exactly one YAML document; remove the extra '---'",
+                                    _position(trailing.start_mark), "yaml-multiple-documents")
+        except yaml.YAMLError as error:
+            builder.found.append(_syntax_error(error, text))
+        except YamlLoadError as error:
+            builder.found.append(error)
+        if builder.found:
+            raise _all_of(builder.found)
     except yaml.YAMLError as error:
         raise _syntax_error(error, text) from None
     finally:

@@ -432,6 +432,24 @@ def test_format_json_gives_one_json_object_for_a_build_with_warnings_and_for_an_
     assert report["ok"] is True and report["build"]["written"] == 0 and report["build"]["unchanged"] > 0
 
 
+@pytest.mark.parametrize("setting", [("log.follow", "true"), ("log.showRoot", "false"), ("diff.renames", "false"),
+                                     ("diff.renameLimit", "1"), ("log.showSignature", "true"), ("log.mailmap", "true")])
+def test_the_builders_git_config_changes_nothing(history_repo: Path, tmp_path: Path, setting: tuple[str, str]) -> None:
+    """Dates, ids and the deployment log come from git; a setting in the repository's (or the user's) git
+    config must not change them, nor be kept in the history cache (found by a new-user trial: with
+    log.follow or log.showRoot set, 180 files of a site differed, and stayed so after unsetting it)."""
+    (history_repo / "fw").mkdir()
+    git(history_repo, "mv", "registry", "fw/registry")  # a moved registry: its history is followed by path
+    commit_all(history_repo, "move the registry", "2024-05-01T10:00:00+00:00")
+    registry = history_repo / "fw" / "registry"
+    assert run_relreg("build", "--registry", registry, "--out", tmp_path / "default").exit_code == 0
+    shutil.rmtree(history_repo / ".git" / "relreg")
+    git(history_repo, "config", *setting)
+    result = run_relreg("build", "--registry", registry, "--out", tmp_path / "configured")
+    assert result.exit_code == 0, result.output
+    assert _files(tmp_path / "configured") == _files(tmp_path / "default")
+
+
 def test_shallow_clone_is_refused_with_how_to_fix(history_repo: Path, tmp_path: Path) -> None:
     clone = tmp_path / "shallow"
     git(tmp_path, "clone", "-q", "--depth", "1", f"file://{history_repo}", str(clone))
@@ -714,3 +732,15 @@ def test_a_write_error_stops_the_build_with_a_message_and_the_site_whole(history
     assert result.exit_code == 1 and "build stopped: Is a directory" in result.output, result.output
     assert ".public.lock" in result.output and "Traceback" not in result.output
     assert _files(out) == before
+
+
+def test_pinned_git_settings_come_after_the_callers_own() -> None:
+    """A caller's GIT_CONFIG_COUNT entries are kept; relreg's follow them, so they win for the keys pinned."""
+    from relreg.history.gitconfig import PINNED, pinned_environment
+
+    added = pinned_environment({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "log.follow",
+                                "GIT_CONFIG_VALUE_0": "true"})
+    assert added["GIT_CONFIG_COUNT"] == str(1 + len(PINNED))
+    assert [(added[f"GIT_CONFIG_KEY_{i}"], added[f"GIT_CONFIG_VALUE_{i}"]) for i in range(1, 1 + len(PINNED))] \
+        == list(PINNED.items())
+    assert "GIT_CONFIG_KEY_0" not in added

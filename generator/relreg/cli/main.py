@@ -53,6 +53,9 @@ def cli() -> None:
 
     Run `relreg COMMAND --help` for the options of each command.
     """
+    from relreg.history.gitconfig import pin_git_config
+
+    pin_git_config()  # the same commit gives the same site whatever the builder's git config
 
 
 def main() -> None:

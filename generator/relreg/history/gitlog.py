@@ -29,7 +29,7 @@ import git
 
 from relreg.registry.source import CONFIG_FILE
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4  # 4: git config pinned (gitconfig.py); a history read under log.follow or log.showRoot=false is dropped
 COHORTS = "cohorts/"  # changes to files under it are kept one by one: the deployment log
 NULL_BLOB = "0" * 40
 

@@ -296,3 +296,11 @@ def test_what_builds_leave_beside_the_output_is_ignored_by_git(scaffold: Path, m
     (scaffold / ".public.staging-killed" / "api" / "x.json").write_text("{}")
     assert (scaffold / ".public.spare").is_dir() and (scaffold / ".public.lock").is_file()
     assert git(scaffold, "status", "--porcelain", "--untracked-files=all") == ""
+
+
+def test_init_where_no_folder_can_be_made_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    result = run_relreg("init", str(tmp_path / "a-file" / "registry"))
+    assert result.exit_code == 2, result.output
+    assert "cannot create" in result.output and "Not a directory" in result.output
+    assert "Traceback" not in result.output

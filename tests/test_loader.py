@@ -26,6 +26,10 @@ def test_every_value_and_key_keeps_its_position() -> None:
     (b"a: &x [1]\n", "yaml-anchor", Position(1, 4)),
     (b"a: .nan\n", "yaml-number", Position(1, 4)),
     (b"a: 1\nb: 1.0e+309\n", "yaml-number", Position(2, 4)),  # read as infinity: not JSON
+    (b'name: "Beta\\x1b[31m"\n', "yaml-control-character", Position(1, 7)),  # an escape for what YAML refuses raw
+    (b'notes: "a\\0b"\n', "yaml-control-character", Position(1, 8)),
+    (b'"k\\a": 1\n', "yaml-control-character", Position(1, 1)),
+    (b"a: 1\nb: x\x07y\n", "yaml-syntax", Position(2, 5)),
     (b"a: [1, -2e400]\n", "yaml-number", Position(1, 8)),
     (b"? [a]\n: 1\n", "yaml-key", Position(1, 3)),
     (b"\n\n", "yaml-empty", Position(1, 1)),
@@ -67,3 +71,8 @@ def test_every_problem_reading_can_go_on_after_is_reported_in_one_run() -> None:
                      ("yaml-number", Position(7, 6)), ("yaml-number", Position(8, 6)),
                      ("yaml-ambiguous", Position(9, 3)), ("yaml-tag", Position(10, 4))]
     assert caught.value is caught.value.problems[0]  # the first, as callers that show one expect
+
+
+def test_tabs_and_line_breaks_written_as_escapes_are_text() -> None:
+    assert parse_yaml(b'notes: "a\\tb\\nc\\r\\n"\nname: "caf\\u00e9"\n', "f.yaml").data == \
+        {"notes": "a\tb\nc\r\n", "name": "caf\u00e9"}

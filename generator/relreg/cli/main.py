@@ -60,4 +60,8 @@ def cli() -> None:
 
 def main() -> None:
     """The console script `relreg` and `python -m relreg`."""
-    cli(prog_name="relreg")
+    try:
+        cli(prog_name="relreg")
+    except KeyboardInterrupt:  # before click's own handling starts, or while a command imports
+        click.echo("relreg: interrupted", err=True)
+        raise SystemExit(130) from None

@@ -316,6 +316,10 @@ class _Builder:
     def scalar(self, event: Any, path: JsonPath, position: Position) -> Any:
         text = event.value
         if event.style:  # quoted or block scalar: always a string
+            control = _ESCAPED_CONTROL.search(text) if event.style == '"' else None
+            if control is not None:
+                self.found.append(YamlLoadError(_control_problem(control[0], key=False), position,
+                                                "yaml-control-character"))
             return text
         if text[:1] in ("-", "+", ".") and _FLOAT_SPECIAL.match(text):
             self.found.append(YamlLoadError(
@@ -353,13 +357,17 @@ class _Builder:
             if event.anchor or (event.tag is not None and event.tag != "!"):
                 self.value(event, path)  # raises the anchor or tag error
             key = event.value if event.style else _resolve_plain(event.value)
+            control = _ESCAPED_CONTROL.search(key) if event.style == '"' else None
+            if control is not None:
+                self.found.append(YamlLoadError(_control_problem(control[0], key=True), key_position,
+                                                "yaml-control-character"))
             if not event.style and key.__class__ is str and (key[:1] in _SUSPECT_START or key in _YAML11_WORDS):
                 problem = ambiguity(event.value, key, key=True)
                 if problem is not None:
                     self.found.append(YamlLoadError(f"key {problem}", key_position, "yaml-ambiguous"))
             if key.__class__ is not str:
                 raise YamlLoadError(
-                    f"key {event.value!r} is read as a {type(key).__name__}, keys must be strings: "
+                    f"key {event.value!r} is read as {_describe_reading(key)}, keys must be strings: "
                     f"quote it (\"{event.value}\")", key_position, "yaml-key")
             if key in result:
                 first = key_positions[path + (key,)]
@@ -642,6 +650,16 @@ def _reads_otherwise(text: str) -> bool:
 # string holding a quote or backslash is text, so matching up to the next quote is enough.
 _FAST_JSON_SUSPECT = re.compile(
     r'"(?:[*@`~"]|[-+]?0[xX]|[yYnNoOtTfF][a-zA-Z]{0,4}"|[-+.0-9<=][-+.0-9_:<=eEoObBxXtTzZ iInNfFaA]*")')
+
+
+# Control characters a double-quoted scalar can hold as escapes ("\x1b", "\0", "\a"), which YAML refuses
+# written raw: they would reach HTML pages and terminals as they are. Tab and line breaks are text.
+_ESCAPED_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _control_problem(character: str, *, key: bool) -> str:
+    return (f"{'key' if key else 'text'} holds the control character U+{ord(character):04X} (written as an escape): "
+            "remove it; registry text is printable")
 
 
 def _fast_mapping(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -215,16 +215,23 @@ def init_registry(options: InitOptions, shown_root: str | None = None) -> InitRe
         listed = ", ".join(in_the_way[:8]) + (f" and {len(in_the_way) - 8} more" if len(in_the_way) > 8 else "")
         raise InitError(f"{directory} already holds {listed}: `relreg init` never overwrites a file; "
                         "choose an empty folder or move those files away")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file in the path, no permission, a read-only file system
+        raise InitError(f"cannot create {directory}: {error.strerror or error}; choose another folder",
+                        usage=True) from None
     git_initialized = False
     if options.git and not _inside_git(directory.resolve()):
-        directory.mkdir(parents=True, exist_ok=True)
         completed = subprocess.run(["git", "init", "-q", "-b", "main", str(directory)], capture_output=True, text=True)
         git_initialized = completed.returncode == 0
     for path, content in files.items():
         if path in kept:
             continue
         target = directory / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("xb") as stream:
-            stream.write(content)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("xb") as stream:
+                stream.write(content)
+        except OSError as error:
+            raise InitError(f"cannot write {target}: {error.strerror or error}") from None
     return InitResult(sorted(set(files) - set(kept)), validation, git_initialized, kept)

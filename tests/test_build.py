@@ -450,6 +450,27 @@ def test_the_builders_git_config_changes_nothing(history_repo: Path, tmp_path: P
     assert _files(tmp_path / "configured") == _files(tmp_path / "default")
 
 
+@pytest.mark.parametrize("incremental", [False, True], ids=["fresh", "after a cached build"])
+def test_a_commit_dated_before_its_parent_keeps_history_order(history_repo: Path, tmp_path: Path,
+                                                              incremental: bool) -> None:
+    """A release merged from a machine whose clock was behind: it is dated a second after the commit it
+    follows, so it is the newest and no published release id changes (found by a new-user trial)."""
+    out = tmp_path / "out"
+    registry = history_repo / "registry"
+    assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
+    ids = {v: _json(out, f"api/v1/releases/{v}.json")["data"]["id"] for v in ("1.0.0", "1.1.0", "1.2.0")}
+    if not incremental:
+        shutil.rmtree(history_repo / ".git" / "relreg")
+    (registry / "releases" / "1.3.0.yaml").write_text(RELEASE_120.replace("1.2.0", "1.3.0").replace("e555", "f555"))
+    commit_all(history_repo, "1.3.0, on a wrong clock", "2019-06-01T10:00:00+00:00")
+    assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
+    assert {v: _json(out, f"api/v1/releases/{v}.json")["data"]["id"] for v in ids} == ids
+    added = _json(out, "api/v1/releases/1.3.0.json")["data"]
+    assert added["id"] == max(ids.values()) + 1
+    assert added["created_date"] == "2024-04-01T10:00:01.000000+00:00"  # the parent's date, one second on
+    assert _versions(_json(out, "api/v1/releases.json"))[0] == "1.3.0"
+
+
 def test_shallow_clone_is_refused_with_how_to_fix(history_repo: Path, tmp_path: Path) -> None:
     clone = tmp_path / "shallow"
     git(tmp_path, "clone", "-q", "--depth", "1", f"file://{history_repo}", str(clone))

@@ -29,7 +29,7 @@ import git
 
 from relreg.registry.source import CONFIG_FILE
 
-CACHE_VERSION = 4  # 4: git config pinned (gitconfig.py); a history read under log.follow or log.showRoot=false is dropped
+CACHE_VERSION = 5  # 4: git config pinned (gitconfig.py); 5: the clock that keeps dates in history order
 COHORTS = "cohorts/"  # changes to files under it are kept one by one: the deployment log
 NULL_BLOB = "0" * 40
 
@@ -67,6 +67,7 @@ class History:
     cohort_changes: dict[str, list[FileChange]] = field(default_factory=dict)  # by identity, oldest first
     blobs: dict[str, str] = field(default_factory=dict)  # identity -> last content (for the next fold)
     present: frozenset[str] = frozenset()  # identities that exist at `commit`
+    clock: int = 0  # the date of the last commit folded, as dated (see _apply_log): no later commit is older
 
     def dates_of(self, registry_path: str) -> FileDates | None:
         """The dates of the item in this file (relative to the registry folder), wherever it lived before."""
@@ -152,6 +153,7 @@ class _State:
     changes: dict[str, list[FileChange]]
     blobs: dict[str, str]  # identity -> the last content it had (kept after a deletion)
     present: set[str]  # identities that exist after the last commit folded
+    clock: int = 0  # the date given to the last commit folded
 
 
 _CONTROLS = {code: f"\\x{code:02x}" for code in (*range(0x20), 0x7F)}
@@ -215,6 +217,12 @@ def _apply_log(output: bytes, state: _State) -> int:
     commits = 0
     for commit, seconds, author, subject, entries in _parse_log(output):
         commits += 1
+        # A commit dated before the one it follows on the first-parent line (a committer's clock set
+        # wrong) is dated a second after it: otherwise it would take the place of older releases
+        # and renumber every release id after it. Along a sane history this changes nothing.
+        if seconds < state.clock:
+            seconds = state.clock + 1
+        state.clock = seconds
         after: dict[str, str | None] = {}  # identity -> its new blob; None: deleted by this commit
         for letter, blob, paths in entries:
             if letter == "R":
@@ -340,12 +348,12 @@ _CACHE_TAG = (CACHE_VERSION, sys.version_info[:2])
 
 def _read_cache(path: Path) -> History | None:
     try:
-        tag, commit, dates, changes, blobs, present = marshal.loads(path.read_bytes())
+        tag, commit, dates, changes, blobs, present, clock = marshal.loads(path.read_bytes())
         if tag != _CACHE_TAG:
             return None
         return History(commit, {name: FileDates(*values) for name, values in dates.items()}, 0,
                        {name: [FileChange(*change) for change in items] for name, items in changes.items()},
-                       blobs, frozenset(present))
+                       blobs, frozenset(present), clock)
     except (OSError, ValueError, EOFError, KeyError, TypeError):
         return None
 
@@ -355,7 +363,7 @@ def _write_cache(path: Path, history: History) -> None:
                {name: (d.created, d.updated, d.created_commit, d.updated_commit) for name, d in history.dates.items()},
                {name: [(c.commit, c.date, c.author, c.subject, c.blob) for c in changes]
                 for name, changes in history.cohort_changes.items()},
-               history.blobs, sorted(history.present))
+               history.blobs, sorted(history.present), history.clock)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(".tmp")
@@ -463,7 +471,7 @@ class PendingHistory:
                     # The registry did not move since the cached commit: fold only the commits after it.
                     self._state = _State(dict(cached.dates),
                                          {path: list(items) for path, items in cached.cohort_changes.items()},
-                                         dict(cached.blobs), set(cached.present))
+                                         dict(cached.blobs), set(cached.present), cached.clock)
                     since = cached.commit
             locations = [(prefix, since)] if since else registry_locations(repo, commit, prefix)
             for index, (folder, after) in enumerate(locations):
@@ -493,7 +501,7 @@ class PendingHistory:
                     walked += _apply_log(run.read(), self._state)
                 state = self._state
                 self._history = History(self._commit, state.dates, walked, state.changes, state.blobs,
-                                        frozenset(state.present))
+                                        frozenset(state.present), state.clock)
             except Exception as error:
                 self._error = error
                 raise

@@ -113,3 +113,20 @@ def test_a_mount_point_as_output_is_refused_up_front_with_what_to_do(tmp_path: P
     assert list(out.iterdir()) == [] and [p.name for p in tmp_path.iterdir()] == ["volume"]
     write_site({"a.json": b"{}\n"}, out / "site")  # what the message says to do
     assert (out / "site" / "a.json").read_bytes() == b"{}\n"
+
+
+@pytest.mark.parametrize("target", ["folder", "file"])
+def test_an_output_that_is_a_link_or_a_file_is_refused_saying_why(tmp_path: Path, target: str) -> None:
+    real = tmp_path / "real"
+    if target == "folder":
+        real.mkdir()
+        out = tmp_path / "public"
+        out.symlink_to(real, target_is_directory=True)
+        expected = f"is a symbolic link .* Give the folder itself \\(--out {real}\\)"
+    else:
+        real.write_text("mine")
+        out = real
+        expected = "exists and is not a folder"
+    with pytest.raises(OutputFolderError, match=expected):
+        write_site({"a.json": b"{}\n"}, out)
+    assert (real.is_dir() and list(real.iterdir()) == []) or real.read_text() == "mine"

@@ -50,7 +50,12 @@ class OutputFolderError(click.ClickException):
 
 
 def _check_replaceable(out: Path) -> None:
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
+    if out.is_symlink():
+        raise OutputFolderError(f"--out {out} is a symbolic link (to {os.readlink(out)}): the site is swapped in by "
+                                "renaming folders, which would replace the link, not the folder it points to. "
+                                f"Give the folder itself (--out {out.resolve()}), or point a web server's root "
+                                "at a link to the output folder instead")
+    if out.exists() and not out.is_dir():
         raise OutputFolderError(f"--out {out} exists and is not a folder; refusing to replace it")
     if out.is_dir() and os.path.ismount(out):
         raise OutputFolderError(

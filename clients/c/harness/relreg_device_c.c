@@ -736,11 +736,11 @@ static int from_candidates(const rr_doc *doc, const rr_identity *device, outcome
     case RR_ERR_BAD_VERSION:
         if (rr_raw(doc, scheme).len == 6 && !memcmp(rr_raw(doc, scheme).ptr, "semver", 6))
             fail(e, "current version: '%s' is not a SemVer 2.0 version (MAJOR.MINOR.PATCH, e.g. 1.4.2 or "
-                    "2.0.0-rc.1); set version_scheme: natural in registry.yaml for other schemes",
+                    "2.0.0-rc.1), the version scheme of this registry",
                  device->current_version);
         else
             fail(e, "current version: '%s' is not a natural version (dot-separated numbers with an optional "
-                    "suffix, e.g. 11.0.0.6, 2022.01.3 or 1.2.0rc1)",
+                    "suffix, e.g. 11.0.0.6, 2022.01.3 or 1.2.0rc1), the version scheme of this registry",
                  device->current_version);
         return -1;
     case RR_ERR_WRONG_CHANNEL:

@@ -306,7 +306,9 @@ class DeviceClient:
             channel = Channel.from_document(data, scheme)
             current = scheme.parse(device.current_version)
         except VersionError as error:
-            raise ClientError(f"current version: {error}") from None
+            # The registry's advice (another version_scheme) is for its maintainers, not for a device.
+            raise ClientError(f"current version: {str(error).partition('; set version_scheme')[0]}, "
+                              "the version scheme of this registry") from None
         except (KeyError, TypeError, ValueError) as error:
             raise ClientError(f"malformed candidates document: {error!r}") from None
         _check_identity(data, device, channel_key, "candidates")

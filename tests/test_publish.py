@@ -593,6 +593,19 @@ def test_dry_run_lists_and_changes_nothing(s3, sites, target) -> None:
     assert_store_holds(s3.client, target, sites["B"])
 
 
+@pytest.mark.parametrize("url, message", [
+    ("bucket/x", "expected s3://BUCKET or s3://BUCKET/PREFIX"),
+    ("s3://ab", "'ab' is not a bucket name: 3 to 63"),
+    ("s3://My_Bucket/fw", "'My_Bucket' is not a bucket name"),
+    ("s3://fw-bucket/a/../b", "must not hold empty, '.' or '..' segments"),
+])
+def test_a_bad_target_says_which_part_is_wrong(url: str, message: str) -> None:
+    from relreg.service.publish import PublishError, parse_target
+
+    with pytest.raises(PublishError, match=re.escape(message)):
+        parse_target(url)
+
+
 def test_cli_errors(s3, sites, tmp_path) -> None:
     runner = CliRunner()
     bad_target = runner.invoke(publish_command, [str(sites["A"]), "--to", "bucket/x"], env=CREDENTIALS)

@@ -244,9 +244,13 @@ class Target:
 
 def parse_target(url: str) -> Target:
     """s3://bucket[/prefix] -> Target."""
+    form = re.fullmatch(r"s3://([^/]*)(?:/(.*))?", url)
+    if not form:
+        raise PublishError(f"--to {url}: expected s3://BUCKET or s3://BUCKET/PREFIX")
     match = re.fullmatch(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:/(.*))?", url)
     if not match:
-        raise PublishError(f"--to {url}: expected s3://BUCKET or s3://BUCKET/PREFIX")
+        raise PublishError(f"--to {url}: '{form.group(1)}' is not a bucket name: 3 to 63 lower-case letters, digits, "
+                           "'.' and '-', starting and ending with a letter or digit (S3's naming rules)")
     prefix = (match.group(2) or "").strip("/")
     if any(part in ("", ".", "..") for part in prefix.split("/")) and prefix:
         raise PublishError(f"--to {url}: the prefix must not hold empty, '.' or '..' segments")

@@ -234,6 +234,11 @@ def test_validate_warns_about_devices_stranded_by_a_software_type(base_registry:
     fixed = run_relreg("validate", "--registry", base_registry)
     assert fixed.exit_code == 0 and "warning" not in fixed.output, fixed.output
 
+    hardware.unlink()  # no file at all: the error says so, and no warning asks to edit the missing file
+    missing = run_relreg("validate", "--registry", base_registry)
+    assert missing.exit_code == 1 and "[hardware-exists]" in missing.output
+    assert "untyped-stranded" not in missing.output, missing.output
+
 
 @pytest.mark.parametrize("cores", [2, 3])
 def test_checking_files_in_worker_processes_gives_what_one_process_gives(cores: int,

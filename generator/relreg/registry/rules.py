@@ -481,8 +481,8 @@ def untyped_devices_stranded(ctx: RuleContext) -> Iterator[Diagnostic]:
     for cohort in ctx.registry.cohorts:
         stranded: dict[tuple[int, str], list[str]] = {}  # (activation index, U) -> hardware versions
         for name in cohort.hardware_versions or sorted(hardware):
-            if name in ctx.unloaded_hardware:
-                continue  # its file did not load: its default_software_type is unknown, not unset
+            if name in ctx.unloaded_hardware or name not in hardware:
+                continue  # no file, or one that did not load: its default_software_type is unknown, not unset
             if name not in newest_untyped:  # releases are sorted by version: the first from the top is U
                 newest_untyped[name] = next((r for r in reversed(ctx.registry.releases)
                                              if not r.is_yanked and r.has_image(name, None)), None)

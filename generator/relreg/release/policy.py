@@ -16,8 +16,8 @@ audit log, and devices, caches and links may already hold what was published):
   min_version, is an error (devices could skip a migration).
 - A published release, hardware version or cohort may not be deleted or
   renamed; a release is withdrawn with `yanked:`.
-- Changing registry.yaml's version_scheme or artifact_base_url changes what
-  published releases mean; both are reported as warnings (a scheme change
+- Changing registry.yaml's version_scheme, artifact_base_url or site_url changes what
+  published releases mean or where devices find them; each is reported as a warning (a scheme change
   names the published versions whose order it changes), and the summary
   names every changed setting.
 - A release newly deployed to a cohort (or to more of its hardware, when a hold
@@ -419,6 +419,12 @@ def _registry_settings(ctx: _Context) -> Iterator[Diagnostic]:
                          f"'{after.artifact_base_url}': the download URL of {relative} published artifacts with "
                          "relative urls changes with it. Make sure every file is served at the new location "
                          "before this is published.", "registry-artifact-base-url", severity=Severity.WARNING)
+    if before.site_url != after.site_url:
+        yield ctx.at(source, ("site_url",),
+                     f"site_url changed from '{before.site_url}' to '{after.site_url}': devices, TUF clients and "
+                     "links reach the site at its URL, and every published document (release_url, the entry point) "
+                     "names it. Serve the site at the new URL, and keep the old one answering (or redirecting) "
+                     "until every device has moved.", "registry-site-url", severity=Severity.WARNING)
 
 
 def _order_changes(versions: list[str], before: VersionScheme, after: VersionScheme) -> list[str]:

@@ -76,3 +76,14 @@ def test_every_problem_reading_can_go_on_after_is_reported_in_one_run() -> None:
 def test_tabs_and_line_breaks_written_as_escapes_are_text() -> None:
     assert parse_yaml(b'notes: "a\\tb\\nc\\r\\n"\nname: "caf\\u00e9"\n', "f.yaml").data == \
         {"notes": "a\tb\nc\r\n", "name": "caf\u00e9"}
+
+
+def test_one_key_in_two_unicode_normalizations_is_a_duplicate_key() -> None:
+    """'café' as é (U+00E9) and as e + U+0301 are two keys to YAML, one to anything that normalizes text."""
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    with pytest.raises(YamlLoadError) as caught:
+        parse_yaml(f"extra_info:\n  {composed}: 1\n  {decomposed}: 2\n".encode(), "f.yaml")
+    assert (caught.value.rule, caught.value.position) == ("yaml-duplicate-key", Position(3, 3))
+    assert "another normalization" in caught.value.message
+    assert parse_yaml(f"extra_info:\n  {composed}: 1\n  na\u00efve: 2\n".encode(), "f.yaml").data == \
+        {"extra_info": {composed: 1, "na\u00efve": 2}}

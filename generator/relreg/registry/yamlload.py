@@ -29,6 +29,7 @@ import codecs
 import json
 import math
 import re
+import unicodedata
 from json.decoder import scanstring as _scan_json_string
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -369,6 +370,13 @@ class _Builder:
                 raise YamlLoadError(
                     f"key {event.value!r} is read as {_describe_reading(key)}, keys must be strings: "
                     f"quote it (\"{event.value}\")", key_position, "yaml-key")
+            twin = None if key.isascii() else _normalization_twin(key, result)
+            if twin is not None:
+                first = key_positions[path + (twin,)]
+                self.found.append(YamlLoadError(
+                    f"key '{key}' is the key '{twin}' of line {first.line} written with other Unicode code points "
+                    "(another normalization): readers that normalize text would see one key twice; use one spelling",
+                    key_position, "yaml-duplicate-key"))
             if key in result:
                 first = key_positions[path + (key,)]
                 self.found.append(YamlLoadError(
@@ -662,6 +670,20 @@ def _control_problem(character: str, *, key: bool) -> str:
             "remove it; registry text is printable")
 
 
+def _normalization_twin(key: str, mapping: dict[str, Any]) -> str | None:
+    """A key of `mapping` that is `key` under Unicode NFC normalization but other code points, if any."""
+    folded = unicodedata.normalize("NFC", key)
+    return next((other for other in mapping
+                 if other != key and not other.isascii() and unicodedata.normalize("NFC", other) == folded), None)
+
+
+def _fast_mapping_non_ascii(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = _fast_mapping(pairs)
+    if any(not key.isascii() for key in result):
+        raise _Unsure  # keys that may be one key in two normalizations: the careful reader judges them
+    return result
+
+
 def _fast_mapping(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result = dict(pairs)
     if len(result) != len(pairs):
@@ -683,6 +705,8 @@ def _fast_refuse(text: str) -> Any:
 _FAST_DECODER = json.JSONDecoder(object_pairs_hook=_fast_mapping, parse_int=_fast_int,
                                  parse_float=_fast_refuse, parse_constant=_fast_refuse)
 # JSON's integers read back as written but for `-0`: without one, C's int() reads them, not _fast_int.
+_FAST_DECODER_NON_ASCII = json.JSONDecoder(object_pairs_hook=_fast_mapping_non_ascii, parse_int=_fast_int,
+                                           parse_float=_fast_refuse, parse_constant=_fast_refuse)
 _FAST_DECODER_NO_MINUS_ZERO = json.JSONDecoder(object_pairs_hook=_fast_mapping, parse_float=_fast_refuse,
                                                parse_constant=_fast_refuse)
 
@@ -725,7 +749,8 @@ def fast_load(raw: bytes) -> dict[str, Any] | None:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    if text.isascii():
+    ascii_text = text.isascii()
+    if ascii_text:
         if len(raw.translate(None, _FAST_ASCII_REFUSED)) != len(raw):
             return None
     elif _fast_odd_character().search(text):
@@ -748,7 +773,9 @@ def fast_load(raw: bytes) -> dict[str, Any] | None:
         for match in _FAST_JSON_SUSPECT.finditer(emitted):
             if _plain_reads_otherwise(_scan_json_string(emitted, match.start() + 1)[0]):
                 return None
-        data = (_FAST_DECODER if "-0" in emitted else _FAST_DECODER_NO_MINUS_ZERO).decode(emitted)
+        decoder = _FAST_DECODER_NON_ASCII if not ascii_text else _FAST_DECODER if "-0" in emitted \
+            else _FAST_DECODER_NO_MINUS_ZERO
+        data = decoder.decode(emitted)
     except Exception:  # noqa: BLE001 - rapidyaml's errors, JSON it could not emit, _Unsure: all mean "ask parse_yaml"
         _FAST_TREE = None  # not reused after an error, whatever state it was left in
         return None

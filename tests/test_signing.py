@@ -391,7 +391,9 @@ def test_device_cli_verifies_pinned_signatures(builds: dict[str, Path], tmp_path
     shutil.rmtree(tampered / "tuf")  # no intact copy left anywhere: the device must refuse
     refused = run_relreg(*arguments, "--site", tampered)
     assert refused.exit_code == 1
-    assert "signature" in refused.output or "digest" in refused.output, refused.output
+    assert "digest-mismatch" in refused.output, refused.output
+    size = (tampered / answer).stat().st_size  # the bytes it got, not the missing copy's "0 bytes"
+    assert f"({size} bytes, signed {size})" in refused.output and "its signed copy is not on the site" in refused.output
 
     unpinned = run_relreg(*arguments[:-2], "--site", tampered)  # without a pin nothing is checked
     assert unpinned.exit_code != 1 or "digest-mismatch" not in unpinned.output

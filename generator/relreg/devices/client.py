@@ -273,10 +273,13 @@ class DeviceClient:
                                         path=signed_path)
             try:
                 verified.check(body)
-            except DocumentRefused:  # a CDN edge between two builds: fetch the copy named by its hash
-                copy = self.transport.get(self._base + quote(content_addressed_path(signed_path, verified.sha256)),
-                                          None)
-                body = copy.body if copy.status == 200 else b""
+            except DocumentRefused as first:  # a CDN edge between two builds: fetch the copy named by its hash
+                copy_url = self._base + quote(content_addressed_path(signed_path, verified.sha256))
+                copy = self.transport.get(copy_url, None)
+                if copy.status != 200:
+                    raise SignatureRefused(url, first.reason, f"{first.detail}, and its signed copy is not on the "
+                                                              f"site (GET {copy_url}: HTTP {copy.status})") from None
+                body = copy.body
                 verified.check(body)
         except DocumentRefused as error:
             raise SignatureRefused(url, error.reason, error.detail) from None

@@ -15,6 +15,7 @@ from relreg.site import jobs
 from relreg.site.jobs import (
     Keyed,
     KeyedJob,
+    KeyedSection,
     PlanJob,
     ReleaseDates,
     ReleaseView,
@@ -22,6 +23,7 @@ from relreg.site.jobs import (
     by_id_chunks,
     encode,
     encode_json,
+    expand_sections,
     format_date,
     job_key,
     merge_jobs,
@@ -153,6 +155,32 @@ def _page_parts(items: list[bytes], page: int, page_count: int, total: int, path
 
 
 def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
+    """The JSON API as plan jobs: api_plan with its section expanded."""
+    return expand_sections(api_plan(inputs, views))
+
+
+def api_plan(inputs: SiteInputs, views: list[ReleaseView]) -> "list[PlanJob | KeyedSection]":
+    """The JSON API: with release keys in the inputs, one section of everything made from the releases (known
+    by their view keys, the hardware versions and the settings: a rollout change leaves it as it was, and the
+    writer carries it without planning it), and a small job of the cohorts and the entry point; else the
+    jobs of _api_jobs, unkeyed."""
+    view_keys = {view.version: view.key if view.key is not None else view_key(inputs, view) for view in views}
+    if any(key is None for key in view_keys.values()):
+        return _api_jobs(inputs, views, None)
+    registry = inputs.registry
+    key = job_key(inputs, "api", registry.config.artifact_base_url, inputs.site_url, repr(registry.hardware),
+                  hashlib.sha256("\0".join(view_keys.values()).encode()).hexdigest())  # type: ignore[arg-type]
+    return [KeyedSection(key, partial(_api_jobs, inputs, views, view_keys)),
+            partial(_cohorts_and_entry_point, inputs, len(views))]
+
+
+def _cohorts_and_entry_point(inputs: SiteInputs, release_count: int) -> dict[str, bytes]:
+    cohorts = cohort_documents(inputs)
+    return {f"{API}/cohorts.json": encode_json({"data": cohorts, "paging": _single_page(len(cohorts))}),
+            f"{API}/index.json": encode_json({"data": entry_point(inputs, release_count)})}
+
+
+def _api_jobs(inputs: SiteInputs, views: list[ReleaseView], view_keys: "dict[str, str] | None") -> list[PlanJob]:
     """The JSON API. Each release is encoded once per process, when a job first needs it, and
     shared by every list that holds it.
 
@@ -230,19 +258,17 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
     def all_releases() -> Iterator[tuple[str, bytes]]:
         return paged([document(view.version) for view in views], all_releases_path, site_url)
 
-    def lists_and_entry_point() -> dict[str, bytes]:
-        files: dict[str, bytes] = {}
+    def hardware_versions() -> dict[str, bytes]:
         # The version key of every stable release (not yanked, not a pre-release), for each hardware's latest.
         stable = {view.version: view.release.parsed_version.key for view in views
                   if view.release.yanked is None and not view.release.parsed_version.is_prerelease}
-        files[f"{API}/hardware_versions.json"] = encode_json(
+        return {f"{API}/hardware_versions.json": encode_json(
             {"data": [hardware_document(h, members.get(("hardware_version", h.name), []), stable, site_url)
                       for h in registry.hardware],
-             "paging": _single_page(len(registry.hardware))})
-        cohorts = cohort_documents(inputs)
-        files[f"{API}/cohorts.json"] = encode_json({"data": cohorts, "paging": _single_page(len(cohorts))})
-        files[f"{API}/index.json"] = encode_json({"data": entry_point(inputs, len(views))})
-        return files
+             "paging": _single_page(len(registry.hardware))})}
+
+    def lists_and_entry_point() -> dict[str, bytes]:
+        return {**hardware_versions(), **_cohorts_and_entry_point(inputs, len(views))}
 
     # Releases in stable groups by id (a new release joins the newest group only). Each group has a job
     # for its release documents and one for the lists of up to a page whose newest release it holds (most
@@ -281,8 +307,7 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
                 owner[artifact.build_id] = version
         return found
 
-    view_keys = {view.version: view.key if view.key is not None else view_key(inputs, view) for view in views}
-    if any(key is None for key in view_keys.values()):
+    if view_keys is None:
         served_document = _nothing_served
         return [all_releases, lists_and_entry_point, *[partial(release_files, versions) for versions in release_groups],
                 *[partial(grouped_index_files, versions) for versions in list_groups if versions],
@@ -348,7 +373,10 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
     # releases.json and its pages hold every release: keyed, so a cohort change does not encode them all.
     return [KeyedJob(job_key(inputs, "api all releases", base, site_url, list_key(view_keys)),
                      partial(keyed_list, None)),
-            lists_and_entry_point,
+            # The hardware versions and which releases have images for them, are stable, and in what order.
+            KeyedJob(job_key(inputs, "api hardware versions", site_url, repr(registry.hardware), hashlib.sha256(
+                "\0".join([f"{view.version}\1{view.facts.shape}" for view in views]).encode()).hexdigest()),
+                hardware_versions),
             *[KeyedJob(key, partial(keyed_release_files, versions)) for versions, key in zip(release_groups, group_keys)],
             *[KeyedJob(key, partial(keyed_index_files, versions)) for versions, key in zip(list_groups, lists_keys)
               if versions],
@@ -364,19 +392,19 @@ def _hardware_and_revision_lists(views: Sequence[ReleaseView]) -> dict[tuple[str
     combos: dict[tuple[str, ...], list[int]] = {}  # hardware versions -> the positions of their releases
     revisions: dict[str, tuple[int, list[str]]] = {}  # in the order of their newest release
     for position, view in enumerate(views):
-        release = view.release
-        found = combos.get(release.hardware_versions)
+        hardware_versions = view.facts.hardware_versions  # the release's, kept with its file
+        found = combos.get(hardware_versions)
         if found is None:
-            combos[release.hardware_versions] = [position]
+            combos[hardware_versions] = [position]
         else:
             found.append(position)
-        revision = release.revision
+        revision = view.release.revision
         if revision:
             listed = revisions.get(revision)
             if listed is None:
-                revisions[revision] = (position, [release.version])
+                revisions[revision] = (position, [view.version])
             else:
-                listed[1].append(release.version)
+                listed[1].append(view.version)
     of_hardware: dict[str, list[list[int]]] = {}
     for combo, positions in combos.items():
         for hardware in combo:
@@ -387,7 +415,7 @@ def _hardware_and_revision_lists(views: Sequence[ReleaseView]) -> dict[tuple[str
     for hardware, lists in of_hardware.items():
         positions = lists[0] if len(lists) == 1 else sorted(chain.from_iterable(lists))
         newest = positions[0]
-        hardware_lists.append((newest, views[newest].release.hardware_versions.index(hardware), hardware,
+        hardware_lists.append((newest, views[newest].facts.hardware_versions.index(hardware), hardware,
                                [views[position].version for position in positions]))
     hardware_lists.sort(key=lambda item: item[:2])
     named: dict[tuple[str, str], list[str]] = {}

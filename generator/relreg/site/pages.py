@@ -565,9 +565,10 @@ def _gather_hardware(views: Sequence["ReleaseView"], hardware: Mapping[str, Hard
     hardware version."""
     combos: dict[tuple[str, ...], list[int]] = {}  # hardware versions -> the positions of their releases
     for position, view in enumerate(views):
-        found = combos.get(view.release.hardware_versions)
+        hardware_versions = view.facts.hardware_versions  # the release's, kept with its file
+        found = combos.get(hardware_versions)
         if found is None:
-            combos[view.release.hardware_versions] = [position]
+            combos[hardware_versions] = [position]
         else:
             found.append(position)
     # hardware -> (positions, (position, key) of the latest stable release, of the latest pre-release, newest
@@ -660,12 +661,16 @@ class PlannerChannel:
     folder: str  # relative to the site root
 
 
-def planner_channels(registry: "Registry") -> tuple[list[PlannerChannel], list[str]]:
-    """(every update channel, every software type in use), from one pass over the artifacts."""
+def planner_channels(registry: "Registry", image_slots: "Iterable[frozenset[tuple[str, str | None]]] | None" = None
+                     ) -> tuple[list[PlannerChannel], list[str]]:
+    """(every update channel, every software type in use), from one pass over the artifacts. `image_slots`: the
+    Release.image_slots of every release, when the caller has them (ReleaseFacts)."""
     types: dict[str, set[str | None]] = {}
     # One set of the (hardware, software type) pairs in use, from each release's (made once per release, as
     # Release.has_image and the device documents read them), then a loop over the few pairs.
-    for hardware, software in set().union(*[release.image_slots for release in registry.releases]):
+    if image_slots is None:
+        image_slots = [release.image_slots for release in registry.releases]
+    for hardware, software in set().union(*image_slots):
         types.setdefault(hardware, set()).add(software)
     all_hardware = [hardware.name for hardware in registry.hardware]
     channels = []
@@ -885,9 +890,9 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         assert view_keys is not None
         return hashlib.sha256("\0".join([view_keys[view.version] for view in shown]).encode()).hexdigest()
 
-    def keys_of_versions(versions: Iterable[str]) -> str:
-        assert view_keys is not None
-        return hashlib.sha256("\0".join([view_keys[version] for version in versions]).encode()).hexdigest()
+    def shapes_of(versions: Iterable[str]) -> str:
+        """What the files of `versions` say but their notes and extra info (ReleaseFacts.shape), hashed."""
+        return hashlib.sha256("\0".join([by_version[version].facts.shape for version in versions]).encode()).hexdigest()
 
     def view_part(view: "ReleaseView | None") -> str | None:
         return view_keys[view.version] if view is not None and view_keys is not None else None
@@ -898,9 +903,8 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
     def page_inputs(view: "ReleaseView", newer: "ReleaseView | None", older: "ReleaseView | None") -> tuple:
         """What a release page shows besides the whole site's (site_key): its release, neighbours, cohorts, links."""
         release = view.release
-        bases = [a.delta_from for a in release.artifacts]  # one look at each artifact
-        linked = (release.min_version in by_version, *[base in by_version for base in bases]) \
-            if any(bases) else release.min_version in by_version
+        links = view.facts.links  # the minimum version and the delta bases, kept with the release's file
+        linked = [link in by_version for link in links] if len(links) > 1 else links[0] in by_version
         rows = cohorts_of_release.get(view.version)
         if rows:
             rows = tuple((row.cohort.slug, row.cohort.name, row.activation.rollout_percent, row.held_back)
@@ -1041,13 +1045,12 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         return template.render(site=data, root=_root(path), path=path, canonical=data.site_url + "releases/",
                                rows=Markup(b"".join(list_rows()).decode())).encode()
 
-    every: list[str | None] = []
-
-    def every_key() -> str | None:
-        """keys_of(views), made once: the view keys of every release, hashed (None when they are unknown)."""
-        if not every:
-            every.append(view_keys and keys_of(views))
-        return every[0]
+    def releases_key(date: Callable[["ReleaseView"], int]) -> str:
+        """Every release in the order of the views by its file but the notes (ReleaseFacts.shape: its row of the
+        releases list, its hardware versions) and one of its dates, hashed: a notes fix or a rollout leaves it
+        as it was."""
+        return hashlib.sha256("\0".join([f"{view.version}\1{view.facts.shape}\1{date(view)}"
+                                         for view in views]).encode()).hexdigest()
 
     def sitemaps() -> dict[str, "bytes | Keyed"]:
         """_sitemaps' files, keyed by what they list: every release's URL and date (in their view keys, in
@@ -1064,7 +1067,8 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
                 made.update(_sitemaps(data, inputs, sitemap_release_lines))
             return made[path]
 
-        parts = ("sitemaps", every_key(), [hw.hardware.name for hw in data.hardware],
+        # A release's line has its updated date; a hardware version's, the newest of its releases'.
+        parts = ("sitemaps", releases_key(_updated), [hw.hardware.name for hw in data.hardware],
                  [(cohort.slug, inputs.cohort_dates.get(cohort.slug)) for cohort in inputs.registry.cohorts])
         return {path: keyed((*parts, path), partial(render, path)) for path in paths}
 
@@ -1079,13 +1083,13 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         # The list shows every release's row (from its file and dates) and the hardware filter.
         files["releases/index.html"] = keyed(
             ("releases list", data.assets.filters_css, [(hw.hardware.name, len(hw.releases)) for hw in data.hardware],
-             every_key()), releases_page)
-        channels, software_types = planner_channels(inputs.registry)
+             releases_key(_created)), releases_page)
+        channels, software_types = planner_channels(inputs.registry, [view.facts.image_slots for view in views])
         render.page("update/index.html", "update.html", canonical=data.site_url + "update/", channels=channels,
                     software_types=software_types, example_version=views[0].version if views else "1.0.0")
         # Every release's version and hardware versions (from its file), in version order.
         files["update/releases.json"] = keyed(
-            ("planner releases", view_keys and keys_of_versions(release.version for release in inputs.registry.releases)),
+            ("planner releases", shapes_of(release.version for release in inputs.registry.releases)),
             partial(planner_releases, inputs.registry))
         files["feed.xml"] = feed("feed.xml", data.config.name, data.site_url, views)
         files["404.html"] = _not_found_page(data)
@@ -1095,6 +1099,14 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         return files
 
     return [home_lists_and_feeds, hardware_pages, cohort_pages, *page_jobs]
+
+
+def _created(view: "ReleaseView") -> int:
+    return view.dates.created
+
+
+def _updated(view: "ReleaseView") -> int:
+    return view.dates.updated
 
 
 def _not_found_page(data: SiteData) -> bytes:

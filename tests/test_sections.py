@@ -26,7 +26,7 @@ import relreg.site.jobs
 import relreg.site.write
 from relreg.registry.source import read_worktree
 from relreg.registry.validate import validate_files
-from relreg.site.facts_store import facts_path, load_facts, save_facts
+from relreg.site.facts_store import KeptFacts, facts_path, load_facts, save_facts
 from relreg.site.jobs import ReleaseFacts, release_facts
 from relreg.site.manifest import read_manifest
 
@@ -196,7 +196,8 @@ def test_facts_are_what_the_model_says() -> None:
         facts = release_facts(release)
         assert facts.hardware_versions == release.hardware_versions
         assert facts.image_slots == release.image_slots
-        assert facts.links == (release.min_version, *[a.delta_from for a in release.artifacts if a.delta_from])
+        assert facts.links == tuple(dict.fromkeys([release.min_version,
+                                                   *[a.delta_from for a in release.artifacts if a.delta_from]]))
 
 
 @pytest.mark.parametrize("change, same", [
@@ -221,18 +222,35 @@ def test_the_shape_of_a_release_changes_with_all_but_its_notes(change: Callable,
 def test_kept_facts_round_trip_and_lose_what_the_build_no_longer_has(tmp_path: Path) -> None:
     releases = _registry_releases()
     facts = {f"blob-{r.version}": tuple(release_facts(r)) for r in releases}
-    save_facts(tmp_path, facts, facts, 0)
-    assert load_facts(tmp_path) == facts
-    save_facts(tmp_path, facts, ["blob-1.0.0"], len(facts))
-    assert load_facts(tmp_path) == {"blob-1.0.0": facts["blob-1.0.0"]}
+    kept = KeptFacts()
+    kept.update(facts)
+    save_facts(tmp_path, kept, facts)
+    assert dict(load_facts(tmp_path)) == facts
+    save_facts(tmp_path, load_facts(tmp_path), ["blob-1.0.0"])  # the others are gone from the registry
+    assert dict(load_facts(tmp_path)) == {"blob-1.0.0": facts["blob-1.0.0"]}
     assert [ReleaseFacts._make(value) for value in load_facts(tmp_path).values()] == [release_facts(releases[0])]
 
 
-@pytest.mark.parametrize("content", [b"", b"not marshal", marshal.dumps([1, 2]), marshal.dumps({"blob": (1, 2)}),
-                                     marshal.dumps({"blob": "text"})])
+def test_facts_are_written_only_when_some_were_made_or_are_stale(tmp_path: Path) -> None:
+    facts = {f"blob-{r.version}": tuple(release_facts(r)) for r in _registry_releases()}
+    kept = KeptFacts()
+    kept.update(facts)
+    save_facts(tmp_path, kept, facts)
+    written = facts_path(tmp_path).stat().st_mtime_ns
+    save_facts(tmp_path, load_facts(tmp_path), facts)  # nothing made, nothing stale
+    assert facts_path(tmp_path).stat().st_mtime_ns == written
+    assert dict(load_facts(tmp_path)) == facts
+
+
+@pytest.mark.parametrize("content", [
+    b"", b"not marshal", marshal.dumps([1, 2]), marshal.dumps({"blob": (1, 2)}),
+    marshal.dumps((["blob"], ["shape"], [0], [0], [()], [], [frozenset()])),  # a hardware index out of its table
+    marshal.dumps((["blob"], ["shape"], [0], [0], [()], [("evt1",)], [frozenset()], "more")),
+    marshal.dumps((["blob", "other"], ["shape"], [0], [0], [()], [("evt1",)], [frozenset()])),  # columns differ
+])
 def test_unreadable_facts_are_made_again(tmp_path: Path, content: bytes) -> None:
     facts_path(tmp_path).write_bytes(content)
-    assert load_facts(tmp_path) == {}
+    assert dict(load_facts(tmp_path)) == {}
 
 
 def test_a_build_with_a_stale_facts_file_builds_what_a_fresh_build_gives(repo: Path, tmp_path: Path) -> None:

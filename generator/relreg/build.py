@@ -32,7 +32,7 @@ from relreg.resources import code_digest, schema_dir
 from relreg.site.jobs import ReleaseDates, SiteInputs, format_date
 from relreg.site.notes import render_all
 from relreg.site.pages import compile_templates
-from relreg.site.facts_store import load_facts, save_facts
+from relreg.site.facts_store import KeptFacts, load_facts, save_facts
 from relreg.site.plan import plan_sections, plan_site
 from relreg.site.serving import serving_files
 from relreg.site.template_cache import keep_compiled_templates
@@ -277,8 +277,7 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
     deployments = cohort_history(repo, git_history) if repo is not None and git_history is not None else {}
 
     schemas_folder = schema_dir()
-    facts = load_facts(work_folder) if work_folder is not None else {}
-    known_facts = len(facts)
+    facts = load_facts(work_folder) if work_folder is not None else KeptFacts()
     inputs = SiteInputs(
         registry=result.registry,  # type: ignore[arg-type]
         release_dates=release_dates,
@@ -311,7 +310,7 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
                            source=source, releases=len(release_dates), workers=workers, previous=previous,
                            summarizer=DEVICE_BUDGET, before_fork=compile_templates)
     if work_folder is not None:
-        save_facts(work_folder, facts, release_keys.values(), known_facts)
+        save_facts(work_folder, facts, release_keys.values())
     step("checking device documents against a small device's buffer")
     warnings += _device_budget_warnings(stats)
     return BuildReport(releases=len(release_dates), stats=stats, seconds=time.perf_counter() - started,

@@ -28,6 +28,7 @@ from relreg.site.jobs import (
     job_key,
     merge_jobs,
     view_key,
+    views_digest,
 )
 from relreg.site.paths import API, DIMENSIONS, PER_PAGE, all_releases_path, index_path, release_path
 
@@ -285,23 +286,30 @@ def _api_jobs(inputs: SiteInputs, views: list[ReleaseView], view_keys: "dict[str
                    for chunk in by_id_chunks(views, max(1, jobs.JOB_SIZE // LIST_GROUP_DIVISOR))]
     list_group_of = {version: number for number, versions in enumerate(list_groups) for version in versions}
     large: list[tuple[str, str]] = []
-    own_lists: dict[str, list[tuple[str, str]]] = {version: [("version", version)] for version in group_of}
+    # The small lists of each release besides its version's (made when a job asks, one list for ten thousand
+    # releases saved on every plan).
+    own_lists: dict[str, list[tuple[str, str]]] = {}
     shared: list[list[tuple[str, str]]] = [[] for _ in list_groups]  # lists of two releases or more
     for name, versions in members.items():
         if len(versions) > PER_PAGE:
             large.append(name)
         else:
-            own_lists[versions[0]].append(name)
+            found = own_lists.get(versions[0])
+            if found is None:
+                own_lists[versions[0]] = [name]
+            else:
+                found.append(name)
             if len(versions) > 1:
                 shared[list_group_of[versions[0]]].append(name)
 
     def group_lists(versions: Sequence[str]) -> list[tuple[str, str]]:
         """The small lists whose newest release is among `versions`, in the order they name them (when a job runs)."""
-        if not unique_builds:
-            return [name for version in versions for name in own_lists[version]]
         found = []
         for version in versions:
-            found += own_lists[version]
+            found.append(("version", version))
+            found += own_lists.get(version, ())
+            if not unique_builds:
+                continue
             for artifact in by_version[version].release.artifacts:
                 found.append(("build_id", artifact.build_id))
                 owner[artifact.build_id] = version
@@ -374,9 +382,8 @@ def _api_jobs(inputs: SiteInputs, views: list[ReleaseView], view_keys: "dict[str
     return [KeyedJob(job_key(inputs, "api all releases", base, site_url, list_key(view_keys)),
                      partial(keyed_list, None)),
             # The hardware versions and which releases have images for them, are stable, and in what order.
-            KeyedJob(job_key(inputs, "api hardware versions", site_url, repr(registry.hardware), hashlib.sha256(
-                "\0".join([f"{view.version}\1{view.facts.shape}" for view in views]).encode()).hexdigest()),
-                hardware_versions),
+            KeyedJob(job_key(inputs, "api hardware versions", site_url, repr(registry.hardware), views_digest(views)),
+                     hardware_versions),
             *[KeyedJob(key, partial(keyed_release_files, versions)) for versions, key in zip(release_groups, group_keys)],
             *[KeyedJob(key, partial(keyed_index_files, versions)) for versions, key in zip(list_groups, lists_keys)
               if versions],

@@ -51,6 +51,7 @@ from relreg.site.jobs import (
     format_date,
     job_key,
     merge_jobs,
+    views_digest,
 )
 from relreg.site.paths import release_path
 
@@ -212,9 +213,8 @@ def device_section(inputs: "SiteInputs", views: list["ReleaseView"]) -> KeyedSec
 def device_section_key(inputs: "SiteInputs", views: Sequence["ReleaseView"]) -> str:
     """The key of everything the device documents depend on (see device_section)."""
     registry = inputs.registry
-    releases = "\0".join([f"{view.version}\1{view.facts.shape}\1{view.id}\1{view.dates.created}" for view in views])
     return job_key(inputs, "device documents", inputs.site_url, repr(registry.config), repr(registry.hardware),
-                   repr(registry.cohorts), hashlib.sha256(releases.encode()).hexdigest())
+                   repr(registry.cohorts), views_digest(views, "id", "created"))
 
 
 def device_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list[PlanJob]:

@@ -85,7 +85,8 @@ class ReleaseFacts(NamedTuple):
     shape: str  # sha256 (hex, 128 bits) of the version, min_version, revision, must_pass_through, yanked and artifacts
     hardware_versions: tuple[str, ...]  # Release.hardware_versions
     image_slots: frozenset[tuple[str, str | None]]  # Release.image_slots
-    links: tuple[str | None, ...]  # the versions a release page links to when they exist: min_version, delta bases
+    # the versions a release page links to when they exist: min_version (or None), then each delta base, once each
+    links: tuple[str | None, ...]
 
 
 def release_facts(release: Release) -> ReleaseFacts:
@@ -94,7 +95,8 @@ def release_facts(release: Release) -> ReleaseFacts:
     shape = repr((release.version, release.min_version, release.revision, release.must_pass_through,
                   release.yanked, artifacts))
     return ReleaseFacts(hashlib.sha256(shape.encode()).hexdigest()[:32], release.hardware_versions,
-                        release.image_slots, (release.min_version, *[a.delta_from for a in artifacts if a.delta_from]))
+                        release.image_slots,
+                        tuple(dict.fromkeys((release.min_version, *[a.delta_from for a in artifacts if a.delta_from]))))
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,6 @@ def release_views(inputs: SiteInputs, render: Callable[[str, str], str] = render
     notes_html = inputs.notes_html
     counts = inputs.device_counts
     cache = inputs.facts_cache if inputs.facts_cache is not None else {}
-    shared: dict[Any, Any] | None = None  # hardware and image sets of the cache, made when a release is not in it
     views = []
     for index, (dates, release) in enumerate(by_creation, start=1):
         version = release.version
@@ -141,12 +142,6 @@ def release_views(inputs: SiteInputs, render: Callable[[str, str], str] = render
         if known is None:
             facts = release_facts(release)
             if blob is not None:
-                if shared is None:
-                    shared = _shared_facts(cache.values())
-                # One object for each of the few hardware and image sets, so that the cache stores each once.
-                facts = facts._replace(hardware_versions=shared.setdefault(facts.hardware_versions,
-                                                                           facts.hardware_versions),
-                                       image_slots=shared.setdefault(facts.image_slots, facts.image_slots))
                 cache[blob] = tuple(facts)
         else:
             facts = _make_facts(known)
@@ -159,15 +154,6 @@ def release_views(inputs: SiteInputs, render: Callable[[str, str], str] = render
 
 
 _make_facts = ReleaseFacts._make
-
-
-def _shared_facts(known: Iterable[tuple]) -> dict[Any, Any]:
-    """The hardware tuples and image sets of `known` facts, each by itself."""
-    shared: dict[Any, Any] = {}
-    for facts in known:
-        shared.setdefault(facts[1], facts[1])
-        shared.setdefault(facts[2], facts[2])
-    return shared
 
 
 def _release_view(view_id: int, release: Release, dates: ReleaseDates, notes_html: str, count_devices: int,
@@ -255,6 +241,18 @@ def view_key(inputs: SiteInputs, view: "ReleaseView") -> str | None:
     if view.key is not None:  # made by release_views from the same inputs
         return view.key
     return _view_key(inputs.release_keys.get(view.version), view.id, view.dates, view.count_devices)
+
+
+def views_digest(views: Sequence["ReleaseView"], *columns: str) -> str:
+    """The releases of `views` in their order by their facts but the notes (ReleaseFacts.shape, which holds the
+    version) and `columns` of each ("id", "created", "updated"), hashed (hex): a part of the key of what shows
+    those alone (a notes fix or a rollout leaves it as it was)."""
+    digest = hashlib.sha256("\0".join([view.facts.shape for view in views]).encode())
+    for column in columns:
+        values = [view.id for view in views] if column == "id" else \
+            [getattr(view.dates, column) for view in views]
+        digest.update(b"\0" + column.encode() + b"\0" + ",".join(map(str, values)).encode())
+    return digest.hexdigest()
 
 
 def by_id_chunks(views: Sequence["ReleaseView"], size: int | None = None) -> list[list["ReleaseView"]]:

@@ -1045,12 +1045,6 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         return template.render(site=data, root=_root(path), path=path, canonical=data.site_url + "releases/",
                                rows=Markup(b"".join(list_rows()).decode())).encode()
 
-    def releases_key(date: Callable[["ReleaseView"], int]) -> str:
-        """Every release in the order of the views by its file but the notes (ReleaseFacts.shape: its row of the
-        releases list, its hardware versions) and one of its dates, hashed: a notes fix or a rollout leaves it
-        as it was."""
-        return hashlib.sha256("\0".join([f"{view.version}\1{view.facts.shape}\1{date(view)}"
-                                         for view in views]).encode()).hexdigest()
 
     def sitemaps() -> dict[str, "bytes | Keyed"]:
         """_sitemaps' files, keyed by what they list: every release's URL and date (in their view keys, in
@@ -1068,7 +1062,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
             return made[path]
 
         # A release's line has its updated date; a hardware version's, the newest of its releases'.
-        parts = ("sitemaps", releases_key(_updated), [hw.hardware.name for hw in data.hardware],
+        parts = ("sitemaps", jobs.views_digest(views, "updated"), [hw.hardware.name for hw in data.hardware],
                  [(cohort.slug, inputs.cohort_dates.get(cohort.slug)) for cohort in inputs.registry.cohorts])
         return {path: keyed((*parts, path), partial(render, path)) for path in paths}
 
@@ -1083,7 +1077,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         # The list shows every release's row (from its file and dates) and the hardware filter.
         files["releases/index.html"] = keyed(
             ("releases list", data.assets.filters_css, [(hw.hardware.name, len(hw.releases)) for hw in data.hardware],
-             releases_key(_created)), releases_page)
+             jobs.views_digest(views, "created")), releases_page)
         channels, software_types = planner_channels(inputs.registry, [view.facts.image_slots for view in views])
         render.page("update/index.html", "update.html", canonical=data.site_url + "update/", channels=channels,
                     software_types=software_types, example_version=views[0].version if views else "1.0.0")
@@ -1099,14 +1093,6 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         return files
 
     return [home_lists_and_feeds, hardware_pages, cohort_pages, *page_jobs]
-
-
-def _created(view: "ReleaseView") -> int:
-    return view.dates.created
-
-
-def _updated(view: "ReleaseView") -> int:
-    return view.dates.updated
 
 
 def _not_found_page(data: SiteData) -> bytes:

@@ -221,8 +221,13 @@ def _api_jobs(inputs: SiteInputs, views: list[ReleaseView], view_keys: "dict[str
     del build_ids
     # build id -> its release, for the build ids group_lists has named (the only ones a job asks members_of for)
     owner: dict[str, str] = {}
+    # Revisions too, when each names one release (the usual case: a release is built from a commit of its own).
+    revisions = [view.release.revision for view in views if view.release.revision] if unique_builds else []
+    unique_revisions = unique_builds and len(set(revisions)) == len(revisions)
+    del revisions
+    revision_owner: dict[str, str] = {}  # as `owner`, for the revisions group_lists has named
     if unique_builds:
-        members.update(_hardware_and_revision_lists(views))
+        members.update(_hardware_and_revision_lists(views, with_revisions=not unique_revisions))
     else:
         for view in views:
             release = view.release
@@ -245,6 +250,10 @@ def _api_jobs(inputs: SiteInputs, views: list[ReleaseView], view_keys: "dict[str
             if name[1] not in owner:  # not named by group_lists in this process: every one is looked up
                 owner.update((artifact.build_id, view.version) for view in views for artifact in view.release.artifacts)
             return [owner[name[1]]]
+        if unique_revisions and name[0] == "revision":
+            if name[1] not in revision_owner:
+                revision_owner.update((view.release.revision, view.version) for view in views if view.release.revision)
+            return [revision_owner[name[1]]]
         return members[name]
 
     def index_files(keys: Sequence[tuple[str, str]]) -> Iterator[tuple[str, bytes]]:
@@ -310,7 +319,11 @@ def _api_jobs(inputs: SiteInputs, views: list[ReleaseView], view_keys: "dict[str
             found += own_lists.get(version, ())
             if not unique_builds:
                 continue
-            for artifact in by_version[version].release.artifacts:
+            release = by_version[version].release
+            if unique_revisions and release.revision:  # after its hardware lists, as the general path names them
+                found.append(("revision", release.revision))
+                revision_owner[release.revision] = version
+            for artifact in release.artifacts:
                 found.append(("build_id", artifact.build_id))
                 owner[artifact.build_id] = version
         return found
@@ -391,11 +404,12 @@ def _api_jobs(inputs: SiteInputs, views: list[ReleaseView], view_keys: "dict[str
                        partial(keyed_list, name)) for name in large]]
 
 
-def _hardware_and_revision_lists(views: Sequence[ReleaseView]) -> dict[tuple[str, str], list[str]]:
-    """The members (versions, newest first) of each hardware version's and revision's list, in the order the
-    general path of api_jobs names them: by their newest release, then a release's hardware versions (in
-    order) before its revision. Releases are gathered by their set of hardware versions (a registry has
-    few), not hardware by hardware: one step per release instead of one per hardware version."""
+def _hardware_and_revision_lists(views: Sequence[ReleaseView], with_revisions: bool = True
+                                 ) -> dict[tuple[str, str], list[str]]:
+    """The members (versions, newest first) of each hardware version's and revision's list (with `with_revisions`),
+    in the order the general path of api_jobs names them: by their newest release, then a release's hardware
+    versions (in order) before its revision. Releases are gathered by their set of hardware versions (a
+    registry has few), not hardware by hardware: one step per release instead of one per hardware version."""
     combos: dict[tuple[str, ...], list[int]] = {}  # hardware versions -> the positions of their releases
     revisions: dict[str, tuple[int, list[str]]] = {}  # in the order of their newest release
     for position, view in enumerate(views):
@@ -405,7 +419,7 @@ def _hardware_and_revision_lists(views: Sequence[ReleaseView]) -> dict[tuple[str
             combos[hardware_versions] = [position]
         else:
             found.append(position)
-        revision = view.release.revision
+        revision = view.release.revision if with_revisions else None
         if revision:
             listed = revisions.get(revision)
             if listed is None:

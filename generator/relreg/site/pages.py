@@ -924,18 +924,33 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         return (views[index - 1] if index > 0 else None), (views[index + 1] if index + 1 < len(views) else None)
 
     by_version, cohorts_of_release, by_release = data.by_version, data.cohorts_of_release, rollouts.by_release
-    newer_of = [None, *views[:-1]]
-    older_of = [*views[1:], None]
-    pages = {view.version: page_inputs(view, newer, older) for view, newer, older in zip(views, newer_of, older_of)}
 
     def release_pages(chunk: Sequence["ReleaseView"]) -> Iterator[tuple[str, Keyed]]:
         for view in chunk:
-            yield f"releases/{view.version}/index.html", Keyed(release_page_key(pages[view.version]),
-                                                               partial(release_page, view, *neighbours(view)))
+            newer, older = neighbours(view)
+            yield f"releases/{view.version}/index.html", Keyed(release_page_key(page_inputs(view, newer, older)),
+                                                               partial(release_page, view, newer, older))
+
+    def chunk_inputs(chunk: Sequence["ReleaseView"]) -> object:
+        """What the pages of `chunk` show besides the whole site's: the page_inputs of each, told in columns when
+        every view key is known (no tuple per release on every plan): the chunk's versions, view keys (each
+        stands for its release's file) and paths in order (so the neighbours within it), the neighbours at its
+        ends, whether each link of each release leads to a release, and the cohort rows and rollout series of
+        the few releases that have them."""
+        if view_keys is None:
+            return [page_inputs(view, *neighbours(view)) for view in chunk]
+        first = positions[chunk[0].version]
+        last = first + len(chunk) - 1
+        return ([view.version for view in chunk], [view_keys[view.version] for view in chunk],
+                [view.release.source_path for view in chunk],
+                views[first - 1].version if first > 0 else None, views[last + 1].version if last + 1 < len(views) else None,
+                [[link in by_version for link in view.facts.links] for view in chunk],
+                [(view.version, *page_inputs(view, *neighbours(view))[4:]) for view in chunk
+                 if view.version in cohorts_of_release or view.version in by_release])
 
     def release_page_job(chunk: Sequence["ReleaseView"]) -> "jobs.KeyedJob":
         # One key over the inputs of the chunk's pages; each page's own key is made when the job runs.
-        return jobs.KeyedJob(jobs.job_key(inputs, "release pages", site_key, [pages[view.version] for view in chunk]),
+        return jobs.KeyedJob(jobs.job_key(inputs, "release pages", site_key, chunk_inputs(chunk)),
                              partial(release_pages, chunk))
 
     chunks = jobs.by_id_chunks(views)

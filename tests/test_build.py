@@ -277,8 +277,13 @@ def test_a_rebuild_joins_the_served_documents_of_unchanged_releases_into_lists(
     assert _versions(_json(out, "api/v1/releases.json"))[:2] == ["1.3.0", "1.2.0"]
 
 
+@pytest.mark.parametrize("old, new, rows_made", [
+    ("notes corrected", "notes fixed", []),  # a row shows no notes: the list is linked as it was
+    ("revision: 0a1b2c3d4e5f", "revision: 9a1b2c3d4e5f", ["1.0.0"]),
+], ids=["notes", "revision"])
 def test_a_fixed_release_renders_only_its_row_of_the_releases_list_and_the_list_pages_that_hold_it(
-        history_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        history_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, old: str, new: str,
+        rows_made: list[str]) -> None:
     import relreg.site.api
     import relreg.site.jobs
     import relreg.site.pages
@@ -294,10 +299,10 @@ def test_a_fixed_release_renders_only_its_row_of_the_releases_list_and_the_list_
                                                                               real_row(view))[1])
     monkeypatch.setattr(relreg.site.api, "_page_parts",
                         lambda *args: (pages.append(b"".join(real_page(*args))), real_page(*args))[1])
-    _replace_in(registry / "releases" / "1.0.0.yaml", "notes corrected", "notes fixed")
-    commit_all(history_repo, "fix notes", "2024-05-01T10:00:00+00:00")
+    _replace_in(registry / "releases" / "1.0.0.yaml", old, new)
+    commit_all(history_repo, "fix 1.0.0", "2024-05-01T10:00:00+00:00")
     assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
-    assert rows == ["1.0.0"]
+    assert rows == rows_made
     assert pages and all(b'"version":"1.0.0"' in page for page in pages)
     assert run_relreg("build", "--registry", registry, "--out", fresh).exit_code == 0
     for relative in ("releases/index.html", "api/v1/releases.json", "api/v1/releases/page/3.json"):

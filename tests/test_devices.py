@@ -337,7 +337,7 @@ def _device_jobs_of(registry_dir: Path) -> tuple[dict[str, bytes], dict[str, str
         made = dict(job())
         files.update(made)
         if isinstance(job, KeyedJob):
-            keys.update(dict.fromkeys(made, job.key))
+            keys.update(dict.fromkeys([path for path in made if "/from/" in path], job.key))
     return files, keys
 
 

@@ -202,6 +202,22 @@ def test_lists_gathered_by_sets_of_hardware_equal_the_general_path(monkeypatch: 
     _assert_fast_path_is_general(monkeypatch, inputs)
 
 
+@pytest.mark.parametrize("seed", range(2))
+def test_unique_revisions_named_when_a_job_runs_equal_the_general_path(monkeypatch: pytest.MonkeyPatch,
+                                                                       seed: int) -> None:
+    """A revision of one release names its list when a job runs, as a unique build id does: the same jobs in
+    the same order, with the same keys and files as the general path."""
+    from relreg.site import api
+
+    monkeypatch.setattr(site_jobs, "JOB_SIZE", 25)
+    monkeypatch.setattr(api, "PER_PAGE", 7)
+    inputs = _varied(_inputs(150), seed)
+    rng = random.Random(seed)
+    releases = tuple(replace(release, revision=None if rng.random() < 0.2 else f"{index:040x}")
+                     for index, release in enumerate(inputs.registry.releases))
+    _assert_fast_path_is_general(monkeypatch, replace(inputs, registry=replace(inputs.registry, releases=releases)))
+
+
 def test_release_views_are_the_dataclass_s_own_objects() -> None:
     """release_views makes its views without ReleaseView's __init__: they equal, hash and print as made by it."""
     from relreg.site.jobs import ReleaseView, release_views

@@ -32,7 +32,8 @@ from relreg.resources import code_digest, schema_dir
 from relreg.site.jobs import ReleaseDates, SiteInputs, format_date
 from relreg.site.notes import render_all
 from relreg.site.pages import compile_templates
-from relreg.site.plan import plan_jobs, plan_site
+from relreg.site.facts_store import KeptFacts, load_facts, save_facts
+from relreg.site.plan import plan_sections, plan_site
 from relreg.site.serving import serving_files
 from relreg.site.template_cache import keep_compiled_templates
 from relreg.site.write import (
@@ -264,8 +265,9 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
     blob_ids = {file.path: file.blob_id for file in files.files}
     release_keys = {release.version: blob_ids[release.source_path] for release in registry.releases
                     if release.source_path in blob_ids}
-    if cache.path is not None:
-        keep_compiled_templates(cache.path.parent)
+    work_folder = cache.path.parent if cache.path is not None else None
+    if work_folder is not None:
+        keep_compiled_templates(work_folder)
     if notes is None:
         step("rendering release notes")
         notes = render_all([(r.notes, r.notes_format) for r in registry.releases], cache)
@@ -279,6 +281,7 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
     deployments = cohort_history(repo, git_history) if repo is not None and git_history is not None else {}
 
     schemas_folder = schema_dir()
+    facts = load_facts(work_folder) if work_folder is not None else KeptFacts()
     inputs = SiteInputs(
         registry=result.registry,  # type: ignore[arg-type]
         release_dates=release_dates,
@@ -293,6 +296,7 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
         cohort_history=deployments,
         release_keys=release_keys,
         served_files=served_files(options.out, previous) if not options.force else None,
+        facts_cache=facts,
     )
     return_freed_memory()  # what validation freed, before the workers fork and inherit it
     if signing is not None:
@@ -306,9 +310,11 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
         workers = min(os.cpu_count() or 1, 8) if len(registry.releases) >= PARALLEL_RELEASES else 1
         step(f"rendering and writing the site of {len(registry.releases)} releases"
              + (f" in {workers} processes" if workers > 1 else ""))
-        stats = write_jobs(plan_jobs(inputs), serving_files, options.out, fingerprint, reuse=not options.force,
+        stats = write_jobs(plan_sections(inputs), serving_files, options.out, fingerprint, reuse=not options.force,
                            source=source, releases=len(release_dates), workers=workers, previous=previous,
                            summarizer=DEVICE_BUDGET, before_fork=compile_templates)
+    if work_folder is not None:
+        save_facts(work_folder, facts, release_keys.values())
     step("checking device documents against a small device's buffer")
     warnings += _device_budget_warnings(stats)
     return BuildReport(releases=len(release_dates), stats=stats, seconds=time.perf_counter() - started,

@@ -15,6 +15,7 @@ from relreg.site import jobs
 from relreg.site.jobs import (
     Keyed,
     KeyedJob,
+    KeyedSection,
     PlanJob,
     ReleaseDates,
     ReleaseView,
@@ -22,10 +23,12 @@ from relreg.site.jobs import (
     by_id_chunks,
     encode,
     encode_json,
+    expand_sections,
     format_date,
     job_key,
     merge_jobs,
     view_key,
+    views_digest,
 )
 from relreg.site.paths import API, DIMENSIONS, PER_PAGE, all_releases_path, index_path, release_path
 
@@ -153,6 +156,32 @@ def _page_parts(items: list[bytes], page: int, page_count: int, total: int, path
 
 
 def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
+    """The JSON API as plan jobs: api_plan with its section expanded."""
+    return expand_sections(api_plan(inputs, views))
+
+
+def api_plan(inputs: SiteInputs, views: list[ReleaseView]) -> "list[PlanJob | KeyedSection]":
+    """The JSON API: with release keys in the inputs, one section of everything made from the releases (known
+    by their view keys, the hardware versions and the settings: a rollout change leaves it as it was, and the
+    writer carries it without planning it), and a small job of the cohorts and the entry point; else the
+    jobs of _api_jobs, unkeyed."""
+    view_keys = {view.version: view.key if view.key is not None else view_key(inputs, view) for view in views}
+    if any(key is None for key in view_keys.values()):
+        return _api_jobs(inputs, views, None)
+    registry = inputs.registry
+    key = job_key(inputs, "api", registry.config.artifact_base_url, inputs.site_url, repr(registry.hardware),
+                  hashlib.sha256("\0".join(view_keys.values()).encode()).hexdigest())  # type: ignore[arg-type]
+    return [KeyedSection(key, partial(_api_jobs, inputs, views, view_keys)),
+            partial(_cohorts_and_entry_point, inputs, len(views))]
+
+
+def _cohorts_and_entry_point(inputs: SiteInputs, release_count: int) -> dict[str, bytes]:
+    cohorts = cohort_documents(inputs)
+    return {f"{API}/cohorts.json": encode_json({"data": cohorts, "paging": _single_page(len(cohorts))}),
+            f"{API}/index.json": encode_json({"data": entry_point(inputs, release_count)})}
+
+
+def _api_jobs(inputs: SiteInputs, views: list[ReleaseView], view_keys: "dict[str, str] | None") -> list[PlanJob]:
     """The JSON API. Each release is encoded once per process, when a job first needs it, and
     shared by every list that holds it.
 
@@ -192,8 +221,13 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
     del build_ids
     # build id -> its release, for the build ids group_lists has named (the only ones a job asks members_of for)
     owner: dict[str, str] = {}
+    # Revisions too, when each names one release (the usual case: a release is built from a commit of its own).
+    revisions = [view.release.revision for view in views if view.release.revision] if unique_builds else []
+    unique_revisions = unique_builds and len(set(revisions)) == len(revisions)
+    del revisions
+    revision_owner: dict[str, str] = {}  # as `owner`, for the revisions group_lists has named
     if unique_builds:
-        members.update(_hardware_and_revision_lists(views))
+        members.update(_hardware_and_revision_lists(views, with_revisions=not unique_revisions))
     else:
         for view in views:
             release = view.release
@@ -216,6 +250,10 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
             if name[1] not in owner:  # not named by group_lists in this process: every one is looked up
                 owner.update((artifact.build_id, view.version) for view in views for artifact in view.release.artifacts)
             return [owner[name[1]]]
+        if unique_revisions and name[0] == "revision":
+            if name[1] not in revision_owner:
+                revision_owner.update((view.release.revision, view.version) for view in views if view.release.revision)
+            return [revision_owner[name[1]]]
         return members[name]
 
     def index_files(keys: Sequence[tuple[str, str]]) -> Iterator[tuple[str, bytes]]:
@@ -230,19 +268,17 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
     def all_releases() -> Iterator[tuple[str, bytes]]:
         return paged([document(view.version) for view in views], all_releases_path, site_url)
 
-    def lists_and_entry_point() -> dict[str, bytes]:
-        files: dict[str, bytes] = {}
+    def hardware_versions() -> dict[str, bytes]:
         # The version key of every stable release (not yanked, not a pre-release), for each hardware's latest.
         stable = {view.version: view.release.parsed_version.key for view in views
                   if view.release.yanked is None and not view.release.parsed_version.is_prerelease}
-        files[f"{API}/hardware_versions.json"] = encode_json(
+        return {f"{API}/hardware_versions.json": encode_json(
             {"data": [hardware_document(h, members.get(("hardware_version", h.name), []), stable, site_url)
                       for h in registry.hardware],
-             "paging": _single_page(len(registry.hardware))})
-        cohorts = cohort_documents(inputs)
-        files[f"{API}/cohorts.json"] = encode_json({"data": cohorts, "paging": _single_page(len(cohorts))})
-        files[f"{API}/index.json"] = encode_json({"data": entry_point(inputs, len(views))})
-        return files
+             "paging": _single_page(len(registry.hardware))})}
+
+    def lists_and_entry_point() -> dict[str, bytes]:
+        return {**hardware_versions(), **_cohorts_and_entry_point(inputs, len(views))}
 
     # Releases in stable groups by id (a new release joins the newest group only). Each group has a job
     # for its release documents and one for the lists of up to a page whose newest release it holds (most
@@ -259,30 +295,40 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
                    for chunk in by_id_chunks(views, max(1, jobs.JOB_SIZE // LIST_GROUP_DIVISOR))]
     list_group_of = {version: number for number, versions in enumerate(list_groups) for version in versions}
     large: list[tuple[str, str]] = []
-    own_lists: dict[str, list[tuple[str, str]]] = {version: [("version", version)] for version in group_of}
+    # The small lists of each release besides its version's (made when a job asks, one list for ten thousand
+    # releases saved on every plan).
+    own_lists: dict[str, list[tuple[str, str]]] = {}
     shared: list[list[tuple[str, str]]] = [[] for _ in list_groups]  # lists of two releases or more
     for name, versions in members.items():
         if len(versions) > PER_PAGE:
             large.append(name)
         else:
-            own_lists[versions[0]].append(name)
+            found = own_lists.get(versions[0])
+            if found is None:
+                own_lists[versions[0]] = [name]
+            else:
+                found.append(name)
             if len(versions) > 1:
                 shared[list_group_of[versions[0]]].append(name)
 
     def group_lists(versions: Sequence[str]) -> list[tuple[str, str]]:
         """The small lists whose newest release is among `versions`, in the order they name them (when a job runs)."""
-        if not unique_builds:
-            return [name for version in versions for name in own_lists[version]]
         found = []
         for version in versions:
-            found += own_lists[version]
-            for artifact in by_version[version].release.artifacts:
+            found.append(("version", version))
+            found += own_lists.get(version, ())
+            if not unique_builds:
+                continue
+            release = by_version[version].release
+            if unique_revisions and release.revision:  # after its hardware lists, as the general path names them
+                found.append(("revision", release.revision))
+                revision_owner[release.revision] = version
+            for artifact in release.artifacts:
                 found.append(("build_id", artifact.build_id))
                 owner[artifact.build_id] = version
         return found
 
-    view_keys = {view.version: view.key if view.key is not None else view_key(inputs, view) for view in views}
-    if any(key is None for key in view_keys.values()):
+    if view_keys is None:
         served_document = _nothing_served
         return [all_releases, lists_and_entry_point, *[partial(release_files, versions) for versions in release_groups],
                 *[partial(grouped_index_files, versions) for versions in list_groups if versions],
@@ -348,7 +394,9 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
     # releases.json and its pages hold every release: keyed, so a cohort change does not encode them all.
     return [KeyedJob(job_key(inputs, "api all releases", base, site_url, list_key(view_keys)),
                      partial(keyed_list, None)),
-            lists_and_entry_point,
+            # The hardware versions and which releases have images for them, are stable, and in what order.
+            KeyedJob(job_key(inputs, "api hardware versions", site_url, repr(registry.hardware), views_digest(views)),
+                     hardware_versions),
             *[KeyedJob(key, partial(keyed_release_files, versions)) for versions, key in zip(release_groups, group_keys)],
             *[KeyedJob(key, partial(keyed_index_files, versions)) for versions, key in zip(list_groups, lists_keys)
               if versions],
@@ -356,27 +404,28 @@ def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
                        partial(keyed_list, name)) for name in large]]
 
 
-def _hardware_and_revision_lists(views: Sequence[ReleaseView]) -> dict[tuple[str, str], list[str]]:
-    """The members (versions, newest first) of each hardware version's and revision's list, in the order the
-    general path of api_jobs names them: by their newest release, then a release's hardware versions (in
-    order) before its revision. Releases are gathered by their set of hardware versions (a registry has
-    few), not hardware by hardware: one step per release instead of one per hardware version."""
+def _hardware_and_revision_lists(views: Sequence[ReleaseView], with_revisions: bool = True
+                                 ) -> dict[tuple[str, str], list[str]]:
+    """The members (versions, newest first) of each hardware version's and revision's list (with `with_revisions`),
+    in the order the general path of api_jobs names them: by their newest release, then a release's hardware
+    versions (in order) before its revision. Releases are gathered by their set of hardware versions (a
+    registry has few), not hardware by hardware: one step per release instead of one per hardware version."""
     combos: dict[tuple[str, ...], list[int]] = {}  # hardware versions -> the positions of their releases
     revisions: dict[str, tuple[int, list[str]]] = {}  # in the order of their newest release
     for position, view in enumerate(views):
-        release = view.release
-        found = combos.get(release.hardware_versions)
+        hardware_versions = view.facts.hardware_versions  # the release's, kept with its file
+        found = combos.get(hardware_versions)
         if found is None:
-            combos[release.hardware_versions] = [position]
+            combos[hardware_versions] = [position]
         else:
             found.append(position)
-        revision = release.revision
+        revision = view.release.revision if with_revisions else None
         if revision:
             listed = revisions.get(revision)
             if listed is None:
-                revisions[revision] = (position, [release.version])
+                revisions[revision] = (position, [view.version])
             else:
-                listed[1].append(release.version)
+                listed[1].append(view.version)
     of_hardware: dict[str, list[list[int]]] = {}
     for combo, positions in combos.items():
         for hardware in combo:
@@ -387,7 +436,7 @@ def _hardware_and_revision_lists(views: Sequence[ReleaseView]) -> dict[tuple[str
     for hardware, lists in of_hardware.items():
         positions = lists[0] if len(lists) == 1 else sorted(chain.from_iterable(lists))
         newest = positions[0]
-        hardware_lists.append((newest, views[newest].release.hardware_versions.index(hardware), hardware,
+        hardware_lists.append((newest, views[newest].facts.hardware_versions.index(hardware), hardware,
                                [views[position].version for position in positions]))
     hardware_lists.sort(key=lambda item: item[:2])
     named: dict[tuple[str, str], list[str]] = {}

@@ -41,7 +41,18 @@ from relreg.devices.update import (
     rollout_threshold,
 )
 from relreg.registry.model import Release
-from relreg.site.jobs import KeyedJob, PlanJob, ReleaseView, SiteInputs, by_id_chunks, format_date, job_key, merge_jobs
+from relreg.site.jobs import (
+    KeyedJob,
+    KeyedSection,
+    PlanJob,
+    ReleaseView,
+    SiteInputs,
+    by_id_chunks,
+    format_date,
+    job_key,
+    merge_jobs,
+    views_digest,
+)
 from relreg.site.paths import release_path
 
 Slot = tuple[str, "str | None"]  # (hardware version, software type)
@@ -63,7 +74,9 @@ class _ReleaseImages:
     Payloads (with their absolute URLs) are made only for releases that become candidates.
     """
 
-    def __init__(self, releases: tuple[Release, ...], artifact_base_url: str) -> None:
+    def __init__(self, releases: tuple[Release, ...], artifact_base_url: str,
+                 image_slots: Sequence[frozenset[Slot]] | None = None) -> None:
+        """`image_slots`: each release's Release.image_slots, when the caller has them (ReleaseFacts)."""
         self._base = artifact_base_url
         self.known: dict[Slot, list[Release]] = {}  # releases with an image for the slot, ascending
         self.software_types: dict[str, set[str | None]] = {}
@@ -72,7 +85,7 @@ class _ReleaseImages:
         # it: no pass over every artifact here, and none over every release for each slot.
         sets: dict[frozenset[Slot], list[int]] = {}  # slots -> the positions of the releases that have them
         for position, release in enumerate(releases):
-            slots = release.image_slots
+            slots = image_slots[position] if image_slots is not None else release.image_slots
             found = sets.get(slots)
             if found is None:
                 sets[slots] = [position]
@@ -188,6 +201,22 @@ def device_documents(inputs: "SiteInputs", views: list["ReleaseView"]) -> dict[s
     return merge_jobs(device_jobs(inputs, views))
 
 
+def device_section(inputs: "SiteInputs", views: list["ReleaseView"]) -> KeyedSection:
+    """device_jobs as one section, known by all they read: the registry's settings, hardware versions and
+    cohorts, and of each release its facts but the notes (ReleaseFacts.shape), id and created date. A notes
+    fix, a device count or an updated date leaves it as it was: the writer then carries its files without
+    planning it."""
+    key = device_section_key(inputs, views)
+    return KeyedSection(key, partial(device_jobs, inputs, views))
+
+
+def device_section_key(inputs: "SiteInputs", views: Sequence["ReleaseView"]) -> str:
+    """The key of everything the device documents depend on (see device_section)."""
+    registry = inputs.registry
+    return job_key(inputs, "device documents", inputs.site_url, repr(registry.config), repr(registry.hardware),
+                   repr(registry.cohorts), views_digest(views, "id", "created"))
+
+
 def device_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list[PlanJob]:
     """The device documents as plan jobs: the index and every channel's candidates and rollouts in one
     small job, and each channel's answers in KeyedJobs of known versions grouped by release id (see
@@ -204,8 +233,9 @@ def device_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list[PlanJo
     registry = inputs.registry
     site_url = inputs.site_url
     scheme_name = registry.config.version_scheme
-    images = _ReleaseImages(registry.releases, registry.config.artifact_base_url)
     views_by_version = {view.version: view for view in views}
+    images = _ReleaseImages(registry.releases, registry.config.artifact_base_url,
+                            [views_by_version[release.version].facts.image_slots for release in registry.releases])
     all_hardware = [hardware.name for hardware in registry.hardware]
 
     defaults = {hardware.name: hardware.default_software_type for hardware in registry.hardware}
@@ -299,7 +329,10 @@ def device_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list[PlanJo
                     "rollouts_url": site_url + rollouts_path(*_channel_key(channel)),
                 })
     small[index_path()] = _encode({"data": _index(site_url, scheme_name, channels)}) + b"\n"
-    return [lambda: small, *answer_jobs]
+    # Made here already: known by their own bytes.
+    small_key = job_key(inputs, "device channels", hashlib.sha256(b"".join(
+        hashlib.sha256(path.encode() + b"\0" + content).digest() for path, content in small.items())).hexdigest())
+    return [KeyedJob(small_key, lambda: small), *answer_jobs]
 
 
 def _answers_digest(candidates_data: dict[str, Any]) -> str:

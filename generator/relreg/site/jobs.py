@@ -12,7 +12,7 @@ import json
 import time
 import zlib
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, MutableMapping, NamedTuple, Sequence
 
 from relreg.registry.model import Registry, Release
 from relreg.resources import code_digest
@@ -49,6 +49,9 @@ class SiteInputs:
     # files it wrote (path -> bytes, OSError when gone), e.g. release documents to join into lists
     # instead of encoding them again (see write.served_files). None: nothing is known.
     served_files: Callable[[str], Callable[[str], bytes] | None] | None = field(default=None, compare=False)
+    # A cache, never an input of any file: the ReleaseFacts of release files by blob id (as tuples), kept from
+    # build to build (see site/facts_store.py). release_views reads it and adds the files it lacks.
+    facts_cache: MutableMapping[str, tuple] | None = field(default=None, compare=False)
 
     @property
     def site_url(self) -> str:
@@ -74,6 +77,28 @@ def encode(value: Any) -> bytes:
     return _ENCODER.encode(value).encode()
 
 
+class ReleaseFacts(NamedTuple):
+    """What the plan reads of a release file, but its notes and extra info, in the forms it reads them: a
+    function of the file's content alone (not of its path, nor of the registry's other files), so that it is
+    made once per file and kept by the file's blob id (SiteInputs.facts_cache)."""
+
+    shape: str  # sha256 (hex, 128 bits) of the version, min_version, revision, must_pass_through, yanked and artifacts
+    hardware_versions: tuple[str, ...]  # Release.hardware_versions
+    image_slots: frozenset[tuple[str, str | None]]  # Release.image_slots
+    # the versions a release page links to when they exist: min_version (or None), then each delta base, once each
+    links: tuple[str | None, ...]
+
+
+def release_facts(release: Release) -> ReleaseFacts:
+    """The facts of `release` (see ReleaseFacts)."""
+    artifacts = release.artifacts
+    shape = repr((release.version, release.min_version, release.revision, release.must_pass_through,
+                  release.yanked, artifacts))
+    return ReleaseFacts(hashlib.sha256(shape.encode()).hexdigest()[:32], release.hardware_versions,
+                        release.image_slots,
+                        tuple(dict.fromkeys((release.min_version, *[a.delta_from for a in artifacts if a.delta_from]))))
+
+
 @dataclass(frozen=True)
 class ReleaseView:
     """A release with everything the outputs need, computed once per build."""
@@ -86,9 +111,13 @@ class ReleaseView:
     version: str = field(init=False)  # the release's: a field, not a property, read a hundred thousand times a build
     # view_key's value, made once by release_views (None: not made, or the release's key is unknown)
     key: str | None = field(default=None, compare=False)
+    # release_facts(release), made by release_views from the facts cache, else here
+    facts: ReleaseFacts = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "version", self.release.version)
+        if self.facts is None:
+            object.__setattr__(self, "facts", release_facts(self.release))
 
 
 def release_views(inputs: SiteInputs, render: Callable[[str, str], str] = render_notes) -> list[ReleaseView]:
@@ -103,25 +132,38 @@ def release_views(inputs: SiteInputs, render: Callable[[str, str], str] = render
     release_keys = inputs.release_keys
     notes_html = inputs.notes_html
     counts = inputs.device_counts
+    cache = inputs.facts_cache if inputs.facts_cache is not None else {}
     views = []
     for index, (dates, release) in enumerate(by_creation, start=1):
         version = release.version
         count = int(counts.get(version, 0))
+        blob = release_keys.get(version)
+        known = cache.get(blob) if blob is not None else None
+        if known is None:
+            facts = release_facts(release)
+            if blob is not None:
+                cache[blob] = tuple(facts)
+        else:
+            facts = _make_facts(known)
         views.append(_release_view(
             index, release, dates,
             notes_html[version] if version in notes_html else render(release.notes, release.notes_format),
-            count, _view_key(release_keys.get(version), index, dates, count)))
+            count, _view_key(blob, index, dates, count), facts))
     views.reverse()
     return views
 
 
+_make_facts = ReleaseFacts._make
+
+
 def _release_view(view_id: int, release: Release, dates: ReleaseDates, notes_html: str, count_devices: int,
-                  key: str | None) -> ReleaseView:
-    """ReleaseView(view_id, release, dates, notes_html, count_devices, key): the same object, without the
+                  key: str | None, facts: ReleaseFacts) -> ReleaseView:
+    """ReleaseView(view_id, release, dates, notes_html, count_devices, key, facts): the same object, without the
     frozen dataclass's __init__ (a call per field), for the ten thousand views of a build."""
     view = _new_object(ReleaseView)
     _set_attribute(view, "__dict__", {"id": view_id, "release": release, "dates": dates, "notes_html": notes_html,
-                                      "count_devices": count_devices, "version": release.version, "key": key})
+                                      "count_devices": count_devices, "version": release.version, "key": key,
+                                      "facts": facts})
     return view
 
 
@@ -180,7 +222,8 @@ class KeyedJob:
 # reads. Any other field, including one added later, is taken whole into every job key: a
 # new input can make a rebuild do more work, never serve a stale file.
 _KEYED_IN_PART = frozenset({"registry", "release_dates", "cohort_dates", "device_counts", "commit", "dirty",
-                            "input_schemas", "notes_html", "cohort_history", "release_keys", "served_files"})
+                            "input_schemas", "notes_html", "cohort_history", "release_keys", "served_files",
+                            "facts_cache"})
 
 
 def other_inputs(inputs: SiteInputs) -> str:
@@ -198,6 +241,18 @@ def view_key(inputs: SiteInputs, view: "ReleaseView") -> str | None:
     if view.key is not None:  # made by release_views from the same inputs
         return view.key
     return _view_key(inputs.release_keys.get(view.version), view.id, view.dates, view.count_devices)
+
+
+def views_digest(views: Sequence["ReleaseView"], *columns: str) -> str:
+    """The releases of `views` in their order by their facts but the notes (ReleaseFacts.shape, which holds the
+    version) and `columns` of each ("id", "created", "updated"), hashed (hex): a part of the key of what shows
+    those alone (a notes fix or a rollout leaves it as it was)."""
+    digest = hashlib.sha256("\0".join([view.facts.shape for view in views]).encode())
+    for column in columns:
+        values = [view.id for view in views] if column == "id" else \
+            [getattr(view.dates, column) for view in views]
+        digest.update(b"\0" + column.encode() + b"\0" + ",".join(map(str, values)).encode())
+    return digest.hexdigest()
 
 
 def by_id_chunks(views: Sequence["ReleaseView"], size: int | None = None) -> list[list["ReleaseView"]]:
@@ -225,15 +280,54 @@ def bucket_count(items: int, size: int | None = None) -> int:
     return count
 
 
+class KeyedSection:
+    """Plan jobs known together by a key of everything their files depend on, planned only when needed.
+
+    `plan` gives KeyedJobs only. When the previous build planned a section of the same key, the writer takes
+    the keys of its jobs from that build's manifest and carries their files without calling `plan`: a rebuild
+    after a notes fix does not plan the device documents, which do not show notes. A job that cannot be
+    carried (its files gone) is run from the section's plan, made then.
+    """
+
+    def __init__(self, key: str, plan: Callable[[], Sequence["KeyedJob"]]) -> None:
+        self.key = key
+        self._plan = plan
+        self._planned: list[KeyedJob] | None = None
+
+    def jobs(self) -> list["KeyedJob"]:
+        """The section's jobs (planned on the first call)."""
+        if self._planned is None:
+            planned = list(self._plan())
+            if not all(isinstance(job, KeyedJob) for job in planned):
+                raise AssertionError(f"section {self.key} has a job without a key")
+            self._planned = planned
+        return self._planned
+
+    def job(self, key: str) -> "KeyedJob":
+        """The section's job of key `key` (KeyError when it has none)."""
+        for job in self.jobs():
+            if job.key == key:
+                return job
+        raise KeyError(key)
+
+    def __repr__(self) -> str:
+        return f"KeyedSection({self.key!r})"
+
+
+def expand_sections(plan: Iterable["PlanJob | KeyedSection"]) -> list["PlanJob"]:
+    """The plan with each section replaced by its jobs, in place."""
+    return [job for item in plan for job in (item.jobs() if isinstance(item, KeyedSection) else [item])]
+
+
 def job_files(part: Mapping[str, bytes | Keyed] | Iterable[tuple[str, bytes | Keyed]]
               ) -> Iterable[tuple[str, bytes | Keyed]]:
     """What one job gives, as (path, content) pairs."""
     return part.items() if isinstance(part, Mapping) else part
 
 
-def merge_jobs(jobs: Iterable[PlanJob]) -> dict[str, bytes]:
+def merge_jobs(jobs: Iterable["PlanJob | KeyedSection"]) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
-    for job in jobs:
+    for job in expand_sections(jobs):
         for path, content in job_files(job()):
             if path in files:
                 raise AssertionError(f"two plan jobs give {path}")

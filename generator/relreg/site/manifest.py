@@ -64,11 +64,12 @@ class Records(Mapping[str, str]):
 
 
 def write_manifest(folder: str, header: dict[str, Any], records: Mapping[str, bytes], summaries: dict[str, Any],
-                   loose: bytes) -> None:
+                   loose: bytes, sections: Mapping[str, list[str]] | None = None) -> None:
     """Write the manifest into `folder` (a staging folder: the swap makes it visible).
 
     `records`: each job's record (UTF-8, newline-terminated lines) by job key; `summaries`: JSON by job key;
-    `loose`: the record of the files of no keyed job.
+    `loose`: the record of the files of no keyed job; `sections`: the keys of the jobs of each section of the
+    plan (jobs.KeyedSection), by section key.
     """
     index: dict[str, list[int]] = {}
     offset = len(loose)
@@ -78,8 +79,8 @@ def write_manifest(folder: str, header: dict[str, Any], records: Mapping[str, by
     with open(os.path.join(folder, MANIFEST), "wb") as stream:
         # json.dumps, not json.dump: one call into the C encoder instead of a Python loop.
         stream.write(json.dumps({**header, "format": MANIFEST_FORMAT}, sort_keys=True).encode() + b"\n")
-        stream.write(json.dumps({"jobs": index, "summaries": summaries, "loose": [0, len(loose)], "size": offset},
-                                sort_keys=True).encode() + b"\n")
+        stream.write(json.dumps({"jobs": index, "summaries": summaries, "loose": [0, len(loose)], "size": offset,
+                                 "sections": dict(sections or {})}, sort_keys=True).encode() + b"\n")
         stream.write(loose)
         stream.writelines(records.values())
 
@@ -112,7 +113,8 @@ def _span(value: object, size: int) -> tuple[int, int]:
 
 def read_manifest(folder: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """The manifest in `folder` as (header, body), body {"jobs": Records, "summaries": {key: JSON},
-    "loose": str}; None as for read_header, or when the index or the size of the records is wrong."""
+    "loose": str, "sections": {section key: [job key]}}; None as for read_header, or when the index or the
+    size of the records is wrong."""
     try:
         with open(folder / MANIFEST, "rb") as stream:
             header = json.loads(stream.readline())
@@ -130,6 +132,16 @@ def read_manifest(folder: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
             summaries = index["summaries"]
             if not isinstance(summaries, dict):
                 return None
+            sections = _sections(index.get("sections", {}))
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return None
-    return header, {"jobs": Records(blob, start, spans), "summaries": summaries, "loose": loose}
+    return header, {"jobs": Records(blob, start, spans), "summaries": summaries, "loose": loose,
+                    "sections": sections}
+
+
+def _sections(value: object) -> dict[str, list[str]]:
+    """The index's sections, or none when they are not {str: [str]} (a build of older code wrote none)."""
+    if isinstance(value, dict) and all(isinstance(key, str) and isinstance(keys, list)
+                                       and all(isinstance(item, str) for item in keys) for key, keys in value.items()):
+        return value
+    return {}

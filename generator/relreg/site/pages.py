@@ -565,9 +565,10 @@ def _gather_hardware(views: Sequence["ReleaseView"], hardware: Mapping[str, Hard
     hardware version."""
     combos: dict[tuple[str, ...], list[int]] = {}  # hardware versions -> the positions of their releases
     for position, view in enumerate(views):
-        found = combos.get(view.release.hardware_versions)
+        hardware_versions = view.facts.hardware_versions  # the release's, kept with its file
+        found = combos.get(hardware_versions)
         if found is None:
-            combos[view.release.hardware_versions] = [position]
+            combos[hardware_versions] = [position]
         else:
             found.append(position)
     # hardware -> (positions, (position, key) of the latest stable release, of the latest pre-release, newest
@@ -660,12 +661,16 @@ class PlannerChannel:
     folder: str  # relative to the site root
 
 
-def planner_channels(registry: "Registry") -> tuple[list[PlannerChannel], list[str]]:
-    """(every update channel, every software type in use), from one pass over the artifacts."""
+def planner_channels(registry: "Registry", image_slots: "Iterable[frozenset[tuple[str, str | None]]] | None" = None
+                     ) -> tuple[list[PlannerChannel], list[str]]:
+    """(every update channel, every software type in use), from one pass over the artifacts. `image_slots`: the
+    Release.image_slots of every release, when the caller has them (ReleaseFacts)."""
     types: dict[str, set[str | None]] = {}
     # One set of the (hardware, software type) pairs in use, from each release's (made once per release, as
     # Release.has_image and the device documents read them), then a loop over the few pairs.
-    for hardware, software in set().union(*[release.image_slots for release in registry.releases]):
+    if image_slots is None:
+        image_slots = [release.image_slots for release in registry.releases]
+    for hardware, software in set().union(*image_slots):
         types.setdefault(hardware, set()).add(software)
     all_hardware = [hardware.name for hardware in registry.hardware]
     channels = []
@@ -885,9 +890,9 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         assert view_keys is not None
         return hashlib.sha256("\0".join([view_keys[view.version] for view in shown]).encode()).hexdigest()
 
-    def keys_of_versions(versions: Iterable[str]) -> str:
-        assert view_keys is not None
-        return hashlib.sha256("\0".join([view_keys[version] for version in versions]).encode()).hexdigest()
+    def shapes_of(versions: Iterable[str]) -> str:
+        """What the files of `versions` say but their notes and extra info (ReleaseFacts.shape), hashed."""
+        return hashlib.sha256("\0".join([by_version[version].facts.shape for version in versions]).encode()).hexdigest()
 
     def view_part(view: "ReleaseView | None") -> str | None:
         return view_keys[view.version] if view is not None and view_keys is not None else None
@@ -898,9 +903,8 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
     def page_inputs(view: "ReleaseView", newer: "ReleaseView | None", older: "ReleaseView | None") -> tuple:
         """What a release page shows besides the whole site's (site_key): its release, neighbours, cohorts, links."""
         release = view.release
-        bases = [a.delta_from for a in release.artifacts]  # one look at each artifact
-        linked = (release.min_version in by_version, *[base in by_version for base in bases]) \
-            if any(bases) else release.min_version in by_version
+        links = view.facts.links  # the minimum version and the delta bases, kept with the release's file
+        linked = [link in by_version for link in links] if len(links) > 1 else links[0] in by_version
         rows = cohorts_of_release.get(view.version)
         if rows:
             rows = tuple((row.cohort.slug, row.cohort.name, row.activation.rollout_percent, row.held_back)
@@ -920,18 +924,33 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         return (views[index - 1] if index > 0 else None), (views[index + 1] if index + 1 < len(views) else None)
 
     by_version, cohorts_of_release, by_release = data.by_version, data.cohorts_of_release, rollouts.by_release
-    newer_of = [None, *views[:-1]]
-    older_of = [*views[1:], None]
-    pages = {view.version: page_inputs(view, newer, older) for view, newer, older in zip(views, newer_of, older_of)}
 
     def release_pages(chunk: Sequence["ReleaseView"]) -> Iterator[tuple[str, Keyed]]:
         for view in chunk:
-            yield f"releases/{view.version}/index.html", Keyed(release_page_key(pages[view.version]),
-                                                               partial(release_page, view, *neighbours(view)))
+            newer, older = neighbours(view)
+            yield f"releases/{view.version}/index.html", Keyed(release_page_key(page_inputs(view, newer, older)),
+                                                               partial(release_page, view, newer, older))
+
+    def chunk_inputs(chunk: Sequence["ReleaseView"]) -> object:
+        """What the pages of `chunk` show besides the whole site's: the page_inputs of each, told in columns when
+        every view key is known (no tuple per release on every plan): the chunk's versions, view keys (each
+        stands for its release's file) and paths in order (so the neighbours within it), the neighbours at its
+        ends, whether each link of each release leads to a release, and the cohort rows and rollout series of
+        the few releases that have them."""
+        if view_keys is None:
+            return [page_inputs(view, *neighbours(view)) for view in chunk]
+        first = positions[chunk[0].version]
+        last = first + len(chunk) - 1
+        return ([view.version for view in chunk], [view_keys[view.version] for view in chunk],
+                [view.release.source_path for view in chunk],
+                views[first - 1].version if first > 0 else None, views[last + 1].version if last + 1 < len(views) else None,
+                [[link in by_version for link in view.facts.links] for view in chunk],
+                [(view.version, *page_inputs(view, *neighbours(view))[4:]) for view in chunk
+                 if view.version in cohorts_of_release or view.version in by_release])
 
     def release_page_job(chunk: Sequence["ReleaseView"]) -> "jobs.KeyedJob":
         # One key over the inputs of the chunk's pages; each page's own key is made when the job runs.
-        return jobs.KeyedJob(jobs.job_key(inputs, "release pages", site_key, [pages[view.version] for view in chunk]),
+        return jobs.KeyedJob(jobs.job_key(inputs, "release pages", site_key, chunk_inputs(chunk)),
                              partial(release_pages, chunk))
 
     chunks = jobs.by_id_chunks(views)
@@ -1041,13 +1060,6 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         return template.render(site=data, root=_root(path), path=path, canonical=data.site_url + "releases/",
                                rows=Markup(b"".join(list_rows()).decode())).encode()
 
-    every: list[str | None] = []
-
-    def every_key() -> str | None:
-        """keys_of(views), made once: the view keys of every release, hashed (None when they are unknown)."""
-        if not every:
-            every.append(view_keys and keys_of(views))
-        return every[0]
 
     def sitemaps() -> dict[str, "bytes | Keyed"]:
         """_sitemaps' files, keyed by what they list: every release's URL and date (in their view keys, in
@@ -1064,7 +1076,8 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
                 made.update(_sitemaps(data, inputs, sitemap_release_lines))
             return made[path]
 
-        parts = ("sitemaps", every_key(), [hw.hardware.name for hw in data.hardware],
+        # A release's line has its updated date; a hardware version's, the newest of its releases'.
+        parts = ("sitemaps", jobs.views_digest(views, "updated"), [hw.hardware.name for hw in data.hardware],
                  [(cohort.slug, inputs.cohort_dates.get(cohort.slug)) for cohort in inputs.registry.cohorts])
         return {path: keyed((*parts, path), partial(render, path)) for path in paths}
 
@@ -1079,13 +1092,13 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         # The list shows every release's row (from its file and dates) and the hardware filter.
         files["releases/index.html"] = keyed(
             ("releases list", data.assets.filters_css, [(hw.hardware.name, len(hw.releases)) for hw in data.hardware],
-             every_key()), releases_page)
-        channels, software_types = planner_channels(inputs.registry)
+             jobs.views_digest(views, "created")), releases_page)
+        channels, software_types = planner_channels(inputs.registry, [view.facts.image_slots for view in views])
         render.page("update/index.html", "update.html", canonical=data.site_url + "update/", channels=channels,
                     software_types=software_types, example_version=views[0].version if views else "1.0.0")
         # Every release's version and hardware versions (from its file), in version order.
         files["update/releases.json"] = keyed(
-            ("planner releases", view_keys and keys_of_versions(release.version for release in inputs.registry.releases)),
+            ("planner releases", shapes_of(release.version for release in inputs.registry.releases)),
             partial(planner_releases, inputs.registry))
         files["feed.xml"] = feed("feed.xml", data.config.name, data.site_url, views)
         files["404.html"] = _not_found_page(data)

@@ -37,7 +37,7 @@ import click
 
 from relreg.registry.gcpause import die_with_parent, linux_libc
 from relreg.resources import code_digest
-from relreg.site.jobs import Keyed, KeyedJob, job_files
+from relreg.site.jobs import Keyed, KeyedJob, KeyedSection, job_files
 from relreg.site.manifest import Records, WriteStats, read_header, read_manifest, write_manifest
 from relreg.site.paths import MANIFEST
 from relreg.site.serving import family_of, path_families
@@ -214,6 +214,7 @@ class PreviousBuild:
     jobs: Records  # KeyedJob key -> its record (see _record_text), read from the manifest when asked for
     loose: str  # the record of the files no KeyedJob gave (unkeyed jobs, serving files)
     summaries: dict[str, JobSummary] = field(default_factory=dict)  # KeyedJob key -> its summary
+    sections: dict[str, list[str]] = field(default_factory=dict)  # KeyedSection key -> the keys of its jobs
 
     @property
     def file_count(self) -> int:
@@ -241,7 +242,8 @@ def previous_build(out: Path) -> PreviousBuild | None:
     try:
         return PreviousBuild(header.get("fingerprint"), header.get("source"), int(header.get("releases", 0)),
                              body["jobs"], str(body["loose"]),
-                             {key: JobSummary.from_json(value) for key, value in body["summaries"].items()})
+                             {key: JobSummary.from_json(value) for key, value in body["summaries"].items()},
+                             body["sections"])
     except (ValueError, AttributeError, KeyError, TypeError, IndexError):
         return None
 
@@ -367,6 +369,42 @@ class _Staging:
         self.swapped = False  # once swapped in, the staging folder holds the previous site
         # paths digest -> serving families, from the summaries of a build made by this code (see expect)
         self.families: dict[str, list[list[str]]] = {}
+        self.sections: dict[str, list[str]] = {}  # the plan's sections: the keys of their jobs, by section key
+
+    def plan(self, plan: Sequence[Any]) -> list[Callable[[], Any]]:
+        """The jobs of `plan` (jobs and jobs.KeyedSections): a section that the served or spare build has with
+        the same key, every job of it still held, becomes those jobs without being planned (each carried by
+        its key, or run from the section's plan if its files are gone); any other is planned."""
+        jobs: list[Callable[[], Any]] = []
+        for item in plan:
+            if not isinstance(item, KeyedSection):
+                jobs.append(item)
+                continue
+            keys = self._held_section(item.key) if CARRY_SECTIONS else None
+            if keys is None:
+                planned = item.jobs()
+                keys = [job.key for job in planned]
+            else:
+                planned = [KeyedJob(key, partial(_section_job, item, key)) for key in keys]
+            self.sections[item.key] = keys
+            jobs += planned
+        return jobs
+
+    def _held_section(self, key: str) -> list[str] | None:
+        """The keys of the jobs of section `key` in the spare or served build, if it has the section and still
+        every job of it."""
+        if self.previous is None:
+            return None
+        for build in (self.previous, self.spare_build):
+            keys = build.sections.get(key) if build is not None else None
+            if keys is not None and all(self._held_job(job) for job in keys):
+                return list(keys)
+        return None
+
+    def _held_job(self, key: str) -> bool:
+        """Whether `run` would carry a KeyedJob of key `key` (given its files are there)."""
+        return any(build is not None and key in build.jobs and key in build.summaries
+                   for build in (self.spare_build, self.previous))
 
     def expect(self, jobs: Sequence[Callable[[], Any]]) -> None:
         """Index the served files a run job may give again: those of the served jobs this plan does not
@@ -563,7 +601,8 @@ class _Staging:
                 summaries[done.key] = done.summary.to_json()
         loose.sort()
         total = sum(done.summary.count for done in self.done)
-        write_manifest(self.folder, {**stamp, "files": total}, jobs, summaries, _record_text(loose).encode())
+        write_manifest(self.folder, {**stamp, "files": total}, jobs, summaries, _record_text(loose).encode(),
+                       self.sections)
         _exchange(Path(self.folder), self.out)
         self.swapped = True
         written = sum(done.written for done in self.done)
@@ -655,6 +694,14 @@ def _remove(folder: str, in_background: bool) -> None:
     os.waitpid(child, 0)
 
 
+CARRY_SECTIONS = True  # off in a test only: every section planned, the general path the carried one is held to
+
+
+def _section_job(section: KeyedSection, key: str) -> Any:
+    """The files of the job of key `key` in `section` (planning it): for a carried job whose files are gone."""
+    return section.job(key)()
+
+
 def write_site(files: Mapping[str, bytes | Keyed], out: Path, fingerprint: str = "", *, reuse: bool = True,
                source: str | None = None, releases: int = 0, previous: PreviousBuild | None = None,
                summarizer: Summarizer | None = None) -> WriteStats:
@@ -733,11 +780,12 @@ def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int
         _SHARED = None
 
 
-def write_jobs(jobs: Sequence[Callable[[], Any]], finish: Callable[[Any], dict[str, bytes]],
+def write_jobs(jobs: Sequence[Callable[[], Any] | KeyedSection], finish: Callable[[Any], dict[str, bytes]],
                out: Path, fingerprint: str = "", *, reuse: bool = True, source: str | None = None,
                releases: int = 0, workers: int = 1, previous: PreviousBuild | None = None,
                summarizer: Summarizer | None = None, before_fork: Callable[[], None] | None = None) -> WriteStats:
-    """Like write_site, for a site given as plan jobs (plan.PlanJob), run by `workers` processes.
+    """Like write_site, for a site given as plan jobs (plan.PlanJob) and sections of them (jobs.KeyedSection,
+    see _Staging.plan), run by `workers` processes.
 
     Each process takes the next job as it frees up and places the files
     itself, so the site is rendered on every core and never held in memory as
@@ -749,6 +797,7 @@ def write_jobs(jobs: Sequence[Callable[[], Any]], finish: Callable[[Any], dict[s
     """
     staging = _Staging(out, reuse, previous or previous_build(out), summarizer)
     try:
+        jobs = staging.plan(jobs)
         staging.expect(jobs)
         _run_jobs(staging, jobs, workers, before_fork)
         staging.finish(finish)

@@ -193,6 +193,29 @@ def test_an_upgrade_of_a_library_that_shapes_the_output_changes_every_key(
         resources.code_digest.cache_clear()
 
 
+def test_the_code_digest_is_the_same_in_another_checkout(tmp_path: Path) -> None:
+    """Keys and caches carry over between checkouts of one commit (a CI runner, a worktree), and change
+    with a change of a template."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    digests = []
+    for name in ("one", "two/deeper", "three"):
+        copy = tmp_path / name
+        shutil.copytree(root / "generator", copy / "generator", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(root / "schemas", copy / "schemas")
+        if name == "three":
+            template = next((copy / "generator" / "relreg" / "site" / "theme" / "templates").glob("*.html"))
+            template.write_text(template.read_text() + "\n")
+        digests.append(subprocess.run(
+            [sys.executable, "-c", "from relreg.resources import code_digest; print(code_digest().hex())"],
+            env={"PYTHONPATH": str(copy / "generator"), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+            check=True).stdout)
+    assert digests[0] == digests[1] != digests[2]
+
+
 @pytest.mark.parametrize("hide", [
     ["sparse-checkout", "set", "--no-cone", "/registry/registry.yaml", "/registry/hardware/", "/registry/cohorts/"],
     ["update-index", "--skip-worktree", "registry/releases/1.1.0.yaml"],

@@ -53,8 +53,11 @@ def code_digest() -> bytes:
     """The generator's code, templates, assets and schemas, and the versions of the libraries that shape
     its output: the output depends on them as much as on the registry, so every cache key takes it in."""
     digest = hashlib.sha256("\n".join(library_versions()).encode() + b"\0")
-    paths = [*_PACKAGE.rglob("*.py"), *site_dir().rglob("*"), *schema_dir().rglob("*.json")]
-    for path in sorted(paths):
-        if path.is_file() and "__pycache__" not in path.parts:
-            digest.update(path.as_posix().removeprefix(_PACKAGE.parent.as_posix()).encode() + b"\0" + path.read_bytes())
+    # Paths relative to each folder: the same code in another checkout (a CI runner, a worktree) has
+    # the same digest, so caches and keys carry over.
+    for label, root, pattern in (("relreg", _PACKAGE, "*.py"), ("site", site_dir(), "*"),
+                                 ("schemas", schema_dir(), "*.json")):
+        for path in sorted(root.rglob(pattern)):
+            if path.is_file() and "__pycache__" not in path.parts:
+                digest.update(f"{label}/{path.relative_to(root).as_posix()}".encode() + b"\0" + path.read_bytes())
     return digest.digest()

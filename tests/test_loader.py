@@ -28,6 +28,7 @@ def test_every_value_and_key_keeps_its_position() -> None:
     (b"a: 1\nb: 1.0e+309\n", "yaml-number", Position(2, 4)),  # read as infinity: not JSON
     (b'name: "Beta\\x1b[31m"\n', "yaml-control-character", Position(1, 7)),  # an escape for what YAML refuses raw
     (b'notes: "a\\0b"\n', "yaml-control-character", Position(1, 8)),
+    (b'notes: "a\\x7fb"\n', "yaml-control-character", Position(1, 8)),  # DEL; NEL (\\x85) is text in YAML 1.2
     (b'"k\\a": 1\n', "yaml-control-character", Position(1, 1)),
     (b"a: 1\nb: x\x07y\n", "yaml-syntax", Position(2, 5)),
     (b"a: [1, -2e400]\n", "yaml-number", Position(1, 8)),

@@ -662,7 +662,7 @@ _FAST_JSON_SUSPECT = re.compile(
 
 # Control characters a double-quoted scalar can hold as escapes ("\x1b", "\0", "\a"), which YAML refuses
 # written raw: they would reach HTML pages and terminals as they are. Tab and line breaks are text.
-_ESCAPED_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_ESCAPED_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f]")  # YAML 1.2 c-printable: NEL is text
 
 
 def _control_problem(character: str, *, key: bool) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import replace
+from urllib.parse import quote
 
 import html5lib
 import pytest
@@ -82,7 +83,7 @@ def test_artifact_table_escapes_every_value_and_keeps_its_structure() -> None:
     assert HOSTILE in texts  # hardware, software type, build id, sha256 read back as written
     assert ("data-copy", HOSTILE) in attributes
     assert ("aria-label", f"Copy SHA-256 of {HOSTILE}.bin") in attributes
-    assert ("href", f"../{HOSTILE}/index.html") in attributes  # the delta's base release has a page
+    assert ("href", f"../{quote(HOSTILE, safe='')}/index.html") in attributes  # the delta's base release has a page
     assert ("href", f"https://dl.example/fw/x/{HOSTILE}.bin") in attributes
     without_software = str(pages.artifact_table(release, False, {}, "https://dl.example/fw/"))
     assert f"<td>{html.escape(HOSTILE, quote=False)}" not in without_software
@@ -266,7 +267,7 @@ _FACTS_TEMPLATE = """<dl class="facts">
 <dt>Last updated</dt><dd><time datetime="{{ view.dates.updated|iso }}">{{ view.dates.updated|when }}</time></dd>
 {% endif %}
 <dt>Revision</dt><dd>{% if release.revision %}{% set commit_url = site.config.commit_url(release.revision) %}{% if commit_url %}<a href="{{ commit_url }}"><code>{{ release.revision }}</code></a>{% else %}<code>{{ release.revision }}</code>{% endif %}{% else %}<span class="muted">not given</span>{% endif %}</dd>
-<dt>Minimum version</dt><dd>{% if release.min_version %}{% if release.min_version in site.by_version %}<a href="../{{ release.min_version }}/index.html">{{ release.min_version }}</a>{% else %}{{ release.min_version }}{% endif %}: devices on an older version install an earlier release first{% else %}<span class="muted">none: any version can update to it</span>{% endif %}</dd>
+<dt>Minimum version</dt><dd>{% if release.min_version %}{% if release.min_version in site.by_version %}<a href="../{{ release.min_version|segment }}/index.html">{{ release.min_version }}</a>{% else %}{{ release.min_version }}{% endif %}: devices on an older version install an earlier release first{% else %}<span class="muted">none: any version can update to it</span>{% endif %}</dd>
 {% if release.must_pass_through %}
 <dt>Required step</dt><dd>Devices on an older version must install this release before any newer one.</dd>
 {% endif %}
@@ -276,7 +277,7 @@ _FACTS_TEMPLATE = """<dl class="facts">
 <dt>Devices</dt><dd>{{ "{:,}".format(view.count_devices) }} running it{% if site.device_counts_date %}, in the snapshot of <time datetime="{{ site.device_counts_date }}">{{ site.device_counts_date }}</time>{% endif %}</dd>
 {% endif %}
 <dt>Update path</dt><dd><a href="../../update/index.html?current={{ view.version|urlencode }}">Plan an update from {{ view.version }}</a></dd>
-<dt>JSON</dt><dd><a href="../../api/v1/releases/{{ view.version }}.json">api/v1/releases/{{ view.version }}.json</a></dd>
+<dt>JSON</dt><dd><a href="../../api/v1/releases/{{ view.version|segment }}.json">api/v1/releases/{{ view.version }}.json</a></dd>
 </dl>"""
 
 

@@ -467,4 +467,13 @@ def test_build_metadata_versions_work_in_paths_and_links(base_registry: Path, tm
     assert result.exit_code == 0, result.output
     assert (out / "releases" / "1.2.0+build.7" / "index.html").is_file()
     assert check_links(out, "https://fw.example.test/") == []
-    assert 'href="1.2.0+build.7/index.html"' in _text(out, "releases/index.html")
+    # '+' as %2B in every URL: S3 and some CDNs read a '+' in a path as a space (found by a new-user trial)
+    assert 'href="1.2.0%2Bbuild.7/index.html"' in _text(out, "releases/index.html")
+    pages = [path for path in out.rglob("*") if path.suffix in (".html", ".xml") and path.is_file()]
+    # (artifact urls are the registry's own, published as written)
+    assert not [path for path in pages
+                if re.search(r'(href="|<loc>|<id>)(?!https://dl\.)[^"<]*1\.2\.0\+build', path.read_text())]
+    assert "https://fw.example.test/releases/1.2.0%2Bbuild.7/" in "".join(p.read_text() for p in out.rglob("sitemap*.xml"))
+    documents = [json.loads(p.read_text()) for p in (out / "api" / "v1" / "devices").rglob("candidates.json")]
+    urls = [c["release_url"] for d in documents for c in d["data"]["candidates"] if c["version"] == "1.2.0+build.7"]
+    assert urls and all(url.endswith("/api/v1/releases/1.2.0%2Bbuild.7.json") for url in urls)

@@ -27,6 +27,7 @@ import json
 from functools import partial
 from itertools import chain
 from typing import Any, Sequence
+from urllib.parse import quote
 
 from relreg.devices.paths import DEVICES, NO_SOFTWARE_TYPE, candidates_path, channel_folder, index_path, rollouts_path
 from relreg.devices.update import (
@@ -301,7 +302,7 @@ def device_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list[PlanJo
                         min_key=minimum.key if minimum else None,
                         must_pass_through=release.must_pass_through,
                         created_date=format_date(view.dates.created),
-                        release_url=site_url + release_path(release.version),
+                        release_url=site_url + release_path(quote(release.version, safe="")),  # "+" as %2B in a URL
                         rollout_percent=_number(percent),
                         full=full,
                         deltas=deltas,

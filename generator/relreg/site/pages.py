@@ -55,13 +55,21 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
        "base-uri 'none'; form-action 'self'")
 
 
+def url_segment(text: str) -> str:
+    """`text` as one segment of a URL path: '+' (which versions may hold, e.g. 1.2.0+build.5) as %2B, since
+    S3 and some CDNs read a '+' in a path as a space (docs/devices.md). A version's other characters
+    need no escape."""
+    return quote(text, safe="")
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     """Templates compiled once per process and reused for every page."""
     env = Environment(loader=FileSystemLoader(site_dir() / "templates"), autoescape=select_autoescape(),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, auto_reload=False)
     env.filters.update(size=human_size, day=format_day, when=format_when, iso=format_iso,
-                       percent=format_percent, short=short_id, extra=extra_value, xml_text=xml_text)
+                       percent=format_percent, short=short_id, extra=extra_value, xml_text=xml_text,
+                       segment=url_segment)
     env.globals.update(csp=Markup(CSP), summary=feed_summary, content=feed_content, download_url=download_url,
                        hardware_page_releases=HARDWARE_PAGE_RELEASES, badges=badges, day=day)
     return env
@@ -185,7 +193,8 @@ def release_list_row(view: "ReleaseView") -> str:
                   + (f' data-from="{text(a.delta_from)}"' if a.is_delta else "")
                   + f'>{text(a.build_id)}</code> ' for a in release.artifacts)
     return (f'<tr data-hw="{text(" ".join(release.hardware_versions))}">\n'
-            f'<th scope="row"><a class="k version" href="{version}/index.html">{version}</a>{badges(release)}</th>\n'
+            f'<th scope="row"><a class="k version" href="{url_segment(view.version)}/index.html">{version}</a>'
+            f'{badges(release)}</th>\n'
             f'<td class="nowrap">{day(view.dates.created)}</td>\n<td>{chips}</td>\n<td>{revision}</td>\n'
             f'<td>{ids}</td>\n</tr>\n')
 
@@ -199,8 +208,9 @@ def served_rows(page: bytes, chunk: Sequence["ReleaseView"], start: int = 0) -> 
     `start`. The page is searched from `start` on: a list's chunks come in order."""
     if not chunk:
         return b"", start
-    first = page.find(f'<a class="k version" href="{_text(chunk[0].version)}/index.html">'.encode(), start)
-    last = page.find(f'<a class="k version" href="{_text(chunk[-1].version)}/index.html">'.encode(), max(first, 0))
+    first = page.find(f'<a class="k version" href="{url_segment(chunk[0].version)}/index.html">'.encode(), start)
+    last = page.find(f'<a class="k version" href="{url_segment(chunk[-1].version)}/index.html">'.encode(),
+                     max(first, 0))
     begin = page.rfind(b'<tr data-hw="', start, first) if first >= 0 else -1
     end = page.find(b"</tr>\n", last) if last >= 0 else -1
     if begin < 0 or end < 0:
@@ -251,7 +261,7 @@ def artifact_table(release: "Release", has_software_type: bool, known: Mapping[s
         if artifact.type != "delta":
             kind = "full"
         elif artifact.delta_from in known:
-            kind = f'delta from <a href="../{delta_from}/index.html">{delta_from}</a>'
+            kind = f'delta from <a href="../{url_segment(artifact.delta_from)}/index.html">{delta_from}</a>'
         else:
             kind = f"delta from {delta_from}"
         rows.append(
@@ -301,7 +311,8 @@ def release_facts(view: "ReleaseView", data: "SiteData", cohorts: Sequence["Coho
     parts.append("</dd>\n<dt>Minimum version</dt><dd>")
     if release.min_version:
         minimum = _text(release.min_version)
-        parts.append((f'<a href="../{minimum}/index.html">{minimum}</a>' if release.min_version in data.by_version
+        parts.append((f'<a href="../{url_segment(release.min_version)}/index.html">{minimum}</a>'
+                      if release.min_version in data.by_version
                       else minimum) + ": devices on an older version install an earlier release first")
     else:
         parts.append('<span class="muted">none: any version can update to it</span>')
@@ -330,7 +341,7 @@ def release_facts(view: "ReleaseView", data: "SiteData", cohorts: Sequence["Coho
                      + "</dd>\n")
     parts.append(f'<dt>Update path</dt><dd><a href="../../update/index.html?current={_text(do_urlencode(view.version))}'
                  f'">Plan an update from {version}</a></dd>\n<dt>JSON</dt><dd><a href="../../api/v1/releases/'
-                 f'{version}.json">api/v1/releases/{version}.json</a></dd>\n</dl>')
+                 f'{url_segment(view.version)}.json">api/v1/releases/{version}.json</a></dd>\n</dl>')
     return Markup("".join(parts))
 
 
@@ -492,7 +503,7 @@ class SiteData:
     device_counts_date: str | None  # the snapshot's date (YYYY-MM-DD), when the snapshot names it
 
     def release_url(self, version: str) -> str:
-        return f"{self.site_url}releases/{version}/"
+        return f"{self.site_url}releases/{url_segment(version)}/"
 
 
 def held_back_on(cohort: "Cohort", activation: "Activation", release: "Release | None") -> tuple[str, ...]:

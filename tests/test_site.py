@@ -458,6 +458,8 @@ def test_build_metadata_versions_work_in_paths_and_links(base_registry: Path, tm
     (base_registry / "releases" / "1.2.0+build.7.yaml").write_text(
         release.replace('version: "1.1.0"', 'version: "1.2.0+build.7"').replace("c333", "e333").replace("d444", "f444")
         .replace("url: 1.1.0/", "url: 1.2.0+build.7/"))
+    cohort = base_registry / "cohorts" / "stable.yaml"
+    cohort.write_text(cohort.read_text() + '  - version: "1.2.0+build.7"\n')  # in device documents too
     repo = init_repo(tmp_path / "repo")
     registry = repo / "registry"
     base_registry.rename(registry)

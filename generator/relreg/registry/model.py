@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sys
+import zlib
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
@@ -148,6 +149,9 @@ class Artifact(tuple):
 
 
 _tuple_new = tuple.__new__
+# The hardware versions and image slots of releases, one object for each value: most releases of a registry
+# have the same, and a frozenset of five slots is 700 bytes (100 MB over 100,000 releases).
+_SHARED: dict[Any, Any] = {}
 
 
 def _compact_artifact(hardware_version: str, build_id: str, url: str, size: int, sha256: str,
@@ -165,10 +169,29 @@ RELEASE_FIELDS: tuple[tuple[str, Any], ...] = (
 _INTERNED_FIELDS = frozenset({"version", "min_version", "notes_format"})
 
 
+# Notes of at least this many characters are held compressed (see _notes_stored).
+COMPRESSED_NOTES = 256
+
+
+def _notes_stored(text: str) -> str | bytes:
+    """Notes as a release holds them: long ones zlib-compressed when that is smaller (a tenth of the
+    benchmark's repetitive notes, a half of ordinary prose), read back by `Release.notes` (a few
+    microseconds, once per build: they are needed only to render them)."""
+    if text.__class__ is not str or len(text) < COMPRESSED_NOTES:
+        return text
+    packed = zlib.compress(text.encode("utf-8", "surrogatepass"), 1)
+    return packed if len(packed) < len(text) else text
+
+
+def _notes_text(stored: str | bytes) -> str:
+    return stored if stored.__class__ is not bytes else zlib.decompress(stored).decode("utf-8", "surrogatepass")  # type: ignore[arg-type,return-value]
+
+
 def compact_release(data: dict[str, Any]) -> tuple[Any, ...]:
     """The compact form of one schema-valid release file's data: a tuple of the RELEASE_FIELDS values
     (defaults for those left out), then a tuple of the artifacts, each a tuple of ARTIFACT_FIELDS values with
-    the digests as bytes where they are lowercase hex (see Artifact).
+    the digests as bytes where they are lowercase hex (see Artifact), and long notes compressed (see
+    _notes_stored).
 
     Made of what marshal writes, names and versions interned (marshal keeps that, so a loaded registry
     holds each once): the work cache keeps this form, and `Release.from_compact` makes a release of it
@@ -179,6 +202,9 @@ def compact_release(data: dict[str, Any]) -> tuple[Any, ...]:
               for name, default in RELEASE_FIELDS]
     if fields[5] is None:
         fields[5] = {}
+    elif fields[5]:  # its names are shared by most releases
+        fields[5] = {sys.intern(name): value for name, value in fields[5].items()}
+    fields[3] = _notes_stored(fields[3])
     fields.append(tuple(_compact_artifact(**item) for item in data["artifacts"]))
     return tuple(fields)
 
@@ -235,7 +261,7 @@ class Release:
 
     def compact(self) -> tuple[Any, ...]:
         """The compact form this release is made of (`compact_release`), its artifacts as plain tuples."""
-        return (self.version, self.min_version, self.revision, self.notes, self.notes_format, self.extra_info,
+        return (self.version, self.min_version, self.revision, _notes_slot.__get__(self), self.notes_format, self.extra_info,
                 self.must_pass_through, self.yanked, tuple(map(tuple, self.artifacts)))
 
     @property
@@ -248,6 +274,7 @@ class Release:
         found = self._hardware_versions
         if found is None:
             found = tuple(sorted({artifact[0] for artifact in self.artifacts}))
+            found = _SHARED.setdefault(found, found)
             _set_hardware_versions(self, found)
         return found
 
@@ -257,6 +284,7 @@ class Release:
         found = self._image_slots
         if found is None:
             found = frozenset((a[0], a[5]) for a in self.artifacts)
+            found = _SHARED.setdefault(found, found)
             _set_image_slots(self, found)
         return found
 
@@ -288,7 +316,11 @@ _set_artifacts = Release.artifacts.__set__  # type: ignore[attr-defined]
 _set_source_path = Release.source_path.__set__  # type: ignore[attr-defined]
 _set_min_version = Release.min_version.__set__  # type: ignore[attr-defined]
 _set_revision = Release.revision.__set__  # type: ignore[attr-defined]
-_set_notes = Release.notes.__set__  # type: ignore[attr-defined]
+_notes_slot = Release.notes  # the slot, holding the notes as _notes_stored gives them
+_set_notes = _notes_slot.__set__  # type: ignore[attr-defined]
+# `notes` reads the slot as text; set through it (the dataclass __init__, unpickling), it stores them compressed.
+Release.notes = property(lambda self: _notes_text(_notes_slot.__get__(self)),  # type: ignore[assignment,attr-defined]
+                         lambda self, text: _set_notes(self, _notes_stored(text)), doc="The notes, as written.")
 _set_notes_format = Release.notes_format.__set__  # type: ignore[attr-defined]
 _set_extra_info = Release.extra_info.__set__  # type: ignore[attr-defined]
 _set_must_pass_through = Release.must_pass_through.__set__  # type: ignore[attr-defined]

@@ -1,8 +1,13 @@
 """The registry's typed, immutable model.
 
 Objects are built from data that already passed schema validation
-(`from_dict`), so constructors only apply defaults and derive values; the
-cross-file rules live in `rules.py`. Nothing here does I/O.
+(`from_dict`, or a release's compact form, `from_compact`), so constructors only
+apply defaults and derive values; the cross-file rules live in `rules.py`.
+Nothing here does I/O.
+
+A registry of 100,000 releases holds a million artifacts, and the build must fit
+1 GiB: releases and their artifacts are compact (slots, tuples, digests as bytes,
+shared names, long notes compressed) while their attributes read as plain values.
 """
 
 from __future__ import annotations
@@ -101,6 +106,10 @@ class Artifact(tuple):
     @property
     def build_id(self) -> str:
         return _digest_text(self[1])
+
+    # Equal for two artifacts exactly when their build ids are (bytes only for lowercase hex, which is
+    # never held as text), without making the text: for comparing a million of them.
+    build_id_key: bytes | str = property(itemgetter(1))  # type: ignore[assignment]
 
     @property
     def sha256(self) -> str:

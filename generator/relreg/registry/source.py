@@ -25,7 +25,7 @@ KIND_FOLDERS = {"releases": "release", "hardware": "hardware", "cohorts": "cohor
 NESTED_KINDS = {"release"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a build holds one per registry file, 100,000 of them
 class RawFile:
     kind: str  # "registry" | "release" | "hardware" | "cohort"
     path: str  # as shown to the user, forward slashes

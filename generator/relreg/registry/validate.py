@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterator, Mapping, Protocol
 from relreg.registry import CONFIG_FILE
 from relreg.registry.diagnostics import Diagnostic, Severity, sorted_diagnostics
 from relreg.registry.gcpause import die_with_parent, gc_paused
-from relreg.registry.model import Cohort, HardwareVersion, Registry, RegistryConfig, Release, RELEASE_FIELDS, compact_release
+from relreg.registry.model import RELEASE_FIELDS, Cohort, HardwareVersion, Registry, RegistryConfig, Release, compact_release
 from relreg.registry.rules import COHORT_RULES, RULES_WITHOUT_COHORTS, RuleContext, check_rules
 from relreg.registry.schemas import default_schemas
 from relreg.registry.source import KIND_FOLDERS, RawFile, RegistryFiles, display_path, git_blob_id

@@ -279,8 +279,10 @@ def read_tracked(registry_dir: Path, tracked: Sequence["IndexedFile"], holds: Ca
     clean, nothing ignored or hidden: head.read_head's `tracked`), from the index instead of each file.
 
     A file whose blob `holds(kind, blob_id)` (a validated document of it is cached) is taken by its blob
-    id without looking at it; the others are read from disk, checked and hashed as read_worktree does, and
-    their bytes are not held when they are the index's (`RawFile.content` reads them again).
+    id without looking at it; the others are looked at as read_worktree does (links and oversized files
+    refused) but not read: the process that checks a file reads it, and refuses it if its bytes are no
+    longer the index's blob (a cold build of 100,000 releases held 370 MB of files through validation).
+    Their blob ids are not remembered by status (`known`): nothing here hashed their bytes.
     None (read the work tree instead) when the folder holds a submodule, which the index does not list.
     """
     base = display_base or Path.cwd()
@@ -306,12 +308,7 @@ def read_tracked(registry_dir: Path, tracked: Sequence["IndexedFile"], holds: Ca
             reader.files.append(RawFile(kind, reader.shown(file.path), file.path, None, file.blob_id,
                                         os.path.join(top, file.path)))
         else:
-            reader.read(kind, file.path)
-            read = reader.files[-1] if reader.files else None
-            if read is not None and read.registry_path == file.path and read.blob_id == file.blob_id:
-                # The bytes are the index's: let go of them, and the process that checks the file reads them
-                # again (a cold build of 100,000 releases held 370 MB of files through the whole validation).
-                reader.files[-1] = read.without_content()
+            reader.read(kind, file.path, file.blob_id if file.mode != "120000" else None)
     return reader.result()
 
 
@@ -353,9 +350,10 @@ class _DiskReader:
             self.problems.append(_problem(shown_name(self.shown(registry_path)), problem, "file-name"))
         return kind
 
-    def read(self, kind: str, registry_path: str) -> None:
+    def read(self, kind: str, registry_path: str, blob_id: str | None = None) -> None:
         """Read one registry file (refused when a symbolic link or too large), or take its blob id from
-        `known` when its status is the remembered one."""
+        `known` when its status is the remembered one; with `blob_id` (git's index's, for a clean
+        registry), take that one and leave the bytes to the process that checks the file."""
         shown = self.shown(registry_path)
         name = registry_path.rpartition("/")[2].removesuffix(".yaml")
         file = os.path.join(self.top, registry_path)
@@ -369,6 +367,9 @@ class _DiskReader:
             self.refused.append((kind, name))
             self.problems.append(_problem(shown, f"file is {status.st_size} bytes, over the limit of "
                                                  f"{MAX_FILE_BYTES} (1 MiB)", "file-too-large"))
+            return
+        if blob_id is not None:
+            self.files.append(RawFile(kind, shown, registry_path, None, blob_id, file))
             return
         known = self.known
         if known is not None:

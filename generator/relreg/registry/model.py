@@ -157,6 +157,23 @@ class Artifact(tuple):
         return urljoin(artifact_base_url, url)
 
 
+@dataclass(frozen=True)
+class _ArtifactFields:
+    """The fields of an Artifact as a dataclass declares them: lent to Artifact, so that dataclasses.fields,
+    replace and asdict treat it as the frozen dataclass it was."""
+
+    hardware_version: str
+    build_id: str
+    url: str
+    size: int
+    sha256: str
+    software_type: str | None = None
+    type: str = "full"
+    delta_from: str | None = None
+
+
+Artifact.__dataclass_fields__ = _ArtifactFields.__dataclass_fields__  # type: ignore[attr-defined]
+Artifact.__dataclass_params__ = _ArtifactFields.__dataclass_params__  # type: ignore[attr-defined]
 _tuple_new = tuple.__new__
 # The hardware versions and image slots of releases, one object for each value: most releases of a registry
 # have the same, and a frozenset of five slots is 700 bytes (100 MB over 100,000 releases).

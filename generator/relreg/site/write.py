@@ -467,7 +467,7 @@ class _Staging:
             if self.spare_build is not None and key in self.spare_build.jobs and key in self.spare_build.summaries:
                 return _Done(key, _carried(self.spare_build.jobs, key), self.spare_build.summaries[key])
             if key in self.previous.jobs and key in self.previous.summaries:
-                if self._carry(self.previous.jobs.raw(key)):
+                if self._carry(_read_carried(self.previous.jobs, key)):
                     return _Done(key, _carried(self.previous.jobs, key), self.previous.summaries[key])
         done = self.place(key, job_files(job()))
         if key is not None:

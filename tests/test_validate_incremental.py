@@ -60,7 +60,11 @@ def _plain(registry: Registry | None) -> object:
         return None
 
     def values(item: object) -> dict[str, object]:
-        return {f.name: getattr(item, f.name) for f in fields(item)}  # type: ignore[arg-type]
+        from relreg.registry.model import ARTIFACT_FIELDS, Artifact
+
+        names = ARTIFACT_FIELDS if isinstance(item, Artifact) else [f.name for f in fields(item)  # type: ignore[arg-type]
+                                                                     if not f.name.startswith("_")]
+        return {name: getattr(item, name) for name in names}
 
     releases = [{**values(r), "parsed_version": r.parsed_version.key, "artifacts": [values(a) for a in r.artifacts]}
                 for r in registry.releases]

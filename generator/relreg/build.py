@@ -232,6 +232,7 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
         raise InvalidRegistry(result)
     files = files.without_contents()  # what follows needs paths and blob ids only
     result.documents.clear()
+    return_freed_memory()  # what validation freed (the files' data, made into the model), before the notes are rendered
     snapshot = read_device_counts(options.device_counts) if options.device_counts else FleetSnapshot()
     counts = snapshot.counts
     warnings += snapshot.warnings(release.version for release in result.registry.releases)  # type: ignore[union-attr]

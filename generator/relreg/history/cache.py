@@ -34,7 +34,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 from relreg import __version__
 from relreg.registry.gcpause import gc_paused
@@ -53,7 +53,8 @@ class WorkCache:
     path: Path | None = None
     # "kind:blob id" -> parsed data, marshalled: the cache is then written and read as a few
     # thousand byte strings rather than millions of objects; a document is loaded when asked for.
-    # Those of the file opened are (offset, length) in `_mapped`, its memory-mapped documents.
+    # Those of the file opened are (offset, length) in `_mapped`, its memory-mapped documents; those
+    # stored by this run are _Spooled (offset, length) in `_spool`, a file beside the cache.
     documents: dict[str, bytes | tuple[int, int]] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)  # sha256(format, text) -> safe HTML
     # absolute file path -> ((size, mtime_ns, ctime_ns, inode, device), blob id): see registry.source.BlobIds
@@ -62,11 +63,16 @@ class WorkCache:
     _used_notes: set[str] = field(default_factory=set)
     _used_blob_ids: set[str] = field(default_factory=set)
     _changed: bool = False
-    _new_documents: dict[str, bytes] = field(default_factory=dict)  # stored by this run, not yet saved
+    _new_documents: dict[str, "bytes | _Spooled"] = field(default_factory=dict)  # stored by this run, not yet saved
     _new_notes: dict[str, str] = field(default_factory=dict)
     _new_blob_ids: dict[str, tuple[tuple[int, ...], str]] = field(default_factory=dict)
     _journal_entries: int = 0  # entries in the journal when opened
     _mapped: memoryview = field(default_factory=lambda: memoryview(b""))
+    # The documents stored by this run, one after the other (an unnamed file beside the cache, gone with
+    # the process): a cold build stores every document, 250 MB at 100,000 releases, not to be held in memory.
+    _spool: BinaryIO | None = None
+    _spool_size: int = 0
+    _read_since_drop: int = 0  # bytes of mapped documents read since their pages were last let go of
 
     @classmethod
     def open(cls, folder: Path | None, fingerprint: str) -> "WorkCache":
@@ -116,11 +122,9 @@ class WorkCache:
         stored = self.documents.get(key)
         if stored is None:
             return None
-        if stored.__class__ is tuple:
-            stored = self._mapped[stored[0]:stored[0] + stored[1]]  # type: ignore[index]
         try:
-            data = marshal.loads(stored)  # type: ignore[arg-type]
-        except (EOFError, ValueError, TypeError):
+            data = marshal.loads(self._view(stored))
+        except (EOFError, ValueError, TypeError, OSError):
             return None
         self._used_documents.add(key)
         return data
@@ -142,11 +146,57 @@ class WorkCache:
         self._used_documents.update(names)
         return found  # type: ignore[return-value]  # facts are kept as bytes, not mapped (see _write_parts)
 
-    def _bytes(self, stored: bytes | tuple[int, int]) -> bytes:
-        """A stored value as bytes: those of the file opened are read from the mapped documents."""
+    def _view(self, stored: "bytes | tuple[int, int] | _Spooled") -> "bytes | memoryview":
+        """A stored value's bytes: those of the file opened from the mapped documents (whose pages are let
+        go of every DROP_BYTES read: read once, they would otherwise count in this process's memory as
+        long as the file is mapped), those stored by this run from the spool."""
         if stored.__class__ is tuple:
-            return bytes(self._mapped[stored[0]:stored[0] + stored[1]])  # type: ignore[index]
+            offset, length = stored  # type: ignore[misc]
+            self._read_since_drop += length
+            if self._read_since_drop > DROP_BYTES:
+                self._drop_pages()
+            return self._mapped[offset:offset + length]
+        if stored.__class__ is _Spooled:
+            offset, length = stored  # type: ignore[misc]
+            assert self._spool is not None
+            return os.pread(self._spool.fileno(), length, offset)
         return stored  # type: ignore[return-value]
+
+    def _drop_pages(self) -> None:
+        """Let go of the pages of the mapped documents read so far (the file keeps them: a later read maps them again)."""
+        self._read_since_drop = 0
+        mapped = self._mapped.obj
+        if isinstance(mapped, mmap.mmap) and hasattr(mapped, "madvise"):
+            try:
+                mapped.madvise(mmap.MADV_DONTNEED)
+            except (OSError, ValueError):
+                pass
+
+    def _bytes(self, stored: "bytes | tuple[int, int] | _Spooled") -> bytes:
+        """A stored value as bytes (see `_view`)."""
+        view = self._view(stored)
+        return view if view.__class__ is bytes else bytes(view)  # type: ignore[return-value]
+
+    def _spooled(self, value: bytes) -> "bytes | _Spooled":
+        """`value` written to the spool, or itself when there is none to write to (no cache file, or it cannot be written)."""
+        if self._spool is None:
+            if self.path is None:
+                return value
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._spool = tempfile.TemporaryFile(dir=self.path.parent)
+            except OSError:
+                self.path = None  # nowhere to write: the cache stays in memory, and is not saved
+                return value
+        try:
+            written = os.pwrite(self._spool.fileno(), value, self._spool_size)
+        except OSError:
+            return value
+        if written != len(value):
+            return value
+        spooled = _Spooled((self._spool_size, len(value)))
+        self._spool_size += len(value)
+        return spooled
 
     def store_fact(self, key: str, value: bytes) -> None:
         """Remember `value` under `key` (see `fact`)."""
@@ -172,7 +222,7 @@ class WorkCache:
     def store_document(self, kind: str, blob_id: str, data: Any, marshalled: bytes | None = None) -> None:
         """Remember `data` (JSON-like) for those bytes; `marshalled`: marshal.dumps(data), when the caller has it."""
         key = f"{kind}:{blob_id}"
-        stored = marshalled if marshalled is not None else marshal.dumps(data)
+        stored = self._spooled(marshalled if marshalled is not None else marshal.dumps(data))
         self.documents[key] = stored
         self._used_documents.add(key)
         self._new_documents[key] = stored
@@ -211,13 +261,12 @@ class WorkCache:
         if unused + self._journal_entries + new <= REWRITE_SHARE * entries:
             self._append_journal()
             return
-        documents = {key: self._bytes(self.documents[key]) for key in self._used_documents}
+        # In the order stored (the file's, then this run's: the spool is read front to back), each document
+        # copied from the mapped file or the spool as it is written, never all held at once.
+        used = self._used_documents
+        documents = [(key, stored) for key, stored in self.documents.items() if key in used]
         notes = {key: self.notes[key] for key in self._used_notes}
         blob_ids = {key: self.blob_ids[key] for key in self._used_blob_ids}
-        # This object stays usable, and the file it mapped can be replaced (Windows refuses a mapped one).
-        self.documents.update(documents)
-        self._mapped.release()
-        self._mapped = memoryview(b"")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             for old in self.path.parent.glob("work-cache-*"):
@@ -226,20 +275,42 @@ class WorkCache:
             handle, temporary = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
             try:
                 with os.fdopen(handle, "wb") as stream:
-                    _write_parts(stream, documents, notes, blob_ids)
+                    places = _write_parts(stream, documents, self._view, notes, blob_ids)
+                self._drop_pages()
+                if os.name == "nt":  # Windows refuses to replace a mapped file
+                    self._unmap()
                 os.replace(temporary, self.path)
             except BaseException:
                 os.unlink(temporary)
                 raise
             _journal(self.path).unlink(missing_ok=True)  # folded in
         except (OSError, ValueError):  # ValueError: a value marshal cannot write (none today)
-            pass  # a cache that cannot be written only costs time next run
+            return  # a cache that cannot be written only costs time next run
+        # This object stays usable: its documents are those of the file just written.
+        self._unmap()
+        try:
+            self._mapped = _read_parts(self.path, tables=False)[3]
+            self.documents = places
+        except (OSError, EOFError, ValueError, TypeError):
+            self.documents = {key: stored for key, stored in places.items() if stored.__class__ is bytes}
+        self._new_documents = {}
+        self._used_documents = set(self.documents)
+
+    def _unmap(self) -> None:
+        """Let go of the mapped file and the spool (their documents are no longer in `documents`)."""
+        self._mapped.release()
+        self._mapped = memoryview(b"")
+        self.documents = {key: stored for key, stored in self.documents.items() if stored.__class__ is bytes}
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+            self._spool_size = 0
 
     def _append_journal(self) -> None:
         if not self._new_documents and not self._new_notes and not self._new_blob_ids:
             return
-        record = pickle.dumps((self._new_documents, self._new_notes, self._new_blob_ids),
-                              protocol=pickle.HIGHEST_PROTOCOL)
+        documents = {key: self._bytes(stored) for key, stored in self._new_documents.items()}
+        record = pickle.dumps((documents, self._new_notes, self._new_blob_ids), protocol=pickle.HIGHEST_PROTOCOL)
         try:
             descriptor = os.open(_journal(self.path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)  # type: ignore[arg-type]
             try:
@@ -255,38 +326,53 @@ class WorkCache:
 # {key: value, ...}) of up to PART_ENTRIES entries of one table (0 documents: (offset, length) in the
 # documents, or for a fact, small and read by every run, its bytes; 1 notes; 2 blob ids). Written and
 # read a part at a time: as one marshalled whole, the file's bytes stood in memory beside the tables
-# (about 500 MB more at 100,000 releases, the build's peak). The documents are memory-mapped.
+# (about 500 MB more at 100,000 releases, the build's peak). The documents are memory-mapped, and
+# written one at a time from the mapped file and the spool.
 _MAGIC = b"relreg work cache, mapped documents, parts\n"
 PART_ENTRIES = 4096
+# Bytes of mapped documents read between two lettings go of their pages (see WorkCache._view).
+DROP_BYTES = 32 << 20
 
 
-def _write_parts(stream: BinaryIO, documents: dict[str, bytes], notes: dict[str, str],
-                 blob_ids: dict[str, tuple[tuple[int, ...], str]]) -> None:
+class _Spooled(tuple):
+    """(offset, length) of a document in the spool (see WorkCache._spool)."""
+
+    __slots__ = ()
+
+
+def _write_parts(stream: BinaryIO, documents: list[tuple[str, Any]], view: Callable[[Any], "bytes | memoryview"],
+                 notes: dict[str, str], blob_ids: dict[str, tuple[tuple[int, ...], str]]
+                 ) -> dict[str, bytes | tuple[int, int]]:
+    """Write the cache file: `documents` (key, stored value), each read by `view` as it is written.
+    Gives the documents' places in the file (facts: their bytes)."""
     places: dict[str, bytes | tuple[int, int]] = {}
-    mapped = []
     offset = 0
-    for key, value in documents.items():
+    for key, stored in documents:
         if key.startswith("fact:"):
-            places[key] = value
+            places[key] = stored
         else:
-            places[key] = (offset, len(value))
-            offset += len(value)
-            mapped.append(value)
+            length = len(stored) if stored.__class__ is bytes else stored[1]
+            places[key] = (offset, length)
+            offset += length
     stream.write(_MAGIC + offset.to_bytes(8, "little"))
-    stream.writelines(mapped)
+    for key, stored in documents:
+        if not key.startswith("fact:"):
+            stream.write(view(stored))
     for index, table in enumerate((places, notes, blob_ids)):
         items = list(table.items())
         for start in range(0, len(items), PART_ENTRIES):
             part = marshal.dumps((index, dict(items[start:start + PART_ENTRIES])))
             stream.write(len(part).to_bytes(8, "little"))
             stream.write(part)
+    return places
 
 
-def _read_parts(path: Path) -> tuple[dict[str, bytes | tuple[int, int]], dict[str, str],
-                                     dict[str, tuple[tuple[int, ...], str]], memoryview]:
-    """The three tables of a cache file, and its documents memory-mapped; ValueError (or EOFError,
-    TypeError) when it is not one, or cut short; OSError when it cannot be read."""
-    tables: tuple[dict[str, Any], ...] = ({}, {}, {})
+def _read_parts(path: Path, tables: bool = True) -> tuple[dict[str, bytes | tuple[int, int]], dict[str, str],
+                                                        dict[str, tuple[tuple[int, ...], str]], memoryview]:
+    """The three tables of a cache file (with `tables` False, empty: not read), and its documents
+    memory-mapped; ValueError (or EOFError, TypeError) when it is not one, or cut short; OSError when it
+    cannot be read."""
+    found: tuple[dict[str, Any], ...] = ({}, {}, {})
     with path.open("rb") as stream:
         start = stream.read(len(_MAGIC) + 8)
         if not start.startswith(_MAGIC) or len(start) != len(_MAGIC) + 8:
@@ -303,7 +389,7 @@ def _read_parts(path: Path) -> tuple[dict[str, bytes | tuple[int, int]], dict[st
                 mapped = memoryview(stream.read(len(start) + length))
             mapped = mapped[len(start):len(start) + length]
         stream.seek(len(start) + length)
-        while header := stream.read(8):
+        while tables and (header := stream.read(8)):
             size = int.from_bytes(header, "little")
             part = stream.read(size)
             if len(header) != 8 or len(part) != size:
@@ -311,8 +397,8 @@ def _read_parts(path: Path) -> tuple[dict[str, bytes | tuple[int, int]], dict[st
             index, entries = marshal.loads(part)
             if not isinstance(entries, dict):
                 raise ValueError("not a work cache")
-            tables[index].update(entries)
-    return (*tables, mapped)  # type: ignore[return-value]
+            found[index].update(entries)
+    return (*found, mapped)  # type: ignore[return-value]
 
 
 def _journal(path: Path) -> Path:

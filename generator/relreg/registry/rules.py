@@ -241,7 +241,7 @@ def min_version_not_above_version(ctx: RuleContext) -> Iterator[Diagnostic]:
 def build_ids_unique(ctx: RuleContext) -> Iterator[Diagnostic]:
     """A build id names one binary; a reuse is reported at the newer file (or later artifact), naming the first."""
     releases = ctx.registry.releases
-    build_ids = [artifact.build_id for release in releases for artifact in release.artifacts]
+    build_ids = [artifact.build_id_key for release in releases for artifact in release.artifacts]
     for group in _repeated_groups(build_ids, _artifact_place(releases)):
         (first, first_index), *others = sorted(group, key=lambda place: (ctx.age(place[0].source_path), place[1]))
         for release, index in others:

@@ -27,7 +27,7 @@ KIND_FOLDERS = {"releases": "release", "hardware": "hardware", "cohorts": "cohor
 NESTED_KINDS = {"release"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a build holds one per registry file, 100,000 of them
 class RawFile:
     kind: str  # "registry" | "release" | "hardware" | "cohort"
     path: str  # as shown to the user, forward slashes
@@ -340,7 +340,10 @@ def read_tracked(registry_dir: Path, tracked: Sequence["IndexedFile"], holds: Ca
     clean, nothing ignored or hidden: head.read_head's `tracked`), from the index instead of each file.
 
     A file whose blob `holds(kind, blob_id)` (a validated document of it is cached) is taken by its blob
-    id without looking at it; the others are read from disk, checked and hashed as read_worktree does.
+    id without looking at it; the others are looked at as read_worktree does (links and oversized files
+    refused) but not read: the process that checks a file reads it, and refuses it if its bytes are no
+    longer the index's blob (a cold build of 100,000 releases held 370 MB of files through validation).
+    Their blob ids are not remembered by status (`known`): nothing here hashed their bytes.
     None (read the work tree instead) when the folder holds a submodule, which the index does not list.
     """
     base = display_base or Path.cwd()
@@ -373,7 +376,7 @@ def read_tracked(registry_dir: Path, tracked: Sequence["IndexedFile"], holds: Ca
             reader.files.append(RawFile(kind, reader.shown(file.path), file.path, None, file.blob_id,
                                         os.path.join(top, file.path)))
         else:
-            reader.read(kind, file.path)
+            reader.read(kind, file.path, file.blob_id if file.mode != "120000" else None)
     return reader.result()
 
 
@@ -422,9 +425,10 @@ class _DiskReader:
         self.problems.append(_problem(shown_name(self.shown(registry_path)),
                                       f"'{registry_path}' {FOLDER_LINK}", "file-symlink"))
 
-    def read(self, kind: str, registry_path: str) -> None:
+    def read(self, kind: str, registry_path: str, blob_id: str | None = None) -> None:
         """Read one registry file (refused when a symbolic link or too large), or take its blob id from
-        `known` when its status is the remembered one."""
+        `known` when its status is the remembered one; with `blob_id` (git's index's, for a clean
+        registry), take that one and leave the bytes to the process that checks the file."""
         shown = self.shown(registry_path)
         name = registry_path.rpartition("/")[2].removesuffix(".yaml")
         file = os.path.join(self.top, registry_path)
@@ -438,6 +442,9 @@ class _DiskReader:
             self.refused.append((kind, name))
             self.problems.append(_problem(shown, f"file is {status.st_size} bytes, over the limit of "
                                                  f"{MAX_FILE_BYTES} (1 MiB)", "file-too-large"))
+            return
+        if blob_id is not None:
+            self.files.append(RawFile(kind, shown, registry_path, None, blob_id, file))
             return
         known = self.known
         if known is not None:

@@ -37,11 +37,11 @@ from typing import Any, Callable, Iterator, Mapping, Protocol
 from relreg.registry import CONFIG_FILE
 from relreg.registry.diagnostics import Diagnostic, Severity, sorted_diagnostics
 from relreg.registry.gcpause import die_with_parent, gc_paused
-from relreg.registry.model import Cohort, HardwareVersion, Registry, RegistryConfig, Release
+from relreg.registry.model import RELEASE_FIELDS, Cohort, HardwareVersion, Registry, RegistryConfig, Release, compact_release
 from relreg.registry.rules import COHORT_RULES, RULES_WITHOUT_COHORTS, RuleContext, check_rules
 from relreg.registry.schemas import default_schemas
 from relreg.registry.source import KIND_FOLDERS, RawFile, RegistryFiles, display_path, git_blob_id
-from relreg.registry.versions import VersionError, scheme_named
+from relreg.registry.versions import VersionError, VersionScheme, scheme_named
 from relreg.registry.yamlload import (MAX_DEPTH, MAX_FILE_BYTES, SourceDocument, YamlLoadError, fast_load, nested_within,
                                       parse_yaml)
 
@@ -107,6 +107,21 @@ def quick_check_file(kind: str, path: str, content: bytes) -> tuple[Any | None, 
     return check_file(kind, path, content)
 
 
+def stored_form(kind: str, data: Any) -> Any:
+    """A schema-valid file's data in the form the work cache keeps and the model is made of: a release's
+    compact form (model.compact_release: about a third of the memory of its parsed data, and made into a
+    Release with no call per artifact), any other kind's data as it is."""
+    return compact_release(data) if kind == "release" else data
+
+
+def _checked(kind: str, path: str, content: bytes) -> tuple[Any | None, list[Diagnostic]]:
+    """`quick_check_file`, with a valid file's data in its stored form."""
+    data, problems = quick_check_file(kind, path, content)
+    if data is not None and not problems and kind == "release":
+        data = compact_release(data)
+    return data, problems
+
+
 @contextmanager
 def _native_stderr_silenced():
     """rapidyaml prints its parse errors to fd 2 before raising; the careful reader words them instead."""
@@ -142,7 +157,7 @@ def _check_here(file: RawFile) -> Any:
         content = file.content
         if git_blob_id(content) != file.blob_id:
             return _CHANGED
-    return (*quick_check_file(file.kind, file.path, content), None)
+    return (*_checked(file.kind, file.path, content), None)
 
 
 def _check_chunk(files: list[RawFile], chunk: int) -> list[Any]:
@@ -326,36 +341,59 @@ def _worker_processes(files: int) -> int:
     return workers - 1
 
 
-def _check_all(files: list[RawFile], early: EarlyCheck | None = None) -> list[Any]:
-    """(data, problems, the data marshalled when a worker sent it so) of each file, or _CHANGED, in order.
+# Given each file's result as it comes (its index in the files checked, and the result): the caller
+# keeps what it needs of it, so the results of a large registry are never held all at once.
+_Done = Callable[[int, Any], None]
+
+
+def _check_all(files: list[RawFile], done: _Done, early: EarlyCheck | None = None) -> None:
+    """Check every file: `done(index, result)` once for each, in no set order, with (data in its stored form,
+    problems, the data marshalled when a worker sent it so) or _CHANGED.
 
     Every process, this one included, takes chunks of files until none is left, so that all finish
     together whatever else runs on the machine; this one loads what the workers sent between its own
     chunks. With `early`, the workers began before the files were read (see EarlyCheck).
     """
     if early is not None and early.workers is not None:
-        return early.check(files)
+        early.check(files, done)
+        return
     processes = _worker_processes(len(files))
     if not processes:
         with _native_stderr_silenced():
-            return [_check_here(file) for file in files]
+            for index, file in enumerate(files):
+                done(index, _check_here(file))
+        return
     workers = _Workers(-(-len(files) // CHUNK_FILES), lambda chunk: [_sent(item) for item in _check_chunk(files, chunk)],
                        processes)
-    results: list[Any] = [None] * workers.chunks
+    given = [False] * workers.chunks
+
+    def give(chunk: int, items: list[Any], convert: Callable[[Any], Any]) -> None:
+        given[chunk] = True
+        for offset, item in enumerate(items):
+            done(chunk * CHUNK_FILES + offset, convert(item))
+
+    def received(chunk: int) -> None:
+        items = workers.results[chunk]
+        workers.results[chunk] = None  # let go of it once given
+        give(chunk, items, _received)  # type: ignore[arg-type]
+
     try:
         with _native_stderr_silenced():
             while (chunk := workers.take()) is not None:
-                results[chunk] = [_with_marshalled(item) for item in _check_chunk(files, chunk)]
-                for done in workers.receive(wait=False):  # loaded while the workers check on
-                    results[done] = [_received(item) for item in workers.results[done]]  # type: ignore[union-attr]
-            for done in workers.receive(wait=True):
-                results[done] = [_received(item) for item in workers.results[done]]  # type: ignore[union-attr]
-            for chunk, done in enumerate(results):
-                if done is None:  # taken by a worker that died before sending it
-                    results[chunk] = _check_chunk(files, chunk)
+                give(chunk, _check_chunk(files, chunk), _with_marshalled)
+                for chunk in workers.receive(wait=False):  # loaded while the workers check on
+                    received(chunk)
+            for chunk in workers.receive(wait=True):
+                received(chunk)
+            for chunk in range(workers.chunks):
+                if not given[chunk]:  # taken by a worker that died before sending it
+                    give(chunk, _check_chunk(files, chunk), _same)
     finally:
         workers.close()
-    return [item for items in results for item in items]
+
+
+def _same(item: Any) -> Any:
+    return item
 
 
 class EarlyCheck:
@@ -390,27 +428,33 @@ class EarlyCheck:
             if self.cache.document(kind, blob_id) is not None:
                 continue
             shown = f"{self.root}/{registry_path}" if self.root not in ("", ".") else registry_path
-            checked.append((registry_path, shown, kind, blob_id, _sent((*quick_check_file(kind, shown, content), None))))
+            checked.append((registry_path, shown, kind, blob_id, _sent((*_checked(kind, shown, content), None))))
         return checked
 
-    def check(self, files: list[RawFile]) -> list[Any]:
-        """_check_all's answer for `files` (read by the caller since), the workers' results taken where they
-        are of the same bytes."""
+    def check(self, files: list[RawFile], done: _Done) -> None:
+        """_check_all for `files` (read by the caller since): the workers' results taken where they are of
+        the same bytes."""
         workers = self.workers
         assert workers is not None
         if not files:  # every document came from the cache
             self.close()
-            return []
+            return
         where = {file.registry_path: index for index, file in enumerate(files)}
-        results: list[Any] = [None] * len(files)
+        given = [False] * len(files)
+
+        def give(index: int, result: Any) -> None:
+            given[index] = True
+            done(index, result)
 
         def take(chunk: int) -> None:
-            for registry_path, shown, kind, blob_id, item in workers.results[chunk]:  # type: ignore[union-attr]
+            results = workers.results[chunk]
+            workers.results[chunk] = None  # let go of it once given
+            for registry_path, shown, kind, blob_id, item in results:  # type: ignore[union-attr]
                 index = where.get(registry_path)
                 if index is not None:
                     file = files[index]
                     if file.blob_id == blob_id and file.kind == kind and file.path == shown:
-                        results[index] = _received(item)
+                        give(index, _received(item))
 
         try:
             with _native_stderr_silenced():
@@ -418,17 +462,16 @@ class EarlyCheck:
                     for registry_path in self.paths[chunk * CHUNK_FILES:(chunk + 1) * CHUNK_FILES]:
                         index = where.get(registry_path)
                         if index is not None:
-                            results[index] = _with_marshalled(_check_here(files[index]))
-                    for done in workers.receive(wait=False):
-                        take(done)
-                for done in workers.receive(wait=True):
-                    take(done)
-                for index, result in enumerate(results):
-                    if result is None:  # not listed, of other bytes, or of a chunk a killed worker took
-                        results[index] = _check_here(files[index])
+                            give(index, _with_marshalled(_check_here(files[index])))
+                    for received in workers.receive(wait=False):
+                        take(received)
+                for received in workers.receive(wait=True):
+                    take(received)
+                for index, file in enumerate(files):
+                    if not given[index]:  # not listed, of other bytes, or of a chunk a killed worker took
+                        done(index, _check_here(file))
         finally:
             self.close()
-        return results
 
     def close(self) -> None:
         """End the workers (killed if still at work) and let go of their pipes."""
@@ -540,13 +583,22 @@ _RULES_ENTRY = "rules"
 _COHORT_RULES_ENTRY = "cohort-rules"
 
 
-def _rule_facts(kind: str, data: dict[str, Any]) -> bytes:
-    """A digest of what the rules can read of one file's data: equal data give equal digests (repr of
-    JSON-like data is canonical, types and key order included)."""
+def _rule_facts(kind: str, data: Any) -> bytes:
+    """A digest of what the rules can read of one file's data (a release's as a Release or its compact
+    form): equal data give equal digests (repr of JSON-like data is canonical, types and key order included)."""
+    if kind == "release":
+        compact = data.compact() if data.__class__ is Release else data
+        return hashlib.sha1(repr(tuple(compact[index] for index in _RELEASE_RULE_FIELDS))
+                            .encode("utf-8", "surrogatepass")).digest()
     left_out = NOT_READ_BY_RULES.get(kind, ())
     if any(name in data for name in left_out):
         data = {name: value for name, value in data.items() if name not in left_out}
     return hashlib.sha1(repr(data).encode("utf-8", "surrogatepass")).digest()
+
+
+# The places in a release's compact form of what the rules read: its fields but those left out, and the artifacts.
+_RELEASE_RULE_FIELDS = (*(index for index, (name, _) in enumerate(RELEASE_FIELDS)
+                          if name not in NOT_READ_BY_RULES["release"]), len(RELEASE_FIELDS))
 
 
 class _WatchedRecency(Mapping[str, int]):
@@ -692,35 +744,53 @@ def _validate_files(files: RegistryFiles, cache: DocumentCache,
             diagnostics, counts = verdict
             return ValidationResult(None, diagnostics, len(files.files), SourceDocuments(files), counts)
     diagnostics: list[Diagnostic] = list(files.problems)
+    documents = SourceDocuments(files)
+    # Each valid file as (file, its data in stored form), a release as (file, Release) once the config's
+    # version scheme is known: a release is made as its data arrives, which is then let go of, so the
+    # data of every file and the model are never held side by side.
     valid: dict[str, list[tuple[RawFile, Any]]] = {"registry": [], "release": [], "hardware": [], "cohort": []}
-    to_check = []
-    for file in files.files:
-        data = cache.document(file.kind, file.blob_id)
-        if data is not None:
-            valid[file.kind].append((file, data))
-        else:
-            to_check.append(file)  # a file known by its status is read by the process that checks it
-    for file, result in zip(to_check, _check_all(to_check, early)):
+    parts = _ModelParts(documents, diagnostics)
+
+    def take(file: RawFile, data: Any) -> None:
+        if file.kind == "release":
+            data = parts.release(file, data)
+        elif file.kind == "registry":
+            parts.configure(file, data)
+        valid[file.kind].append((file, data))
+
+    def checked(file: RawFile, result: Any) -> None:
         if result is _CHANGED:
             # Changed since its status was taken: its blob id (a cache key, and the key of its
             # pages) no longer names these bytes. Refused, so that nothing is built or cached from it.
             diagnostics.append(Diagnostic(file.path, 1, 1, "file changed while relreg was reading the registry: "
                                           "run the command again", "file-changed"))
-            continue
+            return
         data, problems, marshalled = result
         diagnostics.extend(problems)
         if data is not None and not problems:
-            valid[file.kind].append((file, data))
             if marshalled is None:
                 cache.store_document(file.kind, file.blob_id, data)
             else:
                 cache.store_document(file.kind, file.blob_id, data, marshalled=marshalled)
+            take(file, data)
 
-    documents = SourceDocuments(files)
+    to_check = []
+    # The config first: its version scheme makes the releases. Checked here when not cached (one small file).
+    for file in sorted(files.files, key=lambda file: file.kind != "registry"):
+        data = cache.document(file.kind, file.blob_id)
+        if data is not None:
+            take(file, data)
+        elif file.kind == "registry":
+            with _native_stderr_silenced():
+                checked(file, _check_here(file))
+        else:
+            to_check.append(file)  # a file known by its status is read by the process that checks it
+    _check_all(to_check, lambda index, result: checked(to_check[index], result), early)
+
     registry = None
     recency_read = False
     if valid["registry"]:
-        registry = _build_model(valid, diagnostics, documents)
+        registry = parts.registry(valid)
         if registry is not None:
             loaded = {item.source_path for item in (*registry.releases, *registry.hardware)}
             unloaded = (files.names_not_loaded("release", loaded), files.names_not_loaded("hardware", loaded))
@@ -768,32 +838,50 @@ def _check_rules(registry: Registry, documents: SourceDocuments, valid: dict[str
     return findings, recency_read
 
 
-def _build_model(valid: dict[str, list[tuple[RawFile, Any]]], diagnostics: list[Diagnostic],
-                 documents: SourceDocuments) -> Registry | None:
-    config_file, config_data = valid["registry"][0]
-    config = RegistryConfig.from_dict(config_data)
-    try:
-        scheme = scheme_named(config.version_scheme)
-    except VersionError as error:
-        position = documents[config_file.path].position(("version_scheme",))
-        diagnostics.append(Diagnostic(config_file.path, position.line, position.column, str(error), "version-scheme"))
-        return None
-    releases: list[Release] = []
-    for file, data in valid["release"]:
+class _ModelParts:
+    """The model made as the files' data arrive: the config (given first: its version scheme makes the
+    releases), then each release as its data comes."""
+
+    def __init__(self, documents: SourceDocuments, diagnostics: list[Diagnostic]) -> None:
+        self.documents = documents
+        self.diagnostics = diagnostics
+        self.config: RegistryConfig | None = None
+        self.scheme: VersionScheme | None = None
+
+    def configure(self, file: RawFile, data: dict[str, Any]) -> None:
+        self.config = RegistryConfig.from_dict(data)
         try:
-            releases.append(Release.from_dict(data, scheme, file.path))
+            self.scheme = scheme_named(self.config.version_scheme)
         except VersionError as error:
-            position = documents[file.path].position(("version",))
-            diagnostics.append(Diagnostic(file.path, position.line, position.column, str(error), "version-scheme"))
-    hardware = [HardwareVersion.from_dict(data, file.path) for file, data in valid["hardware"]]
-    cohorts = [Cohort.from_dict(data, file.path) for file, data in valid["cohort"]]
-    return Registry(
-        config=config,
-        scheme=scheme,
-        releases=tuple(sorted(releases, key=lambda r: (r.parsed_version.key, r.source_path))),
-        hardware=tuple(sorted(hardware, key=lambda h: (h.name, h.source_path))),
-        cohorts=tuple(sorted(cohorts, key=lambda c: (c.slug, c.source_path))),
-    )
+            position = self.documents[file.path].position(("version_scheme",))
+            self.diagnostics.append(Diagnostic(file.path, position.line, position.column, str(error), "version-scheme"))
+
+    def release(self, file: RawFile, compact: tuple[Any, ...]) -> Release | tuple[Any, ...]:
+        """The release of a file's compact form; the form itself when there is no version scheme (no
+        model is made), or when its version does not parse (reported)."""
+        if self.scheme is None:
+            return compact
+        try:
+            return Release.from_compact(compact, self.scheme, file.path)
+        except VersionError as error:
+            position = self.documents[file.path].position(("version",))
+            self.diagnostics.append(Diagnostic(file.path, position.line, position.column, str(error), "version-scheme"))
+            return compact
+
+    def registry(self, valid: dict[str, list[tuple[RawFile, Any]]]) -> Registry | None:
+        """The model of the valid files, or None when the version scheme is unknown."""
+        if self.config is None or self.scheme is None:
+            return None
+        releases = [data for _, data in valid["release"] if data.__class__ is Release]
+        hardware = [HardwareVersion.from_dict(data, file.path) for file, data in valid["hardware"]]
+        cohorts = [Cohort.from_dict(data, file.path) for file, data in valid["cohort"]]
+        return Registry(
+            config=self.config,
+            scheme=self.scheme,
+            releases=tuple(sorted(releases, key=lambda r: (r.parsed_version.key, r.source_path))),
+            hardware=tuple(sorted(hardware, key=lambda h: (h.name, h.source_path))),
+            cohorts=tuple(sorted(cohorts, key=lambda c: (c.slug, c.source_path))),
+        )
 
 
 def summary(result: ValidationResult) -> str:

@@ -32,7 +32,7 @@ class VersionError(ValueError):
     """A version string that the registry's scheme cannot parse."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Version:
     text: str
     key: tuple  # total order; equal keys mean "the same version"

@@ -25,7 +25,7 @@ from relreg.history.head import hidden_files_problem
 from relreg.registry.diagnostics import Diagnostic, sorted_diagnostics
 from relreg.registry.model import Cohort, HardwareVersion, RegistryConfig, Release
 from relreg.registry.source import CONFIG_FILE, RegistryFiles, RegistryNotFound, read_git_tree, read_worktree
-from relreg.registry.validate import SourceDocuments, check_file, validate_files
+from relreg.registry.validate import SourceDocuments, check_file, stored_form, validate_files
 from relreg.trust.keys_check import registry_keys_diagnostics
 from relreg.registry.versions import VersionError, scheme_named
 from relreg.release.policy import Snapshot, changes, check_policy
@@ -115,6 +115,7 @@ def load_snapshot(files: RegistryFiles, cache: WorkCache, documents: Any = None)
             data, problems = check_file(file.kind, file.path, file.content)
             if data is None or problems:
                 continue
+            data = stored_form(file.kind, data)
             cache.store_document(file.kind, file.blob_id, data)
         loaded[file.kind].append((file, data))
     config = RegistryConfig.from_dict(loaded["registry"][0][1]) if loaded["registry"] else None
@@ -125,7 +126,7 @@ def load_snapshot(files: RegistryFiles, cache: WorkCache, documents: Any = None)
     releases: list[Release] = []
     for file, data in loaded["release"]:
         try:
-            releases.append(Release.from_dict(data, scheme, file.path))
+            releases.append(Release.from_compact(data, scheme, file.path))
         except VersionError:
             continue
     hardware = [HardwareVersion.from_dict(data, file.path) for file, data in loaded["hardware"]]

@@ -216,7 +216,7 @@ def _api_jobs(inputs: SiteInputs, views: list[ReleaseView], view_keys: "dict[str
     get = members.get
     # Build ids are unique in a valid registry: then each names a list of one release, its own, and they
     # are not gathered here (a hundred thousand of them at 10,000 releases) but named when a job runs.
-    build_ids = [artifact.build_id for view in views for artifact in view.release.artifacts]
+    build_ids = [artifact.build_id_key for view in views for artifact in view.release.artifacts]  # equal as build_id
     unique_builds = BUILD_ID_FAST_PATH and len(set(build_ids)) == len(build_ids)
     del build_ids
     # build id -> its release, for the build ids group_lists has named (the only ones a job asks members_of for)

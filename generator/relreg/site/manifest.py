@@ -18,7 +18,7 @@ import mmap
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Protocol
 
 from relreg.site.paths import MANIFEST
 
@@ -36,6 +36,14 @@ class WriteStats:
     notes: list[Any] = field(default_factory=list)  # what the Summarizer said of each job, in plan order
 
 
+class Record(Protocol):
+    """A record kept elsewhere until the manifest is written: its length, and its bytes when read."""
+
+    def __len__(self) -> int: ...
+
+    def read(self) -> bytes: ...
+
+
 class Records(Mapping[str, str]):
     """The records of a manifest by job key (UTF-8 text), each read from the mapped file when asked for."""
 
@@ -50,6 +58,19 @@ class Records(Mapping[str, str]):
         offset += self._start
         return self._blob[offset:offset + length]
 
+    def length(self, key: str) -> int:
+        """The length of the record of `key` (KeyError when there is none)."""
+        return self._index[key][1]
+
+    def drop_pages(self) -> None:
+        """Let go of the pages of the file read so far: they count in this process's memory while mapped
+        (a later read maps them again)."""
+        if isinstance(self._blob, mmap.mmap) and hasattr(self._blob, "madvise"):
+            try:
+                self._blob.madvise(mmap.MADV_DONTNEED)
+            except (OSError, ValueError):
+                pass
+
     def __getitem__(self, key: str) -> str:
         return self.raw(key).decode()
 
@@ -63,13 +84,13 @@ class Records(Mapping[str, str]):
         return len(self._index)
 
 
-def write_manifest(folder: str, header: dict[str, Any], records: Mapping[str, bytes], summaries: dict[str, Any],
-                   loose: bytes, sections: Mapping[str, list[str]] | None = None) -> None:
+def write_manifest(folder: str, header: dict[str, Any], records: "Mapping[str, bytes | Record]",
+                   summaries: dict[str, Any], loose: bytes, sections: Mapping[str, list[str]] | None = None) -> None:
     """Write the manifest into `folder` (a staging folder: the swap makes it visible).
 
-    `records`: each job's record (UTF-8, newline-terminated lines) by job key; `summaries`: JSON by job key;
-    `loose`: the record of the files of no keyed job; `sections`: the keys of the jobs of each section of the
-    plan (jobs.KeyedSection), by section key.
+    `records`: each job's record (UTF-8, newline-terminated lines) by job key, as bytes or as a `Record`
+    read as it is written; `summaries`: JSON by job key; `loose`: the record of the files of no keyed job;
+    `sections`: the keys of the jobs of each section of the plan (jobs.KeyedSection), by section key.
     """
     index: dict[str, list[int]] = {}
     offset = len(loose)
@@ -82,7 +103,8 @@ def write_manifest(folder: str, header: dict[str, Any], records: Mapping[str, by
         stream.write(json.dumps({"jobs": index, "summaries": summaries, "loose": [0, len(loose)], "size": offset,
                                  "sections": dict(sections or {})}, sort_keys=True).encode() + b"\n")
         stream.write(loose)
-        stream.writelines(records.values())
+        for record in records.values():
+            stream.write(record if isinstance(record, bytes) else record.read())
 
 
 def _is_header(value: object) -> bool:

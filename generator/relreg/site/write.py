@@ -168,12 +168,84 @@ def _record_paths(text: str | bytes) -> list[str]:
     return [line.partition("\t")[0] for line in text.splitlines()]
 
 
-# A placed job's record: its entries when it ran, the bytes of the record it was carried with otherwise.
-_Record = Union[list[tuple[str, str, str]], bytes]
+class _Kept:
+    """A job's record kept out of this process's memory until the manifest is written: in a manifest
+    (a job carried over: `Records`, mapped) or in the spool of the records of the jobs that ran (see
+    _RecordSpool). At 100,000 releases the records of 1.4 million files are about 300 MB."""
+
+    __slots__ = ("_read", "_length")
+
+    def __init__(self, read: Callable[[], bytes], length: int) -> None:
+        self._read = read
+        self._length = length
+
+    def __len__(self) -> int:
+        return self._length
+
+    def read(self) -> bytes:
+        return self._read()
+
+
+def _carried(records: Records, key: str) -> _Kept:
+    """The record of `key` in a manifest (read from it when asked for)."""
+    return _Kept(partial(_read_carried, records, key), records.length(key))
+
+
+# Bytes of records read from mapped manifests since their pages were last let go of (see Records.drop_pages):
+# a rebuild copies every carried record into the new manifest, which would map the whole of two manifests.
+_CARRIED_READ = [0]
+DROP_BYTES = 32 << 20
+
+
+def _read_carried(records: Records, key: str) -> bytes:
+    record = records.raw(key)
+    _CARRIED_READ[0] += len(record)
+    if _CARRIED_READ[0] > DROP_BYTES:
+        _CARRIED_READ[0] = 0
+        records.drop_pages()
+    return record
+
+
+class _RecordSpool:
+    """The records of the jobs run by a build, written one after the other to an unnamed file beside the
+    output as they come back (gone with the process), each read again once, to write the manifest."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._file: Any = None
+        self._size = 0
+
+    def keep(self, record: bytes) -> _Kept | bytes:
+        """`record` written to the spool, or itself if it cannot be written (it then stays in memory)."""
+        try:
+            if self._file is None:
+                self._file = tempfile.TemporaryFile(dir=self._folder)
+            if os.pwrite(self._file.fileno(), record, self._size) != len(record):
+                return record
+        except OSError:
+            return record
+        kept = _Kept(partial(os.pread, self._file.fileno(), len(record), self._size), len(record))
+        self._size += len(record)
+        return kept
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+# A placed job's record: its entries when it ran and has no key, else its bytes, or those kept out of memory.
+_Record = Union[list[tuple[str, str, str]], bytes, _Kept]
+
+
+def _record_bytes(record: bytes | _Kept) -> bytes:
+    return record.read() if isinstance(record, _Kept) else record
 
 
 def _paths_of(record: _Record) -> list[str]:
-    return _record_paths(record) if isinstance(record, bytes) else [path for path, _, _ in record]
+    if isinstance(record, list):
+        return [path for path, _, _ in record]
+    return _record_paths(_record_bytes(record))
 
 
 @dataclass(frozen=True)
@@ -370,6 +442,7 @@ class _Staging:
         # paths digest -> serving families, from the summaries of a build made by this code (see expect)
         self.families: dict[str, list[list[str]]] = {}
         self.sections: dict[str, list[str]] = {}  # the plan's sections: the keys of their jobs, by section key
+        self.spool = _RecordSpool(self.out.parent)
 
     def plan(self, plan: Sequence[Any]) -> list[Callable[[], Any]]:
         """The jobs of `plan` (jobs and jobs.KeyedSections): a section that the served or spare build has with
@@ -458,16 +531,21 @@ class _Staging:
         key = job.key if isinstance(job, KeyedJob) else None
         if key is not None and self.previous is not None:
             if self.spare_build is not None and key in self.spare_build.jobs and key in self.spare_build.summaries:
-                return _Done(key, self.spare_build.jobs.raw(key), self.spare_build.summaries[key])
+                return _Done(key, _carried(self.spare_build.jobs, key), self.spare_build.summaries[key])
             if key in self.previous.jobs and key in self.previous.summaries:
-                text = self.previous.jobs.raw(key)
-                if self._carry(text):
-                    return _Done(key, text, self.previous.summaries[key])
+                if self._carry(_read_carried(self.previous.jobs, key)):
+                    return _Done(key, _carried(self.previous.jobs, key), self.previous.summaries[key])
         done = self.place(key, job_files(job()))
         if key is not None:
             # Kept as the manifest will hold it: one byte string per job instead of three strings and a
             # tuple per file (at 100,000 releases, 1.9 million files: 0.7 GB less in the build process).
             done = _Done(key, _record_text(done.record).encode(), done.summary, done.written)
+        return done
+
+    def keep(self, done: _Done) -> _Done:
+        """`done` (given back by `run`, here or in a worker) with its record kept out of memory (see _Kept)."""
+        if isinstance(done.record, bytes):
+            return _Done(done.key, self.spool.keep(done.record), done.summary, done.written)
         return done
 
     def _carry(self, text: bytes) -> bool:
@@ -587,7 +665,7 @@ class _Staging:
     def swap_in(self, stamp: dict[str, object]) -> WriteStats:
         if self.spare_build is not None:
             self._remove_stale(self._changed_paths(self.spare_build))
-        jobs: dict[str, bytes] = {}
+        jobs: dict[str, bytes | _Kept] = {}
         summaries: dict[str, list[Any]] = {}
         loose: list[tuple[str, str, str]] = []
         for done in self.done:
@@ -597,7 +675,7 @@ class _Staging:
             else:
                 if done.key in jobs:
                     raise AssertionError(f"two plan jobs have the key {done.key}")
-                jobs[done.key] = done.record if isinstance(done.record, bytes) else _record_text(done.record).encode()
+                jobs[done.key] = _record_text(done.record).encode() if isinstance(done.record, list) else done.record
                 summaries[done.key] = done.summary.to_json()
         loose.sort()
         total = sum(done.summary.count for done in self.done)
@@ -627,6 +705,7 @@ class _Staging:
         try:
             self._discard()
         finally:
+            self.spool.close()
             os.close(self._lock)
 
     def _discard(self) -> None:
@@ -729,7 +808,10 @@ def _write_job(index: int) -> _Done:
     """In a worker: run one job and place its files."""
     assert _SHARED is not None
     staging, jobs = _SHARED
-    return staging.run(jobs[index])
+    done = staging.run(jobs[index])
+    if isinstance(done.record, _Kept):  # sent back as bytes (the parent keeps it out of memory again)
+        done = _Done(done.key, done.record.read(), done.summary, done.written)
+    return done
 
 
 # Forked workers pay for the copy-on-write of the parent's large heap and each encodes the
@@ -760,7 +842,7 @@ def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int
     # fork copies one thread of a threaded process (relreg serve), with any lock another
     # thread held: there, and where fork does not exist, the jobs run in this process.
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
-        staging.done += [staging.run(job) for job in jobs]
+        staging.done += [staging.keep(staging.run(job)) for job in jobs]
         return
     if before_fork is not None:
         before_fork()
@@ -774,7 +856,7 @@ def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int
         # A worker renders a share of the whole site: it collects cycles even where the build paused that.
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                  initializer=_start_worker) as pool:
-            staging.done += list(pool.map(_write_job, range(len(jobs))))
+            staging.done += map(staging.keep, pool.map(_write_job, range(len(jobs))))
     finally:
         gc.unfreeze()  # a long-lived process (relreg serve) collects them again later
         _SHARED = None

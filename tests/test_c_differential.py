@@ -282,7 +282,7 @@ def test_both_clients_take_or_refuse_a_tampered_document_alike(name: str, tmp_pa
         assert "Traceback" not in python.stderr
         outcomes.add(python.returncode)
     if name not in ("escaped version", "threshold 20000"):  # those two are still read as the same values
-        assert 1 in outcomes, "refused by both for the devices that take the tampered offer"
+        assert {1} <= outcomes, "refused by both for the devices that take the tampered offer"
 
 
 # --- version ordering ------------------------------------------------------------------------------

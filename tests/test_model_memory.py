@@ -127,8 +127,11 @@ def test_an_artifact_gives_back_its_fields_as_written(build_id: str, sha256: str
               "software_type": software_type, "type": "delta" if delta_from else "full", "delta_from": delta_from}
     made = Artifact(**fields)
     assert {name: getattr(made, name) for name in ARTIFACT_FIELDS} == fields
-    data = {"version": "1.0.0", "artifacts": [{key: value for key, value in fields.items() if value is not None}]}
+    # Next to an artifact of plain digests: the text of one artifact does not change how the other is held.
+    plain = {"hardware_version": "dvt", "build_id": "ab" * 20, "url": "1.0.0/b.bin", "size": 8, "sha256": "cd" * 32}
+    data = {"version": "1.0.0", "artifacts": [{key: value for key, value in fields.items() if value is not None}, plain]}
     loaded = Release.from_compact(marshal.loads(marshal.dumps(compact_release(data))), scheme_named("semver"), "r")
-    assert loaded.artifacts == (made,) and hash(loaded.artifacts[0]) == hash(made)
+    assert loaded.artifacts == (made, Artifact(**plain)) and hash(loaded.artifacts[0]) == hash(made)
+    assert loaded.artifacts[1].build_id_key == bytes.fromhex("ab" * 20)
     assert pickle.loads(pickle.dumps(made)) == made and repr(pickle.loads(pickle.dumps(made))) == repr(made)
     assert loaded.compact() == compact_release(data)

@@ -112,3 +112,38 @@ def test_the_quick_hidden_scan_agrees_with_the_parsed_listing(entries: list[tupl
     parsed = _parse_listing(listed)
     assert [(f.path, f.mode, f.blob_id) for f in parsed] == [(p, m, b) for _, m, b, p in entries]
     assert (_HIDDEN_ENTRY.search(listed) is not None) == any(f.hidden for f in parsed)
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["valid", "with errors"])
+def test_relreg_validate_of_a_clean_registry_says_what_a_work_tree_read_says(tmp_path: Path, broken: bool) -> None:
+    """`relreg validate` reads a clean registry from git's index: its report, cold and warm, is the one
+    given when an untracked file sends the read to the work tree, problems and odd files included."""
+    import json
+
+    from conftest import run_relreg
+
+    repo = init_repo(tmp_path / "repo")
+    registry = repo / "registry"
+    shutil.copytree(BASE_REGISTRY, registry)
+    _odd_tree(registry)
+    if broken:  # a duplicate key (the odd files bring build ids used twice, reported at the newer file)
+        release = registry / "releases" / "1.1.0.yaml"
+        release.write_text(release.read_text().replace("version:", "version: 9.9.9\nversion:", 1))
+    commit_all(repo, "registry", "2024-01-01T00:00:00Z")
+
+    def report() -> tuple[int, object]:
+        result = run_relreg("validate", "--registry", registry, "--format", "json")
+        assert "Traceback" not in result.output
+        return result.exit_code, json.loads(result.output)
+
+    head = read_head(registry)
+    assert head is not None and head.tracked is not None  # read from the index
+    from_index = [report(), report()]  # cold, then warm (the kept verdict)
+    (registry / "scratch.md").write_text("untracked, not a registry file\n")
+    head = read_head(registry)
+    assert head is not None and head.tracked is None  # read from the work tree
+    from_disk = [report(), report()]
+    assert from_index == from_disk
+    assert from_disk[0][0] == 1  # the odd files are refused
+    rules = {d["rule"] for d in from_disk[0][1]["diagnostics"]}
+    assert "build-id-unique" in rules and ("yaml-duplicate-key" in rules) == broken

@@ -486,3 +486,29 @@ def test_a_rollout_change_reruns_only_the_rules_that_read_cohorts(tmp_path: Path
         diagnostics = validate()
         assert runs == rerun
     assert any(d.rule == "file-name-mismatch" and d.path.endswith("stable.yaml") for d in diagnostics)
+
+
+def test_a_cold_validation_keeps_no_rules_findings_and_the_next_one_does(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold run (no document from the cache) neither computes each file's rule facts nor keeps the rules'
+    findings: that work only pays off on a later run. The first run with documents from the cache keeps
+    them, and the one after reuses them without running the rules."""
+    monkeypatch.setattr(source, "RACY_NS", 0)
+    folder = tmp_path / "registry"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "base", folder)
+    runs = _rules_runs(monkeypatch)
+
+    def validate() -> set[str]:
+        cache = WorkCache.open(tmp_path / "cache", "fingerprint")
+        validate_files(read_worktree(folder, known=cache), cache, recency={})
+        cache.save()
+        kept = WorkCache.open(tmp_path / "cache", "fingerprint").documents
+        return {key for key in kept if key.startswith("fact:") and key != "fact:verdict"}
+
+    cold = validate()
+    assert not cold and len(runs) == 2
+    warm = validate()
+    assert any(key.startswith("fact:facts:release:") for key in warm) and {"fact:rules", "fact:cohort-rules"} <= warm
+    assert len(runs) == 4
+    validate()
+    assert len(runs) == 4  # the kept findings

@@ -35,11 +35,11 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
     Exit status: 0 valid, 1 problems found, 2 usage error.
     """
     from relreg.history.cache import work_cache_for
-    from relreg.history.head import hidden_files_problem
+    from relreg.history.head import hidden_files_problem, read_head
     from relreg.history.recency import GitRecency
     from relreg.registry import CONFIG_FILE
     from relreg.registry.gcpause import gc_paused
-    from relreg.registry.source import RegistryNotFound, read_worktree
+    from relreg.registry.source import RegistryNotFound, read_tracked, read_worktree
     from relreg.registry.validate import start_early_check, summary, validate_files
     from relreg.trust.keys_check import registry_keys_diagnostics
 
@@ -49,10 +49,16 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
         # A cold run: workers start checking the files while this process asks git and reads them.
         early = start_early_check(registry_path, cache) if (registry_path / CONFIG_FILE).is_file() else None
         try:
-            problem = hidden_files_problem(registry_path)
-            if problem is not None:
-                raise RegistryUsageError(problem)
-            files = read_worktree(registry_path, known=cache)
+            # A clean registry is what git's index says (as a build reads it): the files are then read
+            # only by the processes that check them, not all first by this one.
+            head = read_head(registry_path)
+            files = read_tracked(registry_path, head.tracked, cache.holds_document, known=cache) \
+                if head is not None and head.tracked is not None else None
+            if files is None:
+                problem = hidden_files_problem(registry_path)
+                if problem is not None:
+                    raise RegistryUsageError(problem)
+                files = read_worktree(registry_path, known=cache)
             # A conflict between two files is reported at the newer one (git history; uncommitted files newest).
             recency = GitRecency(registry_path, files.root)
         except BaseException as error:

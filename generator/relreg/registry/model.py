@@ -232,8 +232,31 @@ def compact_release(data: dict[str, Any]) -> tuple[Any, ...]:
     elif fields[5]:  # its names are shared by most releases
         fields[5] = {sys.intern(name): value for name, value in fields[5].items()}
     fields[3] = _notes_stored(fields[3])
-    fields.append(tuple(_compact_artifact(**item) for item in data["artifacts"]))
+    fields.append(_compact_artifacts(data["artifacts"]))
     return tuple(fields)
+
+
+def _compact_artifacts(items: list[dict[str, Any]]) -> tuple[tuple[Any, ...], ...]:
+    """`_compact_artifact` of each artifact item, without a call per item or digest: a third of the time,
+    on the path of every release of a cold validation."""
+    intern, fromhex = sys.intern, bytes.fromhex
+    compact = []
+    try:
+        for item in items:
+            get = item.get
+            build_id, sha256 = item["build_id"], item["sha256"]
+            build_id_stored = build_id if len(build_id) & 1 else fromhex(build_id)
+            sha256_stored = sha256 if len(sha256) & 1 else fromhex(sha256)
+            if build_id_stored.__class__ is bytes and build_id_stored.hex() != build_id \
+                    or sha256_stored.__class__ is bytes and sha256_stored.hex() != sha256:
+                raise ValueError("not lowercase hex")
+            software_type, delta_from = get("software_type"), get("delta_from")
+            compact.append((intern(item["hardware_version"]), build_id_stored, item["url"], item["size"],
+                            sha256_stored, software_type if software_type is None else intern(software_type),
+                            intern(get("type", "full")), delta_from if delta_from is None else intern(delta_from)))
+    except ValueError:  # a digest that is not lowercase hex: held as text (see _digest_stored)
+        return tuple(_compact_artifact(**item) for item in items)
+    return tuple(compact)
 
 
 @dataclass(frozen=True, slots=True)

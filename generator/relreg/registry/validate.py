@@ -775,10 +775,12 @@ def _validate_files(files: RegistryFiles, cache: DocumentCache,
             take(file, data)
 
     to_check = []
+    cached = 0
     # The config first: its version scheme makes the releases. Checked here when not cached (one small file).
     for file in sorted(files.files, key=lambda file: file.kind != "registry"):
         data = cache.document(file.kind, file.blob_id)
         if data is not None:
+            cached += 1
             take(file, data)
         elif file.kind == "registry":
             with _native_stderr_silenced():
@@ -795,7 +797,7 @@ def _validate_files(files: RegistryFiles, cache: DocumentCache,
             loaded = {item.source_path for item in (*registry.releases, *registry.hardware)}
             unloaded = (files.names_not_loaded("release", loaded), files.names_not_loaded("hardware", loaded))
             findings, recency_read = _check_rules(registry, documents, valid, unloaded, recency, cache,
-                                                  warm=len(to_check) < len(files.files))
+                                                  warm=cached > 0)
             diagnostics.extend(findings)
     ordered = sorted_diagnostics(diagnostics)
     ok = registry is not None and not any(d.is_error for d in ordered)

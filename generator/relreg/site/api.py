@@ -143,8 +143,12 @@ def _page_parts(items: list[bytes], page: int, page_count: int, total: int, path
                 site_url: str) -> tuple[bytes, bytes]:
     """One page of `paged`, alone (the same bytes `paged` gives for it), in two parts: what the lists with
     the same items share (data and paging), then the links, which name the list."""
-    url = {number: encode(site_url + path_of(number)) if 1 <= number <= page_count else b"null"
-           for number in (1, page - 1, page, page + 1, page_count)}
+    if page_count == 1:  # a list of one page (a version's, a build id's: a hundred thousand of them)
+        only = encode(site_url + path_of(1))
+        url = {0: b"null", 1: only, 2: b"null"}
+    else:
+        url = {number: encode(site_url + path_of(number)) if 1 <= number <= page_count else b"null"
+               for number in (1, page - 1, page, page + 1, page_count)}
     # The items between commas, joined once with the rest (a page of a long list is half a megabyte).
     body = [b'{"data":[', *([b","] * (2 * len(items) - 1) if items else ()),
             b'],"paging":{"page":%d,"per_page":%d,"page_count":%d,"item_count":%d,"total_count":%d}'

@@ -52,16 +52,12 @@ from relreg.site.jobs import (
     format_date,
     job_key,
     merge_jobs,
+    percent_number,
     views_digest,
 )
 from relreg.site.paths import release_path
 
 Slot = tuple[str, "str | None"]  # (hardware version, software type)
-
-
-def _number(value: float) -> int | float:
-    """100.0 -> 100, 10.5 -> 10.5: percents as people write them."""
-    return int(value) if float(value).is_integer() else value
 
 
 def _encode(value: Any) -> bytes:
@@ -303,7 +299,7 @@ def device_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list[PlanJo
                         must_pass_through=release.must_pass_through,
                         created_date=format_date(view.dates.created),
                         release_url=site_url + release_path(quote(release.version, safe="")),  # "+" as %2B in a URL
-                        rollout_percent=_number(percent),
+                        rollout_percent=percent_number(percent),
                         full=full,
                         deltas=deltas,
                     ))

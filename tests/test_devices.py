@@ -198,7 +198,7 @@ def test_answer_files_hold_the_answer_document(example_files: dict[str, bytes]) 
     document = data(example_files, candidates_path("beta", "pvt", "main"))
     channel = Channel.from_document(document, SEMVER)
     for version in ("2.1.0", "2.1.1"):
-        expected = answer_document(channel, plan_update(channel, SEMVER.parse(version)))
+        expected = answer_document(channel, plan_update(channel, SEMVER.parse(version)), "semver")
         assert json.loads(example_files[answer_path("beta", "pvt", "main", version)]) == expected
 
 

@@ -695,6 +695,13 @@ static int from_answer(site *s, const char *folder, const rr_doc *doc, const rr_
         identity_error(e, doc, device, "answer");
         return -1;
     }
+    if (status == RR_ERR_DOWNGRADE) {
+        char *text = copy_string(doc, rr_object_get(doc, d.release, "version"));
+        fail(e, "the answer offers version %s, which is not above the current version %s: refused (downgrade-offer)",
+             text ? text : "None", device->current_version);
+        free(text);
+        return -1;
+    }
     if (status == RR_ERR_WRONG_VERSION) {
         int data = rr_object_get(doc, 0, "data");
         int found = rr_object_get(doc, data, "current_version");

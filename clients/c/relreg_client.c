@@ -884,10 +884,13 @@ static rr_status scheme_of(const rr_doc *doc, int data, rr_scheme *scheme)
     return RR_OK;
 }
 
+const rr_doc rr_stale_rollouts = {NULL, 0, NULL, 0};
+
 rr_status rr_decide_answer(const rr_doc *doc, const rr_doc *rollouts, const rr_identity *device,
                            const rr_crypto *crypto, rr_decision *out)
 {
-    if (!doc || !out || !crypto || !device_ok(device) || doc->count < 1 || (rollouts && rollouts->count < 1))
+    int stale = rollouts == &rr_stale_rollouts; /* every staged offer at 0 % */
+    if (!doc || !out || !crypto || !device_ok(device) || doc->count < 1 || (rollouts && !stale && rollouts->count < 1))
         return RR_ERR_ARGUMENT;
     decision_init(out);
     int data = data_of(doc);
@@ -930,7 +933,7 @@ rr_status rr_decide_answer(const rr_doc *doc, const rr_doc *rollouts, const rr_i
         offer = rr_skip(doc, offer);
     }
     int list = -1;
-    if (staged) {
+    if (staged && !stale) {
         if (!rollouts)
             return RR_NEED_ROLLOUTS;
         int rdata = data_of(rollouts);
@@ -952,7 +955,7 @@ rr_status rr_decide_answer(const rr_doc *doc, const rr_doc *rollouts, const rr_i
             return RR_ERR_MALFORMED;
         int64_t threshold = (int64_t)RR_BUCKETS;
         if (is_literal(doc, rr_object_get(doc, offer, "staged"), "true"))
-            threshold = rollout_of(rollouts, list, version);
+            threshold = stale ? 0 : rollout_of(rollouts, list, version);
         if (threshold < 0)
             return RR_ERR_MALFORMED;
         if (in_rollout(crypto, threshold, device, version))

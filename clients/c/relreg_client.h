@@ -180,6 +180,12 @@ typedef struct {
 rr_status rr_decide_answer(const rr_doc *doc, const rr_doc *rollouts, const rr_identity *device,
                            const rr_crypto *crypto, rr_decision *out);
 
+/* Pass it to rr_decide_answer as `rollouts` when the channel's rollouts.json was refused as `rollback`
+ * (signed before a document accepted since: a cache between two builds): it is not read, and every staged
+ * offer counts as 0 %, as an unlisted one does. Its percents may be ones since lowered or paused, so it
+ * never pushes a device into a rollout, and the device is not stopped either. */
+extern const rr_doc rr_stale_rollouts;
+
 /* From `.../candidates.json` (a version the registry does not know): the rules of relreg's update
  * module, in one pass over the candidates. Reads only per-candidate data and the channel's
  * must_pass_through list; unknown fields are ignored. */

@@ -342,8 +342,8 @@ static void test_rules(void)
 static void test_answer(void)
 {
     const char *doc = "{\"data\":{\"cohort\":\"c\",\"hardware_version\":\"hw\",\"software_type\":\"main\","
-                      "\"version_scheme\":\"semver\",\"current_version\":\"1.0.0\",\"offers\":[{\"staged\":true,\"release\":{\"version\":"
-                      "\"3.0.0\",\"artifacts\":[" ART("null") "]}},{\"staged\":false,\"release\":"
+                      "\"version_scheme\":\"semver\",\"current_version\":\"1.0.0\","
+                      "\"offers\":[{\"staged\":true,\"release\":{\"version\":\"3.0.0\",\"artifacts\":[" ART("null") "]}},{\"staged\":false,\"release\":"
                       "{\"version\":\"2.0.0\",\"artifacts\":[" ART("\"1.0.0\"") "]}}],\"up_to_date\":null}}";
     static char buffer[4096]; /* the answer, then the rollouts document in the rest of the same buffer */
     jsmntok_t tokens[256];
@@ -369,6 +369,13 @@ static void test_answer(void)
         CHECK_STATUS(rr_decide_answer(&parsed, &rollouts, &device, C, &d), RR_OK);
         CHECK(d.update && d.is_delta == cases[i].delta && d.version.len == 5 &&
               !memcmp(d.version.ptr, cases[i].version, 5));
+    }
+    /* a rollouts document refused as rollback: the staged 3.0.0 at 0 % for everybody, 2.0.0 taken */
+    static const char *const serials[] = {"SN-1", "SN-2", "SN-3", "AT100-000123", "x"};
+    for (size_t i = 0; i < sizeof serials / sizeof *serials; i++) {
+        rr_identity someone = {"c", "hw", "main", "1.0.0", serials[i]};
+        CHECK_STATUS(rr_decide_answer(&parsed, &rr_stale_rollouts, &someone, C, &d), RR_OK);
+        CHECK(d.update && d.is_delta && d.version.len == 5 && !memcmp(d.version.ptr, "2.0.0", 5));
     }
     int n = snprintf(buffer + len, sizeof buffer - len, "{\"data\":{\"cohort\":\"d\",\"hardware_version\":\"hw\","
                      "\"software_type\":\"main\",\"rollouts\":[]}}");

@@ -333,16 +333,10 @@ class DeviceClient:
             staged = any(offer["staged"] for offer in offers)
             rollouts = None
             if staged:
-                document, cached = self._get_json(rollouts_path(device.cohort, device.hardware_version,
-                                                                device.software_type))
+                found = self._rollouts(device)
                 requests += 1
-                not_modified += cached
-                if document is None:
-                    raise ClientError("the site has an answer with staged offers but no rollouts document for "
-                                      "this channel")
-                _check_identity(document["data"], device,
-                                (device.cohort, device.hardware_version, device.software_type), "rollouts")
-                rollouts = document["data"]["rollouts"]
+                not_modified += found[1] if found is not None else 0
+                rollouts = found[0] if found is not None else []  # older than the answer: every staged offer 0 %
             thresholds = answer_thresholds(offers, rollouts)
             index = choose_index(thresholds, device.serial, device.cohort)
             if index is None:
@@ -353,6 +347,24 @@ class DeviceClient:
         except (KeyError, TypeError, ValueError, IndexError) as error:
             raise ClientError(f"malformed answer or rollouts document: {error!r}") from None
         return CheckResult(release, payload, "answer", requests, not_modified)
+
+    def _rollouts(self, device: DeviceIdentity) -> tuple[Any, bool] | None:
+        """(the entries of the channel's rollouts document, from cache), or None when its signature is older
+        than a document accepted before (`rollback`): a rollouts document older than its answer (a cache
+        between two builds) is not read, and every staged offer counts as 0 %, as an unlisted one does. Its
+        percents may be ones the operator has lowered or paused since, so it must not push a device into a
+        rollout; and it must not stop the device either. Any other refusal stands."""
+        key = (device.cohort, device.hardware_version, device.software_type)
+        try:
+            document, cached = self._get_json(rollouts_path(*key))
+        except SignatureRefused as error:
+            if error.reason != "rollback":
+                raise
+            return None
+        if document is None:
+            raise ClientError("the site has an answer with staged offers but no rollouts document for this channel")
+        _check_identity(document["data"], device, key, "rollouts")
+        return document["data"]["rollouts"], cached
 
     def download(self, payload: Payload, folder: Path) -> Path:
         """Fetch the image into `folder`, verify size and sha256, and return its path.

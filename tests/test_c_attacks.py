@@ -147,6 +147,59 @@ def test_both_clients_refuse_an_attack_with_the_same_reason(name: str, signed_si
     assert (target.rsplit("/", 1)[-1] + ": refused" in python.stderr) or change is None or target == ANSWER
 
 
+def test_a_rollouts_document_older_than_its_answer_counts_as_0_percent_for_both(tmp_path: Path) -> None:
+    """A cache between two builds serves the new answer with the previous build's rollouts document (and its
+    signature): its signed version is below the answer's, which the device has just accepted. Neither client
+    reads it (its percents may be ones since lowered: here the rollout was paused), nor stops: the staged
+    offer counts as 0 %, as one the rollouts document does not list (docs/devices.md). A document older than
+    one accepted before is still refused when it is the answer."""
+    repo = init_repo(tmp_path / "repo")
+    rehost_example_registry(repo / "registry", SITE_URL, SITE_URL + FILES, tmp_path / "artifacts")
+    (repo / "registry" / "keys.yaml").write_text(keys_yaml([("ci", ALL_ROLES)]))
+    commit_all(repo, "signed registry", git_date(7200))
+    builds = {}
+    for name in ("before", "after"):
+        if name == "after":  # the kill switch: 2.1.1 paused in beta, a rollouts-only change
+            beta = repo / "registry" / "cohorts" / "beta.yaml"
+            beta.write_text(beta.read_text().replace("rollout_percent: 25", "rollout_percent: 0"))
+            commit_all(repo, "pause 2.1.1 in beta", git_date(3600))
+        builds[name] = tmp_path / name
+        result = run_relreg("build", "--registry", repo / "registry", "--out", builds[name], "--signing-key",
+                            key_file("ci"))
+        assert result.exit_code == 0, result.output
+    versions = {name: json.loads((site / (ROLLOUTS + ".sig")).read_bytes())["signed"]["version"]
+                for name, site in builds.items()}
+    assert versions["before"] < versions["after"]
+    assert (builds["before"] / ANSWER).read_bytes() == (builds["after"] / ANSWER).read_bytes()  # staged in both
+    mixed = tmp_path / "mixed"
+    shutil.copytree(builds["after"], mixed)
+    for suffix in ("", ".sig"):
+        shutil.copyfile(builds["before"] / (ROLLOUTS + suffix), mixed / (ROLLOUTS + suffix))
+
+    def check(site: Path, serial: str, *extra: str) -> tuple:
+        args = ["--site", str(site), *DEVICE[:-2], "--serial", serial, "--current-version", "2.1.0",
+                "--trust", _pin(), *extra]
+        return run_python(*args), run_c(*args)
+
+    pushed = 0  # devices the stale 25 % would have pushed into 2.1.1
+    for serial in [f"SN-{n}" for n in range(16)]:
+        python, c = check(mixed, serial)
+        assert (c.returncode, c.stdout, c.stderr) == (python.returncode, python.stdout, python.stderr), serial
+        assert python.returncode == 0, python.stderr
+        assert json.loads(python.stdout).get("up_to_date") is True, python.stdout  # 2.1.1 is not offered
+        paused, _ = check(builds["after"], serial)
+        assert python.stdout == paused.stdout  # what the paused rollout gives
+        stale, _ = check(builds["before"], serial)
+        pushed += '"version": "2.1.1"' in stale.stdout
+    assert pushed > 0, "some devices were in the 25 % rollout the stale document still lists"
+    # the answer itself is never taken from an older build than one accepted before
+    python, c = check(mixed, "SN-1", "--min-signed-version", str(versions["after"] + 1))
+    assert python.returncode == c.returncode == 1
+    assert _reason(python.stderr) == _reason(c.stderr) == "rollback"
+    assert python.stderr.split(": refused")[0] == c.stderr.split(": refused")[0]
+    assert python.stderr.split(": refused")[0].endswith(ANSWER)
+
+
 def test_a_tampered_document_is_recovered_from_its_content_addressed_copy_by_both(signed_site: Path,
                                                                                   tmp_path: Path) -> None:
     site = _copy(signed_site, tmp_path)

@@ -256,7 +256,20 @@ TAMPERED = {
     "byte-order mark": ("answer", r'\A', "\ufeff"),
     "escaped version": ("answer", r'"version":"1\.2\.0"', r'"version":"1.2.\\u0030"'),
     "version not a string": ("answer", r'"version":"1\.2\.0"', '"version":120'),
+    # An offer not above the device's 1.0.0 (relreg never writes one: rule 2): refused by both, for every device.
+    "downgrade offer": ("answer", r'"version":"1\.1\.0"', '"version":"0.9.0"'),
+    "reinstall offer": ("answer", r'"version":"1\.1\.0"', '"version":"1.0.0"'),
+    "reinstall offer with build metadata": ("answer", r'"version":"1\.1\.0"', '"version":"1.0.0+b7"'),
+    "prerelease of the current version": ("answer", r'"version":"1\.1\.0"', '"version":"1.0.0-rc.1"'),
+    "downgrade as the staged offer": ("answer", r'"version":"1\.2\.0"', '"version":"0.9.0"'),
+    "version scheme removed": ("answer", r'"version_scheme":"semver",', ''),
+    "version scheme unknown": ("answer", r'"version_scheme":"semver"', '"version_scheme":"calver"'),
+    "version scheme natural": ("answer", r'"version_scheme":"semver"', '"version_scheme":"natural"'),
 }
+# Refused for every device, whatever its serial; the downgrades with the same words by both clients.
+REFUSED_BY_ALL = {"downgrade offer", "reinstall offer", "reinstall offer with build metadata",
+                  "prerelease of the current version", "downgrade as the staged offer", "version scheme removed",
+                  "version scheme unknown"}
 
 
 @pytest.mark.parametrize("name", sorted(TAMPERED))
@@ -281,7 +294,12 @@ def test_both_clients_take_or_refuse_a_tampered_document_alike(name: str, tmp_pa
         assert (c.returncode, c.stdout) == (python.returncode, python.stdout), (serial, python.stderr, c.stderr)
         assert "Traceback" not in python.stderr
         outcomes.add(python.returncode)
-    if name not in ("escaped version", "threshold 20000"):  # those two are still read as the same values
+        if "offer" in name or "current version" in name:
+            assert python.stderr == c.stderr, (python.stderr, c.stderr)
+            assert "which is not above the current version 1.0.0: refused (downgrade-offer)" in c.stderr
+    if name in REFUSED_BY_ALL:
+        assert outcomes == {1}, "refused by both for every device"
+    elif name not in ("escaped version", "threshold 20000", "version scheme natural"):  # read as the same values
         assert {1} <= outcomes, "refused by both for the devices that take the tampered offer"
 
 

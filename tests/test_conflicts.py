@@ -9,6 +9,7 @@ same numbers) read the same history.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -52,7 +53,8 @@ def _where(found: list[dict]) -> list[str]:
     return [f"{d['path']}:{d['line']}:{d['column']} {d['rule']}" for d in found]
 
 
-# (files added in a later commit, files added uncommitted, expected location, words of the message)
+# (files added in a later commit, files added uncommitted, expected location, words of the message[,
+#  files committed in between, before the later commit])
 CASES = {
     "same version, committed later": (
         {"releases/1.1.0+build.7.yaml": release("1.1.0+build.7")}, {},
@@ -70,6 +72,19 @@ CASES = {
     "relative url reused by a release first by path": (
         {"releases/1.0.5.yaml": release("1.0.5", url="1.1.0/evt1.bin")}, {},
         "releases/1.0.5.yaml:5:10 artifact-url-unique", "(resolves to https://dl.example.test/fw/1.1.0/evt1.bin)"),
+    # path-collision: the newer file is first by path here (upper case sorts first), so only the history
+    # puts the report on it.
+    "hardware version differing in case, committed later": (
+        {"hardware/EVT1.yaml": "name: EVT1\ndescription: Same board, other case\n"}, {},
+        "hardware/EVT1.yaml:1:7 path-collision", "hardware version 'EVT1' differs from 'evt1' (hardware/evt1.yaml)"),
+    "hardware version differing in case, untracked": (
+        {}, {"hardware/DVT1.yaml": "name: DVT1\ndescription: Same board, other case\n"},
+        "hardware/DVT1.yaml:1:7 path-collision", "hardware version 'DVT1' differs from 'dvt1' (hardware/dvt1.yaml)"),
+    "version differing in case, committed later": (
+        {"releases/1.2.0-rc.1.yaml": release("1.2.0-rc.1", build_id="1" * 40, sha="1" * 64)}, {},
+        "releases/1.2.0-rc.1.yaml:1:10 path-collision",
+        "version '1.2.0-rc.1' differs from '1.2.0-RC.1' (releases/1.2.0-RC.1.yaml)",
+        {"releases/1.2.0-RC.1.yaml": release("1.2.0-RC.1", build_id="2" * 40, sha="2" * 64)}),
 }
 
 
@@ -81,7 +96,11 @@ COMMANDS = [(case, command) for case in CASES for command in ("validate", "build
 @pytest.mark.parametrize(("case", "command"), COMMANDS)
 def test_a_conflict_is_reported_at_the_newer_file(case: str, command: str, repo: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    committed, uncommitted, where, words = CASES[case]
+    committed, uncommitted, where, words, *earlier = CASES[case]
+    for files in earlier:
+        for path, text in files.items():
+            (repo / "registry" / path).write_text(text)
+        commit_all(repo, "earlier", "2024-01-15T10:00:00+00:00")
     for path, text in committed.items():
         (repo / "registry" / path).write_text(text)
     if committed:
@@ -91,7 +110,8 @@ def test_a_conflict_is_reported_at_the_newer_file(case: str, command: str, repo:
     exit_code, found = _validate(repo, monkeypatch, command)
     assert exit_code == 1
     assert _where(found) == [f"registry/{where}" if "--ref" in command else where]  # a commit's paths are the repository's
-    assert (words.replace("releases/", "registry/releases/") if "--ref" in command else words) in found[0]["message"]
+    assert (re.sub(r"(?<![\w/])(releases|hardware)/", r"registry/\1/", words) if "--ref" in command else words) \
+        in found[0]["message"]
 
 
 def test_an_old_file_changed_in_the_work_tree_is_the_newer_one(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -166,6 +166,31 @@ def test_documents_are_deterministic_and_compact_json(example_files: dict[str, b
         assert encode_json(json.loads(content)) == content, path
 
 
+# (rollout_percent as written in the cohort file, as every JSON document must write it): a whole percent is an
+# integer everywhere (cohorts.json used to write 100.0 and 50.0 where the device documents wrote 100 and 50).
+PERCENT_FORMS = [("0", "0"), ("0.01", "0.01"), ("12.5", "12.5"), ("50", "50"), ("50.0", "50"), ("99.99", "99.99"),
+                 ("100", "100"), ("100.0", "100")]
+
+
+@pytest.mark.parametrize(("written", "expected"), PERCENT_FORMS)
+def test_a_rollout_percent_has_the_same_form_in_cohorts_json_and_the_device_documents(
+        written: str, expected: str, base_registry: Path, tmp_path: Path) -> None:
+    cohort = base_registry / "cohorts" / "stable.yaml"
+    cohort.write_text(cohort.read_text().replace("rollout_percent: 50", f"rollout_percent: {written}"))
+    files = plan_site(site_inputs(base_registry))
+    percents = {path: re.findall(r'"rollout_percent":([^,}]*)', files[path].decode())
+                for path in ("api/v1/cohorts.json", candidates_path("stable", "evt1", None),
+                             rollouts_path("stable", "evt1", None))}
+    # 1.0.0 at 100 % (the default), then 1.1.0; only a staged release is in the rollouts document
+    assert percents == {"api/v1/cohorts.json": ["100", expected],
+                        candidates_path("stable", "evt1", None): ["100", expected],
+                        rollouts_path("stable", "evt1", None): [] if expected == "100" else [expected]}
+    stable = json.loads(files["api/v1/cohorts.json"])["data"][0]
+    assert [type(r["rollout_percent"]) for r in stable["releases"]] == [int, float if "." in expected else int]
+    write_files({p: b for p, b in files.items() if p.startswith("api/")}, tmp_path / "site")
+    assert api_schema_errors(tmp_path / "site") == []
+
+
 def test_answer_files_hold_the_answer_document(example_files: dict[str, bytes]) -> None:
     from relreg.devices.update import plan_update
     from relreg.site.device_documents import answer_document
@@ -173,7 +198,7 @@ def test_answer_files_hold_the_answer_document(example_files: dict[str, bytes]) 
     document = data(example_files, candidates_path("beta", "pvt", "main"))
     channel = Channel.from_document(document, SEMVER)
     for version in ("2.1.0", "2.1.1"):
-        expected = answer_document(channel, plan_update(channel, SEMVER.parse(version)))
+        expected = answer_document(channel, plan_update(channel, SEMVER.parse(version)), "semver")
         assert json.loads(example_files[answer_path("beta", "pvt", "main", version)]) == expected
 
 

@@ -33,6 +33,7 @@ static const char *const status_names[RR_STATUS_COUNT] = {
     "size-mismatch",
     "image-digest-mismatch",
     "buffer-too-small",
+    "downgrade-offer",
     "rollouts-needed",
 };
 
@@ -869,10 +870,27 @@ static int64_t rollout_of(const rr_doc *rollouts, int list, rr_str version)
     return found;
 }
 
+/* The `version_scheme` of a document's data object: RR_OK, RR_ERR_UNKNOWN_SCHEME (a name this client does
+ * not know) or RR_ERR_MALFORMED (none). */
+static rr_status scheme_of(const rr_doc *doc, int data, rr_scheme *scheme)
+{
+    int token = rr_object_get(doc, data, "version_scheme");
+    if (str_eqz(doc, token, "semver"))
+        *scheme = RR_SCHEME_SEMVER;
+    else if (str_eqz(doc, token, "natural"))
+        *scheme = RR_SCHEME_NATURAL;
+    else
+        return tok_type(doc, token) == JSMN_STRING ? RR_ERR_UNKNOWN_SCHEME : RR_ERR_MALFORMED;
+    return RR_OK;
+}
+
+const rr_doc rr_stale_rollouts = {NULL, 0, NULL, 0};
+
 rr_status rr_decide_answer(const rr_doc *doc, const rr_doc *rollouts, const rr_identity *device,
                            const rr_crypto *crypto, rr_decision *out)
 {
-    if (!doc || !out || !crypto || !device_ok(device) || doc->count < 1 || (rollouts && rollouts->count < 1))
+    int stale = rollouts == &rr_stale_rollouts; /* every staged offer at 0 % */
+    if (!doc || !out || !crypto || !device_ok(device) || doc->count < 1 || (rollouts && !stale && rollouts->count < 1))
         return RR_ERR_ARGUMENT;
     decision_init(out);
     int data = data_of(doc);
@@ -882,24 +900,40 @@ rr_status rr_decide_answer(const rr_doc *doc, const rr_doc *rollouts, const rr_i
         return RR_ERR_WRONG_CHANNEL;
     if (!str_eqz(doc, rr_object_get(doc, data, "current_version"), device->current_version))
         return RR_ERR_WRONG_VERSION;
+    rr_scheme scheme;
+    rr_status status = scheme_of(doc, data, &scheme);
+    if (status != RR_OK)
+        return status;
+    const char *current = device->current_version;
+    if (rr_version_check(scheme, current, strlen(current)) != RR_OK)
+        return RR_ERR_MALFORMED;
     int offers = rr_object_get(doc, data, "offers");
     if (tok_type(doc, offers) != JSMN_ARRAY)
         return RR_ERR_MALFORMED;
-    /* every offer is read before one is taken: a malformed list is refused whoever the device is */
+    /* every offer is read before one is taken: a malformed list, or an offer that is not above the
+     * device's version (never a downgrade, never a reinstall), is refused whoever the device is */
     int staged = 0;
     int offer = offers + 1;
     for (int k = 0; k < doc->tokens[offers].size; k++) {
         int release = rr_object_get(doc, offer, "release");
         int flag = rr_object_get(doc, offer, "staged");
-        rr_str version = str_of(doc, rr_object_get(doc, release, "version"));
+        char text[256];
+        rr_str version = text_of(doc, rr_object_get(doc, release, "version"), text, sizeof text);
+        int order = 0;
         if (tok_type(doc, release) != JSMN_OBJECT || !version.ptr ||
-            !(is_literal(doc, flag, "true") || is_literal(doc, flag, "false")))
+            !(is_literal(doc, flag, "true") || is_literal(doc, flag, "false")) ||
+            rr_version_compare(scheme, version.ptr, version.len, current, strlen(current), &order) != RR_OK)
             return RR_ERR_MALFORMED;
+        if (order <= 0) {
+            out->release = release;
+            out->version = rr_raw(doc, rr_object_get(doc, release, "version"));
+            return RR_ERR_DOWNGRADE;
+        }
         staged |= is_literal(doc, flag, "true");
         offer = rr_skip(doc, offer);
     }
     int list = -1;
-    if (staged) {
+    if (staged && !stale) {
         if (!rollouts)
             return RR_NEED_ROLLOUTS;
         int rdata = data_of(rollouts);
@@ -921,7 +955,7 @@ rr_status rr_decide_answer(const rr_doc *doc, const rr_doc *rollouts, const rr_i
             return RR_ERR_MALFORMED;
         int64_t threshold = (int64_t)RR_BUCKETS;
         if (is_literal(doc, rr_object_get(doc, offer, "staged"), "true"))
-            threshold = rollout_of(rollouts, list, version);
+            threshold = stale ? 0 : rollout_of(rollouts, list, version);
         if (threshold < 0)
             return RR_ERR_MALFORMED;
         if (in_rollout(crypto, threshold, device, version))
@@ -1004,14 +1038,10 @@ rr_status rr_decide_candidates(const rr_doc *doc, const rr_identity *device, con
     int data = data_of(doc);
     if (data < 0)
         return RR_ERR_NOT_RELREG;
-    int scheme_tok = rr_object_get(doc, data, "version_scheme");
     rr_scheme scheme;
-    if (str_eqz(doc, scheme_tok, "semver"))
-        scheme = RR_SCHEME_SEMVER;
-    else if (str_eqz(doc, scheme_tok, "natural"))
-        scheme = RR_SCHEME_NATURAL;
-    else
-        return tok_type(doc, scheme_tok) == JSMN_STRING ? RR_ERR_UNKNOWN_SCHEME : RR_ERR_MALFORMED;
+    rr_status scheme_status = scheme_of(doc, data, &scheme);
+    if (scheme_status != RR_OK)
+        return scheme_status;
     int barriers = rr_object_get(doc, data, "must_pass_through");
     int candidates = rr_object_get(doc, data, "candidates");
     if (tok_type(doc, barriers) != JSMN_ARRAY || tok_type(doc, candidates) != JSMN_ARRAY)

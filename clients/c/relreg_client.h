@@ -60,6 +60,7 @@ typedef enum {
     RR_ERR_SIZE_MISMATCH,        /* "size-mismatch": fewer bytes than the published file_size */
     RR_ERR_IMAGE_DIGEST_MISMATCH,/* "image-digest-mismatch": the image's sha256 is not the published one */
     RR_ERR_BUFFER_TOO_SMALL,     /* "buffer-too-small": an output buffer of the caller */
+    RR_ERR_DOWNGRADE,            /* "downgrade-offer": an answer offers a release not above the device's version */
     RR_NEED_ROLLOUTS,            /* "rollouts-needed": not a failure: the answer has staged offers, fetch the
                                     channel's rollouts.json and call rr_decide_answer again with it */
     RR_STATUS_COUNT
@@ -172,9 +173,18 @@ typedef struct {
  * device is in, else up to date. An offer with "staged": true takes its rollout_threshold from the
  * channel's `.../rollouts.json` (0 when not listed there). Call it first with rollouts NULL: it returns
  * RR_NEED_ROLLOUTS when the answer has a staged offer; then fetch rollouts.json (it fits in the rest of
- * the answer's buffer and token array), rr_parse it and call again with it. */
+ * the answer's buffer and token array), rr_parse it and call again with it.
+ * Every offer must be above the device's version in the answer's `version_scheme` (relreg never offers
+ * a downgrade or a reinstall): otherwise RR_ERR_DOWNGRADE, with `release` and `version` of `out` naming
+ * the first such offer. */
 rr_status rr_decide_answer(const rr_doc *doc, const rr_doc *rollouts, const rr_identity *device,
                            const rr_crypto *crypto, rr_decision *out);
+
+/* Pass it to rr_decide_answer as `rollouts` when the channel's rollouts.json was refused as `rollback`
+ * (signed before a document accepted since: a cache between two builds): it is not read, and every staged
+ * offer counts as 0 %, as an unlisted one does. Its percents may be ones since lowered or paused, so it
+ * never pushes a device into a rollout, and the device is not stopped either. */
+extern const rr_doc rr_stale_rollouts;
 
 /* From `.../candidates.json` (a version the registry does not know): the rules of relreg's update
  * module, in one pass over the candidates. Reads only per-candidate data and the channel's

@@ -92,6 +92,7 @@ static void buf_free(buffer *b)
 typedef struct {
     int failed;
     buffer message;
+    rr_status refused; /* the signature's verdict when a document was refused, else RR_OK */
 } error;
 
 static void fail(error *e, const char *format, ...)
@@ -462,6 +463,7 @@ static int verified(site *s, const char *path, fetched *document, error *e)
     }
     if (status != RR_OK) {
         fail(e, "%s: refused (%s): %s", url.data, rr_status_name(status), detail_of(status));
+        e->refused = status;
         goto done_sig;
     }
     if (v.version > s->min_version)
@@ -673,10 +675,17 @@ static int from_answer(site *s, const char *folder, const rr_doc *doc, const rr_
         jsmntok_t *tokens = NULL;
         rr_doc rollouts;
         buf_fmt(&path, "%s/rollouts.json", folder);
+        e->refused = RR_OK;
         int found = get_json(s, path.data, &document, &rollouts, &tokens, e);
-        if (found == 0)
+        if (found == -1 && e->refused == RR_ERR_ROLLBACK) {
+            /* older than a document accepted before (a cache between two builds): not read, every
+             * staged offer counts as 0 %, as the reference client does */
+            e->failed = 0;
+            status = rr_decide_answer(doc, &rr_stale_rollouts, device, &rr_crypto_sodium, &d);
+            found = 1;
+        } else if (found == 0) {
             fail(e, "the site has an answer with staged offers but no rollouts document for this channel");
-        if (found == 1) {
+        } else if (found == 1) {
             status = rr_decide_answer(doc, &rollouts, device, &rr_crypto_sodium, &d);
             if (status == RR_ERR_WRONG_CHANNEL)
                 identity_error(e, &rollouts, device, "rollouts");
@@ -693,6 +702,13 @@ static int from_answer(site *s, const char *folder, const rr_doc *doc, const rr_
     }
     if (status == RR_ERR_WRONG_CHANNEL) {
         identity_error(e, doc, device, "answer");
+        return -1;
+    }
+    if (status == RR_ERR_DOWNGRADE) {
+        char *text = copy_string(doc, rr_object_get(doc, d.release, "version"));
+        fail(e, "the answer offers version %s, which is not above the current version %s: refused (downgrade-offer)",
+             text ? text : "None", device->current_version);
+        free(text);
         return -1;
     }
     if (status == RR_ERR_WRONG_VERSION) {

@@ -342,8 +342,8 @@ static void test_rules(void)
 static void test_answer(void)
 {
     const char *doc = "{\"data\":{\"cohort\":\"c\",\"hardware_version\":\"hw\",\"software_type\":\"main\","
-                      "\"current_version\":\"1.0.0\",\"offers\":[{\"staged\":true,\"release\":{\"version\":"
-                      "\"3.0.0\",\"artifacts\":[" ART("null") "]}},{\"staged\":false,\"release\":"
+                      "\"version_scheme\":\"semver\",\"current_version\":\"1.0.0\","
+                      "\"offers\":[{\"staged\":true,\"release\":{\"version\":\"3.0.0\",\"artifacts\":[" ART("null") "]}},{\"staged\":false,\"release\":"
                       "{\"version\":\"2.0.0\",\"artifacts\":[" ART("\"1.0.0\"") "]}}],\"up_to_date\":null}}";
     static char buffer[4096]; /* the answer, then the rollouts document in the rest of the same buffer */
     jsmntok_t tokens[256];
@@ -370,6 +370,13 @@ static void test_answer(void)
         CHECK(d.update && d.is_delta == cases[i].delta && d.version.len == 5 &&
               !memcmp(d.version.ptr, cases[i].version, 5));
     }
+    /* a rollouts document refused as rollback: the staged 3.0.0 at 0 % for everybody, 2.0.0 taken */
+    static const char *const serials[] = {"SN-1", "SN-2", "SN-3", "AT100-000123", "x"};
+    for (size_t i = 0; i < sizeof serials / sizeof *serials; i++) {
+        rr_identity someone = {"c", "hw", "main", "1.0.0", serials[i]};
+        CHECK_STATUS(rr_decide_answer(&parsed, &rr_stale_rollouts, &someone, C, &d), RR_OK);
+        CHECK(d.update && d.is_delta && d.version.len == 5 && !memcmp(d.version.ptr, "2.0.0", 5));
+    }
     int n = snprintf(buffer + len, sizeof buffer - len, "{\"data\":{\"cohort\":\"d\",\"hardware_version\":\"hw\","
                      "\"software_type\":\"main\",\"rollouts\":[]}}");
     CHECK_STATUS(rr_parse(&rollouts, buffer + len, (size_t)n, tokens + parsed.count, 256 - (unsigned)parsed.count),
@@ -386,11 +393,41 @@ static void test_answer(void)
     CHECK_STATUS(rr_decide_answer(&parsed, NULL, &other, C, &d), RR_ERR_WRONG_CHANNEL);
     /* an answer without staged offers is decided alone */
     const char *full = "{\"data\":{\"cohort\":\"c\",\"hardware_version\":\"hw\",\"software_type\":\"main\","
-                       "\"current_version\":\"1.0.0\",\"offers\":[{\"staged\":false,\"release\":"
-                       "{\"version\":\"2.0.0\",\"artifacts\":[" ART("null") "]}}],\"up_to_date\":null}}";
+                       "\"version_scheme\":\"semver\",\"current_version\":\"1.0.0\",\"offers\":[{\"staged\":false,"
+                       "\"release\":{\"version\":\"2.0.0\",\"artifacts\":[" ART("null") "]}}],\"up_to_date\":null}}";
     CHECK_STATUS(rr_parse(&parsed, full, strlen(full), tokens, 256), RR_OK);
     CHECK_STATUS(rr_decide_answer(&parsed, NULL, &device, C, &d), RR_OK);
     CHECK(d.update && !d.is_delta);
+    /* (scheme, the offers' versions, the device's version, status, the offer it names): every offer must be
+     * above the device's version in the answer's scheme; relreg never offers a downgrade or a reinstall */
+    static const struct { const char *scheme; const char *first; const char *second; const char *current;
+                          rr_status status; const char *named; } gates[] = {
+        {"\"semver\"", "2.0.0", "1.5.0", "1.0.0", RR_OK, NULL},
+        {"\"semver\"", "2.0.0", "1.0.0", "1.0.0", RR_ERR_DOWNGRADE, "1.0.0"},      /* a reinstall */
+        {"\"semver\"", "2.0.0", "0.9.0", "1.0.0", RR_ERR_DOWNGRADE, "0.9.0"},      /* a downgrade, second offer */
+        {"\"semver\"", "1.0.0", "0.9.0", "2.0.1", RR_ERR_DOWNGRADE, "1.0.0"},      /* the trial's tampered answer */
+        {"\"semver\"", "2.0.0", "1.0.0+b7", "1.0.0", RR_ERR_DOWNGRADE, "1.0.0+b7"}, /* build metadata: the same */
+        {"\"semver\"", "2.0.0", "1.0.1-rc.1", "1.0.0", RR_OK, NULL},
+        {"\"semver\"", "2.0.0", "1.0.0-rc.1", "1.0.0", RR_ERR_DOWNGRADE, "1.0.0-rc.1"}, /* a prerelease sorts below */
+        {"\"natural\"", "1.10", "1.9", "1.2", RR_OK, NULL},
+        {"\"natural\"", "1.10", "1.9", "1.10.0", RR_ERR_DOWNGRADE, "1.10"},
+        {"\"semver\"", "2.0.0", "x", "1.0.0", RR_ERR_MALFORMED, NULL},             /* not a version */
+        {"\"calver\"", "2.0.0", "1.5.0", "1.0.0", RR_ERR_UNKNOWN_SCHEME, NULL},
+        {"null", "2.0.0", "1.5.0", "1.0.0", RR_ERR_MALFORMED, NULL},                 /* no scheme */
+    };
+    for (size_t i = 0; i < sizeof gates / sizeof *gates; i++) {
+        int m = snprintf(buffer, sizeof buffer, "{\"data\":{\"cohort\":\"c\",\"hardware_version\":\"hw\","
+                         "\"software_type\":\"main\",\"version_scheme\":%s,\"current_version\":\"%s\",\"offers\":["
+                         "{\"staged\":false,\"release\":{\"version\":\"%s\",\"artifacts\":[" ART("null") "]}},"
+                         "{\"staged\":false,\"release\":{\"version\":\"%s\",\"artifacts\":[" ART("null") "]}}],"
+                         "\"up_to_date\":null}}", gates[i].scheme, gates[i].current, gates[i].first, gates[i].second);
+        rr_identity on = {"c", "hw", "main", gates[i].current, "SN-1"};
+        CHECK_STATUS(rr_parse(&parsed, buffer, (size_t)m, tokens, 256), RR_OK);
+        CHECK_STATUS(rr_decide_answer(&parsed, NULL, &on, C, &d), gates[i].status);
+        if (gates[i].named)
+            CHECK(d.release > 0 && d.version.len == strlen(gates[i].named) &&
+                  !memcmp(d.version.ptr, gates[i].named, d.version.len));
+    }
 }
 
 static void test_names(void)

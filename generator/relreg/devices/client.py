@@ -36,7 +36,7 @@ from urllib.parse import quote, unquote
 from relreg.devices.paths import answer_path, candidates_path, rollouts_path
 from relreg.devices.update import (Channel, DeviceIdentity, Payload, answer_thresholds, choose_index, plan_update,
                                    up_to_date_document)
-from relreg.registry.versions import VersionError, scheme_named
+from relreg.registry.versions import VersionError, VersionScheme, scheme_named
 from relreg.trust.signing import SIG_SUFFIX, DocumentRefused, content_addressed_path, verify_signature
 
 USER_AGENT = "relreg-device-client/1"
@@ -327,21 +327,16 @@ class DeviceClient:
         if data.get("current_version") != device.current_version:
             raise ClientError(f"the answer is for version {data.get('current_version')}, "
                               f"not {device.current_version}")
-        offers = data["offers"]
         try:
+            offers = data["offers"]
+            _check_upgrades(offers, scheme_named(data["version_scheme"]), device.current_version)
             staged = any(offer["staged"] for offer in offers)
             rollouts = None
             if staged:
-                document, cached = self._get_json(rollouts_path(device.cohort, device.hardware_version,
-                                                                device.software_type))
+                found = self._rollouts(device)
                 requests += 1
-                not_modified += cached
-                if document is None:
-                    raise ClientError("the site has an answer with staged offers but no rollouts document for "
-                                      "this channel")
-                _check_identity(document["data"], device,
-                                (device.cohort, device.hardware_version, device.software_type), "rollouts")
-                rollouts = document["data"]["rollouts"]
+                not_modified += found[1] if found is not None else 0
+                rollouts = found[0] if found is not None else []  # older than the answer: every staged offer 0 %
             thresholds = answer_thresholds(offers, rollouts)
             index = choose_index(thresholds, device.serial, device.cohort)
             if index is None:
@@ -352,6 +347,24 @@ class DeviceClient:
         except (KeyError, TypeError, ValueError, IndexError) as error:
             raise ClientError(f"malformed answer or rollouts document: {error!r}") from None
         return CheckResult(release, payload, "answer", requests, not_modified)
+
+    def _rollouts(self, device: DeviceIdentity) -> tuple[Any, bool] | None:
+        """(the entries of the channel's rollouts document, from cache), or None when its signature is older
+        than a document accepted before (`rollback`): a rollouts document older than its answer (a cache
+        between two builds) is not read, and every staged offer counts as 0 %, as an unlisted one does. Its
+        percents may be ones the operator has lowered or paused since, so it must not push a device into a
+        rollout; and it must not stop the device either. Any other refusal stands."""
+        key = (device.cohort, device.hardware_version, device.software_type)
+        try:
+            document, cached = self._get_json(rollouts_path(*key))
+        except SignatureRefused as error:
+            if error.reason != "rollback":
+                raise
+            return None
+        if document is None:
+            raise ClientError("the site has an answer with staged offers but no rollouts document for this channel")
+        _check_identity(document["data"], device, key, "rollouts")
+        return document["data"]["rollouts"], cached
 
     def download(self, payload: Payload, folder: Path) -> Path:
         """Fetch the image into `folder`, verify size and sha256, and return its path.
@@ -400,6 +413,25 @@ def _check_identity(data: dict[str, Any], device: DeviceIdentity, key: tuple[str
     found = (data.get("cohort"), data.get("hardware_version"), data.get("software_type"))
     if found != key:
         raise ClientError(f"the {what} document is for {found}, not {key}")
+
+
+def _check_upgrades(offers: Any, scheme: VersionScheme, current_version: str) -> None:
+    """Refuse an answer that offers a release not above the device's version in the registry's scheme.
+
+    relreg never writes one (rule 2: never a downgrade, never a reinstall; a cohort that drops a release
+    leaves its devices up to date), so such an offer is a changed document. Every offer is checked before
+    one is taken, as the C client does. Raises ClientError, or KeyError, TypeError or ValueError (a
+    VersionError) on a malformed offer."""
+    current = scheme.parse(current_version)
+    if not isinstance(offers, list):
+        raise TypeError("offers is a list")
+    for offer in offers:
+        version = offer["release"]["version"]
+        if not isinstance(version, str) or not isinstance(offer["staged"], bool):
+            raise TypeError("an offer's staged is a boolean and its release's version a string")
+        if scheme.parse(version).key <= current.key:
+            raise ClientError(f"the answer offers version {version}, which is not above the current version "
+                              f"{current_version}: refused (downgrade-offer)")
 
 
 def _site_url_of(root: Path) -> str:

@@ -124,16 +124,24 @@ def cohort_versions_parse(ctx: RuleContext) -> Iterator[Diagnostic]:
 
 def _collisions(ctx: RuleContext, items: Iterable[tuple[str, JsonPath, str]], what: str,
                 rule: str) -> Iterator[Diagnostic]:
-    """Values that differ but would land on the same file on a case-insensitive file system."""
-    first_seen: dict[str, tuple[str, str]] = {}
-    for source_path, path, value in items:
-        folded = value.casefold()
-        if folded in first_seen and first_seen[folded][0] != value:
-            other_value, other_path = first_seen[folded]
-            yield ctx.at(source_path, path,
-                         f"{what} '{value}' differs from '{other_value}' ({other_path}) only in letter case; "
-                         "both would map to the same file on case-insensitive file systems", rule)
-        first_seen.setdefault(folded, (value, source_path))
+    """Values that differ but would land on the same file on a case-insensitive file system.
+
+    Like every conflict between two files, each is reported at the newer file (`ctx.age`), naming the
+    oldest one of its letter case; `items` of one file keep their order. The files' recency is read only
+    for the values that collide.
+    """
+    groups: dict[str, list[tuple[str, JsonPath, str]]] = {}
+    for item in items:
+        groups.setdefault(item[2].casefold(), []).append(item)
+    for group in groups.values():
+        if len({value for _, _, value in group}) < 2:
+            continue
+        (first_path, _, first_value), *others = sorted(group, key=lambda item: ctx.age(item[0]))  # stable
+        for source_path, path, value in others:
+            if value != first_value:
+                yield ctx.at(source_path, path,
+                             f"{what} '{value}' differs from '{first_value}' ({first_path}) only in letter case; "
+                             "both would map to the same file on case-insensitive file systems", rule)
 
 
 def _folds_apart(values: Iterable[str]) -> bool:

@@ -27,6 +27,7 @@ from relreg.site.jobs import (
     format_date,
     job_key,
     merge_jobs,
+    percent_number,
     view_key,
     views_digest,
 )
@@ -518,7 +519,7 @@ def cohort_document(cohort: Cohort, cohort_id: int, dates: ReleaseDates) -> dict
         "updated_date": format_date(dates.updated),
         "hardware_versions": list(cohort.hardware_versions),
         # hardware_versions is always present: null deploys to all of the cohort's hardware.
-        "releases": [{"version": a.version, "rollout_percent": a.rollout_percent,
+        "releases": [{"version": a.version, "rollout_percent": percent_number(a.rollout_percent),
                       "hardware_versions": list(a.hardware_versions) if a.hardware_versions is not None else None}
                      for a in cohort.releases],
     }

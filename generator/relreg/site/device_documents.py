@@ -52,16 +52,12 @@ from relreg.site.jobs import (
     format_date,
     job_key,
     merge_jobs,
+    percent_number,
     views_digest,
 )
 from relreg.site.paths import release_path
 
 Slot = tuple[str, "str | None"]  # (hardware version, software type)
-
-
-def _number(value: float) -> int | float:
-    """100.0 -> 100, 10.5 -> 10.5: percents as people write them."""
-    return int(value) if float(value).is_integer() else value
 
 
 def _encode(value: Any) -> bytes:
@@ -166,9 +162,9 @@ class _AnswerEncoder:
     The bytes are exactly `encode_json({"data": ...})` of the answer (a test holds it to that).
     """
 
-    def __init__(self, channel: Channel) -> None:
+    def __init__(self, channel: Channel, scheme_name: str) -> None:
         head = _encode({"cohort": channel.cohort, "hardware_version": channel.hardware_version,
-                        "software_type": channel.software_type})
+                        "software_type": channel.software_type, "version_scheme": scheme_name})
         self._head = b'{"data":' + head[:-1] + b',"current_version":'
         self._offers: dict[tuple[str, str, str], bytes] = {}
         self._reasons: dict[str, bytes] = {}
@@ -187,11 +183,13 @@ class _AnswerEncoder:
                          b',"up_to_date":', up_to_date, b"}}\n"))
 
 
-def answer_document(channel: Channel, plan: UpdatePlan) -> dict[str, Any]:
-    """The precomputed answer for one known current version (what the encoded file holds)."""
+def answer_document(channel: Channel, plan: UpdatePlan, scheme_name: str) -> dict[str, Any]:
+    """The precomputed answer for one known current version (what the encoded file holds). It names the
+    registry's version scheme, so that a client can refuse an offer that is not above the current version."""
     return {"data": {
         "cohort": channel.cohort, "hardware_version": channel.hardware_version,
-        "software_type": channel.software_type, "current_version": plan.current_version,
+        "software_type": channel.software_type, "version_scheme": scheme_name,
+        "current_version": plan.current_version,
         "offers": [{"staged": o.staged, "release": o.response()} for o in plan.offers],
         "up_to_date": plan.up_to_date(),
     }}
@@ -303,7 +301,7 @@ def device_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list[PlanJo
                         must_pass_through=release.must_pass_through,
                         created_date=format_date(view.dates.created),
                         release_url=site_url + release_path(quote(release.version, safe="")),  # "+" as %2B in a URL
-                        rollout_percent=_number(percent),
+                        rollout_percent=percent_number(percent),
                         full=full,
                         deltas=deltas,
                     ))
@@ -319,7 +317,7 @@ def device_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list[PlanJo
                 known = known_of.get(slot, [])
                 for releases, versions in answer_groups(slot, known):
                     answer_jobs.append(KeyedJob(job_key(inputs, "device answers", digest, versions),
-                                                partial(_answers, channel, releases)))
+                                                partial(_answers, channel, scheme_name, releases)))
                 channels.append({
                     "cohort": cohort.slug,
                     "hardware_version": hardware,
@@ -347,9 +345,9 @@ def _answers_digest(candidates_data: dict[str, Any]) -> str:
     return hashlib.sha256(_encode(data)).hexdigest()
 
 
-def _answers(channel: Channel, releases: Sequence[Release]) -> dict[str, bytes]:
+def _answers(channel: Channel, scheme_name: str, releases: Sequence[Release]) -> dict[str, bytes]:
     """The precomputed answers of a channel for devices on `releases` (by path)."""
-    encoder = _AnswerEncoder(channel)
+    encoder = _AnswerEncoder(channel, scheme_name)
     folder = channel_folder(*_channel_key(channel)) + "/from/"
     return {f"{folder}{release.version}.json": encoder.encode(plan_update(channel, release.parsed_version))
             for release in releases}

@@ -65,6 +65,12 @@ def format_date(seconds: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000000+00:00", time.gmtime(seconds))
 
 
+def percent_number(value: float) -> int | float:
+    """A rollout percent as every JSON document of the site writes it: 100.0 -> 100, 10.5 -> 10.5 (a whole
+    percent as an integer, as people write it; cohorts.json and the device documents alike)."""
+    return int(value) if float(value).is_integer() else value
+
+
 def encode_json(document: Any) -> bytes:
     """Compact, UTF-8, newline-terminated. Key order is the order the dict was built in."""
     return encode(document) + b"\n"

@@ -44,6 +44,7 @@ import difflib
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterator, Mapping
 
+from relreg.devices.reach import NO_CHANNEL, Side, Stranded, stranded
 from relreg.registry.diagnostics import Diagnostic, Severity
 from relreg.registry.model import Artifact, Cohort, HardwareVersion, RegistryConfig, Release
 from relreg.registry.source import RawFile
@@ -149,6 +150,8 @@ def check_policy(base: Snapshot, head: Snapshot) -> list[Diagnostic]:
     diagnostics += _registry_settings(ctx)
     diagnostics += _scheme_change(ctx)
     diagnostics += _unyanked(ctx)
+    diagnostics += _yanked_pass_through(ctx)
+    diagnostics += _stranded_devices(ctx)
     diagnostics += _cohort_coverage(ctx)
     diagnostics += _default_software_types(ctx)
     return diagnostics
@@ -381,8 +384,8 @@ def _gates(ctx: _Context, published: Release, proposed: Release) -> Iterator[Dia
         was = f" (it was {old_min})" if old_min else ""
         yield ctx.at(where, ("min_version",),
                      f"min_version of published release {version} raised to {new_min}{was}: devices below {new_min} "
-                     f"will now install a release of at least {new_min} before {version}; a cohort that deploys "
-                     f"{version} but nothing from {new_min} up to below {version} leaves them blocked.",
+                     f"will now install a release of at least {new_min} before {version} (where no cohort offers "
+                     f"them one, a devices-stranded warning says so).",
                      "release-gate-added", severity=Severity.WARNING)
 
 
@@ -392,15 +395,9 @@ def _pass_through_added(ctx: _Context, release: Release) -> str:
                     if r.parsed_version > release.parsed_version and not r.is_yanked),
                    key=lambda r: r.parsed_version.key)
     after = f"before {newer[0].version} and later" if newer else "before any newer release"
-    text = (f"must_pass_through of published release {version} turned on: devices below {version} will now "
-            f"stop at {version} {after}")
-    lacking = sorted(slug for slug, cohort in ctx.head.cohorts.items()
-                     if version not in {a.version for a in cohort.releases}
-                     and any(r.version in {a.version for a in cohort.releases} for r in newer))
-    if lacking:
-        text += (f"; cohorts that deploy newer releases but not {version} ({', '.join(lacking)}) leave those "
-                 f"devices blocked until they deploy it")
-    return text + "."
+    # Which cohorts that leaves blocked is the devices-stranded warning's (_stranded_devices), per cohort.
+    return (f"must_pass_through of published release {version} turned on: devices below {version} will now "
+            f"stop at {version} {after}.")
 
 
 # --- registry settings -----------------------------------------------------------------------
@@ -543,3 +540,158 @@ def _default_software_types(ctx: _Context) -> Iterator[Diagnostic]:
         yield ctx.at(hardware.source_path, ("default_software_type",) if after else ("name",),
                      f"default_software_type of published hardware version {name} changed from {_shown(before)} to "
                      f"{_shown(after)}: {effect}.", "hardware-default-software-type", severity=Severity.WARNING)
+
+
+def _yanked_pass_through(ctx: _Context) -> Iterator[Diagnostic]:
+    """A published must-pass-through release that the change yanks: devices below it will skip its step."""
+    for version, published in sorted(ctx.base.releases.items()):
+        proposed = ctx.head.releases.get(version)
+        if published.must_pass_through and not published.is_yanked and proposed is not None \
+                and proposed.must_pass_through and proposed.is_yanked:
+            yield ctx.at(proposed.source_path, ("yanked",),
+                         f"yanking {version}, a must_pass_through release: devices below {version} will now skip "
+                         f"its required step and install newer releases directly (a yanked release holds nobody "
+                         f"back). If it migrates data, publish a fixed release with must_pass_through instead, "
+                         f"and yank {version} only once that release is deployed.", "release-yanked-pass-through",
+                         severity=Severity.WARNING)
+
+
+# --- devices stranded by the change ------------------------------------------------------------
+
+_LISTED_VERSIONS = 8
+
+
+def _side(snapshot: Snapshot) -> Side | None:
+    try:
+        scheme = scheme_named(snapshot.config.version_scheme if snapshot.config else "semver")
+    except VersionError:
+        return None
+    return Side(scheme, snapshot.releases, snapshot.hardware, snapshot.cohorts)
+
+
+def _listed(versions: tuple[str, ...] | list[str]) -> str:
+    shown = ", ".join(versions[:_LISTED_VERSIONS])
+    more = len(versions) - _LISTED_VERSIONS
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _stranded_devices(ctx: _Context) -> Iterator[Diagnostic]:
+    """Devices that could update before the change and are blocked, or have no channel, after it.
+
+    The update decision (relreg.devices.update) is run on both sides for the versions that matter
+    (relreg.devices.reach); this covers every change at once: yanks and un-yanks, gates raised, releases
+    removed from or held back in a cohort, hardware removed from a cohort, releases deleted.
+    """
+    if ctx.base.config is not None and ctx.head.config is not None \
+            and ctx.base.config.version_scheme != ctx.head.config.version_scheme:
+        return  # the order of versions changes: registry-version-scheme says so
+    before, after = _side(ctx.base), _side(ctx.head)
+    if before is None or after is None:
+        return
+    # One warning per stranded group; boards of a cohort stranded alike, by the same change, share one.
+    alike: dict[tuple, list[Stranded]] = {}
+    for group in stranded(before, after):
+        causes = _causes(ctx, group)
+        key = (group.cohort, group.software_type, group.kind, group.obstacle, group.versions, group.newest,
+               tuple((phrase, where) for phrase, where, _ in causes))
+        alike.setdefault(key, []).append(group)
+    for groups in alike.values():
+        yield _stranded_diagnostic(ctx, groups)
+
+
+def _boards(groups: list[Stranded]) -> str:
+    group = groups[0]
+    names = ", ".join(g.hardware_version for g in groups)
+    return names + (f", software type {group.software_type}" if group.software_type else "")
+
+
+def _causes(ctx: _Context, group: Stranded) -> list[tuple[str, str, JsonPath]]:
+    """What the change did to the group's channel: (phrase, file, path) for each, in a stable order."""
+    slug, hardware = group.cohort, group.hardware_version
+    base_cohort, head_cohort = ctx.base.cohorts[slug], ctx.head.cohorts[slug]
+    causes: list[tuple[str, str, JsonPath]] = []
+    if group.kind == NO_CHANNEL:
+        if base_cohort.hardware_versions and hardware not in head_cohort.hardware_versions:
+            causes.append((f"removing {hardware} from the hardware_versions of cohort '{slug}'",
+                           head_cohort.source_path, ("hardware_versions",)))
+        else:
+            causes.append((f"the change to the images of {hardware}", head_cohort.source_path, ("slug",)))
+        return causes
+    head_activations = {a.version: (index, a) for index, a in enumerate(head_cohort.releases)}
+    for version in group.lost:
+        base_release, head_release = ctx.base.releases.get(version), ctx.head.releases.get(version)
+        if head_release is None:
+            causes.append((f"deleting release {version}", head_cohort.source_path, ("releases",)))
+        elif head_release.is_yanked and base_release is not None and not base_release.is_yanked:
+            causes.append((f"yanking {version}", head_release.source_path, ("yanked",)))
+        elif version not in head_activations:
+            causes.append((f"removing {version} from cohort '{slug}'", head_cohort.source_path, ("releases",)))
+        elif not head_activations[version][1].deploys_to(hardware):
+            causes.append((f"holding {version} back from {hardware} in cohort '{slug}'", head_cohort.source_path,
+                           ("releases", head_activations[version][0], "hardware_versions")))
+        else:
+            causes.append((f"changing where {version} is deployed", head_cohort.source_path, ("releases",)))
+    for version in group.new_barriers:
+        base_release, head_release = ctx.base.releases.get(version), ctx.head.releases[version]
+        if base_release is None:
+            causes.append((f"adding {version} with must_pass_through", head_release.source_path,
+                           ("must_pass_through",)))
+        elif base_release.is_yanked:
+            causes.append((f"un-yanking {version} (must_pass_through)", head_release.source_path, ("version",)))
+        else:
+            causes.append((f"turning on must_pass_through of {version}", head_release.source_path,
+                           ("must_pass_through",)))
+    for version in group.new_gates:
+        head_release = ctx.head.releases[version]
+        causes.append((f"setting min_version {head_release.min_version} on {version}", head_release.source_path,
+                       ("min_version",)))
+    if not causes:
+        causes.append(("this change", head_cohort.source_path, ("releases",)))
+    return causes
+
+
+def _stranded_diagnostic(ctx: _Context, groups: list[Stranded]) -> Diagnostic:
+    group = groups[0]
+    slug, hardware, boards = group.cohort, " and ".join(g.hardware_version for g in groups), _boards(groups)
+    causes = _causes(ctx, group)
+    cause = " and ".join(phrase for phrase, _, _ in causes)
+    cause = cause[0].upper() + cause[1:]
+    where, path = causes[0][1], causes[0][2]
+    versions = _listed(group.versions)
+    if group.kind == NO_CHANNEL:
+        if group.versions:
+            who = (f"devices on {versions} could still update to {group.newest} and are stranded there for good "
+                   f"(relreg has no channel to offer them anything)")
+        else:
+            who = (f"devices on {group.newest}, the newest release it offered them, can never be offered a fix "
+                   f"again")
+        text = (f"{cause} takes the update channel away from the devices of {boards} in cohort '{slug}' (their "
+                f"update requests fail): {who}. To end the life of a board, keep it in the cohort: releases without "
+                f"an image for {hardware} are simply not offered to it.")
+        return ctx.at(where, path, text, "devices-stranded", key=True, severity=Severity.WARNING)
+    kind = group.obstacle[0]
+    if kind == "barrier":
+        barrier = group.obstacle[1]
+        why = (f"{barrier} is a must_pass_through release they must install before anything newer, and the cohort "
+               f"does not offer it to {hardware}")
+        fix = f"deploy {barrier} to cohort '{slug}' for {hardware}"
+        if any(phrase.startswith(f"un-yanking {barrier} ") for phrase, _, _ in causes):
+            fix += f", or keep {barrier} yanked"
+        elif any(phrase.startswith(f"adding {barrier} ") for phrase, _, _ in causes):
+            fix += f", or publish {barrier} without must_pass_through"
+    elif kind == "min_version":
+        target, minimum = group.obstacle[1], group.obstacle[2]
+        why = (f"{target} needs min_version {minimum}, and no release from {minimum} up to below {target} is offered "
+               f"to them any more")
+        fix = f"deploy a release from {minimum} up to below {target} to cohort '{slug}' (again)"
+        if target not in ctx.base.releases:
+            fix += f", or lower {target}'s min_version"
+        elif any(phrase.startswith("yanking ") for phrase, _, _ in causes):
+            fix += " or publish a fixed stepping stone in its place"
+    else:
+        target = group.obstacle[1]
+        why = f"{target} has no full image for {boards}, and no delta from their versions"
+        fix = f"deploy a release with a full image for {hardware} to cohort '{slug}'"
+    text = (f"{cause} blocks devices on {versions} in cohort '{slug}' ({boards}): {why}; they could update "
+            f"before this change and are now told they are up to date (reason: blocked). To fix, {fix}.")
+    return ctx.at(where, path, text, "devices-stranded", key=True, severity=Severity.WARNING)

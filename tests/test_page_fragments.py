@@ -268,7 +268,9 @@ _FACTS_TEMPLATE = """<dl class="facts">
 {% endif %}
 <dt>Revision</dt><dd>{% if release.revision %}{% set commit_url = site.config.commit_url(release.revision) %}{% if commit_url %}<a href="{{ commit_url }}"><code>{{ release.revision }}</code></a>{% else %}<code>{{ release.revision }}</code>{% endif %}{% else %}<span class="muted">not given</span>{% endif %}</dd>
 <dt>Minimum version</dt><dd>{% if release.min_version %}{% if release.min_version in site.by_version %}<a href="../{{ release.min_version|segment }}/index.html">{{ release.min_version }}</a>{% else %}{{ release.min_version }}{% endif %}: devices on an older version install an earlier release first{% else %}<span class="muted">none: any version can update to it</span>{% endif %}</dd>
-{% if release.must_pass_through %}
+{% if release.must_pass_through and release.is_yanked %}
+<dt>Required step</dt><dd>It was a required step (must pass through); being yanked, it no longer holds devices back: devices on an older version install newer releases directly, without it.</dd>
+{% elif release.must_pass_through %}
 <dt>Required step</dt><dd>Devices on an older version must install this release before any newer one.</dd>
 {% endif %}
 <dt>Hardware</dt><dd>{% for name in release.hardware_versions %}<a class="chip" href="../../hardware/{{ name }}/index.html">{{ name }}</a> {% endfor %}</dd>
@@ -287,6 +289,7 @@ def _facts_cases():  # type: ignore[no-untyped-def]
                 ({"device_counts": {"2.1.0": 1234567}}, None),
                 ({"config": {"repository_url": "https://git.example/fw/commit/{revision}?a=1&b=<2>"}}, hostile),
                 ({}, replace(hostile, min_version="2.0.1", must_pass_through=True, revision=None)),
+                ({}, replace(hostile, must_pass_through=True, yanked=None)),
                 ({"device_counts": {"2.1.0": 3}}, replace(hostile, min_version=HOSTILE, version=f"{HOSTILE} 1/2%"))]
 
 

@@ -33,6 +33,8 @@ from relreg.registry.versions import Version, VersionError, VersionScheme
 
 Slot = tuple[str, "str | None"]  # (hardware version, software type)
 
+_FULL = Payload("", None, "", 0, "", "", "")  # stands for the full image of a candidate
+
 NO_CHANNEL = "no-channel"
 BLOCKED = "blocked"
 
@@ -87,6 +89,8 @@ class _Images:
             self.types.setdefault(hardware, set()).add(software_type)
         self._barriers: dict[Slot, tuple[tuple[str, ...], tuple[tuple, ...]]] = {}
         self._known_for: dict[Slot, list[Release]] = {}
+        self._images: dict[str, dict[Slot, tuple[Payload | None, tuple[Payload, ...]]]] = {}
+        self._deltas: dict[tuple[Slot, str], Payload] = {}
 
     def default(self, hardware: str) -> str | None:
         item = self.side.hardware.get(hardware)
@@ -119,6 +123,32 @@ class _Images:
                 (r.version, r.parsed_version.key) for r in self.known_for(slot) if r.must_pass_through and not r.is_yanked)
         return found
 
+    def images(self, release: Release, slot: Slot) -> tuple[Payload | None, tuple[Payload, ...]]:
+        """Only what the decision reads of a release's images for a slot: whether there is a full image,
+        and which versions its deltas start from (a changed digest of a published artifact is an error of
+        the policy already). Made once per release, from one pass over its artifacts."""
+        found = self._images.get(release.version)
+        if found is None:
+            fulls: set[Slot] = set()
+            froms: dict[Slot, list[str]] = {}
+            for artifact in release.artifacts:
+                if artifact.is_delta:
+                    froms.setdefault((artifact[0], artifact[5]), []).append(artifact.delta_from)
+                else:
+                    fulls.add((artifact[0], artifact[5]))
+            found = self._images[release.version] = {
+                each: (_FULL if each in fulls else None,
+                       tuple(self._delta(each, origin) for origin in sorted(froms.get(each, ()))))
+                for each in release.image_slots}
+        return found.get(slot, (None, ()))
+
+    def _delta(self, slot: Slot, origin: str) -> Payload:
+        key = (slot, origin)
+        found = self._deltas.get(key)
+        if found is None:
+            found = self._deltas[key] = Payload(slot[0], slot[1], "", 0, "", "", "", origin)
+        return found
+
     def hardware_of(self, cohort: Cohort) -> tuple[str, ...]:
         return cohort.hardware_versions or tuple(sorted(self.side.hardware))
 
@@ -131,18 +161,9 @@ class _Images:
             if release is None or release.is_yanked or not activation.deploys_to(hardware):
                 continue
             image_type = release.image_software_type(hardware, software_type, default)
-            full, deltas = None, []
-            for artifact in release.artifacts:
-                if (artifact.hardware_version, artifact.software_type) != (hardware, image_type):
-                    continue
-                payload = Payload(hardware, image_type, "", artifact.size, artifact.build_id, artifact.sha256,
-                                  artifact.url, artifact.delta_from if artifact.is_delta else None)
-                if payload.is_delta:
-                    deltas.append(payload)
-                else:
-                    full = payload
-            if full is None and not deltas:
+            if not release.has_image(hardware, image_type):
                 continue
+            full, deltas = self.images(release, (hardware, image_type))
             minimum = None
             if release.min_version:
                 try:
@@ -153,7 +174,7 @@ class _Images:
                 version=release.version, key=release.parsed_version.key, id=0, revision="",
                 min_version=release.min_version, min_key=minimum, must_pass_through=release.must_pass_through,
                 created_date="", release_url="", rollout_percent=activation.rollout_percent, full=full,
-                deltas=tuple(sorted(deltas, key=lambda p: (p.delta_from or "", p.build_id)))))
+                deltas=deltas))
         deployed.sort(key=lambda c: c.key)
         unique = [c for i, c in enumerate(deployed) if i == 0 or deployed[i - 1].key != c.key]
         versions, keys = self.barriers(slot)
@@ -201,22 +222,33 @@ def stranded(before: Side, after: Side) -> list[Stranded]:
 def _compare(slot: Slot, base: Channel, head: Channel | None, known: Sequence[Release],
              after: Side) -> list[Stranded]:
     newest = base.candidates[-1]
+    # The answer for a device on V depends only on the candidates and barriers above V: the versions that
+    # matter are those below the newest candidate (devices at or above it had nothing to install), and,
+    # when the channel stays, below the highest candidate or barrier that the change touches.
+    limit = newest.key
+    if head is not None:
+        differing = [c.key for c in set(base.candidates).symmetric_difference(head.candidates)] \
+            + list(set(base.barrier_keys).symmetric_difference(head.barrier_keys))
+        limit = min(limit, max(differing)) if differing else limit
     keys = [r.parsed_version.key for r in known]
-    below = known[:bisect.bisect_left(keys, newest.key)]  # devices at or above the newest candidate had nothing
+    below = known[:bisect.bisect_left(keys, limit)]
     groups: dict[tuple, list[str]] = {}
     for release in below:
+        if head is not None:
+            head_release = after.releases.get(release.version)
+            try:
+                current = head_release.parsed_version if head_release is not None \
+                    else after.scheme.parse(release.version)
+            except VersionError:
+                continue
+            plan = plan_update(head, current)
+            if plan.offers or plan.up_to_date_reason != REASON_BLOCKED:
+                continue  # not blocked after the change (the common case: decided without the base)
         if not plan_update(base, release.parsed_version).offers:
-            continue
+            continue  # nothing to install before the change either
         if head is None:
             groups.setdefault((NO_CHANNEL, ()), []).append(release.version)
-            continue
-        head_release = after.releases.get(release.version)
-        try:
-            current = head_release.parsed_version if head_release is not None else after.scheme.parse(release.version)
-        except VersionError:
-            continue
-        plan = plan_update(head, current)
-        if not plan.offers and plan.up_to_date_reason == REASON_BLOCKED:
+        else:
             groups.setdefault((BLOCKED, _obstacle(head, current)), []).append(release.version)
     if head is None and not groups:
         groups[(NO_CHANNEL, ())] = []

@@ -55,6 +55,7 @@ import bisect
 import hashlib
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Iterable, Mapping, Sequence
 
 from relreg.registry.versions import Version, VersionScheme
@@ -168,7 +169,7 @@ class Candidate:
     full: Payload | None  # the full image for the channel, if the release has one
     deltas: tuple[Payload, ...] = ()  # delta images for the channel
 
-    @property
+    @cached_property
     def threshold(self) -> int:
         return rollout_threshold(self.rollout_percent)
 

@@ -642,12 +642,21 @@ def _causes(ctx: _Context, group: Stranded) -> list[tuple[str, str, JsonPath]]:
             causes.append((f"turning on must_pass_through of {version}", head_release.source_path,
                            ("must_pass_through",)))
     for version in group.new_gates:
-        head_release = ctx.head.releases[version]
-        causes.append((f"setting min_version {head_release.min_version} on {version}", head_release.source_path,
+        head_release, base_release = ctx.head.releases[version], ctx.base.releases.get(version)
+        verb = "raising" if base_release is not None and base_release.min_version else "setting"
+        causes.append((f"{verb} the min_version of {version} to {head_release.min_version}", head_release.source_path,
                        ("min_version",)))
     if not causes:
         causes.append(("this change", head_cohort.source_path, ("releases",)))
     return causes
+
+
+def _not_below(ctx: _Context, minimum: str, release: Release) -> bool:
+    side = _side(ctx.head)
+    try:
+        return side is not None and side.scheme.parse(minimum).key >= release.parsed_version.key
+    except VersionError:
+        return False
 
 
 def _stranded_diagnostic(ctx: _Context, groups: list[Stranded]) -> Diagnostic:
@@ -684,7 +693,11 @@ def _stranded_diagnostic(ctx: _Context, groups: list[Stranded]) -> Diagnostic:
         why = (f"{target} needs min_version {minimum}, and no release from {minimum} up to below {target} is offered "
                f"to them any more")
         fix = f"deploy a release from {minimum} up to below {target} to cohort '{slug}' (again)"
-        if target not in ctx.base.releases:
+        target_release = ctx.head.releases.get(target)
+        if target_release is not None and minimum is not None and _not_below(ctx, minimum, target_release):
+            why = f"{target} needs min_version {minimum}, which is not below {target}: no device below it can install it"
+            fix = f"publish a release with a min_version below {minimum} and deploy it to cohort '{slug}'"
+        elif target not in ctx.base.releases:
             fix += f", or lower {target}'s min_version"
         elif any(phrase.startswith("yanking ") for phrase, _, _ in causes):
             fix += " or publish a fixed stepping stone in its place"

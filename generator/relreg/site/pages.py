@@ -317,7 +317,11 @@ def release_facts(view: "ReleaseView", data: "SiteData", cohorts: Sequence["Coho
     else:
         parts.append('<span class="muted">none: any version can update to it</span>')
     parts.append("</dd>\n")
-    if release.must_pass_through:
+    if release.must_pass_through and release.is_yanked:
+        parts.append("<dt>Required step</dt><dd>It was a required step (must pass through); being yanked, it no "
+                     "longer holds devices back: devices on an older version install newer releases directly, "
+                     "without it.</dd>\n")
+    elif release.must_pass_through:
         parts.append("<dt>Required step</dt><dd>Devices on an older version must install this release before any "
                      "newer one.</dd>\n")
     parts.append("<dt>Hardware</dt><dd>")

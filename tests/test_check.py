@@ -10,6 +10,7 @@ others must fail with exit 1.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -436,3 +437,148 @@ def test_unyanking_a_release_is_a_warning_with_the_reason(repo: Path, monkeypatc
     assert [(d["path"], d["line"], d["column"], d["rule"], d["severity"]) for d in found] == \
         [("releases/1.0.0.yaml", 1, 10, "release-unyanked", "warning")]
     assert "release 1.0.0 was yanked ('bricks evt1') and this change removes `yanked:`" in found[0]["message"]
+
+
+# --- devices stranded by a change (devices-stranded, release-yanked-pass-through) -------------------
+
+def _release(version: str, boards: str = "evt1,dvt1", *, min_version: str | None = None, mpt: bool = False,
+             yanked: str | None = None, notes: str = "") -> str:
+    lines = [f'version: "{version}"']
+    if min_version:
+        lines.append(f'min_version: "{min_version}"')
+    if mpt:
+        lines.append("must_pass_through: true")
+    if yanked:
+        lines.append(f"yanked: {yanked}")
+    if notes:
+        lines.append(f"notes: {notes}")
+    lines.append("artifacts:")
+    for board in boards.split(","):
+        digest = hashlib.sha256(f"{version}/{board}".encode()).hexdigest()
+        lines += [f"  - hardware_version: {board}", f"    build_id: {digest[:40]}", f"    url: {version}/{board}.bin",
+                  "    size: 1000", f"    sha256: {digest}"]
+    return "\n".join(lines) + "\n"
+
+
+def _cohort(hardware: str, *activations: str) -> str:
+    """activations: "1.2.0", "1.2.0@50" (rollout percent) or "1.2.0:evt1" (deployed to evt1 only)."""
+    lines = ["slug: stable", "name: Stable", f"hardware_versions: [{hardware}]", "releases:"]
+    for item in activations:
+        version, _, held = item.partition(":")
+        version, _, percent = version.partition("@")
+        lines.append(f'  - version: "{version}"')
+        if percent:
+            lines.append(f"    rollout_percent: {percent}")
+        if held:
+            lines.append(f"    hardware_versions: [{held}]")
+    return "\n".join(lines) + "\n"
+
+
+# The published registry of every case: the base fixture (1.0.0 for evt1 and dvt1, 1.1.0 for evt1 only) with
+# 1.2.0 and 1.3.0 (which needs 1.2.0), stable deploying 1.0.0, 1.2.0 and 1.3.0. Devices below 1.2.0 take 1.2.0.
+_PUBLISHED = {
+    "releases/1.2.0.yaml": _release("1.2.0"),
+    "releases/1.3.0.yaml": _release("1.3.0", min_version="1.2.0"),
+    "cohorts/stable.yaml": _cohort("evt1, dvt1", "1.0.0", "1.2.0", "1.3.0@50"),
+}
+
+_STRANDED_CASES = {
+    # case: (published files over _PUBLISHED, the pull request's files (None: deleted), expected (rule, path, words))
+    "yank-stepping-stone": ({}, {
+        "releases/1.2.0.yaml": _release("1.2.0", yanked="bad radio calibration"),
+        "cohorts/stable.yaml": _cohort("evt1, dvt1", "1.0.0", "1.3.0@50")}, [
+        ("devices-stranded", "releases/1.2.0.yaml",
+         "Yanking 1.2.0 blocks devices on 1.0.0, 1.1.0 in cohort 'stable' (evt1): 1.3.0 needs min_version 1.2.0, "
+         "and no release from 1.2.0 up to below 1.3.0 is offered to them any more"),
+        ("devices-stranded", "releases/1.2.0.yaml",
+         "Yanking 1.2.0 blocks devices on 1.0.0 in cohort 'stable' (dvt1): 1.3.0 needs min_version 1.2.0")]),
+    "stepping-stone-removed-from-cohort": ({}, {"cohorts/stable.yaml": _cohort("evt1, dvt1", "1.0.0", "1.3.0@50")}, [
+        ("devices-stranded", "cohorts/stable.yaml",
+         "Removing 1.2.0 from cohort 'stable' blocks devices on 1.0.0, 1.1.0 in cohort 'stable' (evt1)"),
+        ("devices-stranded", "cohorts/stable.yaml",
+         "Removing 1.2.0 from cohort 'stable' blocks devices on 1.0.0 in cohort 'stable' (dvt1)")]),
+    "stepping-stone-held-back": ({}, {
+        "cohorts/stable.yaml": _cohort("evt1, dvt1", "1.0.0", "1.2.0:evt1", "1.3.0@50")}, [
+        ("devices-stranded", "cohorts/stable.yaml",
+         "Holding 1.2.0 back from dvt1 in cohort 'stable' blocks devices on 1.0.0 in cohort 'stable' (dvt1)")]),
+    "hardware-removed-from-cohort": ({}, {"cohorts/stable.yaml": _cohort("evt1", "1.0.0", "1.2.0", "1.3.0@50")}, [
+        ("devices-stranded", "cohorts/stable.yaml",
+         "Removing dvt1 from the hardware_versions of cohort 'stable' takes the update channel away from the "
+         "devices of dvt1 in cohort 'stable' (their update requests fail): devices on 1.0.0, 1.2.0 could still "
+         "update to 1.3.0 and are stranded there for good")]),
+    # No device of dvt1 can update (1.3.0 needs 1.2.0, which stable does not deploy): the channel still goes.
+    "hardware-removed-when-none-can-update": (
+        {"cohorts/stable.yaml": _cohort("evt1, dvt1", "1.3.0")}, {"cohorts/stable.yaml": _cohort("evt1", "1.3.0")}, [
+            ("devices-stranded", "cohorts/stable.yaml",
+             "takes the update channel away from the devices of dvt1 in cohort 'stable' (their update requests "
+             "fail): devices on 1.3.0, the newest release it offered them, can never be offered a fix again")]),
+    "unyank-must-pass-through": ({
+        "releases/1.1.5.yaml": _release("1.1.5", mpt=True, yanked="migration bug"),
+        "releases/1.1.6.yaml": _release("1.1.6", mpt=True),
+        "cohorts/stable.yaml": _cohort("evt1, dvt1", "1.1.6", "1.2.0")}, {
+        "releases/1.1.5.yaml": _release("1.1.5", mpt=True)}, [
+        ("devices-stranded", "releases/1.1.5.yaml",
+         "Un-yanking 1.1.5 (must_pass_through) blocks devices on 1.0.0 in cohort 'stable' (dvt1): 1.1.5 is a "
+         "must_pass_through release they must install before anything newer, and the cohort does not offer it to "
+         "dvt1"),
+        ("devices-stranded", "releases/1.1.5.yaml",
+         "Un-yanking 1.1.5 (must_pass_through) blocks devices on 1.0.0, 1.1.0 in cohort 'stable' (evt1)"),
+        ("release-unyanked", "releases/1.1.5.yaml", "release 1.1.5 was yanked")]),
+    "must-pass-through-added-not-deployed": ({}, {"releases/1.2.5.yaml": _release("1.2.5", mpt=True)}, [
+        ("devices-stranded", "releases/1.2.5.yaml",
+         "Adding 1.2.5 with must_pass_through blocks devices on 1.2.0 in cohort 'stable' (evt1, dvt1): 1.2.5 is a "
+         "must_pass_through release")]),
+    "yank-must-pass-through": ({
+        "releases/1.2.0.yaml": _release("1.2.0", mpt=True),
+        "releases/1.3.0.yaml": _release("1.3.0")}, {
+        "releases/1.2.0.yaml": _release("1.2.0", mpt=True, yanked="bricks dvt1"),
+        "cohorts/stable.yaml": _cohort("evt1, dvt1", "1.0.0", "1.3.0@50")}, [
+        ("release-yanked-pass-through", "releases/1.2.0.yaml",
+         "yanking 1.2.0, a must_pass_through release: devices below 1.2.0 will now skip its required step")]),
+    # Harmless changes: nobody who could update loses it.
+    "ok-release-added-and-deployed": ({}, {
+        "releases/1.4.0.yaml": _release("1.4.0", min_version="1.3.0"),
+        "cohorts/stable.yaml": _cohort("evt1, dvt1", "1.0.0", "1.2.0", "1.3.0@50", "1.4.0@10")}, []),
+    "ok-notes-fixed": ({}, {"releases/1.2.0.yaml": _release("1.2.0", notes="Fixed the radio.")}, []),
+    "ok-rollout-raised": ({}, {"cohorts/stable.yaml": _cohort("evt1, dvt1", "1.0.0", "1.2.0", "1.3.0")}, []),
+    "ok-newest-release-yanked": ({}, {
+        "releases/1.3.0.yaml": _release("1.3.0", min_version="1.2.0", yanked="boot loop"),
+        "cohorts/stable.yaml": _cohort("evt1, dvt1", "1.0.0", "1.2.0")}, []),
+    "ok-stepping-stone-replaced": ({}, {
+        "releases/1.2.0.yaml": _release("1.2.0", yanked="bad radio calibration"),
+        "releases/1.2.1.yaml": _release("1.2.1"),
+        "cohorts/stable.yaml": _cohort("evt1, dvt1", "1.0.0", "1.2.1", "1.3.0@50")}, []),
+    "ok-hardware-held-back-without-a-gate": ({}, {
+        "cohorts/stable.yaml": _cohort("evt1, dvt1", "1.0.0", "1.2.0", "1.3.0@50:evt1")}, []),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_STRANDED_CASES))
+def test_a_change_that_strands_devices_warns_once_per_group(case: str, repo: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    published, proposed, expected = _STRANDED_CASES[case]
+    registry = repo / "registry"
+    git(repo, "checkout", "-q", "main")
+    for name, content in {**_PUBLISHED, **published}.items():
+        (registry / name).write_text(content)
+    commit_all(repo, "published", "2024-01-02T10:00:00+00:00")
+    git(repo, "checkout", "-q", "pr")
+    git(repo, "merge", "-q", "--ff-only", "main")
+    for name, content in proposed.items():
+        if content is None:
+            (registry / name).unlink()
+        else:
+            (registry / name).write_text(content)
+    commit_all(repo, case, "2024-01-03T10:00:00+00:00")
+    monkeypatch.chdir(registry)
+
+    result = relreg("check", "--registry", ".", "--base", "main", "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    found = [d for d in json.loads(result.stdout)["diagnostics"]
+             if d["rule"] in ("devices-stranded", "release-yanked-pass-through", "release-unyanked")]
+    assert all(d["severity"] == "warning" for d in found)
+    assert len(found) == len(expected), [d["message"] for d in found]
+    for rule, path, words in expected:
+        assert any(d["rule"] == rule and d["path"] == path and words in d["message"] for d in found), \
+            (words, [d["message"] for d in found])

@@ -313,3 +313,19 @@ def test_release_facts_equal_what_the_template_wrote(changes, extra) -> None:  #
         cohorts = data.cohorts_of_release.get(view.version, ())
         expected = template.render(view=view, release=view.release, site=data, cohorts=cohorts)
         assert str(pages.release_facts(view, data, cohorts)) == expected, view.version
+
+
+@pytest.mark.parametrize(("yanked", "says", "never"), [
+    (None, "must install this release before any newer one", "no longer holds devices back"),
+    ("corrupts settings", "being yanked, it no longer holds devices back", "must install this release"),
+])
+def test_a_yanked_required_step_says_it_no_longer_holds_devices_back(yanked, says, never) -> None:  # type: ignore[no-untyped-def]
+    inputs = _release_pages_inputs()
+    registry = inputs.registry
+    release = replace(registry.releases[0], must_pass_through=True, yanked=yanked)
+    inputs = replace(inputs, registry=replace(registry, releases=(release, *registry.releases[1:])))
+    views = release_views(inputs)
+    data = pages.site_data(inputs, views)
+    [view] = [view for view in views if view.version == release.version]
+    facts = str(pages.release_facts(view, data, data.cohorts_of_release.get(view.version, ())))
+    assert "<dt>Required step</dt>" in facts and says in facts and never not in facts

@@ -49,7 +49,7 @@ def changes_since(previous: Mapping[str, Any], current: PublishedTable) -> list[
     `previous`: the previous build's table (empty or malformed entries are skipped: a build of older
     code kept none). Adding releases and editing anything but artifacts warn of nothing.
     """
-    shifted: list[str] = []
+    shifted: list[tuple[Any, str]] = []
     gone: list[str] = []
     edited: list[str] = []
     for version, entry in previous.items():
@@ -60,7 +60,7 @@ def changes_since(previous: Mapping[str, Any], current: PublishedTable) -> list[
             gone.append(version)
             continue
         if now[0] != entry[0]:
-            shifted.append(f"{version}: {entry[0]} -> {now[0]}")
+            shifted.append((entry[0], f"{version}: {entry[0]} -> {now[0]}"))
         if now[1] != entry[1]:
             before, after = _artifact_map(entry[1]), _artifact_map(now[1])
             boards = sorted(key.split("/", 1)[0] for key in before.keys() & after.keys() if before[key] != after[key])
@@ -69,7 +69,9 @@ def changes_since(previous: Mapping[str, Any], current: PublishedTable) -> list[
                 edited.append(f"{version} ({', '.join(sorted(set(boards + removed)))})")
     warnings = []
     if shifted:
-        warnings.append(f"release ids changed since the previous build ({_listed(shifted)}): published ids are "
+        shifted.sort(key=lambda item: item[0] if isinstance(item[0], int) else 0)  # in the order of the old ids
+        warnings.append(f"release ids changed since the previous build ({_listed([text for _, text in shifted])}): "
+                        "published ids are "
                         "permanent for API consumers; a history rewrite or a deleted release file causes this")
     if gone:
         warnings.append(f"releases of the previous build are gone ({_listed(gone)}): their pages and API documents "

@@ -14,7 +14,7 @@ import pytest
 from conftest import BASE_REGISTRY, run_relreg
 from git_helpers import commit_all, git, init_repo
 
-from relreg.site.published import changes_since, published_table
+from relreg.site.published import changes_since, parse_table, published_table
 
 RELEASE = """version: "{version}"
 revision: 0a1b2c3d4e5f60718293a4b5c6d7e8f901234567
@@ -100,8 +100,8 @@ CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
         "releases of the previous build are gone (1.2.0)"]),
     ("squash the history", _squash, [
         "release ids changed since the previous build (1.2.0: 2 -> 3, 1.1.1: 3 -> 2)"]),
-    ("edit a published sha256", _edit_sha, ["published images changed since the previous build (1.2.0 (evt1))"]),
-    ("edit a published size", _edit_size, ["published images changed since the previous build (1.0.0 (evt1))"]),
+    ("edit a published sha256", _edit_sha, ["published images changed since the previous build (1.2.0)"]),
+    ("edit a published size", _edit_size, ["published images changed since the previous build (1.0.0)"]),
     ("add a release", _add, []),
     ("fix release notes", _fix_notes, []),
     ("yank a release", _yank, []),
@@ -135,21 +135,18 @@ class _Dates:
         self.created = created
 
 
-def _table(*rows: tuple[str, int, str]) -> dict[str, list]:
-    return {version: [number, artifacts] for version, number, artifacts in rows}
-
-
-A = "evt1///=aaaa:10 dvt1///=bbbb:20"
+def _rows(*rows: tuple[str, int, str]) -> dict[str, str]:
+    return {version: f"{number}\tb{version}\t{digest}" for version, number, digest in rows}
 
 
 @pytest.mark.parametrize("previous, current, expected", [
-    ({}, _table(("1.0.0", 1, A)), []),  # a manifest of older code keeps no table
-    (_table(("1.0.0", 1, A)), _table(("1.0.0", 1, A), ("1.1.0", 2, A)), []),
-    ({"1.0.0": "garbage", "1.1.0": [1]}, _table(("1.0.0", 2, A)), []),  # malformed rows are skipped
-    (_table(("1.0.0", 1, A)), _table(("1.0.0", 1, "evt1///=aaaa:10")), ["published images changed since the previous "
-                                                                     "build (1.0.0 (dvt1))"]),
-    (_table(("1.0.0", 1, "evt1///=aaaa:10")), _table(("1.0.0", 1, A)), []),  # an image added for another board
-    (_table(*[(f"1.{n}.0", n, A) for n in range(10)]), _table(*[(f"1.{n}.0", n + 1, A) for n in range(10)]),
+    ({}, _rows(("1.0.0", 1, "d1")), []),  # a manifest of older code keeps no table
+    (_rows(("1.0.0", 1, "d1")), _rows(("1.0.0", 1, "d1"), ("1.1.0", 2, "d2")), []),
+    (_rows(("1.0.0", 1, "d1")), _rows(("1.0.0", 1, "d9")), ["published images changed since the previous build (1.0.0)"]),
+    (_rows(("1.0.0", 1, "d1"), ("1.1.0", 2, "d2")), _rows(("1.1.0", 1, "d2")), [
+        "release ids changed since the previous build (1.1.0: 2 -> 1)",
+        "releases of the previous build are gone (1.0.0)"]),
+    (_rows(*[(f"1.{n}.0", n, "d") for n in range(10)]), _rows(*[(f"1.{n}.0", n + 1, "d") for n in range(10)]),
      ["release ids changed since the previous build (1.0.0: 0 -> 1, 1.1.0: 1 -> 2, 1.2.0: 2 -> 3, 1.3.0: 3 -> 4, "
       "1.4.0: 4 -> 5, 1.5.0: 5 -> 6, 1.6.0: 6 -> 7, 1.7.0: 7 -> 8, and 2 more)"]),
 ])
@@ -158,6 +155,13 @@ def test_changes_since(previous: dict, current: dict, expected: list[str]) -> No
     assert len(warnings) == len(expected), warnings
     for warning, fragment in zip(warnings, expected):
         assert warning.startswith(fragment), warning
+
+
+@pytest.mark.parametrize("text, expected", [
+    (None, {}), ({"1.0.0": [1]}, {}), ("", {}), ("1.0.0\t1\tb\td\nbroken line\n", {"1.0.0": "1\tb\td"}),
+])
+def test_parse_table_keeps_only_well_formed_rows(text: object, expected: dict) -> None:
+    assert parse_table(text) == expected
 
 
 def test_published_table_numbers_releases_as_the_site_does(published: tuple[Path, Path]) -> None:
@@ -172,7 +176,7 @@ def test_published_table_numbers_releases_as_the_site_does(published: tuple[Path
     result = validate_files(read_worktree(registry_dir), work_cache_for(registry_dir))
     assert result.registry is not None
     dates = {version: _Dates(n) for n, (version, _, _) in enumerate(HISTORY)}
-    table = published_table(result.registry.releases, dates)
+    table = published_table(result.registry.releases, dates, {}, {})
     site = json.loads((out / "api" / "v1" / "releases.json").read_text())
-    assert {version: row[0] for version, row in table.items()} == {
+    assert {version: int(row.split("\t")[0]) for version, row in table.items()} == {
         release["version"]: release["id"] for release in site["data"]} == {"1.0.0": 1, "1.2.0": 2, "1.1.1": 3}

@@ -6,36 +6,63 @@ history rewrite or a deleted release file (that is `relreg check`'s job, and the
 workflow's), but it can notice that the site it replaces said otherwise, and warn.
 
 The previous build's table lives in the index line of its manifest (site/manifest.py), which a
-rebuild reads anyway: {version: [id, artifacts]}, `artifacts` one string per release
-("<hardware>/<software type>/<type>/<delta from>=<sha256 prefix>:<size>" joined by spaces), so
-that the usual comparison is of two strings. Only a build that writes something compares: an
-unchanged rebuild stops before (uptodate.py, and the fingerprint in build.py).
+rebuild reads anyway, as one string (a JSON string costs next to nothing to read): a line per
+release, "<version>\\t<id>\\t<file blob id>\\t<digest of its artifacts>". The artifacts' digest is
+made again only for a release whose file changed (another blob id): the table of a rebuild costs a
+sort and a string per release. Only a build that writes something compares: an unchanged rebuild
+stops before (uptodate.py, and the fingerprint in build.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Iterable, Mapping
-
-PublishedTable = dict[str, list[Any]]  # version -> [id, artifacts text]
 
 _SHOWN = 8  # releases named in one warning; the rest are counted
 
 
-def _artifacts_text(artifacts: Iterable[Any]) -> str:
-    return " ".join(sorted(
-        f"{a.hardware_version}/{a.software_type or ''}/{a.type}/{a.delta_from or ''}={a.sha256[:16]}:{a.size}"
-        for a in artifacts))
+def artifacts_digest(artifacts: Iterable[Any]) -> str:
+    """A short digest of what identifies a release's images: board, software type, kind, sha256 and size."""
+    text = "\n".join(sorted(f"{a.hardware_version}/{a.software_type or ''}/{a.type}/{a.delta_from or ''}"
+                            f"={a.sha256}:{a.size}" for a in artifacts))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def published_table(releases: Iterable[Any], release_dates: Mapping[str, Any]) -> PublishedTable:
-    """The table of this build: each release's id (as release_views numbers them) and its artifacts' digests."""
+def parse_table(text: object) -> dict[str, str]:
+    """{version: "id\\tblob\\tdigest"} from a manifest's table; empty for anything else (older manifests)."""
+    if not isinstance(text, str):
+        return {}
+    table = {}
+    for line in text.splitlines():
+        version, _, rest = line.partition("\t")
+        if rest.count("\t") == 2:
+            table[version] = rest
+    return table
+
+
+def published_table(releases: Iterable[Any], release_dates: Mapping[str, Any], blob_ids: Mapping[str, str],
+                    previous: Mapping[str, str]) -> dict[str, str]:
+    """This build's table, {version: "id\\tblob\\tdigest"}: ids as release_views numbers them.
+
+    `blob_ids`: each release file's blob id by version (a release without one is digested);
+    `previous`: the previous build's table (parse_table), whose digests are taken for unchanged files.
+    """
     by_creation = sorted(releases, key=lambda r: (release_dates[r.version].created, r.parsed_version.key))
-    return {release.version: [number, _artifacts_text(release.artifacts)]
-            for number, release in enumerate(by_creation, start=1)}
+    table = {}
+    for number, release in enumerate(by_creation, start=1):
+        version = release.version
+        blob = f"\t{blob_ids.get(version, '')[:16]}\t"
+        before = previous.get(version)
+        if before is not None and len(blob) > 2 and blob in before:  # the same file: the same artifacts
+            table[version] = f"{number}{blob}{before.rpartition(blob)[2]}"
+        else:
+            table[version] = f"{number}{blob}{artifacts_digest(release.artifacts)}"
+    return table
 
 
-def _artifact_map(text: str) -> dict[str, str]:
-    return dict(item.split("=", 1) for item in text.split(" ") if "=" in item)
+def table_text(table: Mapping[str, str]) -> str:
+    """The table as the manifest keeps it (parse_table reads it)."""
+    return "".join(f"{version}\t{row}\n" for version, row in table.items())
 
 
 def _listed(items: list[str]) -> str:
@@ -43,42 +70,40 @@ def _listed(items: list[str]) -> str:
     return shown + (f", and {len(items) - _SHOWN} more" if len(items) > _SHOWN else "")
 
 
-def changes_since(previous: Mapping[str, Any], current: PublishedTable) -> list[str]:
+def changes_since(previous: Mapping[str, str], current: Mapping[str, str]) -> list[str]:
     """Warnings for what the previous build published and this one changes: ids, vanished releases, images.
 
-    `previous`: the previous build's table (empty or malformed entries are skipped: a build of older
-    code kept none). Adding releases and editing anything but artifacts warn of nothing.
+    Both tables as published_table gives them; an empty `previous` (a build of older code kept
+    none) warns of nothing. Adding releases and editing anything but artifacts warn of nothing.
     """
-    shifted: list[tuple[Any, str]] = []
+    shifted: list[tuple[int, str]] = []
     gone: list[str] = []
     edited: list[str] = []
-    for version, entry in previous.items():
-        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], str)):
-            continue
+    for version, row in previous.items():
         now = current.get(version)
+        if now == row:
+            continue
         if now is None:
             gone.append(version)
             continue
-        if now[0] != entry[0]:
-            shifted.append((entry[0], f"{version}: {entry[0]} -> {now[0]}"))
-        if now[1] != entry[1]:
-            before, after = _artifact_map(entry[1]), _artifact_map(now[1])
-            boards = sorted(key.split("/", 1)[0] for key in before.keys() & after.keys() if before[key] != after[key])
-            removed = sorted(key.split("/", 1)[0] for key in before.keys() - after.keys())
-            if boards or removed:
-                edited.append(f"{version} ({', '.join(sorted(set(boards + removed)))})")
+        old_id, _, old_digest = row.split("\t")
+        new_id, _, new_digest = now.split("\t")
+        if old_id != new_id:
+            shifted.append((int(old_id) if old_id.isdigit() else 0, f"{version}: {old_id} -> {new_id}"))
+        if old_digest != new_digest:
+            edited.append(version)
     warnings = []
     if shifted:
-        shifted.sort(key=lambda item: item[0] if isinstance(item[0], int) else 0)  # in the order of the old ids
+        shifted.sort()  # in the order of the old ids
         warnings.append(f"release ids changed since the previous build ({_listed([text for _, text in shifted])}): "
-                        "published ids are "
-                        "permanent for API consumers; a history rewrite or a deleted release file causes this")
+                        "published ids are permanent for API consumers; a history rewrite or a deleted release "
+                        "file causes this")
     if gone:
-        warnings.append(f"releases of the previous build are gone ({_listed(gone)}): their pages and API documents "
-                        "are removed and devices may be offered other releases; a published release is never deleted "
-                        "(yank it instead)")
+        warnings.append(f"releases of the previous build are gone ({_listed(sorted(gone))}): their pages and API "
+                        "documents are removed and devices may be offered other releases; a published release is "
+                        "never deleted (yank it instead)")
     if edited:
-        warnings.append(f"published images changed since the previous build ({_listed(edited)}): another sha256 or "
-                        "size (or a removed image) for a version devices may already have; publish a new version "
-                        "instead")
+        warnings.append(f"published images changed since the previous build ({_listed(sorted(edited))}): another "
+                        "sha256 or size, or an image removed or added, for a version devices may already have; "
+                        "publish a new version instead")
     return warnings

@@ -287,7 +287,7 @@ class PreviousBuild:
     loose: str  # the record of the files no KeyedJob gave (unkeyed jobs, serving files)
     summaries: dict[str, JobSummary] = field(default_factory=dict)  # KeyedJob key -> its summary
     sections: dict[str, list[str]] = field(default_factory=dict)  # KeyedSection key -> the keys of its jobs
-    published: dict[str, Any] = field(default_factory=dict)  # version -> [id, artifacts]: see site/published.py
+    published: str = ""  # each release's id and artifacts' digest: see site/published.py
 
     @property
     def file_count(self) -> int:
@@ -316,7 +316,7 @@ def previous_build(out: Path) -> PreviousBuild | None:
         return PreviousBuild(header.get("fingerprint"), header.get("source"), int(header.get("releases", 0)),
                              body["jobs"], str(body["loose"]),
                              {key: JobSummary.from_json(value) for key, value in body["summaries"].items()},
-                             body["sections"], body.get("published", {}))
+                             body["sections"], body.get("published", ""))
     except (ValueError, AttributeError, KeyError, TypeError, IndexError):
         return None
 
@@ -663,7 +663,7 @@ class _Staging:
                 found.update(_paths_of(done.record))
         return found
 
-    def swap_in(self, stamp: dict[str, object], published: Mapping[str, Any] | None = None) -> WriteStats:
+    def swap_in(self, stamp: dict[str, object], published: str = "") -> WriteStats:
         if self.spare_build is not None:
             self._remove_stale(self._changed_paths(self.spare_build))
         jobs: dict[str, bytes | _Kept] = {}
@@ -784,7 +784,7 @@ def _section_job(section: KeyedSection, key: str) -> Any:
 
 def write_site(files: Mapping[str, bytes | Keyed], out: Path, fingerprint: str = "", *, reuse: bool = True,
                source: str | None = None, releases: int = 0, previous: PreviousBuild | None = None,
-               summarizer: Summarizer | None = None, published: Mapping[str, Any] | None = None) -> WriteStats:
+               summarizer: Summarizer | None = None, published: str = "") -> WriteStats:
     """Replace the folder `out` with exactly `files`, reusing unchanged files.
 
     A file is reused when the previous build's manifest gives it the same
@@ -868,7 +868,7 @@ def write_jobs(jobs: Sequence[Callable[[], Any] | KeyedSection], finish: Callabl
                out: Path, fingerprint: str = "", *, reuse: bool = True, source: str | None = None,
                releases: int = 0, workers: int = 1, previous: PreviousBuild | None = None,
                summarizer: Summarizer | None = None, before_fork: Callable[[], None] | None = None,
-               published: Mapping[str, Any] | None = None) -> WriteStats:
+               published: str = "") -> WriteStats:
     """Like write_site, for a site given as plan jobs (plan.PlanJob) and sections of them (jobs.KeyedSection,
     see _Staging.plan), run by `workers` processes.
 

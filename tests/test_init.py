@@ -137,8 +137,9 @@ def test_workflows_are_valid_github_workflows(scaffold: Path) -> None:
     caches = [step for step in steps if str(step.get("uses", "")).startswith("actions/cache@")]
     assert [step["with"]["path"] for step in caches] == [".git/relreg"]  # validation runs warm on CI too
     runs = [step.get("run", "") for step in steps]
-    assert 'relreg check --base "origin/$BASE_REF" --format github' in runs
-    assert "relreg build --out public --format github" in runs
+    assert check["env"] == {"RELREG_REGISTRY": "registry"}  # the one line to change when the registry moves
+    assert 'relreg check --registry "$RELREG_REGISTRY" --base "origin/$BASE_REF" --format github' in runs
+    assert 'relreg build --registry "$RELREG_REGISTRY" --out public --format github' in runs
     assert any(step.get("uses", "").startswith("actions/upload-artifact@") for step in steps)
     assert f"python -m pip install {_shell_word(default_install_spec()[0])}" in runs
 
@@ -146,7 +147,19 @@ def test_workflows_are_valid_github_workflows(scaffold: Path) -> None:
     assert publish[True]["push"]["branches"] == ["main"]  # PyYAML 1.1 reads the key `on` as True
     build_steps = publish["jobs"]["build"]["steps"]
     assert build_steps[0]["with"]["fetch-depth"] == 0
-    assert "relreg build --out public --format github" in [step.get("run") for step in build_steps]
+    assert publish["env"] == {"RELREG_REGISTRY": "registry"}
+    runs = [step.get("run", "") for step in build_steps]
+    checks = [n for n, run in enumerate(runs) if "relreg check --registry \"$RELREG_REGISTRY\"" in run]
+    builds = [n for n, run in enumerate(runs) if run == 'relreg build --registry "$RELREG_REGISTRY" --out public '
+              '--format github']
+    assert checks and builds and checks[0] < builds[0]  # nothing is built that check refuses
+    assert "${{ github.event.before }}" in (scaffold / ".github" / "workflows" / "publish.yml").read_text()
+    for workflow in ("check.yml", "publish.yml"):  # every relreg command names the registry
+        text = (scaffold / ".github" / "workflows" / workflow).read_text()
+        commands = re.findall(r"^\s*(?:run: )?(relreg (?:check|build) [^\n]*)", text, re.M)
+        assert len(commands) == (2 if workflow == "check.yml" else 3), commands
+        assert all(c.startswith(("relreg check --registry \"$RELREG_REGISTRY\" ",
+                                 "relreg build --registry \"$RELREG_REGISTRY\" ")) for c in commands), commands
     assert publish["jobs"]["deploy"]["steps"][0]["uses"].startswith("actions/deploy-pages@")
 
 
@@ -304,3 +317,45 @@ def test_init_where_no_folder_can_be_made_is_a_usage_error(tmp_path: Path) -> No
     assert result.exit_code == 2, result.output
     assert "cannot create" in result.output and "Not a directory" in result.output
     assert "Traceback" not in result.output
+
+
+def _publish_check_script(scaffold: Path) -> str:
+    publish = yaml.safe_load((scaffold / ".github" / "workflows" / "publish.yml").read_text())
+    [step] = [step for step in publish["jobs"]["build"]["steps"] if "relreg check" in step.get("run", "")]
+    return step["run"]
+
+
+@pytest.mark.parametrize("published, before, rewritten, code, expected", [
+    ("", "0" * 40, "", 0, "nothing published before"),  # the first push of main
+    ("", "", "", 0, "nothing published before"),  # a manual run before any publish
+    ("parent", "", "", 0, "relreg check --registry fw --base {parent} --format github"),
+    ("", "parent", "", 0, "relreg check --registry fw --base {parent} --format github"),  # gh found no run
+    ("old", "", "", 1, "::error::history was rewritten: {old}"),
+    ("old", "", "true", 0, "relreg check --registry fw --base {old} --format github"),
+], ids=["first push", "manual first", "published parent", "before when no run", "rewritten", "rewritten on purpose"])
+def test_publish_checks_against_the_commit_published_last(
+        tmp_path: Path, scaffold: Path, published: str, before: str, rewritten: str, code: int, expected: str) -> None:
+    """The publish workflow's check step, run by bash in a real repository, with gh and relreg stubbed."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "a").write_text("1")
+    commits = {"old": commit_all(repo, "old", "2024-01-01T10:00:00+00:00")}
+    git(repo, "checkout", "-q", "--orphan", "rewritten")
+    commits["parent"] = commit_all(repo, "rewritten root", "2024-02-01T10:00:00+00:00")
+    (repo / "a").write_text("2")
+    commit_all(repo, "pushed", "2024-03-01T10:00:00+00:00")
+    git(repo, "branch", "-q", "-D", "main")
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    (stubs / "gh").write_text(f"#!/bin/sh\necho '{commits.get(published, '')}'\n")
+    (stubs / "relreg").write_text("#!/bin/sh\necho relreg \"$@\"\n")
+    for stub in stubs.iterdir():
+        stub.chmod(0o755)
+    env = {"PATH": f"{stubs}:/usr/bin:/bin", "GITHUB_REPOSITORY": "o/r", "GH_TOKEN": "x",
+           "BEFORE": commits.get(before, before), "REWRITTEN": rewritten, "RELREG_REGISTRY": "fw",
+           "GIT_CONFIG_GLOBAL": "/dev/null", "HOME": str(tmp_path)}
+    completed = subprocess.run(["bash", "-e", "-c", _publish_check_script(scaffold)], cwd=repo, env=env,
+                               capture_output=True, text=True)
+    assert completed.returncode == code, completed.stdout + completed.stderr
+    assert expected.format(**commits) in completed.stdout, completed.stdout + completed.stderr

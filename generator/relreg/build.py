@@ -34,6 +34,7 @@ from relreg.site.notes import render_all
 from relreg.site.pages import compile_templates
 from relreg.site.facts_store import KeptFacts, load_facts, save_facts
 from relreg.site.plan import plan_sections, plan_site
+from relreg.site.published import changes_since, parse_table, published_table, table_text
 from relreg.site.serving import serving_files
 from relreg.site.template_cache import keep_compiled_templates
 from relreg.site.write import (
@@ -266,6 +267,10 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
     blob_ids = {file.path: file.blob_id for file in files.files}
     release_keys = {release.version: blob_ids[release.source_path] for release in registry.releases
                     if release.source_path in blob_ids}
+    previous_table = parse_table(previous.published) if previous is not None else {}
+    table = published_table(registry.releases, release_dates, release_keys, previous_table)
+    warnings += changes_since(previous_table, table)
+    published = table_text(table)
     work_folder = cache.path.parent if cache.path is not None else None
     if work_folder is not None:
         keep_compiled_templates(work_folder)
@@ -306,14 +311,15 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
         planned = signing.sign(plan_site(inputs), inputs.site_url)
         step(f"writing {len(planned)} files")
         stats = write_site(planned, options.out, fingerprint, reuse=not options.force, source=None,
-                           releases=len(release_dates), previous=previous, summarizer=DEVICE_BUDGET)
+                           releases=len(release_dates), previous=previous, summarizer=DEVICE_BUDGET,
+                           published=published)
     else:
         workers = min(os.cpu_count() or 1, 8) if len(registry.releases) >= PARALLEL_RELEASES else 1
         step(f"rendering and writing the site of {len(registry.releases)} releases"
              + (f" in {workers} processes" if workers > 1 else ""))
         stats = write_jobs(plan_sections(inputs), serving_files, options.out, fingerprint, reuse=not options.force,
                            source=source, releases=len(release_dates), workers=workers, previous=previous,
-                           summarizer=DEVICE_BUDGET, before_fork=compile_templates)
+                           summarizer=DEVICE_BUDGET, before_fork=compile_templates, published=published)
     if work_folder is not None:
         save_facts(work_folder, facts, release_keys.values())
     step("checking device documents against a small device's buffer")

@@ -85,12 +85,14 @@ class Records(Mapping[str, str]):
 
 
 def write_manifest(folder: str, header: dict[str, Any], records: "Mapping[str, bytes | Record]",
-                   summaries: dict[str, Any], loose: bytes, sections: Mapping[str, list[str]] | None = None) -> None:
+                   summaries: dict[str, Any], loose: bytes, sections: Mapping[str, list[str]] | None = None,
+                   published: str = "") -> None:
     """Write the manifest into `folder` (a staging folder: the swap makes it visible).
 
     `records`: each job's record (UTF-8, newline-terminated lines) by job key, as bytes or as a `Record`
     read as it is written; `summaries`: JSON by job key; `loose`: the record of the files of no keyed job;
-    `sections`: the keys of the jobs of each section of the plan (jobs.KeyedSection), by section key.
+    `sections`: the keys of the jobs of each section of the plan (jobs.KeyedSection), by section key;
+    `published`: each release's id and artifact digests (site/published.py), for the next build to compare.
     """
     index: dict[str, list[int]] = {}
     offset = len(loose)
@@ -101,7 +103,8 @@ def write_manifest(folder: str, header: dict[str, Any], records: "Mapping[str, b
         # json.dumps, not json.dump: one call into the C encoder instead of a Python loop.
         stream.write(json.dumps({**header, "format": MANIFEST_FORMAT}, sort_keys=True).encode() + b"\n")
         stream.write(json.dumps({"jobs": index, "summaries": summaries, "loose": [0, len(loose)], "size": offset,
-                                 "sections": dict(sections or {})}, sort_keys=True).encode() + b"\n")
+                                 "sections": dict(sections or {}), "published": published or ""},
+                                sort_keys=True).encode() + b"\n")
         stream.write(loose)
         for record in records.values():
             stream.write(record if isinstance(record, bytes) else record.read())
@@ -135,7 +138,8 @@ def _span(value: object, size: int) -> tuple[int, int]:
 
 def read_manifest(folder: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """The manifest in `folder` as (header, body), body {"jobs": Records, "summaries": {key: JSON},
-    "loose": str, "sections": {section key: [job key]}}; None as for read_header, or when the index or the
+    "loose": str, "sections": {section key: [job key]}, "published": str (site/published.py)}; None as for
+    read_header, or when the index or the
     size of the records is wrong."""
     try:
         with open(folder / MANIFEST, "rb") as stream:
@@ -155,10 +159,13 @@ def read_manifest(folder: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
             if not isinstance(summaries, dict):
                 return None
             sections = _sections(index.get("sections", {}))
+            published = index.get("published")
+            if not isinstance(published, str):
+                published = ""  # written by older code: nothing to compare with
     except (OSError, ValueError, AttributeError, KeyError, TypeError):
         return None
     return header, {"jobs": Records(blob, start, spans), "summaries": summaries, "loose": loose,
-                    "sections": sections}
+                    "sections": sections, "published": published}
 
 
 def _sections(value: object) -> dict[str, list[str]]:

@@ -287,6 +287,7 @@ class PreviousBuild:
     loose: str  # the record of the files no KeyedJob gave (unkeyed jobs, serving files)
     summaries: dict[str, JobSummary] = field(default_factory=dict)  # KeyedJob key -> its summary
     sections: dict[str, list[str]] = field(default_factory=dict)  # KeyedSection key -> the keys of its jobs
+    published: str = ""  # each release's id and artifacts' digest: see site/published.py
 
     @property
     def file_count(self) -> int:
@@ -315,7 +316,7 @@ def previous_build(out: Path) -> PreviousBuild | None:
         return PreviousBuild(header.get("fingerprint"), header.get("source"), int(header.get("releases", 0)),
                              body["jobs"], str(body["loose"]),
                              {key: JobSummary.from_json(value) for key, value in body["summaries"].items()},
-                             body["sections"])
+                             body["sections"], body.get("published", ""))
     except (ValueError, AttributeError, KeyError, TypeError, IndexError):
         return None
 
@@ -662,7 +663,7 @@ class _Staging:
                 found.update(_paths_of(done.record))
         return found
 
-    def swap_in(self, stamp: dict[str, object]) -> WriteStats:
+    def swap_in(self, stamp: dict[str, object], published: str = "") -> WriteStats:
         if self.spare_build is not None:
             self._remove_stale(self._changed_paths(self.spare_build))
         jobs: dict[str, bytes | _Kept] = {}
@@ -680,7 +681,7 @@ class _Staging:
         loose.sort()
         total = sum(done.summary.count for done in self.done)
         write_manifest(self.folder, {**stamp, "files": total}, jobs, summaries, _record_text(loose).encode(),
-                       self.sections)
+                       self.sections, published)
         _exchange(Path(self.folder), self.out)
         self.swapped = True
         written = sum(done.written for done in self.done)
@@ -783,18 +784,19 @@ def _section_job(section: KeyedSection, key: str) -> Any:
 
 def write_site(files: Mapping[str, bytes | Keyed], out: Path, fingerprint: str = "", *, reuse: bool = True,
                source: str | None = None, releases: int = 0, previous: PreviousBuild | None = None,
-               summarizer: Summarizer | None = None) -> WriteStats:
+               summarizer: Summarizer | None = None, published: str = "") -> WriteStats:
     """Replace the folder `out` with exactly `files`, reusing unchanged files.
 
     A file is reused when the previous build's manifest gives it the same
     sha256 (or input key); a file edited by hand in the output is not noticed
-    unless `reuse` is off (`build --force`), which rewrites every file.
+    unless `reuse` is off (`build --force`), which rewrites every file. `published` is kept in the
+    manifest for the next build (site/published.py).
     """
     staging = _Staging(out, reuse, previous or previous_build(out), summarizer)
     try:
         staging.expect([])
         staging.done.append(staging.place(None, files.items()))
-        return staging.swap_in({"fingerprint": fingerprint, "source": source, "releases": releases})
+        return staging.swap_in({"fingerprint": fingerprint, "source": source, "releases": releases}, published)
     finally:
         staging.discard()
 
@@ -865,7 +867,8 @@ def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int
 def write_jobs(jobs: Sequence[Callable[[], Any] | KeyedSection], finish: Callable[[Any], dict[str, bytes]],
                out: Path, fingerprint: str = "", *, reuse: bool = True, source: str | None = None,
                releases: int = 0, workers: int = 1, previous: PreviousBuild | None = None,
-               summarizer: Summarizer | None = None, before_fork: Callable[[], None] | None = None) -> WriteStats:
+               summarizer: Summarizer | None = None, before_fork: Callable[[], None] | None = None,
+               published: str = "") -> WriteStats:
     """Like write_site, for a site given as plan jobs (plan.PlanJob) and sections of them (jobs.KeyedSection,
     see _Staging.plan), run by `workers` processes.
 
@@ -883,6 +886,6 @@ def write_jobs(jobs: Sequence[Callable[[], Any] | KeyedSection], finish: Callabl
         staging.expect(jobs)
         _run_jobs(staging, jobs, workers, before_fork)
         staging.finish(finish)
-        return staging.swap_in({"fingerprint": fingerprint, "source": source, "releases": releases})
+        return staging.swap_in({"fingerprint": fingerprint, "source": source, "releases": releases}, published)
     finally:
         staging.discard()

@@ -1,0 +1,109 @@
+"""What a build publishes that API consumers key on, compared with the previous build of the same folder.
+
+A release's `id` is permanent for consumers (ids number releases in order of creation, see
+jobs.release_views), and a published version's images never change. A build cannot stop a
+history rewrite or a deleted release file (that is `relreg check`'s job, and the publish
+workflow's), but it can notice that the site it replaces said otherwise, and warn.
+
+The previous build's table lives in the index line of its manifest (site/manifest.py), which a
+rebuild reads anyway, as one string (a JSON string costs next to nothing to read): a line per
+release, "<version>\\t<id>\\t<file blob id>\\t<digest of its artifacts>". The artifacts' digest is
+made again only for a release whose file changed (another blob id): the table of a rebuild costs a
+sort and a string per release. Only a build that writes something compares: an unchanged rebuild
+stops before (uptodate.py, and the fingerprint in build.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Iterable, Mapping
+
+_SHOWN = 8  # releases named in one warning; the rest are counted
+
+
+def artifacts_digest(artifacts: Iterable[Any]) -> str:
+    """A short digest of what identifies a release's images: board, software type, kind, sha256 and size."""
+    text = "\n".join(sorted(f"{a.hardware_version}/{a.software_type or ''}/{a.type}/{a.delta_from or ''}"
+                            f"={a.sha256}:{a.size}" for a in artifacts))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def parse_table(text: object) -> dict[str, str]:
+    """{version: "id\\tblob\\tdigest"} from a manifest's table; empty for anything else (older manifests)."""
+    if not isinstance(text, str):
+        return {}
+    table = {}
+    for line in text.splitlines():
+        version, _, rest = line.partition("\t")
+        if rest.count("\t") == 2:
+            table[version] = rest
+    return table
+
+
+def published_table(releases: Iterable[Any], release_dates: Mapping[str, Any], blob_ids: Mapping[str, str],
+                    previous: Mapping[str, str]) -> dict[str, str]:
+    """This build's table, {version: "id\\tblob\\tdigest"}: ids as release_views numbers them.
+
+    `blob_ids`: each release file's blob id by version (a release without one is digested);
+    `previous`: the previous build's table (parse_table), whose digests are taken for unchanged files.
+    """
+    by_creation = sorted(releases, key=lambda r: (release_dates[r.version].created, r.parsed_version.key))
+    table = {}
+    for number, release in enumerate(by_creation, start=1):
+        version = release.version
+        blob = f"\t{blob_ids.get(version, '')[:16]}\t"
+        before = previous.get(version)
+        if before is not None and len(blob) > 2 and blob in before:  # the same file: the same artifacts
+            table[version] = f"{number}{blob}{before.rpartition(blob)[2]}"
+        else:
+            table[version] = f"{number}{blob}{artifacts_digest(release.artifacts)}"
+    return table
+
+
+def table_text(table: Mapping[str, str]) -> str:
+    """The table as the manifest keeps it (parse_table reads it)."""
+    return "".join(f"{version}\t{row}\n" for version, row in table.items())
+
+
+def _listed(items: list[str]) -> str:
+    shown = ", ".join(items[:_SHOWN])
+    return shown + (f", and {len(items) - _SHOWN} more" if len(items) > _SHOWN else "")
+
+
+def changes_since(previous: Mapping[str, str], current: Mapping[str, str]) -> list[str]:
+    """Warnings for what the previous build published and this one changes: ids, vanished releases, images.
+
+    Both tables as published_table gives them; an empty `previous` (a build of older code kept
+    none) warns of nothing. Adding releases and editing anything but artifacts warn of nothing.
+    """
+    shifted: list[tuple[int, str]] = []
+    gone: list[str] = []
+    edited: list[str] = []
+    for version, row in previous.items():
+        now = current.get(version)
+        if now == row:
+            continue
+        if now is None:
+            gone.append(version)
+            continue
+        old_id, _, old_digest = row.split("\t")
+        new_id, _, new_digest = now.split("\t")
+        if old_id != new_id:
+            shifted.append((int(old_id) if old_id.isdigit() else 0, f"{version}: {old_id} -> {new_id}"))
+        if old_digest != new_digest:
+            edited.append(version)
+    warnings = []
+    if shifted:
+        shifted.sort()  # in the order of the old ids
+        warnings.append(f"release ids changed since the previous build ({_listed([text for _, text in shifted])}): "
+                        "published ids are permanent for API consumers; a history rewrite or a deleted release "
+                        "file causes this")
+    if gone:
+        warnings.append(f"releases of the previous build are gone ({_listed(sorted(gone))}): their pages and API "
+                        "documents are removed and devices may be offered other releases; a published release is "
+                        "never deleted (yank it instead)")
+    if edited:
+        warnings.append(f"published images changed since the previous build ({_listed(sorted(edited))}): another "
+                        "sha256 or size, or an image removed or added, for a version devices may already have; "
+                        "publish a new version instead")
+    return warnings

@@ -1,0 +1,182 @@
+"""A build into a folder holding a previous site warns when published ids, releases or images changed.
+
+Real git repositories: the ids come from the history (first commit of each release file), so a
+deleted release file or a rewritten history changes them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from conftest import BASE_REGISTRY, run_relreg
+from git_helpers import commit_all, git, init_repo
+
+from relreg.site.published import changes_since, parse_table, published_table
+
+RELEASE = """version: "{version}"
+revision: 0a1b2c3d4e5f60718293a4b5c6d7e8f901234567
+notes: "Release {version}."
+artifacts:
+  - hardware_version: evt1
+    build_id: {digit}555555555555555555555555555555555555555
+    url: https://cdn.example.test/fw/{version}/evt1.bin
+    size: 1200
+    sha256: {digit}555555555555555555555555555555555555555555555555555555555555555
+"""
+
+# Created in this order, so ids 1, 2, 3: the hotfix 1.1.1 comes after 1.2.0.
+HISTORY = [("1.0.0", "a", "2024-01-01T10:00:00+00:00"), ("1.2.0", "b", "2024-02-01T10:00:00+00:00"),
+           ("1.1.1", "c", "2024-03-01T10:00:00+00:00")]
+
+
+@pytest.fixture
+def published(tmp_path: Path) -> tuple[Path, Path]:
+    """(repository, output folder): three releases committed one by one and built once."""
+    repo = init_repo(tmp_path / "repo")
+    registry = repo / "registry"
+    registry.mkdir()
+    shutil.copy(BASE_REGISTRY / "registry.yaml", registry)
+    shutil.copytree(BASE_REGISTRY / "hardware", registry / "hardware")
+    (registry / "releases").mkdir()
+    for version, digit, date in HISTORY:
+        (registry / "releases" / f"{version}.yaml").write_text(RELEASE.format(version=version, digit=digit))
+        commit_all(repo, f"release {version}", date)
+    out = tmp_path / "public"
+    built = run_relreg("build", "--registry", registry, "--out", out)
+    assert built.exit_code == 0, built.output
+    assert "previous build" not in built.output
+    return repo, out
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, (path, old)
+    path.write_text(text.replace(old, new))
+
+
+def _delete_120(repo: Path) -> None:
+    git(repo, "rm", "-q", "registry/releases/1.2.0.yaml")
+    commit_all(repo, "remove 1.2.0", "2024-04-01T10:00:00+00:00")
+
+
+def _squash(repo: Path) -> None:
+    root = git(repo, "rev-list", "--max-parents=0", "HEAD")
+    git(repo, "reset", "-q", "--soft", root)
+    git(repo, "commit", "-q", "--amend", "-m", "squashed", date="2024-04-01T10:00:00+00:00")
+
+
+def _edit_sha(repo: Path) -> None:
+    _edit(repo / "registry" / "releases" / "1.2.0.yaml", "sha256: b555", "sha256: f555")
+    commit_all(repo, "new image for 1.2.0", "2024-04-01T10:00:00+00:00")
+
+
+def _edit_size(repo: Path) -> None:
+    _edit(repo / "registry" / "releases" / "1.0.0.yaml", "size: 1200", "size: 1300")
+    commit_all(repo, "new size for 1.0.0", "2024-04-01T10:00:00+00:00")
+
+
+def _add(repo: Path) -> None:
+    (repo / "registry" / "releases" / "1.3.0.yaml").write_text(RELEASE.format(version="1.3.0", digit="d"))
+    commit_all(repo, "release 1.3.0", "2024-04-01T10:00:00+00:00")
+
+
+def _fix_notes(repo: Path) -> None:
+    _edit(repo / "registry" / "releases" / "1.2.0.yaml", "Release 1.2.0.", "Release 1.2.0, notes fixed.")
+    commit_all(repo, "fix notes", "2024-04-01T10:00:00+00:00")
+
+
+def _yank(repo: Path) -> None:
+    path = repo / "registry" / "releases" / "1.1.1.yaml"
+    path.write_text(path.read_text() + "yanked: bricks evt1 boards\n")
+    commit_all(repo, "yank 1.1.1", "2024-04-01T10:00:00+00:00")
+
+
+CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
+    ("delete a release", _delete_120, [
+        "release ids changed since the previous build (1.1.1: 3 -> 2): published ids are permanent",
+        "releases of the previous build are gone (1.2.0)"]),
+    ("squash the history", _squash, [
+        "release ids changed since the previous build (1.2.0: 2 -> 3, 1.1.1: 3 -> 2)"]),
+    ("edit a published sha256", _edit_sha, ["published images changed since the previous build (1.2.0)"]),
+    ("edit a published size", _edit_size, ["published images changed since the previous build (1.0.0)"]),
+    ("add a release", _add, []),
+    ("fix release notes", _fix_notes, []),
+    ("yank a release", _yank, []),
+]
+
+
+@pytest.mark.parametrize("change, expected", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_rebuild_warns_of_what_changed_for_api_consumers(
+        published: tuple[Path, Path], change: Callable[[Path], None], expected: list[str]) -> None:
+    repo, out = published
+    change(repo)
+    built = run_relreg("build", "--registry", repo / "registry", "--out", out)
+    assert built.exit_code == 0, built.output
+    warnings = [line for line in built.output.splitlines() if "previous build" in line]
+    assert len(warnings) == len(expected), built.output
+    for warning, fragment in zip(warnings, expected):
+        assert fragment in warning, built.output
+    again = run_relreg("build", "--registry", repo / "registry", "--out", out, "--force")
+    assert "previous build" not in again.output  # compared with the build just made, nothing changed
+
+
+def test_a_build_into_a_fresh_folder_compares_with_nothing(published: tuple[Path, Path], tmp_path: Path) -> None:
+    repo, _ = published
+    _delete_120(repo)
+    built = run_relreg("build", "--registry", repo / "registry", "--out", tmp_path / "elsewhere")
+    assert built.exit_code == 0 and "previous build" not in built.output, built.output
+
+
+class _Dates:
+    def __init__(self, created: int) -> None:
+        self.created = created
+
+
+def _rows(*rows: tuple[str, int, str]) -> dict[str, str]:
+    return {version: f"{number}\tb{version}\t{digest}" for version, number, digest in rows}
+
+
+@pytest.mark.parametrize("previous, current, expected", [
+    ({}, _rows(("1.0.0", 1, "d1")), []),  # a manifest of older code keeps no table
+    (_rows(("1.0.0", 1, "d1")), _rows(("1.0.0", 1, "d1"), ("1.1.0", 2, "d2")), []),
+    (_rows(("1.0.0", 1, "d1")), _rows(("1.0.0", 1, "d9")), ["published images changed since the previous build (1.0.0)"]),
+    (_rows(("1.0.0", 1, "d1"), ("1.1.0", 2, "d2")), _rows(("1.1.0", 1, "d2")), [
+        "release ids changed since the previous build (1.1.0: 2 -> 1)",
+        "releases of the previous build are gone (1.0.0)"]),
+    (_rows(*[(f"1.{n}.0", n, "d") for n in range(10)]), _rows(*[(f"1.{n}.0", n + 1, "d") for n in range(10)]),
+     ["release ids changed since the previous build (1.0.0: 0 -> 1, 1.1.0: 1 -> 2, 1.2.0: 2 -> 3, 1.3.0: 3 -> 4, "
+      "1.4.0: 4 -> 5, 1.5.0: 5 -> 6, 1.6.0: 6 -> 7, 1.7.0: 7 -> 8, and 2 more)"]),
+])
+def test_changes_since(previous: dict, current: dict, expected: list[str]) -> None:
+    warnings = changes_since(previous, current)
+    assert len(warnings) == len(expected), warnings
+    for warning, fragment in zip(warnings, expected):
+        assert warning.startswith(fragment), warning
+
+
+@pytest.mark.parametrize("text, expected", [
+    (None, {}), ({"1.0.0": [1]}, {}), ("", {}), ("1.0.0\t1\tb\td\nbroken line\n", {"1.0.0": "1\tb\td"}),
+])
+def test_parse_table_keeps_only_well_formed_rows(text: object, expected: dict) -> None:
+    assert parse_table(text) == expected
+
+
+def test_published_table_numbers_releases_as_the_site_does(published: tuple[Path, Path]) -> None:
+    import json
+
+    from relreg.registry.source import read_worktree
+    from relreg.registry.validate import validate_files
+    from relreg.history.cache import work_cache_for
+
+    repo, out = published
+    registry_dir = repo / "registry"
+    result = validate_files(read_worktree(registry_dir), work_cache_for(registry_dir))
+    assert result.registry is not None
+    dates = {version: _Dates(n) for n, (version, _, _) in enumerate(HISTORY)}
+    table = published_table(result.registry.releases, dates, {}, {})
+    site = json.loads((out / "api" / "v1" / "releases.json").read_text())
+    assert {version: int(row.split("\t")[0]) for version, row in table.items()} == {
+        release["version"]: release["id"] for release in site["data"]} == {"1.0.0": 1, "1.2.0": 2, "1.1.1": 3}

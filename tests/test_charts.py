@@ -281,3 +281,37 @@ def test_held_back_names_only_hardware_the_release_could_go_to(
     assert site.held_back_on(chosen, activation, registry.release(version)) == held
     assert site.held_back_on(chosen, activation, None) == (
         activation.held_back(chosen.hardware_versions))  # a missing release: the cohort's own list
+
+
+@pytest.mark.parametrize(("cohort", "version", "deployed_to", "boards", "without_image"), [
+    ("canary", "2.1.0", None, ("dvt1", "pvt", "pvt-b"), ()),
+    ("canary", "2.1.0", ("pvt",), ("pvt",), ()),  # held back on the others: they are not among its boards
+    ("canary", "1.4.0", None, ("dvt1", "pvt"), ("pvt-b",)),  # 1.4.0 has no image for pvt-b
+    ("canary", "1.4.0", ("pvt", "pvt-b"), ("pvt",), ("pvt-b",)),
+    ("listing none", "1.4.0", None, ("dvt1", "pvt"), ()),  # a cohort naming no hardware: the release's hardware
+], ids=["whole cohort", "held back", "no image", "no image, held", "cohort lists none"])
+def test_a_cohort_page_names_the_hardware_that_gets_each_release(
+        registry, cohort: str, version: str, deployed_to: tuple[str, ...] | None,  # type: ignore[no-untyped-def]
+        boards: tuple[str, ...], without_image: tuple[str, ...]) -> None:
+    """The hardware column of a cohort's active releases: the boards the release goes to, and those named for
+    it that it has no image for (they get nothing from it), never a board without an image as a recipient."""
+    by_slug = {c.slug: c for c in registry.cohorts}
+    chosen = replace(by_slug["canary"], hardware_versions=()) if cohort == "listing none" else by_slug[cohort]
+    release = registry.release(version)
+    assert site.deployed_on(chosen, Activation(version, 100, deployed_to), release) == (boards, without_image)
+    assert all(board in release.hardware_versions for board in boards)
+
+
+def test_the_deployment_history_names_only_hardware_a_release_has_an_image_for() -> None:
+    """A board added to a cohort's list is not "released to" for a release without an image for it, and a
+    hold names only boards the release could go to; without images known, every named board counts."""
+    changes = [CohortChange("a" * 40, T0, "Ana", "start", (Activation("1.0.0", 100),), ("evt", "pvt")),
+               CohortChange("b" * 40, T0 + DAY, "Ana", "add c", (Activation("1.0.0", 100),), ("evt", "pvt", "c")),
+               CohortChange("c" * 40, T0 + 2 * DAY, "Ana", "hold", (Activation("1.0.0", 100, ("pvt",)),),
+                            ("evt", "pvt", "c"))]
+    images = {"1.0.0": ("evt", "pvt")}
+    rows = site._history_rows(changes, images.get)
+    assert [row.changes for row in rows] == [("1.0.0 held back on evt",), ("no change to the active releases",),
+                                             ("added 1.0.0 at 100\u00a0%",)]
+    unknown = site._history_rows(changes)
+    assert unknown[1].changes == ("1.0.0 released to c",) and unknown[0].changes == ("1.0.0 held back on c, evt",)

@@ -428,6 +428,10 @@ class CohortRow:
     activation: "Activation"
     view: "ReleaseView | None"
     held_back: tuple[str, ...] = ()  # hardware of the cohort (with an image in the release) it is not deployed to
+    # The hardware versions that get the release in this cohort (None: the release is not in the registry), and
+    # those the cohort or the activation names that the release has no image for (they get nothing from it).
+    boards: tuple[str, ...] | None = None
+    without_image: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -521,6 +525,25 @@ def held_back_on(cohort: "Cohort", activation: "Activation", release: "Release |
     return activation.held_back([name for name in cohort.hardware_versions or imaged if name in imaged])
 
 
+def deployed_on(cohort: "Cohort", activation: "Activation", release: "Release") -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(the hardware versions that get `release` in `cohort` under `activation`, those named for it that the
+    release has no image for). Named: the activation's hardware versions, else the cohort's, else (a cohort
+    naming none) every hardware version the release has an image for."""
+    imaged = release.hardware_versions
+    named = activation.hardware_versions if activation.hardware_versions is not None else cohort.hardware_versions
+    if not named:
+        return tuple(imaged), ()
+    return tuple(name for name in named if name in imaged), tuple(name for name in named if name not in imaged)
+
+
+def _cohort_row(cohort: "Cohort", activation: "Activation", view: "ReleaseView | None",
+                release: "Release | None") -> CohortRow:
+    if release is None:
+        return CohortRow(cohort, activation, view, held_back_on(cohort, activation, None))
+    boards, without_image = deployed_on(cohort, activation, release)
+    return CohortRow(cohort, activation, view, held_back_on(cohort, activation, release), boards, without_image)
+
+
 def _hold_words(version: str, before: "frozenset[str] | None", after: "frozenset[str] | None") -> list[str]:
     """A change of the hardware a release is deployed to, in words (None: all hardware)."""
     if before == after:
@@ -536,8 +559,12 @@ def _hold_words(version: str, before: "frozenset[str] | None", after: "frozenset
     return words
 
 
-def _history_rows(changes: Sequence["CohortChange"]) -> list[HistoryRow]:
-    """Newest first, each with the difference to the state before it (rollouts, releases, holds per hardware)."""
+def _history_rows(changes: Sequence["CohortChange"],
+                  imaged: Callable[[str], "tuple[str, ...] | None"] = lambda version: None) -> list[HistoryRow]:
+    """Newest first, each with the difference to the state before it (rollouts, releases, holds per hardware).
+
+    `imaged(version)`: the hardware versions the release has an image for (None: unknown, every one named
+    counts): a hardware version without an image is neither released to nor held back."""
     rows: list[HistoryRow] = []
     before: dict[str, tuple[float, frozenset[str] | None]] = {}
     for change in changes:  # oldest first
@@ -545,9 +572,9 @@ def _history_rows(changes: Sequence["CohortChange"]) -> list[HistoryRow]:
             rows.append(HistoryRow(change, ("file could not be read at this commit",)))
             continue
         cohort_hardware = getattr(change, "hardware_versions", ())
-        after = {a.version: (a.rollout_percent,
+        after = {a.version: (a.rollout_percent, _with_images(
                              frozenset(a.hardware_versions) if a.hardware_versions is not None
-                             else frozenset(cohort_hardware) if cohort_hardware else None)
+                             else frozenset(cohort_hardware) if cohort_hardware else None, imaged(a.version)))
                  for a in change.releases}
         words = []
         for version in sorted(set(before) | set(after)):
@@ -558,7 +585,7 @@ def _history_rows(changes: Sequence["CohortChange"]) -> list[HistoryRow]:
             if version not in before:
                 words.append(f"added {version} at {format_percent(percent)}")
                 if hardware is not None and cohort_hardware:
-                    words += _hold_words(version, frozenset(cohort_hardware), hardware)
+                    words += _hold_words(version, _with_images(frozenset(cohort_hardware), imaged(version)), hardware)
                 elif hardware is not None:
                     words += _hold_words(version, None, hardware)
                 continue
@@ -569,6 +596,11 @@ def _history_rows(changes: Sequence["CohortChange"]) -> list[HistoryRow]:
         before = after
     rows.reverse()
     return rows
+
+
+def _with_images(hardware: "frozenset[str] | None", imaged: "tuple[str, ...] | None") -> "frozenset[str] | None":
+    """`hardware` (None: all) without the hardware versions a release has no image for, when those are known."""
+    return hardware if hardware is None or imaged is None else hardware.intersection(imaged)
 
 
 def _gather_hardware(views: Sequence["ReleaseView"], hardware: Mapping[str, HardwareData]) -> None:
@@ -633,8 +665,7 @@ def site_data(inputs: "SiteInputs", views: list["ReleaseView"]) -> SiteData:
     cohorts_of_release: dict[str, list[CohortRow]] = {}
     cohort_rows: dict[str, list[CohortRow]] = {}
     for cohort in registry.cohorts:  # by slug
-        rows = [CohortRow(cohort, a, by_version.get(a.version), held_back_on(cohort, a, registry.release(a.version)))
-                for a in cohort.releases]
+        rows = [_cohort_row(cohort, a, by_version.get(a.version), registry.release(a.version)) for a in cohort.releases]
         cohort_rows[cohort.slug] = rows
         for row in rows:
             cohorts_of_release.setdefault(row.activation.version, []).append(row)
@@ -1046,6 +1077,10 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
                                                       f"{data.site_url}hardware/{name}/", shown)
         return files
 
+    def images_of(version: str) -> tuple[str, ...] | None:
+        release = inputs.registry.release(version)
+        return release.hardware_versions if release is not None else None
+
     def cohort_pages() -> dict[str, bytes]:
         render = _Renderer(data)
         for cohort in inputs.registry.cohorts:
@@ -1054,7 +1089,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
             shown = series[-CHART_SERIES:]  # the newest releases (series come in order of first deployment)
             render.page(f"cohorts/{cohort.slug}/index.html", "cohort.html", cohort=cohort,
                         rows=data.cohort_rows[cohort.slug], dates=dates,
-                        history=_history_rows(deployments.get(cohort.slug, ())),
+                        history=_history_rows(deployments.get(cohort.slug, ()), images_of),
                         history_known=cohort.slug in deployments,
                         chart=rollout_chart("rollout", f"Rollout in {cohort.name} over time", shown),
                         chart_total=len(series), chart_limit=CHART_SERIES,

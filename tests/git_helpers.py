@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -30,3 +31,14 @@ def commit_all(repo: Path, message: str, date: str) -> str:
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", message, date=date)
     return git(repo, "rev-parse", "HEAD")
+
+
+def registry_without_releases(repo: Path, base: Path) -> Path:
+    """`repo`/registry with the config and hardware files of the registry at `base` and an empty releases/
+    folder (nothing committed): the start of a test that commits its releases one by one."""
+    registry = repo / "registry"
+    registry.mkdir()
+    shutil.copy(base / "registry.yaml", registry)
+    shutil.copytree(base / "hardware", registry / "hardware")
+    (registry / "releases").mkdir()
+    return registry

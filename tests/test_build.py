@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from api_schemas import api_schema_errors
 from conftest import BASE_REGISTRY, EXAMPLE_REGISTRY, run_relreg
-from git_helpers import commit_all, git, init_repo
+from git_helpers import commit_all, git, init_repo, registry_without_releases
 
 RELEASE_120 = """version: "1.2.0"
 revision: 0a1b2c3d4e5f60718293a4b5c6d7e8f901234567
@@ -37,11 +37,7 @@ def _versions(document: dict) -> list[str]:
 def history_repo(tmp_path: Path) -> Path:
     """The base registry committed over a known history, with a merged branch and a rename."""
     repo = init_repo(tmp_path / "repo")
-    registry = repo / "registry"
-    registry.mkdir()
-    shutil.copy(BASE_REGISTRY / "registry.yaml", registry)
-    shutil.copytree(BASE_REGISTRY / "hardware", registry / "hardware")
-    (registry / "releases").mkdir()
+    registry = registry_without_releases(repo, BASE_REGISTRY)
     shutil.copy(BASE_REGISTRY / "releases" / "1.0.0.yaml", registry / "releases")
     commit_all(repo, "1.0.0", "2024-01-01T10:00:00+00:00")
     shutil.copy(BASE_REGISTRY / "releases" / "1.1.0.yaml", registry / "releases")

@@ -6,13 +6,12 @@ deleted release file or a rewritten history changes them.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Callable
 
 import pytest
 from conftest import BASE_REGISTRY, run_relreg
-from git_helpers import commit_all, git, init_repo
+from git_helpers import commit_all, git, init_repo, registry_without_releases
 
 from relreg.site.published import changes_since, parse_table, published_table
 
@@ -36,11 +35,7 @@ HISTORY = [("1.0.0", "a", "2024-01-01T10:00:00+00:00"), ("1.2.0", "b", "2024-02-
 def published(tmp_path: Path) -> tuple[Path, Path]:
     """(repository, output folder): three releases committed one by one and built once."""
     repo = init_repo(tmp_path / "repo")
-    registry = repo / "registry"
-    registry.mkdir()
-    shutil.copy(BASE_REGISTRY / "registry.yaml", registry)
-    shutil.copytree(BASE_REGISTRY / "hardware", registry / "hardware")
-    (registry / "releases").mkdir()
+    registry = registry_without_releases(repo, BASE_REGISTRY)
     for version, digit, date in HISTORY:
         (registry / "releases" / f"{version}.yaml").write_text(RELEASE.format(version=version, digit=digit))
         commit_all(repo, f"release {version}", date)

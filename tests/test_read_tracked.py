@@ -147,3 +147,30 @@ def test_relreg_validate_of_a_clean_registry_says_what_a_work_tree_read_says(tmp
     assert from_disk[0][0] == 1  # the odd files are refused
     rules = {d["rule"] for d in from_disk[0][1]["diagnostics"]}
     assert "build-id-unique" in rules and ("yaml-duplicate-key" in rules) == broken
+
+
+@pytest.mark.parametrize("held", ["none", "every file", "releases only"])
+def test_a_commit_read_with_cached_files_taken_by_blob_id_equals_a_full_read(tmp_path: Path, held: str) -> None:
+    """`read_git_tree` with `holds`: a held file is taken by its blob id, not read, and still gives its bytes
+    when asked (from git); the files, problems and refusals are those of a full read of the commit."""
+    import git as gitpython
+
+    from relreg.registry.source import read_git_tree
+
+    repo = init_repo(tmp_path / "repo")
+    registry = repo / "fw" / "registry"
+    shutil.copytree(BASE_REGISTRY, registry)
+    (registry / "releases" / "huge.yaml").write_bytes(b"#" * (MAX_FILE_BYTES + 1))
+    (registry / "releases" / "link.yaml").symlink_to("1.1.0.yaml")
+    commit_all(repo, "registry", "2024-01-01T00:00:00Z")
+    tree = gitpython.Repo(repo).head.commit.tree
+    full = read_git_tree(tree, "fw/registry")
+    # What a real cache can hold: documents of files a full read read (never of a refused one).
+    readable = {(f.kind, f.blob_id) for f in full.files if held == "every file" or f.kind == "release"}
+    holds = None if held == "none" else lambda kind, blob: (kind, blob) in readable
+    taken = read_git_tree(tree, "fw/registry", holds=holds)
+    assert _as_read(taken) == _as_read(full)
+    assert [f.content for f in taken.files] == [f.content for f in full.files]
+    not_read = [f for f in taken.files if f.held_content is None]
+    assert len(not_read) == {"none": 0, "every file": len(full.files),
+                             "releases only": sum(f.kind == "release" for f in full.files)}[held]

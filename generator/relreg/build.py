@@ -79,7 +79,7 @@ def _read_files(options: BuildOptions, repo, prefix: str | None, cache: WorkCach
             raise click.UsageError(problem)
         return read_worktree(options.registry_dir, known=cache), False
     commit = repo.commit(gitlog.resolve_commit(repo, options.ref))
-    return read_git_tree(commit.tree, prefix or ""), False
+    return read_git_tree(commit.tree, prefix or "", holds=cache.holds_document), False
 
 
 def _dates(result: ValidationResult, git_history: gitlog.History | None, uncommitted: set[str],

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator, Mapping
 
 import git
 
@@ -189,7 +189,7 @@ def locate_base_registry(repo: git.Repo, base: BaseCommit, prefix: str, head_fil
     head_names = {(file.kind, file.stem) for file in head_files.files if file.kind != "registry"}
     scores = []
     for folder in folders:
-        files = read_git_tree(tree, folder).files
+        files = read_git_tree(tree, folder, holds=_any_blob).files  # paths, names and blob ids: no bytes read
         score = sum(1 for file in files if (file.registry_path, file.blob_id) in head_blobs) \
             + sum(1 for file in files if (file.kind, file.stem) in head_names)
         scores.append((score, folder))
@@ -208,6 +208,32 @@ def locate_base_registry(repo: git.Repo, base: BaseCommit, prefix: str, head_fil
            if scores[0][0] == 0 else "more than one shares as much with it. ")
         + "Commit the move of the registry folder (git mv) on its own, so that its history can be followed, "
           "and run the check again.")
+
+
+def _any_blob(kind: str, blob_id: str) -> bool:
+    return True
+
+
+class _Deferred(Mapping[str, int]):
+    """A mapping made by `make` the first time it is read (validation reads recency only for a conflict)."""
+
+    def __init__(self, make: Callable[[], Mapping[str, int]]) -> None:
+        self._make = make
+        self._made: Mapping[str, int] | None = None
+
+    def _mapping(self) -> Mapping[str, int]:
+        if self._made is None:
+            self._made = self._make()
+        return self._made
+
+    def __getitem__(self, key: str) -> int:
+        return self._mapping()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._mapping())
+
+    def __len__(self) -> int:
+        return len(self._mapping())
 
 
 def run_check(registry_dir: Path, base_ref: str) -> CheckResult:
@@ -234,9 +260,20 @@ def _check(repo: git.Repo, registry_dir: Path, base_ref: str) -> CheckResult:
     prefix = gitlog.registry_prefix(repo, registry_dir)
     cache = work_cache_for(registry_dir)
     base_prefix = locate_base_registry(repo, base, prefix, head_files)
-    base_files = read_git_tree(repo.commit(base.merge_base).tree, base_prefix) if base_prefix is not None else None
+    base_tree = repo.commit(base.merge_base).tree
+    # The base is read once the work tree's files are validated (on the first look at recency, or after):
+    # its files with the same bytes as a file of the work tree are then cached, and taken by blob id.
+    base_read: list[RegistryFiles | None] = []
+
+    def base_files_now() -> RegistryFiles | None:
+        if not base_read:
+            base_read.append(read_git_tree(base_tree, base_prefix, holds=cache.holds_document)
+                             if base_prefix is not None else None)
+        return base_read[0]
+
     # A conflict is reported at the file the change adds or modifies, which is in the pull request's diff.
-    result = validate_files(head_files, cache, recency=changed_recency(head_files, base_files))
+    result = validate_files(head_files, cache, recency=_Deferred(lambda: changed_recency(head_files, base_files_now())))
+    base_files = base_files_now()
     diagnostics = list(result.diagnostics) + registry_keys_diagnostics(registry_dir, head_files.root)
     if base_files is None:
         note = f"{base.describe()} has no registry yet: nothing is published, so nothing to protect"

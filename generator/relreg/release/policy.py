@@ -166,7 +166,7 @@ def changes(base: Snapshot, head: Snapshot) -> Changes:
         added[kind] = sorted(set(after) - set(before))
         removed[kind] = sorted(set(before) - set(after) - head.unloaded_names(kind))
         changed[kind] = sorted(name for name in set(before) & set(after)
-                               if _content(base, before[name]) != _content(head, after[name]))
+                               if _differ(base, before[name], head, after[name]))
     return Changes(added, changed, removed, _settings_changed(base, head))
 
 
@@ -187,6 +187,16 @@ _WHAT = {"release": "release", "hardware": "hardware version", "cohort": "cohort
 def _content(snapshot: Snapshot, item: Any) -> bytes:
     file = snapshot.files.get(snapshot.registry_path(item.source_path))
     return file.content if file is not None else b""
+
+
+def _differ(base: Snapshot, old: Any, head: Snapshot, new: Any) -> bool:
+    """Whether the files of `old` (in base) and `new` (in head) hold different bytes: equal blob ids say
+    they do not without reading either (a base read from git is read only when asked)."""
+    old_file = base.files.get(base.registry_path(old.source_path))
+    new_file = head.files.get(head.registry_path(new.source_path))
+    if old_file is not None and new_file is not None and old_file.blob_id == new_file.blob_id:
+        return False
+    return _content(base, old) != _content(head, new)
 
 
 def _similarity(left: bytes, right: bytes) -> float:

@@ -20,7 +20,30 @@ if TYPE_CHECKING:  # GitPython (~0.1 s to import) is imported on the first looku
     import git
 
 
-class GitRecency(Mapping[str, int]):
+class DeferredRecency(Mapping[str, int]):
+    """Recency (display path -> larger is newer) made by `make` on its first lookup: validation reads
+    recency only for a conflict or a version order, so most runs never pay for making it."""
+
+    def __init__(self, make: Callable[[], Mapping[str, int]]) -> None:
+        self._make = make
+        self._made: Mapping[str, int] | None = None
+
+    def _load(self) -> Mapping[str, int]:
+        if self._made is None:
+            self._made = self._make()
+        return self._made
+
+    def __getitem__(self, path: str) -> int:
+        return self._load()[path]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
+class GitRecency(DeferredRecency):
     """Display path -> unix seconds of the file's last first-parent commit; larger is newer.
 
     Uncommitted and untracked files are left out, which the rules read as
@@ -38,24 +61,22 @@ class GitRecency(Mapping[str, int]):
         self._ref = ref  # a commit to read instead of HEAD and the work tree (`relreg build --ref`)
         self._history = history
         self._strip = f"{root}/" if root not in ("", ".") else ""
-        self._ranks: dict[str, int] | None = None
+        super().__init__(self._ranks)
 
-    def _load(self) -> dict[str, int]:
-        if self._ranks is None:
-            import git
+    def _ranks(self) -> dict[str, int]:
+        import git
 
-            from relreg.history import gitlog
+        from relreg.history import gitlog
 
-            self._ranks = {}
-            repo = gitlog.open_repository(self._registry_dir)
-            if repo is not None:
-                try:
-                    self._ranks = self._read(repo)
-                except (git.GitCommandError, ValueError, gitlog.HistoryError):
-                    self._ranks = {}
-                finally:
-                    repo.close()
-        return self._ranks
+        repo = gitlog.open_repository(self._registry_dir)
+        if repo is None:
+            return {}
+        try:
+            return self._read(repo)
+        except (git.GitCommandError, ValueError, gitlog.HistoryError):
+            return {}
+        finally:
+            repo.close()
 
     def _read(self, repo: git.Repo) -> dict[str, int]:
         from relreg.history import gitlog
@@ -68,16 +89,6 @@ class GitRecency(Mapping[str, int]):
         history = self._history() if self._history is not None else gitlog.read_history(repo, commit, prefix)
         uncommitted = gitlog.uncommitted_paths(repo, prefix) if self._ref is None else set()
         return {self._strip + path: dates.updated for path, dates in history.dates.items() if path not in uncommitted}
-
-    def __getitem__(self, path: str) -> int:
-        return self._load()[path]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._load())
-
-    def __len__(self) -> int:
-        return len(self._load())
-
 
 def changed_recency(head: RegistryFiles, base: RegistryFiles | None) -> dict[str, int]:
     """Recency for `relreg check`, by display path: files the change adds or modifies are newest (left out), the others 0.

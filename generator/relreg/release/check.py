@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any
 
 import git
 
@@ -29,7 +29,7 @@ from relreg.registry.validate import SourceDocuments, check_file, stored_form, v
 from relreg.trust.keys_check import registry_keys_diagnostics
 from relreg.registry.versions import VersionError, scheme_named
 from relreg.release.policy import Snapshot, changes, check_policy
-from relreg.history.recency import changed_recency
+from relreg.history.recency import DeferredRecency, changed_recency
 
 
 class CheckUsageError(Exception):
@@ -214,28 +214,6 @@ def _any_blob(kind: str, blob_id: str) -> bool:
     return True
 
 
-class _Deferred(Mapping[str, int]):
-    """A mapping made by `make` the first time it is read (validation reads recency only for a conflict)."""
-
-    def __init__(self, make: Callable[[], Mapping[str, int]]) -> None:
-        self._make = make
-        self._made: Mapping[str, int] | None = None
-
-    def _mapping(self) -> Mapping[str, int]:
-        if self._made is None:
-            self._made = self._make()
-        return self._made
-
-    def __getitem__(self, key: str) -> int:
-        return self._mapping()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._mapping())
-
-    def __len__(self) -> int:
-        return len(self._mapping())
-
-
 def run_check(registry_dir: Path, base_ref: str) -> CheckResult:
     """Validate the registry in the work tree and check it against the registry at the base."""
     repo = gitlog.open_repository(registry_dir)
@@ -272,7 +250,8 @@ def _check(repo: git.Repo, registry_dir: Path, base_ref: str) -> CheckResult:
         return base_read[0]
 
     # A conflict is reported at the file the change adds or modifies, which is in the pull request's diff.
-    result = validate_files(head_files, cache, recency=_Deferred(lambda: changed_recency(head_files, base_files_now())))
+    result = validate_files(head_files, cache, recency=DeferredRecency(
+        lambda: changed_recency(head_files, base_files_now())))
     base_files = base_files_now()
     diagnostics = list(result.diagnostics) + registry_keys_diagnostics(registry_dir, head_files.root)
     if base_files is None:

@@ -126,15 +126,20 @@ class ReleaseView:
             object.__setattr__(self, "facts", release_facts(self.release))
 
 
+def creation_order(releases: Iterable[Release], release_dates: Mapping[str, ReleaseDates]) -> list[Release]:
+    """`releases` in the order of their ids: by created date, ties broken by version (release_views numbers
+    them from 1 in this order, so adding a later release never changes an earlier id)."""
+    return sorted(releases, key=lambda release: (release_dates[release.version].created, release.parsed_version.key))
+
+
 def release_views(inputs: SiteInputs, render: Callable[[str, str], str] = render_notes) -> list[ReleaseView]:
     """Every release with its stable id, newest first (created date, then version, descending).
 
     Ids number releases in order of creation, ties broken by version, so adding
     a later release never changes an earlier id.
     """
-    releases = inputs.registry.releases
-    dated = [(inputs.release_dates[r.version], r) for r in releases]
-    by_creation = sorted(dated, key=lambda item: (item[0].created, item[1].parsed_version.key))
+    by_creation = [(inputs.release_dates[r.version], r)
+                   for r in creation_order(inputs.registry.releases, inputs.release_dates)]
     release_keys = inputs.release_keys
     notes_html = inputs.notes_html
     counts = inputs.device_counts

@@ -18,6 +18,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Iterable, Mapping
 
+from relreg.site.jobs import creation_order
+
 _SHOWN = 8  # releases named in one warning; the rest are counted
 
 
@@ -47,7 +49,7 @@ def published_table(releases: Iterable[Any], release_dates: Mapping[str, Any], b
     `blob_ids`: each release file's blob id by version (a release without one is digested);
     `previous`: the previous build's table (parse_table), whose digests are taken for unchanged files.
     """
-    by_creation = sorted(releases, key=lambda r: (release_dates[r.version].created, r.parsed_version.key))
+    by_creation = creation_order(releases, release_dates)
     table = {}
     for number, release in enumerate(by_creation, start=1):
         version = release.version

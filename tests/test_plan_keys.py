@@ -7,6 +7,7 @@ misses an input serves a stale file, and a key that takes in too much costs a re
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import random
 from dataclasses import replace
 from typing import Callable
@@ -168,11 +169,20 @@ def _assert_fast_path_is_general(monkeypatch: pytest.MonkeyPatch, inputs: SiteIn
 
     fast = plan_jobs(inputs)
     monkeypatch.setattr(api, "BUILD_ID_FAST_PATH", False)
+    monkeypatch.setattr(api, "ONE_RELEASE_FAST_PATH", False)
     general = plan_jobs(inputs)
     assert [getattr(job, "key", None) for job in fast] == [getattr(job, "key", None) for job in general]
     assert [[(path, getattr(content, "key", content)) for path, content in job_files(job())] for job in fast] == \
         [[(path, getattr(content, "key", content)) for path, content in job_files(job())] for job in general]
     assert merge_jobs(fast) == merge_jobs(general)
+    # The writer takes a Keyed file's bytes and sha256 from render_digested when it has one.
+    for plan in (fast, general):
+        for job in plan:
+            for path, content in job_files(job()):
+                if isinstance(content, Keyed) and content.render_digested is not None:
+                    parts, digest = content.render_digested()
+                    assert b"".join(parts) == content.render(), path
+                    assert digest == hashlib.sha256(content.render()).hexdigest(), path
 
 
 def _varied(inputs: SiteInputs, seed: int) -> SiteInputs:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from conftest import EXAMPLE_REGISTRY, run_relreg
 from device_helpers import free_port, start_nginx
 from git_helpers import commit_all, init_repo
@@ -21,8 +23,10 @@ from relreg.site.serving import (
     LIST,
     NO_CACHE,
     SCHEMA,
+    family_of,
     headers_file,
     object_headers,
+    path_families,
 )
 
 
@@ -195,3 +199,20 @@ def test_nginx_serves_signatures_like_the_documents_they_sign(served_site, tmp_p
         assert object_headers("api/v1/releases/2.1.0.json.sig").cache_control == "public, max-age=300"
     finally:
         server.stop()
+
+
+# Path segments as a site has them and as it could (dots first, no extension, upper case, signatures, the
+# names with a content type of their own, the folders the cache rules name).
+_SEGMENTS = st.sampled_from(["api", "v1", "releases", "build_id", "devices", "static", "tuf", "targets", "schemas",
+                             "page", "x", ".hidden", "index.html", "index.json", "feed.xml", "_headers",
+                             "_redirects", "1.0.0.json", "1.0.0.json.sig", "3.root.json", "root.json",
+                             "timestamp.json", "app.0123456789.css", "app.css", "A.JSON", "README", "a.b.c",
+                             "nginx.conf", MANIFEST, ""])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_SEGMENTS, min_size=1, max_size=5).map("/".join), max_size=30))
+def test_path_families_is_each_paths_family_and_headers(paths: list[str]) -> None:
+    """path_families (written out for speed) gives what family_of and object_headers give path by path."""
+    expected = {(family_of(path), *object_headers(path)) for path in paths if path not in ("_headers", MANIFEST)}
+    assert path_families(paths) == [list(item) for item in sorted(expected)]

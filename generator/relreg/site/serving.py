@@ -211,12 +211,39 @@ def family_of(path: str) -> str:
 
 
 def path_families(paths: Iterable[str]) -> list[list[str]]:
-    """The distinct (family, Content-Type, Cache-Control) of `paths`, sorted: what header rules need of them."""
+    """The distinct (family, Content-Type, Cache-Control) of `paths`, sorted: what header rules need of them.
+
+    The same as family_of and object_headers give path by path, with the steps written out and a folder's
+    family made once: this runs over every file of a full build (190,000 at 10,000 releases)."""
     found = set()
+    folder_families: dict[str, str] = {}  # folder -> its part of a family (top folder, then '*' per level)
+    match = _FIRST_RULE.match
+    rules = CACHE_RULES
+    by_name = CONTENT_TYPES_BY_NAME
+    by_extension = CONTENT_TYPES
+    sig_type = CONTENT_TYPES[".json"]
     for path in paths:
-        if path not in ("_headers", MANIFEST):
-            headers = object_headers(path)
-            found.add((family_of(path), headers.content_type, headers.cache_control))
+        if path == "_headers" or path == MANIFEST:
+            continue
+        folder, slash, name = path.rpartition("/")
+        dot = name.rfind(".")
+        extension = name[dot:] if dot > 0 else ""
+        if slash:
+            start = folder_families.get(folder)
+            if start is None:
+                top, *levels = folder.split("/")
+                start = folder_families[folder] = "\t".join((top, *("*" for _ in levels))) + "\t"
+            family = start + ("*" + extension if extension else name)
+        else:
+            family = path
+        if name.endswith(SIGNATURE_SUFFIX):
+            content = sig_type
+            rule = match(path[:-len(SIGNATURE_SUFFIX)])
+        else:
+            content = by_name.get(name) or (by_extension.get(extension.lower(), DEFAULT_CONTENT_TYPE)
+                                            if extension else DEFAULT_CONTENT_TYPE)
+            rule = match(path)
+        found.add((family, content, rules[int(rule.lastgroup[4:])][2] if rule and rule.lastgroup else LIST))
     return [list(item) for item in sorted(found)]
 
 

@@ -23,8 +23,10 @@ from relreg.site.jobs import (
     by_id_chunks,
     encode,
     encode_json,
+    encode_plain,
     expand_sections,
     format_date,
+    holds_float,
     job_key,
     merge_jobs,
     percent_number,
@@ -75,6 +77,11 @@ def release_document(view: ReleaseView, artifact_base_url: str) -> dict[str, Any
     }
 
 
+def encode_release(document: dict[str, Any]) -> bytes:
+    """A release document (release_document) as `encode` gives it: its only floats can be in its extra info."""
+    return encode(document) if holds_float(document["extra_info"]) else encode_plain(document)
+
+
 def paged(items: list[bytes], path_of: Callable[[int], str], site_url: str) -> Iterator[tuple[str, bytes]]:
     """The seed's list envelope, split into pages of PER_PAGE that link to each other.
 
@@ -84,7 +91,7 @@ def paged(items: list[bytes], path_of: Callable[[int], str], site_url: str) -> I
     """
     total = len(items)
     page_count = max(1, -(-total // PER_PAGE))
-    url = [b"null"] + [encode(site_url + path_of(page)) for page in range(1, page_count + 1)] + [b"null"]
+    url = [b"null"] + [encode_plain(site_url + path_of(page)) for page in range(1, page_count + 1)] + [b"null"]
     for page in range(1, page_count + 1):  # one page at a time: the pages of a large list are as large as it
         chunk = items[(page - 1) * PER_PAGE: page * PER_PAGE]
         yield path_of(page), b"".join((
@@ -145,10 +152,10 @@ def _page_parts(items: list[bytes], page: int, page_count: int, total: int, path
     """One page of `paged`, alone (the same bytes `paged` gives for it), in two parts: what the lists with
     the same items share (data and paging), then the links, which name the list."""
     if page_count == 1:  # a list of one page (a version's, a build id's: a hundred thousand of them)
-        only = encode(site_url + path_of(1))
+        only = encode_plain(site_url + path_of(1))
         url = {0: b"null", 1: only, 2: b"null"}
     else:
-        url = {number: encode(site_url + path_of(number)) if 1 <= number <= page_count else b"null"
+        url = {number: encode_plain(site_url + path_of(number)) if 1 <= number <= page_count else b"null"
                for number in (1, page - 1, page, page + 1, page_count)}
     # The items between commas, joined once with the rest (a page of a long list is half a megabyte).
     body = [b'{"data":[', *([b","] * (2 * len(items) - 1) if items else ()),
@@ -207,7 +214,7 @@ def _api_jobs(inputs: SiteInputs, views: list[ReleaseView], view_keys: "dict[str
         if found is None:
             found = served_document(version)
             if found is None:
-                found = encode(release_document(by_version[version], base))
+                found = encode_release(release_document(by_version[version], base))
             encoded[version] = found
         return found
 
@@ -406,7 +413,7 @@ def _api_jobs(inputs: SiteInputs, views: list[ReleaseView], view_keys: "dict[str
             if last_single[0] != version:
                 body = b"".join((b'{"data":[', document(version), one_release_paging))
                 last_single[:] = version, body, hashlib.sha256(body)
-            url = encode(site_url + path)
+            url = encode_plain(site_url + path)
             links = b"".join((url, b',"first":', url, b',"last":', url, b',"prev":null,"next":null}}\n'))
             digest = last_single[2].copy()
             digest.update(links)

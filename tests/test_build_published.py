@@ -63,6 +63,17 @@ def _squash(repo: Path) -> None:
     git(repo, "commit", "-q", "--amend", "-m", "squashed", date="2024-04-01T10:00:00+00:00")
 
 
+def _reimport(repo: Path) -> None:
+    """The same commits in the same order, a day later each: a history imported afresh (ids stay, dates move)."""
+    git(repo, "checkout", "-q", "--orphan", "reimported")
+    git(repo, "rm", "-r", "-q", "--cached", ".")
+    for number, (version, _, date) in enumerate(HISTORY):
+        if number == 0:  # the registry's other files came with the first release
+            git(repo, "add", "--", ".", ":(exclude)registry/releases/*.yaml")
+        git(repo, "add", f"registry/releases/{version}.yaml")
+        git(repo, "commit", "-q", "-m", f"release {version}", date=date.replace("T10:", "T11:").replace("-01T", "-02T"))
+
+
 def _edit_sha(repo: Path) -> None:
     _edit(repo / "registry" / "releases" / "1.2.0.yaml", "sha256: b555", "sha256: f555")
     commit_all(repo, "new image for 1.2.0", "2024-04-01T10:00:00+00:00")
@@ -94,7 +105,13 @@ CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
         "release ids changed since the previous build (1.1.1: 3 -> 2): published ids are permanent",
         "releases of the previous build are gone (1.2.0)"]),
     ("squash the history", _squash, [
-        "release ids changed since the previous build (1.2.0: 2 -> 3, 1.1.1: 3 -> 2)"]),
+        "release ids changed since the previous build (1.2.0: 2 -> 3, 1.1.1: 3 -> 2)",
+        "release created dates changed since the previous build (1.0.0: 2024-01-01 10:00:00 -> 2024-04-01 10:00:00, "
+        "1.1.1: 2024-03-01 10:00:00 -> 2024-04-01 10:00:00, 1.2.0: 2024-02-01 10:00:00 -> 2024-04-01 10:00:00)"]),
+    ("import the history afresh", _reimport, [
+        "release created dates changed since the previous build (1.0.0: 2024-01-01 10:00:00 -> 2024-01-02 11:00:00, "
+        "1.1.1: 2024-03-01 10:00:00 -> 2024-03-02 11:00:00, 1.2.0: 2024-02-01 10:00:00 -> 2024-02-02 11:00:00): "
+        "they come from the git history"]),
     ("edit a published sha256", _edit_sha, ["published images changed since the previous build (1.2.0)"]),
     ("edit a published size", _edit_size, ["published images changed since the previous build (1.0.0)"]),
     ("add a release", _add, []),
@@ -131,7 +148,13 @@ class _Dates:
 
 
 def _rows(*rows: tuple[str, int, str]) -> dict[str, str]:
+    """Rows as builds before the created dates kept them."""
     return {version: f"{number}\tb{version}\t{digest}" for version, number, digest in rows}
+
+
+def _dated(*rows: tuple[str, int, str]) -> dict[str, str]:
+    """Rows with their created date (seconds), or none for a release the build dated."""
+    return {version: f"1\tb{version}\td\t{created}" for version, created in rows}
 
 
 @pytest.mark.parametrize("previous, current, expected", [
@@ -146,14 +169,31 @@ def _rows(*rows: tuple[str, int, str]) -> dict[str, str]:
       "1.4.0: 4 -> 5, 1.5.0: 5 -> 6, 1.6.0: 6 -> 7, 1.7.0: 7 -> 8, and 2 more)"]),
 ])
 def test_changes_since(previous: dict, current: dict, expected: list[str]) -> None:
-    warnings = changes_since(previous, current)
+    _assert_warnings(changes_since(previous, current), expected)
+
+
+def _assert_warnings(warnings: list[str], expected: list[str]) -> None:
     assert len(warnings) == len(expected), warnings
     for warning, fragment in zip(warnings, expected):
         assert warning.startswith(fragment), warning
 
 
+@pytest.mark.parametrize("previous, current, expected", [
+    (_dated(("1.0.0", "86400")), _dated(("1.0.0", "86400")), []),
+    (_dated(("1.0.0", "86400")), _dated(("1.0.0", "90000")),
+     ["release created dates changed since the previous build (1.0.0: 1970-01-02 00:00:00 -> 1970-01-02 01:00:00)"]),
+    (_dated(("1.0.0", "")), _dated(("1.0.0", "90000")), []),  # dated by that build: not committed then
+    (_dated(("1.0.0", "86400")), _dated(("1.0.0", "")), []),
+    (_rows(("1.0.0", 1, "d")), _dated(("1.0.0", "90000")), []),  # a table of older code: no dates to compare
+])
+def test_changes_since_in_created_dates(previous: dict, current: dict, expected: list[str]) -> None:
+    _assert_warnings(changes_since(previous, current), expected)
+
+
 @pytest.mark.parametrize("text, expected", [
     (None, {}), ({"1.0.0": [1]}, {}), ("", {}), ("1.0.0\t1\tb\td\nbroken line\n", {"1.0.0": "1\tb\td"}),
+    ("1.0.0\t1\tb\td\t86400\n1.1.0\t2\tb\td\t\n1.2.0\t1\tb\td\t8\t9\n",
+     {"1.0.0": "1\tb\td\t86400", "1.1.0": "2\tb\td\t"}),
 ])
 def test_parse_table_keeps_only_well_formed_rows(text: object, expected: dict) -> None:
     assert parse_table(text) == expected
@@ -175,3 +215,14 @@ def test_published_table_numbers_releases_as_the_site_does(published: tuple[Path
     site = json.loads((out / "api" / "v1" / "releases.json").read_text())
     assert {version: int(row.split("\t")[0]) for version, row in table.items()} == {
         release["version"]: release["id"] for release in site["data"]} == {"1.0.0": 1, "1.2.0": 2, "1.1.1": 3}
+
+
+def test_a_release_dated_by_the_build_then_committed_is_not_called_redated(published: tuple[Path, Path]) -> None:
+    repo, out = published
+    (repo / "registry" / "releases" / "1.3.0.yaml").write_text(RELEASE.format(version="1.3.0", digit="d"))
+    first = run_relreg("build", "--registry", repo / "registry", "--out", out)
+    assert first.exit_code == 0 and "is not committed" in first.output, first.output
+    commit_all(repo, "release 1.3.0", "2024-04-01T10:00:00+00:00")
+    second = run_relreg("build", "--registry", repo / "registry", "--out", out)
+    assert second.exit_code == 0, second.output
+    assert "previous build" not in second.output, second.output

@@ -83,7 +83,10 @@ def _read_files(options: BuildOptions, repo, prefix: str | None, cache: WorkCach
 
 
 def _dates(result: ValidationResult, git_history: gitlog.History | None, uncommitted: set[str],
-           registry_root: str, now: int, warnings: list[str]) -> tuple[dict[str, ReleaseDates], dict[str, ReleaseDates]]:
+           registry_root: str, now: int, warnings: list[str], undated: set[str]
+           ) -> tuple[dict[str, ReleaseDates], dict[str, ReleaseDates]]:
+    """The dates of releases and cohorts by version and slug, from git; a file git has no commit of is dated
+    `now` (with a warning), and its source path added to `undated`."""
     registry = result.registry
     assert registry is not None
     strip = f"{registry_root}/" if registry_root not in ("", ".") else ""
@@ -93,6 +96,7 @@ def _dates(result: ValidationResult, git_history: gitlog.History | None, uncommi
         known = git_history.dates_of(relative) if git_history else None
         if known is None:
             warnings.append(f"{source_path} is not committed: dated {format_date(now)}")
+            undated.add(source_path)
             return ReleaseDates(now, now)
         if relative in uncommitted:
             warnings.append(f"{source_path} has uncommitted changes: updated_date is the build time")
@@ -255,7 +259,9 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
             uncommitted = gitlog.uncommitted_paths(repo, prefix or "")
     else:
         warnings.append(f"{options.registry_dir} is not in a git repository: every file is dated by the build time")
-    release_dates, cohort_dates = _dates(result, git_history, uncommitted, files.root, gitlog.build_time(), warnings)
+    undated: set[str] = set()
+    release_dates, cohort_dates = _dates(result, git_history, uncommitted, files.root, gitlog.build_time(), warnings,
+                                         undated)
 
     fingerprint = _fingerprint(files, release_dates, cohort_dates, snapshot, commit, options)
     signing = _signing(options, repo, prefix, commit, bool(uncommitted), warnings)
@@ -268,7 +274,8 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
     release_keys = {release.version: blob_ids[release.source_path] for release in registry.releases
                     if release.source_path in blob_ids}
     previous_table = parse_table(previous.published) if previous is not None else {}
-    table = published_table(registry.releases, release_dates, release_keys, previous_table)
+    table = published_table(registry.releases, release_dates, release_keys, previous_table,
+                            {release.version for release in registry.releases if release.source_path in undated})
     warnings += changes_since(previous_table, table)
     published = table_text(table)
     work_folder = cache.path.parent if cache.path is not None else None

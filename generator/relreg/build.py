@@ -83,10 +83,10 @@ def _read_files(options: BuildOptions, repo, prefix: str | None, cache: WorkCach
 
 
 def _dates(result: ValidationResult, git_history: gitlog.History | None, uncommitted: set[str],
-           registry_root: str, now: int, warnings: list[str], undated: set[str]
+           registry_root: str, now: int, warnings: list[str], undated: set[str] | None = None
            ) -> tuple[dict[str, ReleaseDates], dict[str, ReleaseDates]]:
     """The dates of releases and cohorts by version and slug, from git; a file git has no commit of is dated
-    `now` (with a warning), and its source path added to `undated`."""
+    `now` (with a warning), and its source path added to `undated` (when given)."""
     registry = result.registry
     assert registry is not None
     strip = f"{registry_root}/" if registry_root not in ("", ".") else ""
@@ -96,7 +96,8 @@ def _dates(result: ValidationResult, git_history: gitlog.History | None, uncommi
         known = git_history.dates_of(relative) if git_history else None
         if known is None:
             warnings.append(f"{source_path} is not committed: dated {format_date(now)}")
-            undated.add(source_path)
+            if undated is not None:
+                undated.add(source_path)
             return ReleaseDates(now, now)
         if relative in uncommitted:
             warnings.append(f"{source_path} has uncommitted changes: updated_date is the build time")

@@ -439,7 +439,7 @@ def test_unyanking_a_release_is_a_warning_with_the_reason(repo: Path, monkeypatc
     assert "release 1.0.0 was yanked ('bricks evt1') and this change removes `yanked:`" in found[0]["message"]
 
 
-# --- devices stranded by a change (devices-stranded, release-yanked-pass-through) -------------------
+# --- devices stranded by a change (devices-stranded, release-yanked-pass-through, release-yanked-without-successor)
 
 def _release(version: str, boards: str = "evt1,dvt1", *, min_version: str | None = None, mpt: bool = False,
              yanked: str | None = None, notes: str = "") -> str:
@@ -541,9 +541,25 @@ _STRANDED_CASES = {
         "cohorts/stable.yaml": _cohort("evt1, dvt1", "1.0.0", "1.2.0", "1.3.0@50", "1.4.0@10")}, []),
     "ok-notes-fixed": ({}, {"releases/1.2.0.yaml": _release("1.2.0", notes="Fixed the radio.")}, []),
     "ok-rollout-raised": ({}, {"cohorts/stable.yaml": _cohort("evt1, dvt1", "1.0.0", "1.2.0", "1.3.0")}, []),
-    "ok-newest-release-yanked": ({}, {
+    # The devices that took 1.3.0 (half of them) have nothing newer: they stay on the yanked release.
+    "newest-release-yanked": ({}, {
         "releases/1.3.0.yaml": _release("1.3.0", min_version="1.2.0", yanked="boot loop"),
-        "cohorts/stable.yaml": _cohort("evt1, dvt1", "1.0.0", "1.2.0")}, []),
+        "cohorts/stable.yaml": _cohort("evt1, dvt1", "1.0.0", "1.2.0")}, [
+        ("release-yanked-without-successor", "releases/1.3.0.yaml",
+         "yanking 1.3.0 leaves the devices of cohort 'stable' that installed it (evt1, dvt1) with nothing newer to "
+         "install: they stay on the yanked release")]),
+    "newest-release-yanked-held-back-from-one-board": ({
+        "cohorts/stable.yaml": _cohort("evt1, dvt1", "1.0.0", "1.2.0", "1.3.0@50:evt1")}, {
+        "releases/1.3.0.yaml": _release("1.3.0", min_version="1.2.0", yanked="boot loop"),
+        "cohorts/stable.yaml": _cohort("evt1, dvt1", "1.0.0", "1.2.0")}, [
+        ("release-yanked-without-successor", "releases/1.3.0.yaml",
+         "yanking 1.3.0 leaves the devices of cohort 'stable' that installed it (evt1) with nothing newer")]),
+    "ok-newest-release-yanked-and-replaced": ({}, {
+        "releases/1.3.0.yaml": _release("1.3.0", min_version="1.2.0", yanked="boot loop"),
+        "releases/1.3.1.yaml": _release("1.3.1", min_version="1.2.0"),
+        "cohorts/stable.yaml": _cohort("evt1, dvt1", "1.0.0", "1.2.0", "1.3.1@10")}, []),
+    "ok-undeployed-release-yanked": ({"releases/1.4.0.yaml": _release("1.4.0")}, {
+        "releases/1.4.0.yaml": _release("1.4.0", yanked="never shipped")}, []),
     "ok-stepping-stone-replaced": ({}, {
         "releases/1.2.0.yaml": _release("1.2.0", yanked="bad radio calibration"),
         "releases/1.2.1.yaml": _release("1.2.1"),
@@ -576,7 +592,8 @@ def test_a_change_that_strands_devices_warns_once_per_group(case: str, repo: Pat
 
     assert result.exit_code == 0, result.output
     found = [d for d in json.loads(result.stdout)["diagnostics"]
-             if d["rule"] in ("devices-stranded", "release-yanked-pass-through", "release-unyanked")]
+             if d["rule"] in ("devices-stranded", "release-yanked-pass-through", "release-unyanked",
+                              "release-yanked-without-successor")]
     assert all(d["severity"] == "warning" for d in found)
     assert len(found) == len(expected), [d["message"] for d in found]
     for rule, path, words in expected:

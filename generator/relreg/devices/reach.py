@@ -74,6 +74,18 @@ class Stranded:
     new_gates: tuple[str, ...] = ()  # candidates whose min_version the change sets or changes
 
 
+@dataclass(frozen=True)
+class StuckOnYanked:
+    """Devices of one channel (cohort, hardware version, software type) that may run `version`, a release the
+    change yanks, and that the channel offers nothing newer after it: they stay on the yanked release, since a
+    device never installs an older one, and their update answers say `latest`."""
+
+    cohort: str
+    hardware_version: str
+    software_type: str | None
+    version: str
+
+
 class _Images:
     """Releases with an image per (hardware, software type), ascending, from one pass over the releases."""
 
@@ -264,3 +276,32 @@ def _compare(slot: Slot, base: Channel, head: Channel | None, known: Sequence[Re
     return [Stranded(base.cohort, slot[0], slot[1], kind, obstacle, tuple(versions), newest.version,
                      lost, new_barriers, new_gates)
             for (kind, obstacle), versions in groups.items()]
+
+
+def stuck_on_yanked(before: Side, after: Side) -> list[StuckOnYanked]:
+    """Every channel whose candidates before the change include a release the change yanks, and whose
+    candidates after it are none newer than that release (see StuckOnYanked). A channel the change takes
+    away is left to `stranded` (NO_CHANNEL)."""
+    yanked = {version for version, release in after.releases.items() if release.is_yanked
+              and version in before.releases and not before.releases[version].is_yanked}
+    if not yanked:
+        return []
+    old, new = _Images(before), _Images(after)
+    found: list[StuckOnYanked] = []
+    for slug, cohort in sorted(before.cohorts.items()):
+        head_cohort = after.cohorts.get(slug)
+        if head_cohort is None:
+            continue
+        head_hardware = set(new.hardware_of(head_cohort))
+        for hardware in old.hardware_of(cohort):
+            if hardware not in head_hardware or hardware not in after.hardware:
+                continue
+            head_slots = set(new.slots_of(hardware))
+            for slot in old.slots_of(hardware):
+                hit = [c for c in old.channel(cohort, slot).candidates if c.version in yanked]
+                if not hit or slot not in head_slots:
+                    continue
+                head = new.channel(head_cohort, slot).candidates
+                found += [StuckOnYanked(slug, slot[0], slot[1], c.version) for c in hit
+                          if not head or head[-1].key <= c.key]
+    return found

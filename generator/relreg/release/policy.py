@@ -44,7 +44,7 @@ import difflib
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterator, Mapping
 
-from relreg.devices.reach import NO_CHANNEL, Side, Stranded, stranded
+from relreg.devices.reach import NO_CHANNEL, Side, Stranded, stranded, stuck_on_yanked
 from relreg.registry.diagnostics import Diagnostic, Severity
 from relreg.registry.model import Artifact, Cohort, HardwareVersion, RegistryConfig, Release
 from relreg.registry.source import RawFile
@@ -151,6 +151,7 @@ def check_policy(base: Snapshot, head: Snapshot) -> list[Diagnostic]:
     diagnostics += _scheme_change(ctx)
     diagnostics += _unyanked(ctx)
     diagnostics += _yanked_pass_through(ctx)
+    diagnostics += _yanked_without_successor(ctx)
     diagnostics += _stranded_devices(ctx)
     diagnostics += _cohort_coverage(ctx)
     diagnostics += _default_software_types(ctx)
@@ -564,6 +565,27 @@ def _yanked_pass_through(ctx: _Context) -> Iterator[Diagnostic]:
                          f"back). If it migrates data, publish a fixed release with must_pass_through instead, "
                          f"and yank {version} only once that release is deployed.", "release-yanked-pass-through",
                          severity=Severity.WARNING)
+
+
+def _yanked_without_successor(ctx: _Context) -> Iterator[Diagnostic]:
+    """A release the change yanks, deployed where nothing newer is deployed after the change: the devices that
+    installed it stay on it (relreg.devices.reach.stuck_on_yanked). One warning per release and cohort."""
+    before, after = _side(ctx.base), _side(ctx.head)
+    if before is None or after is None:
+        return
+    boards: dict[tuple[str, str], list[str]] = {}
+    for group in stuck_on_yanked(before, after):
+        board = group.hardware_version + (f" ({group.software_type})" if group.software_type else "")
+        found = boards.setdefault((group.version, group.cohort), [])
+        if board not in found:
+            found.append(board)
+    for (version, slug), names in sorted(boards.items()):
+        yield ctx.at(ctx.head.releases[version].source_path, ("yanked",),
+                     f"yanking {version} leaves the devices of cohort '{slug}' that installed it ({', '.join(names)}) "
+                     f"with nothing newer to install: they stay on the yanked release, since a device never installs "
+                     f"an older one, and their update answers say 'latest'. Deploy a fixed release above {version} "
+                     f"to cohort '{slug}', in this change or soon after.", "release-yanked-without-successor",
+                     severity=Severity.WARNING)
 
 
 # --- devices stranded by the change ------------------------------------------------------------

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from relreg.history.head import tracked_registry_folders
 from relreg.registry import CONFIG_FILE
 from relreg.registry.report import FORMATS
 
@@ -15,12 +16,25 @@ class RegistryUsageError(click.UsageError):
 
 
 def find_registry(start: Path) -> Path:
-    """The registry folder: the current folder if it holds registry.yaml, else registry/ here or above."""
+    """The registry folder: the current folder if it holds registry.yaml, else registry/ here or above, else
+    the one folder of the git repository around `start` whose registry.yaml git tracks (a registry moved
+    with `git mv registry fw` is still found; the folder found is named on stderr).
+
+    Raises RegistryUsageError when there is none, or when the repository tracks several (naming them)."""
     if (start / CONFIG_FILE).is_file():
         return start
     for folder in (start, *start.parents):
         if (folder / "registry" / CONFIG_FILE).is_file():
             return folder / "registry"
+    tracked = tracked_registry_folders(start)
+    if len(tracked) == 1:
+        click.echo(f"relreg: using the registry in {_shown(tracked[0])} (the one {CONFIG_FILE} git tracks here); "
+                   f"pass --registry to name it", err=True)
+        return tracked[0]
+    if tracked:
+        raise RegistryUsageError(
+            f"no registry here, and this repository holds {len(tracked)}: "
+            + ", ".join(_shown(folder) for folder in tracked) + "; pass --registry DIR")
     raise RegistryUsageError(
         f"no registry found: neither {start} nor a parent folder holds registry/{CONFIG_FILE}; "
         "pass --registry DIR or create one with `relreg init DIR`")
@@ -30,13 +44,25 @@ def resolve_registry(option: Path | None) -> Path:
     if option is None:
         return find_registry(Path.cwd())
     if not (option / CONFIG_FILE).is_file():
-        raise RegistryUsageError(f"--registry {option}: no {CONFIG_FILE} in that folder")
+        tracked = tracked_registry_folders(option if option.is_dir() else Path.cwd())
+        moved = f"; git tracks one in {_shown(tracked[0])} (moved? name that folder, and in the workflows " \
+                f"RELREG_REGISTRY)" if len(tracked) == 1 else ""
+        raise RegistryUsageError(f"--registry {option}: no {CONFIG_FILE} in that folder{moved}")
     return option
+
+
+def _shown(folder: Path) -> str:
+    """`folder` relative to the current folder when it is below it, else as it is."""
+    try:
+        return str(folder.relative_to(Path.cwd().resolve())) or "."
+    except ValueError:
+        return str(folder)
 
 
 registry_option = click.option(
     "--registry", "registry_dir", type=click.Path(path_type=Path, file_okay=False),
-    help="Registry folder (holding registry.yaml). Default: registry/ in the current folder or a parent.")
+    help="Registry folder (holding registry.yaml). Default: the current folder or registry/ in it or a parent, "
+         "else the one registry.yaml git tracks in the repository.")
 format_option = click.option(
     "--format", "output_format", type=click.Choice(FORMATS), default="text", show_default=True,
     help="text for people, github for GitHub Actions annotations, json for tools.")

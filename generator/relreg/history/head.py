@@ -15,6 +15,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
 
+from relreg.registry import CONFIG_FILE
+
 
 @dataclass(frozen=True)
 class HeadState:
@@ -42,6 +44,18 @@ def _git(folder: Path, *args: str) -> str | None:
     except OSError:
         return None  # no git program: the full build reports what it needs
     return done.stdout if done.returncode == 0 else None
+
+
+def tracked_registry_folders(start: Path) -> list[Path]:
+    """The folders (absolute, sorted) of the registry.yaml files git tracks in the repository around `start`,
+    present in the work tree; none outside a repository or without git."""
+    top = _git(start, "rev-parse", "--show-toplevel")
+    if not top or not top.strip():
+        return []
+    root = Path(top.strip())
+    listed = _git(root, "ls-files", "-z", "--", f":(glob)**/{CONFIG_FILE}") or ""
+    folders = sorted({(root / name).parent for name in listed.split("\0") if name})
+    return [folder for folder in folders if (folder / CONFIG_FILE).is_file()]
 
 
 class TrackedFile(NamedTuple):  # a tuple: ten thousand are made on every build of a clean registry

@@ -386,14 +386,6 @@ def _api_jobs(inputs: SiteInputs, views: list[ReleaseView], view_keys: "dict[str
                            lambda index: document(versions[index]), path_of, site_url, f"{list_prefix}\0{name!r}",
                            versions, bodies)
 
-    def keyed_index_files(versions: Sequence[str]) -> Iterator[tuple[str, Keyed]]:
-        for name in group_lists(versions):
-            found = members_of(name)
-            if len(found) == 1 and one_release_fast:
-                yield one_release_list(name, found[0])
-            else:
-                yield from keyed_list(name)
-
     one_release_fast = ONE_RELEASE_FAST_PATH
     # What follows the one item of a list of one release, up to its links (see _page_parts).
     one_release_paging = (b'],"paging":{"page":1,"per_page":%d,"page_count":1,"item_count":1,"total_count":1}'
@@ -420,6 +412,14 @@ def _api_jobs(inputs: SiteInputs, views: list[ReleaseView], view_keys: "dict[str
             return (last_single[1], links), digest.hexdigest()
 
         return path, Keyed(key, lambda: b"".join(render_digested()[0]), render_digested)
+
+    def keyed_index_files(versions: Sequence[str]) -> Iterator[tuple[str, Keyed]]:
+        for name in group_lists(versions):
+            found = members_of(name)
+            if len(found) == 1 and one_release_fast:
+                yield one_release_list(name, found[0])
+            else:
+                yield from keyed_list(name)
 
     def keyed_release_files(versions: Sequence[str]) -> Iterator[tuple[str, Keyed]]:
         # Each document is a Keyed file: in a group whose key changed, only the changed release is encoded.

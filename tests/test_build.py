@@ -153,6 +153,37 @@ def test_site_written_by_worker_processes_is_byte_identical_to_one_process(
     assert len(one) > 100 and one == three
 
 
+def test_a_killed_worker_process_stops_the_build_with_a_message_and_the_site_untouched(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A site worker killed (the OOM killer) breaks the pool: the build says so, exits 1, and the output
+    folder still holds the previous site."""
+    import os
+    import signal
+
+    import relreg.build
+    import relreg.site.pages
+
+    out = tmp_path / "public"
+    assert run_relreg("build", "--registry", EXAMPLE_REGISTRY, "--out", out).exit_code == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    builder = os.getpid()
+    real = relreg.site.pages.ReleasePages.render
+
+    def render(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if os.getpid() != builder:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(relreg.site.pages.ReleasePages, "render", render)
+    monkeypatch.setattr(relreg.build, "PARALLEL_RELEASES", 1)
+    monkeypatch.setattr(relreg.build.os, "cpu_count", lambda: 2)
+    result = run_relreg("build", "--registry", EXAMPLE_REGISTRY, "--out", out, "--force")
+
+    assert result.exit_code == 1, result.output
+    assert "build stopped: a worker process was killed (out of memory? see dmesg)" in result.output, result.output
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
 def _replace_in(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text, (path, old)

@@ -149,8 +149,6 @@ def build(registry_dir: Path | None, out: Path, ref: str | None, device_counts: 
     same commit always gives byte-identical files. An invalid registry writes
     nothing and leaves the previous output untouched.
     """
-    from concurrent.futures.process import BrokenProcessPool  # here, not for `relreg validate`
-
     from relreg.uptodate import BuildOptions, up_to_date
 
     registry_path = resolve_registry(registry_dir) if ref is None or registry_dir is not None \
@@ -182,7 +180,12 @@ def build(registry_dir: Path | None, out: Path, ref: str | None, device_counts: 
         click.echo(REPORTERS[output_format](error.result.diagnostics, validation_summary(error.result)))
         click.echo("build stopped: the registry has errors; the previous output is untouched", err=True)
         sys.exit(1)
-    except BrokenProcessPool:
+    except RuntimeError as error:
+        # BrokenProcessPool, a RuntimeError, from the site's worker processes: its module is loaded only by a
+        # build that forked them (importing it here would cost every rebuild, the unchanged one too, 30 ms).
+        pool = sys.modules.get("concurrent.futures.process")
+        if pool is None or not isinstance(error, pool.BrokenProcessPool):
+            raise
         click.echo("build stopped: a worker process was killed (out of memory? see dmesg); "
                    "the previous output is untouched", err=True)
         sys.exit(1)

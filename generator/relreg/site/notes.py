@@ -19,7 +19,6 @@ from __future__ import annotations
 import ctypes
 import os
 import re
-from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -176,6 +175,8 @@ def render_all(notes: list[tuple[str, str]], cache: "WorkCache") -> list[str]:
         formats = [pair[1] for _, pair in missing]
         workers = min(os.cpu_count() or 1, 8)
         if len(missing) >= PARALLEL_THRESHOLD and workers > 1:
+            from concurrent.futures import ProcessPoolExecutor  # here: a rebuild renders a few notes, if any
+
             with ProcessPoolExecutor(max_workers=workers) as pool:
                 rendered = list(pool.map(render_notes, texts, formats,
                                          chunksize=max(1, len(missing) // (workers * 8))))

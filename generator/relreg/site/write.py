@@ -21,13 +21,11 @@ import contextlib
 import fcntl
 import gc
 import hashlib
-import multiprocessing
 import os
 import shutil
 import sys
 import tempfile
 import threading
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -843,9 +841,13 @@ def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int
         workers = 1
     # fork copies one thread of a threaded process (relreg serve), with any lock another
     # thread held: there, and where fork does not exist, the jobs run in this process.
-    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+    if workers < 2 or not hasattr(os, "fork") or threading.active_count() > 1:
         staging.done += [staging.keep(staging.run(job)) for job in jobs]
         return
+    # Loaded here: a rebuild that runs its few jobs in this process does without them (30-40 ms).
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     if before_fork is not None:
         before_fork()
     _SHARED = (staging, jobs)

@@ -546,20 +546,30 @@ _STRANDED_CASES = {
         "releases/1.3.0.yaml": _release("1.3.0", min_version="1.2.0", yanked="boot loop"),
         "cohorts/stable.yaml": _cohort("evt1, dvt1", "1.0.0", "1.2.0")}, [
         ("release-yanked-without-successor", "releases/1.3.0.yaml",
-         "yanking 1.3.0 leaves the devices of cohort 'stable' that installed it (evt1, dvt1) with nothing newer to "
-         "install: they stay on the yanked release")]),
+         "yanking 1.3.0 leaves the devices of cohort 'stable' that installed it (evt1, dvt1) with nothing to "
+         "install: nothing newer is deployed to them, and their update answers say 'latest'. They stay on the "
+         "yanked release")]),
     "newest-release-yanked-held-back-from-one-board": ({
         "cohorts/stable.yaml": _cohort("evt1, dvt1", "1.0.0", "1.2.0", "1.3.0@50:evt1")}, {
         "releases/1.3.0.yaml": _release("1.3.0", min_version="1.2.0", yanked="boot loop"),
         "cohorts/stable.yaml": _cohort("evt1, dvt1", "1.0.0", "1.2.0")}, [
         ("release-yanked-without-successor", "releases/1.3.0.yaml",
-         "yanking 1.3.0 leaves the devices of cohort 'stable' that installed it (evt1) with nothing newer")]),
+         "yanking 1.3.0 leaves the devices of cohort 'stable' that installed it (evt1) with nothing to install")]),
     "ok-newest-release-yanked-and-replaced": ({}, {
         "releases/1.3.0.yaml": _release("1.3.0", min_version="1.2.0", yanked="boot loop"),
         "releases/1.3.1.yaml": _release("1.3.1", min_version="1.2.0"),
         "cohorts/stable.yaml": _cohort("evt1, dvt1", "1.0.0", "1.2.0", "1.3.1@10")}, []),
     "ok-undeployed-release-yanked": ({"releases/1.4.0.yaml": _release("1.4.0")}, {
         "releases/1.4.0.yaml": _release("1.4.0", yanked="never shipped")}, []),
+    # The release that replaces it cannot be installed from it: devices on 1.3.0 are blocked, not served.
+    "newest-release-yanked-replaced-by-one-out-of-reach": ({}, {
+        "releases/1.3.0.yaml": _release("1.3.0", min_version="1.2.0", yanked="boot loop"),
+        "releases/1.4.0.yaml": _release("1.4.0", min_version="1.3.5"),
+        "cohorts/stable.yaml": _cohort("evt1, dvt1", "1.0.0", "1.2.0", "1.4.0")}, [
+        ("release-yanked-without-successor", "releases/1.3.0.yaml",
+         "yanking 1.3.0 leaves the devices of cohort 'stable' that installed it (evt1, dvt1) with nothing to "
+         "install: what is newer cannot be installed from it"),
+        ("devices-stranded", "releases/1.3.0.yaml", "Yanking 1.3.0 blocks devices on 1.2.0 in cohort 'stable'")]),
     "ok-stepping-stone-replaced": ({}, {
         "releases/1.2.0.yaml": _release("1.2.0", yanked="bad radio calibration"),
         "releases/1.2.1.yaml": _release("1.2.1"),

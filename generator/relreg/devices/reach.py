@@ -77,13 +77,15 @@ class Stranded:
 @dataclass(frozen=True)
 class StuckOnYanked:
     """Devices of one channel (cohort, hardware version, software type) that may run `version`, a release the
-    change yanks, and that the channel offers nothing newer after it: they stay on the yanked release, since a
-    device never installs an older one, and their update answers say `latest`."""
+    change yanks, and to which the channel offers nothing they can install after it: they stay on the yanked
+    release, since a device never installs an older one. `reason`: their answers' (`latest`: nothing newer is
+    deployed; `blocked`: what is newer needs another version first, or has only deltas from others)."""
 
     cohort: str
     hardware_version: str
     software_type: str | None
     version: str
+    reason: str
 
 
 class _Images:
@@ -279,9 +281,9 @@ def _compare(slot: Slot, base: Channel, head: Channel | None, known: Sequence[Re
 
 
 def stuck_on_yanked(before: Side, after: Side) -> list[StuckOnYanked]:
-    """Every channel whose candidates before the change include a release the change yanks, and whose
-    candidates after it are none newer than that release (see StuckOnYanked). A channel the change takes
-    away is left to `stranded` (NO_CHANNEL)."""
+    """Every channel whose candidates before the change include a release the change yanks, and where the
+    update decision (relreg.devices.update.plan_update) offers a device on that release nothing after the
+    change (see StuckOnYanked). A channel the change takes away is left to `stranded` (NO_CHANNEL)."""
     yanked = {version for version, release in after.releases.items() if release.is_yanked
               and version in before.releases and not before.releases[version].is_yanked}
     if not yanked:
@@ -301,7 +303,10 @@ def stuck_on_yanked(before: Side, after: Side) -> list[StuckOnYanked]:
                 hit = [c for c in old.channel(cohort, slot).candidates if c.version in yanked]
                 if not hit or slot not in head_slots:
                     continue
-                head = new.channel(head_cohort, slot).candidates
-                found += [StuckOnYanked(slug, slot[0], slot[1], c.version) for c in hit
-                          if not head or head[-1].key <= c.key]
+                head = new.channel(head_cohort, slot)
+                for candidate in hit:
+                    plan = plan_update(head, after.releases[candidate.version].parsed_version)
+                    if not plan.offers:
+                        found.append(StuckOnYanked(slug, slot[0], slot[1], candidate.version,
+                                                   plan.up_to_date_reason or REASON_BLOCKED))
     return found

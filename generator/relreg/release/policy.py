@@ -45,6 +45,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Iterator, Mapping
 
 from relreg.devices.reach import NO_CHANNEL, Side, Stranded, stranded, stuck_on_yanked
+from relreg.devices.update import REASON_LATEST
 from relreg.registry.diagnostics import Diagnostic, Severity
 from relreg.registry.model import Artifact, Cohort, HardwareVersion, RegistryConfig, Release
 from relreg.registry.source import RawFile
@@ -573,18 +574,21 @@ def _yanked_without_successor(ctx: _Context) -> Iterator[Diagnostic]:
     before, after = _side(ctx.base), _side(ctx.head)
     if before is None or after is None:
         return
-    boards: dict[tuple[str, str], list[str]] = {}
+    boards: dict[tuple[str, str, str], list[str]] = {}
     for group in stuck_on_yanked(before, after):
         board = group.hardware_version + (f" ({group.software_type})" if group.software_type else "")
-        found = boards.setdefault((group.version, group.cohort), [])
+        found = boards.setdefault((group.version, group.cohort, group.reason), [])
         if board not in found:
             found.append(board)
-    for (version, slug), names in sorted(boards.items()):
+    for (version, slug, reason), names in sorted(boards.items()):
+        why = "nothing newer is deployed to them, and their update answers say 'latest'" if reason == REASON_LATEST \
+            else ("what is newer cannot be installed from it (a min_version above it, a must_pass_through release "
+                  "not deployed, or only deltas from other versions), and their update answers say 'blocked'")
         yield ctx.at(ctx.head.releases[version].source_path, ("yanked",),
                      f"yanking {version} leaves the devices of cohort '{slug}' that installed it ({', '.join(names)}) "
-                     f"with nothing newer to install: they stay on the yanked release, since a device never installs "
-                     f"an older one, and their update answers say 'latest'. Deploy a fixed release above {version} "
-                     f"to cohort '{slug}', in this change or soon after.", "release-yanked-without-successor",
+                     f"with nothing to install: {why}. They stay on the yanked release, since a device never "
+                     f"installs an older one. Deploy a fixed release above {version} that installs from it to cohort "
+                     f"'{slug}', in this change or soon after.", "release-yanked-without-successor",
                      severity=Severity.WARNING)
 
 

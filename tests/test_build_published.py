@@ -74,6 +74,18 @@ def _reimport(repo: Path) -> None:
         git(repo, "commit", "-q", "-m", f"release {version}", date=date.replace("T10:", "T11:").replace("-01T", "-02T"))
 
 
+def _merge_built_branch(repo: Path) -> None:
+    """1.3.0 built on a branch (by the test, into the same folder), then merged into main with --no-ff: on
+    main's first-parent history it is dated by the merge."""
+    git(repo, "checkout", "-q", "-b", "feature")
+    (repo / "registry" / "releases" / "1.3.0.yaml").write_text(RELEASE.format(version="1.3.0", digit="d"))
+    commit_all(repo, "release 1.3.0", "2024-04-01T10:00:00+00:00")
+    built = run_relreg("build", "--registry", repo / "registry", "--out", repo.parent / "public")
+    assert built.exit_code == 0, built.output
+    git(repo, "checkout", "-q", "main")
+    git(repo, "merge", "-q", "--no-ff", "-m", "merge feature", "feature", date="2024-04-02T10:00:00+00:00")
+
+
 def _edit_sha(repo: Path) -> None:
     _edit(repo / "registry" / "releases" / "1.2.0.yaml", "sha256: b555", "sha256: f555")
     commit_all(repo, "new image for 1.2.0", "2024-04-01T10:00:00+00:00")
@@ -111,7 +123,11 @@ CASES: list[tuple[str, Callable[[Path], None], list[str]]] = [
     ("import the history afresh", _reimport, [
         "release created dates changed since the previous build (1.0.0: 2024-01-01 10:00:00 -> 2024-01-02 11:00:00, "
         "1.1.1: 2024-03-01 10:00:00 -> 2024-03-02 11:00:00, 1.2.0: 2024-02-01 10:00:00 -> 2024-02-02 11:00:00): "
-        "they come from the git history"]),
+        "they come from the first-parent git history"]),
+    ("merge a branch that was built", _merge_built_branch, [
+        "release created dates changed since the previous build (1.3.0: 2024-04-01 10:00:00 -> 2024-04-02 10:00:00): "
+        "they come from the first-parent git history, which was rewritten (a rebase, a squash, a fresh import), lost "
+        "a release file's commits, or took them in by a merge"]),
     ("edit a published sha256", _edit_sha, ["published images changed since the previous build (1.2.0)"]),
     ("edit a published size", _edit_size, ["published images changed since the previous build (1.0.0)"]),
     ("add a release", _add, []),

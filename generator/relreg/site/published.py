@@ -122,8 +122,11 @@ def changes_since(previous: Mapping[str, str], current: Mapping[str, str]) -> li
                         "never deleted (yank it instead)")
     if redated:
         warnings.append(f"release created dates changed since the previous build ({_listed(sorted(redated))}): "
-                        "they come from the git history, which was rewritten (a rebase, a squash, a fresh import) "
-                        "or lost a release file's commits; API consumers sort and query releases by created_date")
+                        "they come from the first-parent git history, which was rewritten (a rebase, a squash, a "
+                        "fresh import), lost a release file's commits, or took them in by a merge (a `git pull` "
+                        "without --rebase that main then took, or a branch built before it was merged: a release "
+                        "is dated by the merge that brought it to the built branch); API consumers sort and query "
+                        "releases by created_date")
     if edited:
         warnings.append(f"published images changed since the previous build ({_listed(sorted(edited))}): another "
                         "sha256 or size, or an image removed or added, for a version devices may already have; "

@@ -68,3 +68,15 @@ def test_a_registry_option_that_lost_its_registry_names_where_git_has_it(moved: 
         assert result.exit_code == 2, result.output
         assert "--registry registry: no registry.yaml in that folder; git tracks one in firmware/fw (moved?" \
             in result.output, result.output
+
+
+def test_another_tools_registry_yaml_is_not_taken_for_a_registry(moved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container registry's settings (deploy/registry.yaml, no releases/ or hardware/ beside it) are not a
+    release registry: the moved one is still the only one found."""
+    (moved / "deploy").mkdir()
+    (moved / "deploy" / "registry.yaml").write_text("version: 0.1\nstorage:\n  filesystem: {}\n")
+    commit_all(moved, "a container registry", "2024-01-03T10:00:00+00:00")
+    monkeypatch.chdir(moved)
+    result = run_relreg("validate")
+    assert result.exit_code == 0, result.output
+    assert "using the registry in firmware/fw" in result.output, result.output

@@ -48,14 +48,16 @@ def _git(folder: Path, *args: str) -> str | None:
 
 def tracked_registry_folders(start: Path) -> list[Path]:
     """The folders (absolute, sorted) of the registry.yaml files git tracks in the repository around `start`,
-    present in the work tree; none outside a repository or without git."""
+    present in the work tree beside a releases/, hardware/ or cohorts/ folder (another tool's registry.yaml,
+    a container registry's settings, is not a release registry); none outside a repository or without git."""
     top = _git(start, "rev-parse", "--show-toplevel")
     if not top or not top.strip():
         return []
     root = Path(top.strip())
     listed = _git(root, "ls-files", "-z", "--", f":(glob)**/{CONFIG_FILE}") or ""
     folders = sorted({(root / name).parent for name in listed.split("\0") if name})
-    return [folder for folder in folders if (folder / CONFIG_FILE).is_file()]
+    return [folder for folder in folders if (folder / CONFIG_FILE).is_file()
+            and any((folder / kind).is_dir() for kind in ("releases", "hardware", "cohorts"))]
 
 
 class TrackedFile(NamedTuple):  # a tuple: ten thousand are made on every build of a clean registry

@@ -609,3 +609,30 @@ def test_a_change_that_strands_devices_warns_once_per_group(case: str, repo: Pat
     for rule, path, words in expected:
         assert any(d["rule"] == rule and d["path"] == path and words in d["message"] for d in found), \
             (words, [d["message"] for d in found])
+
+
+def test_a_release_withdrawn_earlier_then_yanked_warns_from_the_deployment_history(
+        repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rollout withdrawn in one change (1.3.0 taken out of stable) and the release yanked in a later one:
+    the base deploys it nowhere, but the cohort's history did, and the devices that installed it then have
+    nothing newer to install."""
+    registry = repo / "registry"
+    git(repo, "checkout", "-q", "main")
+    for name, content in _PUBLISHED.items():
+        (registry / name).write_text(content)
+    commit_all(repo, "published, 1.3.0 at 50 %", "2024-01-02T10:00:00+00:00")
+    (registry / "cohorts" / "stable.yaml").write_text(_cohort("evt1, dvt1", "1.0.0", "1.2.0"))
+    commit_all(repo, "halt the 1.3.0 rollout", "2024-01-03T10:00:00+00:00")
+    git(repo, "checkout", "-q", "pr")
+    git(repo, "merge", "-q", "--ff-only", "main")
+    (registry / "releases" / "1.3.0.yaml").write_text(_release("1.3.0", min_version="1.2.0", yanked="boot loop"))
+    commit_all(repo, "yank 1.3.0", "2024-01-04T10:00:00+00:00")
+    monkeypatch.chdir(registry)
+
+    result = relreg("check", "--registry", ".", "--base", "main", "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    found = [d for d in json.loads(result.stdout)["diagnostics"] if d["rule"] == "release-yanked-without-successor"]
+    assert [(d["path"], d["severity"]) for d in found] == [("releases/1.3.0.yaml", "warning")], result.stdout
+    assert "leaves the devices of cohort 'stable' that installed it when the cohort deployed it earlier " \
+           "(evt1, dvt1) with nothing to install: nothing newer is deployed to them" in found[0]["message"]

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
 from relreg.devices.update import REASON_BLOCKED, Candidate, Channel, Payload, barriers_of, plan_update
 from relreg.registry.model import Cohort, HardwareVersion, Release
@@ -86,6 +86,7 @@ class StuckOnYanked:
     software_type: str | None
     version: str
     reason: str
+    formerly: bool = False  # the cohort deployed it earlier in the history, not just before the change
 
 
 class _Images:
@@ -280,10 +281,16 @@ def _compare(slot: Slot, base: Channel, head: Channel | None, known: Sequence[Re
             for (kind, obstacle), versions in groups.items()]
 
 
-def stuck_on_yanked(before: Side, after: Side) -> list[StuckOnYanked]:
+def stuck_on_yanked(before: Side, after: Side,
+                    formerly: Mapping[str, Collection[str]] | None = None) -> list[StuckOnYanked]:
     """Every channel whose candidates before the change include a release the change yanks, and where the
     update decision (relreg.devices.update.plan_update) offers a device on that release nothing after the
-    change (see StuckOnYanked). A channel the change takes away is left to `stranded` (NO_CHANNEL)."""
+    change (see StuckOnYanked). A channel the change takes away is left to `stranded` (NO_CHANNEL).
+
+    `formerly`: releases the change yanks that no cohort deploys before it, each with the slugs of the
+    cohorts that deployed them earlier in the history (a rollout withdrawn in one change, the release
+    yanked in a later one): the devices that installed them then are looked at on those cohorts' boards
+    after the change, as StuckOnYanked with `formerly`."""
     yanked = {version for version, release in after.releases.items() if release.is_yanked
               and version in before.releases and not before.releases[version].is_yanked}
     if not yanked:
@@ -309,4 +316,23 @@ def stuck_on_yanked(before: Side, after: Side) -> list[StuckOnYanked]:
                     if not plan.offers:
                         found.append(StuckOnYanked(slug, slot[0], slot[1], candidate.version,
                                                    plan.up_to_date_reason or REASON_BLOCKED))
+    for version, slugs in sorted((formerly or {}).items()):
+        release = after.releases.get(version)
+        if version not in yanked or release is None:
+            continue
+        for slug in sorted(slugs):
+            head_cohort = after.cohorts.get(slug)
+            if head_cohort is None:
+                continue
+            for hardware in new.hardware_of(head_cohort):
+                if hardware not in after.hardware:
+                    continue
+                for slot in new.slots_of(hardware):
+                    if not release.has_image(hardware, release.image_software_type(hardware, slot[1],
+                                                                                  new.default(hardware))):
+                        continue  # no device of this slot could have installed it
+                    plan = plan_update(new.channel(head_cohort, slot), release.parsed_version)
+                    if not plan.offers:
+                        found.append(StuckOnYanked(slug, slot[0], slot[1], version,
+                                                   plan.up_to_date_reason or REASON_BLOCKED, formerly=True))
     return found

@@ -21,6 +21,7 @@ import git
 
 from relreg.history import gitlog
 from relreg.history.cache import WorkCache, work_cache_for
+from relreg.history.deployments import read_cohort_history
 from relreg.history.head import hidden_files_problem
 from relreg.registry.diagnostics import Diagnostic, sorted_diagnostics
 from relreg.registry.model import Cohort, HardwareVersion, RegistryConfig, Release
@@ -226,6 +227,30 @@ def run_check(registry_dir: Path, base_ref: str) -> CheckResult:
         repo.close()  # ends the git processes GitPython keeps for reading objects
 
 
+def _former_deployments(repo: git.Repo, base_commit: str, base_prefix: str | None, published: Snapshot,
+                        head: Snapshot) -> dict[str, set[str]]:
+    """{version: slugs of the cohorts that deployed it} from the git history up to `base_commit`, for the
+    releases the change yanks that no cohort of the base deploys (a rollout withdrawn earlier): the
+    devices that installed them then are still on them. Read only when there is such a release (the
+    history walk is cached by commit); empty when git cannot say."""
+    deployed = {activation.version for cohort in published.cohorts.values() for activation in cohort.releases}
+    quiet = {version for version, release in head.releases.items() if release.is_yanked and version not in deployed
+             and version in published.releases and not published.releases[version].is_yanked}
+    if not quiet or base_prefix is None:
+        return {}
+    try:
+        history = read_cohort_history(repo, base_commit, base_prefix)
+    except (git.GitCommandError, ValueError, OSError):
+        return {}
+    found: dict[str, set[str]] = {}
+    for slug, changes_of_cohort in history.items():
+        for change in changes_of_cohort:
+            for activation in change.releases or ():
+                if activation.version in quiet:
+                    found.setdefault(activation.version, set()).add(slug)
+    return found
+
+
 def _check(repo: git.Repo, registry_dir: Path, base_ref: str) -> CheckResult:
     base = resolve_base(repo, base_ref)
     problem = hidden_files_problem(registry_dir)
@@ -264,7 +289,8 @@ def _check(repo: git.Repo, registry_dir: Path, base_ref: str) -> CheckResult:
             note_moved = ""
         head = load_snapshot(head_files, cache, result.documents)
         published = load_snapshot(base_files, cache)
-        diagnostics += check_policy(published, head)
+        diagnostics += check_policy(published, head, _former_deployments(repo, base.merge_base, base_prefix,
+                                                                          published, head))
         note = f"against {base.describe()}{note_moved}: {changes(published, head).describe()}"
         if published.config is None:
             note += " (the base's registry.yaml does not load; its settings were not compared)"

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field, fields
-from typing import Any, Iterator, Mapping
+from typing import Any, Collection, Iterator, Mapping
 
 from relreg.devices.reach import NO_CHANNEL, Side, Stranded, stranded, stuck_on_yanked
 from relreg.devices.update import REASON_LATEST
@@ -126,9 +126,10 @@ class Changes:
 
 
 class _Context:
-    def __init__(self, base: Snapshot, head: Snapshot) -> None:
+    def __init__(self, base: Snapshot, head: Snapshot, formerly: Mapping[str, Collection[str]]) -> None:
         self.base = base
         self.head = head
+        self.formerly = formerly
 
     def at(self, source_path: str, path: JsonPath, message: str, rule: str, *, key: bool = False,
            severity: Severity = Severity.ERROR) -> Diagnostic:
@@ -139,9 +140,14 @@ class _Context:
         return Diagnostic(source_path, position.line, position.column, message, rule, severity)
 
 
-def check_policy(base: Snapshot, head: Snapshot) -> list[Diagnostic]:
-    """Every policy problem of `head` judged against the published `base`."""
-    ctx = _Context(base, head)
+def check_policy(base: Snapshot, head: Snapshot,
+                 formerly: Mapping[str, Collection[str]] | None = None) -> list[Diagnostic]:
+    """Every policy problem of `head` judged against the published `base`.
+
+    `formerly`: what the git history adds to the two snapshots, the cohorts (slugs) that deployed a release
+    earlier than `base`, for the releases the change yanks that no cohort of `base` deploys (see
+    relreg.devices.reach.stuck_on_yanked); none by default."""
+    ctx = _Context(base, head, formerly or {})
     diagnostics: list[Diagnostic] = []
     diagnostics += _removed_or_renamed(ctx)
     for version, published in sorted(base.releases.items()):
@@ -574,18 +580,19 @@ def _yanked_without_successor(ctx: _Context) -> Iterator[Diagnostic]:
     before, after = _side(ctx.base), _side(ctx.head)
     if before is None or after is None:
         return
-    boards: dict[tuple[str, str, str], list[str]] = {}
-    for group in stuck_on_yanked(before, after):
+    boards: dict[tuple[str, str, str, bool], list[str]] = {}
+    for group in stuck_on_yanked(before, after, ctx.formerly):
         board = group.hardware_version + (f" ({group.software_type})" if group.software_type else "")
-        found = boards.setdefault((group.version, group.cohort, group.reason), [])
+        found = boards.setdefault((group.version, group.cohort, group.reason, group.formerly), [])
         if board not in found:
             found.append(board)
-    for (version, slug, reason), names in sorted(boards.items()):
+    for (version, slug, reason, formerly), names in sorted(boards.items()):
         why = "nothing newer is deployed to them, and their update answers say 'latest'" if reason == REASON_LATEST \
             else ("what is newer cannot be installed from it (a min_version above it, a must_pass_through release "
                   "not deployed, or only deltas from other versions), and their update answers say 'blocked'")
         yield ctx.at(ctx.head.releases[version].source_path, ("yanked",),
-                     f"yanking {version} leaves the devices of cohort '{slug}' that installed it ({', '.join(names)}) "
+                     f"yanking {version} leaves the devices of cohort '{slug}' that installed it "
+                     f"{'when the cohort deployed it earlier ' if formerly else ''}({', '.join(names)}) "
                      f"with nothing to install: {why}. They stay on the yanked release, since a device never "
                      f"installs an older one. Deploy a fixed release above {version} that installs from it to cohort "
                      f"'{slug}', in this change or soon after.", "release-yanked-without-successor",

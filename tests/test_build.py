@@ -444,6 +444,15 @@ def test_a_source_date_epoch_that_is_no_date_is_a_usage_error(history_repo: Path
     assert not out.exists()
 
 
+def test_a_base_url_that_is_not_utf8_is_a_usage_error(history_repo: Path) -> None:
+    """Bytes that are not UTF-8 on the command line reach Python as lone surrogates (PEP 383)."""
+    out = history_repo / "public"
+    result = run_relreg("build", "--registry", history_repo / "registry", "--out", out, "--base-url", "\udcff\udcfe/")
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for --base-url: not UTF-8 text" in result.output and "Traceback" not in result.output
+    assert not out.exists()
+
+
 def test_format_json_gives_one_json_object_for_a_build_with_warnings_and_for_an_unchanged_one(
         history_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tools read standard output: --format json is JSON whether the build fails, succeeds or has nothing to do."""

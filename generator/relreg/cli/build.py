@@ -153,8 +153,14 @@ def build(registry_dir: Path | None, out: Path, ref: str | None, device_counts: 
 
     registry_path = resolve_registry(registry_dir) if ref is None or registry_dir is not None \
         else find_registry(Path.cwd())
-    if base_url is not None and not base_url.endswith("/"):
-        base_url += "/"
+    if base_url is not None:
+        try:
+            base_url.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that are not UTF-8 on the command line (Python keeps them as surrogates)
+            raise click.BadParameter("not UTF-8 text: give the URL as UTF-8 (or percent-encoded)",
+                                     param_hint="--base-url") from None
+        if not base_url.endswith("/"):
+            base_url += "/"
     if out.resolve() == registry_path.resolve() or registry_path.resolve() in out.resolve().parents:
         raise RegistryUsageError(f"--out {out} is inside the registry {registry_path}: its files would be read "
                                  "as registry files; write the site outside the registry folder")

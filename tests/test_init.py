@@ -332,7 +332,11 @@ def _publish_check_script(scaffold: Path) -> str:
     ("", "parent", "", 0, "relreg check --registry fw --base {parent} --format github"),  # gh found no run
     ("old", "", "", 1, "::error::history was rewritten: {old}"),
     ("old", "", "true", 0, "relreg check --registry fw --base {old} --format github"),
-], ids=["first push", "manual first", "published parent", "before when no run", "rewritten", "rewritten on purpose"])
+    ("pushed", "", "", 1, "::error::{pushed}, the commit published last, is in main's history but not on its "
+                          "first-parent line"),
+    ("pushed", "", "true", 0, "relreg check --registry fw --base {pushed} --format github"),
+], ids=["first push", "manual first", "published parent", "before when no run", "rewritten", "rewritten on purpose",
+        "pulled as a second parent", "pulled on purpose"])
 def test_publish_checks_against_the_commit_published_last(
         tmp_path: Path, scaffold: Path, published: str, before: str, rewritten: str, code: int, expected: str) -> None:
     """The publish workflow's check step, run by bash in a real repository, with gh and relreg stubbed."""
@@ -344,8 +348,13 @@ def test_publish_checks_against_the_commit_published_last(
     git(repo, "checkout", "-q", "--orphan", "rewritten")
     commits["parent"] = commit_all(repo, "rewritten root", "2024-02-01T10:00:00+00:00")
     (repo / "a").write_text("2")
-    commit_all(repo, "pushed", "2024-03-01T10:00:00+00:00")
+    commits["pushed"] = commit_all(repo, "pushed", "2024-03-01T10:00:00+00:00")
     git(repo, "branch", "-q", "-D", "main")
+    if published == "pushed":  # a commit made on the older main, then `git pull` without --rebase: a merge
+        git(repo, "checkout", "-q", "-b", "local", commits["parent"])
+        (repo / "b").write_text("local")
+        commit_all(repo, "local", "2024-03-02T10:00:00+00:00")
+        git(repo, "merge", "-q", "--no-ff", "-m", "pull", "rewritten", date="2024-03-03T10:00:00+00:00")
     stubs = tmp_path / "bin"
     stubs.mkdir()
     (stubs / "gh").write_text(f"#!/bin/sh\necho '{commits.get(published, '')}'\n")

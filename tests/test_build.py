@@ -444,6 +444,38 @@ def test_a_source_date_epoch_that_is_no_date_is_a_usage_error(history_repo: Path
     assert not out.exists()
 
 
+def test_a_rebuild_reads_only_the_notes_of_changed_release_files(history_repo: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rendered notes are found by the release file's blob id: a rollout change reads no release's notes, a
+    notes fix reads that release's only, and the site equals a fresh build's."""
+    import relreg.registry.model
+
+    registry, out = history_repo / "registry", history_repo.parent / "public"
+    assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
+    real = relreg.registry.model._notes_text
+    read: list[str] = []
+    monkeypatch.setattr(relreg.registry.model, "_notes_text",
+                        lambda stored: (read.append(real(stored)), read[-1])[1])
+    for change, expected in (
+            (lambda: _replace_in(registry / "cohorts" / "stable.yaml", "rollout_percent: 50", "rollout_percent: 75"),
+             []),
+            (lambda: _replace_in(registry / "releases" / "1.0.0.yaml", "notes corrected", "notes fixed"),
+             ["First release, notes fixed."])):
+        change()
+        commit_all(history_repo, "a change", "2024-05-01T10:00:00+00:00")
+        read.clear()
+        assert run_relreg("build", "--registry", registry, "--out", out).exit_code == 0
+        assert [text.strip() for text in read] == expected
+    fresh = history_repo.parent / "fresh"
+    assert run_relreg("build", "--registry", registry, "--out", fresh, "--force").exit_code == 0
+    assert _files_of(out) == _files_of(fresh)
+
+
+def _files_of(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*")
+            if p.is_file() and p.name != ".relreg-manifest.json"}
+
+
 def test_a_base_url_that_is_not_utf8_is_a_usage_error(history_repo: Path) -> None:
     """Bytes that are not UTF-8 on the command line reach Python as lone surrogates (PEP 383)."""
     out = history_repo / "public"

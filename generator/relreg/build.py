@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import click
 
@@ -30,7 +30,7 @@ from relreg.registry.source import RegistryFiles, RegistryNotFound, read_git_tre
 from relreg.registry.validate import ValidationResult, validate_files
 from relreg.resources import code_digest, schema_dir
 from relreg.site.jobs import ReleaseDates, SiteInputs, format_date
-from relreg.site.notes import render_all
+from relreg.site.notes import render_keyed
 from relreg.site.pages import compile_templates
 from relreg.site.facts_store import KeptFacts, load_facts, save_facts
 from relreg.site.plan import plan_sections, plan_site
@@ -49,6 +49,7 @@ from relreg.site.write import (
 from relreg.uptodate import BuildOptions, BuildReport, signing_wanted, up_to_date
 
 if TYPE_CHECKING:
+    from relreg.registry.model import Release
     from relreg.trust.tufrepo import SiteSigning
 
 # From this many releases, the site is rendered and written by one process per core.
@@ -107,6 +108,15 @@ def _dates(result: ValidationResult, git_history: gitlog.History | None, uncommi
     releases = {r.version: dates_of(r.source_path) for r in registry.releases}
     cohorts = {c.slug: dates_of(c.source_path) for c in registry.cohorts}
     return releases, cohorts
+
+
+def _release_notes(releases: Sequence[Release], files: RegistryFiles, cache: WorkCache) -> list[str]:
+    """Each release's notes as safe HTML, looked up in the cache by its file's blob id (the notes of a release
+    file git has no blob id for, by their text): a rebuild reads no notes it rendered before."""
+    blob_ids = {file.path: file.blob_id for file in files.files}
+    keys = [cache.file_notes_key(blob) if (blob := blob_ids.get(release.source_path)) else
+            cache.notes_key(release.notes, release.notes_format) for release in releases]
+    return render_keyed(keys, lambda index: (releases[index].notes, releases[index].notes_format), cache)
 
 
 def _fingerprint(files: RegistryFiles, release_dates: dict[str, ReleaseDates],
@@ -248,7 +258,7 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
     notes = None
     if pending is not None and pending.running():
         step("rendering release notes while git reads the history")  # the wait for git would be idle
-        notes = render_all([(r.notes, r.notes_format) for r in registry.releases], cache)
+        notes = _release_notes(registry.releases, files, cache)
 
     git_history = None
     uncommitted: set[str] = set()
@@ -284,7 +294,7 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
         keep_compiled_templates(work_folder)
     if notes is None:
         step("rendering release notes")
-        notes = render_all([(r.notes, r.notes_format) for r in registry.releases], cache)
+        notes = _release_notes(registry.releases, files, cache)
     cache.save()
     # The site is rendered by forked workers that inherit this process's memory:
     # let go of the raw files, the parsed documents and the cache first.

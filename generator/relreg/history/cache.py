@@ -232,6 +232,12 @@ class WorkCache:
     def notes_key(text: str, notes_format: str) -> str:
         return hashlib.sha256(f"{notes_format}\0{text}".encode()).hexdigest()
 
+    @staticmethod
+    def file_notes_key(blob_id: str) -> str:
+        """The key of a release file's rendered notes by the file's git blob id: its content decides the notes
+        and their format, so a rebuild finds them without reading (or decompressing) the notes."""
+        return hashlib.sha256(f"release file\0{blob_id}".encode()).hexdigest()
+
     def rendered_notes(self, key: str) -> str | None:
         html = self.notes.get(key)
         if html is not None:

@@ -20,7 +20,7 @@ import ctypes
 import os
 import re
 from functools import lru_cache, partial
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import nh3
 from cmarkgfm import _cmark
@@ -168,8 +168,18 @@ def render_notes(text: str, notes_format: str) -> str:
 
 def render_all(notes: list[tuple[str, str]], cache: "WorkCache") -> list[str]:
     """Safe HTML for many (text, format) pairs, reusing the cache and spreading misses over the cores."""
-    keys = [cache.notes_key(text, notes_format) for text, notes_format in notes]
-    missing = sorted({key: pair for key, pair in zip(keys, notes) if cache.rendered_notes(key) is None}.items())
+    return render_keyed([cache.notes_key(text, notes_format) for text, notes_format in notes], notes.__getitem__,
+                        cache)
+
+
+def render_keyed(keys: Sequence[str], notes_of: Callable[[int], tuple[str, str]], cache: "WorkCache") -> list[str]:
+    """Safe HTML for the notes known by `keys` in the cache (keys[i] stands for notes_of(i), a (text, format)
+    pair): only the notes the cache lacks are read (notes_of) and rendered, spread over the cores."""
+    wanted: dict[str, int] = {}
+    for index, key in enumerate(keys):
+        if key not in wanted and cache.rendered_notes(key) is None:
+            wanted[key] = index
+    missing = sorted((key, notes_of(index)) for key, index in wanted.items())
     if missing:
         texts = [pair[0] for _, pair in missing]
         formats = [pair[1] for _, pair in missing]

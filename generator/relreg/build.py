@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 import time
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import click
 
@@ -110,10 +110,10 @@ def _dates(result: ValidationResult, git_history: gitlog.History | None, uncommi
     return releases, cohorts
 
 
-def _release_notes(releases: Sequence[Release], files: RegistryFiles, cache: WorkCache) -> list[str]:
-    """Each release's notes as safe HTML, looked up in the cache by its file's blob id (the notes of a release
-    file git has no blob id for, by their text): a rebuild reads no notes it rendered before."""
-    blob_ids = {file.path: file.blob_id for file in files.files}
+def _release_notes(releases: Sequence[Release], blob_ids: Mapping[str, str], cache: WorkCache) -> list[str]:
+    """Each release's notes as safe HTML, looked up in the cache by its file's blob id (`blob_ids`: by the
+    file's path; the notes of a release file without one, by their text): a rebuild reads no notes it
+    rendered before."""
     keys = [cache.file_notes_key(blob) if (blob := blob_ids.get(release.source_path)) else
             cache.notes_key(release.notes, release.notes_format) for release in releases]
     return render_keyed(keys, lambda index: (releases[index].notes, releases[index].notes_format), cache)
@@ -247,6 +247,7 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
         cache.save()
         raise InvalidRegistry(result)
     files = files.without_contents()  # what follows needs paths and blob ids only
+    blob_ids = {file.path: file.blob_id for file in files.files}
     result.documents.clear()
     return_freed_memory()  # what validation freed (the files' data, made into the model), before the notes are rendered
     snapshot = read_device_counts(options.device_counts) if options.device_counts else FleetSnapshot()
@@ -258,7 +259,7 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
     notes = None
     if pending is not None and pending.running():
         step("rendering release notes while git reads the history")  # the wait for git would be idle
-        notes = _release_notes(registry.releases, files, cache)
+        notes = _release_notes(registry.releases, blob_ids, cache)
 
     git_history = None
     uncommitted: set[str] = set()
@@ -281,7 +282,6 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
     if not options.force and previous is not None and previous.fingerprint == fingerprint:
         cache.save(prune=False)
         return _unchanged(previous, started, commit, warnings)
-    blob_ids = {file.path: file.blob_id for file in files.files}
     release_keys = {release.version: blob_ids[release.source_path] for release in registry.releases
                     if release.source_path in blob_ids}
     previous_table = parse_table(previous.published) if previous is not None else {}
@@ -294,7 +294,7 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
         keep_compiled_templates(work_folder)
     if notes is None:
         step("rendering release notes")
-        notes = _release_notes(registry.releases, files, cache)
+        notes = _release_notes(registry.releases, blob_ids, cache)
     cache.save()
     # The site is rendered by forked workers that inherit this process's memory:
     # let go of the raw files, the parsed documents and the cache first.

@@ -80,3 +80,18 @@ def test_another_tools_registry_yaml_is_not_taken_for_a_registry(moved: Path, mo
     result = run_relreg("validate")
     assert result.exit_code == 0, result.output
     assert "using the registry in firmware/fw" in result.output, result.output
+
+
+def test_a_registry_yaml_hidden_by_a_sparse_checkout_is_named_and_ref_builds_the_commit(
+        moved: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    git(moved, "sparse-checkout", "set", "--no-cone", "/*", "!/firmware/fw/registry.yaml")
+    assert not (moved / "firmware" / "fw" / "registry.yaml").exists()
+    monkeypatch.chdir(moved)
+    refused = run_relreg("validate", "--registry", "firmware/fw")
+    assert refused.exit_code == 2, refused.output
+    assert "its registry.yaml is in git but not in the work tree (a sparse checkout" in refused.output
+    built = run_relreg("build", "--ref", "HEAD", "--registry", "firmware/fw", "--out", str(moved.parent / "public"))
+    assert built.exit_code == 0, built.output
+    (moved / "empty").mkdir()
+    nothing = run_relreg("build", "--ref", "HEAD", "--registry", "empty", "--out", str(moved.parent / "other"))
+    assert nothing.exit_code == 2 and "no empty/registry.yaml in that commit" in nothing.output, nothing.output

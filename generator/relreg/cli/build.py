@@ -151,8 +151,11 @@ def build(registry_dir: Path | None, out: Path, ref: str | None, device_counts: 
     """
     from relreg.uptodate import BuildOptions, up_to_date
 
-    registry_path = resolve_registry(registry_dir) if ref is None or registry_dir is not None \
-        else find_registry(Path.cwd())
+    if ref is not None and registry_dir is not None and registry_dir.is_dir():
+        registry_path = registry_dir  # read from the commit: its registry.yaml need not be in the work tree
+    else:
+        registry_path = resolve_registry(registry_dir) if ref is None or registry_dir is not None \
+            else find_registry(Path.cwd())
     if base_url is not None:
         try:
             base_url.encode("utf-8")

@@ -44,7 +44,12 @@ def resolve_registry(option: Path | None) -> Path:
     if option is None:
         return find_registry(Path.cwd())
     if not (option / CONFIG_FILE).is_file():
-        tracked = tracked_registry_folders(option if option.is_dir() else Path.cwd())
+        start = option if option.is_dir() else Path.cwd()
+        if option.is_dir() and option.resolve() in tracked_registry_folders(start, on_disk=False):
+            raise RegistryUsageError(
+                f"--registry {option}: its {CONFIG_FILE} is in git but not in the work tree (a sparse checkout or "
+                f"--skip-worktree?): check it out, or build the commit itself with --ref HEAD")
+        tracked = tracked_registry_folders(start)
         moved = f"; git tracks one in {_shown(tracked[0])} (moved? name that folder, and in the workflows " \
                 f"RELREG_REGISTRY)" if len(tracked) == 1 else ""
         raise RegistryUsageError(f"--registry {option}: no {CONFIG_FILE} in that folder{moved}")

@@ -46,16 +46,20 @@ def _git(folder: Path, *args: str) -> str | None:
     return done.stdout if done.returncode == 0 else None
 
 
-def tracked_registry_folders(start: Path) -> list[Path]:
+def tracked_registry_folders(start: Path, *, on_disk: bool = True) -> list[Path]:
     """The folders (absolute, sorted) of the registry.yaml files git tracks in the repository around `start`,
     present in the work tree beside a releases/, hardware/ or cohorts/ folder (another tool's registry.yaml,
-    a container registry's settings, is not a release registry); none outside a repository or without git."""
+    a container registry's settings, is not a release registry); none outside a repository or without git.
+    With `on_disk` False, every folder whose registry.yaml git tracks, in the work tree or not (a sparse
+    checkout may hide it)."""
     top = _git(start, "rev-parse", "--show-toplevel")
     if not top or not top.strip():
         return []
     root = Path(top.strip())
     listed = _git(root, "ls-files", "-z", "--", f":(glob)**/{CONFIG_FILE}") or ""
     folders = sorted({(root / name).parent for name in listed.split("\0") if name})
+    if not on_disk:
+        return folders
     return [folder for folder in folders if (folder / CONFIG_FILE).is_file()
             and any((folder / kind).is_dir() for kind in ("releases", "hardware", "cohorts"))]
 

@@ -297,6 +297,14 @@ def stuck_on_yanked(before: Side, after: Side,
         return []
     old, new = _Images(before), _Images(after)
     found: list[StuckOnYanked] = []
+
+    def look(head: Channel, release: Release, slug: str, slot: Slot, earlier: bool) -> None:
+        """Add the devices of `slot` on `release` when the head channel offers them nothing."""
+        plan = plan_update(head, release.parsed_version)
+        if not plan.offers:
+            found.append(StuckOnYanked(slug, slot[0], slot[1], release.version,
+                                       plan.up_to_date_reason or REASON_BLOCKED, formerly=earlier))
+
     for slug, cohort in sorted(before.cohorts.items()):
         head_cohort = after.cohorts.get(slug)
         if head_cohort is None:
@@ -312,10 +320,7 @@ def stuck_on_yanked(before: Side, after: Side,
                     continue
                 head = new.channel(head_cohort, slot)
                 for candidate in hit:
-                    plan = plan_update(head, after.releases[candidate.version].parsed_version)
-                    if not plan.offers:
-                        found.append(StuckOnYanked(slug, slot[0], slot[1], candidate.version,
-                                                   plan.up_to_date_reason or REASON_BLOCKED))
+                    look(head, after.releases[candidate.version], slug, slot, False)
     for version, slugs in sorted((formerly or {}).items()):
         release = after.releases.get(version)
         if version not in yanked or release is None:
@@ -331,8 +336,5 @@ def stuck_on_yanked(before: Side, after: Side,
                     if not release.has_image(hardware, release.image_software_type(hardware, slot[1],
                                                                                   new.default(hardware))):
                         continue  # no device of this slot could have installed it
-                    plan = plan_update(new.channel(head_cohort, slot), release.parsed_version)
-                    if not plan.offers:
-                        found.append(StuckOnYanked(slug, slot[0], slot[1], version,
-                                                   plan.up_to_date_reason or REASON_BLOCKED, formerly=True))
+                    look(new.channel(head_cohort, slot), release, slug, slot, True)
     return found

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Iterator
@@ -12,6 +13,8 @@ from relreg.cli.main import cli
 FIXTURES = Path(__file__).parent / "fixtures"
 BASE_REGISTRY = FIXTURES / "base"
 EXAMPLE_REGISTRY = Path(__file__).parent.parent / "registry"
+# Every `relreg` the tests start runs in its own process, as in CI; tests/test_daemon.py asks for the daemon.
+os.environ["RELREG_DAEMON"] = "0"
 
 
 def run_relreg(*args: str | Path) -> Result:

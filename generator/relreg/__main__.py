@@ -1,3 +1,3 @@
-from relreg.cli.main import main
+from relreg.launch import main
 
 main()

@@ -1,0 +1,322 @@
+"""relreg's daemon (relreg/daemon.py) and its client (relreg/launch.py), with real processes.
+
+A command the daemon runs must be the command run in its own process: the same exit status, output
+and files. The daemon must stop serving when relreg's code changes, interrupts must reach the command,
+and a client killed outright must take its command along. Each test has a daemon of its own (its own
+socket folder), stopped at the end; RELREG_DAEMON=require makes a command fail rather than run
+outside the daemon.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from conftest import BASE_REGISTRY
+from git_helpers import commit_all, init_repo
+
+from relreg.launch import daemon_wanted, identity
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the daemon is Linux only")
+PACKAGE = Path(__file__).resolve().parents[1] / "generator" / "relreg"
+
+
+def _daemons(folder: str) -> list[int]:
+    """The pids of the daemons whose socket is in `folder`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"relreg.daemon" in command and folder.encode() in command:
+                found.append(int(entry.name))
+    return found
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
+def _wait_until(condition, seconds: float = 20) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+@pytest.fixture
+def runtime() -> Iterator[dict[str, str]]:
+    """An environment whose daemon is this test's own (its socket in a fresh short folder), stopped after."""
+    folder = tempfile.mkdtemp(prefix="rd", dir="/tmp")
+    environ = {**os.environ, "XDG_RUNTIME_DIR": folder, "RELREG_DAEMON": "require", "RELREG_DAEMON_IDLE": "120"}
+    environ.pop("CI", None)
+    yield environ
+    for pid in _daemons(folder):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    assert _wait_until(lambda: not _daemons(folder)), "a daemon did not stop on SIGTERM"
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _relreg(environ: dict[str, str], *args: str | Path, cwd: Path | None = None, **popen) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "relreg", *map(str, args)], env=environ, cwd=cwd,
+                          capture_output=True, text=True, timeout=300, **popen)
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def _same_but_seconds(text: str) -> str:
+    return re.sub(r"\bin [0-9.]+s\b", "in Ns", re.sub(r'"seconds": [0-9.]+', '"seconds": N', text))
+
+
+@pytest.fixture
+def repository(tmp_path: Path) -> Path:
+    """A git repository holding the base registry, committed."""
+    repo = init_repo(tmp_path / "repo")
+    shutil.copytree(BASE_REGISTRY, repo / "registry")
+    commit_all(repo, "registry", "2024-01-01T10:00:00+00:00")
+    return repo
+
+
+def _broken(registry: Path) -> None:
+    release = next((registry / "releases").glob("*.yaml"))
+    release.write_text(release.read_text() + "version: again\nsize: [\n")
+
+
+# (what to do to the registry first, the command): each run in the daemon and in a process of its own.
+CASES = [
+    (None, ("validate",)),
+    (None, ("validate", "--format", "json")),
+    (_broken, ("validate",)),
+    (_broken, ("validate", "--format", "json")),
+    (None, ("build", "--out", "{out}")),
+    (_broken, ("build", "--out", "{out}")),
+    (None, ("build", "--out", "{out}", "--base-url", "\udcff")),
+    (None, ("validate", "--no-such-option")),
+    (None, ("check", "--base", "HEAD")),
+]
+
+
+@pytest.mark.parametrize(("change", "command"), CASES, ids=[" ".join(c) + (" broken" if f else "") for f, c in CASES])
+def test_a_command_in_the_daemon_is_the_command_in_its_own_process(
+        runtime: dict[str, str], repository: Path, tmp_path: Path, change, command: tuple[str, ...]) -> None:
+    registry = repository / "registry"
+    if change is not None:
+        change(registry)
+    results = {}
+    for mode in ("0", "require"):
+        out = tmp_path / f"out-{mode}"
+        args = [argument.format(out=out) for argument in command]
+        first = _relreg({**runtime, "RELREG_DAEMON": mode}, *args, cwd=registry)
+        again = _relreg({**runtime, "RELREG_DAEMON": mode}, *args, cwd=registry)  # a rebuild, for build
+        results[mode] = [(run.returncode, run.stdout, _same_but_seconds(run.stderr)) for run in (first, again)]
+        results[mode] = [(code, _same_but_seconds(stdout), stderr) for code, stdout, stderr in results[mode]]
+        results[mode].append(_tree(out) if out.exists() else None)
+    assert results["require"] == results["0"]
+    assert _daemons(runtime["XDG_RUNTIME_DIR"]), "no daemon ran the commands"
+
+
+def test_the_daemon_runs_in_the_clients_folder_environment_and_umask(runtime: dict[str, str], repository: Path,
+                                                                     tmp_path: Path) -> None:
+    """A first build makes the output folder as the umask allows; the environment's git settings hold."""
+    registry = repository / "registry"
+    for mode, umask in (("0", 0o027), ("require", 0o027), ("require", 0o002)):
+        out = tmp_path / f"out-{mode}-{umask:o}"
+        run = _relreg({**runtime, "RELREG_DAEMON": mode}, "build", "--out", out, cwd=registry,
+                      preexec_fn=lambda mask=umask: os.umask(mask))
+        assert run.returncode == 0, run.stderr
+        assert (out.stat().st_mode & 0o777) == 0o777 & ~umask
+    # Not a repository there: the same message as run here.
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(BASE_REGISTRY, elsewhere)
+    dated = {**runtime, "SOURCE_DATE_EPOCH": "1700000000"}  # read by the command: the client's, not the daemon's
+    served = _relreg(dated, "build", "--out", tmp_path / "x", cwd=elsewhere)
+    here = _relreg({**dated, "RELREG_DAEMON": "0"}, "build", "--out", tmp_path / "y", cwd=elsewhere)
+    assert (served.returncode, _same_but_seconds(served.stdout), served.stderr) == \
+        (here.returncode, _same_but_seconds(here.stdout), here.stderr)
+    assert "not in a git repository" in served.stderr and "2023-11-14T22:13:20" in served.stderr
+
+
+def test_a_change_to_relregs_code_stops_the_daemon(runtime: dict[str, str], tmp_path: Path) -> None:
+    """A copy of the package on PYTHONPATH (its own identity, so its own daemon): touching one of its
+    files makes the next command run in a new daemon, and the old one stop."""
+    copy = tmp_path / "code"
+    shutil.copytree(PACKAGE, copy / "relreg", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(PACKAGE.parents[1] / "schemas", tmp_path / "schemas")  # where a source checkout has them
+    environ = {**runtime, "PYTHONPATH": str(copy)}
+    folder = runtime["XDG_RUNTIME_DIR"]
+    assert _relreg(environ, "validate", "--registry", BASE_REGISTRY).returncode == 0
+    first = _daemons(folder)
+    assert len(first) == 1
+    assert _relreg(environ, "validate", "--registry", BASE_REGISTRY).returncode == 0
+    assert _daemons(folder) == first, "the second command did not run in the same daemon"
+    touched = copy / "relreg" / "site" / "theme" / "templates" / "base.html"
+    if not touched.exists():
+        touched = copy / "relreg" / "build.py"
+    os.utime(touched, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert _relreg(environ, "validate", "--registry", BASE_REGISTRY).returncode == 0
+    assert _wait_until(lambda: first[0] not in _daemons(folder)), "the daemon kept serving changed code"
+    now = _daemons(folder)
+    assert len(now) == 1 and now != first
+
+
+def _release(index: int) -> str:
+    version = f"2.{index // 100}.{index % 100}"
+    notes = "\\n".join(f"- Fixed issue #{index * 10 + line}: the scheduler keeps work item {line}." for line in range(8))
+    return (f'version: "{version}"\nrevision: a{index:039x}\nnotes: "## {version}\\n\\n{notes}"\nartifacts:\n'
+            f"  - hardware_version: evt1\n    build_id: b{index:039x}\n    url: {version}/evt1.bin\n"
+            f"    size: {1000 + index}\n    sha256: c{index:063x}\n")
+
+
+@pytest.fixture
+def large(repository: Path) -> Path:
+    """The registry with 400 releases more, committed: its build runs long enough to be interrupted."""
+    registry = repository / "registry"
+    for index in range(400):
+        (registry / "releases" / f"2.{index // 100}.{index % 100}.yaml").write_text(_release(index))
+    commit_all(repository, "releases", "2024-02-01T10:00:00+00:00")
+    return registry
+
+
+def _command_of(runtime: dict[str, str]) -> int:
+    """The pid of the process the daemon forked for the one command running."""
+    found: list[int] = []
+
+    def running() -> bool:
+        daemons = _daemons(runtime["XDG_RUNTIME_DIR"])
+        found[:] = [child for daemon in daemons for child in _children(daemon)]
+        return len(found) == 1
+
+    assert _wait_until(running, 30), "the daemon forked no process for the command"
+    return found[0]
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.4])
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_client_reaches_the_command(runtime: dict[str, str], large: Path, tmp_path: Path,
+                                                    number: int, delay: float) -> None:
+    """Sent as soon as the command's process is forked (before the client knows its pid: a signal
+    lost there lets the build finish) or later."""
+    assert _relreg(runtime, "validate", cwd=large).returncode == 0  # the daemon is up
+    out = tmp_path / "out"
+    for _ in range(3 if delay == 0 else 1):
+        client = subprocess.Popen([sys.executable, "-m", "relreg", "build", "--out", str(out)], env=runtime,
+                                  cwd=large, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        command = _command_of(runtime)
+        time.sleep(delay)
+        client.send_signal(number)
+        _, stderr = client.communicate(timeout=60)
+        assert _wait_until(lambda: _gone(command))
+        if number == signal.SIGINT:  # as in a process of its own: before click runs the command, or in it
+            assert (client.returncode, stderr.splitlines()[-1:]) in ((130, ["relreg: interrupted"]),
+                                                                     (1, ["Aborted!"])), stderr
+            assert "Traceback" not in stderr
+        else:
+            assert client.returncode == 128 + signal.SIGTERM, stderr
+        assert not out.exists()  # a first build, stopped: nothing is served
+    rebuilt = _relreg(runtime, "build", "--out", out, cwd=large)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+
+
+def test_a_killed_client_takes_its_command_and_workers_along(runtime: dict[str, str], large: Path,
+                                                             tmp_path: Path) -> None:
+    assert _relreg(runtime, "validate", cwd=large).returncode == 0
+    out = tmp_path / "out"
+    fresh = tmp_path / "fresh"
+    assert _relreg({**runtime, "RELREG_DAEMON": "0"}, "build", "--out", fresh, cwd=large).returncode == 0
+    client = subprocess.Popen([sys.executable, "-m", "relreg", "build", "--out", str(out)], env=runtime, cwd=large,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = _command_of(runtime)
+    assert _wait_until(lambda: len(_children(command)) >= 2 or client.poll() is not None, 60)
+    workers = _children(command)
+    client.kill()
+    client.wait()
+    assert _wait_until(lambda: _gone(command)), "the command outlived its client"
+    assert _wait_until(lambda: all(_gone(worker) for worker in workers)), "a site worker outlived the command"
+    rebuilt = _relreg(runtime, "build", "--out", out, cwd=large)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert _tree(out) == _tree(fresh)
+
+
+def test_commands_at_once_each_get_their_own_process(runtime: dict[str, str], repository: Path,
+                                                     tmp_path: Path) -> None:
+    registry = repository / "registry"
+    assert _relreg(runtime, "validate", cwd=registry).returncode == 0
+    clients = [subprocess.Popen([sys.executable, "-m", "relreg", "build", "--out", str(tmp_path / f"out{n}")],
+                                env=runtime, cwd=registry, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+               for n in range(4)]
+    for client in clients:
+        _, stderr = client.communicate(timeout=120)
+        assert client.returncode == 0, stderr.decode()
+    trees = [_tree(tmp_path / f"out{n}") for n in range(4)]
+    assert all(tree == trees[0] for tree in trees) and trees[0]
+
+
+IDENTITY_CASES = [
+    ({"PYTHONPATH": "/x"}, True), ({"LC_ALL": "C"}, True), ({"LANG": "de_DE.UTF-8"}, True), ({"PATH": "/bin"}, True),
+    ({"GIT_PYTHON_GIT_EXECUTABLE": "/usr/bin/git"}, True), ({"TZ": "UTC"}, True), ({"PYTHONHASHSEED": "1"}, True),
+    ({"HOME": "/elsewhere"}, False), ({"RELREG_REGISTRY": "r"}, False), ({"GIT_DIR": "/x/.git"}, False),
+    ({"TERM": "dumb"}, False), ({"CI": "true"}, False),
+]
+
+
+@pytest.mark.parametrize(("change", "differs"), IDENTITY_CASES, ids=[next(iter(c)) for c, _ in IDENTITY_CASES])
+def test_identity_holds_what_python_and_the_imports_read(change: dict[str, str], differs: bool) -> None:
+    """Variables read as Python starts or libraries are imported make another daemon; others are passed
+    to the command and make none."""
+    base = {"PATH": "/usr/bin", "HOME": "/root", "LANG": "C.UTF-8"}
+    assert (identity(base) != identity({**base, **change})) is differs
+
+
+WANTED_CASES = [
+    ({}, ["relreg", "build"], True), ({}, ["relreg", "validate"], True), ({}, ["relreg", "check"], True),
+    ({}, ["relreg", "serve"], False), ({}, ["relreg"], False), ({}, ["relreg", "--version"], False),
+    ({"RELREG_DAEMON": "0"}, ["relreg", "build"], False), ({"RELREG_DAEMON": "off"}, ["relreg", "build"], False),
+    ({"CI": "true"}, ["relreg", "build"], False), ({"CI": "true", "RELREG_DAEMON": "1"}, ["relreg", "build"], True),
+    ({"CI": "false"}, ["relreg", "build"], True), ({"CI": "true", "RELREG_DAEMON": "require"}, ["relreg", "build"], True),
+]
+
+
+@pytest.mark.parametrize(("environ", "argv", "wanted"), WANTED_CASES)
+def test_which_commands_go_to_the_daemon(environ: dict[str, str], argv: list[str], wanted: bool) -> None:
+    assert daemon_wanted(environ, argv) is (wanted and sys.platform.startswith("linux"))
+
+
+def test_require_fails_clearly_when_no_daemon_can_start(runtime: dict[str, str], tmp_path: Path) -> None:
+    """A socket folder that another user could enter is not used: the command says so and fails."""
+    folder = Path(runtime["XDG_RUNTIME_DIR"]) / "relreg"
+    folder.mkdir(mode=0o777)
+    folder.chmod(0o777)
+    environ = {**runtime, "RELREG_DAEMON": "require"}
+    run = subprocess.run([sys.executable, "-m", "relreg", "validate", "--registry", str(BASE_REGISTRY)], env=environ,
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2 and "no daemon could be started" in run.stderr
+    assert _relreg({**environ, "RELREG_DAEMON": "1"}, "validate", "--registry", BASE_REGISTRY).returncode == 0

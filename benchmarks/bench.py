@@ -3,7 +3,8 @@
 Prints medians (and peak memory of the largest relreg process) for 1,000 and
 10,000 releases, flat and grouped layouts: full build (no caches, empty
 output), rebuild with nothing changed, rebuild after one release is added, a
-notes fix and a rollout change, validate (cold and warm cache). For comparison
+notes fix and a rollout change, validate (cold and warm cache), each in a process of
+its own and, for the rebuilds and warm validate, through relreg's daemon. For comparison
 it times the obvious approach (one `git log` per file, on 200 sampled files,
 extrapolated) and, on equal pages, relreg's HTML pages alone against Hugo
 (Debian's) building the same release pages with the same Markdown notes and as
@@ -25,6 +26,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -98,11 +100,12 @@ def measure(repo: Path, releases: int, grouped: bool, runs: int, code: Path, ful
     cpu: dict[str, list[float]] = {}
     peaks = []
 
-    def timed(kind: str, args: list[str]) -> None:
-        seconds, peak, _ = run_measured_with_rusage(args, repo, code)
+    def timed(kind: str, args: list[str], daemon: dict[str, str] | None = None) -> None:
+        seconds, peak, _ = run_measured_with_rusage(args, repo, code, daemon)
         wall.setdefault(kind, []).append(seconds)
         cpu.setdefault(kind, []).append(LAST_CPU[0])
-        peaks.append((kind, peak))
+        if daemon is None:  # through the daemon, the measured process is the client alone
+            peaks.append((kind, peak))
 
     for _ in range(full_runs):
         drop_caches(repo, out)
@@ -125,6 +128,25 @@ def measure(repo: Path, releases: int, grouped: bool, runs: int, code: Path, ful
     for _ in range(runs):
         shutil.rmtree(repo / ".git" / "relreg", ignore_errors=True)
         timed("validate_cold", relreg("validate"))
+    daemon = daemon_environment(code)
+    if daemon is not None:  # the same rebuilds, run by relreg's daemon (started, untimed, by the first)
+        run_measured_with_rusage(relreg("validate"), repo, code, daemon)
+        for _ in range(runs):
+            timed("daemon_rebuild_unchanged", build, daemon)
+        for run in range(runs):
+            add_release(repo, existing + runs + run, grouped)
+            timed("daemon_rebuild_one_added", build, daemon)
+        for _ in range(runs):
+            fix_notes(repo, releases // 2, grouped)
+            timed("daemon_rebuild_notes_fix", build, daemon)
+        for _ in range(runs):
+            change_rollout(repo, [version_of(releases - 2), version_of(releases - 1)])
+            timed("daemon_rebuild_rollout", build, daemon)
+        for _ in range(runs):
+            timed("daemon_validate_warm", relreg("validate"), daemon)
+        stop_daemons(Path(daemon["XDG_RUNTIME_DIR"]))
+        shutil.rmtree(daemon["XDG_RUNTIME_DIR"], ignore_errors=True)
+        DAEMON_FOLDERS.pop(code, None)
     row: dict[str, object] = {"releases": releases, "layout": "grouped" if grouped else "flat", "files": files,
                               "full_build_peak_mib": max(peak for kind, peak in peaks if kind == "full_build"),
                               "peak_mib": max(peak for _, peak in peaks)}
@@ -140,15 +162,42 @@ LAST_CPU = [0.0]  # CPU seconds of the last measured process and the children it
 
 def bench_environment(code: Path) -> dict[str, str]:
     """The environment of a measured run: `code` first on the path, and bytecode written as a user's
-    install writes it (a shell with PYTHONDONTWRITEBYTECODE set made every run compile relreg again)."""
+    install writes it (a shell with PYTHONDONTWRITEBYTECODE set made every run compile relreg again),
+    and each command in a process of its own (see daemon_environment for the daemon's runs)."""
     environment = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
-    return {**environment, "PYTHONPATH": str(code)}
+    return {**environment, "PYTHONPATH": str(code), "RELREG_DAEMON": "0"}
 
 
-def run_measured_with_rusage(args: list[str], cwd: Path, code: Path) -> tuple[float, int, str]:
+DAEMON_FOLDERS: dict[Path, Path] = {}
+
+
+def daemon_environment(code: Path) -> dict[str, str] | None:
+    """What runs a command in relreg's daemon, one for this code (its own socket folder); None for
+    code from before the daemon."""
+    if not (code / "relreg" / "daemon.py").is_file():
+        return None
+    folder = DAEMON_FOLDERS.setdefault(code, Path(tempfile.mkdtemp(prefix="rrd", dir="/tmp")))  # short: a socket path
+    return {"RELREG_DAEMON": "require", "XDG_RUNTIME_DIR": str(folder), "RELREG_DAEMON_IDLE": "600"}
+
+
+def stop_daemons(folder: Path) -> None:
+    """SIGTERM to the daemons whose socket is in `folder`."""
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and str(folder).encode() in (entry / "cmdline").read_bytes():
+                os.kill(int(entry.name), 15)
+        except OSError:
+            pass
+
+
+def run_measured_with_rusage(args: list[str], cwd: Path, code: Path,
+                             daemon: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """Wall seconds, peak memory (MiB) and standard output of a relreg command run in a process of its
+    own, or through relreg's daemon with `daemon` (daemon_environment)."""
     started = time.perf_counter()
     errors = (WORK / "stderr.txt").open("w+b")
-    process = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=errors, env=bench_environment(code))
+    environment = {**bench_environment(code), **(daemon or {})}
+    process = subprocess.Popen(args, cwd=cwd, stdout=subprocess.PIPE, stderr=errors, env=environment)
     assert process.stdout is not None
     stdout = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)
@@ -269,7 +318,11 @@ def _row_text(row: dict[str, object]) -> str:
             f"peak {row['full_build_peak_mib']} MiB, any build {row['peak_mib']} MiB); "
             f"rebuild unchanged {both('rebuild_unchanged')}; one added {both('rebuild_one_added')}; "
             f"notes fix {both('rebuild_notes_fix')}; rollout change {both('rebuild_rollout')}; "
-            f"validate warm {both('validate_warm')}, cold {both('validate_cold')}")
+            f"validate warm {both('validate_warm')}, cold {both('validate_cold')}"
+            + (f"; with the daemon (wall): unchanged {row['daemon_rebuild_unchanged_s']:.2f}s, one added "
+               f"{row['daemon_rebuild_one_added_s']:.2f}s, notes fix {row['daemon_rebuild_notes_fix_s']:.2f}s, "
+               f"rollout change {row['daemon_rebuild_rollout_s']:.2f}s, validate warm "
+               f"{row['daemon_validate_warm_s']:.2f}s" if "daemon_rebuild_unchanged_s" in row else ""))
 
 
 def main() -> None:

@@ -3,6 +3,7 @@ of an internal call they use would otherwise show only when someone measures).""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -37,6 +38,16 @@ def test_bench_measures_every_build_kind_on_a_small_registry(tmp_path: Path) -> 
                                "RELREG_BENCH_RESULTS": str(tmp_path / "results.json")}, cwd=ROOT)
     assert done.returncode == 0, done.stdout + done.stderr
     for figure in ("full build", "rebuild unchanged", "one added", "notes fix", "rollout change", "validate warm",
-                   "cold"):
+                   "cold", "with the daemon"):
         assert figure in done.stdout, done.stdout
-    assert (tmp_path / "results.json").is_file()
+    row = json.loads((tmp_path / "results.json").read_text())["rows"][0]
+    assert row["daemon_rebuild_notes_fix_s"] > 0 and row["rebuild_notes_fix_cpu_s"] > 0
+    assert not [line for line in Path("/proc").glob("[0-9]*/cmdline")
+                if b"relreg.daemon" in _read(line) and str(tmp_path).encode() in _read(line)], "a daemon was left"
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""

@@ -24,7 +24,7 @@ import pytest
 from conftest import BASE_REGISTRY
 from git_helpers import commit_all, init_repo
 
-from relreg.launch import daemon_wanted, identity
+from relreg.launch import daemon_wanted, identity, socket_path
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the daemon is Linux only")
 PACKAGE = Path(__file__).resolve().parents[1] / "generator" / "relreg"
@@ -320,3 +320,14 @@ def test_require_fails_clearly_when_no_daemon_can_start(runtime: dict[str, str],
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "no daemon could be started" in run.stderr
     assert _relreg({**environ, "RELREG_DAEMON": "1"}, "validate", "--registry", BASE_REGISTRY).returncode == 0
+
+
+@pytest.mark.parametrize(("runtime_folder", "expected"), [
+    ("/run/user/1000", "/run/user/1000/relreg/"), ("", f"/tmp/relreg-{os.getuid()}/"),
+    ("/run/" + "x" * 90, f"/tmp/relreg-{os.getuid()}/"),  # too long for a socket's path
+])
+def test_the_socket_is_in_the_runtime_folder_when_its_path_fits(monkeypatch: pytest.MonkeyPatch, runtime_folder: str,
+                                                                expected: str) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", runtime_folder)
+    path = socket_path(identity({"PATH": "/usr/bin"}))
+    assert path.startswith(expected) and path.endswith(".sock") and len(path.encode()) < 108

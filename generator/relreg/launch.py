@@ -33,6 +33,8 @@ _OFF = frozenset({"0", "off", "no", "false"})
 # the module search path, GitPython's git): a daemon serves only commands run with the same.
 _IDENTITY_PREFIXES = ("PYTHON", "LC_", "GIT_PYTHON")
 _IDENTITY_NAMES = frozenset({"LANG", "LANGUAGE", "PATH", "TZ"})
+# A Unix socket's path holds at most 107 bytes on Linux (sun_path).
+_SOCKET_PATH_BYTES = 108
 
 
 def daemon_wanted(environ: dict[str, str] | os._Environ[str], argv: list[str]) -> bool:
@@ -58,15 +60,19 @@ def identity(environ: dict[str, str] | os._Environ[str]) -> tuple[object, ...]:
 
 
 def socket_path(ident: tuple[object, ...]) -> str:
-    """The daemon's socket for `ident`: in a folder only this user may enter ($XDG_RUNTIME_DIR, or
-    /tmp/relreg-<uid>), named by a checksum of the identity (the daemon compares the whole of it)."""
+    """The daemon's socket for `ident`: in a folder only this user may enter ($XDG_RUNTIME_DIR/relreg,
+    or /tmp/relreg-<uid> without it or when that path is too long for a socket), named by a checksum
+    of the identity (the daemon compares the whole of it)."""
     import marshal
     import zlib
 
-    base = os.environ.get("XDG_RUNTIME_DIR") or "/tmp"
-    folder = os.path.join(base, f"relreg-{os.getuid()}") if base == "/tmp" else os.path.join(base, "relreg")
-    checksum = zlib.crc32(marshal.dumps(ident)) & 0xFFFFFFFF
-    return os.path.join(folder, f"daemon-{checksum:08x}.sock")
+    name = f"daemon-{zlib.crc32(marshal.dumps(ident)) & 0xFFFFFFFF:08x}.sock"
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime:
+        path = os.path.join(runtime, "relreg", name)
+        if len(os.fsencode(path)) < _SOCKET_PATH_BYTES:
+            return path
+    return os.path.join("/tmp", f"relreg-{os.getuid()}", name)
 
 
 def private_folder(path: str) -> bool:

@@ -331,3 +331,30 @@ def test_the_socket_is_in_the_runtime_folder_when_its_path_fits(monkeypatch: pyt
     monkeypatch.setenv("XDG_RUNTIME_DIR", runtime_folder)
     path = socket_path(identity({"PATH": "/usr/bin"}))
     assert path.startswith(expected) and path.endswith(".sock") and len(path.encode()) < 108
+
+
+def test_the_command_has_the_clients_limits_nice_value_and_cpus(runtime: dict[str, str], large: Path,
+                                                                 tmp_path: Path) -> None:
+    """A fresh process would inherit them from the client, not from the daemon that forks it."""
+    import resource
+
+    assert _relreg(runtime, "validate", cwd=large).returncode == 0  # the daemon is up, with this process's settings
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    cpu = min(os.sched_getaffinity(0))
+
+    def settings() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, 777), hard))
+        os.nice(3)
+        os.sched_setaffinity(0, {cpu})
+
+    client = subprocess.Popen([sys.executable, "-m", "relreg", "build", "--out", str(tmp_path / "out")], env=runtime,
+                              cwd=large, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=settings)
+    command = _command_of(runtime)
+    limits = Path(f"/proc/{command}/limits").read_text()
+    niceness = int(Path(f"/proc/{command}/stat").read_text().rsplit(")", 1)[1].split()[16])
+    cpus = os.sched_getaffinity(command)
+    _, stderr = client.communicate(timeout=120)
+    assert client.returncode == 0, stderr.decode()
+    assert re.search(rf"Max open files\s+{min(soft, 777)}\s", limits), limits
+    assert niceness == os.getpriority(os.PRIO_PROCESS, 0) + 3
+    assert cpus == {cpu}

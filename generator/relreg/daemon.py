@@ -33,7 +33,7 @@ import sys
 import time
 import traceback
 
-from relreg.launch import identity
+from relreg.launch import identity, process_settings
 
 # Imported once by the daemon, for every command: relreg's commands and what they load on first use.
 PRELOADED = (
@@ -44,6 +44,8 @@ PRELOADED = (
     "multiprocessing", "concurrent.futures.process",
 )
 DEFAULT_IDLE_SECONDS = 900
+# The status of a forked process that could not take the client's settings (before it ran anything).
+DECLINED = 121
 
 
 def code_snapshot() -> tuple[tuple[str, int, int], ...]:
@@ -81,6 +83,7 @@ class _Daemon:
         self.idle_seconds = idle_seconds
         self.identity = identity(os.environ)
         self.snapshot = code_snapshot()
+        self.settings = process_settings()
         self.running: dict[int, socket.socket] = {}
         self.last_active = time.monotonic()
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -174,13 +177,13 @@ class _Daemon:
                 if not chunk:
                     raise EOFError
                 payload += chunk
-            ident, argv, cwd, environ, umask = marshal.loads(payload)
+            ident, argv, cwd, environ, umask, settings = marshal.loads(payload)
             connection.settimeout(None)
         except (OSError, EOFError, ValueError, TypeError):
             _close_all(fds)
             connection.close()
             return True
-        if len(fds) != 3 or ident != self.identity:
+        if len(fds) != 3 or ident != self.identity or settings[3] != self.settings[3]:
             _close_all(fds)
             connection.close()  # the client runs the command itself
             return True
@@ -195,7 +198,7 @@ class _Daemon:
             self.listener.close()
             for other in self.running.values():
                 other.close()
-            _run_command(connection, fds, argv, cwd, environ, umask)
+            _run_command(connection, fds, argv, cwd, environ, umask, settings)
         _close_all(fds)
         self.running[pid] = connection
         return True
@@ -217,10 +220,33 @@ def _close_all(fds: list[int]) -> None:
             pass
 
 
+def _take_settings(settings: tuple[object, ...]) -> bool:
+    """Take the client's resource limits, nice value and CPU affinity (launch.process_settings); False
+    when one cannot be taken (a limit above the daemon's hard one, a higher priority than the daemon's)."""
+    import resource
+
+    limits, niceness, cpus, _ = settings
+    try:
+        for number, soft, hard in limits:  # type: ignore[attr-defined]
+            if resource.getrlimit(number) != (soft, hard):
+                resource.setrlimit(number, (soft, hard))
+        if os.getpriority(os.PRIO_PROCESS, 0) != niceness:
+            os.setpriority(os.PRIO_PROCESS, 0, niceness)  # type: ignore[arg-type]
+        if tuple(sorted(os.sched_getaffinity(0))) != cpus:
+            os.sched_setaffinity(0, cpus)  # type: ignore[arg-type]
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _run_command(connection: socket.socket, fds: list[int], argv: list[str], cwd: bytes,
-                 environ: dict[bytes, bytes], umask: int) -> None:
-    """In the forked process: become the client's process and run its command; never returns."""
+                 environ: dict[bytes, bytes], umask: int, settings: tuple[object, ...]) -> None:
+    """In the forked process: become the client's process and run its command; never returns. A process
+    that cannot take the client's settings ends before it tells the client its pid: the client then
+    runs the command itself."""
     code = 1
+    if not _take_settings(settings):
+        os._exit(DECLINED)
     try:
         for target, fd in enumerate(fds):
             os.dup2(fd, target)

@@ -94,6 +94,23 @@ def private_folder(path: str) -> bool:
     return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077
 
 
+def process_settings() -> tuple[object, ...]:
+    """What a process inherits from the one that starts it beside its streams, folder, environment and
+    umask, and a forked one would take from the daemon instead: resource limits (ulimit), nice value,
+    CPU affinity, control group. The daemon's forked process takes the first three; a client in
+    another control group (systemd-run, a container's limits) is not served."""
+    import resource
+
+    limits = tuple((number, *resource.getrlimit(number)) for number in sorted(
+        getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")))
+    try:
+        with open("/proc/self/cgroup", "rb") as cgroup:
+            group = cgroup.read()
+    except OSError:
+        group = b""
+    return (limits, os.getpriority(os.PRIO_PROCESS, 0), tuple(sorted(os.sched_getaffinity(0))), group)
+
+
 def run_on_daemon(argv: list[str], *, wait: float = 0.0) -> int | None:
     """Run the command `argv` in the daemon and give its exit status, or None when no daemon for this
     process's identity answers (one is then started for the next command) or the daemon declines it
@@ -166,7 +183,7 @@ def _served(connection, ident: tuple[object, ...], argv: list[str]) -> int | Non
     previous = {number: signal.signal(number, forward) for number in forwarded}
     umask = os.umask(0)
     os.umask(umask)
-    request = marshal.dumps((ident, argv, os.getcwdb(), dict(os.environb), umask))
+    request = marshal.dumps((ident, argv, os.getcwdb(), dict(os.environb), umask, process_settings()))
     fds = array.array("i", (0, 1, 2))
     try:
         connection.sendmsg([len(request).to_bytes(4, "little")], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])

@@ -318,7 +318,7 @@ def test_require_fails_clearly_when_no_daemon_can_start(runtime: dict[str, str],
     environ = {**runtime, "RELREG_DAEMON": "require"}
     run = subprocess.run([sys.executable, "-m", "relreg", "validate", "--registry", str(BASE_REGISTRY)], env=environ,
                          capture_output=True, text=True, timeout=120)
-    assert run.returncode == 2 and "no daemon could be started" in run.stderr
+    assert run.returncode == 2 and "no daemon could run this command" in run.stderr
     assert _relreg({**environ, "RELREG_DAEMON": "1"}, "validate", "--registry", BASE_REGISTRY).returncode == 0
 
 
@@ -358,3 +358,30 @@ def test_the_command_has_the_clients_limits_nice_value_and_cpus(runtime: dict[st
     assert re.search(rf"Max open files\s+{min(soft, 777)}\s", limits), limits
     assert niceness == os.getpriority(os.PRIO_PROCESS, 0) + 3
     assert cpus == {cpu}
+
+
+def test_a_client_in_another_control_group_runs_its_command_itself(runtime: dict[str, str], repository: Path,
+                                                                   tmp_path: Path) -> None:
+    """The daemon says no at once (its forked process would be in the daemon's group, under its limits):
+    the client runs the command, or with RELREG_DAEMON=require fails without waiting for a daemon."""
+    group = Path("/sys/fs/cgroup/pids") / f"relreg-test-{os.getpid()}"
+    try:
+        group.mkdir()
+    except OSError as error:
+        pytest.skip(f"cannot make a control group here: {error}")
+    try:
+        registry = repository / "registry"
+        assert _relreg(runtime, "validate", cwd=registry).returncode == 0  # the daemon is up, in this group
+
+        def elsewhere() -> None:
+            (group / "cgroup.procs").write_text(str(os.getpid()))
+
+        alone = _relreg({**runtime, "RELREG_DAEMON": "1"}, "build", "--out", tmp_path / "out", cwd=registry,
+                        preexec_fn=elsewhere)
+        assert alone.returncode == 0, alone.stderr
+        required = subprocess.run([sys.executable, "-m", "relreg", "validate"], env=runtime, cwd=registry,
+                                  capture_output=True, text=True, preexec_fn=elsewhere, timeout=20)
+        assert required.returncode == 2 and "another control group" in required.stderr
+    finally:
+        _wait_until(lambda: not (group / "cgroup.procs").read_text().strip(), 10)
+        group.rmdir()

@@ -185,11 +185,11 @@ class _Daemon:
             return True
         if len(fds) != 3 or ident != self.identity or settings[3] != self.settings[3]:
             _close_all(fds)
-            connection.close()  # the client runs the command itself
+            _reply_and_close(connection, b"N")  # the client runs the command itself
             return True
         if code_snapshot() != self.snapshot:
             _close_all(fds)
-            connection.close()
+            _reply_and_close(connection, b"S")  # the client starts a daemon of the new code
             return False
         pid = os.fork()
         if pid == 0:
@@ -210,6 +210,14 @@ class _Daemon:
             except OSError:
                 pass
         self.listener.close()
+
+
+def _reply_and_close(connection: socket.socket, reply: bytes) -> None:
+    try:
+        connection.sendall(reply + bytes(4))
+    except OSError:
+        pass
+    connection.close()
 
 
 def _close_all(fds: list[int]) -> None:

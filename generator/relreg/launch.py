@@ -137,10 +137,13 @@ def run_on_daemon(argv: list[str], *, wait: float = 0.0) -> int | None:
                 return None
             time.sleep(0.05)
             continue
-        status = _run_connected(connection, ident, argv)
-        if status is not None or time.monotonic() >= deadline:
-            return status
-        started = False  # declined: that daemon stops; start a new one
+        try:
+            return _run_connected(connection, ident, argv)
+        except _Stopping:
+            if time.monotonic() >= deadline:
+                return None
+            started = False  # that daemon stops (its code changed) or stopped: start another
+            time.sleep(0.05)
 
 
 def _run_connected(connection, ident: tuple[object, ...], argv: list[str]) -> int | None:
@@ -151,12 +154,14 @@ def _run_connected(connection, ident: tuple[object, ...], argv: list[str]) -> in
             os.write(2, b"relreg: the daemon running this command stopped before it ended (RELREG_DAEMON=0 "
                         b"runs commands without it)\n")
             return 1
-        except (OSError, EOFError):
-            return None  # before the command started: run it here
 
 
 class _DaemonLost(Exception):
     """The daemon's connection closed after it had started the command, before it sent the status."""
+
+
+class _Stopping(Exception):
+    """The daemon stops (its code changed) or closed the connection before it started the command."""
 
 
 def _served(connection, ident: tuple[object, ...], argv: list[str]) -> int | None:
@@ -191,12 +196,16 @@ def _served(connection, ident: tuple[object, ...], argv: list[str]) -> int | Non
         reply = _exactly(connection, 5)
     except (OSError, EOFError):
         reply = b""
-    if reply[:1] != b"P":  # declined (its code changed, or not this process's kind of daemon), or gone
+    if reply[:1] != b"P":
+        # Declined: N, not this process's kind of daemon (another control group); X, the forked
+        # process could not take this one's settings; S or nothing, the daemon stops.
         for number, handler in previous.items():
             signal.signal(number, handler)
         for number in pending:  # as if they came now, to this process
             os.kill(os.getpid(), number)
-        return None
+        if reply[:1] in (b"N", b"X"):
+            return None
+        raise _Stopping
     command.append(int.from_bytes(reply[1:], "little"))
     for number in pending:
         forward(number, None)
@@ -249,7 +258,8 @@ def main() -> None:
             os.write(2, b"relreg: interrupted\n")
             raise SystemExit(130) from None
         if status is None and required:
-            os.write(2, b"relreg: RELREG_DAEMON=require, and no daemon could be started for this command\n")
+            os.write(2, b"relreg: RELREG_DAEMON=require, and no daemon could run this command (none could be "
+                        b"started, or this process is in another control group or has settings it cannot take)\n")
             raise SystemExit(2)
         if status is not None:
             raise SystemExit(status)

@@ -3,17 +3,20 @@ sent by the `relreg` client (`relreg/launch.py`), which runs it as the client's 
 
 What a served command shares with the daemon is code only: the modules imported, which are those a
 fresh process would import (the same interpreter, flags, module search path and start-up environment:
-the client's `identity`, compared whole), from files that have not changed since (their sizes and
-times, `code_snapshot`, are compared before each command; the daemon stops when they differ). The
-daemon never runs a command itself, so no command's state reaches another.
+the client's `identity`, compared whole), from files that have not changed since (the sizes and times
+of relreg's files and of every module file the daemon loaded, `code_snapshot`, are compared before
+each command; the daemon stops taking commands when they differ). The daemon never runs a command
+itself, so no command's state reaches another.
 
-The forked process takes the client's standard streams (passed with SCM_RIGHTS), folder,
-environment, umask and arguments, sends the client its pid once it can take signals, and ends as a
-command does; the daemon, which forked it, sends the client its exit status (or 128 + the signal
-that killed it). The client forwards SIGINT, SIGTERM,
-SIGHUP and SIGQUIT to it, and a client that dies (SIGKILL) takes it along: its end of the socket is
-set to raise SIGIO in the forked process when the client's end closes, and SIGIO's default action
-ends a process.
+Each connection is handed at once to a forked process, so a client that sends nothing holds up no
+other. That process reads the request, and serves only a client whose process is of the daemon's
+kind (`launch.process_settings`: user and groups, capabilities, namespaces, control group, seccomp);
+it takes the client's standard streams (passed with SCM_RIGHTS), folder, environment, umask,
+arguments, resource limits, nice value, CPU affinity, OOM score and ignored signals, sends the client
+its pid once it can take signals, and ends as the command does. A request it cannot serve it answers
+N (the client runs the command itself), or S when relreg's code changed (the client starts a new
+daemon; this one finishes the commands it runs and stops). The daemon sends the client the exit
+status, or minus the number of the signal that killed the process.
 """
 
 from __future__ import annotations
@@ -44,34 +47,41 @@ PRELOADED = (
     "multiprocessing", "concurrent.futures.process",
 )
 DEFAULT_IDLE_SECONDS = 900
-# The status of a forked process that could not take the client's settings (before it ran anything).
+# How a forked process that served no command ends: the client was not of the daemon's kind, or relreg's
+# code changed (the daemon then takes no more commands).
 DECLINED = 121
+STALE = 122
+REQUEST_SECONDS = 10
 
 
-def code_snapshot() -> tuple[tuple[str, int, int], ...]:
-    """The size and modification time (ns) of every file of the relreg package (code, theme, schemas)
-    and of every folder on the module search path (installing or removing a library changes its
-    folder's time), read without importing anything."""
-    found: list[tuple[str, int, int]] = []
+def _relreg_files() -> list[str]:
+    """Every file of the relreg package (code, theme, schemas), found without importing it."""
     spec = importlib.util.find_spec("relreg")
     roots = list(spec.submodule_search_locations or []) if spec is not None else []
     schemas = os.path.join(os.path.dirname(roots[0]), os.pardir, "schemas") if roots else None
+    found = []
     for root in [*roots, *([schemas] if schemas and os.path.isdir(schemas) else [])]:
         for folder, folders, files in os.walk(root):
             folders[:] = sorted(name for name in folders if name != "__pycache__")
-            for name in sorted(files):
-                path = os.path.join(folder, name)
-                try:
-                    info = os.stat(path)
-                except OSError:
-                    continue
-                found.append((path, info.st_size, info.st_mtime_ns))
-    for folder in sys.path:
+            found += [os.path.join(folder, name) for name in sorted(files)]
+    return found
+
+
+def code_snapshot(modules: bool = True) -> tuple[tuple[str, int, int], ...]:
+    """The size and modification time (ns) of every file of the relreg package and, with `modules`,
+    of every module file loaded in this process (the libraries: an upgrade or an edit in place)."""
+    paths = _relreg_files()
+    if modules:
+        paths += sorted({path for module in list(sys.modules.values())
+                         if isinstance(path := getattr(module, "__file__", None), str)})
+    found = []
+    for path in paths:
         try:
-            info = os.stat(folder or ".")
+            info = os.stat(path)
         except OSError:
+            found.append((path, -1, -1))
             continue
-        found.append((folder, info.st_size, info.st_mtime_ns))
+        found.append((path, info.st_size, info.st_mtime_ns))
     return tuple(found)
 
 
@@ -82,12 +92,13 @@ class _Daemon:
         self.path = path
         self.idle_seconds = idle_seconds
         self.identity = identity(os.environ)
-        self.snapshot = code_snapshot()
         self.settings = process_settings()
+        self.snapshot: tuple[tuple[str, int, int], ...] = ()
         self.running: dict[int, socket.socket] = {}
+        self.stopping = False
         self.last_active = time.monotonic()
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        # A forked command's end wakes the loop at once (SIGCHLD written to this pipe), so the client
+        # A forked process's end wakes the loop at once (SIGCHLD written to this pipe), so the client
         # gets its status without waiting for the next second.
         self.wake_read, self.wake_write = os.pipe()
         os.set_blocking(self.wake_read, False)
@@ -101,7 +112,6 @@ class _Daemon:
         except OSError:
             pass
         else:
-            probe.close()
             return False
         finally:
             probe.close()
@@ -110,7 +120,7 @@ class _Daemon:
         except FileNotFoundError:
             pass
         self.listener.bind(self.path)
-        self.listener.listen(16)
+        self.listener.listen(64)
         self.inode = os.stat(self.path).st_ino
         return True
 
@@ -120,24 +130,44 @@ class _Daemon:
         except OSError:
             return False
 
+    def stop_listening(self) -> None:
+        """Take no more commands (the socket goes, so the next client starts a new daemon); the commands
+        running are finished and their clients told how they ended."""
+        if not self.stopping:
+            self.stopping = True
+            if self.still_ours():
+                try:
+                    os.unlink(self.path)
+                except OSError:
+                    pass
+            self.listener.close()
+
     def serve(self) -> None:
         signal.set_wakeup_fd(self.wake_write)
         signal.signal(signal.SIGCHLD, lambda number, frame: None)
-        while True:
-            readable, _, _ = select.select([self.listener, self.wake_read], [], [], 1.0)
+        # Only noted here: the loop stops listening (closing the socket under a select would break it).
+        signal.signal(signal.SIGTERM, lambda number, frame: setattr(self, "terminated", True))
+        self.terminated = False
+        while not (self.stopping and not self.running):
+            waiting = [self.wake_read] if self.stopping else [self.listener, self.wake_read]
+            readable, _, _ = select.select(waiting, [], [], 1.0)
             try:
                 os.read(self.wake_read, 512)
             except BlockingIOError:
                 pass
+            if self.terminated:
+                self.stop_listening()
             self.reap()
-            if self.listener in readable:
-                connection, _ = self.listener.accept()
+            if not self.stopping and self.listener in readable:
+                try:
+                    connection, _ = self.listener.accept()
+                except OSError:
+                    continue
                 self.last_active = time.monotonic()
-                if not self.take(connection):
-                    return
-            elif not self.running and (time.monotonic() - self.last_active > self.idle_seconds
-                                       or not self.still_ours()):
-                return
+                self.fork_for(connection)
+            elif not self.stopping and not self.running and (
+                    time.monotonic() - self.last_active > self.idle_seconds or not self.still_ours()):
+                self.stop_listening()
 
     def reap(self) -> None:
         while self.running:
@@ -150,90 +180,82 @@ class _Daemon:
             connection = self.running.pop(pid, None)
             if connection is None:
                 continue
-            code = os.waitstatus_to_exitcode(status)
-            code = 128 - code if code < 0 else code
+            code = os.waitstatus_to_exitcode(status)  # minus the signal's number for a process it killed
+            if code == STALE:
+                self.stop_listening()
             try:
                 connection.sendall(b"X" + code.to_bytes(4, "little", signed=True))
             except OSError:
-                pass
+                pass  # a client that was told N or S is gone
             connection.close()
             self.last_active = time.monotonic()
 
-    def take(self, connection: socket.socket) -> bool:
-        """Run one client's command in a forked process; False when the daemon must stop (its code changed)."""
-        fds: list[int] = []
-        try:
-            connection.settimeout(10)
-            header, ancillary, _, _ = connection.recvmsg(4, socket.CMSG_SPACE(3 * array.array("i").itemsize))
-            for level, kind, data in ancillary:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    received = array.array("i")
-                    received.frombytes(data[:len(data) - len(data) % received.itemsize])
-                    fds += received
-            size = int.from_bytes(header, "little")
-            payload = b""
-            while len(payload) < size:
-                chunk = connection.recv(size - len(payload))
-                if not chunk:
-                    raise EOFError
-                payload += chunk
-            ident, argv, cwd, environ, umask, settings = marshal.loads(payload)
-            connection.settimeout(None)
-        except (OSError, EOFError, ValueError, TypeError):
-            _close_all(fds)
-            connection.close()
-            return True
-        if len(fds) != 3 or ident != self.identity or settings[3] != self.settings[3]:
-            _close_all(fds)
-            _reply_and_close(connection, b"N")  # the client runs the command itself
-            return True
-        if code_snapshot() != self.snapshot:
-            _close_all(fds)
-            _reply_and_close(connection, b"S")  # the client starts a daemon of the new code
-            return False
+    def fork_for(self, connection: socket.socket) -> None:
         pid = os.fork()
         if pid == 0:
             signal.set_wakeup_fd(-1)
-            _close_all([self.wake_read, self.wake_write])
+            for fd in (self.wake_read, self.wake_write):
+                os.close(fd)
             self.listener.close()
             for other in self.running.values():
                 other.close()
-            _run_command(connection, fds, argv, cwd, environ, umask, settings)
-        _close_all(fds)
+            _serve_connection(self, connection)
         self.running[pid] = connection
-        return True
 
     def close(self) -> None:
-        if self.still_ours():
-            try:
-                os.unlink(self.path)
-            except OSError:
-                pass
-        self.listener.close()
+        self.stop_listening()
 
 
-def _reply_and_close(connection: socket.socket, reply: bytes) -> None:
+def _serve_connection(daemon: _Daemon, connection: socket.socket) -> None:
+    """In the forked process: read the request, and run the command or say why not; never returns."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    fds: list[int] = []
+    try:
+        connection.settimeout(REQUEST_SECONDS)
+        header, ancillary, _, _ = connection.recvmsg(4, socket.CMSG_SPACE(3 * array.array("i").itemsize))
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                received = array.array("i")
+                received.frombytes(data[:len(data) - len(data) % received.itemsize])
+                fds += received
+        size = int.from_bytes(header, "little")
+        payload = bytearray()
+        while len(payload) < size:
+            chunk = connection.recv(min(size - len(payload), 1 << 20))
+            if not chunk:
+                raise EOFError
+            payload += chunk
+        ident, argv, cwd, environ, umask, settings = marshal.loads(payload)
+        connection.settimeout(None)
+    except (OSError, EOFError, ValueError, TypeError):
+        os._exit(DECLINED)
+    if len(fds) != 3 or ident != daemon.identity or settings[0] != daemon.settings[0]:
+        _reply(connection, b"N")  # not a process of the daemon's kind: the client runs the command itself
+        os._exit(DECLINED)
+    if code_snapshot() != daemon.snapshot:
+        _reply(connection, b"S")  # relreg's code changed: the client starts a daemon of the new code
+        os._exit(STALE)
+    if not _take_settings(settings[1]):
+        _reply(connection, b"N")
+        os._exit(DECLINED)
+    _run_command(connection, fds, argv, cwd, environ, umask)
+
+
+def _reply(connection: socket.socket, reply: bytes) -> None:
     try:
         connection.sendall(reply + bytes(4))
     except OSError:
         pass
-    connection.close()
 
 
-def _close_all(fds: list[int]) -> None:
-    for fd in fds:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-
-
-def _take_settings(settings: tuple[object, ...]) -> bool:
-    """Take the client's resource limits, nice value and CPU affinity (launch.process_settings); False
-    when one cannot be taken (a limit above the daemon's hard one, a higher priority than the daemon's)."""
+def _take_settings(taken: tuple[object, ...]) -> bool:
+    """Take the client's resource limits, nice value, CPU affinity, OOM score and ignored signals
+    (launch.process_settings); False when one cannot be taken (a limit above the daemon's hard one, a
+    higher priority or lower OOM score than the daemon's, without the privilege)."""
     import resource
 
-    limits, niceness, cpus, _ = settings
+    limits, niceness, cpus, oom_score, ignored = taken
     try:
         for number, soft, hard in limits:  # type: ignore[attr-defined]
             if resource.getrlimit(number) != (soft, hard):
@@ -242,28 +264,50 @@ def _take_settings(settings: tuple[object, ...]) -> bool:
             os.setpriority(os.PRIO_PROCESS, 0, niceness)  # type: ignore[arg-type]
         if tuple(sorted(os.sched_getaffinity(0))) != cpus:
             os.sched_setaffinity(0, cpus)  # type: ignore[arg-type]
+        if oom_score is not None:
+            with open("/proc/self/oom_score_adj", "r+b") as score:
+                if score.read().strip() != oom_score:
+                    score.seek(0)
+                    score.write(oom_score)  # type: ignore[arg-type]
     except (OSError, ValueError):
         return False
+    # As in a process the client started: what it ignores is ignored (nohup, trap '' INT), the rest
+    # as Python sets it up (SIGINT raises KeyboardInterrupt unless ignored).
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP):
+        if number in ignored:  # type: ignore[operator]
+            signal.signal(number, signal.SIG_IGN)
+        elif number == signal.SIGINT:
+            signal.signal(number, signal.default_int_handler)
+        else:
+            signal.signal(number, signal.SIG_DFL)
     return True
 
 
+def _die_with_daemon(daemon_pid: int) -> None:
+    """A command whose daemon is killed cannot report how it ended: it ends too (PR_SET_PDEATHSIG)."""
+    from relreg.registry.gcpause import linux_libc
+
+    prctl = getattr(linux_libc(), "prctl", None)
+    if prctl is not None:
+        prctl(1, signal.SIGKILL)
+    if os.getppid() != daemon_pid:
+        os._exit(1)
+
+
 def _run_command(connection: socket.socket, fds: list[int], argv: list[str], cwd: bytes,
-                 environ: dict[bytes, bytes], umask: int, settings: tuple[object, ...]) -> None:
-    """In the forked process: become the client's process and run its command; never returns. A process
-    that cannot take the client's settings ends before it tells the client its pid: the client then
-    runs the command itself."""
+                 environ: dict[bytes, bytes], umask: int) -> None:
+    """In the forked process: become the client's process and run its command; never returns."""
     code = 1
-    if not _take_settings(settings):
-        os._exit(DECLINED)
     try:
+        _die_with_daemon(os.getppid())
+        os.setpgid(0, 0)  # its own process group, as the daemon's group is not the client's
         for target, fd in enumerate(fds):
             os.dup2(fd, target)
-        _close_all(fds)
-        for number in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGCHLD):
-            signal.signal(number, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        # Only now may the client forward signals: one that came between the fork and here was lost
-        # (Python clears them in a forked process) or met the daemon's handlers.
+        for fd in fds:
+            if fd > 2:
+                os.close(fd)
+        # The client forwards signals from here on: one it sent earlier would have been lost (Python
+        # clears pending signals in a forked process) or met the daemon's handlers.
         connection.sendall(b"P" + os.getpid().to_bytes(4, "little"))
         # The client's end closing (it died) raises SIGIO here, whose default action ends this process.
         fcntl.fcntl(connection.fileno(), fcntl.F_SETOWN, os.getpid())
@@ -328,22 +372,25 @@ def _exit_code(code: object) -> int:
 
 def serve(path: str) -> None:
     """Run the daemon at socket `path` until RELREG_DAEMON_IDLE seconds (default 900) pass without a
-    command, its code changes, another daemon takes the path, or it gets SIGTERM."""
+    command, its code changes, another daemon takes the path, or it gets SIGTERM; the commands running
+    then are finished first."""
+    os.chdir("/")
     try:
         idle = float(os.environ.get("RELREG_DAEMON_IDLE", DEFAULT_IDLE_SECONDS))
     except ValueError:
         idle = DEFAULT_IDLE_SECONDS
     daemon = _Daemon(path, idle)
+    before = code_snapshot(modules=False)
     for name in PRELOADED:
         try:
             importlib.import_module(name)
         except ImportError:
             pass
-    if code_snapshot() != daemon.snapshot or not daemon.bind():
-        return
-    signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(0))
+    daemon.snapshot = code_snapshot()
+    if code_snapshot(modules=False) != before or not daemon.bind():
+        return  # relreg changed while it was imported, or another daemon serves this identity
     gc.collect()
-    gc.freeze()  # forked commands then share the imported modules' pages instead of copying them as they collect
+    gc.freeze()  # forked processes then share the imported modules' pages instead of copying them as they collect
     try:
         daemon.serve()
     finally:

@@ -1,18 +1,20 @@
-"""The `relreg` command's entry point: `build`, `validate` and `check` run in relreg's daemon when one is
-up for this Python and this code, else in this process.
+"""The `relreg` command's entry point. With RELREG_DAEMON=1, `build`, `validate` and `check` run in
+relreg's daemon when one is up for this Python and this code, else in this process.
 
 A rebuild at 10,000 releases spends about a third of a second importing relreg and its libraries
 (Jinja2, GitPython, PyYAML, ...) before it reads a file, a third of what a notes fix costs. The
 daemon (`relreg/daemon.py`) has them imported and forks one process per command, which runs the
-command as this process would: the same arguments, folder, environment, umask and standard streams
-(passed over a Unix socket), from a fresh start but for the imports. Bazel's and Gradle's clients
-work this way. The first command starts the daemon and runs in its own process; the daemon stops
-after RELREG_DAEMON_IDLE seconds (default 900) without a command, and at once when relreg's code or
-the installed libraries change.
+command as this process would: the same arguments, folder, environment, umask, standard streams
+(passed over a Unix socket), resource limits, nice value, CPUs and ignored signals, from a fresh
+start but for the imports. Bazel's and Gradle's clients work this way. The first command starts the
+daemon and runs in its own process; the daemon stops after RELREG_DAEMON_IDLE seconds (default
+900) without a command, and once relreg's code or a library it loaded changes.
 
-RELREG_DAEMON=0 runs every command in its own process, as does CI=true (a CI runner keeps no
-processes between jobs); RELREG_DAEMON=1 uses the daemon in CI too; RELREG_DAEMON=require runs the
-command in a daemon or fails (exit 2), starting one and waiting for it if need be. Linux only.
+It is opt-in, for the edit-and-rebuild loop: a forked process is not a process of the client's own in
+every respect (its session and parent are the daemon's; it is a process of the daemon's user,
+capabilities, namespaces and control group, so a client whose own differ is not served).
+RELREG_DAEMON=1 (or on, yes, true) uses it; RELREG_DAEMON=require runs the command in a daemon or
+fails (exit 2), starting one and waiting for it if need be. Linux only.
 
 This module is the client. It imports only what Python starts with and `socket`: it runs before
 every command.
@@ -25,38 +27,38 @@ import sys
 
 # The commands whose start-up the daemon saves: they read a registry and may run at every edit.
 SERVED_COMMANDS = frozenset({"build", "validate", "check"})
-PROTOCOL = 1
+PROTOCOL = 2
 # RELREG_DAEMON=require (tests, benchmarks): the command must run in a daemon, started and waited for.
 REQUIRE_WAIT_SECONDS = 30.0
-_OFF = frozenset({"0", "off", "no", "false"})
+_ON = frozenset({"1", "on", "yes", "true", "require"})
 # Environment variables read as Python starts or as relreg's libraries are imported (stdio encodings,
 # the module search path, GitPython's git): a daemon serves only commands run with the same.
 _IDENTITY_PREFIXES = ("PYTHON", "LC_", "GIT_PYTHON")
 _IDENTITY_NAMES = frozenset({"LANG", "LANGUAGE", "PATH", "TZ"})
 # A Unix socket's path holds at most 107 bytes on Linux (sun_path).
 _SOCKET_PATH_BYTES = 108
+# /proc/self/status lines that say what a process may do: a forked process keeps the daemon's.
+_PRIVILEGE_LINES = (b"Uid:", b"Gid:", b"Groups:", b"CapInh:", b"CapPrm:", b"CapEff:", b"CapBnd:", b"CapAmb:",
+                    b"NoNewPrivs:", b"Seccomp:", b"Seccomp_filters:")
 
 
 def daemon_wanted(environ: dict[str, str] | os._Environ[str], argv: list[str]) -> bool:
-    """Whether this command (`argv`, as sys.argv) may run in the daemon: RELREG_DAEMON not off, not
-    in CI unless RELREG_DAEMON asks for it, Linux, and one of SERVED_COMMANDS."""
+    """Whether this command (`argv`, as sys.argv) runs in the daemon: RELREG_DAEMON on or require,
+    Linux, and one of SERVED_COMMANDS."""
     if len(argv) < 2 or argv[1] not in SERVED_COMMANDS or not sys.platform.startswith("linux"):
         return False
-    setting = environ.get("RELREG_DAEMON", "").strip().lower()
-    if setting in _OFF:
-        return False
-    if not setting and environ.get("CI", "").strip().lower() not in ("", *_OFF):
-        return False
-    return True
+    return environ.get("RELREG_DAEMON", "").strip().lower() in _ON
 
 
 def identity(environ: dict[str, str] | os._Environ[str]) -> tuple[object, ...]:
     """What a process must share with the daemon for the daemon to run its command: the interpreter,
-    its flags, the module search path and the environment variables read as Python starts and
-    relreg's libraries are imported. Made of what marshal writes."""
+    its flags and options (-X, -W), the module search path and the environment variables read as
+    Python starts and relreg's libraries are imported. Made of what marshal writes."""
     variables = tuple(sorted((name, value) for name, value in environ.items()
                              if name.startswith(_IDENTITY_PREFIXES) or name in _IDENTITY_NAMES))
-    return (PROTOCOL, sys.executable, sys.version, tuple(sys.flags), tuple(sys.path), variables)
+    options = tuple(sorted((str(key), str(value)) for key, value in sys._xoptions.items()))
+    return (PROTOCOL, sys.executable, sys.version, tuple(sys.flags), tuple(sys.warnoptions), options,
+            tuple(sys.path), variables)
 
 
 def socket_path(ident: tuple[object, ...]) -> str:
@@ -94,31 +96,52 @@ def private_folder(path: str) -> bool:
     return stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid() and not info.st_mode & 0o077
 
 
-def process_settings() -> tuple[object, ...]:
-    """What a process inherits from the one that starts it beside its streams, folder, environment and
-    umask, and a forked one would take from the daemon instead: resource limits (ulimit), nice value,
-    CPU affinity, control group. The daemon's forked process takes the first three; a client in
-    another control group (systemd-run, a container's limits) is not served."""
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError:
+        return b""
+
+
+def process_settings(ignored: tuple[int, ...] = ()) -> tuple[tuple[object, ...], tuple[object, ...]]:
+    """(what must match, what is taken): what a process gets from the one that starts it, beside its
+    streams, folder, environment and umask, and a forked one would have from the daemon instead.
+
+    Must match: user and groups, capabilities, no_new_privs and seccomp, namespaces, control group
+    (a process cannot take another's). Taken: resource limits (ulimit), nice value, CPU affinity,
+    OOM score adjustment, and `ignored`, the signals this process ignores."""
     import resource
 
+    status = _read("/proc/self/status").splitlines()
+    privileges = tuple(line for line in status if line.startswith(_PRIVILEGE_LINES))
+    try:
+        namespaces = tuple((name, os.readlink(f"/proc/self/ns/{name}")) for name in sorted(os.listdir("/proc/self/ns")))
+    except OSError:
+        namespaces = ()
+    must_match = (privileges, namespaces, _read("/proc/self/cgroup"))
     limits = tuple((number, *resource.getrlimit(number)) for number in sorted(
         getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")))
-    try:
-        with open("/proc/self/cgroup", "rb") as cgroup:
-            group = cgroup.read()
-    except OSError:
-        group = b""
-    return (limits, os.getpriority(os.PRIO_PROCESS, 0), tuple(sorted(os.sched_getaffinity(0))), group)
+    oom_score = _read("/proc/self/oom_score_adj").strip() or None
+    taken = (limits, os.getpriority(os.PRIO_PROCESS, 0), tuple(sorted(os.sched_getaffinity(0))), oom_score,
+             ignored)
+    return must_match, taken
 
 
 def run_on_daemon(argv: list[str], *, wait: float = 0.0) -> int | None:
-    """Run the command `argv` in the daemon and give its exit status, or None when no daemon for this
-    process's identity answers (one is then started for the next command) or the daemon declines it
-    (its code changed: it stops). With `wait` (seconds), a daemon that is not up is started and waited
-    for, that long at most."""
+    """Run the command `argv` in the daemon and give its exit status, or None when it runs here: no
+    daemon for this process's identity answers (one is then started for the next command), the
+    daemon cannot serve this process, or a standard stream or the folder is gone. With `wait`
+    (seconds), a daemon that is not up is started and waited for, that long at most."""
     import socket
     import time
 
+    try:
+        for fd in (0, 1, 2):
+            os.fstat(fd)  # a closed one would be taken by the socket and passed on as the stream
+        os.getcwdb()
+    except OSError:
+        return None
     ident = identity(os.environ)
     path = socket_path(ident)
     deadline = time.monotonic() + wait
@@ -149,11 +172,18 @@ def run_on_daemon(argv: list[str], *, wait: float = 0.0) -> int | None:
 def _run_connected(connection, ident: tuple[object, ...], argv: list[str]) -> int | None:
     with connection:
         try:
-            return _served(connection, ident, argv)
+            status = _served(connection, ident, argv)
         except _DaemonLost:
             os.write(2, b"relreg: the daemon running this command stopped before it ended (RELREG_DAEMON=0 "
                         b"runs commands without it)\n")
             return 1
+    if status is not None and status < 0:  # killed by a signal: end the same way
+        import signal
+
+        signal.signal(-status, signal.SIG_DFL)
+        os.kill(os.getpid(), -status)
+        return 128 - status
+    return status
 
 
 class _DaemonLost(Exception):
@@ -164,14 +194,16 @@ class _Stopping(Exception):
     """The daemon stops (its code changed) or closed the connection before it started the command."""
 
 
+# Forwarded to the command's process once its pid is known (kept until then), unless ignored here.
+_FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
+
+
 def _served(connection, ident: tuple[object, ...], argv: list[str]) -> int | None:
     import array
     import marshal
     import signal
     import socket
 
-    # From here on, SIGINT (Ctrl-C), SIGTERM, SIGHUP and SIGQUIT are the command's: forwarded to the
-    # process the daemon forks for it, or kept until its pid is known.
     command: list[int] = []
     pending: list[int] = []
 
@@ -184,11 +216,30 @@ def _served(connection, ident: tuple[object, ...], argv: list[str]) -> int | Non
         except ProcessLookupError:
             pass
 
-    forwarded = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-    previous = {number: signal.signal(number, forward) for number in forwarded}
+    def stop(number: int, frame: object) -> None:  # Ctrl-Z: the command stops with this process
+        if command:
+            try:
+                os.kill(command[0], signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+        signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTSTP)
+        signal.signal(signal.SIGTSTP, stop)  # continued
+        if command:
+            try:
+                os.kill(command[0], signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+
+    numbers = [getattr(signal, name) for name in _FORWARDED] + [signal.SIGTSTP]
+    ignored = tuple(int(number) for number in numbers if signal.getsignal(number) == signal.SIG_IGN)
+    previous = {}
+    for number in numbers:
+        if number not in ignored:
+            previous[number] = signal.signal(number, stop if number == signal.SIGTSTP else forward)
     umask = os.umask(0)
     os.umask(umask)
-    request = marshal.dumps((ident, argv, os.getcwdb(), dict(os.environb), umask, process_settings()))
+    request = marshal.dumps((ident, argv, os.getcwdb(), dict(os.environb), umask, process_settings(ignored)))
     fds = array.array("i", (0, 1, 2))
     try:
         connection.sendmsg([len(request).to_bytes(4, "little")], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
@@ -197,8 +248,8 @@ def _served(connection, ident: tuple[object, ...], argv: list[str]) -> int | Non
     except (OSError, EOFError):
         reply = b""
     if reply[:1] != b"P":
-        # Declined: N, not this process's kind of daemon (another control group); X, the forked
-        # process could not take this one's settings; S or nothing, the daemon stops.
+        # N: the daemon cannot serve this process (another user, namespace or control group, or a
+        # setting it cannot take); S or nothing: it stops (its code changed).
         for number, handler in previous.items():
             signal.signal(number, handler)
         for number in pending:  # as if they came now, to this process
@@ -221,10 +272,7 @@ def _served(connection, ident: tuple[object, ...], argv: list[str]) -> int | Non
 def _exactly(connection, size: int) -> bytes:
     data = b""
     while len(data) < size:
-        try:
-            chunk = connection.recv(size - len(data))
-        except InterruptedError:  # pragma: no cover - Python retries recv itself (PEP 475)
-            continue
+        chunk = connection.recv(size - len(data))
         if not chunk:
             raise EOFError
         data += chunk
@@ -238,11 +286,18 @@ def _start_daemon(path: str) -> bool:
         return False
     import subprocess
 
-    code = ("import sys; sys.path[:] = sys.argv[2:]; from relreg.daemon import serve; serve(sys.argv[1])")
+    code = "import sys; sys.path[:] = sys.argv[2:]; from relreg.daemon import serve; serve(sys.argv[1])"
+    arguments = [sys.executable, *subprocess._args_from_interpreter_flags(), "-c", code, path, *sys.path]
     try:
-        subprocess.Popen([sys.executable, *subprocess._args_from_interpreter_flags(), "-c", code, path, *sys.path],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         cwd="/", start_new_session=True, close_fds=True)
+        null = os.open(os.devnull, os.O_RDWR)
+        try:
+            # posix_spawn keeps no child object to wait for (Popen's would warn when collected); the
+            # daemon is reparented once this process ends.
+            os.posix_spawn(sys.executable, arguments, os.environ, setsid=True,
+                           file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1),
+                                         (os.POSIX_SPAWN_DUP2, null, 2)])
+        finally:
+            os.close(null)
     except OSError:
         return False
     return True
@@ -259,7 +314,8 @@ def main() -> None:
             raise SystemExit(130) from None
         if status is None and required:
             os.write(2, b"relreg: RELREG_DAEMON=require, and no daemon could run this command (none could be "
-                        b"started, or this process is in another control group or has settings it cannot take)\n")
+                        b"started, or this process is in another control group or namespace, or has settings "
+                        b"the daemon cannot take)\n")
             raise SystemExit(2)
         if status is not None:
             raise SystemExit(status)

@@ -165,12 +165,16 @@ def test_the_daemon_runs_in_the_clients_folder_environment_and_umask(runtime: di
     assert "not in a git repository" in served.stderr and "2023-11-14T22:13:20" in served.stderr
 
 
-def test_a_change_to_relregs_code_stops_the_daemon(runtime: dict[str, str], tmp_path: Path) -> None:
-    """A copy of the package on PYTHONPATH (its own identity, so its own daemon): touching one of its
-    files makes the next command run in a new daemon, and the old one stop."""
+@pytest.mark.parametrize("changed", ["relreg/site/theme/templates/base.html", "relreg/build.py", "semver/version.py"])
+def test_a_change_to_relregs_code_stops_the_daemon(runtime: dict[str, str], tmp_path: Path, changed: str) -> None:
+    """A copy of the package and of a library it loads on PYTHONPATH (its own identity, so its own
+    daemon): touching one of their files makes the next command run in a new daemon, and the old one stop."""
+    import semver
+
     copy = tmp_path / "code"
     shutil.copytree(PACKAGE, copy / "relreg", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(PACKAGE.parents[1] / "schemas", tmp_path / "schemas")  # where a source checkout has them
+    shutil.copytree(Path(semver.__file__).parent, copy / "semver", ignore=shutil.ignore_patterns("__pycache__"))
     environ = {**runtime, "PYTHONPATH": str(copy)}
     folder = runtime["XDG_RUNTIME_DIR"]
     assert _relreg(environ, "validate", "--registry", BASE_REGISTRY).returncode == 0
@@ -178,9 +182,8 @@ def test_a_change_to_relregs_code_stops_the_daemon(runtime: dict[str, str], tmp_
     assert len(first) == 1
     assert _relreg(environ, "validate", "--registry", BASE_REGISTRY).returncode == 0
     assert _daemons(folder) == first, "the second command did not run in the same daemon"
-    touched = copy / "relreg" / "site" / "theme" / "templates" / "base.html"
-    if not touched.exists():
-        touched = copy / "relreg" / "build.py"
+    touched = copy / changed
+    assert touched.is_file()
     os.utime(touched, ns=(time.time_ns(), time.time_ns() + 10**9))
     assert _relreg(environ, "validate", "--registry", BASE_REGISTRY).returncode == 0
     assert _wait_until(lambda: first[0] not in _daemons(folder)), "the daemon kept serving changed code"

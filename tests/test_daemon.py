@@ -514,3 +514,17 @@ def test_python_m_relreg_writing_into_its_folder_keeps_its_daemon(runtime: dict[
         assert built.returncode == 0, built.stderr
         (repository / f"scratch-{run}.txt").write_text(str(time.time()))
     assert _daemons(runtime["XDG_RUNTIME_DIR"]) == first
+
+
+def test_a_command_killed_outright_kills_its_client_the_same_way(runtime: dict[str, str], large: Path,
+                                                                  tmp_path: Path) -> None:
+    """SIGKILL to the command's process (as the OOM killer sends it): its caller sees -9, as of a process
+    of its own."""
+    assert _relreg(runtime, "validate", cwd=large).returncode == 0
+    client = subprocess.Popen([sys.executable, "-m", "relreg", "build", "--out", str(tmp_path / "out")], env=runtime,
+                              cwd=large, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    command = _command_of(runtime)
+    time.sleep(0.3)
+    os.kill(command, signal.SIGKILL)
+    client.communicate(timeout=60)
+    assert client.returncode == -signal.SIGKILL

@@ -180,9 +180,12 @@ def _run_connected(connection, ident: tuple[object, ...], argv: list[str]) -> in
     if status is not None and status < 0:  # killed by a signal: end the same way
         import signal
 
-        signal.signal(-status, signal.SIG_DFL)
+        try:
+            signal.signal(-status, signal.SIG_DFL)  # SIGKILL's cannot be set, nor needs to be
+        except (OSError, ValueError):
+            pass
         os.kill(os.getpid(), -status)
-        return 128 - status
+        return 128 - status  # a signal whose default action does not end a process
     return status
 
 

@@ -59,7 +59,13 @@ def url_segment(text: str) -> str:
     """`text` as one segment of a URL path: '+' (which versions may hold, e.g. 1.2.0+build.5) as %2B, since
     S3 and some CDNs read a '+' in a path as a space (docs/devices.md). A version's other characters
     need no escape."""
+    if _UNRESERVED.fullmatch(text):
+        return text  # what quote gives such text, without its cost (10,000 versions a build)
     return quote(text, safe="")
+
+
+# Characters quote() never escapes (RFC 3986's unreserved), ASCII only.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 
 
 @lru_cache(maxsize=1)

@@ -471,7 +471,7 @@ def test_a_connection_that_sends_nothing_holds_up_no_other(runtime: dict[str, st
     registry = repository / "registry"
     assert _relreg(runtime, "validate", cwd=registry).returncode == 0
     daemon, = _daemons(runtime["XDG_RUNTIME_DIR"])
-    sockets = [name for name in (Path(runtime["XDG_RUNTIME_DIR"]) / "relreg").iterdir()]
+    sockets = list((Path(runtime["XDG_RUNTIME_DIR"]) / "relreg").glob("*.sock"))
     assert len(sockets) == 1 and path_of  # the one daemon's socket
     silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     silent.connect(str(sockets[0]))
@@ -528,3 +528,73 @@ def test_a_command_killed_outright_kills_its_client_the_same_way(runtime: dict[s
     os.kill(command, signal.SIGKILL)
     client.communicate(timeout=60)
     assert client.returncode == -signal.SIGKILL
+
+
+def test_a_client_killed_while_stopped_takes_its_stopped_command_along(runtime: dict[str, str], large: Path,
+                                                                       tmp_path: Path) -> None:
+    """Ctrl-Z, then kill -9 %1: the stopped command cannot act on SIGIO; the daemon ends it."""
+    assert _relreg(runtime, "validate", cwd=large).returncode == 0
+    client = subprocess.Popen([sys.executable, "-m", "relreg", "build", "--out", str(tmp_path / "out")], env=runtime,
+                              cwd=large, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = _command_of(runtime)
+    time.sleep(0.3)
+    client.send_signal(signal.SIGTSTP)
+
+    def stopped(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+        except OSError:
+            return False
+
+    assert _wait_until(lambda: stopped(command) or _gone(command), 20)
+    client.kill()
+    client.wait()
+    assert _wait_until(lambda: _gone(command)), "a stopped command outlived its client"
+
+
+def test_the_command_takes_the_clients_ignored_and_blocked_signals(runtime: dict[str, str], large: Path,
+                                                                   tmp_path: Path) -> None:
+    def read_mask(pid: int, field: str) -> int:
+        line = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith(field))
+        return int(line.split()[1], 16)
+
+    def settings() -> None:
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})
+
+    assert _relreg(runtime, "validate", cwd=large).returncode == 0
+    client = subprocess.Popen([sys.executable, "-m", "relreg", "build", "--out", str(tmp_path / "out")], env=runtime,
+                              cwd=large, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=settings)
+    command = _command_of(runtime)
+    seen: list[int] = []
+
+    def taken() -> bool:
+        try:
+            seen[:] = [read_mask(command, "SigIgn:"), read_mask(command, "SigBlk:")]
+        except (OSError, StopIteration):
+            return False
+        return bool(seen[1] & (1 << (signal.SIGUSR2 - 1)))
+
+    assert _wait_until(taken, 30), "the command never blocked what its client blocks"
+    _, stderr = client.communicate(timeout=120)
+    assert client.returncode == 0, stderr.decode()
+    assert seen[0] & (1 << (signal.SIGUSR1 - 1)), "SIGUSR1 is not ignored in the command"
+
+
+def test_clients_at_once_with_no_daemon_start_one_and_its_pid_file_stops_it(runtime: dict[str, str],
+                                                                             repository: Path) -> None:
+    registry = repository / "registry"
+    clients = [subprocess.Popen([sys.executable, "-m", "relreg", "validate"], env=runtime, cwd=registry,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(5)]
+    for client in clients:
+        _, stderr = client.communicate(timeout=120)
+        assert client.returncode == 0, stderr.decode()
+    folder = Path(runtime["XDG_RUNTIME_DIR"]) / "relreg"
+    daemons = _daemons(runtime["XDG_RUNTIME_DIR"])
+    assert len(daemons) == 1, "more than one daemon was started"
+    assert not list(folder.glob("*.starting"))
+    pid_files = list(folder.glob("*.pid"))
+    assert [int(path.read_text()) for path in pid_files] == daemons
+    os.kill(daemons[0], signal.SIGTERM)
+    assert _wait_until(lambda: not _daemons(runtime["XDG_RUNTIME_DIR"]))
+    assert not list(folder.iterdir())  # socket and pid file gone

@@ -122,6 +122,12 @@ class _Daemon:
         self.listener.bind(self.path)
         self.listener.listen(64)
         self.inode = os.stat(self.path).st_ino
+        # Its pid beside the socket: `kill $(cat <folder>/*.pid)` stops the daemons and no command
+        # (the commands' processes have the daemon's command line, so a pkill -f would end them too).
+        temporary = f"{self.path}.pid.{os.getpid()}"
+        with open(temporary, "w") as pid_file:
+            pid_file.write(f"{os.getpid()}\n")
+        os.replace(temporary, f"{self.path}.pid")
         return True
 
     def still_ours(self) -> bool:
@@ -136,21 +142,29 @@ class _Daemon:
         if not self.stopping:
             self.stopping = True
             if self.still_ours():
-                try:
-                    os.unlink(self.path)
-                except OSError:
-                    pass
+                for path in (self.path, f"{self.path}.pid"):
+                    try:
+                        os.unlink(path)
+                    except OSError:
+                        pass
             self.listener.close()
 
     def serve(self) -> None:
         signal.set_wakeup_fd(self.wake_write)
         signal.signal(signal.SIGCHLD, lambda number, frame: None)
-        # Only noted here: the loop stops listening (closing the socket under a select would break it).
+        # Only noted here: the loop stops listening (closing the socket under a poll would break it).
         signal.signal(signal.SIGTERM, lambda number, frame: setattr(self, "terminated", True))
         self.terminated = False
         while not (self.stopping and not self.running):
-            waiting = [self.wake_read] if self.stopping else [self.listener, self.wake_read]
-            readable, _, _ = select.select(waiting, [], [], 1.0)
+            poller = select.poll()
+            poller.register(self.wake_read, select.POLLIN)
+            if not self.stopping:
+                poller.register(self.listener.fileno(), select.POLLIN)
+            # A client's end closing (it died): its command ends too, stopped or not (SIGIO, the
+            # command's own way, cannot reach a process stopped by Ctrl-Z).
+            for connection in self.running.values():
+                poller.register(connection.fileno(), select.POLLRDHUP)
+            events = dict(poller.poll(1000))
             try:
                 os.read(self.wake_read, 512)
             except BlockingIOError:
@@ -158,7 +172,10 @@ class _Daemon:
             if self.terminated:
                 self.stop_listening()
             self.reap()
-            if not self.stopping and self.listener in readable:
+            for pid, connection in list(self.running.items()):
+                if events.get(connection.fileno(), 0) & (select.POLLRDHUP | select.POLLHUP):
+                    _kill_group(pid)
+            if not self.stopping and events.get(self.listener.fileno(), 0) & select.POLLIN:
                 try:
                     connection, _ = self.listener.accept()
                 except OSError:
@@ -242,6 +259,16 @@ def _serve_connection(daemon: _Daemon, connection: socket.socket) -> None:
     _run_command(connection, fds, argv, cwd, environ, umask)
 
 
+def _kill_group(pid: int) -> None:
+    """SIGKILL to a command's process group (its site workers, its git) and to the process itself, in
+    case it had not made its group yet."""
+    for kill, target in ((os.killpg, pid), (os.kill, pid)):
+        try:
+            kill(target, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 def _reply(connection: socket.socket, reply: bytes) -> None:
     try:
         connection.sendall(reply + bytes(4))
@@ -255,7 +282,7 @@ def _take_settings(taken: tuple[object, ...]) -> bool:
     higher priority or lower OOM score than the daemon's, without the privilege)."""
     import resource
 
-    limits, niceness, cpus, oom_score, ignored = taken
+    limits, niceness, cpus, oom_score, ignored, blocked = taken
     try:
         for number, soft, hard in limits:  # type: ignore[attr-defined]
             if resource.getrlimit(number) != (soft, hard):
@@ -272,14 +299,22 @@ def _take_settings(taken: tuple[object, ...]) -> bool:
     except (OSError, ValueError):
         return False
     # As in a process the client started: what it ignores is ignored (nohup, trap '' INT), the rest
-    # as Python sets it up (SIGINT raises KeyboardInterrupt unless ignored).
-    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP):
-        if number in ignored:  # type: ignore[operator]
-            signal.signal(number, signal.SIG_IGN)
+    # as Python sets it up (SIGINT raises KeyboardInterrupt unless ignored; SIGPIPE and SIGXFSZ ignored),
+    # and what it blocks is blocked.
+    for number in signal.valid_signals():
+        if number in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        if number in ignored or number in (signal.SIGPIPE, signal.SIGXFSZ):  # type: ignore[operator]
+            handler = signal.SIG_IGN
         elif number == signal.SIGINT:
-            signal.signal(number, signal.default_int_handler)
+            handler = signal.default_int_handler
         else:
-            signal.signal(number, signal.SIG_DFL)
+            handler = signal.SIG_DFL
+        try:
+            signal.signal(number, handler)
+        except (OSError, ValueError):
+            pass  # those the C library keeps for itself
+    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # type: ignore[arg-type]
     return True
 
 
@@ -387,8 +422,14 @@ def serve(path: str) -> None:
         except ImportError:
             pass
     daemon.snapshot = code_snapshot()
-    if code_snapshot(modules=False) != before or not daemon.bind():
-        return  # relreg changed while it was imported, or another daemon serves this identity
+    try:
+        if code_snapshot(modules=False) != before or not daemon.bind():
+            return  # relreg changed while it was imported, or another daemon serves this identity
+    finally:
+        try:
+            os.unlink(f"{path}.starting")  # launch._start_daemon's mark: the next client may start one again
+        except OSError:
+            pass
     gc.collect()
     gc.freeze()  # forked processes then share the imported modules' pages instead of copying them as they collect
     try:

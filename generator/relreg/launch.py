@@ -104,13 +104,14 @@ def _read(path: str) -> bytes:
         return b""
 
 
-def process_settings(ignored: tuple[int, ...] = ()) -> tuple[tuple[object, ...], tuple[object, ...]]:
+def process_settings(ignored: tuple[int, ...] = (), blocked: tuple[int, ...] = ()
+                     ) -> tuple[tuple[object, ...], tuple[object, ...]]:
     """(what must match, what is taken): what a process gets from the one that starts it, beside its
     streams, folder, environment and umask, and a forked one would have from the daemon instead.
 
     Must match: user and groups, capabilities, no_new_privs and seccomp, namespaces, control group
     (a process cannot take another's). Taken: resource limits (ulimit), nice value, CPU affinity,
-    OOM score adjustment, and `ignored`, the signals this process ignores."""
+    OOM score adjustment, `ignored`, the signals this process ignores, and `blocked`, those it blocks."""
     import resource
 
     status = _read("/proc/self/status").splitlines()
@@ -124,7 +125,7 @@ def process_settings(ignored: tuple[int, ...] = ()) -> tuple[tuple[object, ...],
         getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_")))
     oom_score = _read("/proc/self/oom_score_adj").strip() or None
     taken = (limits, os.getpriority(os.PRIO_PROCESS, 0), tuple(sorted(os.sched_getaffinity(0))), oom_score,
-             ignored)
+             ignored, blocked)
     return must_match, taken
 
 
@@ -210,39 +211,47 @@ def _served(connection, ident: tuple[object, ...], argv: list[str]) -> int | Non
     command: list[int] = []
     pending: list[int] = []
 
-    def forward(number: int, frame: object) -> None:
-        if not command:
-            pending.append(number)
-            return
+    def send(number: int) -> None:
+        # A terminal sends Ctrl-C, Ctrl-\\ and Ctrl-Z to the whole foreground group (the command's git
+        # and site workers too): to the command's group; SIGTERM and SIGHUP to the process, as kill does.
         try:
-            os.kill(command[0], number)
-        except ProcessLookupError:
-            pass
+            if number in (signal.SIGINT, signal.SIGQUIT, signal.SIGSTOP, signal.SIGCONT):
+                os.killpg(command[0], number)
+            else:
+                os.kill(command[0], number)
+        except (ProcessLookupError, PermissionError):
+            try:
+                os.kill(command[0], number)  # its group not made yet
+            except ProcessLookupError:
+                pass
+
+    def forward(number: int, frame: object) -> None:
+        if command:
+            send(number)
+        else:
+            pending.append(number)
 
     def stop(number: int, frame: object) -> None:  # Ctrl-Z: the command stops with this process
         if command:
-            try:
-                os.kill(command[0], signal.SIGSTOP)
-            except ProcessLookupError:
-                pass
+            send(signal.SIGSTOP)
         signal.signal(signal.SIGTSTP, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTSTP)
         signal.signal(signal.SIGTSTP, stop)  # continued
         if command:
-            try:
-                os.kill(command[0], signal.SIGCONT)
-            except ProcessLookupError:
-                pass
+            send(signal.SIGCONT)
 
-    numbers = [getattr(signal, name) for name in _FORWARDED] + [signal.SIGTSTP]
-    ignored = tuple(int(number) for number in numbers if signal.getsignal(number) == signal.SIG_IGN)
+    ignored = tuple(sorted(int(number) for number in signal.valid_signals()
+                           if number not in (signal.SIGPIPE, signal.SIGXFSZ)  # Python ignores them itself
+                           and _ignored(signal, number)))
     previous = {}
-    for number in numbers:
+    for number in [getattr(signal, name) for name in _FORWARDED] + [signal.SIGTSTP]:
         if number not in ignored:
             previous[number] = signal.signal(number, stop if number == signal.SIGTSTP else forward)
+    blocked = tuple(sorted(int(number) for number in signal.pthread_sigmask(signal.SIG_BLOCK, [])))
     umask = os.umask(0)
     os.umask(umask)
-    request = marshal.dumps((ident, argv, os.getcwdb(), dict(os.environb), umask, process_settings(ignored)))
+    request = marshal.dumps((ident, argv, os.getcwdb(), dict(os.environb), umask,
+                             process_settings(ignored, blocked)))
     fds = array.array("i", (0, 1, 2))
     try:
         connection.sendmsg([len(request).to_bytes(4, "little")], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
@@ -272,6 +281,13 @@ def _served(connection, ident: tuple[object, ...], argv: list[str]) -> int | Non
     return int.from_bytes(reply[1:], "little", signed=True)
 
 
+def _ignored(signal, number: int) -> bool:
+    try:
+        return signal.getsignal(number) == signal.SIG_IGN
+    except (OSError, ValueError):
+        return False
+
+
 def _exactly(connection, size: int) -> bytes:
     data = b""
     while len(data) < size:
@@ -286,6 +302,23 @@ def _start_daemon(path: str) -> bool:
     """Start a daemon for this process's identity, detached (its own session, no standard streams),
     for the next command; False when the socket's folder is not private or Python could not start."""
     if not private_folder(path):
+        return False
+    # One start at a time: clients that find no daemon at once (a script's parallel builds) would each
+    # start one, and all but one would import relreg for nothing. The daemon removes the mark.
+    starting = f"{path}.starting"
+    try:
+        os.close(os.open(starting, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        try:
+            import time
+
+            if time.time() - os.stat(starting).st_mtime < REQUIRE_WAIT_SECONDS:
+                return True  # one is starting
+            os.unlink(starting)  # left by a start that failed
+            os.close(os.open(starting, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except OSError:
+            return True
+    except OSError:
         return False
     import subprocess
 
@@ -316,9 +349,12 @@ def main() -> None:
             os.write(2, b"relreg: interrupted\n")
             raise SystemExit(130) from None
         if status is None and required:
-            os.write(2, b"relreg: RELREG_DAEMON=require, and no daemon could run this command (none could be "
-                        b"started, or this process is in another control group or namespace, or has settings "
-                        b"the daemon cannot take)\n")
+            try:
+                os.write(2, b"relreg: RELREG_DAEMON=require, and no daemon could run this command (none could be "
+                            b"started, or this process is in another control group or namespace, or has "
+                            b"settings the daemon cannot take)\n")
+            except OSError:
+                pass  # no standard error to say it on: the status says it
             raise SystemExit(2)
         if status is not None:
             raise SystemExit(status)

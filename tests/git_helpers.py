@@ -42,3 +42,13 @@ def registry_without_releases(repo: Path, base: Path) -> Path:
     shutil.copytree(base / "hardware", registry / "hardware")
     (registry / "releases").mkdir()
     return registry
+
+
+def numbered_release(index: int) -> str:
+    """The text of release file number `index` of a synthetic registry (version 2.<index // 100>.<index % 100>,
+    one evt1 artifact, eight lines of notes): for tests that need a registry of some hundreds of releases."""
+    version = f"2.{index // 100}.{index % 100}"
+    notes = "\\n".join(f"- Fixed issue #{index * 10 + line}: the scheduler keeps work item {line}." for line in range(8))
+    return (f'version: "{version}"\nrevision: a{index:039x}\nnotes: "## {version}\\n\\n{notes}"\nartifacts:\n'
+            f"  - hardware_version: evt1\n    build_id: b{index:039x}\n    url: {version}/evt1.bin\n"
+            f"    size: {1000 + index}\n    sha256: c{index:063x}\n")

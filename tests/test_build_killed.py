@@ -19,18 +19,10 @@ from pathlib import Path
 
 import pytest
 from conftest import BASE_REGISTRY
-from git_helpers import commit_all, init_repo
+from git_helpers import commit_all, init_repo, numbered_release
 
 RELEASES = 320  # above build.PARALLEL_RELEASES, so the worker processes are killed too
 SEEDS = range(4)
-
-
-def _release(index: int) -> str:
-    version = f"2.{index // 100}.{index % 100}"
-    notes = "\\n".join(f"- Fixed issue #{index * 10 + line}: the scheduler keeps work item {line}." for line in range(8))
-    return (f'version: "{version}"\nrevision: a{index:039x}\nnotes: "## {version}\\n\\n{notes}"\nartifacts:\n'
-            f"  - hardware_version: evt1\n    build_id: b{index:039x}\n    url: {version}/evt1.bin\n"
-            f"    size: {1000 + index}\n    sha256: c{index:063x}\n")
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
@@ -59,17 +51,17 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[st
     registry = repo / "registry"
     shutil.copytree(BASE_REGISTRY, registry)
     for index in range(RELEASES):
-        (registry / "releases" / f"2.{index // 100}.{index % 100}.yaml").write_text(_release(index))
+        (registry / "releases" / f"2.{index // 100}.{index % 100}.yaml").write_text(numbered_release(index))
     commit_all(repo, "releases", "2024-01-01T10:00:00+00:00")
     served = root / "served"
     _finish(_build(registry, served / "public"))
-    (registry / "releases" / "2.0.0.yaml").write_text(_release(0).replace("item 1.", "item 1 again."))
+    (registry / "releases" / "2.0.0.yaml").write_text(numbered_release(0).replace("item 1.", "item 1 again."))
     commit_all(repo, "a notes fix", "2024-01-15T10:00:00+00:00")
     _finish(_build(registry, served / "public"))
     assert (served / ".public.spare").is_dir()
     previous = _tree(served / "public")
 
-    (registry / "releases" / "3.0.0.yaml").write_text(_release(RELEASES).replace("2.3.20", "3.0.0"))
+    (registry / "releases" / "3.0.0.yaml").write_text(numbered_release(RELEASES).replace("2.3.20", "3.0.0"))
     (registry / "releases" / "1.0.0.yaml").write_text(
         (registry / "releases" / "1.0.0.yaml").read_text().replace("First release.", "First release, fixed."))
     # A new name is on every page: the rebuild rewrites a large part of the site.

@@ -22,7 +22,7 @@ from typing import Iterator
 
 import pytest
 from conftest import BASE_REGISTRY
-from git_helpers import commit_all, init_repo
+from git_helpers import commit_all, init_repo, numbered_release
 
 from relreg.launch import daemon_wanted, identity, socket_path
 
@@ -51,12 +51,16 @@ def _children(pid: int) -> list[int]:
         return []
 
 
-def _gone(pid: int) -> bool:
+def _state(pid: int) -> str:
+    """The process's state letter in /proc (R, S, T stopped, Z ended), or "gone"."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
-        return True
-    return state == "Z"
+        return "gone"
+
+
+def _gone(pid: int) -> bool:
+    return _state(pid) in ("gone", "Z")
 
 
 def _wait_until(condition, seconds: float = 20) -> bool:
@@ -191,22 +195,22 @@ def test_a_change_to_relregs_code_stops_the_daemon(runtime: dict[str, str], tmp_
     assert len(now) == 1 and now != first
 
 
-def _release(index: int) -> str:
-    version = f"2.{index // 100}.{index % 100}"
-    notes = "\\n".join(f"- Fixed issue #{index * 10 + line}: the scheduler keeps work item {line}." for line in range(8))
-    return (f'version: "{version}"\nrevision: a{index:039x}\nnotes: "## {version}\\n\\n{notes}"\nartifacts:\n'
-            f"  - hardware_version: evt1\n    build_id: b{index:039x}\n    url: {version}/evt1.bin\n"
-            f"    size: {1000 + index}\n    sha256: c{index:063x}\n")
-
-
 @pytest.fixture
 def large(repository: Path) -> Path:
     """The registry with 400 releases more, committed: its build runs long enough to be interrupted."""
     registry = repository / "registry"
     for index in range(400):
-        (registry / "releases" / f"2.{index // 100}.{index % 100}.yaml").write_text(_release(index))
+        (registry / "releases" / f"2.{index // 100}.{index % 100}.yaml").write_text(numbered_release(index))
     commit_all(repository, "releases", "2024-02-01T10:00:00+00:00")
     return registry
+
+
+def _build_in_background(runtime: dict[str, str], registry: Path, out: Path, **popen) -> tuple[subprocess.Popen, int]:
+    """A `relreg build` client started in the registry's folder, and the pid of its command's process."""
+    popen = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **popen}
+    client = subprocess.Popen([sys.executable, "-m", "relreg", "build", "--out", str(out)], env=runtime,
+                              cwd=registry, **popen)
+    return client, _command_of(runtime)
 
 
 def _command_of(runtime: dict[str, str]) -> int:
@@ -360,9 +364,7 @@ def test_the_command_has_the_clients_limits_nice_value_and_cpus(runtime: dict[st
         os.nice(3)
         os.sched_setaffinity(0, {cpu})
 
-    client = subprocess.Popen([sys.executable, "-m", "relreg", "build", "--out", str(tmp_path / "out")], env=runtime,
-                              cwd=large, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=settings)
-    command = _command_of(runtime)
+    client, command = _build_in_background(runtime, large, tmp_path / "out", preexec_fn=settings)
     seen: list[object] = []
 
     def settled() -> bool:  # the forked process takes them once it has read the request
@@ -427,20 +429,12 @@ def test_a_signal_the_client_ignores_is_ignored_by_the_command(runtime: dict[str
 
 def test_ctrl_z_stops_the_command_with_its_client(runtime: dict[str, str], large: Path, tmp_path: Path) -> None:
     assert _relreg(runtime, "validate", cwd=large).returncode == 0
-    client = subprocess.Popen([sys.executable, "-m", "relreg", "build", "--out", str(tmp_path / "out")], env=runtime,
-                              cwd=large, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    command = _command_of(runtime)
+    client, command = _build_in_background(runtime, large, tmp_path / "out")
     time.sleep(0.3)
     client.send_signal(signal.SIGTSTP)
 
-    def state(pid: int) -> str:
-        try:
-            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return "gone"
-
-    stopped = _wait_until(lambda: state(command) in ("T", "gone") and state(client.pid) in ("T", "gone"), 20)
-    was = (state(command), state(client.pid))
+    stopped = _wait_until(lambda: _state(command) in ("T", "gone") and _state(client.pid) in ("T", "gone"), 20)
+    was = (_state(command), _state(client.pid))
     client.send_signal(signal.SIGCONT)
     _, stderr = client.communicate(timeout=120)
     assert stopped and (was == ("T", "T") or "gone" in was), was  # gone: it had finished first
@@ -521,9 +515,7 @@ def test_a_command_killed_outright_kills_its_client_the_same_way(runtime: dict[s
     """SIGKILL to the command's process (as the OOM killer sends it): its caller sees -9, as of a process
     of its own."""
     assert _relreg(runtime, "validate", cwd=large).returncode == 0
-    client = subprocess.Popen([sys.executable, "-m", "relreg", "build", "--out", str(tmp_path / "out")], env=runtime,
-                              cwd=large, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    command = _command_of(runtime)
+    client, command = _build_in_background(runtime, large, tmp_path / "out")
     time.sleep(0.3)
     os.kill(command, signal.SIGKILL)
     client.communicate(timeout=60)
@@ -534,19 +526,11 @@ def test_a_client_killed_while_stopped_takes_its_stopped_command_along(runtime: 
                                                                        tmp_path: Path) -> None:
     """Ctrl-Z, then kill -9 %1: the stopped command cannot act on SIGIO; the daemon ends it."""
     assert _relreg(runtime, "validate", cwd=large).returncode == 0
-    client = subprocess.Popen([sys.executable, "-m", "relreg", "build", "--out", str(tmp_path / "out")], env=runtime,
-                              cwd=large, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    command = _command_of(runtime)
+    client, command = _build_in_background(runtime, large, tmp_path / "out", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.3)
     client.send_signal(signal.SIGTSTP)
 
-    def stopped(pid: int) -> bool:
-        try:
-            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
-        except OSError:
-            return False
-
-    assert _wait_until(lambda: stopped(command) or _gone(command), 20)
+    assert _wait_until(lambda: _state(command) == "T" or _gone(command), 20)
     client.kill()
     client.wait()
     assert _wait_until(lambda: _gone(command)), "a stopped command outlived its client"
@@ -563,9 +547,7 @@ def test_the_command_takes_the_clients_ignored_and_blocked_signals(runtime: dict
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})
 
     assert _relreg(runtime, "validate", cwd=large).returncode == 0
-    client = subprocess.Popen([sys.executable, "-m", "relreg", "build", "--out", str(tmp_path / "out")], env=runtime,
-                              cwd=large, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=settings)
-    command = _command_of(runtime)
+    client, command = _build_in_background(runtime, large, tmp_path / "out", stdout=subprocess.DEVNULL, preexec_fn=settings)
     seen: list[int] = []
 
     def taken() -> bool:

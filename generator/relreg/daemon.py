@@ -365,7 +365,7 @@ def _run_command(connection: socket.socket, fds: list[int], argv: list[str], cwd
             code = 0
         except SystemExit as exit:
             code = _exit_code(exit.code)
-        atexit._run_exitfuncs()
+        _finish_as_python_does()
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
@@ -382,6 +382,17 @@ def _run_command(connection: socket.socket, fds: list[int], argv: list[str], cwd
         except BaseException:  # noqa: BLE001
             pass
     os._exit(code)
+
+
+def _finish_as_python_does() -> None:
+    """What Python runs as it exits, in its order: the threading module's exit hooks and the joining of
+    threads (concurrent.futures tells its worker processes to stop there), then the atexit functions
+    (multiprocessing joins its children). The atexit functions alone wait forever for site workers
+    that a Ctrl-C left without that word."""
+    import threading
+
+    threading._shutdown()  # type: ignore[attr-defined]
+    atexit._run_exitfuncs()
 
 
 def _say(message: bytes) -> None:

@@ -146,7 +146,6 @@ def measure(repo: Path, releases: int, grouped: bool, runs: int, code: Path, ful
             timed("daemon_validate_warm", relreg("validate"), daemon)
         stop_daemons(Path(daemon["XDG_RUNTIME_DIR"]))
         shutil.rmtree(daemon["XDG_RUNTIME_DIR"], ignore_errors=True)
-        DAEMON_FOLDERS.pop(code, None)
     row: dict[str, object] = {"releases": releases, "layout": "grouped" if grouped else "flat", "files": files,
                               "full_build_peak_mib": max(peak for kind, peak in peaks if kind == "full_build"),
                               "peak_mib": max(peak for _, peak in peaks)}
@@ -168,15 +167,12 @@ def bench_environment(code: Path) -> dict[str, str]:
     return {**environment, "PYTHONPATH": str(code), "RELREG_DAEMON": "0"}
 
 
-DAEMON_FOLDERS: dict[Path, Path] = {}
-
-
 def daemon_environment(code: Path) -> dict[str, str] | None:
     """What runs a command in relreg's daemon, one for this code (its own socket folder); None for
     code from before the daemon."""
     if not (code / "relreg" / "daemon.py").is_file():
         return None
-    folder = DAEMON_FOLDERS.setdefault(code, Path(tempfile.mkdtemp(prefix="rrd", dir="/tmp")))  # short: a socket path
+    folder = tempfile.mkdtemp(prefix="rrd", dir="/tmp")  # short: the socket's path must fit
     return {"RELREG_DAEMON": "require", "XDG_RUNTIME_DIR": str(folder), "RELREG_DAEMON_IDLE": "600"}
 
 

@@ -33,6 +33,15 @@ def commit_all(repo: Path, message: str, date: str) -> str:
     return git(repo, "rev-parse", "HEAD")
 
 
+def committed_registry(path: Path, base: Path) -> Path:
+    """A git repository at `path` holding a copy of the registry at `base` as registry/, in one commit
+    (2024-01-01 10:00 UTC)."""
+    repo = init_repo(path)
+    shutil.copytree(base, repo / "registry")
+    commit_all(repo, "registry", "2024-01-01T10:00:00+00:00")
+    return repo
+
+
 def registry_without_releases(repo: Path, base: Path) -> Path:
     """`repo`/registry with the config and hardware files of the registry at `base` and an empty releases/
     folder (nothing committed): the start of a test that commits its releases one by one."""

@@ -22,7 +22,7 @@ from typing import Iterator
 
 import pytest
 from conftest import BASE_REGISTRY
-from git_helpers import commit_all, init_repo, numbered_release
+from git_helpers import commit_all, committed_registry, numbered_release
 
 from relreg.launch import daemon_wanted, identity, socket_path
 
@@ -104,10 +104,7 @@ def _same_but_seconds(text: str) -> str:
 @pytest.fixture
 def repository(tmp_path: Path) -> Path:
     """A git repository holding the base registry, committed."""
-    repo = init_repo(tmp_path / "repo")
-    shutil.copytree(BASE_REGISTRY, repo / "registry")
-    commit_all(repo, "registry", "2024-01-01T10:00:00+00:00")
-    return repo
+    return committed_registry(tmp_path / "repo", BASE_REGISTRY)
 
 
 def _broken(registry: Path) -> None:
@@ -467,13 +464,11 @@ def test_a_stopping_daemon_finishes_the_commands_it_runs(runtime: dict[str, str]
 def test_a_connection_that_sends_nothing_holds_up_no_other(runtime: dict[str, str], repository: Path) -> None:
     import socket
 
-    from relreg.launch import socket_path as path_of
-
     registry = repository / "registry"
     assert _relreg(runtime, "validate", cwd=registry).returncode == 0
     daemon, = _daemons(runtime["XDG_RUNTIME_DIR"])
     sockets = list((Path(runtime["XDG_RUNTIME_DIR"]) / "relreg").glob("*.sock"))
-    assert len(sockets) == 1 and path_of  # the one daemon's socket
+    assert len(sockets) == 1  # the one daemon's socket
     silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     silent.connect(str(sockets[0]))
     try:

@@ -15,7 +15,7 @@ from typing import Callable
 
 import pytest
 from conftest import BASE_REGISTRY, run_relreg
-from git_helpers import commit_all, git, init_repo
+from git_helpers import commit_all, committed_registry, git, init_repo
 
 from relreg.cli.main import COMMANDS, cli
 from relreg.history.head import HeadState, read_head
@@ -24,10 +24,7 @@ from relreg.site.paths import MANIFEST
 
 
 def _committed_registry(tmp_path: Path) -> Path:
-    repo = init_repo(tmp_path / "repo")
-    shutil.copytree(BASE_REGISTRY, repo / "registry")
-    commit_all(repo, "registry", "2024-01-01T10:00:00+00:00")
-    return repo
+    return committed_registry(tmp_path / "repo", BASE_REGISTRY)
 
 
 def _untracked(repo: Path) -> None:

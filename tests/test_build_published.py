@@ -6,14 +6,18 @@ deleted release file or a rewritten history changes them.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from conftest import BASE_REGISTRY, run_relreg
 from git_helpers import commit_all, git, init_repo, registry_without_releases
 
-from relreg.site.published import changes_since, parse_table, published_table
+from relreg.registry.model import Artifact
+from relreg.site.published import artifacts_digest, changes_since, parse_table, published_table
 
 RELEASE = """version: "{version}"
 revision: 0a1b2c3d4e5f60718293a4b5c6d7e8f901234567
@@ -242,3 +246,18 @@ def test_a_release_dated_by_the_build_then_committed_is_not_called_redated(publi
     second = run_relreg("build", "--registry", repo / "registry", "--out", out)
     assert second.exit_code == 0, second.output
     assert "previous build" not in second.output, second.output
+
+
+_DIGEST_TEXT = st.one_of(st.text("0123456789abcdef", min_size=1, max_size=8), st.text("0123456789ABCDEFxyz", max_size=4))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.builds(Artifact, hardware_version=st.sampled_from(["evt1", "dvt"]), build_id=_DIGEST_TEXT,
+                          url=st.just("a.bin"), size=st.integers(0, 10**12), sha256=_DIGEST_TEXT,
+                          software_type=st.sampled_from([None, "", "main"]), type=st.sampled_from(["full", "delta"]),
+                          delta_from=st.sampled_from([None, "", "1.0.0"])), max_size=4))
+def test_the_artifacts_digest_kept_in_manifests_keeps_its_text(artifacts: list[Artifact]) -> None:
+    # As every earlier build wrote it: a change would warn that every published release's images changed.
+    text = "\n".join(sorted(f"{a.hardware_version}/{a.software_type or ''}/{a.type}/{a.delta_from or ''}"
+                            f"={a.sha256}:{a.size}" for a in artifacts))
+    assert artifacts_digest(artifacts) == hashlib.sha256(text.encode()).hexdigest()[:16]

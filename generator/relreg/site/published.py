@@ -20,16 +20,25 @@ import hashlib
 import time
 from typing import AbstractSet, Any, Iterable, Mapping
 
+from relreg.registry.model import Artifact
 from relreg.site.jobs import creation_order
 
 _SHOWN = 8  # releases named in one warning; the rest are counted
 
 
-def artifacts_digest(artifacts: Iterable[Any]) -> str:
-    """A short digest of what identifies a release's images: board, software type, kind, sha256 and size."""
-    text = "\n".join(sorted(f"{a.hardware_version}/{a.software_type or ''}/{a.type}/{a.delta_from or ''}"
-                            f"={a.sha256}:{a.size}" for a in artifacts))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+def artifacts_digest(artifacts: Iterable[Artifact]) -> str:
+    """A short digest of what identifies a release's images: board, software type, kind, sha256 and size.
+
+    Kept in the manifest and compared with the next build's, so its text never changes: one line per
+    artifact, `hardware_version/software_type/type/delta_from=sha256:size` (a missing name empty), sorted.
+    Read from the artifact's fields in their order (model.ARTIFACT_FIELDS), its sha256 stored as bytes
+    or text, without a property call per field: a third of the time, over every artifact of a full build."""
+    lines = []
+    for hardware_version, _, _, size, sha256, software_type, kind, delta_from in artifacts:
+        lines.append(f"{hardware_version}/{software_type or ''}/{kind}/{delta_from or ''}"
+                     f"={sha256 if sha256.__class__ is str else sha256.hex()}:{size}")
+    lines.sort()
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
 
 
 def parse_table(text: object) -> dict[str, str]:

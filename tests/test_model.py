@@ -11,7 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relreg.registry.model import Artifact
+import relreg.registry.model as model
+from relreg.registry.model import Artifact, Release
+from relreg.registry.versions import scheme_named
 
 
 def _values(item: object) -> dict[str, object]:
@@ -86,3 +88,17 @@ def test_from_dict_makes_the_same_objects_as_the_constructors() -> None:
             pass
         else:
             raise AssertionError("Release stayed frozen")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=300), st.text(alphabet="ab\n -#é\U0001f600\ud800", min_size=200, max_size=9000),
+                 st.builds(lambda line, count: line * count, st.text(min_size=1, max_size=60), st.integers(1, 400))))
+def test_notes_read_back_as_written_whether_or_not_held_compressed(notes: str) -> None:
+    # Long notes are held compressed (with a 4 KiB window, read back by zlib's default one); lone surrogates too.
+    data = {"version": "1.0.0", "notes": notes, "artifacts": [
+        {"hardware_version": "evt", "build_id": "ab", "url": "a.bin", "size": 1, "sha256": "cd"}]}
+    assert Release.from_dict(data, scheme_named("semver"), "a.yaml").notes == notes
+    stored = model._notes_stored(notes)
+    assert model._notes_text(stored) == notes
+    if isinstance(stored, bytes):
+        assert len(notes) >= model.COMPRESSED_NOTES and len(stored) < len(notes)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import sys
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Callable, Hashable, Iterable, Iterator, Mapping, TypeVar
 
 from relreg.registry.diagnostics import Diagnostic, Severity
@@ -291,17 +292,20 @@ def artifact_urls_consistent(ctx: RuleContext) -> Iterator[Diagnostic]:
 def artifacts_well_formed(ctx: RuleContext) -> Iterator[Diagnostic]:
     """One full artifact per (hardware, software type); one delta per source; deltas are sound."""
     release_named = ctx.registry.releases_by_version.get
+    # Fields by position (model.ARTIFACT_FIELDS), not by name: this looks at every artifact of the registry.
+    slot_of = itemgetter(0, 5, 6, 7)  # hardware_version, software_type, type, delta_from
     for release in ctx.registry.releases:
         artifacts = release.artifacts
-        if len({(a.hardware_version, a.software_type, a.type, a.delta_from) for a in artifacts}) != len(artifacts):
+        if len(set(map(slot_of, artifacts))) != len(artifacts):
             yield from _artifacts_twice(ctx, release)
-        key = release.parsed_version.key
-        for index, artifact in enumerate(artifacts):
-            if artifact.type == "delta" and artifact.delta_from is not None:
-                source = release_named(artifact.delta_from)
+        key = None
+        for index, (hardware_version, _, _, _, _, software_type, kind, delta_from) in enumerate(artifacts):
+            if kind == "delta" and delta_from is not None:
+                source = release_named(delta_from)
+                key = release.parsed_version.key if key is None else key
                 # Only a delta whose source is missing or wrong goes through _delta_source, which words why.
                 if source is None or not source.parsed_version.key < key \
-                        or (artifact.hardware_version, artifact.software_type) not in source.image_slots:
+                        or (hardware_version, software_type) not in source.image_slots:
                     yield from _delta_source(ctx, release, index)
 
 

@@ -393,16 +393,19 @@ SPLIT_COMMITS = 2000
 SPLIT_PARTS = 2
 
 
-def _split(repo: git.Repo, after: str | None, until: str, parts: int) -> list[tuple[str | None, str]]:
+def _split(repo: git.Repo, after: str | None, until: str, parts: int,
+           line: list[str] | None = None) -> list[tuple[str | None, str]]:
     """`after..until` (None: from the root) as consecutive ranges of the first-parent line, oldest first.
 
     Each bound is a commit of that line, so `git log --first-parent` over the
     ranges, one after the other, lists the same commits with the same diffs
-    (each against its first parent) as over the whole range.
+    (each against its first parent) as over the whole range. `line`: that line's
+    commits, newest first, when the caller has them (else git lists them).
     """
     if parts < 2:
         return [(after, until)]
-    line = repo.git.rev_list("--first-parent", f"{after}..{until}" if after else until).split()  # newest first
+    if line is None:
+        line = repo.git.rev_list("--first-parent", f"{after}..{until}" if after else until).split()  # newest first
     parts = min(parts, len(line))
     if len(line) < SPLIT_COMMITS or parts < 2:
         return [(after, until)]
@@ -473,12 +476,21 @@ class PendingHistory:
                                          {path: list(items) for path, items in cached.cohort_changes.items()},
                                          dict(cached.blobs), set(cached.present), cached.clock)
                     since = cached.commit
-            locations = [(prefix, since)] if since else registry_locations(repo, commit, prefix)
-            for index, (folder, after) in enumerate(locations):
-                until = locations[index + 1][1] if index + 1 < len(locations) else commit
-                assert until is not None
-                for start, end in _split(repo, after, until, parts):
-                    self._runs.append(_GitRun(repo, _git_log_command(f"{start}..{end}" if start else end, folder)))
+            # The whole first-parent line, listed while git looks for moves of the registry: what _split
+            # needs when the registry never moved (the usual case), a tenth of a second sooner at 10,000 commits.
+            whole_line = _GitRun(repo, ["rev-list", "--first-parent", commit]) if not since and parts >= 2 else None
+            try:
+                locations = [(prefix, since)] if since else registry_locations(repo, commit, prefix)
+                for index, (folder, after) in enumerate(locations):
+                    until = locations[index + 1][1] if index + 1 < len(locations) else commit
+                    assert until is not None
+                    line = whole_line.read().decode().split() if whole_line and after is None and until == commit \
+                        else None
+                    for start, end in _split(repo, after, until, parts, line):
+                        self._runs.append(_GitRun(repo, _git_log_command(f"{start}..{end}" if start else end, folder)))
+            finally:
+                if whole_line is not None:
+                    whole_line.close()
         except BaseException:
             self.close()
             raise

@@ -582,3 +582,26 @@ def test_clients_at_once_with_no_daemon_start_one_and_its_pid_file_stops_it(runt
     os.kill(daemons[0], signal.SIGTERM)
     assert _wait_until(lambda: not _daemons(runtime["XDG_RUNTIME_DIR"]))
     assert not list(folder.iterdir())  # socket and pid file gone
+
+
+def test_rebuilds_from_releases_the_daemon_kept_are_those_of_a_process_of_its_own(runtime: dict[str, str],
+                                                                                    tmp_path: Path) -> None:
+    # After each served command the daemon makes the releases of its work cache (registry/warm.py), which
+    # the next rebuild takes; its output must be what a process of its own makes.
+    results = {}
+    for mode in ("0", "require"):
+        repo = committed_registry(tmp_path / f"repo-{mode}", BASE_REGISTRY)
+        registry, out = repo / "registry", tmp_path / f"out-{mode}"
+        environ = {**runtime, "RELREG_DAEMON": mode}
+        runs = [_relreg(environ, "build", "--out", out, cwd=registry)]
+        for step, date in enumerate(["2024-02-01T10:00:00+00:00", "2024-03-01T10:00:00+00:00"]):
+            release = sorted((registry / "releases").glob("*.yaml"))[step]
+            release.write_text(release.read_text().replace("notes:", f"# fix {step}\nnotes:", 1))
+            commit_all(repo, f"fix {step}", date)
+            time.sleep(1)  # the daemon makes its releases between commands
+            runs.append(_relreg(environ, "build", "--out", out, cwd=registry))
+            runs.append(_relreg(environ, "validate", "--format", "json", cwd=registry))
+        results[mode] = ([(run.returncode, _same_but_seconds(run.stdout), _same_but_seconds(run.stderr))
+                          for run in runs], _tree(out))
+    assert all(code == 0 for code, _, _ in results["0"][0])
+    assert results["require"] == results["0"]

@@ -6,7 +6,11 @@ fresh process would import (the same interpreter, flags, module search path and 
 the client's `identity`, compared whole), from files that have not changed since (the sizes and times
 of relreg's files and of every module file the daemon loaded, `code_snapshot`, are compared before
 each command; the daemon stops taking commands when they differ). The daemon never runs a command
-itself, so no command's state reaches another.
+itself, so no command's state reaches another. The one thing it keeps between commands is keyed by
+content: after a command that made a registry's model ends well, the daemon makes the releases of that
+work cache's documents, between requests, for the next commands to take instead of making them again
+(`relreg.registry.warm`: keyed by each file's blob id and the version scheme, so never out of date;
+RELREG_DAEMON_WARM releases at most, default 100,000, 0 for none).
 
 Each connection is handed at once to a forked process, so a client that sends nothing holds up no
 other. That process reads the request, and serves only a client whose process is of the daemon's
@@ -27,6 +31,7 @@ import fcntl
 import gc
 import importlib
 import importlib.util
+import json
 import marshal
 import os
 import select
@@ -35,6 +40,8 @@ import socket
 import sys
 import time
 import traceback
+from functools import partial
+from typing import Any, Iterator
 
 from relreg.launch import identity, process_settings
 
@@ -47,6 +54,9 @@ PRELOADED = (
     "multiprocessing", "concurrent.futures.process",
 )
 DEFAULT_IDLE_SECONDS = 900
+DEFAULT_WARM_RELEASES = 100_000
+# Releases made per turn of the loop while warming, so that a request waits for one turn at most.
+WARM_SLICE = 500
 # How a forked process that served no command ends: the client was not of the daemon's kind, or relreg's
 # code changed (the daemon then takes no more commands).
 DECLINED = 121
@@ -88,9 +98,13 @@ def code_snapshot(modules: bool = True) -> tuple[tuple[str, int, int], ...]:
 class _Daemon:
     """The listening socket, the commands running (forked pid -> the client's connection) and the clock."""
 
-    def __init__(self, path: str, idle_seconds: float) -> None:
+    def __init__(self, path: str, idle_seconds: float, warm_releases: int = 0) -> None:
         self.path = path
         self.idle_seconds = idle_seconds
+        self.warm_releases = warm_releases
+        # forked pid -> the read end of its pipe of offers (registry/warm.offer), while it runs
+        self.offers: dict[int, int] = {}
+        self.warming: tuple[Any, Iterator[str], str] | None = None  # (work cache, blob ids to look at, scheme name)
         self.identity = identity(os.environ)
         self.settings = process_settings()
         self.snapshot: tuple[tuple[str, int, int], ...] = ()
@@ -164,7 +178,7 @@ class _Daemon:
             # command's own way, cannot reach a process stopped by Ctrl-Z).
             for connection in self.running.values():
                 poller.register(connection.fileno(), select.POLLRDHUP)
-            events = dict(poller.poll(1000))
+            events = dict(poller.poll(0 if self.warming is not None else 1000))
             try:
                 os.read(self.wake_read, 512)
             except BlockingIOError:
@@ -182,6 +196,8 @@ class _Daemon:
                     continue
                 self.last_active = time.monotonic()
                 self.fork_for(connection)
+            elif self.warming is not None:
+                self.warm_some()
             elif not self.stopping and not self.running and (
                     time.monotonic() - self.last_active > self.idle_seconds or not self.still_ours()):
                 self.stop_listening()
@@ -195,6 +211,7 @@ class _Daemon:
             if pid == 0:
                 return
             connection = self.running.pop(pid, None)
+            offers = self.offers.pop(pid, None)
             if connection is None:
                 continue
             code = os.waitstatus_to_exitcode(status)  # minus the signal's number for a process it killed
@@ -206,21 +223,96 @@ class _Daemon:
                 pass  # a client that was told N or S is gone
             connection.close()
             self.last_active = time.monotonic()
+            if offers is not None:
+                offered = _read_all(offers)
+                os.close(offers)
+                if code == 0 and offered and not self.stopping:
+                    self.start_warming(offered)  # after the client has its status: it waits for none of this
 
     def fork_for(self, connection: socket.socket) -> None:
+        offers_read, offers_write = os.pipe() if self.warm_releases > 0 else (-1, -1)
         pid = os.fork()
         if pid == 0:
             signal.set_wakeup_fd(-1)
-            for fd in (self.wake_read, self.wake_write):
-                os.close(fd)
+            for fd in (self.wake_read, self.wake_write, offers_read, *self.offers.values()):
+                if fd >= 0:
+                    os.close(fd)
             self.listener.close()
             for other in self.running.values():
                 other.close()
+            if offers_write >= 0:
+                _pass_offers_to(offers_write)
             _serve_connection(self, connection)
+        if offers_write >= 0:
+            os.close(offers_write)
+            os.set_blocking(offers_read, False)
+            self.offers[pid] = offers_read
         self.running[pid] = connection
 
-    def close(self) -> None:
-        self.stop_listening()
+    def start_warming(self, offered: bytes) -> None:
+        """Begin making the releases of the work cache the last offer names (see relreg.registry.warm)."""
+        from pathlib import Path
+
+        from relreg.history.cache import WorkCache
+        from relreg.registry import warm
+
+        self.warming = None
+        try:
+            cache_file, scheme_name = json.loads(offered.rsplit(b"\n", 2)[-2])  # the last offer
+            cache = WorkCache.at(Path(cache_file))
+            warm.begin()
+            self.warming = (cache, iter(cache.held_blob_ids("release")), scheme_name)
+        except Exception:  # noqa: BLE001 - a cache that cannot be read is not warmed; commands make their releases
+            warm.forget()
+
+    def warm_some(self) -> None:
+        """Make the releases of the next WARM_SLICE files; the warming ends with the files, or at the limit."""
+        from itertools import islice
+
+        from relreg.registry import warm
+
+        assert self.warming is not None
+        cache, blob_ids, scheme_name = self.warming
+        try:
+            looked_at = warm.keep(islice(blob_ids, WARM_SLICE), partial(cache.peek_document, "release"),  # type: ignore[attr-defined]
+                                  scheme_name, self.warm_releases)
+        except Exception:  # noqa: BLE001 - as in start_warming
+            warm.forget()
+            self.warming = None
+            return
+        if looked_at < WARM_SLICE:
+            warm.end()
+            self.warming = None  # the cache (and its mapped file) goes
+        gc.freeze()  # what was made is shared with the forked processes, not walked (and copied) by their collections
+
+
+def _pass_offers_to(fd: int) -> None:
+    """In the forked process: the command's offers (relreg.registry.warm.offer) go to the daemon, each a line."""
+    from relreg.registry import warm
+
+    def send(cache_file: str, scheme_name: str) -> None:
+        message = json.dumps([cache_file, scheme_name]).encode() + b"\n"  # ASCII, one line: \n is escaped
+        if len(message) <= select.PIPE_BUF:
+            try:
+                os.write(fd, message)  # at most PIPE_BUF bytes: written whole, or not at all
+            except OSError:
+                pass
+    os.set_blocking(fd, False)
+    warm.on_offer = send
+
+
+def _read_all(fd: int) -> bytes:
+    """What a non-blocking pipe holds now."""
+    parts = []
+    while True:
+        try:
+            part = os.read(fd, 65536)
+        except (BlockingIOError, OSError):
+            break
+        if not part:
+            break
+        parts.append(part)
+    return b"".join(parts)
 
 
 def _serve_connection(daemon: _Daemon, connection: socket.socket) -> None:
@@ -425,7 +517,11 @@ def serve(path: str) -> None:
         idle = float(os.environ.get("RELREG_DAEMON_IDLE", DEFAULT_IDLE_SECONDS))
     except ValueError:
         idle = DEFAULT_IDLE_SECONDS
-    daemon = _Daemon(path, idle)
+    try:
+        warm_releases = int(os.environ.get("RELREG_DAEMON_WARM", DEFAULT_WARM_RELEASES))
+    except ValueError:
+        warm_releases = DEFAULT_WARM_RELEASES
+    daemon = _Daemon(path, idle, max(0, warm_releases))
     before = code_snapshot(modules=False)
     for name in PRELOADED:
         try:

@@ -80,7 +80,12 @@ class WorkCache:
             return cls()
         python = "%d.%d" % sys.version_info[:2]
         key = hashlib.sha256(f"{__version__}\0{python}\0{fingerprint}".encode()).hexdigest()[:16]
-        path = folder / f"work-cache-{key}.marshal"
+        return cls.at(folder / f"work-cache-{key}.marshal")
+
+    @classmethod
+    def at(cls, path: Path) -> "WorkCache":
+        """The cache kept in the file at `path` (empty when it cannot be read): what `open` gives for the
+        folder and fingerprint that name it."""
         try:
             with gc_paused():
                 documents, notes, blob_ids, mapped = _read_parts(path)
@@ -205,6 +210,29 @@ class WorkCache:
         self._used_documents.add(key)
         self._new_documents[key] = value
         self._changed = True
+
+    def keep_document(self, kind: str, blob_id: str) -> bool:
+        """Whether a document is held for those bytes; if so, it is kept as if this run had read it."""
+        key = f"{kind}:{blob_id}"
+        if key not in self.documents:
+            return False
+        self._used_documents.add(key)
+        return True
+
+    def held_blob_ids(self, kind: str) -> list[str]:
+        """The blob ids of the `kind` files whose documents are held, in no order (none marked as read)."""
+        prefix = f"{kind}:"
+        return [key[len(prefix):] for key in self.documents if key.startswith(prefix)]
+
+    def peek_document(self, kind: str, blob_id: str) -> Any | None:
+        """`document`, without marking it as read (registry/warm.py: the daemon reads a cache it does not save)."""
+        stored = self.documents.get(f"{kind}:{blob_id}")
+        if stored is None:
+            return None
+        try:
+            return marshal.loads(self._view(stored))
+        except (EOFError, ValueError, TypeError, OSError):
+            return None
 
     def holds_document(self, kind: str, blob_id: str) -> bool:
         """Whether `document(kind, blob_id)` would find one (without reading it)."""

@@ -312,6 +312,17 @@ class Release:
         _set_image_slots(release, None)
         return release
 
+    def at_path(self, source_path: str) -> "Release":
+        """This release as the same bytes make it at `source_path`: itself when that is its path, else a
+        release sharing each of its values (registry/warm.py, where releases are kept without a path)."""
+        if source_path == self.source_path:
+            return self
+        release = _new_object(Release)
+        for slot in _SLOTS:
+            slot.__set__(release, slot.__get__(self))
+        _set_source_path(release, source_path)
+        return release
+
     def compact(self) -> tuple[Any, ...]:
         """The compact form this release is made of (`compact_release`), its artifacts as plain tuples."""
         return (self.version, self.min_version, self.revision, _notes_slot.__get__(self), self.notes_format, self.extra_info,
@@ -380,6 +391,8 @@ _set_must_pass_through = Release.must_pass_through.__set__  # type: ignore[attr-
 _set_yanked = Release.yanked.__set__  # type: ignore[attr-defined]
 _set_hardware_versions = Release._hardware_versions.__set__  # type: ignore[attr-defined]
 _set_image_slots = Release._image_slots.__set__  # type: ignore[attr-defined]
+# Every slot of a release (the notes' own, not the property that reads them), for Release.at_path.
+_SLOTS = tuple(_notes_slot if name == "notes" else Release.__dict__[name] for name in Release.__slots__)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Protocol
 
-from relreg.registry import CONFIG_FILE
+from relreg.registry import CONFIG_FILE, warm
 from relreg.registry.diagnostics import Diagnostic, Severity, sorted_diagnostics
 from relreg.registry.gcpause import die_with_parent, gc_paused
 from relreg.registry.model import RELEASE_FIELDS, Cohort, HardwareVersion, Registry, RegistryConfig, Release, compact_release
@@ -550,8 +550,13 @@ class DocumentCache(Protocol):
 
     def keep_documents(self) -> None: ...
 
+    def keep_document(self, kind: str, blob_id: str) -> bool: ...
+
 
 class _NoCache:
+    def keep_document(self, kind: str, blob_id: str) -> bool:
+        return False
+
     def document(self, kind: str, blob_id: str) -> Any | None:
         return None
 
@@ -778,6 +783,13 @@ def _validate_files(files: RegistryFiles, cache: DocumentCache,
     cached = 0
     # The config first: its version scheme makes the releases. Checked here when not cached (one small file).
     for file in sorted(files.files, key=lambda file: file.kind != "registry"):
+        if file.kind == "release" and parts.scheme is not None:
+            # Made already by relreg's daemon, from the document the cache holds (registry/warm.py).
+            release = warm.release(file.blob_id, parts.scheme, file.path)
+            if release is not None and cache.keep_document("release", file.blob_id):
+                cached += 1
+                valid["release"].append((file, release))
+                continue
         data = cache.document(file.kind, file.blob_id)
         if data is not None:
             cached += 1
@@ -794,6 +806,9 @@ def _validate_files(files: RegistryFiles, cache: DocumentCache,
     if valid["registry"]:
         registry = parts.registry(valid)
         if registry is not None:
+            cache_file = getattr(cache, "path", None)
+            if cache_file is not None:
+                warm.offer(str(cache_file), registry.scheme.name)
             loaded = {item.source_path for item in (*registry.releases, *registry.hardware)}
             unloaded = (files.names_not_loaded("release", loaded), files.names_not_loaded("hardware", loaded))
             findings, recency_read = _check_rules(registry, documents, valid, unloaded, recency, cache,

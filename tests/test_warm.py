@@ -19,7 +19,7 @@ from git_helpers import committed_registry
 
 from relreg import daemon
 from relreg.history.cache import WorkCache, work_cache_for
-from relreg.registry import warm
+from relreg.registry import model, warm
 from relreg.registry.model import Release
 from relreg.registry.source import read_worktree
 from relreg.registry.validate import validate_files
@@ -152,3 +152,10 @@ def test_a_release_at_another_path_shares_every_value() -> None:
     assert moved == release and moved.notes == release.notes and moved.extra_info is release.extra_info
     assert moved.artifacts is release.artifacts and moved.parsed_version is release.parsed_version
     assert release.at_path("a.yaml") is release
+    # Every slot, those added later too (the notes' own slot, not the property that reads them).
+    release.hardware_versions, release.image_slots  # made on first use: copied as they are
+    moved = release.at_path("c.yaml")
+    for name in Release.__slots__:
+        slot = model._notes_slot if name == "notes" else Release.__dict__[name]
+        if name != "source_path":
+            assert slot.__get__(moved) is slot.__get__(release), name

@@ -67,7 +67,7 @@ def _model_and_cache(folder: Path) -> tuple[object, set[str], list[Release]]:
 def test_a_validation_takes_the_kept_releases_and_gives_what_it_would_have_made(registry: Path) -> None:
     cold, cold_used, cold_releases = _model_and_cache(registry)
     _warm_as_the_daemon_does(work_cache_for(registry).path)  # type: ignore[arg-type]
-    kept = dict(warm._RELEASES)
+    kept = {key: release for key, (_, release) in warm._RELEASES.items()}
     assert len(kept) == len(cold_releases) >= 2
     warmed, warm_used, warm_releases = _model_and_cache(registry)
     assert warm_releases == cold_releases
@@ -82,7 +82,7 @@ def test_a_validation_takes_the_kept_releases_and_gives_what_it_would_have_made(
 
 def test_a_kept_release_is_taken_only_where_the_cache_holds_its_document(registry: Path, tmp_path: Path) -> None:
     _warm_as_the_daemon_does(work_cache_for(registry).path)  # type: ignore[arg-type]
-    shared = {id(release.artifacts) for release in warm._RELEASES.values()}
+    shared = {id(release.artifacts) for _, release in warm._RELEASES.values()}
     shutil.rmtree(registry.parent / ".git" / "relreg")  # the cache is gone: every file is read again
     cache = work_cache_for(registry)
     result = validate_files(read_worktree(registry), cache)
@@ -93,7 +93,7 @@ def test_a_kept_release_is_taken_only_where_the_cache_holds_its_document(registr
 
 def test_a_changed_file_is_made_again_and_the_others_are_taken(registry: Path) -> None:
     _warm_as_the_daemon_does(work_cache_for(registry).path)  # type: ignore[arg-type]
-    shared = {id(release.artifacts) for release in warm._RELEASES.values()}
+    shared = {id(release.artifacts) for _, release in warm._RELEASES.values()}
     changed = sorted((registry / "releases").glob("*.yaml"))[0]
     changed.write_text(changed.read_text() + "\n# a comment: new bytes, a new blob id\n")
     result = validate_files(read_worktree(registry), work_cache_for(registry))
@@ -105,26 +105,65 @@ def test_a_changed_file_is_made_again_and_the_others_are_taken(registry: Path) -
 
 
 def test_keeping_stops_at_the_limit_and_a_pass_lets_go_of_files_it_did_not_name(registry: Path) -> None:
-    cache = WorkCache.at(work_cache_for(registry).path)  # type: ignore[arg-type]
+    cache = WorkCache.at(work_cache_for(registry).path, mapped=False)  # type: ignore[arg-type]
     blob_ids = sorted(cache.held_blob_ids("release"))
-    document = lambda blob_id: cache.peek_document("release", blob_id)  # noqa: E731
+    stored = lambda blob_id: cache.stored_document("release", blob_id)  # noqa: E731
     warm.begin()
-    assert warm.keep(blob_ids, document, "semver", limit=2) == 2
+    assert warm.keep(blob_ids, stored, "semver", limit=1) == 1
     warm.end()
-    assert sorted(blob for blob, _ in warm._RELEASES) == blob_ids[:2]
+    assert sorted(blob for blob, _ in warm._RELEASES) == blob_ids[:1]
     warm.begin()
-    warm.keep(blob_ids[1:3], document, "semver", limit=100)
+    warm.keep(blob_ids[1:], stored, "semver", limit=100)
     warm.end()
-    assert sorted(blob for blob, _ in warm._RELEASES) == blob_ids[1:3]
-    # A document that is not a release's compact form, or another scheme's version, is left out.
+    assert sorted(blob for blob, _ in warm._RELEASES) == blob_ids[1:]
+    # Bytes that are not a release's compact form, or that are missing, are left out.
     warm.begin()
-    warm.keep(["nothing", blob_ids[0]], lambda blob_id: ("not", "a", "release") if blob_id == "nothing"
-              else document(blob_id), "semver", limit=100)
+    warm.keep(["nothing", "garbled", blob_ids[0]], lambda blob_id: {"nothing": None, "garbled": b"\xff\x00"}.get(
+        blob_id, stored(blob_id)), "semver", limit=100)
     warm.end()
     assert [blob for blob, _ in warm._RELEASES] == [blob_ids[0]]
-    found = warm.release(blob_ids[0], scheme_named("semver"), "releases/x.yaml")
-    assert found is not None and found.source_path == "releases/x.yaml"
-    assert warm.release(blob_ids[0], scheme_named("natural"), "releases/x.yaml") is None
+    found = warm.kept(blob_ids[0], scheme_named("semver"))
+    assert found is not None and found[0] == cache.document_digest("release", blob_ids[0])
+    assert warm.kept(blob_ids[0], scheme_named("natural")) is None
+
+
+def _damage(cache_file: Path, old: bytes, new: bytes) -> None:
+    data = cache_file.read_bytes()
+    assert old in data and len(old) == len(new)
+    cache_file.write_bytes(data.replace(old, new))
+
+
+def test_a_release_made_of_a_damaged_cache_is_not_taken_once_the_cache_is_good(registry: Path, tmp_path: Path) -> None:
+    # The daemon made its releases of a cache damaged in place; the command's own cache (rebuilt here, or
+    # another repository's with the same files) holds other bytes, so it makes its releases itself.
+    cache_file = work_cache_for(registry).path
+    good = cache_file.read_bytes()  # type: ignore[union-attr]
+    _damage(cache_file, b"1.1.0/evt1.bin", b"1.1.0/evt9.bin")  # type: ignore[arg-type]
+    _warm_as_the_daemon_does(cache_file)  # type: ignore[arg-type]
+    assert any("evt9" in repr(release.artifacts) for _, release in warm._RELEASES.values())
+    cache_file.write_bytes(good)  # type: ignore[union-attr]
+    result = validate_files(read_worktree(registry), work_cache_for(registry))
+    assert "evt9" not in repr(result.registry.releases)  # type: ignore[union-attr]
+    shutil.rmtree(registry.parent / ".git" / "relreg")
+    result = validate_files(read_worktree(registry), work_cache_for(registry))
+    assert "evt9" not in repr(result.registry.releases)  # type: ignore[union-attr]
+
+
+def test_a_cache_cut_short_while_the_daemon_reads_it_is_read_short_not_mapped(registry: Path) -> None:
+    # A mapped file cut short in place kills its reader with SIGBUS; the daemon reads with pread.
+    cache_file = work_cache_for(registry).path
+    served = daemon._Daemon(str(cache_file.parent / "unused.sock"), 1.0, 1000)  # type: ignore[union-attr]
+    try:
+        served.start_warming(f'["{cache_file}", "semver"]\n'.encode())
+        assert served.warming is not None
+        os.truncate(cache_file, 64)  # type: ignore[arg-type]
+        while served.warming is not None:
+            served.warm_some()
+    finally:
+        served.listener.close()
+        os.close(served.wake_read)
+        os.close(served.wake_write)
+    assert not warm._RELEASES
 
 
 @pytest.mark.parametrize("cache_file", ["/tmp/repo/.git/relreg/work-cache-1.marshal", "/tmp/a\nb/\udcff/c.marshal"])

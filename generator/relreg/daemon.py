@@ -10,7 +10,7 @@ itself, so no command's state reaches another. The one thing it keeps between co
 content: after a command that made a registry's model ends well, the daemon makes the releases of that
 work cache's documents, between requests, for the next commands to take instead of making them again
 (`relreg.registry.warm`: keyed by each file's blob id and the version scheme, so never out of date;
-RELREG_DAEMON_WARM releases at most, default 100,000, 0 for none).
+RELREG_DAEMON_WARM releases at most, default 50,000, 0 for none).
 
 Each connection is handed at once to a forked process, so a client that sends nothing holds up no
 other. That process reads the request, and serves only a client whose process is of the daemon's
@@ -54,7 +54,7 @@ PRELOADED = (
     "multiprocessing", "concurrent.futures.process",
 )
 DEFAULT_IDLE_SECONDS = 900
-DEFAULT_WARM_RELEASES = 100_000
+DEFAULT_WARM_RELEASES = 50_000
 # Releases made per turn of the loop while warming, so that a request waits for one turn at most.
 WARM_SLICE = 500
 # How a forked process that served no command ends: the client was not of the daemon's kind, or relreg's
@@ -259,7 +259,7 @@ class _Daemon:
         self.warming = None
         try:
             cache_file, scheme_name = json.loads(offered.rsplit(b"\n", 2)[-2])  # the last offer
-            cache = WorkCache.at(Path(cache_file))
+            cache = WorkCache.at(Path(cache_file), mapped=False)  # a file cut short meanwhile: short reads, not SIGBUS
             warm.begin()
             self.warming = (cache, iter(cache.held_blob_ids("release")), scheme_name)
         except Exception:  # noqa: BLE001 - a cache that cannot be read is not warmed; commands make their releases
@@ -274,7 +274,7 @@ class _Daemon:
         assert self.warming is not None
         cache, blob_ids, scheme_name = self.warming
         try:
-            looked_at = warm.keep(islice(blob_ids, WARM_SLICE), partial(cache.peek_document, "release"),  # type: ignore[attr-defined]
+            looked_at = warm.keep(islice(blob_ids, WARM_SLICE), partial(cache.stored_document, "release"),
                                   scheme_name, self.warm_releases)
         except Exception:  # noqa: BLE001 - as in start_warming
             warm.forget()

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 from relreg import __version__
+from relreg.registry import warm
 from relreg.registry.gcpause import gc_paused
 from relreg.resources import code_digest
 
@@ -67,7 +68,7 @@ class WorkCache:
     _new_notes: dict[str, str] = field(default_factory=dict)
     _new_blob_ids: dict[str, tuple[tuple[int, ...], str]] = field(default_factory=dict)
     _journal_entries: int = 0  # entries in the journal when opened
-    _mapped: memoryview = field(default_factory=lambda: memoryview(b""))
+    _mapped: "memoryview | _FileDocuments" = field(default_factory=lambda: memoryview(b""))
     # The documents stored by this run, one after the other (an unnamed file beside the cache, gone with
     # the process): a cold build stores every document, 250 MB at 100,000 releases, not to be held in memory.
     _spool: BinaryIO | None = None
@@ -83,12 +84,14 @@ class WorkCache:
         return cls.at(folder / f"work-cache-{key}.marshal")
 
     @classmethod
-    def at(cls, path: Path) -> "WorkCache":
+    def at(cls, path: Path, *, mapped: bool = True) -> "WorkCache":
         """The cache kept in the file at `path` (empty when it cannot be read): what `open` gives for the
-        folder and fingerprint that name it."""
+        folder and fingerprint that name it. With `mapped` False its documents are read with pread instead
+        of a memory map (relreg's daemon, which reads a cache between commands: a file cut short in place
+        meanwhile then gives short reads, not SIGBUS)."""
         try:
             with gc_paused():
-                documents, notes, blob_ids, mapped = _read_parts(path)
+                documents, notes, blob_ids, held = _read_parts(path, mapped=mapped)
         except (OSError, EOFError, ValueError, TypeError):
             return cls(path=path)
         journal = 0
@@ -103,7 +106,7 @@ class WorkCache:
         except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError):
             pass
         return cls(path=path, documents=documents, notes=notes, blob_ids=blob_ids, _journal_entries=journal,
-                   _mapped=mapped)
+                   _mapped=held)
 
     def blob_id_of(self, file: str, status: tuple[int, ...]) -> str | None:
         """The blob id remembered for `file` (an absolute path) when its status is still `status`, else None."""
@@ -211,27 +214,30 @@ class WorkCache:
         self._new_documents[key] = value
         self._changed = True
 
-    def keep_document(self, kind: str, blob_id: str) -> bool:
-        """Whether a document is held for those bytes; if so, it is kept as if this run had read it."""
+    def document_digest(self, kind: str, blob_id: str) -> bytes | None:
+        """A digest of the stored bytes of that file's document (registry/warm.py), which is then kept as if
+        this run had read it; None when none is held."""
         key = f"{kind}:{blob_id}"
-        if key not in self.documents:
-            return False
+        stored = self.documents.get(key)
+        if stored is None:
+            return None
         self._used_documents.add(key)
-        return True
+        return warm.stored_digest(self._view(stored))
 
     def held_blob_ids(self, kind: str) -> list[str]:
         """The blob ids of the `kind` files whose documents are held, in no order (none marked as read)."""
         prefix = f"{kind}:"
         return [key[len(prefix):] for key in self.documents if key.startswith(prefix)]
 
-    def peek_document(self, kind: str, blob_id: str) -> Any | None:
-        """`document`, without marking it as read (registry/warm.py: the daemon reads a cache it does not save)."""
+    def stored_document(self, kind: str, blob_id: str) -> bytes | None:
+        """The stored bytes of that file's document (marshal of it), not marked as read (relreg's daemon
+        reads a cache it does not save); None when none is held or it cannot be read."""
         stored = self.documents.get(f"{kind}:{blob_id}")
         if stored is None:
             return None
         try:
-            return marshal.loads(self._view(stored))
-        except (EOFError, ValueError, TypeError, OSError):
+            return self._bytes(stored)
+        except OSError:
             return None
 
     def holds_document(self, kind: str, blob_id: str) -> bool:
@@ -401,11 +407,12 @@ def _write_parts(stream: BinaryIO, documents: list[tuple[str, Any]], view: Calla
     return places
 
 
-def _read_parts(path: Path, tables: bool = True) -> tuple[dict[str, bytes | tuple[int, int]], dict[str, str],
-                                                        dict[str, tuple[tuple[int, ...], str]], memoryview]:
+def _read_parts(path: Path, tables: bool = True, mapped: bool = True
+                ) -> tuple[dict[str, bytes | tuple[int, int]], dict[str, str], dict[str, tuple[tuple[int, ...], str]],
+                           "memoryview | _FileDocuments"]:
     """The three tables of a cache file (with `tables` False, empty: not read), and its documents
-    memory-mapped; ValueError (or EOFError, TypeError) when it is not one, or cut short; OSError when it
-    cannot be read."""
+    memory-mapped (with `mapped` False, read with pread as asked for); ValueError (or EOFError, TypeError)
+    when it is not one, or cut short; OSError when it cannot be read."""
     found: tuple[dict[str, Any], ...] = ({}, {}, {})
     with path.open("rb") as stream:
         start = stream.read(len(_MAGIC) + 8)
@@ -414,14 +421,16 @@ def _read_parts(path: Path, tables: bool = True) -> tuple[dict[str, bytes | tupl
         length = int.from_bytes(start[len(_MAGIC):], "little")
         if os.fstat(stream.fileno()).st_size < len(start) + length:
             raise ValueError("work cache cut short")
-        mapped = memoryview(b"")
-        if length:
+        documents: memoryview | _FileDocuments = memoryview(b"")
+        if length and not mapped:
+            documents = _FileDocuments(path, len(start), length)
+        elif length:
             try:
-                mapped = memoryview(mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ))
+                documents = memoryview(mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ))
             except (OSError, ValueError):  # a file system that cannot map files
                 stream.seek(0)
-                mapped = memoryview(stream.read(len(start) + length))
-            mapped = mapped[len(start):len(start) + length]
+                documents = memoryview(stream.read(len(start) + length))
+            documents = documents[len(start):len(start) + length]
         stream.seek(len(start) + length)
         while tables and (header := stream.read(8)):
             size = int.from_bytes(header, "little")
@@ -432,7 +441,30 @@ def _read_parts(path: Path, tables: bool = True) -> tuple[dict[str, bytes | tupl
             if not isinstance(entries, dict):
                 raise ValueError("not a work cache")
             found[index].update(entries)
-    return (*found, mapped)  # type: ignore[return-value]
+    return (*found, documents)  # type: ignore[return-value]
+
+
+class _FileDocuments:
+    """The documents part of a cache file, read with pread as they are asked for (see WorkCache.at): sliced as
+    the memoryview of a mapped file is, `[offset:offset + length]`, it gives bytes, short past the file's end."""
+
+    obj = None  # as a memoryview's: no mapping whose pages could be let go of
+
+    def __init__(self, path: Path, start: int, length: int) -> None:
+        self._start, self._length = start, length
+        self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+
+    def __getitem__(self, part: slice) -> bytes:
+        start, stop = part.start or 0, min(part.stop if part.stop is not None else self._length, self._length)
+        return os.pread(self._fd, max(0, stop - start), self._start + start) if self._fd >= 0 else b""
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:
+        self.release()
 
 
 def _journal(path: Path) -> Path:

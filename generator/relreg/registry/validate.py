@@ -550,12 +550,12 @@ class DocumentCache(Protocol):
 
     def keep_documents(self) -> None: ...
 
-    def keep_document(self, kind: str, blob_id: str) -> bool: ...
+    def document_digest(self, kind: str, blob_id: str) -> bytes | None: ...
 
 
 class _NoCache:
-    def keep_document(self, kind: str, blob_id: str) -> bool:
-        return False
+    def document_digest(self, kind: str, blob_id: str) -> bytes | None:
+        return None
 
     def document(self, kind: str, blob_id: str) -> Any | None:
         return None
@@ -783,13 +783,12 @@ def _validate_files(files: RegistryFiles, cache: DocumentCache,
     cached = 0
     # The config first: its version scheme makes the releases. Checked here when not cached (one small file).
     for file in sorted(files.files, key=lambda file: file.kind != "registry"):
-        if file.kind == "release" and parts.scheme is not None:
-            # Made already by relreg's daemon, from the document the cache holds (registry/warm.py).
-            release = warm.release(file.blob_id, parts.scheme, file.path)
-            if release is not None and cache.keep_document("release", file.blob_id):
-                cached += 1
-                valid["release"].append((file, release))
-                continue
+        kept = warm.kept(file.blob_id, parts.scheme) if file.kind == "release" and parts.scheme is not None else None
+        if kept is not None and kept[0] == cache.document_digest("release", file.blob_id):
+            # Made already by relreg's daemon, of the same bytes as the document the cache holds (registry/warm.py).
+            cached += 1
+            valid["release"].append((file, kept[1].at_path(file.path)))
+            continue
         data = cache.document(file.kind, file.blob_id)
         if data is not None:
             cached += 1

@@ -605,3 +605,44 @@ def test_rebuilds_from_releases_the_daemon_kept_are_those_of_a_process_of_its_ow
                           for run in runs], _tree(out))
     assert all(code == 0 for code, _, _ in results["0"][0])
     assert results["require"] == results["0"]
+
+
+_PROBE = '''import os
+if os.environ.get("WARM_PROBE_LOG"):
+    from relreg.registry import warm
+
+    def _logged(kept):
+        def kept_logged(blob_id, scheme):
+            found = kept(blob_id, scheme)
+            with open(os.environ["WARM_PROBE_LOG"], "a") as log:
+                log.write("taken\\n" if found is not None else "made\\n")
+            return found
+        return kept_logged
+
+    warm.kept = _logged(warm.kept)
+'''
+
+
+def test_kept_releases_are_taken_unless_the_client_sets_relreg_daemon_warm_to_0(runtime: dict[str, str],
+                                                                                  repository: Path,
+                                                                                  tmp_path: Path) -> None:
+    probe, log = tmp_path / "probe", tmp_path / "lookups.log"
+    probe.mkdir()
+    (probe / "sitecustomize.py").write_text(_PROBE)  # logs each lookup of a kept release, in every process
+    environ = {**runtime, "PYTHONPATH": str(probe), "WARM_PROBE_LOG": str(log)}
+    registry = repository / "registry"
+    release = sorted((registry / "releases").glob("*.yaml"))[0]
+    taken = []
+    for step, warm_releases in enumerate([None, "0", None]):
+        if step:
+            release.write_text(release.read_text() + f"# {step}\n")
+            time.sleep(1)  # the daemon makes its releases between commands
+        log.unlink(missing_ok=True)
+        run = _relreg({**environ, **({"RELREG_DAEMON_WARM": warm_releases} if warm_releases else {})},
+                      "build", "--out", tmp_path / "out", cwd=registry)
+        assert run.returncode == 0, run.stderr
+        taken.append(log.read_text().count("taken") if log.exists() else 0)
+    # The first build started the daemon, which then kept its releases; the
+    # second, whose client said 0, took none; the third took the unchanged ones.
+    assert taken[:2] == [0, 0]
+    assert taken[2] >= 1

@@ -286,6 +286,15 @@ class _Daemon:
         gc.freeze()  # what was made is shared with the forked processes, not walked (and copied) by their collections
 
 
+def _warm_limit(environ: "os._Environ[str] | dict[str, str]") -> int:
+    """RELREG_DAEMON_WARM: how many releases the daemon keeps (DEFAULT_WARM_RELEASES when unset or not a
+    number); a command whose client sets 0 takes none and offers none, whatever its daemon keeps."""
+    try:
+        return max(0, int(environ.get("RELREG_DAEMON_WARM", DEFAULT_WARM_RELEASES)))
+    except ValueError:
+        return DEFAULT_WARM_RELEASES
+
+
 def _pass_offers_to(fd: int) -> None:
     """In the forked process: the command's offers (relreg.registry.warm.offer) go to the daemon, each a line."""
     from relreg.registry import warm
@@ -441,6 +450,11 @@ def _run_command(connection: socket.socket, fds: list[int], argv: list[str], cwd
         fcntl.fcntl(connection.fileno(), fcntl.F_SETFL, fcntl.fcntl(connection.fileno(), fcntl.F_GETFL) | os.O_ASYNC)
         os.environb.clear()
         os.environb.update(environ)
+        if _warm_limit(os.environ) == 0:  # the client wants no kept releases: none taken, none offered
+            from relreg.registry import warm
+
+            warm.forget()
+            warm.on_offer = None
         os.umask(umask)
         sys.argv = list(argv)
         # The streams were made for the daemon's /dev/null: line-buffered output to a terminal, as Python
@@ -517,11 +531,7 @@ def serve(path: str) -> None:
         idle = float(os.environ.get("RELREG_DAEMON_IDLE", DEFAULT_IDLE_SECONDS))
     except ValueError:
         idle = DEFAULT_IDLE_SECONDS
-    try:
-        warm_releases = int(os.environ.get("RELREG_DAEMON_WARM", DEFAULT_WARM_RELEASES))
-    except ValueError:
-        warm_releases = DEFAULT_WARM_RELEASES
-    daemon = _Daemon(path, idle, max(0, warm_releases))
+    daemon = _Daemon(path, idle, _warm_limit(os.environ))
     before = code_snapshot(modules=False)
     for name in PRELOADED:
         try:

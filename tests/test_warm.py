@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 from conftest import BASE_REGISTRY
@@ -44,11 +44,15 @@ def registry(tmp_path: Path) -> Path:
     return folder
 
 
-def _warm_as_the_daemon_does(cache_file: Path, scheme: str = "semver", limit: int = 1000) -> None:
-    """What the daemon does with a command's offer: start warming, then a slice per turn of its loop."""
+def _warm_as_the_daemon_does(cache_file: Path, scheme: str = "semver", limit: int = 1000,
+                             meanwhile: Callable[[], None] = lambda: None) -> None:
+    """What the daemon does with a command's offer (the last line of its pipe): start warming, then a slice
+    per turn of its loop; `meanwhile` runs between the two."""
     served = daemon._Daemon(str(cache_file.parent / "unused.sock"), 1.0, limit)
     try:
         served.start_warming(b'["x", "semver"]\n' + f'["{cache_file}", "{scheme}"]\n'.encode())
+        assert served.warming is not None  # the cache could be read: the daemon looks over its documents
+        meanwhile()
         while served.warming is not None:
             served.warm_some()
     finally:
@@ -152,17 +156,7 @@ def test_a_release_made_of_a_damaged_cache_is_not_taken_once_the_cache_is_good(r
 def test_a_cache_cut_short_while_the_daemon_reads_it_is_read_short_not_mapped(registry: Path) -> None:
     # A mapped file cut short in place kills its reader with SIGBUS; the daemon reads with pread.
     cache_file = work_cache_for(registry).path
-    served = daemon._Daemon(str(cache_file.parent / "unused.sock"), 1.0, 1000)  # type: ignore[union-attr]
-    try:
-        served.start_warming(f'["{cache_file}", "semver"]\n'.encode())
-        assert served.warming is not None
-        os.truncate(cache_file, 64)  # type: ignore[arg-type]
-        while served.warming is not None:
-            served.warm_some()
-    finally:
-        served.listener.close()
-        os.close(served.wake_read)
-        os.close(served.wake_write)
+    _warm_as_the_daemon_does(cache_file, meanwhile=lambda: os.truncate(cache_file, 64))  # type: ignore[arg-type]
     assert not warm._RELEASES
 
 

@@ -44,6 +44,7 @@ from functools import partial
 from typing import Any, Iterator
 
 from relreg.launch import identity, process_settings
+from relreg.registry import warm  # small: the model and version schemes, which every command loads
 
 # Imported once by the daemon, for every command: relreg's commands and what they load on first use.
 PRELOADED = (
@@ -254,7 +255,6 @@ class _Daemon:
         from pathlib import Path
 
         from relreg.history.cache import WorkCache
-        from relreg.registry import warm
 
         self.warming = None
         try:
@@ -268,8 +268,6 @@ class _Daemon:
     def warm_some(self) -> None:
         """Make the releases of the next WARM_SLICE files; the warming ends with the files, or at the limit."""
         from itertools import islice
-
-        from relreg.registry import warm
 
         assert self.warming is not None
         cache, blob_ids, scheme_name = self.warming
@@ -297,8 +295,6 @@ def _warm_limit(environ: "os._Environ[str] | dict[str, str]") -> int:
 
 def _pass_offers_to(fd: int) -> None:
     """In the forked process: the command's offers (relreg.registry.warm.offer) go to the daemon, each a line."""
-    from relreg.registry import warm
-
     def send(cache_file: str, scheme_name: str) -> None:
         message = json.dumps([cache_file, scheme_name]).encode() + b"\n"  # ASCII, one line: \n is escaped
         if len(message) <= select.PIPE_BUF:
@@ -451,8 +447,6 @@ def _run_command(connection: socket.socket, fds: list[int], argv: list[str], cwd
         os.environb.clear()
         os.environb.update(environ)
         if _warm_limit(os.environ) == 0:  # the client wants no kept releases: none taken, none offered
-            from relreg.registry import warm
-
             warm.forget()
             warm.on_offer = None
         os.umask(umask)

@@ -36,6 +36,7 @@ from relreg.site.facts_store import KeptFacts, load_facts, save_facts
 from relreg.site.plan import plan_sections, plan_site
 from relreg.site.published import changes_since, parse_table, published_table, table_text
 from relreg.site.serving import serving_files
+from relreg.site.spool import SpooledBytes
 from relreg.site.template_cache import keep_compiled_templates
 from relreg.site.write import (
     PreviousBuild,
@@ -321,6 +322,7 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
         release_keys=release_keys,
         served_files=served_files(options.out, previous) if not options.force else None,
         facts_cache=facts,
+        memo=SpooledBytes,  # the release documents a process encodes, most of them on disk beyond 64 MB
     )
     return_freed_memory()  # what validation freed, before the workers fork and inherit it
     if signing is not None:

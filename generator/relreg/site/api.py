@@ -207,7 +207,10 @@ def _api_jobs(inputs: SiteInputs, views: list[ReleaseView], view_keys: "dict[str
     site_url = inputs.site_url
     base = registry.config.artifact_base_url
     by_version = {view.version: view for view in views}
-    encoded: dict[str, bytes] = {}  # version -> its document, as jobs in this process need them
+    # version -> its document, as jobs in this process need them: the lists of every release (six of
+    # them) need each, so a process of a large build would hold them all (480 MB at 100,000 releases)
+    # but for a memo that keeps them on disk (SiteInputs.memo).
+    encoded = inputs.memo()
 
     def document(version: str) -> bytes:
         found = encoded.get(version)

@@ -12,7 +12,7 @@ import json
 import time
 import zlib
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, MutableMapping, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, MutableMapping, NamedTuple, Protocol, Sequence
 
 import orjson
 
@@ -22,6 +22,14 @@ from relreg.site.notes import render_notes
 
 if TYPE_CHECKING:
     from relreg.history.deployments import CohortChange
+
+
+class BytesMemo(Protocol):
+    """Bytes by key, as a dict holds them (SiteInputs.memo)."""
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def __setitem__(self, key: str, value: bytes) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,10 @@ class SiteInputs:
     # A cache, never an input of any file: the ReleaseFacts of release files by blob id (as tuples), kept from
     # build to build (see site/facts_store.py). release_views reads it and adds the files it lacks.
     facts_cache: MutableMapping[str, tuple] | None = field(default=None, compare=False)
+    # Makes the store a process's jobs keep the bytes in that other jobs of it use again (the release
+    # documents every list shares): a dict, or for a large build one that keeps most of them on disk
+    # (site/spool.SpooledBytes). Never an input of any file.
+    memo: Callable[[], "BytesMemo"] = field(default=dict, compare=False)
 
     @property
     def site_url(self) -> str:
@@ -265,7 +277,7 @@ class KeyedJob:
 # new input can make a rebuild do more work, never serve a stale file.
 _KEYED_IN_PART = frozenset({"registry", "release_dates", "cohort_dates", "device_counts", "commit", "dirty",
                             "input_schemas", "notes_html", "cohort_history", "release_keys", "served_files",
-                            "facts_cache"})
+                            "facts_cache", "memo"})
 
 
 def other_inputs(inputs: SiteInputs) -> str:

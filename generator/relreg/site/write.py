@@ -39,6 +39,7 @@ from relreg.site.jobs import Keyed, KeyedJob, KeyedSection, job_files
 from relreg.site.manifest import Records, WriteStats, read_header, read_manifest, write_manifest
 from relreg.site.paths import MANIFEST
 from relreg.site.serving import family_of, path_families
+from relreg.site.spool import Kept, Spool, spool_beside
 
 _RENAME_EXCHANGE = 2
 
@@ -166,27 +167,9 @@ def _record_paths(text: str | bytes) -> list[str]:
     return [line.partition("\t")[0] for line in text.splitlines()]
 
 
-class _Kept:
-    """A job's record kept out of this process's memory until the manifest is written: in a manifest
-    (a job carried over: `Records`, mapped) or in the spool of the records of the jobs that ran (see
-    _RecordSpool). At 100,000 releases the records of 1.4 million files are about 300 MB."""
-
-    __slots__ = ("_read", "_length")
-
-    def __init__(self, read: Callable[[], bytes], length: int) -> None:
-        self._read = read
-        self._length = length
-
-    def __len__(self) -> int:
-        return self._length
-
-    def read(self) -> bytes:
-        return self._read()
-
-
-def _carried(records: Records, key: str) -> _Kept:
+def _carried(records: Records, key: str) -> Kept:
     """The record of `key` in a manifest (read from it when asked for)."""
-    return _Kept(partial(_read_carried, records, key), records.length(key))
+    return Kept(partial(_read_carried, records, key), records.length(key))
 
 
 # Bytes of records read from mapped manifests since their pages were last let go of (see Records.drop_pages):
@@ -204,40 +187,12 @@ def _read_carried(records: Records, key: str) -> bytes:
     return record
 
 
-class _RecordSpool:
-    """The records of the jobs run by a build, written one after the other to an unnamed file beside the
-    output as they come back (gone with the process), each read again once, to write the manifest."""
-
-    def __init__(self, folder: Path) -> None:
-        self._folder = folder
-        self._file: Any = None
-        self._size = 0
-
-    def keep(self, record: bytes) -> _Kept | bytes:
-        """`record` written to the spool, or itself if it cannot be written (it then stays in memory)."""
-        try:
-            if self._file is None:
-                self._file = tempfile.TemporaryFile(dir=self._folder)
-            if os.pwrite(self._file.fileno(), record, self._size) != len(record):
-                return record
-        except OSError:
-            return record
-        kept = _Kept(partial(os.pread, self._file.fileno(), len(record), self._size), len(record))
-        self._size += len(record)
-        return kept
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-
 # A placed job's record: its entries when it ran and has no key, else its bytes, or those kept out of memory.
-_Record = Union[list[tuple[str, str, str]], bytes, _Kept]
+_Record = Union[list[tuple[str, str, str]], bytes, Kept]
 
 
-def _record_bytes(record: bytes | _Kept) -> bytes:
-    return record.read() if isinstance(record, _Kept) else record
+def _record_bytes(record: bytes | Kept) -> bytes:
+    return record.read() if isinstance(record, Kept) else record
 
 
 def _paths_of(record: _Record) -> list[str]:
@@ -441,7 +396,7 @@ class _Staging:
         # paths digest -> serving families, from the summaries of a build made by this code (see expect)
         self.families: dict[str, list[list[str]]] = {}
         self.sections: dict[str, list[str]] = {}  # the plan's sections: the keys of their jobs, by section key
-        self.spool = _RecordSpool(self.out.parent)
+        self.spool = Spool(self.out.parent)
 
     def plan(self, plan: Sequence[Any]) -> list[Callable[[], Any]]:
         """The jobs of `plan` (jobs and jobs.KeyedSections): a section that the served or spare build has with
@@ -542,7 +497,7 @@ class _Staging:
         return done
 
     def keep(self, done: _Done) -> _Done:
-        """`done` (given back by `run`, here or in a worker) with its record kept out of memory (see _Kept)."""
+        """`done` (given back by `run`, here or in a worker) with its record kept out of memory (see Kept)."""
         if isinstance(done.record, bytes):
             return _Done(done.key, self.spool.keep(done.record), done.summary, done.written)
         return done
@@ -664,7 +619,7 @@ class _Staging:
     def swap_in(self, stamp: dict[str, object], published: str = "") -> WriteStats:
         if self.spare_build is not None:
             self._remove_stale(self._changed_paths(self.spare_build))
-        jobs: dict[str, bytes | _Kept] = {}
+        jobs: dict[str, bytes | Kept] = {}
         summaries: dict[str, list[Any]] = {}
         loose: list[tuple[str, str, str]] = []
         for done in self.done:
@@ -809,7 +764,7 @@ def _write_job(index: int) -> _Done:
     assert _SHARED is not None
     staging, jobs = _SHARED
     done = staging.run(jobs[index])
-    if isinstance(done.record, _Kept):  # sent back as bytes (the parent keeps it out of memory again)
+    if isinstance(done.record, Kept):  # sent back as bytes (the parent keeps it out of memory again)
         done = _Done(done.key, done.record.read(), done.summary, done.written)
     return done
 
@@ -886,7 +841,8 @@ def write_jobs(jobs: Sequence[Callable[[], Any] | KeyedSection], finish: Callabl
     try:
         jobs = staging.plan(jobs)
         staging.expect(jobs)
-        _run_jobs(staging, jobs, workers, before_fork)
+        with spool_beside(staging.out.parent):  # what jobs keep out of memory goes to the site's disk
+            _run_jobs(staging, jobs, workers, before_fork)
         staging.finish(finish)
         return staging.swap_in({"fingerprint": fingerprint, "source": source, "releases": releases}, published)
     finally:

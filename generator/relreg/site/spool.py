@@ -1,0 +1,121 @@
+"""Bytes kept out of a build's memory: written to an unnamed file beside the output and read back
+when needed.
+
+A build of 100,000 releases makes more bytes that it needs again later than fit in 1 GiB: the
+records of 1.4 million files (about 300 MB, read once, to write the manifest) and the JSON document
+of every release (about 480 MB, read by each list that holds the release). `Spool` writes them one
+after the other to a file of its own process; `SpooledBytes` holds the first of them in memory
+and spools the rest.
+
+The file is made in the folder `spool_beside` names (the output's parent, so on the disk the site
+goes to; the system's temporary folder when none is named), and is gone when its process ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+# The folder spool files are made in (see spool_beside); None: the system's temporary folder.
+_FOLDER: list[Path | None] = [None]
+
+
+@contextlib.contextmanager
+def spool_beside(folder: Path) -> Iterator[None]:
+    """Spool files made within (by this process, or by processes it forks) go in `folder`."""
+    saved = _FOLDER[0]
+    _FOLDER[0] = folder
+    try:
+        yield
+    finally:
+        _FOLDER[0] = saved
+
+
+class Kept:
+    """Bytes kept out of this process's memory, read again with `read()`: from a spool file, or (the
+    writer's carried job records) from a mapped manifest. `len()` is their length in bytes."""
+
+    __slots__ = ("_read", "_length")
+
+    def __init__(self, read: Callable[[], bytes], length: int) -> None:
+        self._read = read
+        self._length = length
+
+    def __len__(self) -> int:
+        return self._length
+
+    def read(self) -> bytes:
+        return self._read()
+
+
+class Spool:
+    """Bytes written one after the other to an unnamed file (made at the first `keep`, in `folder` or
+    the folder spool_beside names), each read back as often as asked.
+
+    A spool belongs to the process that wrote to it first: a forked process that keeps bytes in it
+    gets a file of its own (writing at the same offsets of one file would overwrite the other's), and
+    still reads what was kept before the fork."""
+
+    def __init__(self, folder: Path | None = None) -> None:
+        self._folder = folder
+        self._file: Any = None
+        self._owner = 0  # the process that made the file
+        self._inherited: list[Any] = []  # the files of the processes this one was forked from
+        self._size = 0
+
+    def keep(self, data: bytes) -> Kept | bytes:
+        """`data` written to the spool, or `data` itself if it cannot be written (a full disk, a folder
+        that cannot be written): it then stays in memory, and the build goes on."""
+        try:
+            if self._file is None or self._owner != os.getpid():
+                if self._file is not None:  # the parent's: still read (closed, as the process ends, by its owner)
+                    self._inherited.append(self._file)
+                self._file = tempfile.TemporaryFile(dir=self._folder or _FOLDER[0])
+                self._owner, self._size = os.getpid(), 0
+            if os.pwrite(self._file.fileno(), data, self._size) != len(data):
+                return data
+        except OSError:
+            return data
+        kept = Kept(partial(os.pread, self._file.fileno(), len(data), self._size), len(data))
+        self._size += len(data)
+        return kept
+
+    def close(self) -> None:
+        """Let go of the file (what was kept in it can no longer be read)."""
+        if self._file is not None:
+            if self._owner == os.getpid():
+                self._file.close()
+            self._file = None
+
+
+# Bytes a SpooledBytes holds in memory (in each process) before it spools: the release documents of
+# a registry of 10,000 releases (about 48 MB) stay in memory, as reading them back would cost time
+# for nothing; a larger one's spill over.
+MEMORY_BYTES = 64 << 20
+
+
+class SpooledBytes:
+    """A memo of bytes by key (jobs.BytesMemo): the first `memory_bytes` bytes stored held in memory,
+    the rest in a Spool. `get` gives the stored bytes, or None; `memo[key] = data` stores them."""
+
+    def __init__(self, memory_bytes: int | None = None) -> None:
+        self._held: dict[str, bytes | Kept] = {}
+        self._room = MEMORY_BYTES if memory_bytes is None else memory_bytes
+        self._spool = Spool()
+
+    def get(self, key: str) -> bytes | None:
+        found = self._held.get(key)
+        if found is None or found.__class__ is bytes:
+            return found  # type: ignore[return-value]
+        return found.read()  # type: ignore[union-attr]
+
+    def __setitem__(self, key: str, data: bytes) -> None:
+        if len(data) <= self._room:
+            self._room -= len(data)
+            self._held[key] = data
+        else:
+            self._held[key] = self._spool.keep(data)

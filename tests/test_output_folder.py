@@ -130,3 +130,23 @@ def test_an_output_that_is_a_link_or_a_file_is_refused_saying_why(tmp_path: Path
     with pytest.raises(OutputFolderError, match=expected):
         write_site({"a.json": b"{}\n"}, out)
     assert (real.is_dir() and list(real.iterdir()) == []) or real.read_text() == "mine"
+
+
+def test_a_file_given_in_more_parts_than_one_writev_takes_is_written_whole(tmp_path: Path) -> None:
+    """A Keyed file rendered in parts (the releases list of a large registry: a part per group of rows) is
+    written without joining them, in batches the kernel takes (IOV_MAX, 1024 on Linux)."""
+    import hashlib
+
+    from relreg.site.jobs import Keyed
+
+    parts = [f"<tr><td>{index}</td></tr>\n".encode() for index in range(2500)]
+    whole = b"".join(parts)
+
+    def digested() -> tuple[list[bytes], str]:
+        return parts, hashlib.sha256(whole).hexdigest()
+
+    out = tmp_path / "public"
+    write_site({"releases/index.html": Keyed("k1", lambda: whole, digested), "one.html": Keyed("k2", lambda: b"1",
+                                                                                             lambda: ([b"1"], hashlib.sha256(b"1").hexdigest()))}, out)
+    assert (out / "releases/index.html").read_bytes() == whole
+    assert (out / "one.html").read_bytes() == b"1"

@@ -930,12 +930,13 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
     if any(key is None for key in view_keys.values()):  # type: ignore[union-attr]
         view_keys = None
 
-    def keyed(parts: Any, render: Any) -> "bytes | Keyed":
+    def keyed(parts: Any, render: Any, render_digested: Any = None) -> "bytes | Keyed":
         """A whole-site file known by `parts` (with site_key: what its bytes depend on) and rendered only
-        when the previous build has no file of that key; rendered now when release keys are unknown."""
+        when the previous build has no file of that key; rendered now when release keys are unknown.
+        `render_digested`: see Keyed."""
         if view_keys is None:
             return render()
-        return Keyed(hashlib.sha256(site_key + repr(parts).encode()).hexdigest(), render)
+        return Keyed(hashlib.sha256(site_key + repr(parts).encode()).hexdigest(), render, render_digested)
 
     def keys_of(shown: Iterable["ReleaseView"]) -> str:
         """The view keys of `shown`, hashed (a list of ten thousand keys stands in the parts as one digest)."""
@@ -1102,19 +1103,30 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
                         canonical=f"{data.site_url}cohorts/{cohort.slug}/")
         return render.files
 
-    def releases_page() -> bytes:
+    def releases_page_parts() -> list[bytes]:
+        """The releases list's bytes in parts: the page around a hole where the rows go, then the rows as
+        bytes. Megabytes of rows (130 MB at 100,000 releases) are not joined into the template's text and
+        encoded again, nor joined at all when written (see releases_page_digested)."""
         path = "releases/index.html"
-        # The page around a hole where the rows go, then the rows as bytes: megabytes of rows are not joined
-        # into the template's text and encoded again.
         template = environment().get_template("releases.html")
         hole = _HOLE.format("rows")
         head, *tail = template.render(site=data, root=_root(path), path=path, canonical=data.site_url + "releases/",
                                       rows=Markup(hole)).split(hole)
         if len(tail) == 1:
-            return b"".join([head.encode(), *list_rows(), tail[0].encode()])
+            return [head.encode(), *list_rows(), tail[0].encode()]
         # The hole's text is elsewhere on the page too (a NUL in the registry's name): rendered in one piece.
-        return template.render(site=data, root=_root(path), path=path, canonical=data.site_url + "releases/",
-                               rows=Markup(b"".join(list_rows()).decode())).encode()
+        return [template.render(site=data, root=_root(path), path=path, canonical=data.site_url + "releases/",
+                                rows=Markup(b"".join(list_rows()).decode())).encode()]
+
+    def releases_page() -> bytes:
+        return b"".join(releases_page_parts())
+
+    def releases_page_digested() -> tuple[list[bytes], str]:
+        parts = releases_page_parts()
+        digest = hashlib.sha256()
+        for part in parts:
+            digest.update(part)
+        return parts, digest.hexdigest()
 
 
     def sitemaps() -> dict[str, "bytes | Keyed"]:
@@ -1148,7 +1160,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         # The list shows every release's row (from its file and dates) and the hardware filter.
         files["releases/index.html"] = keyed(
             ("releases list", data.assets.filters_css, [(hw.hardware.name, len(hw.releases)) for hw in data.hardware],
-             jobs.views_digest(views, "created")), releases_page)
+             jobs.views_digest(views, "created")), releases_page, releases_page_digested)
         channels, software_types = planner_channels(inputs.registry, [view.facts.image_slots for view in views])
         render.page("update/index.html", "update.html", canonical=data.site_url + "update/", channels=channels,
                     software_types=software_types, example_version=views[0].version if views else "1.0.0")

@@ -319,17 +319,27 @@ def _read_file(path: str) -> bytes:
         os.close(descriptor)
 
 
+# The most buffers one writev takes (Linux and the BSDs: 1024).
+_IOV_MAX = max(16, os.sysconf("SC_IOV_MAX")) if hasattr(os, "sysconf") and "SC_IOV_MAX" in os.sysconf_names else 16
+
+
 def _write_new_file(target: str, content: bytes | Sequence[bytes]) -> None:
     """Create `target` with `content`: bytes, or the parts of the file's bytes in order."""
     descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # a third cheaper than open()
     try:
         if not isinstance(content, bytes):
             parts = list(content)
-            size = sum(map(len, parts))
-            written = os.writev(descriptor, parts) if parts else 0  # the parts are not joined into one copy
-            if written == size:
-                return
-            content = b"".join(parts)[written:]  # a short write: the rest as one
+            # The parts are not joined into one copy (a list page of 130 MB in a thousand parts), and are
+            # written at most IOV_MAX at a time.
+            for start in range(0, len(parts), _IOV_MAX):
+                batch = parts[start:start + _IOV_MAX]
+                written = os.writev(descriptor, batch)
+                if written != sum(map(len, batch)):  # a short write: the rest as one
+                    remaining = memoryview(b"".join(parts[start:])[written:])
+                    while remaining:
+                        remaining = remaining[os.write(descriptor, remaining):]
+                    return
+            return
         remaining = memoryview(content)
         while remaining:
             remaining = remaining[os.write(descriptor, remaining):]

@@ -7,6 +7,7 @@ import os
 import stat
 import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -150,3 +151,45 @@ def test_a_file_given_in_more_parts_than_one_writev_takes_is_written_whole(tmp_p
                                                                                              lambda: ([b"1"], hashlib.sha256(b"1").hexdigest()))}, out)
     assert (out / "releases/index.html").read_bytes() == whole
     assert (out / "one.html").read_bytes() == b"1"
+
+
+def _streamed(key: str, parts: list[bytes]) -> "Keyed":
+    from relreg.site.jobs import Keyed
+
+    return Keyed(key, lambda: b"".join(parts), render_stream=lambda: iter(parts))
+
+
+def test_a_streamed_file_is_written_whole_and_linked_when_its_bytes_did_not_change(tmp_path: Path) -> None:
+    """A file made part by part as it is written (Keyed.render_stream, the releases list) is the bytes of its
+    parts; a rebuild that makes it again with the same bytes (a new key: a notes fix) keeps the served file,
+    its inode and mtime, as for any file; other bytes replace it."""
+    out = tmp_path / "public"
+    rows = [f"<tr><td>{index}</td></tr>\n".encode() for index in range(3000)]
+    write_site({"releases/index.html": _streamed("k1", rows), "other.html": b"x"}, out)
+    page = out / "releases/index.html"
+    assert page.read_bytes() == b"".join(rows)
+    first = page.stat()
+    time.sleep(0.01)
+    write_site({"releases/index.html": _streamed("k2", rows), "other.html": b"y"}, out)
+    assert page.read_bytes() == b"".join(rows)
+    assert (page.stat().st_ino, page.stat().st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
+    write_site({"releases/index.html": _streamed("k3", rows[:-1]), "other.html": b"z"}, out)
+    assert page.read_bytes() == b"".join(rows[:-1])
+    assert page.stat().st_ino != first.st_ino
+    assert not [path for path in tmp_path.rglob("*.part")]
+
+
+def test_a_stream_that_fails_midway_leaves_the_previous_site_and_no_part_file(tmp_path: Path) -> None:
+    from relreg.site.jobs import Keyed
+
+    out = tmp_path / "public"
+    write_site({"releases/index.html": b"previous"}, out)
+
+    def failing() -> Iterator[bytes]:
+        yield b"<tr>"
+        raise RuntimeError("the template failed")
+
+    with pytest.raises(RuntimeError):
+        write_site({"releases/index.html": Keyed("k", lambda: b"", render_stream=failing)}, out)
+    assert (out / "releases/index.html").read_bytes() == b"previous"
+    assert not [path for path in tmp_path.rglob("*.part")]

@@ -246,6 +246,9 @@ class Keyed:
     # made from a digest of a part it shares with other files (the pages of lists with the same releases).
     # None: the writer renders and hashes the file itself.
     render_digested: "Callable[[], tuple[Sequence[bytes], str]] | None" = field(default=None, compare=False)
+    # The same bytes as `render` gives, made part by part as the writer writes them: for a file too large to
+    # hold whole in a worker (the releases list: 130 MB at 100,000 releases). Taken over render_digested.
+    render_stream: "Callable[[], Iterable[bytes]] | None" = field(default=None, compare=False)
 
 
 # A piece of the plan: a call that returns some of the site's files, as a mapping or,

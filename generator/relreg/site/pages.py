@@ -930,13 +930,13 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
     if any(key is None for key in view_keys.values()):  # type: ignore[union-attr]
         view_keys = None
 
-    def keyed(parts: Any, render: Any, render_digested: Any = None) -> "bytes | Keyed":
+    def keyed(parts: Any, render: Any, stream: Any = None) -> "bytes | Keyed":
         """A whole-site file known by `parts` (with site_key: what its bytes depend on) and rendered only
         when the previous build has no file of that key; rendered now when release keys are unknown.
-        `render_digested`: see Keyed."""
+        `stream`: its Keyed.render_stream."""
         if view_keys is None:
             return render()
-        return Keyed(hashlib.sha256(site_key + repr(parts).encode()).hexdigest(), render, render_digested)
+        return Keyed(hashlib.sha256(site_key + repr(parts).encode()).hexdigest(), render, render_stream=stream)
 
     def keys_of(shown: Iterable["ReleaseView"]) -> str:
         """The view keys of `shown`, hashed (a list of ten thousand keys stands in the parts as one digest)."""
@@ -1010,15 +1010,14 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
     page_jobs = [release_page_job(chunk) for chunk in chunks]
 
     def reused_parts(served_path: str, find: Callable[[bytes, list["ReleaseView"], int], tuple[bytes, int] | None],
-                     make: Callable[[list["ReleaseView"]], bytes]) -> list[bytes]:
-        """One part of the whole-site file `served_path` per chunk of releases: a chunk whose release pages
-        the previous build made with the same key (so the same releases, dates and code) has the same part,
-        which `find` takes from the served file (from `position` on: (part, where it ends), or None);
-        the others are made."""
+                     make: Callable[[list["ReleaseView"]], bytes]) -> Iterator[bytes]:
+        """One part of the whole-site file `served_path` per chunk of releases, made as they are asked for: a
+        chunk whose release pages the previous build made with the same key (so the same releases, dates and
+        code) has the same part, which `find` takes from the served file (from `position` on: (part, where it
+        ends), or None); the others are made."""
         served = inputs.served_files
         content: bytes | None = None
         position = 0
-        parts: list[bytes] = []
         for chunk, job in zip(chunks, page_jobs):
             found = None
             read = served(job.key) if served is not None else None
@@ -1030,18 +1029,17 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
                         content = b""
                 found = find(content, chunk, position)
             if found is None:
-                parts.append(make(chunk))
+                yield make(chunk)
             else:
-                parts.append(found[0])
+                yield found[0]
                 position = found[1]
-        return parts
 
-    def list_rows() -> list[bytes]:
+    def list_rows() -> Iterator[bytes]:
         """The rows of the releases list (UTF-8), taken from the served list where they are the same."""
         return reused_parts("releases/index.html", served_rows,
                             lambda chunk: "".join(map(release_list_row, chunk)).encode())
 
-    def sitemap_release_lines() -> list[bytes]:
+    def sitemap_release_lines() -> Iterator[bytes]:
         """The sitemap's lines of the release pages, taken from the served sitemap where they are the same."""
         def find(sitemap: bytes, chunk: list["ReleaseView"], position: int) -> tuple[bytes, int] | None:
             return served_sitemap_lines(sitemap, [data.release_url(view.version) for view in chunk], position)
@@ -1103,30 +1101,27 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
                         canonical=f"{data.site_url}cohorts/{cohort.slug}/")
         return render.files
 
-    def releases_page_parts() -> list[bytes]:
-        """The releases list's bytes in parts: the page around a hole where the rows go, then the rows as
-        bytes. Megabytes of rows (130 MB at 100,000 releases) are not joined into the template's text and
-        encoded again, nor joined at all when written (see releases_page_digested)."""
+    def releases_page_parts() -> Iterator[bytes]:
+        """The releases list's bytes in parts, made as they are asked for: the page around a hole where the
+        rows go, then the rows as bytes, a chunk of releases at a time. Megabytes of rows (130 MB at 100,000
+        releases) are not joined into the template's text and encoded again, nor held whole when written
+        (Keyed.render_stream)."""
         path = "releases/index.html"
         template = environment().get_template("releases.html")
         hole = _HOLE.format("rows")
         head, *tail = template.render(site=data, root=_root(path), path=path, canonical=data.site_url + "releases/",
                                       rows=Markup(hole)).split(hole)
         if len(tail) == 1:
-            return [head.encode(), *list_rows(), tail[0].encode()]
+            yield head.encode()
+            yield from list_rows()
+            yield tail[0].encode()
+            return
         # The hole's text is elsewhere on the page too (a NUL in the registry's name): rendered in one piece.
-        return [template.render(site=data, root=_root(path), path=path, canonical=data.site_url + "releases/",
-                                rows=Markup(b"".join(list_rows()).decode())).encode()]
+        yield template.render(site=data, root=_root(path), path=path, canonical=data.site_url + "releases/",
+                              rows=Markup(b"".join(list_rows()).decode())).encode()
 
     def releases_page() -> bytes:
         return b"".join(releases_page_parts())
-
-    def releases_page_digested() -> tuple[list[bytes], str]:
-        parts = releases_page_parts()
-        digest = hashlib.sha256()
-        for part in parts:
-            digest.update(part)
-        return parts, digest.hexdigest()
 
 
     def sitemaps() -> dict[str, "bytes | Keyed"]:
@@ -1160,7 +1155,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         # The list shows every release's row (from its file and dates) and the hardware filter.
         files["releases/index.html"] = keyed(
             ("releases list", data.assets.filters_css, [(hw.hardware.name, len(hw.releases)) for hw in data.hardware],
-             jobs.views_digest(views, "created")), releases_page, releases_page_digested)
+             jobs.views_digest(views, "created")), releases_page, stream=releases_page_parts)
         channels, software_types = planner_channels(inputs.registry, [view.facts.image_slots for view in views])
         render.page("update/index.html", "update.html", canonical=data.site_url + "update/", channels=channels,
                     software_types=software_types, example_version=views[0].version if views else "1.0.0")
@@ -1258,7 +1253,7 @@ def _is_utf8(text: bytes) -> bool:
 
 
 def _sitemaps(data: SiteData, inputs: "SiteInputs",
-              release_lines: "Callable[[], list[bytes]] | None" = None) -> dict[str, bytes]:
+              release_lines: "Callable[[], Iterable[bytes]] | None" = None) -> dict[str, bytes]:
     """sitemap.xml with every page's absolute URL; a sitemap index above SITEMAP_LIMIT URLs.
 
     `release_lines`: the lines sitemap_xml gives for the release pages (in the order of the views), from

@@ -319,14 +319,28 @@ def _read_file(path: str) -> bytes:
         os.close(descriptor)
 
 
+def _hashed(parts: Iterable[bytes], digest: Any) -> Iterator[bytes]:
+    """`parts`, each added to `digest` (a hashlib object) as it passes."""
+    for part in parts:
+        digest.update(part)
+        yield part
+
+
 # The most buffers one writev takes (Linux and the BSDs: 1024).
 _IOV_MAX = max(16, os.sysconf("SC_IOV_MAX")) if hasattr(os, "sysconf") and "SC_IOV_MAX" in os.sysconf_names else 16
 
 
-def _write_new_file(target: str, content: bytes | Sequence[bytes]) -> None:
-    """Create `target` with `content`: bytes, or the parts of the file's bytes in order."""
+def _write_new_file(target: str, content: bytes | Sequence[bytes] | Iterator[bytes]) -> None:
+    """Create `target` with `content`: bytes, or the parts of the file's bytes in order (a sequence, or an
+    iterator that makes them as they are written)."""
     descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # a third cheaper than open()
     try:
+        if isinstance(content, Iterator):  # made as it is written: one part held at a time
+            for part in content:
+                remaining = memoryview(part)
+                while remaining:
+                    remaining = remaining[os.write(descriptor, remaining):]
+            return
         if not isinstance(content, bytes):
             parts = list(content)
             # The parts are not joined into one copy (a list page of 130 MB in a thousand parts), and are
@@ -556,6 +570,11 @@ class _Staging:
                         with open(target, "rb") as stream:
                             wanted.append((relative, stream.read()))
                     continue
+                if content.render_stream is not None and not (wants is not None and wants(relative)):
+                    digest, new = self._write_streamed(relative, target, content.render_stream(), held, served)
+                    entries.append((relative, digest, file_key))
+                    written += new
+                    continue
                 if content.render_digested is not None:
                     parts, digest = content.render_digested()
                     content = parts[0] if len(parts) == 1 else parts  # type: ignore[assignment]
@@ -584,6 +603,29 @@ class _Staging:
         families = self.families.get(digest)
         summary = JobSummary(len(entries), families if families is not None else path_families(paths), notes, digest)
         return _Done(key, entries, summary, written)
+
+    def _write_streamed(self, relative: str, target: str, parts: Iterable[bytes], held: tuple[str, str] | None,
+                        served: tuple[str, str] | None) -> tuple[str, bool]:
+        """Place a file made part by part (Keyed.render_stream): written under a name of its own beside
+        `target` while hashed, then left out when the spare holds the same bytes, linked from the served
+        site when it has them (so its mtime stays), else renamed into place. (sha256 hex, whether written.)"""
+        temporary = f"{target}.{os.getpid()}.part"
+        digest = hashlib.sha256()
+        try:
+            _write_new_file(temporary, _hashed(parts, digest))
+            found = digest.hexdigest()
+            if held is not None and held[0] == found:
+                os.unlink(temporary)
+                return found, False
+            if served is not None and served[0] == found and self._link_served(relative, target):
+                os.unlink(temporary)
+                return found, False
+            os.rename(temporary, target)  # replaces the spare's file there, never written in place
+            return found, True
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
 
     def finish(self, finish: Callable[["FamilySource"], dict[str, bytes]]) -> None:
         """Place the files made from every path placed so far (the serving configuration): a job of its own,

@@ -101,7 +101,7 @@ def test_download_list_lists_full_images_by_hardware_escaped() -> None:
 
 def test_release_list_row_escapes_and_marks_what_the_search_and_filter_read() -> None:
     release = _hostile_release()
-    view = ReleaseView(id=1, release=release, dates=ReleaseDates(86_400, 86_400), notes_html="", count_devices=0)
+    view = ReleaseView(id=1, release=release, dates=ReleaseDates(86_400, 86_400), stored_notes="", count_devices=0)
     row = pages.release_list_row(view)
     assert row.startswith(f'<tr data-hw="{escape(HOSTILE + " pvt")}">') and row.endswith("</tr>\n")
     texts, attributes = _fragment_text(row)

@@ -233,11 +233,12 @@ def test_release_views_are_the_dataclass_s_own_objects() -> None:
     from relreg.site.jobs import ReleaseView, release_views
 
     views = release_views(_varied(_inputs(40), 0))
-    made = [ReleaseView(id=view.id, release=view.release, dates=view.dates, notes_html=view.notes_html,
+    made = [ReleaseView(id=view.id, release=view.release, dates=view.dates, stored_notes=view.stored_notes,
                         count_devices=view.count_devices, key=view.key) for view in views]
     assert views == made and [hash(view) for view in views] == [hash(view) for view in made]
     assert [repr(view) for view in views] == [repr(view) for view in made]
     assert [vars(view) for view in views] == [vars(view) for view in made]
+    assert [view.notes_html for view in views] == [view.notes_html for view in made] == ["<p>n</p>"] * len(views)
 
 
 def _hardware_reference(views: list, names: list[str]) -> dict[str, tuple[list[str], str | None, str | None]]:

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import relreg.site.spool as spool
-from relreg.site.spool import Kept, Spool, SpooledBytes, spool_beside
+from relreg.site.spool import Kept, Spool, SpooledBytes, SpooledText, spool_beside
 from tests.conftest import EXAMPLE_REGISTRY, run_relreg
 
 
@@ -30,6 +30,20 @@ def test_spooled_bytes_gives_back_what_a_dict_would_holding_at_most_its_budget(
     assert sum(map(len, held)) <= budget
     # Everything past the budget went to the spool (an empty value fits any budget).
     assert all(isinstance(value, Kept) for value in memo._held.values() if value.__class__ is not bytes)
+
+
+@settings(max_examples=200, deadline=None)
+@given(budget=st.integers(0, 64),
+       puts=st.lists(st.tuples(st.sampled_from("abcdefgh"), st.text(max_size=24)), max_size=30))
+def test_spooled_text_reads_as_a_dict_holding_at_most_its_budget(budget: int, puts: list[tuple[str, str]]) -> None:
+    """Any text, lone surrogates included (notes are sanitized, but the store does not rely on it)."""
+    texts, expected = SpooledText(budget), {}
+    for key, text in puts:
+        texts[key] = text
+        expected[key] = text
+    assert dict(texts) == expected and len(texts) == len(expected) and list(texts) == list(expected)
+    assert all((key in texts) == (key in expected) for key in "abcdefghij")
+    assert sum(len(value) for value in texts._held.values() if value.__class__ is str) <= budget
 
 
 def test_a_forked_process_writes_a_spool_file_of_its_own_and_reads_what_was_kept_before(tmp_path: Path) -> None:
@@ -90,11 +104,15 @@ def test_a_build_whose_release_documents_go_to_disk_writes_the_same_site(
     held = run_relreg("build", "--registry", EXAMPLE_REGISTRY, "--out", tmp_path / "held", "--force")
     assert held.exit_code == 0, held.output
     monkeypatch.setattr(spool, "MEMORY_BYTES", budget)
-    spooled = []
+    monkeypatch.setattr(spool, "TEXT_MEMORY_CHARACTERS", budget // 10)
+    spooled, notes = [], []
     keep = Spool.keep
+
     def counted(self: Spool, data: bytes) -> Kept | bytes:
         if data.startswith(b'{"id":'):  # a release document (the writer's job records are spooled too)
             spooled.append(data)
+        elif data.startswith(b"<"):  # rendered notes
+            notes.append(data)
         return keep(self, data)
 
     monkeypatch.setattr(Spool, "keep", counted)
@@ -102,6 +120,7 @@ def test_a_build_whose_release_documents_go_to_disk_writes_the_same_site(
     serial = run_relreg("build", "--registry", EXAMPLE_REGISTRY, "--out", tmp_path / "serial", "--force")
     assert serial.exit_code == 0, serial.output
     assert spooled, "no release document went to disk"
+    assert notes, "no rendered notes went to disk"
     monkeypatch.setattr(relreg.build, "PARALLEL_RELEASES", 1)
     monkeypatch.setattr(relreg.build.os, "cpu_count", lambda: 3)
     parallel = run_relreg("build", "--registry", EXAMPLE_REGISTRY, "--out", tmp_path / "parallel", "--force")

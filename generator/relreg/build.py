@@ -36,7 +36,7 @@ from relreg.site.facts_store import KeptFacts, load_facts, save_facts
 from relreg.site.plan import plan_sections, plan_site
 from relreg.site.published import changes_since, parse_table, published_table, table_text
 from relreg.site.serving import serving_files
-from relreg.site.spool import SpooledBytes
+from relreg.site.spool import SpooledBytes, SpooledText
 from relreg.site.template_cache import keep_compiled_templates
 from relreg.site.write import (
     PreviousBuild,
@@ -297,9 +297,14 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
         step("rendering release notes")
         notes = _release_notes(registry.releases, blob_ids, cache)
     cache.save()
+    # Kept by version, most of them on disk in a large build (site/spool.SpooledText), for the pages and
+    # documents that show them.
+    notes_html = SpooledText(folder=work_folder)
+    for release, html in zip(registry.releases, notes):
+        notes_html[release.version] = html
     # The site is rendered by forked workers that inherit this process's memory:
-    # let go of the raw files, the parsed documents and the cache first.
-    del files, cache
+    # let go of the raw files, the parsed documents, the cache and its notes first.
+    del files, cache, notes
     result.documents.clear()
 
     step("reading the deployment history of cohorts")
@@ -317,7 +322,7 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
         dirty=bool(uncommitted),
         base_url=options.base_url,
         input_schemas={name: (schemas_folder / name).read_bytes() for name in INPUT_SCHEMAS.values()},
-        notes_html={release.version: html for release, html in zip(registry.releases, notes)},
+        notes_html=notes_html,
         cohort_history=deployments,
         release_keys=release_keys,
         served_files=served_files(options.out, previous) if not options.force else None,

@@ -155,13 +155,21 @@ class ReleaseView:
     id: int
     release: Release
     dates: ReleaseDates
-    notes_html: str
+    # The notes as safe HTML, or the mapping that gives them by version (SiteInputs.notes_html): a large
+    # build keeps most of them on disk (site/spool.SpooledText), not in the views. Read as `notes_html`.
+    stored_notes: "str | Mapping[str, str]" = field(compare=False, repr=False)
     count_devices: int
     version: str = field(init=False)  # the release's: a field, not a property, read a hundred thousand times a build
     # view_key's value, made once by release_views (None: not made, or the release's key is unknown)
     key: str | None = field(default=None, compare=False)
     # release_facts(release), made by release_views from the facts cache, else here
     facts: ReleaseFacts = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
+
+    @property
+    def notes_html(self) -> str:
+        """The release's notes as safe HTML."""
+        notes = self.stored_notes
+        return notes if notes.__class__ is str else notes[self.version]  # type: ignore[index,return-value]
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "version", self.release.version)
@@ -201,7 +209,7 @@ def release_views(inputs: SiteInputs, render: Callable[[str, str], str] = render
             facts = _make_facts(known)
         views.append(_release_view(
             index, release, dates,
-            notes_html[version] if version in notes_html else render(release.notes, release.notes_format),
+            notes_html if version in notes_html else render(release.notes, release.notes_format),
             count, _view_key(blob, index, dates, count), facts))
     views.reverse()
     return views
@@ -210,12 +218,12 @@ def release_views(inputs: SiteInputs, render: Callable[[str, str], str] = render
 _make_facts = ReleaseFacts._make
 
 
-def _release_view(view_id: int, release: Release, dates: ReleaseDates, notes_html: str, count_devices: int,
-                  key: str | None, facts: ReleaseFacts) -> ReleaseView:
-    """ReleaseView(view_id, release, dates, notes_html, count_devices, key, facts): the same object, without the
-    frozen dataclass's __init__ (a call per field), for the ten thousand views of a build."""
+def _release_view(view_id: int, release: Release, dates: ReleaseDates, stored_notes: "str | Mapping[str, str]",
+                  count_devices: int, key: str | None, facts: ReleaseFacts) -> ReleaseView:
+    """ReleaseView(view_id, release, dates, stored_notes, count_devices, key, facts): the same object, without
+    the frozen dataclass's __init__ (a call per field), for the ten thousand views of a build."""
     view = _new_object(ReleaseView)
-    _set_attribute(view, "__dict__", {"id": view_id, "release": release, "dates": dates, "notes_html": notes_html,
+    _set_attribute(view, "__dict__", {"id": view_id, "release": release, "dates": dates, "stored_notes": stored_notes,
                                       "count_devices": count_devices, "version": release.version, "key": key,
                                       "facts": facts})
     return view

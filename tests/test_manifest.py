@@ -54,17 +54,19 @@ def test_a_manifest_whose_records_do_not_fit_its_index_is_not_trusted(tmp_path: 
 def test_records_kept_out_of_memory_write_the_manifest_their_bytes_write(tmp_path_factory, records: dict,
                                                                          loose: bytes) -> None:
     """A build keeps the records of the jobs it ran in a spool file and those it carried in the manifest they
-    came from (site/write.py, _Kept), not in memory: the manifest written from them is the same, byte for byte."""
-    from relreg.site.write import _carried, _Kept, _RecordSpool
+    came from (site/write.py and site/spool.py, Kept), not in memory: the manifest written from them is the
+    same, byte for byte."""
+    from relreg.site.spool import Kept, Spool
+    from relreg.site.write import _carried
 
     folder = tmp_path_factory.mktemp("manifest")
     header = {"fingerprint": "f", "source": None, "releases": 1, "files": 2}
     summaries = {key: [index] for index, key in enumerate(records)}
     (folder / "bytes").mkdir()
     write_manifest(str(folder / "bytes"), header, records, summaries, loose)
-    spool = _RecordSpool(folder)
+    spool = Spool(folder)
     spooled = {key: spool.keep(record) for key, record in records.items()}
-    assert all(isinstance(record, _Kept) for record in spooled.values())
+    assert all(isinstance(record, Kept) for record in spooled.values())
     (folder / "spooled").mkdir()
     write_manifest(str(folder / "spooled"), header, spooled, summaries, loose)
     read = read_manifest(folder / "bytes")

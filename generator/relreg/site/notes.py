@@ -175,23 +175,40 @@ def render_all(notes: list[tuple[str, str]], cache: "WorkCache") -> list[str]:
 def render_keyed(keys: Sequence[str], notes_of: Callable[[int], tuple[str, str]], cache: "WorkCache") -> list[str]:
     """Safe HTML for the notes known by `keys` in the cache (keys[i] stands for notes_of(i), a (text, format)
     pair): only the notes the cache lacks are read (notes_of) and rendered, spread over the cores."""
+    global _NOTES_OF
     wanted: dict[str, int] = {}
     for index, key in enumerate(keys):
         if key not in wanted and cache.rendered_notes(key) is None:
             wanted[key] = index
-    missing = sorted((key, notes_of(index)) for key, index in wanted.items())
+    missing = sorted(wanted.items())
     if missing:
-        texts = [pair[0] for _, pair in missing]
-        formats = [pair[1] for _, pair in missing]
+        indexes = [index for _, index in missing]
         workers = min(os.cpu_count() or 1, 8)
-        if len(missing) >= PARALLEL_THRESHOLD and workers > 1:
-            from concurrent.futures import ProcessPoolExecutor  # here: a rebuild renders a few notes, if any
+        if len(missing) >= PARALLEL_THRESHOLD and workers > 1 and hasattr(os, "fork"):
+            import multiprocessing  # here: a rebuild renders a few notes, if any
+            from concurrent.futures import ProcessPoolExecutor
 
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                rendered = list(pool.map(render_notes, texts, formats,
-                                         chunksize=max(1, len(missing) // (workers * 8))))
+            # The forked workers read each note's text themselves (notes_of, inherited): this process
+            # never holds the texts of every release at once (150 MB at 100,000 releases, decompressed
+            # from the model), only the rendered notes as they come back.
+            _NOTES_OF = notes_of
+            try:
+                with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                    rendered = list(pool.map(_render_of, indexes, chunksize=max(1, len(missing) // (workers * 8))))
+            finally:
+                _NOTES_OF = None
         else:
-            rendered = [render_notes(text, notes_format) for text, notes_format in zip(texts, formats)]
+            rendered = [render_notes(*notes_of(index)) for index in indexes]
         for (key, _), html in zip(missing, rendered):
             cache.store_notes(key, html)
     return [cache.notes[key] for key in keys]
+
+
+# What the forked workers of render_keyed read the notes from (set while they run).
+_NOTES_OF: Callable[[int], tuple[str, str]] | None = None
+
+
+def _render_of(index: int) -> str:
+    """In a worker of render_keyed: the safe HTML of the notes `_NOTES_OF(index)` gives."""
+    assert _NOTES_OF is not None
+    return render_notes(*_NOTES_OF(index))

@@ -335,7 +335,7 @@ def _write_new_file(target: str, content: bytes | Sequence[bytes] | Iterator[byt
     iterator that makes them as they are written)."""
     descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # a third cheaper than open()
     try:
-        if isinstance(content, Iterator):  # made as it is written: one part held at a time
+        if content.__class__ is not bytes and isinstance(content, Iterator):  # made as it is written, a part at a time
             for part in content:
                 remaining = memoryview(part)
                 while remaining:

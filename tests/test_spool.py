@@ -29,7 +29,7 @@ def test_spooled_bytes_gives_back_what_a_dict_would_holding_at_most_its_budget(
     held = [value for value in memo._held.values() if value.__class__ is bytes]
     assert sum(map(len, held)) <= budget
     # Everything past the budget went to the spool (an empty value fits any budget).
-    assert all(isinstance(value, Kept) for value in memo._held.values() if value.__class__ is not bytes)
+    assert all(value.__class__ is int for value in memo._held.values() if value.__class__ is not bytes)
 
 
 @settings(max_examples=200, deadline=None)
@@ -95,8 +95,9 @@ def _site(out: Path) -> dict[Path, bytes]:
 @pytest.mark.parametrize("budget", [0, 3000])
 def test_a_build_whose_release_documents_go_to_disk_writes_the_same_site(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, budget: int) -> None:
-    """The release documents beyond the budget are spooled (the lists read them back), in this process and in
-    forked site workers: the site is the one a build that holds them all writes, byte for byte."""
+    """The release documents and rendered notes beyond the budgets are spooled (the lists and pages read them
+    back), in this process and in forked site workers: the site is the one a build that holds them all
+    writes, byte for byte."""
     import relreg.build
     import relreg.site.jobs
 
@@ -106,16 +107,16 @@ def test_a_build_whose_release_documents_go_to_disk_writes_the_same_site(
     monkeypatch.setattr(spool, "MEMORY_BYTES", budget)
     monkeypatch.setattr(spool, "TEXT_MEMORY_CHARACTERS", budget // 10)
     spooled, notes = [], []
-    keep = Spool.keep
+    put = Spool.put
 
-    def counted(self: Spool, data: bytes) -> Kept | bytes:
+    def counted(self: Spool, data: bytes) -> int | None:
         if data.startswith(b'{"id":'):  # a release document (the writer's job records are spooled too)
             spooled.append(data)
         elif data.startswith(b"<"):  # rendered notes
             notes.append(data)
-        return keep(self, data)
+        return put(self, data)
 
-    monkeypatch.setattr(Spool, "keep", counted)
+    monkeypatch.setattr(Spool, "put", counted)
     monkeypatch.setattr(relreg.build, "PARALLEL_RELEASES", 10**9)
     serial = run_relreg("build", "--registry", EXAMPLE_REGISTRY, "--out", tmp_path / "serial", "--force")
     assert serial.exit_code == 0, serial.output

@@ -327,7 +327,7 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
         release_keys=release_keys,
         served_files=served_files(options.out, previous) if not options.force else None,
         facts_cache=facts,
-        memo=SpooledBytes,  # the release documents a process encodes, most of them on disk beyond 64 MB
+        memo=SpooledBytes,  # the release documents a process encodes, most of them on disk beyond 16 MB
     )
     return_freed_memory()  # what validation freed, before the workers fork and inherit it
     if signing is not None:

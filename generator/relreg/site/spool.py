@@ -2,13 +2,15 @@
 when needed.
 
 A build of 100,000 releases makes more bytes that it needs again later than fit in 1 GiB: the
-records of 1.4 million files (about 300 MB, read once, to write the manifest) and the JSON document
-of every release (about 480 MB, read by each list that holds the release). `Spool` writes them one
-after the other to a file of its own process; `SpooledBytes` holds the first of them in memory
-and spools the rest.
+records of 1.4 million files (about 300 MB, read once, to write the manifest), the JSON document of
+every release (about 480 MB in each site worker, read by each list that holds the release) and the
+rendered notes (about 140 MB, read by the pages and documents). `Spool` writes them one after the
+other to a file of its own process; `SpooledBytes` and `SpooledText` hold the first of them in
+memory and spool the rest.
 
-The file is made in the folder `spool_beside` names (the output's parent, so on the disk the site
-goes to; the system's temporary folder when none is named), and is gone when its process ends.
+The file is made in the folder `spool_beside` (or the caller) names (the output's parent, so on the
+disk the site goes to; the system's temporary folder when none is named), and is gone when its
+process ends.
 """
 
 from __future__ import annotations

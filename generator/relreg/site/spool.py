@@ -55,8 +55,8 @@ class Kept:
 
 
 class Spool:
-    """Bytes written one after the other to an unnamed file (made at the first `keep`, in `folder` or
-    the folder spool_beside names), each read back as often as asked.
+    """Bytes written one after the other to an unnamed file (made at the first `put` or `keep`, in
+    `folder` or the folder spool_beside names), each read back as often as asked.
 
     A spool belongs to the process that wrote to it first: a forked process that keeps bytes in it
     gets a file of its own (writing at the same offsets of one file would overwrite the other's), and

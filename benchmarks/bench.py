@@ -152,6 +152,8 @@ def measure(repo: Path, releases: int, grouped: bool, runs: int, code: Path, ful
     for kind in wall:
         row[f"{kind}_s"] = statistics.median(wall[kind])
         row[f"{kind}_cpu_s"] = statistics.median(cpu[kind])
+        row[f"{kind}_runs_s"] = [round(seconds, 3) for seconds in wall[kind]]  # each run, in order: the first
+        # rebuild after a full build also makes the spare folder whole, and a median hides which run was slow
     row["files_per_s"] = files / row["full_build_s"]  # type: ignore[operator]
     return row
 

@@ -47,7 +47,7 @@ def main() -> None:
     prefix = gitlog.registry_prefix(repo, registry_dir)
     history = gitlog.read_history(repo, gitlog.resolve_commit(repo, "HEAD"), prefix,
                                   use_cache="--cold-history" not in sys.argv)
-    release_dates, cohort_dates = _dates(result, history, set(), files.root, gitlog.build_time(), [])
+    release_dates, cohort_dates = _dates(result.registry, history, set(), files.root, gitlog.build_time(), [])
     registry = result.registry
     notes = render_all([(r.notes, r.notes_format) for r in registry.releases], WorkCache())
     # As build.py does: the release files' blob ids stand for their content in the pages' keys, and the

@@ -62,11 +62,11 @@ def test_index_read_equals_work_tree_read(tmp_path: Path, odd: bool, cached: str
         _odd_tree(registry)
     commit_all(repo, "registry", "2024-01-01T00:00:00Z")
     head = read_head(registry)
-    assert head is not None and head.clean and head.tracked is not None
+    assert head is not None and head.clean and head.tracked_files() is not None
     from_disk = read_worktree(registry, display_base=repo)
     # What a real cache can hold: documents of files read_worktree read (never of a refused one).
     readable = {(f.kind, f.blob_id) for f in from_disk.files} if cached == "all readable" else set()
-    from_index = read_tracked(registry, head.tracked, lambda kind, blob: (kind, blob) in readable, display_base=repo)
+    from_index = read_tracked(registry, head.tracked_files(), lambda kind, blob: (kind, blob) in readable, display_base=repo)
     assert from_index is not None
     assert _as_read(from_index) == _as_read(from_disk)
     assert [f.content for f in from_index.files] == [f.content for f in from_disk.files]
@@ -80,7 +80,7 @@ def test_a_registry_not_clean_is_not_read_from_the_index(tmp_path: Path) -> None
     commit_all(repo, "registry", "2024-01-01T00:00:00Z")
     (repo / "registry" / "releases" / "1.1.0.yaml").write_text("version: changed\n")
     head = read_head(repo / "registry")
-    assert head is not None and not head.clean and head.tracked is None
+    assert head is not None and not head.clean and head.tracked_files() is None
 
 
 def test_a_submodule_in_the_registry_sends_the_read_to_the_work_tree(tmp_path: Path) -> None:
@@ -93,8 +93,8 @@ def test_a_submodule_in_the_registry_sends_the_read_to_the_work_tree(tmp_path: P
     listing = git(repo, "ls-files", "--stage", "registry/releases/vendor")
     assert listing.startswith("160000")
     head = read_head(repo / "registry")
-    assert head is not None and head.tracked is not None
-    assert read_tracked(repo / "registry", head.tracked, lambda kind, blob: True) is None
+    assert head is not None and head.tracked_files() is not None
+    assert read_tracked(repo / "registry", head.tracked_files(), lambda kind, blob: True) is None
     assert os.path.isfile(repo / "registry" / "releases" / "vendor" / "3.0.0.yaml")
 
 
@@ -137,11 +137,11 @@ def test_relreg_validate_of_a_clean_registry_says_what_a_work_tree_read_says(tmp
         return result.exit_code, json.loads(result.output)
 
     head = read_head(registry)
-    assert head is not None and head.tracked is not None  # read from the index
+    assert head is not None and head.tracked_files() is not None  # read from the index
     from_index = [report(), report()]  # cold, then warm (the kept verdict)
     (registry / "scratch.md").write_text("untracked, not a registry file\n")
     head = read_head(registry)
-    assert head is not None and head.tracked is None  # read from the work tree
+    assert head is not None and head.tracked_files() is None  # read from the work tree
     from_disk = [report(), report()]
     assert from_index == from_disk
     assert from_disk[0][0] == 1  # the odd files are refused

@@ -50,7 +50,7 @@ from relreg.site.write import (
 from relreg.uptodate import BuildOptions, BuildReport, signing_wanted, up_to_date
 
 if TYPE_CHECKING:
-    from relreg.registry.model import Release
+    from relreg.registry.model import Registry, Release
     from relreg.trust.tufrepo import SiteSigning
 
 # From this many releases, the site is rendered and written by one process per core.
@@ -69,9 +69,11 @@ def _read_files(options: BuildOptions, repo, prefix: str | None, cache: WorkCach
                 head: HeadState | None) -> tuple[RegistryFiles, bool]:
     """The registry's files, and whether they are exactly the commit's (read from git's index, which
     `git status` found clean: no uncommitted change to date by the build time)."""
-    if options.ref is None and head is not None and head.tracked is not None:
+    tracked = head.tracked_files() if options.ref is None and head is not None else None
+    if tracked is not None:
         # A clean registry is what git's index says: every file and its blob id in one listing.
-        files = read_tracked(options.registry_dir, head.tracked, cache.holds_document, known=cache)
+        files = read_tracked(options.registry_dir, tracked, cache.holds_document, known=cache)
+        del tracked
         if files is not None:
             cache.keep_blob_ids()  # for the next build from a changed work tree
             return files, True
@@ -84,13 +86,11 @@ def _read_files(options: BuildOptions, repo, prefix: str | None, cache: WorkCach
     return read_git_tree(commit.tree, prefix or "", holds=cache.holds_document), False
 
 
-def _dates(result: ValidationResult, git_history: gitlog.History | None, uncommitted: set[str],
+def _dates(registry: Registry, git_history: gitlog.History | None, uncommitted: set[str],
            registry_root: str, now: int, warnings: list[str], undated: set[str] | None = None
            ) -> tuple[dict[str, ReleaseDates], dict[str, ReleaseDates]]:
     """The dates of releases and cohorts by version and slug, from git; a file git has no commit of is dated
     `now` (with a warning), and its source path added to `undated` (when given)."""
-    registry = result.registry
-    assert registry is not None
     strip = f"{registry_root}/" if registry_root not in ("", ".") else ""
 
     def dates_of(source_path: str) -> ReleaseDates:
@@ -247,15 +247,17 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
     if not result.ok:
         cache.save()
         raise InvalidRegistry(result)
-    files = files.without_contents()  # what follows needs paths and blob ids only
+    # What follows needs the model, the warnings, and the files' paths and blob ids: not the result's index
+    # of every file (at 100,000 releases 17 MB, which the site workers would inherit).
+    registry, diagnostics = result.registry, result.diagnostics
+    assert registry is not None
+    del result
+    files = files.without_contents()
     blob_ids = {file.path: file.blob_id for file in files.files}
-    result.documents.clear()
     return_freed_memory()  # what validation freed (the files' data, made into the model), before the notes are rendered
     snapshot = read_device_counts(options.device_counts) if options.device_counts else FleetSnapshot()
     counts = snapshot.counts
-    warnings += snapshot.warnings(release.version for release in result.registry.releases)  # type: ignore[union-attr]
-    registry = result.registry
-    assert registry is not None
+    warnings += snapshot.warnings(release.version for release in registry.releases)
 
     notes = None
     if pending is not None and pending.running():
@@ -273,7 +275,7 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
     else:
         warnings.append(f"{options.registry_dir} is not in a git repository: every file is dated by the build time")
     undated: set[str] = set()
-    release_dates, cohort_dates = _dates(result, git_history, uncommitted, files.root, gitlog.build_time(), warnings,
+    release_dates, cohort_dates = _dates(registry, git_history, uncommitted, files.root, gitlog.build_time(), warnings,
                                          undated)
 
     fingerprint = _fingerprint(files, release_dates, cohort_dates, snapshot, commit, options)
@@ -290,6 +292,7 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
                             {release.version for release in registry.releases if release.source_path in undated})
     warnings += changes_since(previous_table, table)
     published = table_text(table)
+    del table, previous_table  # the text is what the manifest keeps
     work_folder = cache.path.parent if cache.path is not None else None
     if work_folder is not None:
         keep_compiled_templates(work_folder)
@@ -303,17 +306,21 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
     for release, html in zip(registry.releases, notes):
         notes_html[release.version] = html
     # The site is rendered by forked workers that inherit this process's memory:
-    # let go of the raw files, the parsed documents, the cache and its notes first.
-    del files, cache, notes
-    result.documents.clear()
+    # let go of the files' paths, the cache and its notes first.
+    del files, cache, notes, blob_ids
 
     step("reading the deployment history of cohorts")
     deployments = cohort_history(repo, git_history) if repo is not None and git_history is not None else {}
+    # The dates and the deployments are taken: the history (every file's dates and blob, 50 MB at 100,000
+    # releases) is let go of, here and by `pending`, which holds it for the build's whole `with`.
+    del git_history
+    if pending is not None:
+        pending.release()
 
     schemas_folder = schema_dir()
     facts = load_facts(work_folder) if work_folder is not None else KeptFacts()
     inputs = SiteInputs(
-        registry=result.registry,  # type: ignore[arg-type]
+        registry=registry,
         release_dates=release_dates,
         cohort_dates=cohort_dates,
         device_counts=counts,
@@ -350,5 +357,5 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
     step("checking device documents against a small device's buffer")
     warnings += _device_budget_warnings(stats)
     return BuildReport(releases=len(release_dates), stats=stats, seconds=time.perf_counter() - started,
-                       commit=commit, warnings=warnings + [d.message for d in result.diagnostics
+                       commit=commit, warnings=warnings + [d.message for d in diagnostics
                                                            if not d.is_error and isinstance(d, Diagnostic)])

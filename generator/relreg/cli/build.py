@@ -53,8 +53,10 @@ def validate(registry_dir: Path | None, output_format: str) -> None:
             # A clean registry is what git's index says (as a build reads it): the files are then read
             # only by the processes that check them, not all first by this one.
             head = read_head(registry_path)
-            files = read_tracked(registry_path, head.tracked, cache.holds_document, known=cache) \
-                if head is not None and head.tracked is not None else None
+            tracked = head.tracked_files() if head is not None else None
+            files = read_tracked(registry_path, tracked, cache.holds_document, known=cache) \
+                if tracked is not None else None
+            del tracked
             if files is None:
                 problem = hidden_files_problem(registry_path)
                 if problem is not None:

@@ -460,6 +460,7 @@ class PendingHistory:
         self._repo, self._commit, self._use_cache = repo, commit, use_cache
         self._cache_path = _cache_file(repo, prefix)
         self._history: History | None = None
+        self._released = False
         self._error: BaseException | None = None
         self._runs: list[_GitRun] = []
         self._state = _State({}, {}, {}, set())
@@ -506,6 +507,8 @@ class PendingHistory:
         """
         if self._error is not None:
             raise self._error
+        if self._released:
+            raise RuntimeError("PendingHistory.result() after release()")
         if self._history is None:
             try:
                 walked = 0
@@ -528,6 +531,15 @@ class PendingHistory:
         for run in self._runs:
             run.close()
         self._runs = []
+
+    def release(self) -> None:
+        """Lets go of the history (and stops git): a caller done with it before the end of its `with`
+        frees it sooner (a build of 100,000 releases, before its site workers fork: about 50 MB).
+        `result` raises RuntimeError after this."""
+        self.close()
+        self._released = True
+        self._history = None
+        self._state = _State({}, {}, {}, set())
 
     def __enter__(self) -> "PendingHistory":
         return self

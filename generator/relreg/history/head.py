@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import subprocess
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,15 +26,17 @@ class HeadState:
     shallow: bool  # a shallow clone: dates would be wrong, so the full build refuses it
     clean: bool  # the registry folder holds exactly what HEAD holds (no change, untracked or ignored file)
     # When clean: git's index of the registry folder as `git ls-files --stage -v -z` lists it. It is
-    # parsed (`tracked`) only by a build that reads the registry: an unchanged rebuild stops first.
+    # parsed (`tracked_files`) only by a build that reads the registry: an unchanged rebuild stops first.
     listing: str | None = field(default=None, compare=False, repr=False)
 
-    @cached_property
-    def tracked(self) -> tuple[TrackedFile, ...] | None:
+    def tracked_files(self) -> list[TrackedFile] | None:
         """When clean, every file git's index holds under the registry folder, with its blob id, in
         git's order (registry.source.read_tracked reads the registry from it without looking at each
-        file); None otherwise."""
-        return tuple(_parse_listing(self.listing)) if self.listing is not None else None
+        file); None otherwise.
+
+        Parsed on each call, not kept: a HeadState lives as long as the build, and the parsed listing
+        of 100,000 files is about 22 MB that every site worker would inherit."""
+        return _parse_listing(self.listing) if self.listing is not None else None
 
 
 def _git(folder: Path, *args: str) -> str | None:

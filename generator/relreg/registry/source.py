@@ -337,7 +337,7 @@ def _read_worktree(registry_dir: Path, display_base: Path | None, known: BlobIds
 def read_tracked(registry_dir: Path, tracked: Sequence["IndexedFile"], holds: Callable[[str, str], bool],
                  display_base: Path | None = None, known: BlobIds | None = None) -> RegistryFiles | None:
     """read_worktree's result for a registry folder that is exactly what git's index holds (`git status`
-    clean, nothing ignored or hidden: head.read_head's `tracked`), from the index instead of each file.
+    clean, nothing ignored or hidden: head.read_head's `tracked_files()`), from the index instead of each file.
 
     A file whose blob `holds(kind, blob_id)` (a validated document of it is cached) is taken by its blob
     id without looking at it; the others are looked at as read_worktree does (links and oversized files

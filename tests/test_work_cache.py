@@ -6,7 +6,9 @@ import marshal
 from pathlib import Path
 
 import pytest
-from relreg.history.cache import PART_ENTRIES, WorkCache
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from relreg.history.cache import PART_ENTRIES, REWRITE_SHARE, WorkCache
 
 FINGERPRINT = "code"
 
@@ -154,3 +156,40 @@ def test_a_damaged_cache_file_reads_as_an_empty_cache(tmp_path: Path, damage: st
     reopened.store_document("release", "fresh", {"version": "9.9.9"})
     reopened.save()
     assert WorkCache.open(tmp_path, FINGERPRINT).document("release", "fresh") == {"version": "9.9.9"}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(notes=st.dictionaries(st.text(alphabet="0123456789abcdef", min_size=1, max_size=4), st.text(max_size=40),
+                             max_size=30),
+       kept=st.integers(0, 30), journaled=st.booleans())
+def test_rendered_notes_are_kept_on_disk_and_read_back_as_stored(
+        tmp_path_factory: pytest.TempPathFactory, notes: dict[str, str], kept: int, journaled: bool) -> None:
+    """Rendered notes (any text: non-ASCII, lone surrogates) are read back as stored, in the run that stores
+    them, after a rewrite of the cache and after a journal record; the cache holds where they lie, not the
+    HTML (at 100,000 releases, 140 MB). Notes a run neither read nor asked about are dropped by a rewrite."""
+    folder = tmp_path_factory.mktemp("cache")
+    _filled(folder, 400 if journaled else 3)  # a few entries more than 400 go to the journal; 3 rewrite the cache
+    cache = WorkCache.open(folder, FINGERPRINT)
+    for key, html in notes.items():
+        cache.store_notes(key, html)
+    assert not any(isinstance(stored, str) for stored in cache.notes.values())
+    assert {key: cache.rendered_notes(key) for key in notes} == notes
+    cache.keep_documents()
+    cache.save()
+    assert not any(isinstance(stored, str) for stored in cache.notes.values())
+    assert {key: cache.rendered_notes(key) for key in notes} == notes  # the object stays usable after a save
+    reopened = WorkCache.open(folder, FINGERPRINT)
+    assert {key: reopened.rendered_notes(key) for key in notes} == notes
+    assert reopened.rendered_notes("not stored") is None
+    if journaled:
+        return
+    asked = sorted(notes)[:kept]
+    again = WorkCache.open(folder, FINGERPRINT)
+    again.keep_documents()
+    assert all(again.has_notes(key) for key in asked)  # asked about, not read: kept as if read
+    again.save(prune=True)
+    last = WorkCache.open(folder, FINGERPRINT)
+    remaining = {key: last.rendered_notes(key) for key in notes if last.has_notes(key)}
+    assert {key: notes[key] for key in asked}.items() <= remaining.items()
+    if len(notes) - len(asked) > REWRITE_SHARE * (len(notes) + 3):  # enough unused to rewrite the cache
+        assert set(remaining) == set(asked)

@@ -30,7 +30,7 @@ from relreg.registry.source import RegistryFiles, RegistryNotFound, read_git_tre
 from relreg.registry.validate import ValidationResult, validate_files
 from relreg.resources import code_digest, schema_dir
 from relreg.site.jobs import ReleaseDates, SiteInputs, format_date
-from relreg.site.notes import render_keyed
+from relreg.site.notes import render_missing, render_notes
 from relreg.site.pages import compile_templates
 from relreg.site.facts_store import KeptFacts, load_facts, save_facts
 from relreg.site.plan import plan_sections, plan_site
@@ -112,12 +112,13 @@ def _dates(registry: Registry, git_history: gitlog.History | None, uncommitted: 
 
 
 def _release_notes(releases: Sequence[Release], blob_ids: Mapping[str, str], cache: WorkCache) -> list[str]:
-    """Each release's notes as safe HTML, looked up in the cache by its file's blob id (`blob_ids`: by the
-    file's path; the notes of a release file without one, by their text): a rebuild reads no notes it
-    rendered before."""
+    """The cache's key of each release's notes as safe HTML, rendered into the cache if it lacks them. A
+    release's notes are known by its file's blob id (`blob_ids`: by the file's path; the notes of a release
+    file without one, by their text): a rebuild reads no notes it rendered before."""
     keys = [cache.file_notes_key(blob) if (blob := blob_ids.get(release.source_path)) else
             cache.notes_key(release.notes, release.notes_format) for release in releases]
-    return render_keyed(keys, lambda index: (releases[index].notes, releases[index].notes_format), cache)
+    render_missing(keys, lambda index: (releases[index].notes, releases[index].notes_format), cache)
+    return keys
 
 
 def _fingerprint(files: RegistryFiles, release_dates: dict[str, ReleaseDates],
@@ -259,10 +260,10 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
     counts = snapshot.counts
     warnings += snapshot.warnings(release.version for release in registry.releases)
 
-    notes = None
+    note_keys = None
     if pending is not None and pending.running():
         step("rendering release notes while git reads the history")  # the wait for git would be idle
-        notes = _release_notes(registry.releases, blob_ids, cache)
+        note_keys = _release_notes(registry.releases, blob_ids, cache)
 
     git_history = None
     uncommitted: set[str] = set()
@@ -296,18 +297,21 @@ def _build(options: BuildOptions, started: float, head: HeadState | None, source
     work_folder = cache.path.parent if cache.path is not None else None
     if work_folder is not None:
         keep_compiled_templates(work_folder)
-    if notes is None:
+    if note_keys is None:
         step("rendering release notes")
-        notes = _release_notes(registry.releases, blob_ids, cache)
+        note_keys = _release_notes(registry.releases, blob_ids, cache)
     cache.save()
     # Kept by version, most of them on disk in a large build (site/spool.SpooledText), for the pages and
-    # documents that show them.
+    # documents that show them: read from the cache one at a time (a cache that cannot give them back,
+    # cut short meanwhile, costs a rendering).
     notes_html = SpooledText(folder=work_folder)
-    for release, html in zip(registry.releases, notes):
-        notes_html[release.version] = html
+    for release, key in zip(registry.releases, note_keys):
+        html = cache.rendered_notes(key)
+        notes_html[release.version] = html if html is not None else render_notes(release.notes,
+                                                                                  release.notes_format)
     # The site is rendered by forked workers that inherit this process's memory:
     # let go of the files' paths, the cache and its notes first.
-    del files, cache, notes, blob_ids
+    del files, cache, note_keys, blob_ids
 
     step("reading the deployment history of cohorts")
     deployments = cohort_history(repo, git_history) if repo is not None and git_history is not None else {}

@@ -17,9 +17,11 @@ cold validate stores what its workers sent back as it is, and opening the
 cache reads byte strings, not millions of objects. The file holds the
 documents, memory-mapped and read when asked for (opening the cache of 10,000
 releases reads 15 of its 50 MB; `relreg validate` on an unchanged registry
-reads none), then the tables (where each document lies, the facts, the notes,
-the blob ids) in parts of a few thousand entries: it is never held whole in
-memory. marshal's format belongs to the Python version, which is part of the
+reads none), then the tables (where each document lies, the facts, where each
+release's rendered notes lie, the blob ids) in parts of a few thousand entries:
+it is never held whole in memory. Rendered notes are kept as documents are: in
+the file's mapped part, or in the spool for those this run rendered, and read
+one at a time when asked for (the notes of 100,000 releases are about 140 MB). marshal's format belongs to the Python version, which is part of the
 key; the small journal stays pickle, whose records are read one after the other.
 """
 
@@ -57,7 +59,9 @@ class WorkCache:
     # Those of the file opened are (offset, length) in `_mapped`, its memory-mapped documents; those
     # stored by this run are _Spooled (offset, length) in `_spool`, a file beside the cache.
     documents: dict[str, bytes | tuple[int, int]] = field(default_factory=dict)
-    notes: dict[str, str] = field(default_factory=dict)  # sha256(format, text) -> safe HTML
+    # sha256(format, text) -> safe HTML, as UTF-8 (surrogates passed): where it lies as in `documents`
+    # (mapped, spooled), or the bytes themselves (from the journal, or when there is no spool).
+    notes: dict[str, "bytes | tuple[int, int]"] = field(default_factory=dict)
     # absolute file path -> ((size, mtime_ns, ctime_ns, inode, device), blob id): see registry.source.BlobIds
     blob_ids: dict[str, tuple[tuple[int, ...], str]] = field(default_factory=dict)
     _used_documents: set[str] = field(default_factory=set)
@@ -65,7 +69,7 @@ class WorkCache:
     _used_blob_ids: set[str] = field(default_factory=set)
     _changed: bool = False
     _new_documents: dict[str, "bytes | _Spooled"] = field(default_factory=dict)  # stored by this run, not yet saved
-    _new_notes: dict[str, str] = field(default_factory=dict)
+    _new_notes: dict[str, "bytes | _Spooled"] = field(default_factory=dict)
     _new_blob_ids: dict[str, tuple[tuple[int, ...], str]] = field(default_factory=dict)
     _journal_entries: int = 0  # entries in the journal when opened
     _mapped: "memoryview | _FileDocuments" = field(default_factory=lambda: memoryview(b""))
@@ -272,16 +276,32 @@ class WorkCache:
         and their format, so a rebuild finds them without reading (or decompressing) the notes."""
         return hashlib.sha256(f"release file\0{blob_id}".encode()).hexdigest()
 
+    def has_notes(self, key: str) -> bool:
+        """Whether `rendered_notes(key)` would find them, without reading them; if so they are kept when the
+        cache is saved, as if read."""
+        if key not in self.notes:
+            return False
+        self._used_notes.add(key)
+        return True
+
     def rendered_notes(self, key: str) -> str | None:
-        html = self.notes.get(key)
-        if html is not None:
-            self._used_notes.add(key)
+        """The safe HTML stored under `key` by `store_notes` (read from the file or the spool), or None."""
+        stored = self.notes.get(key)
+        if stored is None:
+            return None
+        try:
+            html = str(self._view(stored), "utf-8", "surrogatepass")
+        except (OSError, ValueError, TypeError):  # a cache file cut short, or not UTF-8: render them again
+            return None
+        self._used_notes.add(key)
         return html
 
     def store_notes(self, key: str, html: str) -> None:
-        self.notes[key] = html
+        """Remember the safe HTML of the notes known by `key`: written to the spool, not held in memory."""
+        stored = self._spooled(html.encode("utf-8", "surrogatepass"))
+        self.notes[key] = stored
         self._used_notes.add(key)
-        self._new_notes[key] = html
+        self._new_notes[key] = stored
         self._changed = True
 
     def save(self, *, prune: bool = True, keep_notes: bool = False) -> None:
@@ -305,7 +325,7 @@ class WorkCache:
         # copied from the mapped file or the spool as it is written, never all held at once.
         used = self._used_documents
         documents = [(key, stored) for key, stored in self.documents.items() if key in used]
-        notes = {key: self.notes[key] for key in self._used_notes}
+        notes = [(key, self.notes[key]) for key in self._used_notes]
         blob_ids = {key: self.blob_ids[key] for key in self._used_blob_ids}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -315,7 +335,7 @@ class WorkCache:
             handle, temporary = tempfile.mkstemp(dir=self.path.parent, suffix=".tmp")
             try:
                 with os.fdopen(handle, "wb") as stream:
-                    places = _write_parts(stream, documents, self._view, notes, blob_ids)
+                    places, note_places = _write_parts(stream, documents, self._view, notes, blob_ids)
                 self._drop_pages()
                 if os.name == "nt":  # Windows refuses to replace a mapped file
                     self._unmap()
@@ -330,17 +350,19 @@ class WorkCache:
         self._unmap()
         try:
             self._mapped = _read_parts(self.path, tables=False)[3]
-            self.documents = places
+            self.documents, self.notes = places, note_places  # type: ignore[assignment]
         except (OSError, EOFError, ValueError, TypeError):
             self.documents = {key: stored for key, stored in places.items() if stored.__class__ is bytes}
-        self._new_documents = {}
-        self._used_documents = set(self.documents)
+            self.notes = {}
+        self._new_documents, self._new_notes = {}, {}
+        self._used_documents, self._used_notes = set(self.documents), set(self.notes)
 
     def _unmap(self) -> None:
         """Let go of the mapped file and the spool (their documents are no longer in `documents`)."""
         self._mapped.release()
         self._mapped = memoryview(b"")
         self.documents = {key: stored for key, stored in self.documents.items() if stored.__class__ is bytes}
+        self.notes = {key: stored for key, stored in self.notes.items() if stored.__class__ is bytes}
         if self._spool is not None:
             self._spool.close()
             self._spool = None
@@ -350,7 +372,8 @@ class WorkCache:
         if not self._new_documents and not self._new_notes and not self._new_blob_ids:
             return
         documents = {key: self._bytes(stored) for key, stored in self._new_documents.items()}
-        record = pickle.dumps((documents, self._new_notes, self._new_blob_ids), protocol=pickle.HIGHEST_PROTOCOL)
+        notes = {key: self._bytes(stored) for key, stored in self._new_notes.items()}
+        record = pickle.dumps((documents, notes, self._new_blob_ids), protocol=pickle.HIGHEST_PROTOCOL)
         try:
             descriptor = os.open(_journal(self.path), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)  # type: ignore[arg-type]
             try:
@@ -362,13 +385,14 @@ class WorkCache:
 
 
 # The cache file: this line; the documents' length (8 bytes, little-endian) and the documents, one
-# after the other; then parts, each an 8-byte little-endian length and the marshalled (table,
-# {key: value, ...}) of up to PART_ENTRIES entries of one table (0 documents: (offset, length) in the
-# documents, or for a fact, small and read by every run, its bytes; 1 notes; 2 blob ids). Written and
+# after the other, then the rendered notes (UTF-8); then parts, each an 8-byte little-endian length and
+# the marshalled (table, {key: value, ...}) of up to PART_ENTRIES entries of one table (0 documents:
+# (offset, length) in the documents, or for a fact, small and read by every run, its bytes; 1 notes:
+# (offset, length) in the documents; 2 blob ids). Written and
 # read a part at a time: as one marshalled whole, the file's bytes stood in memory beside the tables
 # (about 500 MB more at 100,000 releases, the build's peak). The documents are memory-mapped, and
 # written one at a time from the mapped file and the spool.
-_MAGIC = b"relreg work cache, mapped documents, parts\n"
+_MAGIC = b"relreg work cache, mapped documents and notes, parts\n"
 PART_ENTRIES = 4096
 # Bytes of mapped documents read between two lettings go of their pages (see WorkCache._view).
 DROP_BYTES = 32 << 20
@@ -381,10 +405,10 @@ class _Spooled(tuple):
 
 
 def _write_parts(stream: BinaryIO, documents: list[tuple[str, Any]], view: Callable[[Any], "bytes | memoryview"],
-                 notes: dict[str, str], blob_ids: dict[str, tuple[tuple[int, ...], str]]
-                 ) -> dict[str, bytes | tuple[int, int]]:
-    """Write the cache file: `documents` (key, stored value), each read by `view` as it is written.
-    Gives the documents' places in the file (facts: their bytes)."""
+                 notes: list[tuple[str, Any]], blob_ids: dict[str, tuple[tuple[int, ...], str]]
+                 ) -> tuple[dict[str, bytes | tuple[int, int]], dict[str, tuple[int, int]]]:
+    """Write the cache file: `documents` and `notes` (key, stored value), each read by `view` as it is
+    written. Gives the documents' places in the file (facts: their bytes) and the notes'."""
     places: dict[str, bytes | tuple[int, int]] = {}
     offset = 0
     for key, stored in documents:
@@ -394,21 +418,29 @@ def _write_parts(stream: BinaryIO, documents: list[tuple[str, Any]], view: Calla
             length = len(stored) if stored.__class__ is bytes else stored[1]
             places[key] = (offset, length)
             offset += length
+    note_places: dict[str, tuple[int, int]] = {}
+    for key, stored in notes:
+        length = len(stored) if stored.__class__ is bytes else stored[1]
+        note_places[key] = (offset, length)
+        offset += length
     stream.write(_MAGIC + offset.to_bytes(8, "little"))
     for key, stored in documents:
         if not key.startswith("fact:"):
             stream.write(view(stored))
-    for index, table in enumerate((places, notes, blob_ids)):
+    for key, stored in notes:
+        stream.write(view(stored))
+    for index, table in enumerate((places, note_places, blob_ids)):
         items = list(table.items())
         for start in range(0, len(items), PART_ENTRIES):
             part = marshal.dumps((index, dict(items[start:start + PART_ENTRIES])))
             stream.write(len(part).to_bytes(8, "little"))
             stream.write(part)
-    return places
+    return places, note_places
 
 
 def _read_parts(path: Path, tables: bool = True, mapped: bool = True
-                ) -> tuple[dict[str, bytes | tuple[int, int]], dict[str, str], dict[str, tuple[tuple[int, ...], str]],
+                ) -> tuple[dict[str, bytes | tuple[int, int]], dict[str, tuple[int, int]],
+                           dict[str, tuple[tuple[int, ...], str]],
                            "memoryview | _FileDocuments"]:
     """The three tables of a cache file (with `tables` False, empty: not read), and its documents
     memory-mapped (with `mapped` False, read with pread as asked for); ValueError (or EOFError, TypeError)

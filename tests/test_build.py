@@ -209,15 +209,20 @@ INCREMENTAL_STEPS = [
 ]
 
 
-@pytest.mark.parametrize("small", [False, True], ids=["default jobs", "one release a job, one item a page"])
+@pytest.mark.parametrize("small, mapped", [(False, False), (True, False), (True, True)],
+                         ids=["default jobs", "one release a job, one item a page", "and every served file mapped"])
 def test_incremental_builds_equal_fresh_builds(history_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                              small: bool) -> None:
+                                              small: bool, mapped: bool) -> None:
     if small:  # many groups and lists of many pages: documents taken from the served files, lists in jobs of their own
         import relreg.site.api
         import relreg.site.jobs
 
         monkeypatch.setattr(relreg.site.jobs, "JOB_SIZE", 1)
         monkeypatch.setattr(relreg.site.api, "PER_PAGE", 1)
+    if mapped:  # documents and the releases list's rows read from mapped served files (write.MappedFile)
+        import relreg.site.write
+
+        monkeypatch.setattr(relreg.site.write, "MAP_ABOVE", 0)
     registry = history_repo / "registry"
     incremental = tmp_path / "incremental"
     assert run_relreg("build", "--registry", registry, "--out", incremental).exit_code == 0

@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from relreg.site.write import OutputFolderError, previous_build, write_site
 
@@ -193,3 +195,25 @@ def test_a_stream_that_fails_midway_leaves_the_previous_site_and_no_part_file(tm
         write_site({"releases/index.html": Keyed("k", lambda: b"", render_stream=failing)}, out)
     assert (out / "releases/index.html").read_bytes() == b"previous"
     assert not [path for path in tmp_path.rglob("*.part")]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content=st.binary(min_size=1, max_size=300), sub=st.binary(min_size=1, max_size=4),
+       start=st.integers(0, 320), end=st.one_of(st.none(), st.integers(0, 320)))
+def test_a_mapped_served_file_searches_and_slices_as_its_bytes(tmp_path_factory: pytest.TempPathFactory,
+                                                               content: bytes, sub: bytes, start: int,
+                                                               end: int | None) -> None:
+    """A served file above MAP_ABOVE is mapped (write.MappedFile): what the readers of served files ask of it
+    (find, rfind, count over a range, slices, len) is what they would get of its bytes."""
+    from relreg.site.write import MappedFile, _read_file
+
+    path = tmp_path_factory.mktemp("served") / "file"
+    path.write_bytes(content)
+    assert _read_file(str(path), map_above=len(content)) == content  # not above: read
+    mapped = _read_file(str(path), map_above=len(content) - 1)
+    assert isinstance(mapped, MappedFile) and len(mapped) == len(content)
+    assert mapped.find(sub, start) == content.find(sub, start)
+    assert mapped.find(sub, start, end) == content.find(sub, start, end)
+    assert mapped.rfind(sub, start, end) == content.rfind(sub, start, end)
+    assert mapped.count(sub, start, end) == content.count(sub, start, end)
+    assert mapped[start:end] == content[start:end] and mapped[len(b'{"'):-2] == content[len(b'{"'):-2]

@@ -56,8 +56,9 @@ class SiteInputs:
     # plan jobs carry keys and a rebuild skips the jobs whose inputs did not change (see KeyedJob).
     release_keys: Mapping[str, str] = field(default_factory=dict)
     # A cache, never an input of any file: for a KeyedJob key the previous build ran, a reader of the
-    # files it wrote (path -> bytes, OSError when gone), e.g. release documents to join into lists
-    # instead of encoding them again (see write.served_files). None: nothing is known.
+    # files it wrote (path -> bytes, OSError when gone; a large file mapped, write.MappedFile, searched and
+    # sliced as bytes are), e.g. release documents to join into lists instead of encoding them again (see
+    # write.served_files). None: nothing is known.
     served_files: Callable[[str], Callable[[str], bytes] | None] | None = field(default=None, compare=False)
     # A cache, never an input of any file: the ReleaseFacts of release files by blob id (as tuples), kept from
     # build to build (see site/facts_store.py). release_views reads it and adds the files it lacks.

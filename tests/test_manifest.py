@@ -77,3 +77,43 @@ def test_records_kept_out_of_memory_write_the_manifest_their_bytes_write(tmp_pat
     spool.close()
     written = [(folder / name / ".relreg-manifest.json").read_bytes() for name in ("bytes", "spooled", "carried")]
     assert written[0] == written[1] == written[2]
+
+
+_PATHS = st.text(alphabet="abc/é.", min_size=1, max_size=6)
+_ENTRY = st.tuples(_PATHS, st.text(alphabet="0123456789abcdef", max_size=4), st.text(alphabet="0123456789abcdef", max_size=4))
+
+
+@settings(max_examples=150, deadline=None)
+@given(records=st.lists(st.lists(_ENTRY, max_size=5), max_size=6), kept=st.sets(st.integers(0, 5)),
+       loose=st.lists(_ENTRY, max_size=3), colliding=st.booleans(), asked=st.lists(_PATHS, max_size=8))
+def test_the_index_of_a_previous_builds_files_answers_as_a_dict_of_its_lines(
+        records: list[list[tuple[str, str, str]]], kept: set[int], loose: list[tuple[str, str, str]],
+        colliding: bool, asked: list[str]) -> None:
+    """write._FileIndex (hashes of paths and where their lines lie in the mapped manifest, read again when
+    asked) gives what a dict of every line of the records not kept, then the loose ones, gives: the later
+    line of a path wins, a path of a kept record or of none is not found, and paths sharing a hash are told
+    apart."""
+    import relreg.site.write as write
+    from relreg.site.manifest import Records
+    from relreg.site.write import _FileIndex, _record_text
+
+    texts = [_record_text(entries).encode() for entries in records]
+    index, offset = {}, 0
+    for number, text in enumerate(texts):
+        index[f"job{number}"] = (offset, len(text))
+        offset += len(text)
+    blob = b"header\n" + b"".join(texts)
+    keys = [f"job{number}" for number in range(len(records)) if number not in kept]
+    expected: dict[str, tuple[str, str]] = {}
+    for number, entries in enumerate(records):
+        if number not in kept:
+            expected.update({path: (digest, key) for path, digest, key in entries})
+    expected.update({path: (digest, key) for path, digest, key in loose})
+    real_hash = write._path_hash
+    write._path_hash = (lambda path: len(path) % 2) if colliding else real_hash
+    try:
+        found = _FileIndex(Records(blob, len(b"header\n"), index), keys, _record_text(loose))
+        for path in [*expected, *asked]:
+            assert found.get(path) == expected.get(path), path
+    finally:
+        write._path_hash = real_hash

@@ -58,6 +58,16 @@ class Records(Mapping[str, str]):
         offset += self._start
         return self._blob[offset:offset + length]
 
+    def span(self, key: str) -> tuple[int, int]:
+        """Where the record of `key` lies (start, end), as positions `line` takes (KeyError when there is none)."""
+        offset, length = self._index[key]
+        return self._start + offset, self._start + offset + length
+
+    def line(self, position: int) -> bytes:
+        """The line of a record that starts at `position` (a position within a `span`), without its newline."""
+        end = self._blob.find(b"\n", position)
+        return self._blob[position:end if end >= 0 else len(self._blob)]
+
     def length(self, key: str) -> int:
         """The length of the record of `key` (KeyError when there is none)."""
         return self._index[key][1]

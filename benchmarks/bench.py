@@ -385,6 +385,8 @@ def main() -> None:
                   f"(cpu {comparison['hugo_cpu_s']:.2f}s); relreg/hugo ratio {seconds / comparison['hugo_build_s']:.2f} "
                   f"(cpu {cpu / comparison['hugo_cpu_s']:.2f})")
         print(f"({comparison['hugo_version']})")
+    elif not options.no_hugo and "flat" not in options.layouts.split(","):
+        print("hugo: compared on the flat layout only (--layouts flat) - no side-by-side figure")
     elif not options.no_hugo:
         print("hugo: not installed (apt-get install hugo) - no side-by-side figure")
     RESULTS.parent.mkdir(exist_ok=True)

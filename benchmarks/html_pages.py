@@ -16,6 +16,7 @@ full builds of `make bench`). `--cold-history` walks it anyway.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -47,7 +48,11 @@ def main() -> None:
     prefix = gitlog.registry_prefix(repo, registry_dir)
     history = gitlog.read_history(repo, gitlog.resolve_commit(repo, "HEAD"), prefix,
                                   use_cache="--cold-history" not in sys.argv)
-    release_dates, cohort_dates = _dates(result.registry, history, set(), files.root, gitlog.build_time(), [])
+    # build._dates took the validation result before the twelfth session, the registry since: this script
+    # runs against a baseline's code too.
+    takes_result = next(iter(inspect.signature(_dates).parameters)) == "result"
+    release_dates, cohort_dates = _dates(result if takes_result else result.registry, history, set(), files.root,
+                                         gitlog.build_time(), [])
     registry = result.registry
     notes = render_all([(r.notes, r.notes_format) for r in registry.releases], WorkCache())
     # As build.py does: the release files' blob ids stand for their content in the pages' keys, and the

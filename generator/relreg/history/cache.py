@@ -160,11 +160,12 @@ class WorkCache:
 
     def _view(self, stored: "bytes | tuple[int, int] | _Spooled") -> "bytes | memoryview":
         """A stored value's bytes: those of the file opened from the mapped documents (whose pages are let
-        go of every DROP_BYTES read: read once, they would otherwise count in this process's memory as
-        long as the file is mapped), those stored by this run from the spool."""
+        go of every DROP_BYTES read, or every DROP_READS reads, a page each at worst: read once, they would
+        otherwise count in this process's memory as long as the file is mapped), those stored by this run
+        from the spool."""
         if stored.__class__ is tuple:
             offset, length = stored  # type: ignore[misc]
-            self._read_since_drop += length
+            self._read_since_drop += length + DROP_READ_COST
             if self._read_since_drop > DROP_BYTES:
                 self._drop_pages()
             return self._mapped[offset:offset + length]
@@ -325,7 +326,9 @@ class WorkCache:
         # copied from the mapped file or the spool as it is written, never all held at once.
         used = self._used_documents
         documents = [(key, stored) for key, stored in self.documents.items() if key in used]
-        notes = [(key, self.notes[key]) for key in self._used_notes]
+        # In the order stored (a release's notes next to those of the releases before and after it), so a
+        # build that reads every release's notes reads the file front to back.
+        notes = [(key, stored) for key, stored in self.notes.items() if key in self._used_notes]
         blob_ids = {key: self.blob_ids[key] for key in self._used_blob_ids}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -396,6 +399,9 @@ _MAGIC = b"relreg work cache, mapped documents and notes, parts\n"
 PART_ENTRIES = 4096
 # Bytes of mapped documents read between two lettings go of their pages (see WorkCache._view).
 DROP_BYTES = 32 << 20
+# What a read counts towards DROP_BYTES besides its length: what it may map when reads are scattered over
+# the file (a read fault maps the pages around it too: Linux's fault_around_bytes, 64 KiB by default).
+DROP_READ_COST = 64 << 10
 
 
 class _Spooled(tuple):

@@ -424,6 +424,25 @@ def test_a_pending_history_stops_its_git_when_closed_unread(tmp_path: Path, monk
     assert not pending.running()
 
 
+def test_a_released_history_is_let_go_of_and_cannot_be_read_again(tmp_path: Path) -> None:
+    """A build releases the history it read once the dates are taken (PendingHistory.release): the pending
+    object no longer holds it, and asking for it again is an error, not a history read anew or empty."""
+    import gc
+    import weakref
+
+    repo, ids = _branchy_repo(tmp_path)
+    with gitlog.start_history(gitlog.open_repository(repo), ids["C"], "registry", use_cache=False) as pending:
+        history = pending.result()
+        assert history.dates_of("releases/A.yaml") is not None
+        held = weakref.ref(history)
+        del history
+        pending.release()
+        gc.collect()
+        assert held() is None, "the released history is still held"
+        with pytest.raises(RuntimeError, match="after release"):
+            pending.result()
+
+
 def test_a_failing_git_log_is_an_error_each_time_it_is_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     repo, ids = _branchy_repo(tmp_path)
     monkeypatch.setattr(gitlog, "_git_log_command", lambda revisions, prefix: ["log", "--no-such-option"])

@@ -176,19 +176,12 @@ class _FileIndex:
         self._at: dict[int, int] = {}  # hash(path) -> where its line starts
         self._more: dict[str, tuple[str, str]] = {}  # paths whose hash another path has, and the loose files
         self._asked = 0
-        read = 0
-        for key in keys:
-            start, end = records.span(key)
-            position = start
-            for line in records.raw(key).split(b"\n")[:-1]:
+        keys = list(keys)
+        for key, record in zip(keys, _records_read(records, keys)):
+            position = records.span(key)[0]
+            for line in record.split(b"\n")[:-1]:
                 self._add(line[:line.index(b"\t")].decode(), position)
                 position += len(line) + 1
-            assert position == end, "a record ends with a newline"
-            read += end - start
-            if read > DROP_BYTES:  # the mapped pages read count in this process's memory until let go of
-                read = 0
-                records.drop_pages()
-        records.drop_pages()
         for path, digest, key in _record_entries(loose):
             self._more[path] = (digest, key)
 
@@ -196,11 +189,12 @@ class _FileIndex:
         code = _path_hash(path)
         other = self._at.setdefault(code, position)
         if other != position:  # two paths of one hash (or a path twice): the later's entry is kept as text
-            self._more[path] = self._entry(position)
+            _, digest, key = self._line(position)
+            self._more[path] = (digest, key)
 
-    def _entry(self, position: int) -> tuple[str, str]:
-        _, digest, key = self._records.line(position).decode().split("\t")
-        return digest, key
+    def _line(self, position: int) -> list[str]:
+        """The (path, sha256, input key) of the record line at `position`."""
+        return self._records.line(position).decode().split("\t")
 
     def get(self, path: str) -> tuple[str, str] | None:
         """(sha256, input key) of the file at `path`, or None when no indexed record has it."""
@@ -213,8 +207,7 @@ class _FileIndex:
         self._asked += 1
         if self._asked % DROP_LINES == 0:  # a line a page: let go of the pages read, as while indexing
             self._records.drop_pages()
-        line = self._records.line(position).decode()
-        found_path, digest, key = line.split("\t")
+        found_path, digest, key = self._line(position)
         return (digest, key) if found_path == path else None
 
 

@@ -330,3 +330,113 @@ def test_hostile_site_raises_no_content_security_policy_violation(browser: objec
 def test_screenshots_of_home_and_release_pages_in_light_and_dark_mode(browser: object, example: Site) -> None:
     pages = {"home": "index.html", "release": f"releases/{RELEASE_WITH_EVERYTHING}/index.html"}
     screenshots(browser, example.url, pages, SCREENSHOTS)
+
+
+@pytest.fixture(scope="module")
+def paged(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """The example registry with two releases a page of the releases list: a front page and five older ones."""
+    import relreg.site.jobs
+    import relreg.site.pages
+
+    root = tmp_path_factory.mktemp("paged")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(relreg.site.jobs, "JOB_SIZE", 1)
+        patch.setattr(relreg.site.pages, "LIST_PAGE_RELEASES", 2)
+        out = build_example_site(root / "example")
+    with serve(root) as base:
+        yield Site(root, out, f"{base}example/public/")
+
+
+def test_a_paged_list_leads_to_every_release_and_finds_one_on_another_page(browser: object, paged: Site) -> None:
+    releases = json.loads((paged.out / "api/v1/releases.json").read_bytes())["data"]
+    newest_first = [r["version"] for r in releases]  # by created date, as the list pages go
+    oldest = releases[-1]
+    context, page, watch = _open(browser)
+    try:
+        page.goto(paged.url + "releases/index.html")
+        assert _visible_versions(page) == newest_first[:4]
+        page.get_by_role("link", name="Releases 1–2").click()
+        assert page.locator("h1").text_content() == "Releases 1–2"
+        assert _visible_versions(page) == newest_first[-2:]
+        seen = []
+        while page.get_by_role("link", name="Newer releases").count():  # walk up to the front page
+            seen = _visible_versions(page) + seen
+            page.get_by_role("link", name="Newer releases").first.click()  # the pager is above and below the rows
+        assert page.url == paged.url + "releases/index.html"
+        assert _visible_versions(page) + seen == newest_first
+
+        search = page.get_by_label("Version, revision or build id")
+        build_id = oldest["artifacts"][0]["build_id"]
+        search.fill(f"BuildID[sha1]={build_id.upper()}")  # as a crash log prints it: not on the front page
+        found = page.locator("#elsewhere a")
+        found.wait_for()
+        assert found.text_content() == oldest["version"]
+        assert f"has the build id {build_id}." in page.text_content("#elsewhere")
+        assert page.text_content("#count") == "Showing 0 of 4 releases on this page."
+        search.fill(oldest["version"])
+        page.locator("#elsewhere", has_text="has the version").wait_for()
+        search.fill("9.9.9")
+        page.locator("#elsewhere", has_text="No release has the version, revision or build id 9.9.9").wait_for()
+        search.fill(newest_first[0])  # on this page: nothing is looked up
+        assert page.is_hidden("#elsewhere") and _visible_versions(page) == [newest_first[0]]
+        search.fill("")
+        assert page.text_content("#count").startswith(f"{len(releases)} releases, newest first")
+        assert page.get_by_role("link", name="older pages").count() == 1  # the count's own link is back
+
+        search.fill(build_id)
+        page.locator("#elsewhere a").click()
+        page.wait_for_url(paged.url + f"releases/{oldest['version']}/index.html")
+        assert page.locator("h1").text_content() == oldest["version"]
+    finally:
+        context.close()
+    # A whole term that no row here has is asked of each query dimension: the dimensions that do not have
+    # it answer 404, as the API's static lists do for an unknown key. Nothing else may go wrong.
+    unexpected = [problem for problem in watch.problems
+                  if not re.fullmatch(r"HTTP 404: .*/api/v1/releases/(version|revision|build_id)/[^/]+\.json"
+                                      r"|console error: Failed to load resource: .* 404 .*", problem)]
+    assert unexpected == []
+    assert any("/api/v1/releases/version/9.9.9.json" in problem for problem in watch.problems)
+
+
+def test_older_pages_of_the_list_filter_by_hardware_without_javascript(browser: object, paged: Site) -> None:
+    context, page, watch = _open(browser, java_script_enabled=False)
+    try:
+        page.goto(paged.url + "releases/page/3/index.html")
+        rows = page.locator("#release-table tbody tr")
+        assert rows.count() == 2
+        names = page.eval_on_selector_all("#hardware option", "options => options.map(o => o.value)")
+        for name in names[1:]:
+            page.select_option("#hardware", name)
+            shown = [rows.nth(i) for i in range(2) if rows.nth(i).is_visible()]
+            assert all(name in row.get_attribute("data-hw").split() for row in shown)
+        assert "on the page that lists its release" in page.inner_html("#releases noscript")
+    finally:
+        context.close()
+    assert watch.problems == []
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_axe_finds_no_accessibility_problem_on_the_pages_of_a_paged_list(browser: object, paged: Site,
+                                                                        scheme: str) -> None:
+    context, page, watch = _open(browser, color_scheme=scheme, bypass_csp=True)
+    try:
+        violations = axe_violations(page, paged.url, ["releases/index.html", "releases/page/3/index.html"])
+    finally:
+        context.close()
+    assert violations == {}
+    assert watch.problems == []
+
+
+def test_a_paged_list_opened_from_a_file_says_it_searched_its_own_rows_only(browser: object, paged: Site) -> None:
+    oldest = json.loads((paged.out / "api/v1/releases.json").read_bytes())["data"][-1]
+    context, page, watch = _open(browser)
+    try:
+        page.goto((paged.out / "releases" / "index.html").as_uri())
+        page.get_by_label("Version, revision or build id").fill(oldest["artifacts"][0]["build_id"])
+        page.locator("#elsewhere", has_text="Only the releases on this page were searched").wait_for()
+        page.get_by_role("link", name="Releases 1–2").click()
+        assert page.url == (paged.out / "releases" / "page" / "1" / "index.html").as_uri()
+        assert oldest["version"] in _visible_versions(page)
+    finally:
+        context.close()
+    assert watch.problems == []  # a page opened from a file does not try to fetch: it says what it searched

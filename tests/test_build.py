@@ -210,15 +210,19 @@ INCREMENTAL_STEPS = [
 
 
 @pytest.mark.parametrize("small, mapped", [(False, False), (True, False), (True, True)],
-                         ids=["default jobs", "one release a job, one item a page", "and every served file mapped"])
+                         ids=["default jobs", "one release a job, one item a page, one row a list page",
+                              "and every served file mapped"])
 def test_incremental_builds_equal_fresh_builds(history_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               small: bool, mapped: bool) -> None:
     if small:  # many groups and lists of many pages: documents taken from the served files, lists in jobs of their own
         import relreg.site.api
         import relreg.site.jobs
 
+        import relreg.site.pages
+
         monkeypatch.setattr(relreg.site.jobs, "JOB_SIZE", 1)
         monkeypatch.setattr(relreg.site.api, "PER_PAGE", 1)
+        monkeypatch.setattr(relreg.site.pages, "LIST_PAGE_RELEASES", 1)  # the releases list paged too
     if mapped:  # documents and the releases list's rows read from mapped served files (write.MappedFile)
         import relreg.site.write
 
@@ -327,8 +331,8 @@ def test_a_fixed_release_renders_only_its_row_of_the_releases_list_and_the_list_
     rows: list[str] = []
     pages: list[bytes] = []
     real_row, real_page = relreg.site.pages.release_list_row, relreg.site.api._page_parts
-    monkeypatch.setattr(relreg.site.pages, "release_list_row", lambda view: (rows.append(view.version),
-                                                                              real_row(view))[1])
+    monkeypatch.setattr(relreg.site.pages, "release_list_row", lambda view, back="": (rows.append(view.version),
+                                                                                       real_row(view, back))[1])
     monkeypatch.setattr(relreg.site.api, "_page_parts",
                         lambda *args: (pages.append(b"".join(real_page(*args))), real_page(*args))[1])
     _replace_in(registry / "releases" / "1.0.0.yaml", old, new)

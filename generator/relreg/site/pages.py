@@ -45,6 +45,10 @@ if TYPE_CHECKING:
 FEED_ENTRIES = 50  # newest releases in each Atom feed
 HARDWARE_PAGE_RELEASES = 100  # newest releases listed on a hardware page; the releases list filters them all
 NEWEST_ON_HOME = 10
+# Releases per page of the releases list (rounded down to whole jobs.JOB_SIZE chunks). Pages are counted
+# from the oldest release, so a new release changes the front page alone and an older page keeps its URL
+# and its bytes: the list of a registry of 100,000 releases was one page of 137 MB, too large to open.
+LIST_PAGE_RELEASES = 500
 SITEMAP_LIMIT = 50_000  # URLs per sitemap file (the sitemaps.org limit)
 STATIC_SOURCES = ("site.css", "site.js", "planner.js", "favicon.svg")  # in site/static, published with content hashes
 
@@ -183,9 +187,10 @@ def day(seconds: int) -> Markup:
     return Markup(f'<time datetime="{format_iso(seconds)}">{format_day(seconds)}</time>')
 
 
-def release_list_row(view: "ReleaseView") -> str:
+def release_list_row(view: "ReleaseView", back: str = "") -> str:
     """One row of the releases list (releases.html): the version and its badges, date, hardware chips,
-    revision and every build id, marked (class k) for the search and (data-hw) for the hardware filter."""
+    revision and every build id, marked (class k) for the search and (data-hw) for the hardware filter.
+    `back` leads from the page's folder to releases/ (an older page's is "../../")."""
     release = view.release
     # One search over the row's text (hardware versions are in the artifacts): most rows need no escaping.
     text = _text if _SPECIAL.search("".join([view.version, release.revision or "", *(
@@ -199,7 +204,7 @@ def release_list_row(view: "ReleaseView") -> str:
                   + (f' data-from="{text(a.delta_from)}"' if a.is_delta else "")
                   + f'>{text(a.build_id)}</code> ' for a in release.artifacts)
     return (f'<tr data-hw="{text(" ".join(release.hardware_versions))}">\n'
-            f'<th scope="row"><a class="k version" href="{url_segment(view.version)}/index.html">{version}</a>'
+            f'<th scope="row"><a class="k version" href="{back}{url_segment(view.version)}/index.html">{version}</a>'
             f'{badges(release)}</th>\n'
             f'<td class="nowrap">{day(view.dates.created)}</td>\n<td>{chips}</td>\n<td>{revision}</td>\n'
             f'<td>{ids}</td>\n</tr>\n')
@@ -208,14 +213,14 @@ def release_list_row(view: "ReleaseView") -> str:
 _SPECIAL = re.compile(r"[&<>\"']")
 
 
-def served_rows(page: bytes, chunk: Sequence["ReleaseView"], start: int = 0) -> tuple[bytes, int] | None:
+def served_rows(page: bytes, chunk: Sequence["ReleaseView"], start: int = 0, back: str = "") -> tuple[bytes, int] | None:
     """The rows of `chunk` (newest first, next to each other) in a releases list page `page` (UTF-8), as
     release_list_row made them, and where they end; None when the page does not hold them all at or after
     `start`. The page is searched from `start` on: a list's chunks come in order."""
     if not chunk:
         return b"", start
-    first = page.find(f'<a class="k version" href="{url_segment(chunk[0].version)}/index.html">'.encode(), start)
-    last = page.find(f'<a class="k version" href="{url_segment(chunk[-1].version)}/index.html">'.encode(),
+    first = page.find(f'<a class="k version" href="{back}{url_segment(chunk[0].version)}/index.html">'.encode(), start)
+    last = page.find(f'<a class="k version" href="{back}{url_segment(chunk[-1].version)}/index.html">'.encode(),
                      max(first, 0))
     begin = page.rfind(b'<tr data-hw="', start, first) if first >= 0 else -1
     end = page.find(b"</tr>\n", last) if last >= 0 else -1
@@ -518,6 +523,61 @@ class SiteData:
 
     def release_url(self, version: str) -> str:
         return f"{self.site_url}releases/{url_segment(version)}/"
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One page of the releases list, its rows newest first.
+
+    `number` is None for the front page (releases/index.html), which lists the newest releases: those of
+    the newest page but one, plus the newest page itself until it holds LIST_PAGE_RELEASES (so between one
+    and two pages' worth). An older page is releases/page/<number>/index.html, numbered from 1, the oldest
+    releases. `first_id` and `last_id` are the creation numbers (ReleaseView.id) of its oldest and newest
+    rows. `newer` and `older` are the paths of the pages next to it (an older page's `newer` is the front
+    page for the newest of them); `others` (front page only) is (path, first id, last id) of every older
+    page, newest first.
+    """
+
+    path: str
+    number: int | None
+    chunks: tuple[int, ...]  # indexes of its chunks of releases (jobs.by_id_chunks, newest first)
+    first_id: int
+    last_id: int
+    rows: int
+    newer: str | None = None
+    older: str | None = None
+    others: tuple[tuple[str, int, int], ...] = ()
+
+
+def list_page_path(number: int | None) -> str:
+    """releases/index.html for the front page (None), releases/page/<number>/index.html for an older one."""
+    return "releases/index.html" if number is None else f"releases/page/{number}/index.html"
+
+
+def list_pages(chunks: Sequence[Sequence["ReleaseView"]], per_page: int) -> list[ListPage]:
+    """The pages of the releases list over `chunks` (jobs.by_id_chunks: newest first, counted from the oldest),
+    `per_page` chunks to a page, counted from the oldest: the front page first, then the older pages newest
+    first. A registry of up to two pages' worth of releases has the front page alone; no release gives one
+    empty page."""
+    per_page = max(1, per_page)
+    groups = [list(range(max(0, end - per_page), end)) for end in range(len(chunks), 0, -per_page)][::-1]
+    # groups: chunk indexes per page, newest page first; groups[-1] holds the oldest chunk
+    front = [index for group in groups[:2] for index in group]
+    older = groups[2:]
+
+    def ids(indexes: Sequence[int]) -> tuple[int, int, int]:
+        shown = [view for index in indexes for view in chunks[index]]
+        return (shown[-1].id, shown[0].id, len(shown)) if shown else (0, 0, 0)
+
+    numbers = list(range(len(older), 0, -1))  # newest of them first
+    pages = [ListPage(list_page_path(number), number, tuple(group), *ids(group),
+                      newer=list_page_path(number + 1 if number < len(older) else None),
+                      older=list_page_path(number - 1) if number > 1 else None)
+             for number, group in zip(numbers, older)]
+    first, last, rows = ids(front)
+    return [ListPage(list_page_path(None), None, tuple(front), first, last, rows,
+                     older=pages[0].path if pages else None,
+                     others=tuple((page.path, page.first_id, page.last_id) for page in pages)), *pages]
 
 
 def held_back_on(cohort: "Cohort", activation: "Activation", release: "Release | None") -> tuple[str, ...]:
@@ -1010,15 +1070,16 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
     page_jobs = [release_page_job(chunk) for chunk in chunks]
 
     def reused_parts(served_path: str, find: Callable[[bytes, list["ReleaseView"], int], tuple[bytes, int] | None],
-                     make: Callable[[list["ReleaseView"]], bytes]) -> Iterator[bytes]:
-        """One part of the whole-site file `served_path` per chunk of releases, made as they are asked for: a
-        chunk whose release pages the previous build made with the same key (so the same releases, dates and
-        code) has the same part, which `find` takes from the served file (from `position` on: (part, where it
-        ends), or None); the others are made."""
+                     make: Callable[[list["ReleaseView"]], bytes], indexes: Iterable[int] | None = None) -> Iterator[bytes]:
+        """One part of the whole-site file `served_path` per chunk of releases (those of `indexes`, in order;
+        all by default), made as they are asked for: a chunk whose release pages the previous build made with
+        the same key (so the same releases, dates and code) has the same part, which `find` takes from the
+        served file (from `position` on: (part, where it ends), or None); the others are made."""
         served = inputs.served_files
         content: bytes | None = None
         position = 0
-        for chunk, job in zip(chunks, page_jobs):
+        for index in (range(len(chunks)) if indexes is None else indexes):
+            chunk, job = chunks[index], page_jobs[index]
             found = None
             read = served(job.key) if served is not None else None
             if read is not None:
@@ -1034,10 +1095,13 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
                 yield found[0]
                 position = found[1]
 
-    def list_rows() -> Iterator[bytes]:
-        """The rows of the releases list (UTF-8), taken from the served list where they are the same."""
-        return reused_parts("releases/index.html", served_rows,
-                            lambda chunk: "".join(map(release_list_row, chunk)).encode())
+    def list_rows(page: ListPage) -> Iterator[bytes]:
+        """The rows of a page of the releases list (UTF-8), taken from the page as served where they are the
+        same (an older page made from the front page's rows makes them: its links differ)."""
+        back = "" if page.number is None else "../../"
+        return reused_parts(page.path, partial(served_rows, back=back),
+                            lambda chunk: "".join([release_list_row(view, back) for view in chunk]).encode(),
+                            page.chunks)
 
     def sitemap_release_lines() -> Iterator[bytes]:
         """The sitemap's lines of the release pages, taken from the served sitemap where they are the same."""
@@ -1101,28 +1165,42 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
                         canonical=f"{data.site_url}cohorts/{cohort.slug}/")
         return render.files
 
-    def releases_page_parts() -> Iterator[bytes]:
-        """The releases list's bytes in parts, made as they are asked for: the page around a hole where the
-        rows go, then the rows as bytes, a chunk of releases at a time. Megabytes of rows (130 MB at 100,000
-        releases) are not joined into the template's text and encoded again, nor held whole when written
-        (Keyed.render_stream)."""
-        path = "releases/index.html"
+    def releases_page_parts(page: ListPage) -> Iterator[bytes]:
+        """A page of the releases list in parts, made as they are asked for: the page around a hole where the
+        rows go, then the rows as bytes, a chunk of releases at a time. Megabytes of rows are not joined into
+        the template's text and encoded again, nor held whole when written (Keyed.render_stream)."""
         template = environment().get_template("releases.html")
+        context = dict(site=data, root=_root(page.path), path=page.path, page=page, total=len(views),
+                       canonical=data.site_url + page.path.removesuffix("index.html"))
         hole = _HOLE.format("rows")
-        head, *tail = template.render(site=data, root=_root(path), path=path, canonical=data.site_url + "releases/",
-                                      rows=Markup(hole)).split(hole)
+        head, *tail = template.render(rows=Markup(hole), **context).split(hole)
         if len(tail) == 1:
             yield head.encode()
-            yield from list_rows()
+            yield from list_rows(page)
             yield tail[0].encode()
             return
         # The hole's text is elsewhere on the page too (a NUL in the registry's name): rendered in one piece.
-        yield template.render(site=data, root=_root(path), path=path, canonical=data.site_url + "releases/",
-                              rows=Markup(b"".join(list_rows()).decode())).encode()
+        yield template.render(rows=Markup(b"".join(list_rows(page)).decode()), **context).encode()
 
-    def releases_page() -> bytes:
-        return b"".join(releases_page_parts())
+    def releases_page(page: ListPage) -> bytes:
+        return b"".join(releases_page_parts(page))
 
+    def releases_list() -> dict[str, "bytes | Keyed"]:
+        """The pages of the releases list (list_pages): the front page by its releases, the hardware filter's
+        counts and the older pages it links; an older page by its releases, number and neighbours (a new
+        release does not change it)."""
+        hardware = [hw.hardware.name for hw in data.hardware]
+        files: dict[str, bytes | Keyed] = {}
+        for page in list_pages(chunks, LIST_PAGE_RELEASES // jobs.JOB_SIZE):
+            shown = [view for index in page.chunks for view in chunks[index]]
+            if page.number is None:
+                parts: tuple[object, ...] = ("releases list", len(views), page.others,
+                                             [(hw.hardware.name, len(hw.releases)) for hw in data.hardware])
+            else:
+                parts = ("releases list page", hardware, page.number, page.newer, page.older)
+            files[page.path] = keyed((*parts, data.assets.filters_css, jobs.views_digest(shown, "created")),
+                                     partial(releases_page, page), stream=partial(releases_page_parts, page))
+        return files
 
     def sitemaps() -> dict[str, "bytes | Keyed"]:
         """_sitemaps' files, keyed by what they list: every release's URL and date (in their view keys, in
@@ -1153,9 +1231,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
                     fleet_total=sum(inputs.device_counts.values()),
                     fleet_chart=bar_chart("fleet", "Devices per release", [(row.label, row.count) for row in fleet]))
         # The list shows every release's row (from its file and dates) and the hardware filter.
-        files["releases/index.html"] = keyed(
-            ("releases list", data.assets.filters_css, [(hw.hardware.name, len(hw.releases)) for hw in data.hardware],
-             jobs.views_digest(views, "created")), releases_page, stream=releases_page_parts)
+        files.update(releases_list())
         channels, software_types = planner_channels(inputs.registry, [view.facts.image_slots for view in views])
         render.page("update/index.html", "update.html", canonical=data.site_url + "update/", channels=channels,
                     software_types=software_types, example_version=views[0].version if views else "1.0.0")

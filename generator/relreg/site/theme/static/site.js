@@ -44,6 +44,7 @@
   var select = document.getElementById("hardware");
   var search = document.getElementById("q");
   var count = document.getElementById("count");
+  var countNodes = Array.prototype.slice.call(count.childNodes).map(function (node) { return node.cloneNode(true); });
   var empty = document.getElementById("empty");
   var match = document.getElementById("build-match");
   var builds = Array.prototype.map.call(table.querySelectorAll("code[data-hw]"), function (code) {
@@ -84,6 +85,78 @@
       match.appendChild(more);
     }
   }
+  // A long list is paged (pages.list_pages): the rows here are some releases. A search that matches none of
+  // them is looked up among every release as a whole version, revision or build id, through the API's list of
+  // that query dimension (api/v1/releases/<dimension>/<key>.json, absent (404) when no release has it).
+  var box = document.getElementById("releases");
+  var paged = box.hasAttribute("data-paged");
+  var siteRoot = box.getAttribute("data-root") || "";
+  var elsewhere = document.getElementById("elsewhere");
+  var lookups = 0, lookupTimer = 0;
+  function releaseHref(version) {
+    return siteRoot + "releases/" + encodeURIComponent(version) + "/index.html";
+  }
+  function lookUp(dimension, key) {
+    return fetch(siteRoot + "api/v1/releases/" + dimension + "/" + encodeURIComponent(key) + ".json").then(
+      function (response) { return response.ok ? response.json() : { data: [] }; }
+    ).then(function (body) { return body.data || []; }, function () { return null; });
+  }
+  var lastAsked = null;
+  function showElsewhere(term, hex, shown) {
+    // The change event of leaving the search box (as a click on a link found here does) asks nothing new.
+    if (!paged || (term + "\n" + !shown) === lastAsked) { return; }
+    lastAsked = term + "\n" + !shown;
+    var ticket = ++lookups;
+    clearTimeout(lookupTimer);
+    elsewhere.hidden = true;
+    elsewhere.textContent = "";
+    if (shown || !window.fetch || !term || /\s/.test(term)) { return; }
+    var asked = [["version", term], ["revision", term]];
+    if (hex.length >= 8 && hex.length <= 64) { asked.unshift(["build_id", hex]); }
+    if (window.location.protocol === "file:") {  // a page opened from a file may not fetch another
+      elsewhere.textContent = "Only the releases on this page were searched: other pages cannot be read from here.";
+      elsewhere.hidden = false;
+      return;
+    }
+    lookupTimer = setTimeout(function () {
+      Promise.all(asked.map(function (item) { return lookUp(item[0], item[1]); })).then(function (answers) {
+        if (ticket !== lookups) { return; }
+        var seen = {}, found = [];
+        answers.forEach(function (releases, index) {
+          (releases || []).forEach(function (release) {
+            if (!seen[release.version]) {
+              seen[release.version] = true;
+              found.push([release.version, asked[index][0].replace("_", " "), asked[index][1]]);
+            }
+          });
+        });
+        if (answers.every(function (answer) { return answer === null; })) {
+          elsewhere.textContent = "Only the releases on this page were searched: other pages cannot be read from here.";
+          elsewhere.hidden = false;
+          return;
+        }
+        if (!found.length) {
+          elsewhere.textContent = "No release has the version, revision or build id " + term + " either.";
+          elsewhere.hidden = false;
+          return;
+        }
+        var list = document.createElement("ul");
+        list.className = "plain";
+        found.forEach(function (item) {
+          var entry = document.createElement("li");
+          var link = document.createElement("a");
+          link.href = releaseHref(item[0]);
+          link.textContent = item[0];
+          entry.appendChild(document.createTextNode("Release "));
+          entry.appendChild(link);
+          entry.appendChild(document.createTextNode(", listed on another page, has the " + item[1] + " " + item[2] + "."));
+          list.appendChild(entry);
+        });
+        elsewhere.appendChild(list);
+        elsewhere.hidden = false;
+      });
+    }, 250);
+  }
   var rows = Array.prototype.map.call(table.tBodies[0].rows, function (row) {
     var keys = Array.prototype.map.call(row.querySelectorAll(".k"), function (element) {
       return element.textContent.toLowerCase();
@@ -112,9 +185,13 @@
       if (visible) { shown += 1; }
     });
     var total = rows.length;
-    count.textContent = shown === total
-      ? total + (total === 1 ? " release" : " releases") + ", newest first."
-      : "Showing " + shown + " of " + total + " releases.";
+    if (shown !== total) {
+      count.textContent = "Showing " + shown + " of " + total + " releases" + (paged ? " on this page." : ".");
+    } else {  // every row shows: the page's own words (a paged list's count links to the other pages)
+      count.textContent = "";
+      countNodes.forEach(function (node) { count.appendChild(node.cloneNode(true)); });
+    }
+    showElsewhere(search.value.trim(), hex, shown);
     empty.hidden = shown > 0;
     var query = new URLSearchParams();
     if (hardware) { query.set("hardware", hardware); }

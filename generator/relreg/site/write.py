@@ -587,6 +587,8 @@ class _Staging:
         if self.previous is None:
             return
         keys = {job.key for job in jobs if isinstance(job, KeyedJob)}
+        if self.spare_build is not None and not any(key in self.spare_build.jobs for key in keys):
+            self._leave_spare()
         if any(key in self.previous.summaries for key in keys):
             # A job key takes in the code (see jobs.job_key): the previous build was made by this code, so a
             # job of its paths has its serving families (path_families), and a job that runs now with the
@@ -745,6 +747,38 @@ class _Staging:
                 os.unlink(temporary)
             raise
 
+    def _leave_spare(self) -> None:
+        """Assemble the site in a new folder instead of the spare, which holds no job of the plan: every key
+        changed (after an upgrade of relreg, and in the build after it). Brought up to date, the spare would
+        have every file it holds indexed, then each replaced and the rest removed (at 100,000 releases the
+        index and the sets of paths of those passes took the build process from about 1 to 1.4 GB); it is
+        removed instead (in the background when large), and the new site is linked from the served one."""
+        spare = self.spare_build
+        assert spare is not None and not self.done
+        _remove(self.folder, in_background=spare.file_count >= BACKGROUND_REMOVAL_FILES)
+        self.folder = tempfile.mkdtemp(prefix=f".{self.out.name}.staging-", dir=self.out.parent)
+        os.chmod(self.folder, _folder_mode(self.out))
+        self.in_spare = False
+        self.spare_build = None
+        self._made_dirs = {""}
+
+    def _removed(self) -> int:
+        """How many files of the served site the new one does not have, counted without a set of paths: the
+        files of the served jobs not kept with their key (and the loose ones) less those of them that a job
+        not kept gives again, found in the index of the served files (`expect`). A kept job gives the paths
+        of its own record only, which no other job of the new site gives."""
+        if self.previous is None:
+            return 0
+        kept = {done.key for done in self.done if done.key is not None and done.key in self.previous.jobs}
+        served = sum(summary.count for key, summary in self.previous.summaries.items() if key not in kept)
+        served += self.previous.loose.count("\n")  # as PreviousBuild.file_count counts them
+        again = 0
+        index = self.served
+        for done in self.done:
+            if done.key not in kept:
+                again += sum(1 for path in _paths_of(done.record) if index.get(path) is not None)
+        return served - again
+
     def finish(self, finish: Callable[["FamilySource"], dict[str, bytes]]) -> None:
         """Place the files made from every path placed so far (the serving configuration): a job of its own,
         known by what it reads (FamilySource.key), so that a build whose paths are the previous build's
@@ -789,6 +823,7 @@ class _Staging:
         # Every job is placed: the indexes of the previous builds' files (one entry per file when every job
         # key changed, after an upgrade of relreg: 370 MB at 100,000 releases) are let go of before the
         # stale-file passes make sets of paths.
+        removed = self._removed()
         self.served = self.in_place = _NoFiles()
         if self.spare_build is not None:
             self._remove_stale(self._changed_paths(self.spare_build))
@@ -811,13 +846,6 @@ class _Staging:
         _exchange(Path(self.folder), self.out)
         self.swapped = True
         written = sum(done.written for done in self.done)
-        removed = 0
-        if self.previous is not None:
-            keys = {done.key for done in self.done if done.key is not None}
-            gone = set(_record_paths(self.previous.loose))
-            for record in _records_read(self.previous.jobs, [key for key in self.previous.jobs if key not in keys]):
-                gone.update(_record_paths(record))
-            removed = len(gone - self._changed_paths(self.previous))
         return WriteStats(written=written, unchanged=total - written, removed=removed,
                           notes=[done.summary.notes for done in self.done if done.summary.notes is not None])
 

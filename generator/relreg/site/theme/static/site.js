@@ -111,8 +111,12 @@
     elsewhere.hidden = true;
     elsewhere.textContent = "";
     if (shown || !window.fetch || !term || /\s/.test(term)) { return; }
-    var asked = [["version", term], ["revision", term]];
-    if (hex.length >= 8 && hex.length <= 64) { asked.unshift(["build_id", hex]); }
+    // Only what the schemas allow (schemas/release.schema.json): a pasted crash-log line asks for its build id.
+    var asked = [];
+    if (hex.length >= 8 && hex.length <= 64) { asked.push(["build_id", hex]); }
+    if (/^(?!.*\.\.)[0-9][0-9A-Za-z.+-]{0,63}$/.test(term)) { asked.push(["version", term]); }
+    if (/^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$/.test(term)) { asked.push(["revision", term]); }
+    if (!asked.length) { return; }
     if (window.location.protocol === "file:") {  // a page opened from a file may not fetch another
       elsewhere.textContent = "Only the releases on this page were searched: other pages cannot be read from here.";
       elsewhere.hidden = false;

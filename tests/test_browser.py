@@ -376,7 +376,19 @@ def test_a_paged_list_leads_to_every_release_and_finds_one_on_another_page(brows
         search.fill(oldest["version"])
         page.locator("#elsewhere", has_text="has the version").wait_for()
         search.fill("9.9.9")
-        page.locator("#elsewhere", has_text="No release has the version, revision or build id 9.9.9").wait_for()
+        page.locator("#elsewhere", has_text="Nor has a release on another page the whole version, revision or build "
+                                            "id 9.9.9").wait_for()
+        assert page.text_content("#build-match") == "" and page.text_content("#empty").startswith("No release on this page")
+        search.fill(f"Build ID: 0x{build_id}")  # a crash log's line with spaces: its build id is looked up
+        page.locator("#elsewhere", has_text=f"has the build id {build_id}.").wait_for()
+        assert page.text_content("#build-match") == f"No artifact on this page has a build id containing {build_id}."
+        revision = oldest["revision"]
+        search.fill(revision.upper())  # the rows match in any case: so does the lookup (git's revisions are lower case)
+        page.locator("#elsewhere", has_text=f"has the revision {revision}.").wait_for()
+        page.select_option("#hardware", "evt2")  # no release of this page has an image for it
+        search.fill(newest_first[0])
+        page.locator("#elsewhere", has_text="on this page but not for the hardware chosen").wait_for()
+        page.select_option("#hardware", "")
         search.fill(newest_first[0])  # on this page: nothing is looked up
         assert page.is_hidden("#elsewhere") and _visible_versions(page) == [newest_first[0]]
         search.fill("")
@@ -396,7 +408,9 @@ def test_a_paged_list_leads_to_every_release_and_finds_one_on_another_page(brows
                     if problem.startswith("HTTP 404: "))
     as_version = [f"version/{build_id}.json"] if re.fullmatch(r"[0-9][0-9A-Za-z.+-]{0,63}", build_id) else []
     assert missed == sorted([f"revision/{oldest['version']}.json", "version/9.9.9.json", "revision/9.9.9.json",
-                             *as_version, f"revision/{build_id}.json"])
+                             *as_version, f"revision/{build_id}.json", f"revision/{revision.upper()}.json",
+                             f"build_id/{revision}.json",  # a revision of hex digits may be a build id too
+                             f"revision/{newest_first[0]}.json"])
     assert [problem for problem in watch.problems
             if not problem.startswith("HTTP 404: ") and not problem.startswith(
                 "console error: Failed to load resource: the server responded with a status of 404")] == []

@@ -74,7 +74,10 @@
     var found = hex ? builds.filter(function (b) { return b.id.indexOf(hex) >= 0; }) : [];
     match.hidden = !found.length && !prefixed;
     if (match.hidden) { return; }
-    if (!found.length) { match.textContent = "No artifact has a build id containing " + hex + "."; return; }
+    if (!found.length) {
+      match.textContent = "No artifact " + (paged ? "on this page " : "") + "has a build id containing " + hex + ".";
+      return;
+    }
     var list = document.createElement("ul");
     list.className = "plain";
     found.slice(0, 5).forEach(function (b) { list.appendChild(describe(b)); });
@@ -110,12 +113,16 @@
     clearTimeout(lookupTimer);
     elsewhere.hidden = true;
     elsewhere.textContent = "";
-    if (shown || !window.fetch || !term || /\s/.test(term)) { return; }
-    // Only what the schemas allow (schemas/release.schema.json): a pasted crash-log line asks for its build id.
+    if (shown || !window.fetch || !term) { return; }
+    // Only what the schemas allow (schemas/release.schema.json): a pasted crash-log line ("Build ID: 0x...")
+    // asks for its build id alone. A revision is asked as typed and in lower case (git's), as the rows match.
     var asked = [];
     if (hex.length >= 8 && hex.length <= 64) { asked.push(["build_id", hex]); }
     if (/^(?!.*\.\.)[0-9][0-9A-Za-z.+-]{0,63}$/.test(term)) { asked.push(["version", term]); }
-    if (/^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$/.test(term)) { asked.push(["revision", term]); }
+    if (/^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,126}[A-Za-z0-9])?$/.test(term)) {
+      asked.push(["revision", term]);
+      if (term.toLowerCase() !== term) { asked.push(["revision", term.toLowerCase()]); }
+    }
     if (!asked.length) { return; }
     if (window.location.protocol === "file:") {  // a page opened from a file may not fetch another
       elsewhere.textContent = "Only the releases on this page were searched: other pages cannot be read from here.";
@@ -140,7 +147,8 @@
           return;
         }
         if (!found.length) {
-          elsewhere.textContent = "No release has the version, revision or build id " + term + " either.";
+          elsewhere.textContent = "Nor has a release on another page the whole version, revision or build id " + term +
+            " (other pages are searched for whole ones; a part finds the releases of this page only).";
           elsewhere.hidden = false;
           return;
         }
@@ -153,7 +161,8 @@
           link.textContent = item[0];
           entry.appendChild(document.createTextNode("Release "));
           entry.appendChild(link);
-          entry.appendChild(document.createTextNode(", listed on another page, has the " + item[1] + " " + item[2] + "."));
+          entry.appendChild(document.createTextNode((onPage[item[0]] ? ", on this page but not for the hardware chosen, has the "
+            : ", listed on another page, has the ") + item[1] + " " + item[2] + "."));
           list.appendChild(entry);
         });
         elsewhere.appendChild(list);
@@ -161,7 +170,9 @@
       });
     }, 250);
   }
+  var onPage = {};
   var rows = Array.prototype.map.call(table.tBodies[0].rows, function (row) {
+    onPage[row.querySelector("a.version").textContent] = true;
     var keys = Array.prototype.map.call(row.querySelectorAll(".k"), function (element) {
       return element.textContent.toLowerCase();
     });

@@ -132,6 +132,7 @@ def test_the_built_list_shows_each_release_once_links_every_page_and_rebuilds_on
     assert check_links(out, "https://firmware.example.com/") == []
     front = pages[0].read_text()
     assert "14 releases, newest first: the newest 4 here" in front
+    assert re.search(r'<option value="evt2">evt2 \(5 in all\)</option>', front)  # the filter acts on this page
     assert [f"page/{n}/index.html" in front for n in range(1, 6)] == [True] * 5
     oldest = pages[-1].read_text()
     assert "<h1>Releases 1–2</h1>" in oldest and 'rel="next"' not in oldest and 'rel="prev"' in oldest

@@ -94,6 +94,13 @@ class Watch:
             route.abort()
 
 
+def _follow(page: object, link: object) -> None:
+    """Click a link and wait until the next page has loaded: moving on sooner would cancel the loads of the page
+    being left (its script), which the watch would rightly report."""
+    with page.expect_navigation(wait_until="load"):
+        link.click()
+
+
 def _open(browser: object, note_images: bool = False, **options: object) -> tuple[object, object, Watch]:
     context = browser.new_context(**options)
     page = context.new_page()
@@ -257,11 +264,11 @@ def test_site_also_works_from_file_urls(browser: object, example: Site) -> None:
     try:
         page.goto((example.out / "index.html").as_uri())
         assert page.evaluate("getComputedStyle(document.body).fontFamily").startswith("system-ui")
-        page.get_by_role("navigation", name="Site").get_by_role("link", name="Releases").click()
+        _follow(page, page.get_by_role("navigation", name="Site").get_by_role("link", name="Releases"))
         assert page.url == (example.out / "releases" / "index.html").as_uri()
         page.select_option("#hardware", "evt2")
         assert len(_visible_versions(page)) == 5
-        page.get_by_role("link", name="1.2.0", exact=True).click()
+        _follow(page, page.get_by_role("link", name="1.2.0", exact=True))
         assert page.url == (example.out / "releases" / "1.2.0" / "index.html").as_uri()
         assert page.locator("h1").text_content() == "1.2.0"
     finally:
@@ -355,13 +362,13 @@ def test_a_paged_list_leads_to_every_release_and_finds_one_on_another_page(brows
     try:
         page.goto(paged.url + "releases/index.html")
         assert _visible_versions(page) == newest_first[:4]
-        page.get_by_role("link", name="Releases 1–2").click()
+        _follow(page, page.get_by_role("link", name="Releases 1–2"))
         assert page.locator("h1").text_content() == "Releases 1–2"
         assert _visible_versions(page) == newest_first[-2:]
         seen = []
         while page.get_by_role("link", name="Newer releases").count():  # walk up to the front page
             seen = _visible_versions(page) + seen
-            page.get_by_role("link", name="Newer releases").first.click()  # the pager is above and below the rows
+            _follow(page, page.get_by_role("link", name="Newer releases").first)  # the pager is above and below the rows
         assert page.url == paged.url + "releases/index.html"
         assert _visible_versions(page) + seen == newest_first
 
@@ -396,7 +403,7 @@ def test_a_paged_list_leads_to_every_release_and_finds_one_on_another_page(brows
         assert page.get_by_role("link", name="older pages").count() == 1  # the count's own link is back
 
         search.fill(build_id)
-        page.locator("#elsewhere a").click()
+        _follow(page, page.locator("#elsewhere a"))
         page.wait_for_url(paged.url + f"releases/{oldest['version']}/index.html")
         assert page.locator("h1").text_content() == oldest["version"]
     finally:
@@ -452,7 +459,7 @@ def test_a_paged_list_opened_from_a_file_says_it_searched_its_own_rows_only(brow
         page.goto((paged.out / "releases" / "index.html").as_uri())
         page.get_by_label("Version, revision or build id").fill(oldest["artifacts"][0]["build_id"])
         page.locator("#elsewhere", has_text="Only the releases on this page were searched").wait_for()
-        page.get_by_role("link", name="Releases 1–2").click()
+        _follow(page, page.get_by_role("link", name="Releases 1–2"))
         assert page.url == (paged.out / "releases" / "page" / "1" / "index.html").as_uri()
         assert oldest["version"] in _visible_versions(page)
     finally:

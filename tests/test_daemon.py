@@ -63,6 +63,23 @@ def _gone(pid: int) -> bool:
     return _state(pid) in ("gone", "Z")
 
 
+def _tree_states(*pids: int) -> str:
+    """Each process of these pids' trees: pid, state, kernel wait channel and command line (what a hang
+    leaves to diagnose it by)."""
+    lines, todo = [], list(pids)
+    while todo:
+        pid = todo.pop(0)
+        try:
+            wchan = ",".join(Path(f"/proc/{pid}/task/{task}/wchan").read_text()
+                             for task in sorted(os.listdir(f"/proc/{pid}/task"), key=int))
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        lines.append(f"{pid} {_state(pid)} {wchan} {argv[:120]}")
+        todo += _children(pid)
+    return "\n".join(lines)
+
+
 def _wait_until(condition, seconds: float = 20) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -244,7 +261,13 @@ def test_a_signal_to_the_client_reaches_the_command(runtime: dict[str, str], lar
         command = _command_of(runtime)
         time.sleep(delay)
         client.send_signal(number)
-        _, stderr = client.communicate(timeout=60)
+        try:
+            _, stderr = client.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            states = _tree_states(client.pid, command)
+            os.killpg(command, signal.SIGKILL)
+            client.kill()
+            pytest.fail(f"the client did not end:\n{states}")
         assert _wait_until(lambda: _gone(command))
         if number == signal.SIGINT:  # as in a process of its own: before click runs the command, or in it
             # (Like a terminal's Ctrl-C, it reaches the site workers too: one being forked at that moment

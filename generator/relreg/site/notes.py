@@ -26,6 +26,8 @@ import nh3
 from cmarkgfm import _cmark
 from cmarkgfm.cmark import Options
 
+from relreg.registry.gcpause import forked_pool
+
 if TYPE_CHECKING:
     from relreg.history.cache import WorkCache
 
@@ -193,15 +195,12 @@ def render_missing(keys: Sequence[str], notes_of: Callable[[int], tuple[str, str
         indexes = [index for _, index in missing]
         workers = min(os.cpu_count() or 1, 8)
         if len(missing) >= PARALLEL_THRESHOLD and workers > 1 and hasattr(os, "fork"):
-            import multiprocessing  # here: a rebuild renders a few notes, if any
-            from concurrent.futures import ProcessPoolExecutor
-
             # The forked workers read each note's text themselves (notes_of, inherited): this process
             # never holds the texts of every release at once (150 MB at 100,000 releases, decompressed
             # from the model), only the rendered notes as they come back.
             _NOTES_OF = notes_of
             try:
-                with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                with forked_pool(workers) as pool:
                     rendered = pool.map(_render_of, indexes, chunksize=max(1, len(missing) // (workers * 8)))
                     for (key, _), html in zip(missing, rendered):
                         cache.store_notes(key, html)

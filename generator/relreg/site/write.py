@@ -34,7 +34,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, Union
 
 import click
 
-from relreg.registry.gcpause import die_with_parent, linux_libc
+from relreg.registry.gcpause import forked_pool, linux_libc
 from relreg.resources import code_digest
 from relreg.site.jobs import Keyed, KeyedJob, KeyedSection, job_files
 from relreg.site.manifest import Records, WriteStats, read_header, read_manifest, write_manifest
@@ -983,12 +983,6 @@ def _jobs_to_run(staging: _Staging, jobs: Sequence[Callable[[], Any]]) -> int:
     return sum(1 for job in jobs if not (isinstance(job, KeyedJob) and job.key in staging.previous.jobs))
 
 
-def _start_worker() -> None:
-    """In a new worker: collect cycles (the build paused that), and die with the build process."""
-    gc.enable()
-    die_with_parent()
-
-
 def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int,
               before_fork: Callable[[], None] | None = None) -> None:
     global _SHARED
@@ -999,10 +993,6 @@ def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int
     if workers < 2 or not hasattr(os, "fork") or threading.active_count() > 1:
         staging.done += [staging.keep(staging.run(job)) for job in jobs]
         return
-    # Loaded here: a rebuild that runs its few jobs in this process does without them (30-40 ms).
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     if before_fork is not None:
         before_fork()
     _SHARED = (staging, jobs)
@@ -1013,8 +1003,7 @@ def _run_jobs(staging: _Staging, jobs: Sequence[Callable[[], Any]], workers: int
     try:
         # Jobs are handed out one at a time as workers free up, so a long job does not hold up the rest.
         # A worker renders a share of the whole site: it collects cycles even where the build paused that.
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                                 initializer=_start_worker) as pool:
+        with forked_pool(workers, initializer=gc.enable) as pool:
             staging.done += map(staging.keep, pool.map(_write_job, range(len(jobs))))
     finally:
         gc.unfreeze()  # a long-lived process (relreg serve) collects them again later

@@ -307,25 +307,45 @@ def test_the_releases_of_each_device_slot_are_those_with_an_image_for_it(seed: i
                                       if any((a.hardware_version, a.software_type) == slot for a in release.artifacts)]
 
 
+@pytest.mark.parametrize("budget", [0, 3000, 10 ** 9])  # no page's data kept, some, every one
 @pytest.mark.parametrize("total", [0, 1, 2, 99, 100, 101, 250])
-def test_keyed_list_pages_are_the_pages_of_paged_with_their_sha256(total: int) -> None:
+def test_keyed_list_pages_are_the_pages_of_paged_with_their_sha256(total: int, budget: int) -> None:
     """Each Keyed page of a list renders the bytes `paged` gives for it, in parts too, with their sha256;
-    a second list of the same items takes the digest of their shared part and still gets its own."""
+    a second list of the same items takes the digest of their shared part and still gets its own, and
+    reads no item for a page whose data was kept."""
     import hashlib
 
-    from relreg.site.api import keyed_pages, paged
+    from relreg.site.api import PER_PAGE, PageBodies, keyed_pages, paged
 
     items = [b'{"id":%d,"notes":"%s"}' % (index, b"x" * (index % 7)) for index in range(total)]
     ids = [f"v{index}" for index in range(total)]
-    bodies: dict = {}
+    bodies = PageBodies(budget)
+    read: list[int] = []
+
+    def item(index: int) -> bytes:
+        read.append(index)
+        return items[index]
+
+    unread_pages = 0  # of the second list: those whose data the first list's pages left within the budget
     for name in ("all", "hardware"):
         def path_of(page: int, name: str = name) -> str:
             return f"api/v1/{name}/page/{page}.json"
 
         expected = dict(paged(items, path_of, "https://example.test/"))
-        pages = list(keyed_pages(ids, items.__getitem__, path_of, "https://example.test/", name, ids, bodies))
+        pages = list(keyed_pages(ids, item, path_of, "https://example.test/", name, ids, bodies))
         assert [path for path, _ in pages] == list(expected)
-        for path, keyed in pages:
+        del read[:]
+        left = budget
+        for number, (path, keyed) in enumerate(pages, 1):
             parts, digest = keyed.render_digested()
-            assert keyed.render() == b"".join(parts) == expected[path]
+            assert b"".join(parts) == expected[path]
             assert digest == hashlib.sha256(expected[path]).hexdigest()
+            if name == "all" and len(parts[0]) <= left:
+                left -= len(parts[0])
+                unread_pages = number
+        expected_reads = total if name == "all" else max(0, total - unread_pages * PER_PAGE)
+        assert len(read) == expected_reads
+        for path, keyed in pages:
+            assert keyed.render() == expected[path]
+    if total and budget == 10 ** 9:
+        assert unread_pages == len(pages)

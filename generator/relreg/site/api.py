@@ -102,19 +102,52 @@ def paged(items: list[bytes], path_of: Callable[[int], str], site_url: str) -> I
             b',"prev":', url[page - 1], b',"next":', url[page + 1], b"}}\n"))
 
 
+# What the data parts of list pages kept for other lists of a process may hold (PageBodies): every page of a
+# list of 10,000 releases (47 MB), a tenth of one of 100,000.
+PAGE_BODIES_BYTES = 48 * 1024 * 1024
+
+
+class PageBodies:
+    """The data parts of list pages (keyed_pages: a page before its links) in one process, shared by the
+    lists that hold the same releases at the same place: each is hashed once, and while `budget` bytes
+    allow, kept, so that such a list's page takes its data instead of reading its releases again. A
+    hardware version that every release has lists what `releases.json` lists: at 10,000 releases, a
+    hundred pages of half a megabyte for each such hardware version, on every build that adds a release.
+    """
+
+    def __init__(self, budget: int = PAGE_BODIES_BYTES) -> None:
+        self._found: dict[tuple[int, int, int, str], tuple[Any, bytes | None]] = {}
+        self._left = budget
+
+    def get(self, name: tuple[int, int, int, str]) -> "tuple[Any, bytes | None] | None":
+        """(a sha256 object of the data, the data or None if not kept) for the page named `name` (its place,
+        the list's page count and length, and its items' ids), or None when no list had it yet."""
+        return self._found.get(name)
+
+    def add(self, name: tuple[int, int, int, str], body: bytes) -> Any:
+        """Keep (within the budget) and hash a page's data; returns the sha256 object."""
+        hashed = hashlib.sha256(body)
+        kept = body if len(body) <= self._left else None
+        if kept is not None:
+            self._left -= len(body)
+        self._found[name] = (hashed, kept)
+        return hashed
+
+
 def keyed_pages(keys: Sequence[str], item: Callable[[int], bytes], path_of: Callable[[int], str], site_url: str,
                 prefix: str, ids: Sequence[str] | None = None,
-                bodies: "dict[tuple[int, int, int, str], Any] | None" = None) -> Iterator[tuple[str, Keyed]]:
+                bodies: PageBodies | None = None) -> Iterator[tuple[str, Keyed]]:
     """The pages of `paged`, each a Keyed file known by `prefix` (everything the list's pages share), its
     place in the list and the keys of its items (`keys[i]` stands for the bytes `item(i)` gives).
 
     A release changed in a list of many pages changes one page: the writer links the others from the
     served site without their items being read or encoded.
 
-    With `ids` (what names the bytes of `item(i)`, among the lists that share `bodies`) and `bodies` (a
-    dict shared by those lists), each page also comes with its sha256 (Keyed.render_digested): the part
+    With `ids` (what names the bytes of `item(i)`, among the lists that share `bodies`) and `bodies`
+    (shared by those lists), each page also comes with its sha256 (Keyed.render_digested): the part
     of a page before its links is the same in every list with the same items at the same place, and is
-    hashed once for them all (a hardware version on every release has the pages of the releases list).
+    hashed once for them all, and made once while PageBodies keeps it (a hardware version on every
+    release has the pages of the releases list).
     """
     total = len(keys)
     page_count = max(1, -(-total // PER_PAGE))
@@ -129,12 +162,15 @@ def keyed_pages(keys: Sequence[str], item: Callable[[int], bytes], path_of: Call
 
     def render_digested(page: int) -> tuple[tuple[bytes, bytes], str]:
         assert ids is not None and bodies is not None
-        body, links = parts(page)
         start = (page - 1) * PER_PAGE
         name = (page, page_count, total, "\0".join(ids[start:start + PER_PAGE]))
-        hashed = bodies.get(name)
-        if hashed is None:
-            hashed = bodies[name] = hashlib.sha256(body)
+        known = bodies.get(name)
+        if known is not None and known[1] is not None:
+            hashed, body = known
+            links = _page_links(page, page_count, path_of, site_url)
+        else:
+            body, links = parts(page)
+            hashed = known[0] if known is not None else bodies.add(name, body)
         digest = hashed.copy()
         digest.update(links)
         return (body, links), digest.hexdigest()
@@ -151,20 +187,24 @@ def _page_parts(items: list[bytes], page: int, page_count: int, total: int, path
                 site_url: str) -> tuple[bytes, bytes]:
     """One page of `paged`, alone (the same bytes `paged` gives for it), in two parts: what the lists with
     the same items share (data and paging), then the links, which name the list."""
+    # The items between commas, joined once with the rest (a page of a long list is half a megabyte).
+    body = [b'{"data":[', *([b","] * (2 * len(items) - 1) if items else ()),
+            b'],"paging":{"page":%d,"per_page":%d,"page_count":%d,"item_count":%d,"total_count":%d}'
+            b',"links":{"self":' % (page, PER_PAGE, page_count, len(items), total)]
+    body[1:-1:2] = items
+    return b"".join(body), _page_links(page, page_count, path_of, site_url)
+
+
+def _page_links(page: int, page_count: int, path_of: Callable[[int], str], site_url: str) -> bytes:
+    """The part of a page of `paged` after its data: its links, which name the list."""
     if page_count == 1:  # a list of one page (a version's, a build id's: a hundred thousand of them)
         only = encode_plain(site_url + path_of(1))
         url = {0: b"null", 1: only, 2: b"null"}
     else:
         url = {number: encode_plain(site_url + path_of(number)) if 1 <= number <= page_count else b"null"
                for number in (1, page - 1, page, page + 1, page_count)}
-    # The items between commas, joined once with the rest (a page of a long list is half a megabyte).
-    body = [b'{"data":[', *([b","] * (2 * len(items) - 1) if items else ()),
-            b'],"paging":{"page":%d,"per_page":%d,"page_count":%d,"item_count":%d,"total_count":%d}'
-            b',"links":{"self":' % (page, PER_PAGE, page_count, len(items), total)]
-    body[1:-1:2] = items
-    return b"".join(body), b"".join((
-            url[page], b',"first":', url[1], b',"last":', url[page_count],
-            b',"prev":', url[page - 1], b',"next":', url[page + 1], b"}}\n"))
+    return b"".join((url[page], b',"first":', url[1], b',"last":', url[page_count],
+                     b',"prev":', url[page - 1], b',"next":', url[page + 1], b"}}\n"))
 
 
 def api_jobs(inputs: SiteInputs, views: list[ReleaseView]) -> list[PlanJob]:
@@ -379,7 +419,7 @@ def _api_jobs(inputs: SiteInputs, views: list[ReleaseView], view_keys: "dict[str
             return None
 
     list_prefix = job_key(inputs, "api list page", base, site_url)
-    bodies: dict[tuple[int, int, int, str], Any] = {}  # see keyed_pages: shared by the lists of this process
+    bodies = PageBodies()  # see keyed_pages: shared by the lists of this process
     release_prefix = job_key(inputs, "api release", base)
 
     def keyed_list(name: tuple[str, str] | None) -> Iterator[tuple[str, Keyed]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import random
 from dataclasses import replace
 from typing import Callable
@@ -349,3 +350,19 @@ def test_keyed_list_pages_are_the_pages_of_paged_with_their_sha256(total: int, b
             assert keyed.render() == expected[path]
     if total and budget == 10 ** 9:
         assert unread_pages == len(pages)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the workers of a full build are forked")
+def test_page_data_is_kept_only_by_the_process_that_planned_not_by_a_forked_worker() -> None:
+    """A worker of a full build is about as large as the build process: it hashes a page's data, keeps none."""
+    from relreg.site.api import PageBodies
+
+    bodies = PageBodies(10 ** 9)
+    name = (1, 1, 1, "v1")
+    child = os.fork()
+    if child == 0:  # as a site worker, forked after planning
+        hashed = bodies.add(name, b'{"data":[1]')
+        os._exit(0 if bodies.get(name) == (hashed, None) else 1)
+    assert os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) == 0
+    hashed = bodies.add(name, b'{"data":[1]')
+    assert bodies.get(name) == (hashed, b'{"data":[1]')

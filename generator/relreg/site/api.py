@@ -5,6 +5,7 @@ versions, cohorts and the entry point. Each release is encoded once and shared b
 from __future__ import annotations
 
 import hashlib
+import os
 from functools import partial
 from itertools import chain
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -113,11 +114,15 @@ class PageBodies:
     allow, kept, so that such a list's page takes its data instead of reading its releases again. A
     hardware version that every release has lists what `releases.json` lists: at 10,000 releases, a
     hundred pages of half a megabyte for each such hardware version, on every build that adds a release.
+
+    Kept only in the process that made this object: a rebuild, which runs its few jobs itself. The
+    forked workers of a full build, each already about as large as the build process, only hash.
     """
 
     def __init__(self, budget: int = PAGE_BODIES_BYTES) -> None:
         self._found: dict[tuple[int, int, int, str], tuple[Any, bytes | None]] = {}
         self._left = budget
+        self._owner = os.getpid()
 
     def get(self, name: tuple[int, int, int, str]) -> "tuple[Any, bytes | None] | None":
         """(a sha256 object of the data, the data or None if not kept) for the page named `name` (its place,
@@ -127,7 +132,7 @@ class PageBodies:
     def add(self, name: tuple[int, int, int, str], body: bytes) -> Any:
         """Keep (within the budget) and hash a page's data; returns the sha256 object."""
         hashed = hashlib.sha256(body)
-        kept = body if len(body) <= self._left else None
+        kept = body if len(body) <= self._left and os.getpid() == self._owner else None
         if kept is not None:
             self._left -= len(body)
         self._found[name] = (hashed, kept)

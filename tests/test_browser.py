@@ -430,10 +430,16 @@ def test_older_pages_of_the_list_filter_by_hardware_without_javascript(browser: 
         rows = page.locator("#release-table tbody tr")
         assert rows.count() == 2
         names = page.eval_on_selector_all("#hardware option", "options => options.map(o => o.value)")
+        emptied = []  # the hardware versions no release of this page has
         for name in names[1:]:
             page.select_option("#hardware", name)
             shown = [rows.nth(i) for i in range(2) if rows.nth(i).is_visible()]
             assert all(name in row.get_attribute("data-hw").split() for row in shown)
+            assert page.is_visible("#empty") == (shown == []), name  # a filter that leaves no row says so
+            emptied += [name] if not shown else []
+        assert emptied and len(emptied) < len(names) - 1  # both cases were seen
+        page.select_option("#hardware", "")
+        assert page.is_hidden("#empty")
         assert "on the page that lists its release" in page.inner_html("#releases noscript")
     finally:
         context.close()

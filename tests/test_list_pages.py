@@ -111,6 +111,15 @@ def _rows(page: Path) -> list[str]:
     return re.findall(r'<a class="k version" href="[^"]+">([^<]+)</a>', page.read_text())
 
 
+def _sitemap_older_pages(out: Path) -> dict[str, tuple[str, set[str]]]:
+    """Each older list page the sitemap names (releases/page/<n>/): its lastmod, and the lastmods the sitemap
+    gives the release pages of the releases it shows."""
+    sitemap = (out / "sitemap.xml").read_text()
+    lastmod = dict(re.findall(r"<loc>https://[^/<]+/([^<]*)</loc><lastmod>([^<]+)</lastmod>", sitemap))
+    return {path: (date, {lastmod[f"releases/{version}/"] for version in _rows(out / path / "index.html")})
+            for path, date in lastmod.items() if path.startswith("releases/page/")}
+
+
 @pytest.fixture
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two releases a page (the example registry's 14 fill a front page and five older ones)."""
@@ -137,6 +146,9 @@ def test_the_built_list_shows_each_release_once_links_every_page_and_rebuilds_on
     oldest = pages[-1].read_text()
     assert "<h1>Releases 1–2</h1>" in oldest and 'rel="next"' not in oldest and 'rel="prev"' in oldest
     assert "(" not in re.search(r'<select id="hardware".*?</select>', oldest, re.S).group(0)  # no counts of all
+    in_sitemap = _sitemap_older_pages(out)  # every older page, dated by the newest change to its releases
+    assert sorted(in_sitemap) == [f"releases/page/{n}/" for n in range(1, 6)]
+    assert all(date == max(dates) for date, dates in in_sitemap.values())
 
     before = {page: (page.stat().st_ino, page.read_bytes()) for page in pages}
     front_rows = _rows(pages[0])
@@ -145,6 +157,7 @@ def test_the_built_list_shows_each_release_once_links_every_page_and_rebuilds_on
     page6 = out / "releases" / "page" / "6" / "index.html"
     assert _rows(pages[0]) == ["2.9.0", *front_rows[:2]] and _rows(page6) == front_rows[2:]
     assert 'href="../../../releases/page/6/index.html">Newer releases' in pages[1].read_text()
+    assert sorted(_sitemap_older_pages(out)) == sorted(f"releases/page/{n}/" for n in range(1, 7))
     assert all((page.stat().st_ino, page.read_bytes()) == before[page] for page in pages[2:])  # linked, untouched
 
     pages.insert(1, page6)
@@ -160,7 +173,7 @@ def test_the_built_list_shows_each_release_once_links_every_page_and_rebuilds_on
     assert set(rendered) == {"front"}  # an older page is linked by its key, not rendered again
     fresh = tmp_path / "fresh"
     assert run_relreg("build", "--registry", repo / "registry", "--out", fresh).exit_code == 0
-    for path in [*out.glob("releases/index.html"), *out.glob("releases/page/*/index.html")]:
+    for path in [*out.glob("releases/index.html"), *out.glob("releases/page/*/index.html"), out / "sitemap.xml"]:
         assert path.read_bytes() == (fresh / path.relative_to(out)).read_bytes(), path
 
 

@@ -400,14 +400,16 @@ def hashed_path(name: str, content: bytes) -> str:
 
 
 def filter_css(hardware_names: Iterable[str]) -> bytes:
-    """The releases list's hardware filter without JavaScript: the selected <option> hides the other rows.
+    """The releases list's hardware filter without JavaScript: the selected <option> hides the other rows,
+    and when no row is left, shows the line that says so (#empty; the script shows it for the same rows).
 
     Hardware names are limited by the schema to [A-Za-z0-9._-], so they are safe inside quotes.
     """
     rules = ["/* relreg: hardware filter of the releases list, generated from the registry */"]
     for name in hardware_names:
-        rules.append(f'#releases:has(#hardware option[value="{name}"]:checked) '
-                     f'tbody tr:not([data-hw~="{name}"]){{display:none}}')
+        chosen = f'#releases:has(#hardware option[value="{name}"]:checked)'
+        rules.append(f'{chosen} tbody tr:not([data-hw~="{name}"]){{display:none}}')
+        rules.append(f'{chosen}:not(:has(tbody tr[data-hw~="{name}"])) #empty{{display:block !important}}')
     return ("\n".join(rules) + "\n").encode()
 
 
@@ -547,6 +549,15 @@ class ListPage:
     newer: str | None = None
     older: str | None = None
     others: tuple[tuple[str, int, int], ...] = ()
+
+
+def older_list_pages(views: Sequence["ReleaseView"]) -> list[tuple[str, int]]:
+    """The older pages of the releases list (list_pages) as the sitemap names them: (their folder's path,
+    the newest updated date of their releases, in seconds), newest page first; none for a list of one page."""
+    chunks = jobs.by_id_chunks(views)
+    pages = list_pages(chunks, LIST_PAGE_RELEASES // jobs.JOB_SIZE)[1:]
+    return [(page.path.removesuffix("index.html"),
+             max(view.dates.updated for index in page.chunks for view in chunks[index])) for page in pages]
 
 
 def list_page_path(number: int | None) -> str:
@@ -1207,7 +1218,8 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
         the order of the views), the hardware versions (their dates are their releases'), the cohorts' dates."""
         if view_keys is None:
             return _sitemaps(data, inputs)  # type: ignore[return-value]
-        count = 3 + len(views) + len(data.hardware) + len(inputs.registry.cohorts)  # as _sitemaps lists them
+        older = [path for path, _ in older_list_pages(views)]
+        count = 3 + len(older) + len(views) + len(data.hardware) + len(inputs.registry.cohorts)  # as _sitemaps lists them
         paths = ["sitemap.xml"] if count <= SITEMAP_LIMIT else \
             [*[f"sitemaps/{number}.xml" for number in range(1, -(-count // SITEMAP_LIMIT) + 1)], "sitemap.xml"]
         made: dict[str, bytes] = {}
@@ -1218,7 +1230,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
             return made[path]
 
         # A release's line has its updated date; a hardware version's, the newest of its releases'.
-        parts = ("sitemaps", jobs.views_digest(views, "updated"), [hw.hardware.name for hw in data.hardware],
+        parts = ("sitemaps", jobs.views_digest(views, "updated"), older, [hw.hardware.name for hw in data.hardware],
                  [(cohort.slug, inputs.cohort_dates.get(cohort.slug)) for cohort in inputs.registry.cohorts])
         return {path: keyed((*parts, path), partial(render, path)) for path in paths}
 
@@ -1335,6 +1347,7 @@ def _sitemaps(data: SiteData, inputs: "SiteInputs",
     `release_lines`: the lines sitemap_xml gives for the release pages (in the order of the views), from
     the served sitemap where their releases did not change (see served_sitemap_lines); for one file only."""
     head: list[tuple[str, int]] = [(data.site_url, data.updated), (data.site_url + "releases/", data.updated),
+                                   *[(data.site_url + path, updated) for path, updated in older_list_pages(data.views)],
                                    (data.site_url + "update/", data.updated)]
     tail = [(f"{data.site_url}hardware/{hw.hardware.name}/", hw.updated) for hw in data.hardware]
     for cohort in inputs.registry.cohorts:

@@ -7,6 +7,7 @@ import ctypes
 import functools
 import gc
 import os
+import signal
 import sys
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Callable, Iterator
@@ -62,23 +63,26 @@ def return_freed_memory() -> None:
         trim(0)
 
 
-def die_with_parent() -> None:
+def die_with_parent(parent: int | None = None) -> None:
     """In a worker process: be killed when the process that forked it dies (Linux PR_SET_PDEATHSIG).
 
     A build or validation killed with SIGKILL (the OOM killer) cannot stop its workers; without
-    this they wait forever on the pipe to it, each holding a share of its memory.
+    this they wait forever on the pipe to it, each holding a share of its memory. `parent`: the pid
+    of the process that forked this one, taken before the fork: a worker whose parent died before
+    prctl took effect ends at once (an orphan's parent is pid 1 or a subreaper, such as a user's
+    systemd, so without it only pid 1 is recognized).
     """
     libc = linux_libc()
     prctl = getattr(libc, "prctl", None)
     if prctl is None:
         return
     prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
-    if os.getppid() == 1:  # the parent died before prctl took effect
+    if (os.getppid() != parent) if parent is not None else (os.getppid() == 1):
         os._exit(1)
 
 
-def _start_forked(initializer: Callable[[], None] | None) -> None:
-    die_with_parent()
+def _start_forked(initializer: Callable[[], None] | None, parent: int) -> None:
+    die_with_parent(parent)
     if initializer is not None:
         initializer()
 
@@ -92,7 +96,7 @@ def forked_pool(workers: int, initializer: Callable[[], None] | None = None) -> 
     first. Without that, a KeyboardInterrupt that lands after the workers are forked and before the
     executor's manager thread starts leaves them waiting for work that never comes, and this process
     hangs at exit: multiprocessing joins its children then (CPython's Lib/multiprocessing/util.py,
-    _exit_function). A test of the daemon's signal forwarding hung so, about once in 30 builds.
+    _exit_function). A test of the daemon's signal forwarding hung so, twice in 18 runs.
     Loaded on use: a rebuild that runs its few jobs in this process does without multiprocessing (30-40 ms).
     """
     import multiprocessing
@@ -100,13 +104,21 @@ def forked_pool(workers: int, initializer: Callable[[], None] | None = None) -> 
 
     before = set(multiprocessing.active_children())
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
-                               initializer=functools.partial(_start_forked, initializer))
+                               initializer=functools.partial(_start_forked, initializer, os.getpid()))
     try:
         yield pool
     except BaseException:
-        for child in multiprocessing.active_children():
-            if child not in before:
-                child.kill()
-        pool.shutdown(wait=True, cancel_futures=True)
+        # A second Ctrl-C waits (blocked) until the workers are killed, or it could leave some to be joined
+        # forever. The pool is told to stop first: Python 3.11's manager thread, finding its workers dead,
+        # would otherwise fail on the futures the interrupted map cancelled (fixed in 3.12, gh-107219).
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            pool.shutdown(wait=False, cancel_futures=True)
+            for child in multiprocessing.active_children():
+                if child not in before:
+                    child.kill()
+            pool.shutdown(wait=True)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         raise
     pool.shutdown(wait=True)

@@ -226,6 +226,7 @@ class _Workers:
         results_read, results_write = os.pipe()
         try:
             _widen(results_write)
+            parent = os.getpid()
             pid = os.fork()
         except BaseException:
             os.close(results_read)
@@ -237,7 +238,7 @@ class _Workers:
                 os.close(results_read)
                 for inbox in self.inboxes:
                     os.close(inbox.fd)
-                self._work(work, results_write)
+                self._work(work, results_write, parent)
                 status = 0
             finally:
                 os._exit(status)
@@ -253,8 +254,8 @@ class _Workers:
             return None
         return int.from_bytes(taken, "little") if len(taken) == 4 else None
 
-    def _work(self, work: Callable[[int], list[Any]], results: int) -> None:
-        die_with_parent()
+    def _work(self, work: Callable[[int], list[Any]], results: int, parent: int) -> None:
+        die_with_parent(parent)
         out = io.FileIO(results, "wb")
         with _native_stderr_silenced():
             while (chunk := self.take()) is not None:

@@ -115,8 +115,9 @@ class PageBodies:
     hardware version that every release has lists what `releases.json` lists: at 10,000 releases, a
     hundred pages of half a megabyte for each such hardware version, on every build that adds a release.
 
-    Kept only in the process that made this object: a rebuild, which runs its few jobs itself. The
-    forked workers of a full build, each already about as large as the build process, only hash.
+    Kept only in the process that made this object (the one that planned), when it runs the jobs itself:
+    a rebuild, a build of a small registry, `relreg serve`. The forked workers of a full build, each
+    already about as large as the build process, only hash.
     """
 
     def __init__(self, budget: int = PAGE_BODIES_BYTES) -> None:

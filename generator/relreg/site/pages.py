@@ -553,11 +553,22 @@ class ListPage:
 
 def older_list_pages(views: Sequence["ReleaseView"]) -> list[tuple[str, int]]:
     """The older pages of the releases list (list_pages) as the sitemap names them: (their folder's path,
-    the newest updated date of their releases, in seconds), newest page first; none for a list of one page."""
+    when they last changed, in seconds), newest page first; none for a list of one page.
+
+    A page changes with its releases (their updated dates) and, for the two newest, when the front page
+    last handed a page over: the newest became a page then and the next one got a new "newer" link (the
+    creation date of the oldest release of the front page's newest group). A new hardware version, which
+    every page's filter lists, is not dated here.
+    """
+    per_page = max(1, LIST_PAGE_RELEASES // jobs.JOB_SIZE)
     chunks = jobs.by_id_chunks(views)
-    pages = list_pages(chunks, LIST_PAGE_RELEASES // jobs.JOB_SIZE)[1:]
+    pages = list_pages(chunks, per_page)[1:]
+    if not pages:
+        return []
+    handed_over = chunks[(len(chunks) % per_page or per_page) - 1][-1].dates.created
     return [(page.path.removesuffix("index.html"),
-             max(view.dates.updated for index in page.chunks for view in chunks[index])) for page in pages]
+             max(max(view.dates.updated for index in page.chunks for view in chunks[index]),
+                 handed_over if place < 2 else 0)) for place, page in enumerate(pages)]
 
 
 def list_page_path(number: int | None) -> str:
@@ -1215,10 +1226,11 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
 
     def sitemaps() -> dict[str, "bytes | Keyed"]:
         """_sitemaps' files, keyed by what they list: every release's URL and date (in their view keys, in
-        the order of the views), the hardware versions (their dates are their releases'), the cohorts' dates."""
+        the order of the views), the older pages of the releases list and their dates, the hardware versions
+        (their dates are their releases'), the cohorts' dates."""
         if view_keys is None:
             return _sitemaps(data, inputs)  # type: ignore[return-value]
-        older = [path for path, _ in older_list_pages(views)]
+        older = older_list_pages(views)
         count = 3 + len(older) + len(views) + len(data.hardware) + len(inputs.registry.cohorts)  # as _sitemaps lists them
         paths = ["sitemap.xml"] if count <= SITEMAP_LIMIT else \
             [*[f"sitemaps/{number}.xml" for number in range(1, -(-count // SITEMAP_LIMIT) + 1)], "sitemap.xml"]

@@ -94,3 +94,20 @@ def test_without_an_interrupt_every_result_comes_back_in_order(tmp_path: Path) -
     run = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=30)
     assert (run.returncode, run.stdout) == (0, "finished\n"), run.stderr
     assert len((tmp_path / "pids").read_text().split()) == 2  # each worker ran the initializer once
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+@pytest.mark.parametrize("named, status", [("its parent", 0), ("another process", 1)])
+def test_a_worker_whose_parent_died_before_it_could_follow_ends_at_once(named: str, status: int) -> None:
+    """A worker names the pid that forked it (taken before the fork); finding another parent (pid 1, or a
+    subreaper that adopted it), it ends rather than wait for work from a build that is gone."""
+    import os
+
+    from relreg.registry.gcpause import die_with_parent
+
+    parent = os.getpid()
+    child = os.fork()
+    if child == 0:
+        die_with_parent(parent if named == "its parent" else parent + 4_000_000)
+        os._exit(0)
+    assert os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) == status

@@ -101,6 +101,7 @@ class _Daemon:
 
     def __init__(self, path: str, idle_seconds: float, warm_releases: int = 0) -> None:
         self.path = path
+        self.pid = os.getpid()  # what a forked command's parent must be, or the daemon died (_die_with_daemon)
         self.idle_seconds = idle_seconds
         self.warm_releases = warm_releases
         # forked pid -> the read end of its pipe of offers (registry/warm.offer), while it runs
@@ -353,7 +354,7 @@ def _serve_connection(daemon: _Daemon, connection: socket.socket) -> None:
     if not _take_settings(settings[1]):
         _reply(connection, b"N")
         os._exit(DECLINED)
-    _run_command(connection, fds, argv, cwd, environ, umask)
+    _run_command(connection, fds, argv, cwd, environ, umask, daemon.pid)
 
 
 def _kill_group(pid: int) -> None:
@@ -427,11 +428,11 @@ def _die_with_daemon(daemon_pid: int) -> None:
 
 
 def _run_command(connection: socket.socket, fds: list[int], argv: list[str], cwd: bytes,
-                 environ: dict[bytes, bytes], umask: int) -> None:
+                 environ: dict[bytes, bytes], umask: int, daemon_pid: int) -> None:
     """In the forked process: become the client's process and run its command; never returns."""
     code = 1
     try:
-        _die_with_daemon(os.getppid())
+        _die_with_daemon(daemon_pid)  # its pid as the daemon knew it: a daemon dead by now left this one to pid 1 or a subreaper
         os.setpgid(0, 0)  # its own process group, as the daemon's group is not the client's
         for target, fd in enumerate(fds):
             os.dup2(fd, target)

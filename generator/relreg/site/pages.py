@@ -1238,7 +1238,7 @@ def site_jobs(inputs: "SiteInputs", views: list["ReleaseView"]) -> list["PlanJob
 
         def render(path: str) -> bytes:
             if not made:
-                made.update(_sitemaps(data, inputs, sitemap_release_lines))
+                made.update(_sitemaps(data, inputs, sitemap_release_lines, older))
             return made[path]
 
         # A release's line has its updated date; a hardware version's, the newest of its releases'.
@@ -1353,13 +1353,16 @@ def _is_utf8(text: bytes) -> bool:
 
 
 def _sitemaps(data: SiteData, inputs: "SiteInputs",
-              release_lines: "Callable[[], Iterable[bytes]] | None" = None) -> dict[str, bytes]:
+              release_lines: "Callable[[], Iterable[bytes]] | None" = None,
+              older: "list[tuple[str, int]] | None" = None) -> dict[str, bytes]:
     """sitemap.xml with every page's absolute URL; a sitemap index above SITEMAP_LIMIT URLs.
 
     `release_lines`: the lines sitemap_xml gives for the release pages (in the order of the views), from
-    the served sitemap where their releases did not change (see served_sitemap_lines); for one file only."""
+    the served sitemap where their releases did not change (see served_sitemap_lines); for one file only.
+    `older`: older_list_pages of the views, when the caller has it."""
+    older = older if older is not None else older_list_pages(data.views)
     head: list[tuple[str, int]] = [(data.site_url, data.updated), (data.site_url + "releases/", data.updated),
-                                   *[(data.site_url + path, updated) for path, updated in older_list_pages(data.views)],
+                                   *[(data.site_url + path, updated) for path, updated in older],
                                    (data.site_url + "update/", data.updated)]
     tail = [(f"{data.site_url}hardware/{hw.hardware.name}/", hw.updated) for hw in data.hardware]
     for cohort in inputs.registry.cohorts:
